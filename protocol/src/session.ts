@@ -1,0 +1,57 @@
+/** Kind of a connection: a full desktop or a published application. */
+export type SessionKind = 'desktop' | 'app';
+/** How the connection reached the host: through RAS or as plain RDP. */
+export type SessionVia = 'ras' | 'rdp';
+/** A disconnected (not logged-off) session still holds its user's license. */
+export type SessionState = 'active' | 'disconnected';
+
+/** Where the user connects from; informational only. */
+export interface ClientInfo {
+  name?: string;
+  address?: string;
+}
+
+/** One connection: one session on one host (DESIGN §2 rule 1). */
+export interface Session {
+  id: string;
+  user: string;
+  admin: boolean;
+  kind: SessionKind;
+  via: SessionVia;
+  state: SessionState;
+  /** Logon time, milliseconds since the epoch; never changes for an id. */
+  since: number;
+  client?: ClientInfo;
+}
+
+/**
+ * Normalizes a user name the way every rule compares users (rule 4): trimmed, Unicode NFC,
+ * locale-independent lower case. Returns the empty string for a name that is blank.
+ */
+export function normalizeUser(user: string): string {
+  return user.trim().normalize('NFC').toLowerCase();
+}
+
+/**
+ * The one serialization of a session that is stored and compared: fixed key order, `client`
+ * only when it carries something. Two sessions are the same connection state exactly when
+ * their canonical strings are equal.
+ */
+export function canonicalSession(session: Session): string {
+  const record: Session = {
+    id: session.id,
+    user: session.user,
+    admin: session.admin,
+    kind: session.kind,
+    via: session.via,
+    state: session.state,
+    since: session.since,
+  };
+  const client = session.client;
+  if (client && (client.name !== undefined || client.address !== undefined)) {
+    record.client = {};
+    if (client.name !== undefined) record.client.name = client.name;
+    if (client.address !== undefined) record.client.address = client.address;
+  }
+  return JSON.stringify(record);
+}
