@@ -57,7 +57,7 @@ function badFrame(message: string): ParseResult {
 /** Validates one session; returns it with its user normalized (rule 4), or the reason it is invalid. */
 export function parseSession(raw: unknown): { session: Session } | { reason: string } {
   const result = sessionSchema.safeParse(raw);
-  if (!result.success) return { reason: `session.${describeIssue(result.error)}` };
+  if (!result.success) return { reason: describeIssue(result.error, 'session') };
   const session: Session = { ...result.data, user: normalizeUser(result.data.user) };
   if (session.client && session.client.name === undefined && session.client.address === undefined) {
     delete session.client;

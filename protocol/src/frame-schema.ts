@@ -1,6 +1,14 @@
 import { z } from 'zod';
 import { NAME_PATTERN } from './messages.js';
 
+/** Text that is valid Unicode: a lone surrogate has no UTF-8 form, so Redis could not tell it apart. */
+const text = (min: number, max: number) =>
+  z
+    .string()
+    .min(min)
+    .max(max)
+    .refine((value) => value.isWellFormed(), 'must be valid Unicode text');
+
 /** Milliseconds since the epoch: a non-negative safe integer. */
 const millis = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
@@ -9,21 +17,17 @@ export const seqSchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER
 
 export const atSchema = millis;
 
-export const sessionIdSchema = z.string().min(1).max(128);
+export const sessionIdSchema = text(1, 128);
 
 export const clientSchema = z.object({
-  name: z.string().max(256).optional(),
-  address: z.string().max(256).optional(),
+  name: text(0, 256).optional(),
+  address: text(0, 256).optional(),
 });
 
 /** A session as an agent sends it; unknown fields are dropped. */
 export const sessionSchema = z.object({
   id: sessionIdSchema,
-  user: z
-    .string()
-    .min(1)
-    .max(256)
-    .refine((user) => user.trim() !== '', 'must not be blank'),
+  user: text(1, 256).refine((user) => user.trim() !== '', 'must not be blank'),
   admin: z.boolean(),
   kind: z.enum(['desktop', 'app']),
   via: z.enum(['ras', 'rdp']),
@@ -38,8 +42,8 @@ export const helloSchema = z.object({
   type: z.literal('hello'),
   farm: name,
   host: name,
-  stream: z.string().min(1).max(64),
-  agent: z.string().min(1).max(128).optional(),
+  stream: text(1, 64),
+  agent: text(1, 128).optional(),
 });
 
 export const upsertItemSchema = z.object({
@@ -54,10 +58,10 @@ export const endItemSchema = z.object({
   id: sessionIdSchema,
 });
 
-/** Turns the first problem zod found into one line naming the field. */
-export function describeIssue(error: z.ZodError): string {
+/** Turns the first problem zod found into one line naming the field, under `prefix` if given. */
+export function describeIssue(error: z.ZodError, prefix?: string): string {
   const issue = error.issues[0];
-  if (!issue) return 'invalid';
-  const path = issue.path.map(String).join('.');
+  if (!issue) return prefix ? `${prefix}: invalid` : 'invalid';
+  const path = [prefix, ...issue.path.map(String)].filter((part) => part !== undefined).join('.');
   return path ? `${path}: ${issue.message}` : issue.message;
 }

@@ -174,6 +174,8 @@ export class ReferenceFarm {
 
   /** Applies one item and does its bookkeeping: who started or stopped consuming, rule 6. */
   private change(nowMs: number, mutate: () => void): void {
+    // Time first: a new UTC day starts from the users in use before this item.
+    this.tick(nowMs);
     const before = this.usage().consumingUsers;
     mutate();
     const after = this.usage();
