@@ -1,0 +1,453 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  configHash,
+  hostAllowed,
+  loadConfig,
+  parseConfig,
+  sha256Hex,
+  type CollectorConfig,
+  type FarmConfig,
+} from '../src/config.js';
+
+const HASH_A = sha256Hex('token-a');
+const HASH_B = sha256Hex('token-b');
+
+const dir = mkdtempSync(join(tmpdir(), 'rasmon-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let fileCount = 0;
+function writeTemp(name: string, text: string): string {
+  fileCount += 1;
+  const file = join(dir, `${fileCount}-${name}`);
+  writeFileSync(file, text);
+  return file;
+}
+
+function minimal(): Record<string, unknown> {
+  return {
+    farms: [
+      { id: 'farm-a', seats: 250, license: 'primary', expires: '2027-06-30T00:00:00Z', agentTokensSha256: [HASH_A] },
+    ],
+  };
+}
+
+function withFarm(overrides: Record<string, unknown>): Record<string, unknown> {
+  const raw = minimal();
+  raw.farms = [{ ...(raw.farms as Record<string, unknown>[])[0], ...overrides }];
+  return raw;
+}
+
+/** Runs `action` and returns the ConfigError it throws; fails the test if it throws nothing else. */
+function configError(action: () => unknown): ConfigError {
+  try {
+    action();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    const error = err as ConfigError;
+    expect(error.code).toBe('RASMON_CONFIG');
+    expect(error.message).not.toContain('\n');
+    return error;
+  }
+  throw new Error('expected a ConfigError, nothing was thrown');
+}
+
+function parseError(raw: unknown): string {
+  return configError(() => parseConfig(raw, 'test')).message;
+}
+
+const YAML_CONFIG = `
+listen: "127.0.0.1:9500"
+redis: { url: "redis://redis.example:6380", prefix: "rm" }
+heartbeatSeconds: 0.5
+limits: { maxEvents: 50 }
+api: { tokensSha256: ["${HASH_B.toUpperCase()}"] }
+farms:
+  - id: farm-a
+    seats: 250
+    license: primary
+    expires: 2027-06-30T00:00:00Z
+    agentTokensSha256: ["${HASH_A}"]
+    hosts: ["rdsh-*"]
+`;
+
+describe('parseConfig', () => {
+  it('applies the defaults to every key left out', () => {
+    const config = parseConfig(minimal(), 'test');
+    expect(config).toEqual<CollectorConfig>({
+      listen: { host: '0.0.0.0', port: 9420 },
+      redis: { url: 'redis://127.0.0.1:6379', prefix: 'rasmon' },
+      heartbeatSeconds: 15,
+      hostRetireSeconds: 86400,
+      limits: { maxFrameBytes: 1048576, maxEvents: 1000, maxSessions: 2000 },
+      api: { tokensSha256: [] },
+      farms: [
+        {
+          id: 'farm-a',
+          seats: 250,
+          license: 'primary',
+          expires: Date.UTC(2027, 5, 30),
+          agentTokensSha256: [HASH_A],
+          countDisconnected: true,
+          overuseGraceDays: 7,
+          expiryGraceDays: 30,
+          maxHosts: 5000,
+        },
+      ],
+    });
+  });
+
+  it('returns fresh default lists, so one config cannot change another', () => {
+    const first = parseConfig(minimal(), 'test');
+    first.api.tokensSha256.push(HASH_B);
+    expect(parseConfig(minimal(), 'test').api.tokensSha256).toEqual([]);
+  });
+
+  it('lower-cases token hashes given in upper case', () => {
+    const config = parseConfig(withFarm({ agentTokensSha256: [HASH_A.toUpperCase()] }), 'test');
+    expect(config.farms[0]?.agentTokensSha256).toEqual([HASH_A]);
+  });
+
+  it('reads expiry times with an offset and optional overuse grace start', () => {
+    const config = parseConfig(
+      withFarm({ expires: '2027-06-30T02:00:00+02:00', overuseGraceStartedAt: '2026-01-01T12:00:00.500Z' }),
+      'test',
+    );
+    expect(config.farms[0]?.expires).toBe(Date.UTC(2027, 5, 30));
+    expect(config.farms[0]?.overuseGraceStartedAt).toBe(Date.UTC(2026, 0, 1, 12, 0, 0, 500));
+  });
+
+  it.each([
+    ['[::1]:9420', { host: '::1', port: 9420 }],
+    [':9420', { host: '0.0.0.0', port: 9420 }],
+    ['localhost:0', { host: 'localhost', port: 0 }],
+  ])('accepts listen %s', (listen, expected) => {
+    expect(parseConfig({ ...minimal(), listen }, 'test').listen).toEqual(expected);
+  });
+
+  it('keeps a cluster or sentinel redis without adding the default url', () => {
+    const cluster = parseConfig({ ...minimal(), redis: { cluster: { nodes: ['r1:7000', '[::1]:7001'] } } }, 'test');
+    expect(cluster.redis).toEqual({ prefix: 'rasmon', cluster: { nodes: ['r1:7000', '[::1]:7001'] } });
+    const sentinel = parseConfig(
+      { ...minimal(), redis: { sentinel: { sentinels: ['s1:26379'], name: 'mymaster' } } },
+      'test',
+    );
+    expect(sentinel.redis).toEqual({ prefix: 'rasmon', sentinel: { sentinels: ['s1:26379'], name: 'mymaster' } });
+  });
+
+  it('accepts tls files that exist', () => {
+    const cert = writeTemp('cert.pem', 'cert');
+    const key = writeTemp('key.pem', 'key');
+    expect(parseConfig({ ...minimal(), tls: { cert, key } }, 'test').tls).toEqual({ cert, key });
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ['missing farms', { listen: ':9420' }, 'farms: is required'],
+    ['empty farms', { farms: [] }, 'farms: must list at least one farm'],
+    ['negative seats', withFarm({ seats: -1 }), 'farms[0].seats: must be an integer >= 0'],
+    ['fractional seats', withFarm({ seats: 2.5 }), 'farms[0].seats: must be an integer >= 0'],
+    ['seats as a string', withFarm({ seats: '250' }), 'farms[0].seats: must be an integer >= 0'],
+    ['missing seats', withFarm({ seats: undefined }), 'farms[0].seats: is required'],
+    ['expires without timezone', withFarm({ expires: '2027-06-30T00:00:00' }), 'farms[0].expires: must be an ISO-8601'],
+    ['expires as a date only', withFarm({ expires: '2027-06-30' }), 'farms[0].expires: must be an ISO-8601'],
+    ['expires on a day that does not exist', withFarm({ expires: '2027-02-30T00:00:00Z' }), 'farms[0].expires:'],
+    ['a token instead of its hash', withFarm({ agentTokensSha256: [HASH_A, 'secret'] }), 'farms[0].agentTokensSha256[1]: must be 64 hex'],
+    ['a bad api token hash', { ...minimal(), api: { tokensSha256: ['abc'] } }, 'api.tokensSha256[0]: must be 64 hex'],
+    ['a bad license', withFarm({ license: 'trial' }), 'farms[0].license: must be "primary" or "sublicense"'],
+    ['a bad farm id', withFarm({ id: '-farm' }), 'farms[0].id: must be 1 to 64'],
+    ['zero overuse grace', withFarm({ overuseGraceDays: 0 }), 'farms[0].overuseGraceDays: must be a number > 0'],
+    ['negative expiry grace', withFarm({ expiryGraceDays: -1 }), 'farms[0].expiryGraceDays: must be a number >= 0'],
+    ['zero maxHosts', withFarm({ maxHosts: 0 }), 'farms[0].maxHosts: must be an integer >= 1'],
+    ['empty hosts', withFarm({ hosts: [] }), 'farms[0].hosts: must list at least one pattern'],
+    ['a bad host pattern', withFarm({ hosts: ['rdsh-*', 'a b'] }), 'farms[0].hosts[1]: must be a host-name pattern'],
+    ['a countDisconnected string', withFarm({ countDisconnected: 'yes' }), 'farms[0].countDisconnected: must be true or false'],
+    ['zero heartbeat', { ...minimal(), heartbeatSeconds: 0 }, 'heartbeatSeconds: must be a number > 0'],
+    ['fractional maxEvents', { ...minimal(), limits: { maxEvents: 1.5 } }, 'limits.maxEvents: must be an integer >= 1'],
+    ['an unknown top-level key', { ...minimal(), heartbeatSecond: 5 }, 'heartbeatSecond: unknown key'],
+    ['an unknown farm key', withFarm({ seets: 5 }), 'farms[0].seets: unknown key'],
+    ['an unknown nested key', { ...minimal(), limits: { maxFrames: 5 } }, 'limits.maxFrames: unknown key'],
+    ['an unknown redis key', { ...minimal(), redis: { url: 'redis://r:1', db: 2 } }, 'redis.db: unknown key'],
+    ['a listen without port', { ...minimal(), listen: '0.0.0.0' }, 'listen: must be "host:port"'],
+    ['a listen port too high', { ...minimal(), listen: ':65536' }, 'listen: must be "host:port"'],
+    ['an unbracketed ipv6 listen', { ...minimal(), listen: '::1:9420' }, 'listen: must be "host:port"'],
+    ['a listen number', { ...minimal(), listen: 9420 }, 'listen: must be "host:port"'],
+    ['a non-redis url', { ...minimal(), redis: { url: 'http://r:6379' } }, 'redis.url: must be a redis://'],
+    ['a bad redis prefix', { ...minimal(), redis: { prefix: '{x}' } }, 'redis.prefix: must be 1 to 64'],
+    ['a cluster node without port', { ...minimal(), redis: { cluster: { nodes: ['r1'] } } }, 'redis.cluster.nodes[0]: must be "host:port"'],
+    [
+      'url and cluster together',
+      { ...minimal(), redis: { url: 'redis://r:1', cluster: { nodes: ['r1:7000'] } } },
+      'redis.cluster: cannot be combined with redis.url',
+    ],
+    ['sentinel without name', { ...minimal(), redis: { sentinel: { sentinels: ['s:1'] } } }, 'redis.sentinel.name: is required'],
+    ['tls without key', { ...minimal(), tls: { cert: '/x' } }, 'tls.key: is required'],
+    ['a top level list', [] as unknown as Record<string, unknown>, 'test: must be a mapping of settings'],
+  ])('rejects %s, naming the key', (_name, raw, expected) => {
+    expect(parseError(raw)).toContain(expected);
+  });
+
+  it('reports a misspelt key rather than the key it was meant to be', () => {
+    const raw = minimal();
+    const farm = (raw.farms as Record<string, unknown>[])[0] as Record<string, unknown>;
+    farm.seets = farm.seats;
+    delete farm.seats;
+    expect(parseError(raw)).toMatch(/^farms\[0\]\.seets: unknown key/);
+  });
+
+  it('puts the key first and the source last', () => {
+    expect(configError(() => parseConfig(withFarm({ seats: -1 }), 'config file /x.yaml')).message).toBe(
+      'farms[0].seats: must be an integer >= 0 (in config file /x.yaml)',
+    );
+  });
+
+  it('rejects a farm id used twice, ignoring case', () => {
+    const raw = minimal();
+    raw.farms = [
+      ...(raw.farms as unknown[]),
+      { id: 'FARM-A', seats: 1, license: 'sublicense', expires: '2027-06-30T00:00:00Z', agentTokensSha256: [] },
+    ];
+    expect(parseError(raw)).toMatch(/^farms\[1\]\.id: "FARM-A" is already the id of farms\[0\]/);
+  });
+
+  it('rejects a token hash shared by two farms, even in another case', () => {
+    const raw = minimal();
+    raw.farms = [
+      ...(raw.farms as unknown[]),
+      {
+        id: 'farm-b',
+        seats: 1,
+        license: 'sublicense',
+        expires: '2027-06-30T00:00:00Z',
+        agentTokensSha256: [HASH_B, HASH_A.toUpperCase()],
+      },
+    ];
+    expect(parseError(raw)).toMatch(/^farms\[1\]\.agentTokensSha256\[1\]: already belongs to farms\[0\]/);
+  });
+
+  it('rejects a tls file that does not exist, naming the key and the path', () => {
+    const cert = writeTemp('cert.pem', 'cert');
+    const missing = join(dir, 'no-such-key.pem');
+    const message = parseError({ ...minimal(), tls: { cert, key: missing } });
+    expect(message).toMatch(/^tls\.key: file .*no-such-key\.pem not found/);
+  });
+
+  it('rejects a tls ca that is a directory', () => {
+    const cert = writeTemp('cert.pem', 'cert');
+    expect(parseError({ ...minimal(), tls: { cert, key: cert, ca: dir } })).toMatch(/^tls\.ca: .* is not a regular file/);
+  });
+
+  it('rejects an empty document', () => {
+    expect(parseError(null)).toBe('test: is empty');
+  });
+});
+
+describe('loadConfig', () => {
+  it('loads YAML', () => {
+    const config = loadConfig({ path: writeTemp('c.yaml', YAML_CONFIG), env: {} });
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 9500 });
+    expect(config.redis).toEqual({ url: 'redis://redis.example:6380', prefix: 'rm' });
+    expect(config.heartbeatSeconds).toBe(0.5);
+    expect(config.limits).toEqual({ maxFrameBytes: 1048576, maxEvents: 50, maxSessions: 2000 });
+    expect(config.api.tokensSha256).toEqual([HASH_B]);
+    expect(config.farms[0]?.expires).toBe(Date.UTC(2027, 5, 30));
+    expect(config.farms[0]?.hosts).toEqual(['rdsh-*']);
+  });
+
+  it('loads JSON and the same settings as YAML give the same config', () => {
+    const yaml = loadConfig({ path: writeTemp('c.yml', YAML_CONFIG), env: {} });
+    const json = loadConfig({
+      path: writeTemp(
+        'c.json',
+        JSON.stringify({
+          listen: '127.0.0.1:9500',
+          redis: { url: 'redis://redis.example:6380', prefix: 'rm' },
+          heartbeatSeconds: 0.5,
+          limits: { maxEvents: 50 },
+          api: { tokensSha256: [HASH_B.toUpperCase()] },
+          farms: [
+            {
+              id: 'farm-a',
+              seats: 250,
+              license: 'primary',
+              expires: '2027-06-30T00:00:00Z',
+              agentTokensSha256: [HASH_A],
+              hosts: ['rdsh-*'],
+            },
+          ],
+        }),
+      ),
+      env: {},
+    });
+    expect(json).toEqual(yaml);
+  });
+
+  it('reads RASMON_CONFIG when no path is given', () => {
+    const file = writeTemp('c.yaml', YAML_CONFIG);
+    expect(loadConfig({ env: { RASMON_CONFIG: file } }).listen.port).toBe(9500);
+  });
+
+  it('prefers the --config path over RASMON_CONFIG', () => {
+    const file = writeTemp('c.yaml', YAML_CONFIG);
+    const config = loadConfig({ path: file, env: { RASMON_CONFIG: join(dir, 'missing.yaml') } });
+    expect(config.listen.port).toBe(9500);
+  });
+
+  it('requires a path or RASMON_CONFIG', () => {
+    const error = configError(() => loadConfig({ env: {} }));
+    expect(error.message).toContain('--config FILE or RASMON_CONFIG is required');
+    expect(configError(() => loadConfig({ env: { RASMON_CONFIG: '' } })).message).toContain('RASMON_CONFIG');
+  });
+
+  it('names a missing file', () => {
+    const file = join(dir, 'missing.yaml');
+    expect(configError(() => loadConfig({ path: file, env: {} })).message).toBe(`config file ${file}: not found`);
+  });
+
+  it('rejects an extension other than .yaml, .yml or .json', () => {
+    const file = writeTemp('c.toml', 'listen = ":9420"');
+    expect(configError(() => loadConfig({ path: file, env: {} })).message).toMatch(
+      /^config file .*c\.toml: has unsupported extension "\.toml"/,
+    );
+  });
+
+  it('reports a YAML syntax error with its file and line', () => {
+    const file = writeTemp('bad.yaml', 'listen: ":9420"\nfarms:\n  - id: a\n   seats: 1\n');
+    expect(configError(() => loadConfig({ path: file, env: {} })).message).toMatch(
+      /^config file .*bad\.yaml: line 4, column \d+: /,
+    );
+  });
+
+  it('rejects a YAML key given twice', () => {
+    const file = writeTemp('dup.yaml', 'listen: ":1"\nlisten: ":2"\n');
+    expect(configError(() => loadConfig({ path: file, env: {} })).message).toMatch(
+      /^config file .*dup\.yaml: line 2, column 1: Map keys must be unique/,
+    );
+  });
+
+  it('reports a JSON syntax error with its file and line', () => {
+    const file = writeTemp('bad.json', '{\n  "listen": ":9420",\n}\n');
+    expect(configError(() => loadConfig({ path: file, env: {} })).message).toMatch(
+      /^config file .*bad\.json: line 3, column 1: /,
+    );
+  });
+
+  it('names the file in a validation error', () => {
+    const file = writeTemp('seats.yaml', YAML_CONFIG.replace('seats: 250', 'seats: -3'));
+    expect(configError(() => loadConfig({ path: file, env: {} })).message).toBe(
+      `farms[0].seats: must be an integer >= 0 (in config file ${file})`,
+    );
+  });
+
+  it('lets REDIS_URL replace the redis url', () => {
+    const file = writeTemp('c.yaml', YAML_CONFIG);
+    const config = loadConfig({ path: file, env: { REDIS_URL: 'rediss://other:6390/2' } });
+    expect(config.redis).toEqual({ url: 'rediss://other:6390/2', prefix: 'rm' });
+  });
+
+  it('drops the file cluster and sentinel when REDIS_URL is set', () => {
+    const file = writeTemp(
+      'cluster.yaml',
+      YAML_CONFIG.replace(
+        'redis: { url: "redis://redis.example:6380", prefix: "rm" }',
+        'redis: { cluster: { nodes: ["r1:7000"] }, prefix: "rm" }',
+      ),
+    );
+    expect(loadConfig({ path: file, env: {} }).redis.cluster).toEqual({ nodes: ['r1:7000'] });
+    const config = loadConfig({ path: file, env: { REDIS_URL: 'redis://single:6379' } });
+    expect(config.redis).toEqual({ url: 'redis://single:6379', prefix: 'rm' });
+  });
+
+  it('lets RASMON_LISTEN replace listen', () => {
+    const file = writeTemp('c.yaml', YAML_CONFIG);
+    expect(loadConfig({ path: file, env: { RASMON_LISTEN: '[::1]:0' } }).listen).toEqual({ host: '::1', port: 0 });
+  });
+
+  it('names REDIS_URL when its value is invalid', () => {
+    const file = writeTemp('c.yaml', YAML_CONFIG);
+    expect(configError(() => loadConfig({ path: file, env: { REDIS_URL: 'localhost:6379' } })).message).toMatch(
+      /^REDIS_URL: must be a redis:\/\//,
+    );
+  });
+
+  it('names RASMON_LISTEN when its value is invalid', () => {
+    const file = writeTemp('c.yaml', YAML_CONFIG);
+    expect(configError(() => loadConfig({ path: file, env: { RASMON_LISTEN: '9420' } })).message).toMatch(
+      /^RASMON_LISTEN: must be "host:port"/,
+    );
+  });
+});
+
+describe('hostAllowed', () => {
+  function farm(hosts?: string[]): FarmConfig {
+    const config = parseConfig(withFarm(hosts === undefined ? {} : { hosts }), 'test');
+    return config.farms[0] as FarmConfig;
+  }
+
+  it('allows any host when the farm lists no patterns', () => {
+    expect(hostAllowed(farm(), 'anything.example')).toBe(true);
+  });
+
+  it('matches * against any run of characters, ignoring case', () => {
+    const rdsh = farm(['rdsh-*']);
+    expect(hostAllowed(rdsh, 'rdsh-01')).toBe(true);
+    expect(hostAllowed(rdsh, 'RDSH-01')).toBe(true);
+    expect(hostAllowed(rdsh, 'rdsh-')).toBe(true);
+    expect(hostAllowed(rdsh, 'gw-01')).toBe(false);
+  });
+
+  it('matches the whole name, not a part of it', () => {
+    const rdsh = farm(['rdsh-*']);
+    expect(hostAllowed(rdsh, 'old-rdsh-01')).toBe(false);
+    expect(hostAllowed(farm(['rdsh']), 'rdsh-01')).toBe(false);
+  });
+
+  it('matches ? against exactly one character', () => {
+    const two = farm(['rdsh-??']);
+    expect(hostAllowed(two, 'rdsh-01')).toBe(true);
+    expect(hostAllowed(two, 'rdsh-1')).toBe(false);
+    expect(hostAllowed(two, 'rdsh-001')).toBe(false);
+  });
+
+  it('treats a dot as a literal dot', () => {
+    expect(hostAllowed(farm(['rdsh.corp']), 'rdshxcorp')).toBe(false);
+    expect(hostAllowed(farm(['rdsh.corp']), 'rdsh.corp')).toBe(true);
+  });
+
+  it('allows a host matched by any of several patterns', () => {
+    const both = farm(['rdsh-*', 'vdi-?']);
+    expect(hostAllowed(both, 'vdi-7')).toBe(true);
+    expect(hostAllowed(both, 'rdsh-9')).toBe(true);
+    expect(hostAllowed(both, 'gw-1')).toBe(false);
+  });
+});
+
+describe('configHash', () => {
+  it('is 12 hex characters and the same for the same settings in any key order', () => {
+    const a = parseConfig(minimal(), 'test');
+    const reordered = parseConfig(
+      {
+        farms: [
+          { agentTokensSha256: [HASH_A], expires: '2027-06-30T00:00:00Z', license: 'primary', seats: 250, id: 'farm-a' },
+        ],
+      },
+      'test',
+    );
+    expect(configHash(a)).toMatch(/^[0-9a-f]{12}$/);
+    expect(configHash(reordered)).toBe(configHash(a));
+  });
+
+  it('changes when the seats change', () => {
+    const a = parseConfig(minimal(), 'test');
+    const b = parseConfig(withFarm({ seats: 251 }), 'test');
+    expect(configHash(b)).not.toBe(configHash(a));
+  });
+});
+
+describe('sha256Hex', () => {
+  it('gives the lower-case hex sha256 of the UTF-8 token', () => {
+    expect(sha256Hex('abc')).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  });
+});
