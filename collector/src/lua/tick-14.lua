@@ -1,0 +1,47 @@
+--[[
+  Run every second by every collector for every farm. Keeps the farm's epoch (a value that
+  vanishes with the data, so that a collector notices Redis coming back empty), applies what
+  time alone changes farm-wide (a new UTC day, the overuse grace), and names the hosts that
+  maintainHost must look at.
+
+  Input:
+    KEYS[1..14] farm keys
+    ARGV[1] a fresh epoch value, stored when the farm has none
+    ARGV[2] seats   ARGV[3] countDisconnected '1'/'0'   ARGV[4] overuse grace seed (ms) or ''
+    ARGV[5] hostRetireSeconds in ms
+
+  Output:
+    {epoch, hosts}   epoch: the farm's epoch now; hosts: hosts due for maintainHost
+]]
+--- @include "farm-state"
+
+local epoch = rcall('GET', F.epoch)
+if not epoch then
+  epoch = ARGV[1]
+  rcall('SET', F.epoch, epoch)
+end
+
+local now = nowMs()
+beginFarm(now, tonumber(ARGV[2]), argSeed(ARGV[4]))
+saveFarm()
+
+local due, seen = {}, {}
+local function add(list)
+  for _, name in ipairs(list) do
+    if not seen[name] then
+      seen[name] = true
+      due[#due + 1] = name
+    end
+  end
+end
+add(rcall('ZRANGEBYSCORE', F.lease, '-inf', int(now)))
+add(rcall('ZRANGEBYSCORE', F.stale, '-inf', int(now - tonumber(ARGV[5]))))
+-- Hosts indexed under another countDisconnected than the farm's (rare: after a reload).
+if ARGV[3] == '1' then
+  add(rcall('SMEMBERS', F.cdOff))
+elseif rcall('SCARD', F.cdOff) < rcall('ZCARD', F.seen) then
+  for _, name in ipairs(rcall('ZRANGE', F.seen, 0, -1)) do
+    if rcall('SISMEMBER', F.cdOff, name) == 0 then add({ name }) end
+  end
+end
+return { epoch, due }
