@@ -1,0 +1,303 @@
+/**
+ * One agent's WebSocket: the protocol v1 state machine (DESIGN §3). Frames are handled one at a
+ * time, in order; while one is being applied the socket is paused, so a flooding agent is held
+ * back by TCP instead of by memory.
+ */
+import type { WebSocket } from 'ws';
+import {
+  CloseCode,
+  ERROR_CLOSE_CODES,
+  parseAgentFrame,
+  type CollectorFrame,
+  type ErrorCode,
+  type HelloFrame,
+  type Limits,
+  type ParsedEvents,
+  type ParsedSnapshot,
+  type Rejection,
+} from '@rasmon/protocol';
+import type { FarmConfig } from './config.js';
+import { hostAllowed } from './config.js';
+import type { ApplyResult, FarmRules, HostClaim, LicenseEngine } from './license-engine.js';
+import type { Logger } from './logger.js';
+import type { CollectorMetrics } from './metrics.js';
+
+/** What a connection needs from the collector around it. */
+export interface ConnectionContext {
+  engine: LicenseEngine;
+  metrics: CollectorMetrics;
+  limits: Limits;
+  heartbeatSeconds: number;
+  /** The farm's configuration as loaded now (undefined once removed by a reload). */
+  farm(id: string): FarmConfig | undefined;
+  /** The farm's epoch as this collector knows it. */
+  epoch(farm: string): Promise<string>;
+  /** The farm's data is gone or was recreated: re-claim its hosts and resync its agents. */
+  epochLost(farm: string): Promise<void>;
+  /** A hello of this connection took its host: older local connections for it are superseded. */
+  claimed(connection: AgentConnection): void;
+}
+
+export function farmRules(farm: FarmConfig): FarmRules {
+  return {
+    id: farm.id,
+    seats: farm.seats,
+    countDisconnected: farm.countDisconnected,
+    ...(farm.overuseGraceStartedAt === undefined ? {} : { overuseGraceStartedAt: farm.overuseGraceStartedAt }),
+  };
+}
+
+export class AgentConnection {
+  /** Set by an accepted hello. */
+  claim: HostClaim | undefined;
+  agent: string | undefined;
+  /** Last time anything (frame, ping, pong) came from the agent, ms. */
+  lastHeard = Date.now();
+  private readonly queue: Array<string | Buffer> = [];
+  private running = false;
+  private closed = false;
+  /** A resync was sent; no other is sent until a snapshot arrives. */
+  private awaitingSnapshot = false;
+
+  constructor(
+    readonly id: string,
+    /** The farm the bearer token belongs to. */
+    readonly farmId: string,
+    /** sha256 of the bearer token, to close the connection when a reload revokes it. */
+    readonly tokenSha256: string,
+    private readonly socket: WebSocket,
+    private readonly ctx: ConnectionContext,
+    private log: Logger,
+  ) {
+    socket.on('message', (data, isBinary) => {
+      this.lastHeard = Date.now();
+      this.enqueue(isBinary ? Buffer.from(data as Buffer) : (data as Buffer).toString('utf8'));
+    });
+    socket.on('pong', () => (this.lastHeard = Date.now()));
+    socket.on('ping', () => (this.lastHeard = Date.now()));
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Resolves once the frames already received are handled. */
+  async settled(): Promise<void> {
+    while (this.running || this.queue.length > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+
+  send(frame: CollectorFrame): void {
+    if (!this.closed) this.socket.send(JSON.stringify(frame));
+  }
+
+  /** Sends an error frame and closes with the code DESIGN §3 gives it. */
+  fail(code: ErrorCode, message: string): void {
+    if (this.closed) return;
+    this.log.info({ code, reason: message }, 'closing agent connection');
+    this.send({ type: 'error', code, message });
+    this.close(ERROR_CLOSE_CODES[code], code);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.length = 0;
+    this.socket.close(code, reason);
+  }
+
+  terminate(): void {
+    this.closed = true;
+    this.socket.terminate();
+  }
+
+  ping(): void {
+    if (!this.closed) this.socket.ping();
+  }
+
+  onClose(listener: () => void): void {
+    if (this.socket.readyState === this.socket.CLOSED) listener();
+    else this.socket.once('close', () => listener());
+  }
+
+  /** The socket is gone (closed by either side or terminated). */
+  markClosed(): void {
+    this.closed = true;
+    this.queue.length = 0;
+  }
+
+  /** Asks the agent for a snapshot, once until one arrives. */
+  resync(): void {
+    if (this.awaitingSnapshot) return;
+    this.awaitingSnapshot = true;
+    this.send({ type: 'resync' });
+  }
+
+  private enqueue(data: string | Buffer): void {
+    if (this.closed) return;
+    this.queue.push(data);
+    if (!this.running) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    this.socket.pause();
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        await this.handle(this.queue.shift()!);
+      }
+    } catch (err) {
+      // A Redis failure: the frame is not acked, and the agent will send it again (1013).
+      this.log.warn({ err }, 'frame could not be applied');
+      this.ctx.metrics.redisUp.set(0);
+      this.close(CloseCode.tryAgainLater, 'redis unavailable');
+    } finally {
+      this.running = false;
+      if (!this.closed) this.socket.resume();
+    }
+  }
+
+  private refuse(type: string): void {
+    this.ctx.metrics.frames.inc({ type, result: 'refused' });
+  }
+
+  private async handle(data: string | Buffer): Promise<void> {
+    if (typeof data !== 'string') {
+      this.refuse('binary');
+      return this.fail('bad_frame', 'frames must be JSON text, not binary');
+    }
+    const parsed = parseAgentFrame(data, this.ctx.limits);
+    if (!parsed.ok) {
+      this.refuse('invalid');
+      return this.fail('bad_frame', parsed.message);
+    }
+    const frame = parsed.frame;
+    if (frame.type === 'hello') {
+      return this.hello(frame.hello, frame.problem);
+    }
+    if (!this.claim) {
+      this.refuse(frame.type);
+      this.ctx.metrics.upgradesRejected.inc({ reason: 'hello_required' });
+      return this.fail('hello_required', `a hello must come before any ${frame.type} frame`);
+    }
+    return frame.type === 'snapshot' ? this.snapshot(this.claim, frame) : this.events(this.claim, frame);
+  }
+
+  private async hello(hello: HelloFrame | undefined, problem: string | undefined): Promise<void> {
+    const reject = (code: ErrorCode, reason: string, message: string) => {
+      this.refuse('hello');
+      this.ctx.metrics.upgradesRejected.inc({ reason });
+      this.fail(code, message);
+    };
+    if (this.claim) return reject('bad_hello', 'bad_hello', 'hello was already sent on this connection');
+    if (!hello) return reject('bad_hello', 'bad_hello', `invalid hello: ${problem ?? 'invalid'}`);
+    const farm = this.ctx.farm(this.farmId);
+    if (!farm || farm.id.toLowerCase() !== hello.farm.toLowerCase()) {
+      return reject('forbidden', 'forbidden', `this token is not valid for farm ${hello.farm}`);
+    }
+    if (!hostAllowed(farm, hello.host)) {
+      return reject('forbidden', 'forbidden', `host ${hello.host} is not among the hosts of farm ${farm.id}`);
+    }
+    const claim: HostClaim = {
+      farm: farmRules(farm),
+      host: hello.host.toLowerCase(),
+      owner: this.id,
+      stream: hello.stream,
+      epoch: await this.ctx.epoch(farm.id),
+    };
+    let result = await this.ctx.engine.hello(claim, hello.agent, farm.maxHosts);
+    if (result.kind === 'epoch') {
+      await this.ctx.epochLost(farm.id);
+      claim.epoch = await this.ctx.epoch(farm.id);
+      result = await this.ctx.engine.hello(claim, hello.agent, farm.maxHosts);
+    }
+    if (result.kind === 'full') {
+      return reject('forbidden', 'max_hosts', `farm ${farm.id} already has its maximum of ${farm.maxHosts} hosts`);
+    }
+    if (result.kind !== 'ok') throw new Error('the farm epoch changed twice during one hello');
+    if (this.closed) return;
+    this.claim = claim;
+    this.agent = hello.agent;
+    this.log = this.log.child({ farm: farm.id, host: claim.host, stream: claim.stream });
+    this.ctx.metrics.frames.inc({ type: 'hello', result: 'applied' });
+    this.ctx.claimed(this);
+    this.log.info({ ack: result.ack, agent: hello.agent }, 'agent connected');
+    this.send({ type: 'welcome', ack: result.ack, heartbeatSeconds: this.ctx.heartbeatSeconds, limits: this.ctx.limits });
+  }
+
+  /** Re-takes the host after the farm's data was lost, then asks for a snapshot. */
+  async reclaim(epoch: string): Promise<void> {
+    const claim = this.claim;
+    const farm = this.ctx.farm(this.farmId);
+    if (!claim || !farm || this.closed) return;
+    claim.epoch = epoch;
+    claim.farm = farmRules(farm);
+    const result = await this.ctx.engine.hello(claim, this.agent, farm.maxHosts);
+    if (result.kind === 'full') return this.fail('forbidden', `farm ${farm.id} already has its maximum of ${farm.maxHosts} hosts`);
+    if (result.kind === 'ok') {
+      this.awaitingSnapshot = false;
+      this.resync();
+    }
+  }
+
+  private currentClaim(claim: HostClaim): HostClaim | undefined {
+    const farm = this.ctx.farm(this.farmId);
+    if (!farm) return undefined;
+    claim.farm = farmRules(farm);
+    return claim;
+  }
+
+  private async snapshot(claim: HostClaim, frame: ParsedSnapshot): Promise<void> {
+    const current = this.currentClaim(claim);
+    if (!current) return this.fail('forbidden', `farm ${this.farmId} is no longer configured`);
+    const result = await this.timed(() => this.ctx.engine.applySnapshot(current, frame.seq, frame.sessions));
+    if (result.kind === 'ok' || result.kind === 'gap') this.awaitingSnapshot = false;
+    await this.answer('snapshot', result, frame.rejected, frame.sessions.length);
+  }
+
+  private async events(claim: HostClaim, frame: ParsedEvents): Promise<void> {
+    const current = this.currentClaim(claim);
+    if (!current) return this.fail('forbidden', `farm ${this.farmId} is no longer configured`);
+    const result = await this.timed(() => this.ctx.engine.applyEvents(current, frame.events));
+    await this.answer('events', result, frame.rejected, frame.events.length);
+  }
+
+  private async timed(apply: () => Promise<ApplyResult>): Promise<ApplyResult> {
+    const end = this.ctx.metrics.applyDuration.startTimer();
+    try {
+      return await apply();
+    } finally {
+      end();
+    }
+  }
+
+  private async answer(type: string, result: ApplyResult, rejections: Rejection[], items: number): Promise<void> {
+    const m = this.ctx.metrics;
+    if (result.kind === 'superseded') {
+      this.refuse(type);
+      return this.fail('superseded', 'a newer connection took this host');
+    }
+    if (result.kind === 'epoch') {
+      // Not acked: the agent keeps the frame, and the resync that follows repairs the host.
+      this.refuse(type);
+      return this.ctx.epochLost(this.farmId);
+    }
+    const newly = (seq: number) => seq > result.previousSeq && seq <= result.lastSeq;
+    const rejected = rejections.filter((rejection) => newly(rejection.seq));
+    if (type === 'snapshot') {
+      const applied = result.applied > 0;
+      m.events.inc({ result: applied ? 'applied' : 'duplicate' }, items);
+      if (applied && rejected.length > 0) m.events.inc({ result: 'rejected' }, rejected.length);
+    } else {
+      const rejectedEvents = new Set(rejected.map((rejection) => rejection.seq)).size;
+      m.events.inc({ result: 'applied' }, result.applied - rejectedEvents);
+      m.events.inc({ result: 'rejected' }, rejectedEvents);
+      m.events.inc({ result: 'duplicate' }, result.duplicates);
+    }
+    m.frames.inc({ type, result: result.applied > 0 ? 'applied' : result.kind === 'gap' ? 'refused' : 'duplicate' });
+    this.send(rejected.length > 0 ? { type: 'ack', seq: result.lastSeq, rejected } : { type: 'ack', seq: result.lastSeq });
+    if (result.kind === 'gap') {
+      this.log.info({ lastSeq: result.lastSeq }, 'seq gap: asking for a snapshot');
+      this.resync();
+    }
+  }
+}

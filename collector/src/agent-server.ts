@@ -1,0 +1,201 @@
+/**
+ * The `/v1/agent` endpoint: authenticates the HTTP upgrade (bearer token checked against each
+ * farm's sha256 list, 401 otherwise), then keeps every agent connection, its heartbeat and its
+ * host lease.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { AGENT_PATH, CloseCode, SUBPROTOCOL } from '@rasmon/protocol';
+import { AgentConnection, farmRules, type ConnectionContext } from './agent-connection.js';
+import { sha256Hex, type FarmConfig } from './config.js';
+import type { Logger } from './logger.js';
+
+export interface AgentServerOptions {
+  context: ConnectionContext;
+  log: Logger;
+  /** Unique per collector process; prefixes connection ids, which are host owners in Redis. */
+  collectorId: string;
+}
+
+function refuseUpgrade(socket: Duplex, status: number, reason: string, headers: Record<string, string> = {}): void {
+  const body = `${reason}\n`;
+  const lines = [
+    `HTTP/1.1 ${status} ${reason}`,
+    'Connection: close',
+    'Content-Type: text/plain; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+  ];
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}
+
+function bearerToken(req: IncomingMessage): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  return match?.[1];
+}
+
+export class AgentServer {
+  private readonly wss: WebSocketServer;
+  private readonly connections = new Set<AgentConnection>();
+  /** sha256 of an agent token → its farm id. */
+  private tokenFarms = new Map<string, string>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private nextId = 0;
+  private draining = false;
+  private readonly releases = new Set<Promise<void>>();
+
+  constructor(private readonly options: AgentServerOptions) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.context.limits.maxFrameBytes,
+      perMessageDeflate: false,
+      clientTracking: false,
+      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    });
+  }
+
+  get size(): number {
+    return this.connections.size;
+  }
+
+  /** Sets the farms whose tokens are accepted; closes connections whose token is no longer valid. */
+  setFarms(farms: readonly FarmConfig[]): void {
+    this.tokenFarms = new Map(farms.flatMap((farm) => farm.agentTokensSha256.map((hash) => [hash, farm.id] as const)));
+    for (const connection of this.connections) {
+      if (this.tokenFarms.get(connection.tokenSha256) !== connection.farmId) {
+        this.options.context.metrics.upgradesRejected.inc({ reason: 'revoked' });
+        connection.fail('forbidden', 'the token of this connection was revoked');
+      }
+    }
+  }
+
+  start(): void {
+    const intervalMs = this.options.context.heartbeatSeconds * 1000;
+    this.heartbeat = setInterval(() => void this.beat(intervalMs), intervalMs);
+    this.heartbeat.unref();
+  }
+
+  /** The HTTP server's `upgrade` handler. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const { metrics } = this.options.context;
+    socket.on('error', () => socket.destroy());
+    const path = new URL(req.url ?? '/', 'http://collector').pathname;
+    if (path !== AGENT_PATH) {
+      metrics.upgradesRejected.inc({ reason: 'not_found' });
+      return refuseUpgrade(socket, 404, 'Not Found');
+    }
+    if (this.draining) {
+      metrics.upgradesRejected.inc({ reason: 'draining' });
+      return refuseUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': '1' });
+    }
+    const token = bearerToken(req);
+    const tokenSha256 = token === undefined ? undefined : sha256Hex(token);
+    const farmId = tokenSha256 === undefined ? undefined : this.tokenFarms.get(tokenSha256);
+    if (tokenSha256 === undefined || farmId === undefined) {
+      metrics.upgradesRejected.inc({ reason: 'unauthorized' });
+      return refuseUpgrade(socket, 401, 'Unauthorized', { 'WWW-Authenticate': 'Bearer realm="rasmon"' });
+    }
+    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    if (!offered.includes(SUBPROTOCOL)) {
+      metrics.upgradesRejected.inc({ reason: 'subprotocol' });
+      return refuseUpgrade(socket, 400, `Bad Request: subprotocol ${SUBPROTOCOL} required`);
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, farmId, tokenSha256));
+  }
+
+  private accept(ws: WebSocket, req: IncomingMessage, farmId: string, tokenSha256: string): void {
+    const { context, log } = this.options;
+    const id = `${this.options.collectorId}:${(this.nextId += 1)}`;
+    const connLog = log.child({ conn: id, remote: req.socket.remoteAddress });
+    const connection = new AgentConnection(id, farmId, tokenSha256, ws, context, connLog);
+    this.connections.add(connection);
+    context.metrics.agentsConnected.set(this.connections.size);
+    ws.on('error', (err) => {
+      // Oversized frames (1009) and protocol violations arrive here; ws closes the socket itself.
+      connLog.info({ err: { message: err.message, code: (err as { code?: string }).code } }, 'agent socket error');
+      if ((err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        context.metrics.frames.inc({ type: 'oversized', result: 'refused' });
+      }
+    });
+    ws.on('close', (code) => {
+      connection.markClosed();
+      this.connections.delete(connection);
+      context.metrics.agentsConnected.set(this.connections.size);
+      connLog.info({ code }, 'agent disconnected');
+      const release = this.release(connection);
+      this.releases.add(release);
+      void release.finally(() => this.releases.delete(release));
+    });
+  }
+
+  /** The host's lease ends at once with its connection (rule 10), if this connection still owns it. */
+  private async release(connection: AgentConnection): Promise<void> {
+    const claim = connection.claim;
+    const farm = this.options.context.farm(connection.farmId);
+    if (!claim || !farm) return;
+    claim.farm = farmRules(farm);
+    try {
+      await this.options.context.engine.release(claim);
+    } catch (err) {
+      // The lease lapses by itself within 3 heartbeats.
+      this.options.log.warn({ err, conn: connection.id }, 'could not release host lease');
+    }
+  }
+
+  /** Every heartbeat: terminate the silent, ping the rest, renew the leases of their hosts. */
+  private async beat(intervalMs: number): Promise<void> {
+    const { engine } = this.options.context;
+    const now = Date.now();
+    await Promise.all(
+      [...this.connections].map(async (connection) => {
+        if (now - connection.lastHeard > 2 * intervalMs) {
+          this.options.log.info({ conn: connection.id }, 'agent silent for two heartbeats: terminating');
+          connection.terminate();
+          return;
+        }
+        connection.ping();
+        const claim = connection.claim;
+        const farm = this.options.context.farm(connection.farmId);
+        if (!claim || !farm || connection.isClosed) return;
+        claim.farm = farmRules(farm);
+        try {
+          const result = await engine.renew(claim);
+          if (result === 'superseded') connection.fail('superseded', 'a newer connection took this host');
+          else if (result === 'epoch') await this.options.context.epochLost(connection.farmId);
+        } catch {
+          // Redis is unreachable: idle connections stay open (DESIGN §3).
+        }
+      }),
+    );
+  }
+
+  /** Connections of one farm that have said hello. */
+  claimedConnections(farm: string): AgentConnection[] {
+    return [...this.connections].filter((connection) => connection.claim && connection.farmId === farm);
+  }
+
+  /** A newer local connection took a host: older ones for it are superseded now, not at their next renewal. */
+  supersedeOthers(newer: AgentConnection): void {
+    const claim = newer.claim!;
+    for (const connection of this.connections) {
+      if (connection === newer || connection.farmId !== newer.farmId) continue;
+      if (connection.claim?.host === claim.host) connection.fail('superseded', 'a newer connection took this host');
+    }
+  }
+
+  /** Stops taking agents, lets each finish the frame it is applying, then closes them (1001). */
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    const all = [...this.connections];
+    const settled = Promise.all(all.map((connection) => connection.settled()));
+    await Promise.race([settled, new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+    const closed = all.map((connection) => new Promise<void>((resolve) => connection.onClose(resolve)));
+    for (const connection of all) connection.close(CloseCode.goingAway, 'collector shutting down');
+    await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+    for (const connection of this.connections) connection.terminate();
+    await Promise.all(this.releases);
+    this.wss.close();
+  }
+}

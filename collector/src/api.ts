@@ -1,0 +1,132 @@
+/**
+ * The JSON API (DESIGN §4): `/api/v1/farms`, `/api/v1/farms/{farm}`, `/api/v1/farms/{farm}/peaks`.
+ * Timestamps are ISO-8601 strings. It names users and client addresses: outside a lab, protect it
+ * with `api.tokensSha256`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Cluster, Redis } from 'ioredis';
+import { sha256Hex, type CollectorConfig, type FarmConfig } from './config.js';
+import { readFarmDetail, type FarmReader, type FarmState } from './farm-reader.js';
+import type { RedisKeys } from './redis-keys.js';
+
+const DAY_MS = 86_400_000;
+
+const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+
+/** The summary fields of a farm, as `/api/v1/farms` lists them. */
+export function farmSummary(farm: FarmState) {
+  const grace = farm.overuseGrace;
+  return {
+    id: farm.id,
+    license: farm.license,
+    seats: farm.seats,
+    users: farm.users,
+    overuseUsers: farm.overuseUsers,
+    unverifiedUsers: farm.unverifiedUsers,
+    overuseAdmissions: farm.overuseAdmissions,
+    peakUsers: farm.peakUsers,
+    peakUsersToday: farm.peakUsersToday,
+    exemptConnections: farm.exemptConnections,
+    snapshotCorrections: farm.snapshotCorrections,
+    state: farm.state,
+    expires: iso(farm.expires),
+    graceEnd: iso(farm.graceEnd),
+    overuseGrace: {
+      started: grace.started,
+      startedAt: iso(grace.startedAtMs),
+      endsAt: iso(grace.endMs),
+      exhausted: grace.exhausted,
+    },
+    deactivationRisk: farm.overuseGrace.deactivationRisk,
+    hostsUp: farm.hosts.filter((host) => host.up).length,
+    hostsTotal: farm.hosts.length,
+    lastUpdate: iso(farm.lastUpdate),
+  };
+}
+
+export interface ApiOptions {
+  redis: Redis | Cluster;
+  keys: RedisKeys;
+  reader: FarmReader;
+  config: () => CollectorConfig;
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
+  res.end(text);
+}
+
+export class Api {
+  constructor(private readonly options: ApiOptions) {}
+
+  /** Handles a request under `/api/`; returns false when the path is not the API's. */
+  async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
+    const match = /^\/api\/v1\/farms(?:\/([^/]+)(\/peaks)?)?\/?$/.exec(path);
+    if (!path.startsWith('/api/')) return false;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(res, 405, { error: 'only GET is supported' }, { Allow: 'GET, HEAD' });
+      return true;
+    }
+    const config = this.options.config();
+    if (!this.authorized(req, config)) {
+      send(res, 401, { error: 'a bearer token listed in api.tokensSha256 is required' }, { 'WWW-Authenticate': 'Bearer realm="rasmon"' });
+      return true;
+    }
+    if (!match) {
+      send(res, 404, { error: `no such API path: ${path}` });
+      return true;
+    }
+    const [, farmId, peaks] = match;
+    try {
+      if (farmId === undefined) {
+        const read = await this.options.reader.read(config.farms);
+        send(res, 200, { farms: read.farms.map(farmSummary) });
+        return true;
+      }
+      const farm = config.farms.find((candidate) => candidate.id.toLowerCase() === decodeURIComponent(farmId).toLowerCase());
+      if (!farm) {
+        send(res, 404, { error: `no farm ${decodeURIComponent(farmId)}` });
+        return true;
+      }
+      send(res, 200, peaks ? await this.peaks(farm) : await this.detail(farm));
+    } catch (err) {
+      send(res, 503, { error: `Redis cannot answer: ${(err as Error).message}` });
+    }
+    return true;
+  }
+
+  private authorized(req: IncomingMessage, config: CollectorConfig): boolean {
+    if (config.api.tokensSha256.length === 0) return true;
+    const token = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+    return token !== undefined && config.api.tokensSha256.includes(sha256Hex(token));
+  }
+
+  private async detail(farm: FarmConfig) {
+    const read = await this.options.reader.read([farm]);
+    const state = read.farms[0]!;
+    const detail = await readFarmDetail(this.options.redis, this.options.keys, farm, state);
+    return {
+      ...farmSummary(state),
+      hosts: state.hosts.map((host) => ({
+        host: host.host,
+        up: host.up,
+        retired: host.retired,
+        lastSeen: iso(host.lastSeen),
+        connections: host.connections,
+        agent: host.agent ?? null,
+      })),
+      connections: detail.connections.map((connection) => ({ ...connection, since: iso(connection.since) })),
+      overLimit: detail.overLimit,
+    };
+  }
+
+  private async peaks(farm: FarmConfig) {
+    const stored = await this.options.redis.hgetall(this.options.keys.farm(farm.id).peaks);
+    const peaks = Object.entries(stored)
+      .map(([day, users]) => ({ day: Number(day), users: Number(users) }))
+      .sort((a, b) => a.day - b.day)
+      .map(({ day, users }) => ({ day: new Date(day * DAY_MS).toISOString().slice(0, 10), users }));
+    return { peaks };
+  }
+}

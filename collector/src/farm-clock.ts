@@ -1,0 +1,101 @@
+/**
+ * Time-driven rules (rule 11): every second, for every farm, the farm's tick and the hosts it
+ * names as due (lapsed leases, retirements). Also the watch on each farm's epoch, by which a
+ * collector notices Redis coming back empty and resyncs its agents.
+ */
+import type { FarmConfig } from './config.js';
+import { farmRules } from './agent-connection.js';
+import type { LicenseEngine } from './license-engine.js';
+import type { Logger } from './logger.js';
+
+export interface FarmClockOptions {
+  engine: LicenseEngine;
+  log: Logger;
+  farms: () => readonly FarmConfig[];
+  hostRetireSeconds: number;
+  /** Called when a farm's epoch is not the one this collector knew: its data was lost. */
+  onEpochChange: (farm: string, epoch: string) => Promise<void>;
+  /** Called after each round with whether Redis answered it. */
+  onRound?: (ok: boolean) => void;
+  intervalMs?: number;
+}
+
+export class FarmClock {
+  private readonly epochs = new Map<string, string>();
+  private readonly checks = new Map<string, Promise<string>>();
+  private timer: NodeJS.Timeout | undefined;
+  private round: Promise<void> | undefined;
+  private failing = false;
+
+  constructor(private readonly options: FarmClockOptions) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      if (!this.round) this.round = this.runRound().finally(() => (this.round = undefined));
+    }, this.options.intervalMs ?? 1000);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.round;
+  }
+
+  /** The farm's epoch as known here; asks Redis (creating one) the first time. */
+  async epoch(farm: string): Promise<string> {
+    return this.epochs.get(farm) ?? this.check(farm);
+  }
+
+  /**
+   * Reads the farm's epoch now (through its tick) and reacts if it changed. Concurrent callers
+   * share one check.
+   */
+  check(farm: string): Promise<string> {
+    let pending = this.checks.get(farm);
+    if (!pending) {
+      pending = this.tickFarm(farm).finally(() => this.checks.delete(farm));
+      this.checks.set(farm, pending);
+    }
+    return pending;
+  }
+
+  /** Forgets farms no longer configured. */
+  retain(farms: readonly FarmConfig[]): void {
+    const ids = new Set(farms.map((farm) => farm.id));
+    for (const id of this.epochs.keys()) if (!ids.has(id)) this.epochs.delete(id);
+  }
+
+  private async tickFarm(id: string): Promise<string> {
+    const farm = this.options.farms().find((candidate) => candidate.id === id);
+    if (!farm) throw new Error(`farm ${id} is not configured`);
+    const rules = farmRules(farm);
+    const retireMs = this.options.hostRetireSeconds * 1000;
+    const { epoch, hostsDue } = await this.options.engine.tick(rules, retireMs);
+    const known = this.epochs.get(id);
+    this.epochs.set(id, epoch);
+    if (known !== undefined && known !== epoch) {
+      this.options.log.warn({ farm: id }, 'farm data lost or recreated in Redis: asking its agents for snapshots');
+      await this.options.onEpochChange(id, epoch);
+    }
+    for (const host of hostsDue) {
+      const { lapsed, retired } = await this.options.engine.maintainHost(rules, host, retireMs);
+      if (lapsed) this.options.log.info({ farm: id, host }, 'host lease lapsed: host is stale');
+      if (retired) this.options.log.info({ farm: id, host }, 'host retired: its connections stop counting');
+    }
+    return epoch;
+  }
+
+  private async runRound(): Promise<void> {
+    let ok = true;
+    for (const farm of this.options.farms()) {
+      try {
+        await this.check(farm.id);
+      } catch (err) {
+        ok = false;
+        if (!this.failing) this.options.log.warn({ err, farm: farm.id }, 'farm tick failed');
+      }
+    }
+    this.failing = !ok;
+    this.options.onRound?.(ok);
+  }
+}

@@ -1,0 +1,232 @@
+/**
+ * Reads farm state from Redis for /metrics and the API: every farm in one pipelined round trip
+ * (one per shard on a Cluster), then the pure time rules of the protocol package on top.
+ */
+import { Cluster, type Redis } from 'ioredis';
+import {
+  expiryStatus,
+  overuseGraceStatus,
+  type ExpiryState,
+  type LicenseKind,
+  type OveruseGraceStatus,
+} from '@rasmon/protocol';
+import type { FarmConfig } from './config.js';
+import type { RedisKeys } from './redis-keys.js';
+
+const DAY_MS = 86_400_000;
+
+export interface HostState {
+  host: string;
+  up: boolean;
+  retired: boolean;
+  /** Last lease renewal, ms. */
+  lastSeen: number | undefined;
+  connections: number;
+  agent: string | undefined;
+}
+
+/** One farm as /metrics and the API show it. */
+export interface FarmState {
+  id: string;
+  license: LicenseKind;
+  seats: number;
+  users: number;
+  overuseUsers: number;
+  unverifiedUsers: number;
+  overuseAdmissions: number;
+  peakUsers: number;
+  peakUsersToday: number;
+  exemptConnections: number;
+  snapshotCorrections: number;
+  state: ExpiryState;
+  expires: number;
+  graceEnd: number;
+  overuseGrace: OveruseGraceStatus;
+  lastUpdate: number | undefined;
+  /** "kind|via|admin|state" → connections. */
+  connectionsByLabels: Map<string, number>;
+  hosts: HostState[];
+}
+
+export interface FarmsRead {
+  /** Redis server time of the read, ms. */
+  now: number;
+  farms: FarmState[];
+}
+
+type Reply = [Error | null, unknown];
+
+function num(value: string | undefined): number | undefined {
+  return value === undefined ? undefined : Number(value);
+}
+
+function pairs(reply: unknown): Array<[string, number]> {
+  const flat = reply as string[];
+  const out: Array<[string, number]> = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i]!, Number(flat[i + 1])]);
+  return out;
+}
+
+export class FarmReader {
+  constructor(
+    private readonly redis: Redis | Cluster,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  /** Reads every given farm. Rejects when Redis cannot answer. */
+  async read(farms: readonly FarmConfig[]): Promise<FarmsRead> {
+    const commands = (farm: FarmConfig) => {
+      const k = this.keys.farm(farm.id);
+      return [
+        ['hgetall', k.meta],
+        ['hlen', k.users],
+        ['hgetall', k.labels],
+        ['hgetall', k.counts],
+        ['zrange', k.lease, '0', '-1', 'WITHSCORES'],
+        ['zrange', k.seen, '0', '-1', 'WITHSCORES'],
+        ['hgetall', k.agents],
+        ['smembers', k.retired],
+      ];
+    };
+    const perFarm = commands(farms[0] ?? ({ id: '_' } as FarmConfig)).length;
+    let now: number;
+    let replies: Reply[];
+    if (this.redis instanceof Cluster) {
+      // A pipeline must stay on one shard: one per farm, all sent at once.
+      const [time, ...perFarmReplies] = await Promise.all([
+        this.redis.time(),
+        ...farms.map((farm) => this.redis.pipeline(commands(farm)).exec()),
+      ]);
+      now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+      replies = perFarmReplies.flatMap((r) => (r ?? []) as Reply[]);
+    } else {
+      const pipeline = this.redis.pipeline([['time'], ...farms.flatMap(commands)]);
+      const all = ((await pipeline.exec()) ?? []) as Reply[];
+      const [timeReply, ...rest] = all;
+      if (!timeReply || timeReply[0]) throw timeReply?.[0] ?? new Error('no reply to TIME');
+      const time = timeReply[1] as [string, string];
+      now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+      replies = rest;
+    }
+    for (const [err] of replies) if (err) throw err;
+    const values = replies.map(([, value]) => value);
+    return {
+      now,
+      farms: farms.map((farm, index) => this.farmState(farm, values.slice(index * perFarm, (index + 1) * perFarm), now)),
+    };
+  }
+
+  private farmState(farm: FarmConfig, values: unknown[], now: number): FarmState {
+    const [metaReply, users, labels, counts, lease, seen, agents, retired] = values as [
+      Record<string, string>,
+      number,
+      Record<string, string>,
+      Record<string, string>,
+      string[],
+      string[],
+      Record<string, string>,
+      string[],
+    ];
+    const meta = metaReply ?? {};
+    const seats = farm.seats;
+    const overuseUsers = Math.max(0, users - seats);
+    // The farm's tick rolls the day within a second; until it has, today's peak is what is in use.
+    const today = Math.floor(now / DAY_MS);
+    const peakUsersToday = num(meta.day) === today ? Number(meta.peakToday ?? 0) : users;
+    const expiry = expiryStatus({
+      license: farm.license,
+      expiresMs: farm.expires,
+      expiryGraceDays: farm.expiryGraceDays,
+      nowMs: now,
+    });
+    const overuseGrace = overuseGraceStatus({
+      startedAtMs: num(meta.graceStart),
+      overuseGraceDays: farm.overuseGraceDays,
+      overuseUsers,
+      nowMs: now,
+    });
+    const leases = new Map(pairs(lease));
+    const retiredSet = new Set(retired);
+    const hosts: HostState[] = pairs(seen).map(([host, lastSeen]) => ({
+      host,
+      up: (leases.get(host) ?? 0) > now,
+      retired: retiredSet.has(host),
+      lastSeen,
+      connections: Number(counts[host] ?? 0),
+      agent: agents[host],
+    }));
+    return {
+      id: farm.id,
+      license: farm.license,
+      seats,
+      users,
+      overuseUsers,
+      unverifiedUsers: Number(meta.unverified ?? 0),
+      overuseAdmissions: Number(meta.admissions ?? 0),
+      peakUsers: Number(meta.peak ?? 0),
+      peakUsersToday,
+      exemptConnections: Number(meta.exempt ?? 0),
+      snapshotCorrections: Number(meta.corrections ?? 0),
+      state: expiry.state,
+      expires: farm.expires,
+      graceEnd: expiry.graceEndMs,
+      overuseGrace,
+      lastUpdate: num(meta.lastUpdate),
+      connectionsByLabels: new Map(Object.entries(labels).map(([key, value]) => [key, Number(value)])),
+      hosts,
+    };
+  }
+}
+
+/** One connection as the API lists it. */
+export interface ConnectionState {
+  host: string;
+  id: string;
+  user: string;
+  admin: boolean;
+  kind: string;
+  via: string;
+  state: string;
+  since: number;
+  client?: { name?: string; address?: string };
+  exempt: boolean;
+  consumes: boolean;
+}
+
+export interface FarmDetail {
+  connections: ConnectionState[];
+  /** The most recent overuseUsers users by the time they started consuming, oldest first. */
+  overLimit: string[];
+}
+
+/** Reads the connections of a farm whose hosts are known (a second round trip, for the API). */
+export async function readFarmDetail(
+  redis: Redis | Cluster,
+  keys: RedisKeys,
+  farm: FarmConfig,
+  state: FarmState,
+): Promise<FarmDetail> {
+  const pipeline = redis.pipeline();
+  for (const host of state.hosts) {
+    const k = keys.host(farm.id, host.host);
+    pipeline.hgetall(k.conns);
+    pipeline.zrange(k.elig, '0', '1');
+  }
+  if (state.overuseUsers > 0) pipeline.zrevrange(keys.farm(farm.id).order, 0, state.overuseUsers - 1);
+  const replies = ((await pipeline.exec()) ?? []) as Reply[];
+  for (const [err] of replies) if (err) throw err;
+  const connections: ConnectionState[] = [];
+  state.hosts.forEach((host, index) => {
+    const conns = replies[index * 2]![1] as Record<string, string>;
+    const exempt = new Set(replies[index * 2 + 1]![1] as string[]);
+    for (const json of Object.values(conns)) {
+      const session = JSON.parse(json) as Omit<ConnectionState, 'host' | 'exempt' | 'consumes'>;
+      const isExempt = exempt.has(session.id);
+      const counts = farm.countDisconnected || session.state === 'active';
+      connections.push({ host: host.host, ...session, exempt: isExempt, consumes: counts && !isExempt });
+    }
+  });
+  connections.sort((a, b) => a.host.localeCompare(b.host) || a.since - b.since || (a.id < b.id ? -1 : 1));
+  const overLimit = state.overuseUsers > 0 ? ((replies.at(-1)![1] as string[]).slice().reverse()) : [];
+  return { connections, overLimit };
+}

@@ -1,0 +1,37 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { CollectorConfig } from './config.js';
+
+/**
+ * Opens the configured Redis: one server, a Cluster, or a Sentinel-managed master. Commands fail
+ * at once while Redis is unreachable (no offline queue), so a frame that cannot be applied is
+ * refused with 1013 instead of waiting behind an outage.
+ */
+export function createRedis(config: CollectorConfig['redis']): Redis | Cluster {
+  const common: RedisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    lazyConnect: true,
+    connectionName: 'rasmon-collector',
+    retryStrategy: (attempt) => Math.min(100 * 2 ** attempt, 2000),
+  };
+  if (config.cluster) {
+    return new Cluster(config.cluster.nodes.map(parseNode), {
+      enableOfflineQueue: false,
+      lazyConnect: true,
+      redisOptions: common,
+    });
+  }
+  if (config.sentinel) {
+    return new Redis({
+      ...common,
+      sentinels: config.sentinel.sentinels.map(parseNode),
+      name: config.sentinel.name,
+    });
+  }
+  return new Redis(config.url ?? 'redis://127.0.0.1:6379', common);
+}
+
+function parseNode(node: string): { host: string; port: number } {
+  const url = new URL(node.includes('://') ? node : `redis://${node}`);
+  return { host: url.hostname, port: Number(url.port || 6379) };
+}
