@@ -1,0 +1,87 @@
+/**
+ * `rasmon-collector --config FILE`: loads and validates the configuration (a bad one prints one
+ * line naming the key and exits 2), serves until SIGTERM or SIGINT (drains, exits 0), and
+ * re-reads the farms on SIGHUP.
+ */
+import { parseArgs } from 'node:util';
+import { Collector } from './collector.js';
+import { ConfigError, loadConfig, type CollectorConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { VERSION } from './version.js';
+
+const USAGE = `Usage: rasmon-collector --config FILE
+
+Options:
+  -c, --config FILE   collector configuration, YAML or JSON (default: $RASMON_CONFIG)
+  -h, --help          show this help
+  -v, --version       show the version
+
+Environment: RASMON_CONFIG, REDIS_URL and RASMON_LISTEN (override the file), RASMON_LOG_LEVEL.
+Signals: SIGHUP reloads the farms, SIGTERM drains and exits.`;
+
+function fail(message: string): never {
+  process.stderr.write(`rasmon-collector: ${message}\n`);
+  process.exit(2);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let values: { config?: string; help?: boolean; version?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    fail(`${(err as Error).message}\n${USAGE}`);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  if (values.version) {
+    process.stdout.write(`${VERSION}\n`);
+    return;
+  }
+
+  const load = (): CollectorConfig => loadConfig({ ...(values.config ? { path: values.config } : {}), env: process.env });
+  let config: CollectorConfig;
+  try {
+    config = load();
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+
+  const log = createLogger();
+  const collector = await Collector.start({ config, log });
+
+  process.on('SIGHUP', () => {
+    try {
+      collector.reload(load());
+    } catch (err) {
+      // A bad edit must not take a running collector down: keep serving with what was loaded.
+      log.error({ err: err instanceof ConfigError ? { message: err.message } : err }, 'reload refused; configuration unchanged');
+    }
+  });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    collector.drain().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'drain failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

@@ -1,0 +1,138 @@
+/**
+ * A real collector for tests: in this process (for most suites) or as its own process through the
+ * package's bin (for signals and SIGKILL), against the suite's own redis-server.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pino } from 'pino';
+import { Collector, parseConfig, type CollectorConfig } from '@rasmon/collector';
+import { freePort } from './redis-server.js';
+
+export const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
+
+export interface FarmSpec {
+  id: string;
+  seats: number;
+  token?: string;
+  license?: 'primary' | 'sublicense';
+  expires?: string;
+  [key: string]: unknown;
+}
+
+/** A raw config object (as a file would hold it) with one agent token per farm. */
+export function rawConfig(redisUrl: string, farms: FarmSpec[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    listen: '127.0.0.1:0',
+    redis: { url: redisUrl, prefix: `t${randomBytes(4).toString('hex')}` },
+    heartbeatSeconds: 15,
+    ...extra,
+    farms: farms.map(({ token, ...farm }) => ({
+      license: 'primary',
+      expires: '2030-01-01T00:00:00Z',
+      agentTokensSha256: [sha256(token ?? `token-${farm.id}`)],
+      ...farm,
+    })),
+  };
+}
+
+export class InProcessCollector {
+  private constructor(
+    readonly collector: Collector,
+    readonly config: CollectorConfig,
+  ) {}
+
+  static async start(raw: Record<string, unknown>, options: { tickMs?: number } = {}): Promise<InProcessCollector> {
+    const config = parseConfig(raw, 'test');
+    const log = pino({ level: process.env.RASMON_TEST_LOG ?? 'silent' });
+    const collector = await Collector.start({ config, log, ...options });
+    for (let i = 0; i < 200 && !collector.ready; i += 1) await sleep(25);
+    if (!collector.ready) throw new Error('collector did not become ready');
+    return new InProcessCollector(collector, config);
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.collector.address.port}`;
+  }
+
+  stop(): Promise<void> {
+    return this.collector.drain(2000);
+  }
+}
+
+const BIN = new URL('../../collector/bin/rasmon-collector.js', import.meta.url).pathname;
+
+/** The collector as operators run it: `rasmon-collector --config FILE`. */
+export class CollectorProcess {
+  readonly output: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly port: number,
+    readonly configPath: string,
+  ) {
+    child.stdout!.on('data', (chunk: Buffer) => this.output.push(chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => this.output.push(chunk.toString()));
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  /** Writes the config to a file and starts the bin; resolves once /readyz says ready. */
+  static async start(raw: Record<string, unknown>, options: { port?: number; configPath?: string } = {}): Promise<CollectorProcess> {
+    const port = options.port ?? (await freePort());
+    const configPath = options.configPath ?? join(mkdtempSync(join(tmpdir(), 'rasmon-collector-')), 'collector.yaml');
+    writeFileSync(configPath, JSON.stringify({ ...raw, listen: `127.0.0.1:${port}` }));
+    const child = spawn(process.execPath, [BIN, '--config', configPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, RASMON_LOG_LEVEL: 'info' },
+    });
+    const proc = new CollectorProcess(child, port, configPath);
+    for (let i = 0; i < 200; i += 1) {
+      if (child.exitCode !== null) throw new Error(`collector exited: ${proc.output.join('')}`);
+      try {
+        const res = await fetch(`${proc.url}/readyz`);
+        if (res.status === 200) return proc;
+      } catch {
+        // not listening yet
+      }
+      await sleep(50);
+    }
+    throw new Error(`collector did not become ready: ${proc.output.join('')}`);
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Rewrites the config file (same port) for a SIGHUP reload. */
+  rewrite(raw: Record<string, unknown>): void {
+    writeFileSync(this.configPath, JSON.stringify({ ...raw, listen: `127.0.0.1:${this.port}` }));
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill('SIGKILL');
+      await this.exited;
+    }
+  }
+}
+
+/** Polls until `check` passes (it throws until then); for effects that take a tick or a heartbeat. */
+export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(50);
+    }
+  }
+}
