@@ -145,11 +145,13 @@ export class FarmReader {
       overuseUsers,
       nowMs: now,
     });
-    const leases = new Map(pairs(lease));
+    // A lease stays listed until the farm's clock has applied its lapse (rule 10), so `up` changes
+    // in the same step as the unverified count, never a tick before it.
+    const leases = new Set(pairs(lease).map(([host]) => host));
     const retiredSet = new Set(retired);
     const hosts: HostState[] = pairs(seen).map(([host, lastSeen]) => ({
       host,
-      up: (leases.get(host) ?? 0) > now,
+      up: leases.has(host),
       retired: retiredSet.has(host),
       lastSeen,
       connections: Number(counts[host] ?? 0),
