@@ -274,6 +274,25 @@ describe('license rules (DESIGN §2)', () => {
   });
 });
 
+describe('limits', () => {
+  it('an upsert of a new session on a host that holds maxSessions is rejected, changes nothing, and stalls nothing', async () => {
+    const farm = await farmWith(10, {}, { limits: { maxSessions: 2 } });
+    const a = await farm.agent('rdsh-1');
+    await a.snapshot(1, [session('1', 'corp\\a'), session('2', 'corp\\b')]);
+    const ack = await a.events([
+      upsert(2, session('3', 'corp\\c')),
+      upsert(3, session('1', 'corp\\a', { state: 'disconnected' })),
+      end(4, '2'),
+      upsert(5, session('4', 'corp\\d')),
+    ]);
+    expect(ack.seq).toBe(5);
+    expect(ack.rejected).toEqual([{ seq: 2, reason: 'host already holds the maximum of 2 sessions' }]);
+    const users = (await farm.detail()).connections.map((c: any) => c.user).sort();
+    expect(users).toEqual(['corp\\a', 'corp\\d']);
+    await farm.stop();
+  });
+});
+
 describe('one clock (rule 11)', () => {
   it('a lease lapses within seconds of its collector dying, without any frame', async () => {
     const raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }], { heartbeatSeconds: 0.5 });

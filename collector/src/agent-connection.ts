@@ -283,6 +283,10 @@ export class AgentConnection {
     }
     const newly = (seq: number) => seq > result.previousSeq && seq <= result.lastSeq;
     const rejected = rejections.filter((rejection) => newly(rejection.seq));
+    for (const seq of result.hostFull) {
+      rejected.push({ seq, reason: `host already holds the maximum of ${this.ctx.limits.maxSessions} sessions` });
+    }
+    rejected.sort((a, b) => a.seq - b.seq);
     if (type === 'snapshot') {
       const applied = result.applied > 0;
       m.events.inc({ result: applied ? 'applied' : 'duplicate' }, items);

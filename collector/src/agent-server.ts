@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AGENT_PATH, CloseCode, SUBPROTOCOL } from '@rasmon/protocol';
 import { AgentConnection, farmRules, type ConnectionContext } from './agent-connection.js';
-import { sha256Hex, type FarmConfig } from './config.js';
+import { hostAllowed, sha256Hex, type FarmConfig } from './config.js';
 import type { Logger } from './logger.js';
 
 export interface AgentServerOptions {
@@ -66,6 +66,13 @@ export class AgentServer {
       if (this.tokenFarms.get(connection.tokenSha256) !== connection.farmId) {
         this.options.context.metrics.upgradesRejected.inc({ reason: 'revoked' });
         connection.fail('forbidden', 'the token of this connection was revoked');
+        continue;
+      }
+      const farm = farms.find((candidate) => candidate.id === connection.farmId);
+      const host = connection.claim?.host;
+      if (farm && host !== undefined && !hostAllowed(farm, host)) {
+        this.options.context.metrics.upgradesRejected.inc({ reason: 'revoked' });
+        connection.fail('forbidden', `host ${host} is no longer among the hosts of farm ${farm.id}`);
       }
     }
   }

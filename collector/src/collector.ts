@@ -53,7 +53,7 @@ export class Collector {
     this.keys = new RedisKeys(config.redis.prefix);
     this.redis = createRedis(config.redis);
     this.scriptSources = defineScripts(this.redis);
-    this.engine = new LicenseEngine(this.redis, this.keys, 3 * config.heartbeatSeconds * 1000);
+    this.engine = new LicenseEngine(this.redis, this.keys, 3 * config.heartbeatSeconds * 1000, config.limits.maxSessions);
     this.reader = new FarmReader(this.redis, this.keys);
     const collectorId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.clock = new FarmClock({

@@ -29,7 +29,15 @@ export interface HostClaim {
 export type HelloResult = { kind: 'ok'; ack: number } | { kind: 'full' } | { kind: 'epoch' };
 
 export type ApplyResult =
-  | { kind: 'ok' | 'gap'; previousSeq: number; lastSeq: number; applied: number; duplicates: number }
+  | {
+      kind: 'ok' | 'gap';
+      previousSeq: number;
+      lastSeq: number;
+      applied: number;
+      duplicates: number;
+      /** Seqs of upserts skipped because their host already held `maxSessions` connections. */
+      hostFull: number[];
+    }
   | { kind: 'epoch' }
   | { kind: 'superseded' };
 
@@ -66,6 +74,8 @@ export class LicenseEngine {
     private readonly keys: RedisKeys,
     /** Lease length: at most 3 × heartbeatSeconds (rule 10). */
     private readonly leaseMs: number,
+    /** Most connections one host may hold (limits.maxSessions). */
+    private readonly maxSessions: number,
   ) {}
 
   private hostKeys(farm: string, host: string): string[] {
@@ -117,12 +127,14 @@ export class LicenseEngine {
       type,
       payload,
       seq,
+      this.maxSessions,
     )) as unknown[];
     const code = reply[0];
     if (code === 'epoch' || code === 'superseded') return { kind: code };
-    if ((code === 'ok' || code === 'gap') && reply.length === 5) {
-      const [previousSeq, lastSeq, applied, duplicates] = reply.slice(1) as number[];
-      return { kind: code, previousSeq: previousSeq!, lastSeq: lastSeq!, applied: applied!, duplicates: duplicates! };
+    if ((code === 'ok' || code === 'gap') && reply.length === 6) {
+      const [previousSeq, lastSeq, applied, duplicates] = reply.slice(1, 5) as number[];
+      const hostFull = reply[5] as number[];
+      return { kind: code, previousSeq: previousSeq!, lastSeq: lastSeq!, applied: applied!, duplicates: duplicates!, hostFull };
     }
     return unexpected('applyFrame', reply);
   }

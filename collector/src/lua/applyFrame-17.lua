@@ -16,10 +16,12 @@
              ('x': rejected by validation, skipped but its seq counts as applied)
              snapshot: JSON [sessionJson, ...]
     ARGV[11] snapshot seq (snapshot only)
+    ARGV[12] most connections a host may hold (limits.maxSessions)
 
   Output:
-    {'ok', prevSeq, lastSeq, applied, duplicates}   everything applied or a duplicate
-    {'gap', prevSeq, lastSeq, applied, duplicates}  applied up to lastSeq, stopped at a seq gap
+    {'ok', prevSeq, lastSeq, applied, duplicates, full}   everything applied or a duplicate
+    {'gap', prevSeq, lastSeq, applied, duplicates, full}  applied up to lastSeq, stopped at a seq gap
+      full: seqs of upserts skipped because the host already held maxSessions connections
     {'epoch'}       the farm's data was lost or recreated since hello; nothing written
     {'superseded'}  another connection owns the host; nothing written
 ]]
@@ -36,7 +38,8 @@ renewLease(host, now, tonumber(ARGV[8]))
 settle(now)
 
 local prev = host.seq
-local applied, duplicates = 0, 0
+local maxSessions = tonumber(ARGV[12])
+local applied, duplicates, full = 0, 0, {}
 local result = 'ok'
 
 if ARGV[9] == 'events' then
@@ -48,7 +51,12 @@ if ARGV[9] == 'events' then
       -- A retired host's events wait for the snapshot that follows every connect.
       if not host.retired then
         if item[2] == 'u' then
-          upsertConn(host, item[3])
+          local id = cjson.decode(item[3]).id
+          if rcall('HEXISTS', H.conns, id) == 0 and rcall('HLEN', H.conns) >= maxSessions then
+            full[#full + 1] = seq
+          else
+            upsertConn(host, item[3])
+          end
         elseif item[2] == 'e' then
           endConn(host, item[3])
         end
@@ -102,4 +110,4 @@ end
 if applied > 0 then farm.lastUpdate = now end
 saveHost(host)
 saveFarm()
-return { result, prev, host.seq, applied, duplicates }
+return { result, prev, host.seq, applied, duplicates, full }
