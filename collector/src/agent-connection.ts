@@ -152,7 +152,9 @@ export class AgentConnection {
       this.close(CloseCode.tryAgainLater, 'redis unavailable');
     } finally {
       this.running = false;
-      if (!this.closed) this.socket.resume();
+      // Also after a close: a paused socket would never read the agent's close reply, and the
+      // connection (and its host's lease) would linger until ws's closing timeout.
+      this.socket.resume();
     }
   }
 

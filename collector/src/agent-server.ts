@@ -139,9 +139,10 @@ export class AgentServer {
   /** The host's lease ends at once with its connection (rule 10), if this connection still owns it. */
   private async release(connection: AgentConnection): Promise<void> {
     const claim = connection.claim;
+    if (!claim) return;
+    // A farm removed by a reload is released under the rules it had.
     const farm = this.options.context.farm(connection.farmId);
-    if (!claim || !farm) return;
-    claim.farm = farmRules(farm);
+    if (farm) claim.farm = farmRules(farm);
     try {
       await this.options.context.engine.release(claim);
     } catch (err) {
