@@ -1,0 +1,306 @@
+/**
+ * Faults the collector must survive with the farm ending equal to the truth (DESIGN §6): the
+ * collector killed mid-stream, Redis restarted empty (or not), connections cut without a close,
+ * silent agents, and hosts retired after going stale (rule 10).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import { RedisKeys } from '@rasmon/collector';
+import { ReferenceFarm, type ErrorFrame, type Session } from '@rasmon/protocol';
+import { RedisServer } from './support/redis-server.js';
+import { CollectorProcess, InProcessCollector, eventually, rawConfig } from './support/collector-harness.js';
+import { TestAgent, end, session, upsert } from './support/agent-client.js';
+import { Scrape } from './support/prometheus-text.js';
+
+let redis: RedisServer;
+let client: Redis;
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+
+beforeAll(async () => {
+  redis = await RedisServer.start();
+  client = redis.client();
+  client.on('error', () => undefined);
+});
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+afterAll(async () => {
+  client.disconnect();
+  await redis.stop();
+});
+
+/** Settles with `promise`, or fails naming `what` after `ms`. */
+async function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const prefixOf = (raw: Record<string, unknown>) => (raw.redis as { prefix: string }).prefix;
+
+async function inProcess(raw: Record<string, unknown>, tickMs = 100): Promise<InProcessCollector> {
+  const collector = await InProcessCollector.start(raw, { tickMs });
+  cleanups.push(() => collector.stop());
+  return collector;
+}
+
+async function agentOn(url: string, host: string, stream = `stream-${host}`, token = 'token-farm-a'): Promise<TestAgent> {
+  const agent = await TestAgent.connect(url, token);
+  cleanups.push(() => agent.socket.terminate());
+  await agent.hello('farm-a', host, stream);
+  return agent;
+}
+
+const farmA = (labels: Record<string, string> = {}) => ({ farm: 'farm-a', ...labels });
+
+/** A deterministic pseudo-random stream of items for one host, with the truth it implies. */
+function scriptedStream(count: number, firstSeq: number, initial: Session[]) {
+  let state = 0x2545f491;
+  const rand = (n: number) => {
+    state = (Math.imul(state, 1_103_515_245) + 12_345) >>> 0;
+    return (state >>> 8) % n;
+  };
+  const open = new Map(initial.map((s) => [s.id, s]));
+  const events: Array<ReturnType<typeof upsert> | ReturnType<typeof end>> = [];
+  let nextId = 100;
+  for (let seq = firstSeq; seq < firstSeq + count; seq += 1) {
+    const roll = rand(10);
+    const ids = [...open.keys()];
+    if (ids.length < 4 || (roll < 5 && ids.length < 16)) {
+      const s = session(String((nextId += 1)), `corp\\u${rand(12)}`, { kind: rand(3) === 0 ? 'app' : 'desktop' });
+      open.set(s.id, s);
+      events.push(upsert(seq, s));
+    } else if (roll < 7) {
+      const held = open.get(ids[rand(ids.length)]!)!;
+      const changed: Session = { ...held, state: held.state === 'active' ? 'disconnected' : 'active' };
+      open.set(changed.id, changed);
+      events.push(upsert(seq, changed));
+    } else {
+      const id = ids[rand(ids.length)]!;
+      open.delete(id);
+      events.push(end(seq, id));
+    }
+  }
+  return { events, open };
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+describe('collector killed mid-stream', () => {
+  it('after SIGKILL and restart the agent resumes from the last applied seq and the farm equals the truth', async () => {
+    const raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 4 }]);
+    const keys = new RedisKeys(prefixOf(raw));
+    const first = await CollectorProcess.start(raw);
+    cleanups.push(() => first.stop());
+
+    const initial = [session('1', 'corp\\u0'), session('2', 'corp\\u1', { kind: 'app' })];
+    const { events, open } = scriptedStream(600, 2, initial);
+    const lastSeq = events.at(-1)!.seq;
+    const frames = chunks(events, 50);
+
+    const agent = await agentOn(first.url, 'rdsh-1', 'stream-k');
+    expect((await agent.snapshot(1, initial)).seq).toBe(1);
+    let acksSeen = 0;
+    agent.socket.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as { type: string };
+      if (frame.type === 'ack' && (acksSeen += 1) === 3) first.signal('SIGKILL');
+    });
+    for (const frame of frames) agent.send({ type: 'events', events: frame });
+    expect((await within(first.exited, 'exit after SIGKILL')).signal).toBe('SIGKILL');
+    await within(agent.closed, 'close seen by the agent after SIGKILL');
+    const acked = agent.received.flatMap((frame) => (frame.type === 'ack' ? [frame.seq] : []));
+    const lastAck = Math.max(...acked);
+    expect(lastAck, 'frames were still unacked when the collector died').toBeLessThan(lastSeq);
+    const applied = Number(await client.hget(keys.host('farm-a', 'rdsh-1').host, 'seq'));
+
+    const second = await CollectorProcess.start(raw, { port: first.port, configPath: first.configPath });
+    cleanups.push(() => second.stop());
+    const again = await TestAgent.connect(second.url, 'token-farm-a');
+    cleanups.push(() => again.socket.terminate());
+    const welcome = await again.hello('farm-a', 'rdsh-1', 'stream-k');
+    expect(welcome.ack).toBe(applied);
+    expect(welcome.ack).toBeGreaterThanOrEqual(lastAck);
+
+    // A replay of what was applied before the kill is only duplicates, answered with the ack.
+    expect(await again.events(frames[0]!)).toEqual({ type: 'ack', seq: welcome.ack });
+    for (const frame of chunks(events.filter((event) => event.seq > welcome.ack), 50)) {
+      expect((await again.events(frame)).seq).toBe(frame.at(-1)!.seq);
+    }
+
+    const truth = new ReferenceFarm({ seats: 4 });
+    const now = Date.now();
+    truth.connect('rdsh-1', now);
+    truth.snapshot('rdsh-1', initial, now);
+    for (const event of events) {
+      if (event.op === 'upsert') truth.upsert('rdsh-1', (event as ReturnType<typeof upsert>).session, now);
+      else truth.end('rdsh-1', (event as ReturnType<typeof end>).id, now);
+    }
+    const usage = truth.usage();
+    const scrape = await Scrape.from(second.url);
+    expect(scrape.value('ras_license_users', farmA())).toBe(usage.users);
+    expect(scrape.value('ras_license_overuse_admissions_total', farmA())).toBe(truth.overuseAdmissions);
+    expect(scrape.value('ras_license_peak_users', farmA())).toBe(truth.peakUsers);
+    expect(scrape.value('ras_host_connections', farmA({ host: 'rdsh-1' }))).toBe(open.size);
+    expect(scrape.value('ras_agent_up', farmA({ host: 'rdsh-1' }))).toBe(1);
+    const detail = (await (await fetch(`${second.url}/api/v1/farms/farm-a`)).json()) as any;
+    const held = detail.connections.map((c: any) => `${c.id} ${c.user} ${c.state}`).sort();
+    expect(held).toEqual([...open.values()].map((s) => `${s.id} ${s.user} ${s.state}`).sort());
+    expect(new Set(detail.connections.filter((c: any) => c.consumes).map((c: any) => c.user)).size).toBe(usage.users);
+
+    // The agent's periodic snapshot finds nothing to correct.
+    expect((await again.snapshot(lastSeq + 1, [...open.values()])).seq).toBe(lastSeq + 1);
+    const healed = await Scrape.from(second.url);
+    expect(healed.value('ras_collector_snapshot_corrections_total', farmA())).toBe(0);
+    expect(healed.value('ras_license_users', farmA())).toBe(usage.users);
+  });
+});
+
+describe('Redis restarted', () => {
+  /** Two collectors sharing one Redis and prefix, an agent on each. */
+  async function twoCollectors(server: RedisServer) {
+    const raw = rawConfig(server.url, [{ id: 'farm-a', seats: 10 }]);
+    const one = await inProcess(raw);
+    const two = await inProcess(raw);
+    const a = await agentOn(one.url, 'rdsh-1');
+    const b = await agentOn(two.url, 'rdsh-2');
+    const sessionsA = [session('1', 'corp\\alice'), session('2', 'corp\\bob', { kind: 'app' })];
+    const sessionsB = [session('1', 'corp\\bob'), session('2', 'corp\\carol'), session('3', 'corp\\dave')];
+    await a.snapshot(1, sessionsA);
+    await b.snapshot(1, sessionsB);
+    /** Both collectors show the truth: 4 users, both hosts up and holding their sessions. */
+    const showTruth = async () => {
+      for (const collector of [one, two]) {
+        const scrape = await Scrape.from(collector.url);
+        expect(scrape.value('ras_license_users', farmA())).toBe(4);
+        expect(scrape.value('ras_license_users_unverified', farmA())).toBe(0);
+        expect(scrape.value('ras_host_connections', farmA({ host: 'rdsh-1' }))).toBe(2);
+        expect(scrape.value('ras_host_connections', farmA({ host: 'rdsh-2' }))).toBe(3);
+        expect(scrape.value('ras_agent_up', farmA({ host: 'rdsh-1' }))).toBe(1);
+        expect(scrape.value('ras_agent_up', farmA({ host: 'rdsh-2' }))).toBe(1);
+      }
+    };
+    await showTruth();
+    return { one, two, a, b, sessionsA, sessionsB, showTruth, keys: new RedisKeys(prefixOf(raw)) };
+  }
+
+  it('an empty Redis after a restart makes every collector resync its agents, whose snapshots rebuild the farm', async () => {
+    const { one, two, a, b, sessionsA, sessionsB, showTruth, keys } = await twoCollectors(redis);
+    await redis.restart();
+    // Only the agents' snapshots can bring the connections back.
+    expect(await client.hlen(keys.host('farm-a', 'rdsh-2').conns)).toBe(0);
+
+    expect(await a.next('resync', 15_000)).toEqual({ type: 'resync' });
+    expect(await b.next('resync', 15_000)).toEqual({ type: 'resync' });
+    expect((await a.snapshot(2, sessionsA)).seq).toBe(2);
+    expect((await b.snapshot(2, sessionsB)).seq).toBe(2);
+    await eventually(showTruth);
+    // One resync each, and both agents still connected.
+    expect(a.received.filter((frame) => frame.type === 'resync')).toHaveLength(1);
+    expect(b.received.filter((frame) => frame.type === 'resync')).toHaveLength(1);
+    expect(one.collector.ready && two.collector.ready).toBe(true);
+  });
+
+  it('a Redis that kept its data across a restart causes no resync and the farm survives', async () => {
+    const persistent = await RedisServer.start({ persistent: true });
+    cleanups.push(() => persistent.stop());
+    const { one, two, a, b, showTruth } = await twoCollectors(persistent);
+    await persistent.restart();
+    await eventually(() => expect(one.collector.ready && two.collector.ready).toBe(true), 15_000);
+    // Long enough for many farm ticks (100 ms) on both collectors to compare epochs.
+    await sleep(1500);
+    expect(a.received.filter((frame) => frame.type === 'resync')).toEqual([]);
+    expect(b.received.filter((frame) => frame.type === 'resync')).toEqual([]);
+    await showTruth();
+    expect((await a.events([upsert(2, session('3', 'corp\\erin'))])).seq).toBe(2);
+    expect((await Scrape.from(two.url)).value('ras_license_users', farmA())).toBe(5);
+  });
+});
+
+describe('connections lost', () => {
+  async function farmWithTwoHosts(extra: Record<string, unknown>) {
+    const raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }], extra);
+    const collector = await inProcess(raw);
+    const cut = await agentOn(collector.url, 'rdsh-1', 'stream-cut');
+    const steady = await agentOn(collector.url, 'rdsh-2');
+    // alice is held only through rdsh-1; bob also through rdsh-2.
+    const sessions1 = [session('1', 'corp\\alice'), session('2', 'corp\\bob')];
+    await cut.snapshot(1, sessions1);
+    await cut.events([upsert(2, session('3', 'corp\\alice', { kind: 'app' }))]);
+    await steady.snapshot(1, [session('1', 'corp\\bob', { kind: 'app' }), session('2', 'corp\\carol')]);
+    const metric = async (name: string, labels: Record<string, string> = {}) =>
+      (await Scrape.from(collector.url)).value(name, farmA(labels));
+    expect(await metric('ras_license_users')).toBe(3);
+    expect(await metric('ras_agent_up', { host: 'rdsh-1' })).toBe(1);
+    return { collector, cut, steady, metric };
+  }
+
+  it('a connection cut without a close makes its host stale at once, its users unverified, until the agent is back', async () => {
+    const { collector, cut, metric } = await farmWithTwoHosts({ heartbeatSeconds: 0.5 });
+    cut.socket.terminate();
+    await eventually(async () => expect(await metric('ras_agent_up', { host: 'rdsh-1' })).toBe(0), 3000);
+    expect(await metric('ras_license_users')).toBe(3);
+    expect(await metric('ras_license_users_unverified')).toBe(1);
+    expect(await metric('ras_host_connections', { host: 'rdsh-1' })).toBe(3);
+    expect(await metric('ras_agent_up', { host: 'rdsh-2' })).toBe(1);
+
+    const back = await agentOn(collector.url, 'rdsh-1', 'stream-cut');
+    expect(back.received[0]).toMatchObject({ type: 'welcome', ack: 2 });
+    expect(await metric('ras_agent_up', { host: 'rdsh-1' })).toBe(1);
+    expect(await metric('ras_license_users_unverified')).toBe(0);
+    expect(await metric('ras_license_users')).toBe(3);
+  });
+
+  it('a silent agent is terminated after two heartbeats and its host turns stale', async () => {
+    const { cut, metric } = await farmWithTwoHosts({ heartbeatSeconds: 0.5 });
+    // The agent stops reading: it answers no ping, as a peer behind a dead link would.
+    cut.socket.pause();
+    await eventually(async () => expect(await metric('ras_agent_up', { host: 'rdsh-1' })).toBe(0), 5000);
+    expect(await metric('ras_license_users_unverified')).toBe(1);
+    expect(await metric('ras_license_users')).toBe(3);
+    expect(await metric('ras_agent_up', { host: 'rdsh-2' })).toBe(1);
+  });
+
+  it('a stale host is retired after hostRetireSeconds and its next snapshot brings its users back', async () => {
+    const { collector, cut, metric } = await farmWithTwoHosts({ heartbeatSeconds: 0.5, hostRetireSeconds: 2 });
+    cut.socket.terminate();
+    await eventually(async () => {
+      expect(await metric('ras_host_connections', { host: 'rdsh-1' })).toBe(0);
+      expect(await metric('ras_license_users')).toBe(2);
+    }, 8000);
+    expect(await metric('ras_license_users_unverified')).toBe(0);
+    // The host that kept its agent is not retired.
+    expect(await metric('ras_host_connections', { host: 'rdsh-2' })).toBe(2);
+
+    const back = await agentOn(collector.url, 'rdsh-1', 'stream-cut');
+    expect(back.received[0]).toMatchObject({ type: 'welcome', ack: 2 });
+    // Events alone do not bring a retired host back; its snapshot does.
+    expect((await back.events([upsert(3, session('4', 'corp\\dave'))])).seq).toBe(3);
+    expect(await metric('ras_license_users')).toBe(2);
+    await back.snapshot(4, [session('1', 'corp\\alice'), session('2', 'corp\\bob'), session('4', 'corp\\dave')]);
+    expect(await metric('ras_host_connections', { host: 'rdsh-1' })).toBe(3);
+    expect(await metric('ras_license_users')).toBe(4);
+    expect(await metric('ras_license_users_unverified')).toBe(0);
+    expect(await metric('ras_agent_up', { host: 'rdsh-1' })).toBe(1);
+  });
+
+  it('a connection closed for a protocol error releases its host at once', async () => {
+    const { cut, metric } = await farmWithTwoHosts({});
+    cut.send('{ this is not json');
+    expect((await cut.next<ErrorFrame>('error')).code).toBe('bad_frame');
+    // Rule 10: the lease ends with the connection, not when ws gives up on the closing handshake.
+    await eventually(async () => expect(await metric('ras_agent_up', { host: 'rdsh-1' })).toBe(0), 5000);
+    expect(await metric('ras_license_users_unverified')).toBe(1);
+    expect((await within(cut.closed, 'close after bad_frame', 5000)).code).toBe(1007);
+  });
+});
