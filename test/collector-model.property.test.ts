@@ -12,6 +12,7 @@ import {
   connectionLabelKey,
   countByLabels,
   parseAgentFrame,
+  type AckFrame,
   type ParsedEvents,
   type ParsedSnapshot,
 } from '@rasmon/protocol';
@@ -136,7 +137,7 @@ async function expectSameState(collector: InProcessCollector, model: ReferenceFa
   expect(got, context).toEqual(want);
 
   const detail = (await (await fetch(`${collector.url}/api/v1/farms/farm-a`)).json()) as {
-    connections: Array<Record<string, unknown>>;
+    connections: Array<{ host: string; id: string } & Record<string, unknown>>;
     overLimit: string[];
   };
   const key = (c: { host: unknown; id: unknown }) => `${String(c.host)}/${String(c.id)}`;
@@ -200,7 +201,7 @@ describe('collector equals the reference model', () => {
                 frame = JSON.stringify({ type: 'events', events });
               }
               slot.agent.send(frame);
-              const ack = await slot.agent.next('ack');
+              const ack = await slot.agent.next<AckFrame>('ack');
               expect(ack.seq, context).toBe(slot.seq);
               if (command.type !== 'replay') {
                 slot.lastFrame = frame;

@@ -95,3 +95,79 @@ export class RedisServer {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/** A three-master Redis Cluster on free ports, for tests of the `{farm}` hash tags. */
+export class RedisCluster {
+  private constructor(readonly nodes: RedisClusterNode[]) {}
+
+  static async start(masters = 3): Promise<RedisCluster> {
+    const nodes = await Promise.all(Array.from({ length: masters }, () => RedisClusterNode.start()));
+    const addresses = nodes.map((node) => `127.0.0.1:${node.port}`);
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], {
+        stdio: 'ignore',
+      });
+      child.once('error', reject);
+      child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited ${code}`))));
+    });
+    const probe = new Redis(nodes[0]!.port, '127.0.0.1');
+    try {
+      for (let attempt = 0; ; attempt += 1) {
+        const info = await probe.cluster('INFO');
+        if (String(info).includes('cluster_state:ok')) break;
+        if (attempt > 200) throw new Error('cluster did not reach cluster_state:ok');
+        await sleep(50);
+      }
+    } finally {
+      probe.disconnect();
+    }
+    return new RedisCluster(nodes);
+  }
+
+  get addresses(): string[] {
+    return this.nodes.map((node) => `127.0.0.1:${node.port}`);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.stop()));
+  }
+}
+
+class RedisClusterNode {
+  private constructor(
+    readonly port: number,
+    private readonly dir: string,
+    private readonly child: ChildProcess,
+  ) {}
+
+  static async start(): Promise<RedisClusterNode> {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'rasmon-cluster-'));
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'];
+    args.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf');
+    const node = new RedisClusterNode(port, dir, spawn('redis-server', args, { stdio: 'ignore' }));
+    for (let attempt = 0; attempt < 100; attempt += 1) {
+      const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      probe.on('error', () => undefined);
+      try {
+        await probe.connect();
+        await probe.ping();
+        probe.disconnect();
+        return node;
+      } catch {
+        probe.disconnect();
+        await sleep(50);
+      }
+    }
+    throw new Error(`cluster node on ${port} did not answer`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null) {
+      const exited = new Promise((resolve) => this.child.once('exit', resolve));
+      this.child.kill('SIGKILL');
+      await exited;
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
