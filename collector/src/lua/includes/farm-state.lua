@@ -111,24 +111,40 @@ end
 --------------------------------------------------------------------------------------------------
 -- Users: who consumes, where, and what changed during the current item.
 
--- user → { consuming connections before the item, of which on live hosts }
+-- user → { before = {consuming, on live hosts} at the item's start, now = the same as of now }
 local touched, touchedList = {}, {}
 
 local function touch(user)
-  if touched[user] == nil then
-    touched[user] = { tonumber(rcall('HGET', F.users, user) or 0), tonumber(rcall('HGET', F.live, user) or 0) }
+  local entry = touched[user]
+  if entry == nil then
+    local total = tonumber(rcall('HGET', F.users, user) or 0)
+    local live = tonumber(rcall('HGET', F.live, user) or 0)
+    entry = { total, live, total, live }
+    touched[user] = entry
     touchedList[#touchedList + 1] = user
   end
+  return entry
 end
 
+-- HINCRBY that drops the field at zero, returning the new value.
 local function shift(key, field, delta)
-  if rcall('HINCRBY', key, field, delta) <= 0 then rcall('HDEL', key, field) end
+  local value = rcall('HINCRBY', key, field, delta)
+  if value <= 0 then
+    rcall('HDEL', key, field)
+    return 0
+  end
+  return value
 end
 
 local function consume(host, user, delta)
-  touch(user)
-  shift(F.users, user, delta)
-  if host.live then shift(F.live, user, delta) end
+  local entry = touch(user)
+  entry[3] = shift(F.users, user, delta)
+  if host.live then entry[4] = shift(F.live, user, delta) end
+end
+
+local function shiftLive(user, delta)
+  local entry = touch(user)
+  entry[4] = shift(F.live, user, delta)
 end
 
 -- Closes one item (rule 6): users who started consuming get their place in the order and, while
@@ -138,17 +154,15 @@ local function settle(now)
   local users = rcall('HLEN', F.users)
   local started = {}
   for _, user in ipairs(touchedList) do
-    local before = touched[user]
-    local total = tonumber(rcall('HGET', F.users, user) or 0)
-    local live = tonumber(rcall('HGET', F.live, user) or 0)
-    local wasUnverified = before[1] > 0 and before[2] == 0
-    local isUnverified = total > 0 and live == 0
+    local entry = touched[user]
+    local wasUnverified = entry[1] > 0 and entry[2] == 0
+    local isUnverified = entry[3] > 0 and entry[4] == 0
     if wasUnverified ~= isUnverified then
       farm.unverified = farm.unverified + (isUnverified and 1 or -1)
     end
-    if before[1] == 0 and total > 0 then
+    if entry[1] == 0 and entry[3] > 0 then
       started[#started + 1] = user
-    elseif before[1] > 0 and total == 0 then
+    elseif entry[1] > 0 and entry[3] == 0 then
       rcall('ZREM', F.order, user)
     end
   end
@@ -309,10 +323,7 @@ end
 local function setLive(host, live, now)
   if host.live == live then return end
   eachConn(host, function(rec, consumes)
-    if consumes then
-      touch(rec.user)
-      shift(F.live, rec.user, live and 1 or -1)
-    end
+    if consumes then shiftLive(rec.user, live and 1 or -1) end
   end)
   host.live = live
   if live or host.retired then
