@@ -226,6 +226,16 @@ export class AgentConnection {
     this.send({ type: 'welcome', ack: result.ack, heartbeatSeconds: this.ctx.heartbeatSeconds, limits: this.ctx.limits });
   }
 
+  /**
+   * Redis answered that this connection's epoch is not the farm's: let the collector check the farm
+   * (which re-takes every host of it here), and re-take this host if that did not.
+   */
+  async epochLost(): Promise<void> {
+    await this.ctx.epochLost(this.farmId);
+    const epoch = await this.ctx.epoch(this.farmId);
+    if (this.claim && this.claim.epoch !== epoch) await this.reclaim(epoch);
+  }
+
   /** Re-takes the host after the farm's data was lost, then asks for a snapshot. */
   async reclaim(epoch: string): Promise<void> {
     const claim = this.claim;
@@ -281,7 +291,7 @@ export class AgentConnection {
     if (result.kind === 'epoch') {
       // Not acked: the agent keeps the frame, and the resync that follows repairs the host.
       this.refuse(type);
-      return this.ctx.epochLost(this.farmId);
+      return this.epochLost();
     }
     const newly = (seq: number) => seq > result.previousSeq && seq <= result.lastSeq;
     const rejected = rejections.filter((rejection) => newly(rejection.seq));

@@ -170,7 +170,7 @@ export class AgentServer {
         try {
           const result = await engine.renew(claim);
           if (result === 'superseded') connection.fail('superseded', 'a newer connection took this host');
-          else if (result === 'epoch') await this.options.context.epochLost(connection.farmId);
+          else if (result === 'epoch') await connection.epochLost();
         } catch {
           // Redis is unreachable: idle connections stay open (DESIGN §3).
         }
