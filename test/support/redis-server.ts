@@ -78,7 +78,7 @@ export class RedisServer {
   /** Kills the server at once (SIGKILL): what it did not persist is gone. */
   async kill(): Promise<void> {
     const child = this.process;
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGKILL');
     await exited;
