@@ -1,0 +1,92 @@
+/**
+ * The contract between `scripts/wts-sessions.ps1` and the agent: the script prints one JSON array of
+ * objects named exactly like {@link RawSession}'s fields, and this module checks it.
+ */
+import { z } from 'zod';
+import type { RawSession, RawState } from './raw-session.js';
+
+/** What the script printed breaks the contract; the whole list is refused. */
+export class WtsOutputError extends Error {
+  readonly code = 'RASMON_WTS_OUTPUT';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'WtsOutputError';
+  }
+}
+
+/** Every state, once: the compiler checks this record against RawState in both directions. */
+const STATES: Record<RawState, true> = {
+  active: true,
+  connected: true,
+  connectquery: true,
+  shadow: true,
+  disconnected: true,
+  idle: true,
+  listen: true,
+  reset: true,
+  down: true,
+  init: true,
+};
+
+/** The script writes `null` for what Windows did not tell (no client on the console, no logon time). */
+const text = z.string().nullish();
+
+/** One session as the script prints it. Strict: a misspelt field is a broken contract, not an extra. */
+export const wtsSessionSchema = z.strictObject({
+  sessionId: z.number().int().nonnegative(),
+  user: z.string().refine((user) => user.trim() !== '', 'must not be blank'),
+  domain: text,
+  state: z.enum(Object.keys(STATES) as [RawState, ...RawState[]]),
+  sessionName: text,
+  logonTime: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).nullish(),
+  clientName: text,
+  clientAddress: text,
+  protocolType: z.number().int().nonnegative().nullish(),
+  processes: z.array(z.string()).nullish(),
+  admin: z.boolean().nullish(),
+});
+
+/** A single session alone is printed as an object by some PowerShell paths: read it as a list of one. */
+const outputSchema = z.union([z.array(z.unknown()), z.looseObject({}).transform((one) => [one])]);
+
+/**
+ * Parses and validates what `wts-sessions.ps1` printed. `null` fields are dropped.
+ *
+ * @throws WtsOutputError when the text is not JSON, not a list of sessions, or a session breaks the
+ *   contract; the message names the session's index and the field.
+ */
+export function parseWtsOutput(json: string): RawSession[] {
+  const body = json.replace(/^\uFEFF/, '').trim();
+  if (body === '') throw new WtsOutputError('wts-sessions.ps1 printed nothing (an empty host prints [])');
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch (err) {
+    throw new WtsOutputError(`wts-sessions.ps1 output is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const list = outputSchema.safeParse(value);
+  if (!list.success) throw new WtsOutputError('wts-sessions.ps1 output is not a JSON array of sessions');
+  return list.data.map((item, index) => {
+    const parsed = wtsSessionSchema.safeParse(item);
+    if (!parsed.success) throw new WtsOutputError(`wts-sessions.ps1 output [${index}]${describe(parsed.error)}`);
+    return dropNulls(parsed.data);
+  });
+}
+
+function describe(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return ': invalid';
+  if (issue.code === 'unrecognized_keys') return `: unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  const path = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('');
+  return `${path}: ${issue.message}`;
+}
+
+function dropNulls(session: z.infer<typeof wtsSessionSchema>): RawSession {
+  const { sessionId, user, state, ...optional } = session;
+  const result: RawSession = { sessionId, user, state };
+  for (const [key, value] of Object.entries(optional)) {
+    if (value !== null && value !== undefined) Object.assign(result, { [key]: value });
+  }
+  return result;
+}
