@@ -1,0 +1,40 @@
+/** Builds the configured session source. */
+import type { Logger } from 'pino';
+import { Classifier } from './classify.js';
+import type { AgentConfig } from './config.js';
+import { AgentConfigError } from './config.js';
+import { CommandSource } from './sources/command-source.js';
+import { QuserSource } from './sources/quser-source.js';
+import { SessionSimulator } from './sources/simulate.js';
+import type { SessionSource } from './sources/source.js';
+import { WtsSource } from './sources/wts-source.js';
+
+/** `inputFile`: read a saved output instead of running the source's command (support cases, tests). */
+export function createSource(config: AgentConfig, log: Logger, inputFile?: string): SessionSource {
+  const classifier = new Classifier({ ...config.classify, ...(config.domain ? { domain: config.domain } : {}) });
+  switch (config.source) {
+    case 'wts':
+      return new WtsSource(classifier, config.classify.adminGroups, inputFile);
+    case 'quser':
+      return new QuserSource(classifier, config.quser.dateOrder ? { dateOrder: config.quser.dateOrder } : {}, inputFile);
+    case 'command':
+      if (!config.command && !inputFile) throw new AgentConfigError('command: required by source "command"');
+      return new CommandSource(config.command, log, inputFile);
+    case 'simulate': {
+      if (inputFile) throw new AgentConfigError('--input: the simulate source reads no saved output');
+      const sim = config.simulate;
+      const domain = config.domain ?? 'SIM';
+      const users = Array.from({ length: sim.users }, (_, i) => `${domain}\\${sim.userPrefix}${String(i + 1).padStart(3, '0')}`);
+      const admins = Array.from({ length: sim.admins }, (_, i) => `${domain}\\admin${String(i + 1).padStart(2, '0')}`);
+      return new SessionSimulator({
+        seed: sim.seed,
+        host: config.host,
+        users: [...users, ...admins],
+        admins,
+        startMs: Date.now(),
+        ...(sim.targetSessions === undefined ? {} : { targetSessions: sim.targetSessions }),
+        ...(sim.logonsPerMinute === undefined ? {} : { logonsPerMinute: sim.logonsPerMinute }),
+      });
+    }
+  }
+}

@@ -1,0 +1,51 @@
+/** The agent's own metrics, on a private registry, served on an optional local /metrics. */
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  readonly connected = new Gauge({ name: 'rasmon_agent_connected', help: '1 while welcomed by a collector', registers: [this.registry] });
+  readonly sessions = new Gauge({ name: 'rasmon_agent_sessions', help: 'Sessions in the last list read', registers: [this.registry] });
+  readonly spoolEvents = new Gauge({ name: 'rasmon_agent_spool_events', help: 'Events spooled and not yet acked', registers: [this.registry] });
+  readonly spoolBytes = new Gauge({ name: 'rasmon_agent_spool_bytes', help: 'Bytes of events spooled and not yet acked', registers: [this.registry] });
+  readonly spoolDropped = new Counter({
+    name: 'rasmon_agent_spool_dropped_total',
+    help: 'Events dropped because the spool was full',
+    registers: [this.registry],
+  });
+  readonly lastAck = new Gauge({
+    name: 'rasmon_agent_last_ack_timestamp_seconds',
+    help: 'Last ack from the collector',
+    registers: [this.registry],
+  });
+  readonly pollDuration = new Histogram({
+    name: 'rasmon_agent_poll_duration_seconds',
+    help: 'Duration of one read of the session source',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly pollErrors = new Counter({ name: 'rasmon_agent_poll_errors_total', help: 'Failed reads of the session source', registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Serves /metrics on host:port; resolves once listening. */
+  async serve(host: string, port: number): Promise<Server> {
+    const server = createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end();
+        return;
+      }
+      this.registry.metrics().then(
+        (body) => res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(body),
+        () => res.writeHead(500).end(),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    return server;
+  }
+}

@@ -1,0 +1,65 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AgentConfigError, connectionSettings, loadAgentConfig, readToken } from '../src/config.js';
+
+function file(name: string, text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'rasmon-agent-config-')), name);
+  writeFileSync(path, text);
+  return path;
+}
+
+const expectError = (fn: () => unknown, message: string | RegExp) => {
+  expect(fn).toThrow(AgentConfigError);
+  expect(fn).toThrow(message);
+};
+
+describe('agent configuration', () => {
+  it('applies the documented defaults', () => {
+    const config = loadAgentConfig(file('a.yaml', 'farm: farm-a\nhost: rdsh-1\n'));
+    expect(config).toMatchObject({
+      source: 'wts',
+      pollIntervalSeconds: 5,
+      snapshotIntervalSeconds: 600,
+      spool: { maxBytes: 64 * 1024 * 1024 },
+      classify: { appProcesses: ['rdpinit.exe', 'rdpshell.exe'], rasGateways: [], includeConsole: false },
+      reconnect: { initialSeconds: 1, maxSeconds: 60, supersededSeconds: 60 },
+    });
+  });
+
+  it('defaults the host to the machine name', () => {
+    const name = hostname().split('.')[0]!;
+    expect(loadAgentConfig(file('a.json', '{"farm":"farm-a"}')).host).toBe(name);
+  });
+
+  it('lets flags win over the file, the spool directory without losing the file\'s spool size', () => {
+    const path = file('a.yaml', 'farm: farm-a\nhost: rdsh-1\nsource: quser\nspool: { dir: /x, maxBytes: 8192 }\n');
+    const config = loadAgentConfig(path, { host: 'rdsh-2', source: 'simulate', spoolDir: '/y' });
+    expect(config).toMatchObject({ host: 'rdsh-2', source: 'simulate', spool: { dir: '/y', maxBytes: 8192 } });
+  });
+
+  it('names the bad key in one line', () => {
+    expectError(() => loadAgentConfig(file('a.yaml', 'farm: farm-a\nsoruce: wts\n')), 'soruce: unknown key');
+    expectError(() => loadAgentConfig(file('a.yaml', 'collector: http://x\n')), /^collector: must be a ws:\/\/ or wss:\/\/ URL$/);
+    expectError(() => loadAgentConfig(file('a.yaml', 'source: magic\n')), /^source: /);
+    expectError(() => loadAgentConfig(file('a.yaml', 'classify: { rasGateways: ["10.0.0.0/99"] }\n')), /^classify\.rasGateways\[0\]: /);
+    expectError(() => loadAgentConfig(file('a.yaml', 'pollIntervalSeconds: 0\n')), /^pollIntervalSeconds: /);
+    expectError(() => loadAgentConfig(file('a.yaml', 'host: "bad host"\n')), /^host: /);
+    expectError(() => loadAgentConfig(file('a.txt', 'farm: a\n')), /must end in \.yaml, \.yml or \.json/);
+    expectError(() => loadAgentConfig('/no/such/file.yaml'), 'config file /no/such/file.yaml: cannot be read');
+    expectError(() => loadAgentConfig(file('a.yaml', 'farm: [\n')), /^config file .*a\.yaml: /);
+  });
+
+  it('needs collector, tokenFile and farm to connect', () => {
+    expectError(() => connectionSettings(loadAgentConfig(file('a.yaml', 'farm: farm-a\n'))), 'collector: required');
+    const ok = loadAgentConfig(file('a.yaml', 'farm: farm-a\ncollector: ws://c:9420\ntokenFile: /t\n'));
+    expect(connectionSettings(ok)).toEqual({ collector: 'ws://c:9420', tokenFile: '/t', farm: 'farm-a' });
+  });
+
+  it('reads the token from the first line of its file, and refuses an empty one', () => {
+    expect(readToken(file('token', 's3cret\r\nignored\n'))).toBe('s3cret');
+    expectError(() => readToken(file('token', '\n')), /^tokenFile: .* is empty$/);
+    expectError(() => readToken('/no/token'), 'tokenFile: /no/token cannot be read');
+  });
+});
