@@ -1,0 +1,221 @@
+/**
+ * `npm run demo`: the collector and a simulated fleet — three farms, a dozen hosts, a few hundred
+ * users with logon/disconnect/reconnect/logoff churn and administrators — against Redis. One farm
+ * runs past its seats, one is in its expiry grace, one is healthy. Serves on 127.0.0.1:9420, shows
+ * a live line per farm, and stops cleanly on Ctrl-C.
+ */
+import { randomBytes, createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { Agent, simulateFleet } from '@rasmon/agent';
+import { Collector, parseConfig } from '@rasmon/collector';
+import { findRedis, NoRedisError, type FoundRedis } from './find-redis.js';
+import { renderFarms, type FarmSummary } from './render.js';
+
+const PREFIX = 'rasmon-demo';
+const DAY_MS = 86_400_000;
+
+const USAGE = `Usage: npm run demo [-- --port N] [--seconds N]
+
+  --port N      serve on 127.0.0.1:N (default 9420; 0 picks a free port)
+  --seconds N   stop by itself after N seconds (default: run until Ctrl-C)
+
+Redis: REDIS_URL if set, else 127.0.0.1:6379 if it answers, else a private redis-server.`;
+
+interface FarmPlan {
+  id: string;
+  seats: number;
+  license: 'primary' | 'sublicense';
+  expires: number;
+  hostPrefix: string;
+  users: number;
+  admins: number;
+  note: string;
+}
+
+function plans(now: number): FarmPlan[] {
+  return [
+    { id: 'farm-overuse', seats: 40, license: 'primary', expires: now + 200 * DAY_MS, hostPrefix: 'ovr', users: 140, admins: 2, note: 'more users than seats' },
+    { id: 'farm-grace', seats: 150, license: 'primary', expires: now - 10 * DAY_MS, hostPrefix: 'grc', users: 110, admins: 2, note: 'license expired 10 days ago' },
+    { id: 'farm-healthy', seats: 200, license: 'primary', expires: now + 365 * DAY_MS, hostPrefix: 'ok', users: 90, admins: 1, note: 'well within its seats' },
+  ];
+}
+
+async function clearDemoKeys(url: string): Promise<void> {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${PREFIX}:*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function main(): Promise<void> {
+  let values: { port?: string; seconds?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      options: { port: { type: 'string' }, seconds: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    }));
+  } catch (err) {
+    process.stderr.write(`demo: ${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (values.help) return void process.stdout.write(`${USAGE}\n`);
+  const port = Number(values.port ?? 9420);
+  const seconds = values.seconds === undefined ? undefined : Number(values.seconds);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    process.stderr.write(`demo: --port must be a port number, not ${values.port}\n`);
+    process.exit(2);
+  }
+  if (seconds !== undefined && !(seconds > 0)) {
+    process.stderr.write(`demo: --seconds must be a positive number, not ${values.seconds}\n`);
+    process.exit(2);
+  }
+
+  let redis: FoundRedis;
+  try {
+    redis = await findRedis(process.env);
+  } catch (err) {
+    if (err instanceof NoRedisError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+
+  const work = mkdtempSync(join(tmpdir(), 'rasmon-demo-'));
+  const logFile = join(work, 'demo.log');
+  const log = pino({ level: 'info' }, pino.destination({ dest: logFile, sync: false }));
+  const now = Date.now();
+  const farms = plans(now);
+  const tokens = new Map(farms.map((farm) => [farm.id, randomBytes(18).toString('base64url')]));
+  const config = parseConfig(
+    {
+      listen: `127.0.0.1:${port}`,
+      redis: { url: redis.url, prefix: PREFIX },
+      heartbeatSeconds: 5,
+      farms: farms.map((farm) => ({
+        id: farm.id,
+        seats: farm.seats,
+        license: farm.license,
+        expires: new Date(farm.expires).toISOString(),
+        agentTokensSha256: [createHash('sha256').update(tokens.get(farm.id)!).digest('hex')],
+      })),
+    },
+    'demo',
+  );
+
+  await clearDemoKeys(redis.url);
+  let collector: Collector;
+  try {
+    collector = await Collector.start({ config, log: log.child({ part: 'collector' }) });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    await redis.stop();
+    if (code === 'EADDRINUSE') {
+      process.stderr.write(`demo: port ${port} is in use; pick another: npm run demo -- --port ${port + 10}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  for (let i = 0; i < 200 && !collector.ready; i += 1) await new Promise((resolve) => setTimeout(resolve, 25));
+  const base = `http://127.0.0.1:${collector.address.port}`;
+
+  // A dozen hosts: four per farm, each a simulated host behind a real agent (spool, WebSocket).
+  const agents: Agent[] = [];
+  for (const [index, farm] of farms.entries()) {
+    const fleet = simulateFleet({
+      seed: 20261129 + index,
+      hosts: 4,
+      users: farm.users,
+      admins: farm.admins,
+      hostPrefix: farm.hostPrefix,
+      startMs: now,
+      // Faster than life, so the numbers move while you watch: a session lasts minutes, not hours.
+      perHost: { logonsPerMinute: 8 },
+    });
+    for (const { host, simulator } of fleet) {
+      const agent = new Agent({
+        source: simulator,
+        spool: { dir: join(work, 'spool', host), maxBytes: 8 * 1024 * 1024 },
+        pollIntervalSeconds: 1,
+        snapshotIntervalSeconds: 120,
+        log: log.child({ part: 'agent', host }),
+        link: {
+          url: base.replace(/^http/, 'ws'),
+          token: tokens.get(farm.id)!,
+          farm: farm.id,
+          host,
+          agent: 'rasmon-agent/simulated',
+          backoff: { initialMs: 200, maxMs: 2000 },
+        },
+      });
+      agents.push(agent);
+    }
+  }
+  await Promise.all(agents.map((agent) => agent.start()));
+
+  const tty = process.stdout.isTTY === true;
+  const banner = [
+    `rasmon demo — ${farms.length} farms, ${agents.length} simulated hosts, Redis: ${redis.origin}`,
+    `  metrics   ${base}/metrics`,
+    `  API       ${base}/api/v1/farms   (and ${base}/api/v1/farms/farm-overuse)`,
+    `  logs      ${logFile}`,
+    ...farms.map((farm) => `  ${farm.id.padEnd(13)} ${farm.note}`),
+    `  ${seconds === undefined ? 'Ctrl-C stops it.' : `stops by itself after ${seconds} s (or Ctrl-C).`}`,
+    '',
+  ].join('\n');
+  process.stdout.write(`${banner}\n`);
+
+  let lines = 0;
+  const show = async () => {
+    try {
+      const res = await fetch(`${base}/api/v1/farms`);
+      const body = (await res.json()) as { farms: FarmSummary[] };
+      const text = renderFarms(body.farms, Date.now());
+      if (tty && lines > 0) process.stdout.write(`\x1b[${lines}A\x1b[J`);
+      process.stdout.write(`${text}\n`);
+      lines = text.split('\n').length;
+      if (!tty) process.stdout.write('\n');
+    } catch (err) {
+      process.stdout.write(`(could not read the farms: ${(err as Error).message})\n`);
+    }
+  };
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  await show();
+  const ticker = setInterval(() => void show(), tty ? 2000 : 5000);
+
+  let stopping = false;
+  const stop = async (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(ticker);
+    process.stdout.write(`\nstopping (${reason})…\n`);
+    await Promise.all(agents.map((agent) => agent.stop()));
+    await collector.drain(3000);
+    await clearDemoKeys(redis.url).catch(() => undefined);
+    await redis.stop();
+    log.flush();
+    rmSync(work, { recursive: true, force: true });
+    process.stdout.write('stopped.\n');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('Ctrl-C'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  if (seconds !== undefined) setTimeout(() => void stop(`${seconds} s elapsed`), seconds * 1000);
+}
+
+main().catch((err) => {
+  process.stderr.write(`demo failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

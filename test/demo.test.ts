@@ -1,0 +1,63 @@
+/** `npm run demo` as a newcomer runs it: starts, shows the three farms live, and stops cleanly. */
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisServer } from './support/redis-server.js';
+
+const DEMO = new URL('../demo/dist/demo.js', import.meta.url).pathname;
+
+function runDemo(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [DEMO, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.once('exit', (code) => resolve({ code, out, err }));
+  });
+}
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await RedisServer.start();
+});
+afterAll(async () => {
+  await redis.stop();
+});
+
+describe('npm run demo', () => {
+  it('shows one farm over its seats, one in expiry grace, one healthy, then stops cleanly and leaves no keys', async () => {
+    const run = await runDemo(['--seconds', '7', '--port', '0'], { REDIS_URL: redis.url });
+    expect(run.err).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.out).toMatch(/metrics\s+http:\/\/127\.0\.0\.1:\d+\/metrics/);
+    const table = run.out.split('\n');
+    const last = (farm: string) => table.filter((line) => line.startsWith(farm)).at(-1)!.split(/\s{2,}/);
+    const [, overUsers, overuse, , , , hostsUp, license, grace] = last('farm-overuse');
+    const [used, seats] = overUsers!.split('/').map(Number);
+    expect(used).toBeGreaterThan(seats!);
+    expect(Number(overuse)).toBe(used! - seats!);
+    expect(hostsUp).toBe('4/4');
+    expect(license).toBe('active');
+    expect(grace).toMatch(/^running, 6d \d+h left$/);
+    expect(last('farm-grace')[7]).toMatch(/^grace, 19d \d+h left$/);
+    const healthy = last('farm-healthy');
+    expect(healthy[2]).toBe('0');
+    expect(healthy[7]).toBe('active');
+    expect(run.out).toContain('stopped.');
+    const client = redis.client();
+    expect(await client.keys('rasmon-demo:*')).toEqual([]);
+    client.disconnect();
+  });
+
+  it('says how to get Redis when the one it was given does not answer', async () => {
+    const run = await runDemo(['--seconds', '1', '--port', '0'], { REDIS_URL: 'redis://127.0.0.1:1' });
+    expect(run.code).toBe(1);
+    expect(run.err).toBe('REDIS_URL=redis://127.0.0.1:1 does not answer PING.\n');
+  });
+
+  it('refuses a bad flag with a clear line', async () => {
+    const run = await runDemo(['--port', 'x'], { REDIS_URL: redis.url });
+    expect(run.code).toBe(2);
+    expect(run.err).toBe('demo: --port must be a port number, not x\n');
+  });
+});
