@@ -67,7 +67,8 @@ const schema = z.strictObject({
     .prefault({}),
   simulate: z
     .strictObject({
-      seed: z.number().int().default(1),
+      /** Default: derived from the host name, so simulated hosts differ. */
+      seed: z.number().int().optional(),
       users: z.number().int().min(1).default(50),
       admins: z.number().int().min(0).default(3),
       userPrefix: z.string().min(1).default('user'),

@@ -1,4 +1,5 @@
 /** Builds the configured session source. */
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Classifier } from './classify.js';
 import type { AgentConfig } from './config.js';
@@ -27,7 +28,7 @@ export function createSource(config: AgentConfig, log: Logger, inputFile?: strin
       const users = Array.from({ length: sim.users }, (_, i) => `${domain}\\${sim.userPrefix}${String(i + 1).padStart(3, '0')}`);
       const admins = Array.from({ length: sim.admins }, (_, i) => `${domain}\\admin${String(i + 1).padStart(2, '0')}`);
       return new SessionSimulator({
-        seed: sim.seed,
+        seed: sim.seed ?? createHash('sha256').update(config.host).digest().readUInt32BE(0),
         host: config.host,
         users: [...users, ...admins],
         admins,
