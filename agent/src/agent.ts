@@ -53,6 +53,7 @@ export class Agent {
     this.link.on('ack', (frame) => void this.enqueue(() => this.onAck(frame.seq)));
     this.link.on('resync', () => void this.enqueue(() => this.sendSnapshot()));
     this.link.on('down', () => this.options.metrics?.connected.set(0));
+    this.updateSpoolMetrics();
     await this.enqueue(() => this.poll());
     this.link.start();
     this.schedulePoll();

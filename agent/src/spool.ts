@@ -107,23 +107,34 @@ export class Spool {
   append(bodies: readonly EventBody[], at: number): Promise<AgentEvent[]> {
     return this.serial(async () => {
       const events = bodies.map((body) => ({ ...body, seq: (this.lastSeq += 1), at }) as AgentEvent);
-      const added = events.map((event) => {
+      let added = events.map((event) => {
         const line = `${JSON.stringify(event)}\n`;
         return { event, bytes: Buffer.byteLength(line), line };
       });
-      const addedBytes = added.reduce((sum, entry) => sum + entry.bytes, 0);
+      let addedBytes = added.reduce((sum, entry) => sum + entry.bytes, 0);
       if (this.bytes + addedBytes > this.options.maxBytes) {
-        this.dropOldest(this.bytes + addedBytes - Math.floor(this.options.maxBytes * 0.9));
+        const target = Math.floor(this.options.maxBytes * 0.9);
+        this.dropOldest(this.bytes + addedBytes - target);
+        // A batch larger than the spool itself loses its own oldest events too.
+        let batchDropped = 0;
+        while (added.length > 0 && this.bytes + addedBytes > target) {
+          addedBytes -= added[0]!.bytes;
+          added = added.slice(1);
+          batchDropped += 1;
+        }
+        if (batchDropped > 0) this.noteDropped(batchDropped);
         // Dropped events must not come back at the next open.
         await this.rewriteLog();
       }
       for (const { event, bytes } of added) this.entries.push({ event, bytes });
       this.bytes += addedBytes;
-      const file = await this.logFile();
-      await file.write(added.map((entry) => entry.line).join(''));
-      await file.sync();
-      this.fileBytes += addedBytes;
-      return events;
+      if (added.length > 0) {
+        const file = await this.logFile();
+        await file.write(added.map((entry) => entry.line).join(''));
+        await file.sync();
+        this.fileBytes += addedBytes;
+      }
+      return added.map((entry) => entry.event);
     });
   }
 
@@ -171,6 +182,10 @@ export class Spool {
       count += 1;
     }
     this.bytes -= freed;
+    if (count > 0) this.noteDropped(count);
+  }
+
+  private noteDropped(count: number): void {
     this.droppedTotal += count;
     this.options.log.warn(
       { dropped: count, droppedTotal: this.droppedTotal, maxBytes: this.options.maxBytes },

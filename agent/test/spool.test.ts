@@ -92,4 +92,15 @@ describe('spool', () => {
     expect(spool.depth).toBe(0);
     await spool.close();
   });
+
+  it('a single batch larger than the spool keeps only its newest events', async () => {
+    const path = dir();
+    const spool = await Spool.open({ dir: path, maxBytes: 4096, log });
+    const kept = await spool.append(Array.from({ length: 60 }, (_, i) => upsert(String(i))), 1);
+    expect(spool.sizeBytes).toBeLessThanOrEqual(4096);
+    expect(spool.dropped).toBe(60 - kept.length);
+    expect(kept.at(-1)!.seq).toBe(60);
+    expect(spool.pendingAfter(0)).toEqual(kept);
+    await spool.close();
+  });
 });
