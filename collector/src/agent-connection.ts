@@ -20,7 +20,7 @@ import type { FarmConfig } from './config.js';
 import { hostAllowed } from './config.js';
 import type { ApplyResult, FarmRules, HostClaim, LicenseEngine } from './license-engine.js';
 import type { Logger } from './logger.js';
-import type { CollectorMetrics } from './metrics.js';
+import type { CollectorMetrics, UpgradeRejection } from './metrics.js';
 
 /** What a connection needs from the collector around it. */
 export interface ConnectionContext {
@@ -185,7 +185,7 @@ export class AgentConnection {
   }
 
   private async hello(hello: HelloFrame | undefined, problem: string | undefined): Promise<void> {
-    const reject = (code: ErrorCode, reason: string, message: string) => {
+    const reject = (code: ErrorCode, reason: UpgradeRejection, message: string) => {
       this.refuse('hello');
       this.ctx.metrics.upgradesRejected.inc({ reason });
       this.fail(code, message);

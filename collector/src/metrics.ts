@@ -9,6 +9,21 @@ import type { FarmsRead } from './farm-reader.js';
 
 const seconds = (ms: number) => ms / 1000;
 
+/** Reasons of `ras_collector_upgrades_rejected_total`. */
+export const UPGRADE_REJECTIONS = [
+  'unauthorized',
+  'not_found',
+  'subprotocol',
+  'draining',
+  'hello_required',
+  'bad_hello',
+  'forbidden',
+  'max_hosts',
+  'revoked',
+] as const;
+
+export type UpgradeRejection = (typeof UPGRADE_REJECTIONS)[number];
+
 export class CollectorMetrics {
   readonly registry = new Registry();
   private readonly farmGauges: Gauge[] = [];
@@ -113,7 +128,7 @@ export class CollectorMetrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [this.registry],
   });
-  readonly upgradesRejected = new Counter({
+  readonly upgradesRejected: Counter<'reason'> = new Counter({
     name: 'ras_collector_upgrades_rejected_total',
     help: 'Refused WebSocket upgrades and hellos',
     labelNames: ['reason'],
@@ -123,6 +138,13 @@ export class CollectorMetrics {
   constructor(version: string) {
     collectDefaultMetrics({ register: this.registry });
     this.buildInfo.set({ version }, 1);
+    // Known label values start at 0, so a healthy collector shows 0 rather than no series.
+    for (const type of ['hello', 'snapshot', 'events']) {
+      for (const result of ['applied', 'duplicate', 'refused']) this.frames.inc({ type, result }, 0);
+    }
+    for (const type of ['invalid', 'binary', 'oversized']) this.frames.inc({ type, result: 'refused' }, 0);
+    for (const result of ['applied', 'duplicate', 'rejected']) this.events.inc({ result }, 0);
+    for (const reason of UPGRADE_REJECTIONS) this.upgradesRejected.inc({ reason }, 0);
   }
 
   private gauge(name: string, help: string, labelNames: string[]): Gauge {
