@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { evaluateUsage, normalizeUser, type AgentEvent, type Session } from '@rasmon/protocol';
 import { RedisServer, freePort } from './support/redis-server.js';
-import { CollectorProcess, eventually, rawConfig } from './support/collector-harness.js';
+import { CollectorProcess, eventually, rawConfig, within } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';
 import { AgentProcess, readSpool } from './support/agent-process.js';
 import { SimulatedHost } from './support/agent-simulated-host.js';
@@ -34,19 +34,6 @@ afterEach(async () => {
 afterAll(async () => {
   await redis?.stop();
 });
-
-/** Settles with `promise`, or fails naming `what` after `ms`. */
-async function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function startCollector(raw: Record<string, unknown>, options: { port?: number; configPath?: string } = {}) {
   const collector = await CollectorProcess.start(raw, options);

@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { RedisKeys } from '@rasmon/collector';
 import { ReferenceFarm, type ErrorFrame, type Session } from '@rasmon/protocol';
 import { RedisServer } from './support/redis-server.js';
-import { CollectorProcess, InProcessCollector, eventually, rawConfig } from './support/collector-harness.js';
+import { CollectorProcess, InProcessCollector, eventually, rawConfig, within } from './support/collector-harness.js';
 import { TestAgent, end, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 
@@ -29,19 +29,6 @@ afterAll(async () => {
   client.disconnect();
   await redis.stop();
 });
-
-/** Settles with `promise`, or fails naming `what` after `ms`. */
-async function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 const prefixOf = (raw: Record<string, unknown>) => (raw.redis as { prefix: string }).prefix;
 

@@ -15,7 +15,7 @@ import type { Redis } from 'ioredis';
 import { RedisKeys } from '@rasmon/collector';
 import type { ErrorFrame } from '@rasmon/protocol';
 import { RedisServer, freePort } from './support/redis-server.js';
-import { CollectorProcess, eventually, rawConfig, sha256 } from './support/collector-harness.js';
+import { CollectorProcess, eventually, rawConfig, sha256, within } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 
@@ -89,19 +89,6 @@ function startBin(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess
     }
   });
   return { child, output };
-}
-
-/** Settles with `promise`, or fails naming `what` after `ms`. */
-async function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function status(url: string): Promise<number> {
