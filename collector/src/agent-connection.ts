@@ -53,6 +53,7 @@ export class AgentConnection {
   agent: string | undefined;
   /** Last time anything (frame, ping, pong) came from the agent, ms. */
   lastHeard = Date.now();
+  readonly openedAt = Date.now();
   private readonly queue: Array<string | Buffer> = [];
   private running = false;
   private closed = false;

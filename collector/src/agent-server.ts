@@ -162,6 +162,12 @@ export class AgentServer {
           connection.terminate();
           return;
         }
+        if (!connection.claim && now - connection.openedAt > 2 * intervalMs) {
+          // An authenticated socket that never says hello holds a slot for nothing.
+          this.options.context.metrics.upgradesRejected.inc({ reason: 'hello_required' });
+          connection.fail('hello_required', `no hello within ${(2 * intervalMs) / 1000} s`);
+          return;
+        }
         connection.ping();
         const claim = connection.claim;
         const farm = this.options.context.farm(connection.farmId);
