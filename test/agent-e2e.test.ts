@@ -381,6 +381,24 @@ describe('agent killed', () => {
   });
 });
 
+describe('agent restarted', () => {
+  it('sessions that ended while the agent was down go out as events, so its snapshot corrects nothing', async () => {
+    const { host, collector, agent, agentConfig, spoolDir } = await rig({ seed: 47 });
+    await settlesToTruth(collector, host);
+    await agentIdle(agent, spoolDir);
+    await agent.stop();
+    // While no agent runs, the host's sessions change: some log off, others log on.
+    const before = host.sessions();
+    await stepWhileAgentPolls(host, 3);
+    expect(host.sessions().filter((s) => !before.some((b) => b.id === s.id)).length).toBeGreaterThan(0);
+    expect(before.filter((b) => !host.sessions().some((s) => s.id === b.id)).length).toBeGreaterThan(0);
+    const restarted = await startAgent(agentConfig, { configPath: agent.configPath });
+    await settlesToTruth(collector, host);
+    await agentIdle(restarted, spoolDir);
+    expect(await corrections(collector)).toBe(0);
+  });
+});
+
 describe('connection faults', () => {
   it('a connection cut mid-frame recovers through a reconnect and the farm equals the truth', async () => {
     let proxy: CuttingProxy | undefined;

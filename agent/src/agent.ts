@@ -4,7 +4,9 @@
  * `snapshotIntervalSeconds`. Everything that sends runs in one queue, so seqs go out in order and
  * a snapshot's seq always follows the events it includes.
  */
-import type { Session } from '@rasmon/protocol';
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseSession, type Session } from '@rasmon/protocol';
 import type { Logger } from 'pino';
 import { CollectorLink, type LinkOptions } from './collector-link.js';
 import type { AgentMetrics } from './metrics.js';
@@ -48,6 +50,7 @@ export class Agent {
   async start(): Promise<void> {
     const { log } = this.options;
     this.spool = await Spool.open({ ...this.options.spool, log: log.child({ module: 'spool' }) });
+    await this.restoreSessions();
     this.link = new CollectorLink({ ...this.options.link, stream: this.spool.stream, log: log.child({ module: 'link' }) });
     this.link.on('welcome', (ack) => void this.enqueue(() => this.onWelcome(ack)));
     this.link.on('ack', (frame) => void this.enqueue(() => this.onAck(frame.seq)));
@@ -107,8 +110,38 @@ export class Agent {
     this.options.metrics?.sessions.set(sessions.length);
     if (events.length === 0) return;
     await this.spool.append(events, Date.now());
+    await this.saveSessions(sessions);
     this.updateSpoolMetrics();
     this.flush();
+  }
+
+  private get sessionsFile(): string {
+    return join(this.options.spool.dir, 'sessions.json');
+  }
+
+  /**
+   * The list the spooled events lead to, kept beside the spool so that a restarted agent diffs
+   * against what it reported rather than against nothing: a session that ended while the agent was
+   * down then goes out as an `end`, not as a snapshot correction. Losing it is harmless: the
+   * snapshot on connect repairs whatever the diff misses.
+   */
+  private async saveSessions(sessions: readonly Session[]): Promise<void> {
+    const tmp = `${this.sessionsFile}.tmp`;
+    await writeFile(tmp, JSON.stringify(sessions));
+    await rename(tmp, this.sessionsFile);
+  }
+
+  private async restoreSessions(): Promise<void> {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await readFile(this.sessionsFile, 'utf8'));
+    } catch {
+      return;
+    }
+    if (!Array.isArray(raw)) return;
+    // Validated but not normalized: it must compare equal to what the source reports again.
+    const sessions = raw.filter((item) => !('reason' in parseSession(item))) as Session[];
+    this.diff.restore(sessions);
   }
 
   private async onWelcome(ack: number): Promise<void> {

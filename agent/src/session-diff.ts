@@ -15,6 +15,11 @@ export class SessionDiff {
     return [...this.current.values()].map((entry) => entry.session).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
+  /** Starts from a list already reported (by an earlier run of the agent), emitting nothing. */
+  restore(list: readonly Session[]): void {
+    this.next(list);
+  }
+
   /**
    * Takes the host's complete list now and returns the events since the previous one. A list with
    * the same id twice keeps the last (a source glitch must not become two connections).
