@@ -47,6 +47,8 @@ end
 -- Farm record: loaded once per script, saved once at its end.
 
 local farm = nil
+-- The record as loaded, so that saveFarm writes only what changed (an idle farm's tick writes nothing).
+local loaded = nil
 local seats = 0
 
 local META_FIELDS = {
@@ -63,21 +65,29 @@ local function loadFarm()
   for _, field in ipairs({ 'exempt', 'unverified', 'admissions', 'nextOrder', 'peak', 'peakToday', 'corrections' }) do
     farm[field] = farm[field] or 0
   end
+  loaded = {}
+  for i, field in ipairs(META_FIELDS) do
+    loaded[field] = tonumber(values[i])
+  end
 end
 
 local function saveFarm()
   local set, del = {}, {}
   for _, field in ipairs(META_FIELDS) do
-    if farm[field] == nil then
-      del[#del + 1] = field
-    else
-      set[#set + 1] = field
-      set[#set + 1] = int(farm[field])
+    if farm[field] ~= loaded[field] then
+      if farm[field] == nil then
+        del[#del + 1] = field
+      else
+        set[#set + 1] = field
+        set[#set + 1] = int(farm[field])
+      end
     end
   end
-  rcall('HSET', F.meta, unpack(set))
+  if #set > 0 then rcall('HSET', F.meta, unpack(set)) end
   if #del > 0 then rcall('HDEL', F.meta, unpack(del)) end
-  rcall('HSET', F.peaks, int(farm.day), int(farm.peakToday))
+  if farm.day ~= loaded.day or farm.peakToday ~= loaded.peakToday then
+    rcall('HSET', F.peaks, int(farm.day), int(farm.peakToday))
+  end
 end
 
 -- Rules 7 and 8 as time alone moves them: a new UTC day, and the overuse grace's reset (more seats
