@@ -5,12 +5,20 @@ import { RedisServer } from './support/redis-server.js';
 
 const DEMO = new URL('../demo/dist/demo.js', import.meta.url).pathname;
 
-function runDemo(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string; err: string }> {
+function runDemo(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  /** Called with each stdout chunk and the child, e.g. to send it Ctrl-C. */
+  onOutput?: (out: string, child: ReturnType<typeof spawn>) => void,
+): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [DEMO, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      onOutput?.(out, child);
+    });
     child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
     child.once('exit', (code) => resolve({ code, out, err }));
   });
@@ -47,6 +55,20 @@ describe('npm run demo', () => {
     const client = redis.client();
     expect(await client.keys('rasmon-demo:*')).toEqual([]);
     client.disconnect();
+  });
+
+  it('stops cleanly on Ctrl-C', async () => {
+    let sent = false;
+    const run = await runDemo(['--port', '0'], { REDIS_URL: redis.url }, (out, child) => {
+      if (!sent && /^farm-healthy/m.test(out)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    expect(sent).toBe(true);
+    expect(run.code).toBe(0);
+    expect(run.out).toContain('stopping (Ctrl-C)');
+    expect(run.out).toContain('stopped.');
   });
 
   it('says how to get Redis when the one it was given does not answer', async () => {

@@ -12,6 +12,10 @@ import { WebSocket } from 'ws';
 import { RedisServer } from './support/redis-server.js';
 import { InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, session } from './support/agent-client.js';
+import { pino } from 'pino';
+import { Agent } from '@rasmon/agent';
+import { Scrape, parseMetrics } from './support/prometheus-text.js';
+import { eventually } from './support/collector-harness.js';
 
 let redis: RedisServer;
 let dir: string;
@@ -93,6 +97,51 @@ describe('TLS', () => {
       expect(socket.protocol).toBe('rasmon.v1');
       socket.close();
     } finally {
+      await collector.stop();
+    }
+  });
+
+  it('the agent connects over wss:// with a custom CA and a client certificate, and its sessions arrive', async () => {
+    const tls = { cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), ca: join(dir, 'ca.pem') };
+    const collector = await InProcessCollector.start(rawConfig(redis.url, [{ id: 'farm-a', seats: 5 }], { tls }), { tickMs: 100 });
+    const sessions = [session('1', 'CORP\\alice'), session('2', 'CORP\\bob')];
+    const agent = new Agent({
+      source: { name: 'fixed', list: async () => sessions },
+      spool: { dir: mkdtempSync(join(tmpdir(), 'rasmon-tls-spool-')), maxBytes: 1 << 20 },
+      pollIntervalSeconds: 0.1,
+      snapshotIntervalSeconds: 3600,
+      log: pino({ level: 'silent' }),
+      link: {
+        url: `wss://127.0.0.1:${collector.collector.address.port}`,
+        token: 'token-farm-a',
+        farm: 'farm-a',
+        host: 'rdsh-1',
+        agent: 'rasmon-agent/test',
+        ca: readFileSync(join(dir, 'ca.pem')),
+        cert: readFileSync(join(dir, 'client.pem')),
+        key: readFileSync(join(dir, 'client.key')),
+      },
+    });
+    try {
+      await agent.start();
+      const url = `https://127.0.0.1:${collector.collector.address.port}`;
+      const users = await eventually(async () => {
+        const body = await new Promise<string>((resolve, reject) => {
+          const req = request(`${url}/metrics`, { ca: readFileSync(join(dir, 'ca.pem')), cert: readFileSync(join(dir, 'client.pem')), key: readFileSync(join(dir, 'client.key')) }, (res) => {
+            let text = '';
+            res.on('data', (chunk) => (text += chunk));
+            res.on('end', () => resolve(text));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+        const value = new Scrape(parseMetrics(body)).value('ras_license_users', { farm: 'farm-a' });
+        expect(value).toBe(2);
+        return value;
+      });
+      expect(users).toBe(2);
+    } finally {
+      await agent.stop();
       await collector.stop();
     }
   });
