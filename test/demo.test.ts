@@ -71,6 +71,20 @@ describe('npm run demo', () => {
     expect(run.out).toContain('stopped.');
   });
 
+  it('stops cleanly on Ctrl-C while it is still starting, and leaves no keys', async () => {
+    const child = spawn(process.execPath, [DEMO, '--port', '0'], { env: { ...process.env, REDIS_URL: redis.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    // Early: while it looks for Redis or starts the collector and agents.
+    setTimeout(() => child.kill('SIGINT'), 400);
+    expect(await exited).toBe(0);
+    expect(out).toContain('stopped.');
+    const client = redis.client();
+    expect(await client.keys('rasmon-demo:*')).toEqual([]);
+    client.disconnect();
+  });
+
   it('says how to get Redis when the one it was given does not answer', async () => {
     const run = await runDemo(['--seconds', '1', '--port', '0'], { REDIS_URL: 'redis://127.0.0.1:1' });
     expect(run.code).toBe(1);

@@ -82,6 +82,27 @@ async function main(): Promise<void> {
     process.exit(2);
   }
 
+  // Ctrl-C works from the first moment: each part registers how to undo itself as it starts, and
+  // stopping undoes them newest first.
+  const undo: Array<() => Promise<unknown> | unknown> = [];
+  let stopping = false;
+  const stop = async (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`\nstopping (${reason})…\n`);
+    for (const step of undo.reverse()) {
+      try {
+        await step();
+      } catch (err) {
+        process.stderr.write(`demo: while stopping: ${(err as Error).message}\n`);
+      }
+    }
+    process.stdout.write('stopped.\n');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('Ctrl-C'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+
   let redis: FoundRedis;
   try {
     redis = await findRedis(process.env);
@@ -92,10 +113,15 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  const found = redis;
+  undo.push(() => found.stop());
+  undo.push(() => clearDemoKeys(found.url));
 
   const work = mkdtempSync(join(tmpdir(), 'rasmon-demo-'));
+  undo.push(() => rmSync(work, { recursive: true, force: true }));
   const logFile = join(work, 'demo.log');
   const log = pino({ level: 'info' }, pino.destination({ dest: logFile, sync: false }));
+  undo.push(() => log.flush());
   const now = Date.now();
   const farms = plans(now);
   const tokens = new Map(farms.map((farm) => [farm.id, randomBytes(18).toString('base64url')]));
@@ -122,12 +148,15 @@ async function main(): Promise<void> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     await redis.stop();
+    rmSync(work, { recursive: true, force: true });
     if (code === 'EADDRINUSE') {
       process.stderr.write(`demo: port ${port} is in use; pick another: npm run demo -- --port ${port + 10}\n`);
       process.exit(1);
     }
     throw err;
   }
+  const started = collector;
+  undo.push(() => started.drain(3000));
   for (let i = 0; i < 200 && !collector.ready; i += 1) await new Promise((resolve) => setTimeout(resolve, 25));
   const base = `http://127.0.0.1:${collector.address.port}`;
 
@@ -163,7 +192,9 @@ async function main(): Promise<void> {
       agents.push(agent);
     }
   }
+  undo.push(() => Promise.all(agents.map((agent) => agent.stop())));
   await Promise.all(agents.map((agent) => agent.start()));
+  if (stopping) return;
 
   const tty = process.stdout.isTTY === true;
   const banner = [
@@ -192,26 +223,10 @@ async function main(): Promise<void> {
     }
   };
   await new Promise((resolve) => setTimeout(resolve, 1500));
+  if (stopping) return;
   await show();
   const ticker = setInterval(() => void show(), tty ? 2000 : 5000);
-
-  let stopping = false;
-  const stop = async (reason: string) => {
-    if (stopping) return;
-    stopping = true;
-    clearInterval(ticker);
-    process.stdout.write(`\nstopping (${reason})…\n`);
-    await Promise.all(agents.map((agent) => agent.stop()));
-    await collector.drain(3000);
-    await clearDemoKeys(redis.url).catch(() => undefined);
-    await redis.stop();
-    log.flush();
-    rmSync(work, { recursive: true, force: true });
-    process.stdout.write('stopped.\n');
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('Ctrl-C'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  undo.push(() => clearInterval(ticker));
   if (seconds !== undefined) setTimeout(() => void stop(`${seconds} s elapsed`), seconds * 1000);
 }
 
