@@ -72,14 +72,18 @@ describe('npm run demo', () => {
   });
 
   it('stops cleanly on Ctrl-C while it is still starting, and leaves no keys', async () => {
-    const child = spawn(process.execPath, [DEMO, '--port', '0'], { env: { ...process.env, REDIS_URL: redis.url }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    // Early: while it looks for Redis or starts the collector and agents.
-    setTimeout(() => child.kill('SIGINT'), 400);
-    expect(await exited).toBe(0);
-    expect(out).toContain('stopped.');
+    let sent = false;
+    // Early: Redis found, the collector and the agents still starting.
+    const run = await runDemo(['--port', '0'], { REDIS_URL: redis.url }, (out, child) => {
+      if (!sent && out.includes('rasmon demo starting')) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    expect(sent).toBe(true);
+    expect(run.err).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.out).toContain('stopped.');
     const client = redis.client();
     expect(await client.keys('rasmon-demo:*')).toEqual([]);
     client.disconnect();

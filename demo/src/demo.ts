@@ -17,6 +17,8 @@ import { findRedis, NoRedisError, type FoundRedis } from './find-redis.js';
 import { renderFarms, type FarmSummary } from './render.js';
 
 const PREFIX = 'rasmon-demo';
+/** Set by Ctrl-C: the start-up still under way gives up, and its errors are not reported. */
+let stopping = false;
 const DAY_MS = 86_400_000;
 
 const USAGE = `Usage: npm run demo [-- --port N] [--seconds N]
@@ -85,7 +87,6 @@ async function main(): Promise<void> {
   // Ctrl-C works from the first moment: each part registers how to undo itself as it starts, and
   // stopping undoes them newest first.
   const undo: Array<() => Promise<unknown> | unknown> = [];
-  let stopping = false;
   const stop = async (reason: string) => {
     if (stopping) return;
     stopping = true;
@@ -115,6 +116,7 @@ async function main(): Promise<void> {
   }
   const found = redis;
   undo.push(() => found.stop());
+  process.stdout.write(`rasmon demo starting with ${redis.origin}…\n`);
   undo.push(() => clearDemoKeys(found.url));
 
   const work = mkdtempSync(join(tmpdir(), 'rasmon-demo-'));
@@ -157,6 +159,7 @@ async function main(): Promise<void> {
   }
   const started = collector;
   undo.push(() => started.drain(3000));
+  if (stopping) return;
   for (let i = 0; i < 200 && !collector.ready; i += 1) await new Promise((resolve) => setTimeout(resolve, 25));
   const base = `http://127.0.0.1:${collector.address.port}`;
 
@@ -198,7 +201,7 @@ async function main(): Promise<void> {
 
   const tty = process.stdout.isTTY === true;
   const banner = [
-    `rasmon demo — ${farms.length} farms, ${agents.length} simulated hosts, Redis: ${redis.origin}`,
+    `rasmon demo — ${farms.length} farms, ${agents.length} simulated hosts`,
     `  metrics   ${base}/metrics`,
     `  API       ${base}/api/v1/farms   (and ${base}/api/v1/farms/farm-overuse)`,
     `  logs      ${logFile}`,
@@ -231,6 +234,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
+  if (stopping) return;
   process.stderr.write(`demo failed: ${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);
 });
