@@ -6,7 +6,7 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Session } from '@rasmon/protocol';
-import { SessionSimulator, type SimulationOptions } from '@rasmon/agent/dist/sources/simulate.js';
+import { SessionSimulator, type SimulationOptions } from '@rasmon/agent';
 
 export class SimulatedHost {
   readonly sim: SessionSimulator;
