@@ -10,7 +10,7 @@ import { InProcessCollector, eventually, rawConfig } from './support/collector-h
 import { TestAgent, UpgradeRefused, end, session, upsert } from './support/agent-client.js';
 import { parseMetrics, Scrape } from './support/prometheus-text.js';
 
-const PROMTOOL = '/usr/bin/promtool';
+const PROMTOOL = 'promtool';
 
 /** Every metric of DESIGN §4's table, with the type its name and meaning give it. */
 const TABLE: Array<[string, 'gauge' | 'counter' | 'histogram']> = [

@@ -1,5 +1,5 @@
 /**
- * The dashboard and the alert rules against a REAL Prometheus (/usr/bin/prometheus) scraping two
+ * The dashboard and the alert rules against a REAL Prometheus (`prometheus` from the PATH) scraping two
  * REAL collectors that share one Redis and are fed by simulated hosts over real WebSockets.
  *
  * Farms: farm-a (5 seats; hosts rdsh-a1 and rdsh-a3 on collector 1, rdsh-a2 on collector 2) and
@@ -40,7 +40,7 @@ import { TestAgent, UpgradeRefused, upsert } from './support/agent-client.js';
 const ROOT = new URL('..', import.meta.url).pathname;
 const RULES_DIR = join(ROOT, 'deploy/prometheus/rules');
 const DASHBOARD = join(ROOT, 'deploy/grafana/dashboards/rasmon.json');
-const PROMETHEUS = '/usr/bin/prometheus';
+const PROMETHEUS = 'prometheus';
 const JOB = 'rasmon-collector';
 const AGENT_VERSION = 'rasmon-agent/0.1.0-e2e';
 /** Longest `for` of the overuse alert this suite can wait out (it stays well under a minute). */
