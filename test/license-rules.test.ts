@@ -217,8 +217,10 @@ describe('license rules (DESIGN §2)', () => {
     const a = await farm.agent('rdsh-1');
     await a.snapshot(1, [session('1', 'corp\\alice'), session('2', 'corp\\bob')]);
     await a.close();
+    expect(await farm.metric('ras_host_retired', { host: 'rdsh-1' })).toBe(0);
     await eventually(async () => expect(await farm.metric('ras_host_connections', { host: 'rdsh-1' })).toBe(0));
     expect(await farm.metric('ras_license_users')).toBe(0);
+    expect(await farm.metric('ras_host_retired', { host: 'rdsh-1' })).toBe(1);
     const back = await farm.agent('rdsh-1');
     // Events before the snapshot do not bring the host back…
     await back.events([upsert(2, session('3', 'corp\\carol'))]);
@@ -226,6 +228,7 @@ describe('license rules (DESIGN §2)', () => {
     // …its snapshot does, and corrects nothing (retirement is not drift).
     await back.snapshot(5, [session('1', 'corp\\alice'), session('3', 'corp\\carol')]);
     expect(await farm.metric('ras_license_users')).toBe(2);
+    expect(await farm.metric('ras_host_retired', { host: 'rdsh-1' })).toBe(0);
     expect(await farm.metric('ras_collector_snapshot_corrections_total')).toBe(0);
     await farm.stop();
   });

@@ -80,7 +80,7 @@ function alertTests(): AlertTest[] {
 }
 
 /** Farm series (DESIGN §4): read from Redis, the same on every collector. */
-const FARM_SERIES = /\b(ras_license_[a-z_]+|ras_agent_[a-z_]+|ras_host_connections|ras_connections(?:_exempt)?|ras_farm_[a-z_]+|ras_collector_snapshot_corrections_total)\b/g;
+const FARM_SERIES = /\b(ras_license_[a-z_]+|ras_agent_[a-z_]+|ras_host_[a-z_]+|ras_connections(?:_exempt)?|ras_farm_[a-z_]+|ras_collector_snapshot_corrections_total)\b/g;
 /** A farm series read straight inside `max by (farm)` or `max by (farm, host)` (through increase/rate). */
 const AGGREGATED = /max by \(farm(?:, host)?\) \((?:(?:increase|rate|delta|max_over_time)\()?(ras_[a-z_]+)\b/g;
 
@@ -220,8 +220,8 @@ describe('Prometheus rules and config (promtool)', () => {
       },
       {
         what: 'retired hosts no longer left out',
-        from: 'ras_agent_last_seen_timestamp_seconds) < 86400',
-        to: 'ras_agent_last_seen_timestamp_seconds) < 2 * 86400',
+        from: '(max by (farm, host) (ras_host_retired) == 1)',
+        to: '(max by (farm, host) (ras_host_retired) == 2)',
         alert: 'RasAgentDown',
       },
       {

@@ -87,6 +87,11 @@ export class CollectorMetrics {
     ['farm', 'host'],
   );
   private readonly agentUp = this.farmGauge('ras_agent_up', '1 while the host agent holds a live lease', ['farm', 'host']);
+  private readonly hostRetired = this.farmGauge(
+    'ras_host_retired',
+    '1 while the host is retired: its connections do not count until its next snapshot',
+    ['farm', 'host'],
+  );
   private readonly agentLastSeen = this.farmGauge(
     'ras_agent_last_seen_timestamp_seconds',
     'Last lease renewal of the host agent',
@@ -198,6 +203,7 @@ export class CollectorMetrics {
         const h = { farm: farm.id, host: host.host };
         this.hostConnections.set(h, host.connections);
         this.agentUp.set(h, host.up ? 1 : 0);
+        this.hostRetired.set(h, host.retired ? 1 : 0);
         if (host.lastSeen !== undefined) this.agentLastSeen.set(h, seconds(host.lastSeen));
         if (host.agent !== undefined) this.agentInfo.set({ ...h, agent: host.agent }, 1);
       }
