@@ -56,6 +56,8 @@ export class AgentConnection {
   readonly openedAt = Date.now();
   private readonly queue: Array<string | Buffer> = [];
   private running = false;
+  /** Settles when the queue has drained; replaced each time draining starts. */
+  private idle: Promise<void> = Promise.resolve();
   private closed = false;
   /** A resync was sent; no other is sent until a snapshot arrives. */
   private awaitingSnapshot = false;
@@ -83,8 +85,8 @@ export class AgentConnection {
   }
 
   /** Resolves once the frames already received are handled. */
-  async settled(): Promise<void> {
-    while (this.running || this.queue.length > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  settled(): Promise<void> {
+    return this.idle;
   }
 
   send(frame: CollectorFrame): void {
@@ -139,7 +141,12 @@ export class AgentConnection {
     if (!this.running) void this.drain();
   }
 
-  private async drain(): Promise<void> {
+  private drain(): Promise<void> {
+    this.idle = this.runQueue();
+    return this.idle;
+  }
+
+  private async runQueue(): Promise<void> {
     this.running = true;
     this.socket.pause();
     try {
@@ -237,13 +244,23 @@ export class AgentConnection {
     if (this.claim && this.claim.epoch !== epoch) await this.reclaim(epoch);
   }
 
+  /**
+   * Brings the claim's farm rules (seats, countDisconnected, grace seed) up to the configuration
+   * loaded now; false when the farm is no longer configured (the claim keeps its last rules).
+   */
+  syncRules(): boolean {
+    const farm = this.ctx.farm(this.farmId);
+    if (!farm || !this.claim) return false;
+    this.claim.farm = farmRules(farm);
+    return true;
+  }
+
   /** Re-takes the host after the farm's data was lost, then asks for a snapshot. */
   async reclaim(epoch: string): Promise<void> {
     const claim = this.claim;
     const farm = this.ctx.farm(this.farmId);
-    if (!claim || !farm || this.closed) return;
+    if (!claim || !farm || this.closed || !this.syncRules()) return;
     claim.epoch = epoch;
-    claim.farm = farmRules(farm);
     const result = await this.ctx.engine.hello(claim, this.agent, farm.maxHosts);
     if (result.kind === 'full') return this.fail('forbidden', `farm ${farm.id} already has its maximum of ${farm.maxHosts} hosts`);
     if (result.kind === 'ok') {
@@ -252,25 +269,16 @@ export class AgentConnection {
     }
   }
 
-  private currentClaim(claim: HostClaim): HostClaim | undefined {
-    const farm = this.ctx.farm(this.farmId);
-    if (!farm) return undefined;
-    claim.farm = farmRules(farm);
-    return claim;
-  }
-
   private async snapshot(claim: HostClaim, frame: ParsedSnapshot): Promise<void> {
-    const current = this.currentClaim(claim);
-    if (!current) return this.fail('forbidden', `farm ${this.farmId} is no longer configured`);
-    const result = await this.timed(() => this.ctx.engine.applySnapshot(current, frame.seq, frame.sessions));
+    if (!this.syncRules()) return this.fail('forbidden', `farm ${this.farmId} is no longer configured`);
+    const result = await this.timed(() => this.ctx.engine.applySnapshot(claim, frame.seq, frame.sessions));
     if (result.kind === 'ok' || result.kind === 'gap') this.awaitingSnapshot = false;
     await this.answer('snapshot', result, frame.rejected, frame.sessions.length);
   }
 
   private async events(claim: HostClaim, frame: ParsedEvents): Promise<void> {
-    const current = this.currentClaim(claim);
-    if (!current) return this.fail('forbidden', `farm ${this.farmId} is no longer configured`);
-    const result = await this.timed(() => this.ctx.engine.applyEvents(current, frame.events));
+    if (!this.syncRules()) return this.fail('forbidden', `farm ${this.farmId} is no longer configured`);
+    const result = await this.timed(() => this.ctx.engine.applyEvents(claim, frame.events));
     await this.answer('events', result, frame.rejected, frame.events.length);
   }
 

@@ -7,7 +7,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AGENT_PATH, CloseCode, SUBPROTOCOL } from '@rasmon/protocol';
-import { AgentConnection, farmRules, type ConnectionContext } from './agent-connection.js';
+import { AgentConnection, type ConnectionContext } from './agent-connection.js';
+import { bearerToken } from './bearer-token.js';
 import { hostAllowed, sha256Hex, type FarmConfig } from './config.js';
 import type { Logger } from './logger.js';
 
@@ -28,11 +29,6 @@ function refuseUpgrade(socket: Duplex, status: number, reason: string, headers: 
     ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
   ];
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
-}
-
-function bearerToken(req: IncomingMessage): string | undefined {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  return match?.[1];
 }
 
 export class AgentServer {
@@ -141,8 +137,7 @@ export class AgentServer {
     const claim = connection.claim;
     if (!claim) return;
     // A farm removed by a reload is released under the rules it had.
-    const farm = this.options.context.farm(connection.farmId);
-    if (farm) claim.farm = farmRules(farm);
+    connection.syncRules();
     try {
       await this.options.context.engine.release(claim);
     } catch (err) {
@@ -170,9 +165,7 @@ export class AgentServer {
         }
         connection.ping();
         const claim = connection.claim;
-        const farm = this.options.context.farm(connection.farmId);
-        if (!claim || !farm || connection.isClosed) return;
-        claim.farm = farmRules(farm);
+        if (!claim || connection.isClosed || !connection.syncRules()) return;
         try {
           const result = await engine.renew(claim);
           if (result === 'superseded') connection.fail('superseded', 'a newer connection took this host');

@@ -5,11 +5,11 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cluster, Redis } from 'ioredis';
+import { DAY_MS, utcDay } from '@rasmon/protocol';
+import { bearerToken } from './bearer-token.js';
 import { sha256Hex, type CollectorConfig, type FarmConfig } from './config.js';
 import { readFarmDetail, type FarmReader, type FarmState } from './farm-reader.js';
 import type { RedisKeys } from './redis-keys.js';
-
-const DAY_MS = 86_400_000;
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
@@ -98,7 +98,7 @@ export class Api {
 
   private authorized(req: IncomingMessage, config: CollectorConfig): boolean {
     if (config.api.tokensSha256.length === 0) return true;
-    const token = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+    const token = bearerToken(req);
     return token !== undefined && config.api.tokensSha256.includes(sha256Hex(token));
   }
 
@@ -126,7 +126,7 @@ export class Api {
     const peaks = Object.entries(stored)
       .map(([day, users]) => ({ day: Number(day), users: Number(users) }))
       .sort((a, b) => a.day - b.day)
-      .map(({ day, users }) => ({ day: new Date(day * DAY_MS).toISOString().slice(0, 10), users }));
+      .map(({ day, users }) => ({ day: utcDay(day * DAY_MS), users }));
     return { peaks };
   }
 }

@@ -4,6 +4,7 @@
  */
 import { Cluster, type Redis } from 'ioredis';
 import {
+  DAY_MS,
   expiryStatus,
   overuseGraceStatus,
   type ExpiryState,
@@ -12,8 +13,6 @@ import {
 } from '@rasmon/protocol';
 import type { FarmConfig } from './config.js';
 import type { RedisKeys } from './redis-keys.js';
-
-const DAY_MS = 86_400_000;
 
 export interface HostState {
   host: string;
@@ -88,7 +87,7 @@ export class FarmReader {
         ['smembers', k.retired],
       ];
     };
-    const perFarm = commands(farms[0] ?? ({ id: '_' } as FarmConfig)).length;
+    const perFarm = farms.length === 0 ? 0 : commands(farms[0]!).length;
     let now: number;
     let replies: Reply[];
     if (this.redis instanceof Cluster) {

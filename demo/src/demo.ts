@@ -13,13 +13,13 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Agent, simulateFleet } from '@rasmon/agent';
 import { Collector, parseConfig } from '@rasmon/collector';
+import { DAY_MS } from '@rasmon/protocol';
 import { findRedis, NoRedisError, type FoundRedis } from './find-redis.js';
 import { renderFarms, type FarmSummary } from './render.js';
 
 const PREFIX = 'rasmon-demo';
 /** Set by Ctrl-C: the start-up still under way gives up, and its errors are not reported. */
 let stopping = false;
-const DAY_MS = 86_400_000;
 
 const USAGE = `Usage: npm run demo [-- --port N] [--seconds N]
 
