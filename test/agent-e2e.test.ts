@@ -1,5 +1,5 @@
 /**
- * The real agent bin against the real collector bin and a private Redis (DESIGN §5, §6): a seeded
+ * The real agent bin against the real collector bin and a private Redis (docs/design.md §5, §6): a seeded
  * simulator is the ground truth, written to a file the agent's `command` source reads, and after
  * every fault the farm the collector holds must equal it — with no event lost where the spool had
  * room for them all, and the snapshot repairing what a full spool had to drop.
@@ -106,7 +106,7 @@ interface ConnectionView {
 
 const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
-/** The truth as the collector must show it: users normalized (rule 4), `since` as the API's ISO text. */
+/** The truth as the collector must show it: users normalized (docs/design.md §2 rule 4), `since` as the API's ISO text. */
 function truthView(sessions: readonly Session[]): ConnectionView[] {
   return sessions
     .map((s) => ({

@@ -1,7 +1,7 @@
 /**
- * Faults the collector must survive with the farm ending equal to the truth (DESIGN §6): the
+ * Faults the collector must survive with the farm ending equal to the truth (docs/design.md §6): the
  * collector killed mid-stream, Redis restarted empty (or not), connections cut without a close,
- * silent agents, and hosts retired after going stale (rule 10).
+ * silent agents, and hosts retired after going stale (docs/design.md §2 rule 10).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -285,7 +285,7 @@ describe('connections lost', () => {
     const { cut, metric } = await farmWithTwoHosts({});
     cut.send('{ this is not json');
     expect((await cut.next<ErrorFrame>('error')).code).toBe('bad_frame');
-    // Rule 10: the lease ends with the connection, not when ws gives up on the closing handshake.
+    // docs/design.md §2 rule 10: the lease ends with the connection, not when ws gives up on the closing handshake.
     await eventually(async () => expect(await metric('ras_agent_up', { host: 'rdsh-1' })).toBe(0), 5000);
     expect(await metric('ras_license_users_unverified')).toBe(1);
     expect((await within(cut.closed, 'close after bad_frame', 5000)).code).toBe(1007);

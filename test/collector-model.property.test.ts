@@ -29,7 +29,7 @@ const sessionArb = fc.record({
   id: fc.constantFrom(...IDS),
   user: fc.constantFrom(...USERS),
   admin: fc.constantFrom(true, true, false),
-  // Desktops outnumber apps so that hosts often hold three or more admin desktops (rule 2).
+  // Desktops outnumber apps so that hosts often hold three or more admin desktops (docs/design.md §2 rule 2).
   kind: fc.constantFrom('desktop', 'desktop', 'desktop', 'app'),
   via: fc.constantFrom('ras', 'rdp'),
   state: fc.constantFrom('active', 'disconnected'),

@@ -1,5 +1,5 @@
 /**
- * The collector as operators run it (DESIGN §4): the real `rasmon-collector` bin as a child
+ * The collector as operators run it (docs/design.md §4): the real `rasmon-collector` bin as a child
  * process, its exit codes and stderr on bad configuration, the environment overrides, and what
  * SIGHUP and SIGTERM do to a running collector with agents connected.
  */
@@ -331,7 +331,7 @@ describe('SIGHUP reload', () => {
   });
 
   it('the host of a connection closed by its farm removal is stale when the farm comes back', async () => {
-    // Rule 10: a lease is released at once when its connection closes, whatever closed it.
+    // docs/design.md §2 rule 10: a lease is released at once when its connection closes, whatever closed it.
     const c = await processWith([
       { id: 'farm-a', seats: 5 },
       { id: 'farm-b', seats: 3 },

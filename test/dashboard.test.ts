@@ -1,12 +1,12 @@
 /**
  * The Grafana dashboard (deploy/grafana/dashboards/rasmon.json), checked as data: it loads, its
  * panels and targets are well formed and all go through the `datasource` variable, it names only
- * metrics of DESIGN §4's table, and — because every collector exports the same farm series from the
+ * metrics of docs/design.md §4's table, and — because every collector exports the same farm series from the
  * shared Redis — every farm-level series is aggregated with `max by (farm…)` before anything else
  * touches it, so nothing is counted once per collector. Its PromQL is run against a real Prometheus
  * in prometheus-e2e.test.ts.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -162,7 +162,7 @@ export function selectorsOf(expr: string): SelectorUse[] {
   }));
 }
 
-/** Metrics every collector exports identically from Redis (DESIGN §4): they need `max by (farm…)`. */
+/** Metrics every collector exports identically from Redis (docs/design.md §4): they need `max by (farm…)`. */
 export function isFarmMetric(metric: string): boolean {
   return /^ras_(license_|connections|host_|agent_|farm_)/.test(metric) || metric === 'ras_collector_snapshot_corrections_total';
 }
@@ -239,7 +239,7 @@ function variableQuery(variable: Variable): string {
   return typeof variable.query === 'string' ? variable.query : (variable.query?.query ?? '');
 }
 
-/** The metric names of DESIGN §4's table in a markdown text (the lines of its first column). */
+/** The metric names of docs/design.md §4's table in a markdown text (the lines of its first column). */
 function metricTable(markdown: string, from: RegExp, to: RegExp): Set<string> {
   const lines = markdown.split('\n');
   const start = lines.findIndex((line) => from.test(line));
@@ -259,22 +259,20 @@ function metricTable(markdown: string, from: RegExp, to: RegExp): Set<string> {
 }
 
 /**
- * DESIGN §4's metric list: from DESIGN.md where it is checked out beside the repository
- * (RASMON_DESIGN, or the shared design folder), and always from the README's copy of the table,
- * which the repository carries. A name must be in every table found.
+ * docs/design.md §4's metric list and the README's copy of it: a name must be in both tables, and the
+ * dashboard must show every one of them.
  */
 function designMetricTables(): Array<{ source: string; names: Set<string> }> {
-  const tables = [
+  return [
     { source: 'README.md ## Metrics', names: metricTable(readFileSync(`${ROOT}README.md`, 'utf8'), /^## Metrics/, /^## /) },
+    {
+      source: 'docs/design.md ### Metrics',
+      names: metricTable(readFileSync(`${ROOT}docs/design.md`, 'utf8'), /^### Metrics/, /^##+ /),
+    },
   ];
-  const design = [process.env.RASMON_DESIGN, `${ROOT}DESIGN.md`, `${ROOT}../shared/DESIGN.md`].find((path) => path && existsSync(path));
-  if (design) {
-    tables.push({ source: `${design} §4`, names: metricTable(readFileSync(design, 'utf8'), /^## 4\./, /^## 5\./) });
-  }
-  return tables;
 }
 
-/** Prometheus's own series the dashboard may use besides DESIGN §4's. */
+/** Prometheus's own series the dashboard may use besides docs/design.md §4's. */
 const PROMETHEUS_SERIES = new Set(['up']);
 
 describe('the PromQL aggregation check', () => {
@@ -400,7 +398,7 @@ describe('the Grafana dashboard', () => {
     }
   });
 
-  it('names only documented metrics, and uses every one of DESIGN §4', () => {
+  it('names only documented metrics, and uses every one of docs/design.md §4', () => {
     const [readme, ...design] = designMetricTables();
     const used = new Set([
       ...exprs.flatMap(({ expr }) => selectorsOf(expr).map((s) => s.metric)),
@@ -408,7 +406,7 @@ describe('the Grafana dashboard', () => {
         .filter((variable) => variable.type === 'query')
         .map((variable) => /label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(variableQuery(variable))?.[1] ?? `unparsed: ${variableQuery(variable)}`),
     ]);
-    // The README's table documents every metric the collector exports: DESIGN §4's and rasmon's own.
+    // The README's table documents every metric the collector exports: docs/design.md §4's and rasmon's own.
     const unknown = [...used].filter((metric) => !readme!.names.has(metric) && !PROMETHEUS_SERIES.has(metric));
     expect(unknown, `not in ${readme!.source}`).toEqual([]);
     for (const { source, names } of [readme!, ...design]) {

@@ -1,5 +1,5 @@
 /**
- * Each rule of DESIGN §2 pinned through the real path: a WebSocket agent, the collector, its Lua
+ * Each rule of docs/design.md §2 pinned through the real path: a WebSocket agent, the collector, its Lua
  * in a real Redis, and what /metrics and the API then say.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -47,7 +47,7 @@ async function farmWith(seats: number, farmOptions: Record<string, unknown> = {}
 const admin = (id: string, user: string, since: number, fields = {}) =>
   session(id, user, { admin: true, kind: 'desktop', since, ...fields });
 
-describe('license rules (DESIGN §2)', () => {
+describe('license rules (docs/design.md §2)', () => {
   it('a third admin desktop on one host consumes a license', async () => {
     const farm = await farmWith(10);
     const a = await farm.agent('rdsh-1');
@@ -296,7 +296,7 @@ describe('limits', () => {
   });
 });
 
-describe('one clock (rule 11)', () => {
+describe('one clock (docs/design.md §2 rule 11)', () => {
   it('a lease lapses within seconds of its collector dying, without any frame', async () => {
     const raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }], { heartbeatSeconds: 0.5 });
     const dying = await CollectorProcess.start(raw);

@@ -1,5 +1,5 @@
 /**
- * The /metrics contract (DESIGN §4, STYLE "Metrics"): a real scrape after real activity passes
+ * The /metrics contract (docs/design.md §4): a real scrape after real activity passes
  * `promtool check metrics` for every `ras_*` metric, carries every metric of the table with its
  * type, and never turns a user into a label.
  */
@@ -12,7 +12,7 @@ import { parseMetrics, Scrape } from './support/prometheus-text.js';
 
 const PROMTOOL = 'promtool';
 
-/** Every metric of DESIGN §4's table, with the type its name and meaning give it. */
+/** Every metric of docs/design.md §4's table, with the type its name and meaning give it. */
 const TABLE: Array<[string, 'gauge' | 'counter' | 'histogram']> = [
   ['ras_license_info', 'gauge'],
   ['ras_license_seats', 'gauge'],
@@ -168,7 +168,7 @@ describe('/metrics', () => {
     expect(rasFindings(await promtool(beforeOveruse))).toEqual([]);
   });
 
-  it('every metric of the DESIGN table is exported with its type and has samples', () => {
+  it('every metric of the design table is exported with its type and has samples', () => {
     const types = new Map<string, string>();
     for (const line of text.split('\n')) {
       const match = /^# TYPE (\S+) (\S+)$/.exec(line);

@@ -244,7 +244,7 @@ class Host {
   }
 }
 
-/** The truth of a farm by the reference model (DESIGN §2), from the simulators' sessions. */
+/** The truth of a farm by the reference model (docs/design.md §2), from the simulators' sessions. */
 function truth(seats: number, hosts: Array<{ sim: SessionSimulator; live: boolean }>) {
   return evaluateUsage({
     seats,

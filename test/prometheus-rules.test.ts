@@ -79,7 +79,7 @@ function alertTests(): AlertTest[] {
   return (doc.tests ?? []).flatMap((group) => group.alert_rule_test ?? []);
 }
 
-/** Farm series (DESIGN §4): read from Redis, the same on every collector. */
+/** Farm series (docs/design.md §4): read from Redis, the same on every collector. */
 const FARM_SERIES = /\b(ras_license_[a-z_]+|ras_agent_[a-z_]+|ras_host_[a-z_]+|ras_connections(?:_exempt)?|ras_farm_[a-z_]+|ras_collector_snapshot_corrections_total)\b/g;
 /** A farm series read straight inside `max by (farm)` or `max by (farm, host)` (through increase/rate). */
 const AGGREGATED = /max by \(farm(?:, host)?\) \((?:(?:increase|rate|delta|max_over_time)\()?(ras_[a-z_]+)\b/g;

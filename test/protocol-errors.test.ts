@@ -1,5 +1,5 @@
 /**
- * Wire protocol v1 when the agent gets it wrong (DESIGN §3): refused upgrades, every error code
+ * Wire protocol v1 when the agent gets it wrong (docs/design.md §3): refused upgrades, every error code
  * with its close code, rejected items, duplicates, seq gaps, ownership of a host across
  * collectors, and Redis going away. Each refusal must leave the farm exactly as it was.
  */

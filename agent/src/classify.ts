@@ -12,7 +12,7 @@ export interface ClassifyConfig {
   /**
    * Client addresses (as the host sees them) of RAS gateways: a session from one of these ranges is
    * `ras`, any other is `rdp`. When empty, every session is `ras`, which on a RAS host is nearly
-   * always right and never changes what is licensed (rule 2 treats both alike).
+   * always right and never changes what is licensed (docs/design.md §2 rule 2 treats both alike).
    */
   rasGateways: string[];
   /** Client names (any case) that also mean `ras`, e.g. the gateways' names. */
@@ -21,7 +21,7 @@ export interface ClassifyConfig {
   appProcesses: string[];
   /** Accounts (`DOMAIN\user`, any case) that are administrators besides what the source reports. */
   adminUsers: string[];
-  /** Report the physical console session too (rule 1 leaves it out unless configured). */
+  /** Report the physical console session too (docs/design.md §2 rule 1 leaves it out unless configured). */
   includeConsole: boolean;
 }
 

@@ -31,7 +31,7 @@ export interface LinkOptions {
   agent: string;
   log: Logger;
   backoff?: { initialMs: number; maxMs: number };
-  /** Wait at least this long after `superseded` (DESIGN §5: a minute). */
+  /** Wait at least this long after `superseded` (docs/design.md §5: a minute). */
   supersededDelayMs?: number;
   /** Heartbeat before the collector's welcome says otherwise. */
   heartbeatSeconds?: number;

@@ -1,5 +1,5 @@
 /**
- * The agent's append-only spool (DESIGN §5: nothing lost). Every event gets its seq and is written
+ * The agent's append-only spool (docs/design.md §5: nothing lost). Every event gets its seq and is written
  * and fsynced here before it is sent; it leaves only when the collector acks it. The spool is
  * bounded in bytes: when full, the oldest events are dropped (counted and logged) and the gap this
  * leaves makes the collector ask for a snapshot, which repairs the state.

@@ -24,7 +24,7 @@ function simulator(overrides: Partial<SimulationOptions> = {}): SessionSimulator
 }
 
 /**
- * Watches a simulator in steps and records every broken rule of DESIGN §2 rule 1: an id listed
+ * Watches a simulator in steps and records every broken rule of docs/design.md §2 rule 1: an id listed
  * twice or out of order, an id back after it ended, a logon fact (`since`, `admin`, user, kind, via)
  * that changed, a session the protocol would reject. Records the state transitions it saw.
  * Plain checks rather than `expect` per session: a day in 10-second steps is a million of them.

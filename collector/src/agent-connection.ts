@@ -1,5 +1,5 @@
 /**
- * One agent's WebSocket: the protocol v1 state machine (DESIGN §3). Frames are handled one at a
+ * One agent's WebSocket: the protocol v1 state machine (docs/design.md §3). Frames are handled one at a
  * time, in order; while one is being applied the socket is paused, so a flooding agent is held
  * back by TCP instead of by memory.
  */
@@ -93,7 +93,7 @@ export class AgentConnection {
     if (!this.closed) this.socket.send(JSON.stringify(frame));
   }
 
-  /** Sends an error frame and closes with the code DESIGN §3 gives it. */
+  /** Sends an error frame and closes with the code docs/design.md §3 gives it. */
   fail(code: ErrorCode, message: string): void {
     if (this.closed) return;
     this.log.info({ code, reason: message }, 'closing agent connection');

@@ -132,7 +132,7 @@ export class AgentServer {
     });
   }
 
-  /** The host's lease ends at once with its connection (rule 10), if this connection still owns it. */
+  /** The host's lease ends at once with its connection (docs/design.md §2 rule 10), if this connection still owns it. */
   private async release(connection: AgentConnection): Promise<void> {
     const claim = connection.claim;
     if (!claim) return;
@@ -171,7 +171,7 @@ export class AgentServer {
           if (result === 'superseded') connection.fail('superseded', 'a newer connection took this host');
           else if (result === 'epoch') await connection.epochLost();
         } catch {
-          // Redis is unreachable: idle connections stay open (DESIGN §3).
+          // Redis is unreachable: idle connections stay open (docs/design.md §3).
         }
       }),
     );

@@ -1,5 +1,5 @@
 /**
- * The JSON API (DESIGN §4): `/api/v1/farms`, `/api/v1/farms/{farm}`, `/api/v1/farms/{farm}/peaks`.
+ * The JSON API (docs/design.md §4): `/api/v1/farms`, `/api/v1/farms/{farm}`, `/api/v1/farms/{farm}/peaks`.
  * Timestamps are ISO-8601 strings. It names users and client addresses: outside a lab, protect it
  * with `api.tokensSha256`.
  */

@@ -1,5 +1,5 @@
 /**
- * Time-driven rules (rule 11): every second, for every farm, the farm's tick and the hosts it
+ * Time-driven rules (docs/design.md §2 rule 11): every second, for every farm, the farm's tick and the hosts it
  * names as due (lapsed leases, retirements). Also the watch on each farm's epoch, by which a
  * collector notices Redis coming back empty and resyncs its agents.
  */

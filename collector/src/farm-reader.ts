@@ -144,7 +144,7 @@ export class FarmReader {
       overuseUsers,
       nowMs: now,
     });
-    // A lease stays listed until the farm's clock has applied its lapse (rule 10), so `up` changes
+    // A lease stays listed until the farm's clock has applied its lapse (docs/design.md §2 rule 10), so `up` changes
     // in the same step as the unverified count, never a tick before it.
     const leases = new Set(pairs(lease).map(([host]) => host));
     const retiredSet = new Set(retired);

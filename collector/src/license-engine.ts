@@ -72,7 +72,7 @@ export class LicenseEngine {
   constructor(
     private readonly redis: Redis | Cluster,
     private readonly keys: RedisKeys,
-    /** Lease length: at most 3 × heartbeatSeconds (rule 10). */
+    /** Lease length: at most 3 × heartbeatSeconds (docs/design.md §2 rule 10). */
     private readonly leaseMs: number,
     /** Most connections one host may hold (limits.maxSessions). */
     private readonly maxSessions: number,

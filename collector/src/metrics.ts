@@ -1,5 +1,5 @@
 /**
- * Every metric of DESIGN §4, on a private registry. Farm gauges are refreshed from Redis once per
+ * Every metric of docs/design.md §4, on a private registry. Farm gauges are refreshed from Redis once per
  * scrape (FarmReader: one pipelined read for all farms); the collector's own metrics are kept in
  * process.
  */

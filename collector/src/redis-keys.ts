@@ -69,7 +69,7 @@ export class RedisKeys {
     };
   }
 
-  /** Host names compare case-insensitively (rule 1): keys use the lower-case form. */
+  /** Host names compare case-insensitively (docs/design.md §2 rule 1): keys use the lower-case form. */
   host(farm: string, host: string): HostKeys {
     const base = `${this.prefix}:{${farm}}:host:${host.toLowerCase()}:`;
     return { host: `${base}state`, conns: `${base}conns`, elig: `${base}elig` };

@@ -54,7 +54,7 @@ function badFrame(message: string): ParseResult {
   return { ok: false, message };
 }
 
-/** Validates one session; returns it with its user normalized (rule 4), or the reason it is invalid. */
+/** Validates one session; returns it with its user normalized (docs/design.md §2 rule 4), or the reason it is invalid. */
 export function parseSession(raw: unknown): { session: Session } | { reason: string } {
   const result = sessionSchema.safeParse(raw);
   if (!result.success) return { reason: describeIssue(result.error, 'session') };
@@ -88,7 +88,7 @@ function parseSeq(value: unknown, where: string): number | string {
 }
 
 /**
- * Parses and validates one text frame from an agent (DESIGN §3). Structural faults of the frame
+ * Parses and validates one text frame from an agent (docs/design.md §3). Structural faults of the frame
  * (not JSON, not an object, unknown type, missing or bad seq, lists that are not lists or exceed
  * the limits) make the whole frame a `bad_frame`. Faults of single items do not: the item is
  * rejected and reported, and the rest of the frame stands.

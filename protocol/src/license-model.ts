@@ -1,17 +1,17 @@
 /**
- * The reference license model: DESIGN §2 stated once, as plain functions over plain data. The
+ * The reference license model: docs/design.md §2 stated once, as plain functions over plain data. The
  * collector implements the same rules incrementally in Lua; tests hold it to these functions.
  */
 import type { Session } from './session.js';
 
-/** What the farm knows of one host's agent (rule 10). */
+/** What the farm knows of one host's agent (docs/design.md §2 rule 10). */
 export interface HostView {
   host: string;
   /** The agent holds a live lease. A host that is not live is stale; its connections still count. */
   live: boolean;
   /** Retired: its connections stop counting until its agent's next snapshot. */
   retired: boolean;
-  /** Its connections, users already normalized (rule 4). */
+  /** Its connections, users already normalized (docs/design.md §2 rule 4). */
   connections: readonly Session[];
 }
 
@@ -24,17 +24,17 @@ export interface UsageInput {
 
 export interface ConnectionUsage extends Session {
   host: string;
-  /** An admin desktop among the first two eligible on its host (rule 2). */
+  /** An admin desktop among the first two eligible on its host (docs/design.md §2 rule 2). */
   exempt: boolean;
   /** Takes (part of) its user's license. */
   consumes: boolean;
 }
 
 export interface Usage {
-  /** Rule 5: distinct users with at least one consuming connection. */
+  /** docs/design.md §2 rule 5: distinct users with at least one consuming connection. */
   users: number;
   overuseUsers: number;
-  /** Users held only through stale hosts (rule 10). */
+  /** Users held only through stale hosts (docs/design.md §2 rule 10). */
   unverifiedUsers: number;
   exemptConnections: number;
   consumingUsers: ReadonlySet<string>;
@@ -50,17 +50,17 @@ export function compareUtf8(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-/** Rule 3: whether a connection takes part in counting at all. */
+/** docs/design.md §2 rule 3: whether a connection takes part in counting at all. */
 export function connectionCounts(session: Session, countDisconnected: boolean): boolean {
   return countDisconnected || session.state === 'active';
 }
 
-/** Rule 2: an admin desktop connection (any `via`) may be exempt. */
+/** docs/design.md §2 rule 2: an admin desktop connection (any `via`) may be exempt. */
 export function exemptionEligible(session: Session, countDisconnected: boolean): boolean {
   return session.admin && session.kind === 'desktop' && connectionCounts(session, countDisconnected);
 }
 
-/** Rule 2: the ids of the exempt connections of one host. */
+/** docs/design.md §2 rule 2: the ids of the exempt connections of one host. */
 export function exemptIds(connections: readonly Session[], countDisconnected: boolean): Set<string> {
   const eligible = connections
     .filter((session) => exemptionEligible(session, countDisconnected))

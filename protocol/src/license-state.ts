@@ -20,7 +20,7 @@ export interface ExpiryStatus {
   graceEndMs: number;
 }
 
-/** Rule 9: active before `expires`, then the grace (primary licenses only), then expired. */
+/** docs/design.md §2 rule 9: active before `expires`, then the grace (primary licenses only), then expired. */
 export function expiryStatus(input: ExpiryInput): ExpiryStatus {
   const graceEndMs =
     input.license === 'primary' ? input.expiresMs + input.expiryGraceDays * DAY_MS : input.expiresMs;
@@ -44,11 +44,11 @@ export interface OveruseGraceStatus {
   endMs?: number;
   /** The grace has run out: from now on any overuse risks deactivation. */
   exhausted: boolean;
-  /** Overused now with the grace exhausted (rule 8). */
+  /** Overused now with the grace exhausted (docs/design.md §2 rule 8). */
   deactivationRisk: boolean;
 }
 
-/** Rule 8, read at one moment. */
+/** docs/design.md §2 rule 8, read at one moment. */
 export function overuseGraceStatus(input: OveruseGraceInput): OveruseGraceStatus {
   if (input.startedAtMs === undefined) return { started: false, exhausted: false, deactivationRisk: false };
   const endMs = input.startedAtMs + input.overuseGraceDays * DAY_MS;
@@ -62,7 +62,7 @@ export function overuseGraceStatus(input: OveruseGraceInput): OveruseGraceStatus
   };
 }
 
-/** The UTC day of a moment, `YYYY-MM-DD` (rule 7). */
+/** The UTC day of a moment, `YYYY-MM-DD` (docs/design.md §2 rule 7). */
 export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }

@@ -1,6 +1,6 @@
 /**
  * The reference farm: the history-dependent rules (6 admissions, 7 peaks, 8 overuse grace, snapshot
- * corrections, rule 10 host states) replayed item by item over `evaluateUsage`. Slow and obvious
+ * corrections, docs/design.md §2 rule 10 host states) replayed item by item over `evaluateUsage`. Slow and obvious
  * on purpose; it is what the collector's Lua must agree with.
  */
 import { evaluateUsage, type HostView, type Usage } from './license-model.js';
@@ -18,7 +18,7 @@ interface HostRecord {
 export interface ReferenceFarmOptions {
   seats: number;
   countDisconnected?: boolean;
-  /** Rule 8 seed: the grace start the RAS console shows. */
+  /** docs/design.md §2 rule 8 seed: the grace start the RAS console shows. */
   overuseGraceStartedAt?: number;
 }
 
@@ -86,7 +86,7 @@ export class ReferenceFarm {
     });
   }
 
-  /** Rule 10: the host's connections stop counting until its agent's next snapshot. */
+  /** docs/design.md §2 rule 10: the host's connections stop counting until its agent's next snapshot. */
   retire(host: string, nowMs: number): void {
     this.change(nowMs, () => {
       const record = this.host(host);
@@ -108,7 +108,7 @@ export class ReferenceFarm {
     this.change(nowMs, () => this.host(host).connections.delete(id));
   }
 
-  /** Rule 6: a snapshot applies as the ends of what it no longer lists, then its upserts in order. */
+  /** docs/design.md §2 rule 6: a snapshot applies as the ends of what it no longer lists, then its upserts in order. */
   snapshot(host: string, sessions: readonly Session[], nowMs: number): void {
     const record = this.host(host);
     const countsCorrections = record.synced && !record.retired;
@@ -130,7 +130,7 @@ export class ReferenceFarm {
     this.tick(nowMs);
   }
 
-  /** Rule 8: more seats than the grace recorded reset it; then an overuse starts a new one. */
+  /** docs/design.md §2 rule 8: more seats than the grace recorded reset it; then an overuse starts a new one. */
   setSeats(seats: number, nowMs: number): void {
     this.seats = seats;
     this.tick(nowMs);
@@ -172,7 +172,7 @@ export class ReferenceFarm {
     return record;
   }
 
-  /** Applies one item and does its bookkeeping: who started or stopped consuming, rule 6. */
+  /** Applies one item and does its bookkeeping: who started or stopped consuming, docs/design.md §2 rule 6. */
   private change(nowMs: number, mutate: () => void): void {
     // Time first: a new UTC day starts from the users in use before this item.
     this.tick(nowMs);

@@ -11,7 +11,7 @@ export interface ClientInfo {
   address?: string;
 }
 
-/** One connection: one session on one host (DESIGN §2 rule 1). */
+/** One connection: one session on one host (docs/design.md §2 rule 1). */
 export interface Session {
   id: string;
   user: string;
@@ -25,7 +25,7 @@ export interface Session {
 }
 
 /**
- * Normalizes a user name the way every rule compares users (rule 4): trimmed, Unicode NFC,
+ * Normalizes a user name the way every rule compares users (docs/design.md §2 rule 4): trimmed, Unicode NFC,
  * locale-independent lower case. Returns the empty string for a name that is blank.
  */
 export function normalizeUser(user: string): string {

@@ -10,7 +10,7 @@ import {
 } from '../src/index.js';
 
 /**
- * Random item sequences over three hosts, checked against an oracle written here from DESIGN §2
+ * Random item sequences over three hosts, checked against an oracle written here from docs/design.md §2
  * without the model's helpers: users are told apart by a label, not by normalizeUser, and ids are
  * ordered by code points (which is UTF-8 byte order), not by Buffer.compare.
  */

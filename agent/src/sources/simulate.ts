@@ -11,7 +11,7 @@
  * stream that slows down above the target size. Logoffs therefore speed up in proportion to the
  * host's size and logons slow down past it, so the host hovers around `targetSessions`.
  *
- * It keeps Windows' rules (DESIGN §2 rule 1): an id names one logon and is never reused; `since`
+ * It keeps Windows' rules (docs/design.md §2 rule 1): an id names one logon and is never reused; `since`
  * (the logon time) and `admin` are fixed at logon; a disconnected session comes back under the same
  * id and since. A user holds at most one simulated session of each kind on a host (Windows' single
  * session per user, and RAS sharing one session between a user's published apps), and a user whose
@@ -25,7 +25,7 @@ import type { SessionSource } from './source.js';
 export interface SimulationOptions {
   /** Seeds the PRNG: the same seed and the same calls give the same sessions. */
   seed: number;
-  /** The host's name (DESIGN §3 name pattern); it prefixes every session id, so ids differ across hosts. */
+  /** The host's name (docs/design.md §3 name pattern); it prefixes every session id, so ids differ across hosts. */
   host: string;
   /** The accounts this host draws its logons from, e.g. `CORP\user001`; kept as given (case too). */
   users: string[];
