@@ -1,0 +1,215 @@
+/**
+ * A large fleet held by one collector: farms × hosts agents, each connected, said hello and sent a
+ * snapshot, then left idle. Measures, with one more agent probing (a one-event frame every 20 ms):
+ * its ack latency while the fleet idles through at least two heartbeats, then /metrics latency and
+ * size during back-to-back scrapes and the probe's acks meanwhile; and the collector's RSS per idle
+ * connection beside a bare `ws` server holding as many connections.
+ */
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WebSocket } from 'ws';
+import type { Session } from '@rasmon/protocol';
+import { TestAgent } from '../test/support/agent-client.js';
+import { freePort, type RedisServer } from '../test/support/redis-server.js';
+import { latencySummary, pool, rssKiB, section, sha256, startCollector, type RunningCollector } from './common.js';
+
+export interface FleetOptions {
+  farms: number;
+  hosts: number;
+  sessions: number;
+  heartbeatSeconds: number;
+  scrapeSeconds: number;
+}
+
+const farmId = (f: number) => `farm-${f}`;
+const token = (f: number) => `token-${f}`;
+
+function hostSessions(f: number, h: number, count: number): Session[] {
+  return Array.from({ length: count }, (_, i) => ({
+    id: String(i + 1),
+    user: `corp\\user${(h * count + i) % 3000}`,
+    admin: i === 0,
+    kind: i % 5 === 4 ? 'app' : 'desktop',
+    via: i % 7 === 6 ? 'rdp' : 'ras',
+    state: i % 4 === 3 ? 'disconnected' : 'active',
+    since: 1_700_000_000_000 + f * 1_000_000 + h * 100 + i,
+  }));
+}
+
+/** One agent sending a one-event frame every 20 ms and timing each ack. */
+class Probe {
+  readonly latencies: number[] = [];
+  /** Worst ack per second of the run, to show periodic spikes. */
+  readonly worstPerSecond: number[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private seq = 1;
+  private sent = new Map<number, number>();
+  private started = 0;
+
+  private constructor(private readonly agent: TestAgent) {
+    agent.socket.on('message', (data) => {
+      const frame = JSON.parse(data.toString()) as { type: string; seq?: number };
+      if (frame.type !== 'ack') return;
+      for (const [seq, at] of this.sent) {
+        if (seq > frame.seq!) break;
+        const latency = Date.now() - at;
+        this.latencies.push(latency);
+        const second = Math.floor((at - this.started) / 1000);
+        this.worstPerSecond[second] = Math.max(this.worstPerSecond[second] ?? 0, latency);
+        this.sent.delete(seq);
+      }
+    });
+  }
+
+  static async connect(url: string): Promise<Probe> {
+    const agent = await TestAgent.connect(url, token(0));
+    await agent.hello(farmId(0), 'probe', 'probe-stream');
+    await agent.snapshot(1, [{ id: '1', user: 'corp\\probe', admin: false, kind: 'desktop', via: 'ras', state: 'active', since: 1 }]);
+    return new Probe(agent);
+  }
+
+  start(): void {
+    this.latencies.length = 0;
+    this.worstPerSecond.length = 0;
+    this.started = Date.now();
+    let active = true;
+    this.timer = setInterval(() => {
+      active = !active;
+      this.seq += 1;
+      this.sent.set(this.seq, Date.now());
+      const session = { id: '1', user: 'corp\\probe', admin: false, kind: 'desktop', via: 'ras', state: active ? 'active' : 'disconnected', since: 1 };
+      this.agent.send({ type: 'events', events: [{ seq: this.seq, at: Date.now(), op: 'upsert', session }] });
+    }, 20);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    for (let i = 0; i < 200 && this.sent.size > 0; i += 1) await sleep(10);
+  }
+
+  close(): Promise<unknown> {
+    return this.agent.close();
+  }
+}
+
+async function connectFleet(collector: RunningCollector, options: FleetOptions): Promise<WebSocket[]> {
+  const slots = Array.from({ length: options.farms * options.hosts }, (_, i) => i);
+  const sockets: WebSocket[] = [];
+  await pool(slots, 100, async (i) => {
+    const f = i % options.farms;
+    const h = Math.floor(i / options.farms);
+    const agent = await TestAgent.connect(collector.url, token(f));
+    await agent.hello(farmId(f), `rdsh-${h}`, `stream-${f}-${h}`);
+    await agent.snapshot(1, hostSessions(f, h, options.sessions));
+    agent.received.length = 0;
+    sockets.push(agent.socket);
+  });
+  return sockets;
+}
+
+async function closeAll(sockets: WebSocket[]): Promise<void> {
+  await pool(sockets, 500, async (socket) => {
+    if (socket.readyState !== WebSocket.OPEN) return;
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.close(1000);
+    await Promise.race([closed, sleep(5000)]);
+  });
+}
+
+/** A bare ws server (echo) in its own process: what N idle WebSocket connections cost at the least. */
+async function bareWsPerConnection(count: number): Promise<number> {
+  const port = await freePort();
+  const script = `
+    import { WebSocketServer } from 'ws';
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: ${port}, perMessageDeflate: false, clientTracking: false });
+    wss.on('connection', (ws) => ws.on('message', (data) => ws.send(data)));
+    wss.on('listening', () => console.log('ready'));
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: new URL('../../../', import.meta.url).pathname,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise((resolve) => child.stdout!.once('data', resolve));
+  await sleep(500);
+  const before = rssKiB(child.pid!);
+  const sockets: WebSocket[] = [];
+  await pool(Array.from({ length: count }, (_, i) => i), 100, async () => {
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/`);
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    sockets.push(socket);
+  });
+  await sleep(1000);
+  const after = rssKiB(child.pid!);
+  await closeAll(sockets);
+  child.kill('SIGTERM');
+  return (after - before) / count;
+}
+
+export async function runFleet(redis: RedisServer, options: FleetOptions): Promise<void> {
+  const { farms, hosts, sessions, heartbeatSeconds, scrapeSeconds } = options;
+  const count = farms * hosts;
+  section(`fleet: ${farms} farms x ${hosts} hosts x ${sessions} sessions, heartbeat ${heartbeatSeconds} s`);
+  const client = redis.client();
+  await client.flushall();
+  const collector = await startCollector(
+    {
+      redis: { url: redis.url, prefix: 'fleet' },
+      heartbeatSeconds,
+      farms: Array.from({ length: farms }, (_, f) => ({
+        id: farmId(f),
+        seats: hosts * sessions,
+        license: 'primary',
+        expires: '2030-01-01T00:00:00Z',
+        agentTokensSha256: [sha256(token(f))],
+      })),
+    },
+    await freePort(),
+  );
+  let sockets: WebSocket[] = [];
+  let probe: Probe | undefined;
+  try {
+    await sleep(1000);
+    const rssBefore = rssKiB(collector.process.pid!);
+    const t0 = Date.now();
+    sockets = await connectFleet(collector, options);
+    console.log(`${count} agents connected, said hello and sent a snapshot in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    probe = await Probe.connect(collector.url);
+
+    // Idle: the probe alone sends; everyone else only answers pings and has its lease renewed.
+    const idleMs = Math.round(2.2 * heartbeatSeconds * 1000);
+    probe.start();
+    await sleep(idleMs);
+    await probe.stop();
+    console.log(`idle fleet, probe ack: ${latencySummary(probe.latencies)}`);
+    console.log(`idle fleet, probe's worst ack per second (ms): ${probe.worstPerSecond.map((n) => n ?? 0).join(' ')}`);
+    const rssAfter = rssKiB(collector.process.pid!);
+    console.log(
+      `collector RSS: ${(rssBefore / 1024).toFixed(0)} MiB before, ${(rssAfter / 1024).toFixed(0)} MiB with ${count} connections = ${((rssAfter - rssBefore) / count).toFixed(1)} KiB per connection`,
+    );
+
+    // Back-to-back scrapes with the probe running.
+    const scrapes: number[] = [];
+    let bytes = 0;
+    probe.start();
+    const deadline = Date.now() + scrapeSeconds * 1000;
+    while (Date.now() < deadline) {
+      const started = performance.now();
+      const body = await fetch(`${collector.url}/metrics`).then((r) => r.text());
+      scrapes.push(performance.now() - started);
+      bytes = Buffer.byteLength(body);
+    }
+    await probe.stop();
+    console.log(`/metrics back to back: ${latencySummary(scrapes)}, ${(bytes / 1e6).toFixed(2)} MB`);
+    console.log(`probe ack during scrapes: ${latencySummary(probe.latencies)}`);
+  } finally {
+    await probe?.close();
+    await closeAll(sockets);
+    client.disconnect();
+    await collector.stop();
+  }
+  const bare = await bareWsPerConnection(count);
+  console.log(`bare ws server: ${bare.toFixed(1)} KiB per idle connection`);
+}

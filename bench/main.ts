@@ -1,0 +1,79 @@
+/**
+ * `npm run bench`: how one collector holds up, on loopback, beside references measured in the same
+ * run. Starts its own redis-server; runs the collector as its real bin. Each part stops by itself.
+ *
+ *   npm run bench -- [--parts ingest,fleet] [--profile]
+ *     ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
+ *     fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
+ */
+import { execFileSync } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+import { RedisServer } from '../test/support/redis-server.js';
+import { runFleet } from './fleet.js';
+import { runIngest } from './ingest.js';
+import { load } from './common.js';
+
+const { values } = parseArgs({
+  options: {
+    parts: { type: 'string', default: 'ingest,fleet' },
+    profile: { type: 'boolean', default: false },
+    hosts: { type: 'string', default: '20' },
+    seconds: { type: 'string', default: '10' },
+    batch: { type: 'string', default: '500' },
+    window: { type: 'string', default: '2' },
+    sessions: { type: 'string', default: '200' },
+    farms: { type: 'string', default: '100' },
+    'farm-hosts': { type: 'string', default: '100' },
+    'farm-sessions': { type: 'string', default: '20' },
+    heartbeat: { type: 'string', default: '15' },
+    'scrape-seconds': { type: 'string', default: '10' },
+  },
+});
+
+function number(name: keyof typeof values): number {
+  const value = Number(values[name]);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
+  return value;
+}
+
+async function main(): Promise<void> {
+  const parts = new Set(String(values.parts).split(','));
+  for (const part of parts) if (part !== 'ingest' && part !== 'fleet') throw new Error(`unknown part ${part}`);
+  const fleet = { farms: number('farms'), hosts: number('farm-hosts') };
+  const fdLimit = Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
+  if (parts.has('fleet') && fdLimit < fleet.farms * fleet.hosts + 1000) {
+    throw new Error(`the open-file limit (${fdLimit}) is below ${fleet.farms * fleet.hosts + 1000}: raise it with ulimit -n`);
+  }
+  console.log(
+    `${new Date().toISOString()} ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${load()}`,
+  );
+  const redis = await RedisServer.start();
+  try {
+    if (parts.has('ingest')) {
+      await runIngest(redis, {
+        hosts: number('hosts'),
+        seconds: number('seconds'),
+        batch: number('batch'),
+        window: number('window'),
+        sessions: number('sessions'),
+        profile: values.profile === true,
+      });
+    }
+    if (parts.has('fleet')) {
+      await runFleet(redis, {
+        ...fleet,
+        sessions: number('farm-sessions'),
+        heartbeatSeconds: number('heartbeat'),
+        scrapeSeconds: number('scrape-seconds'),
+      });
+    }
+  } finally {
+    await redis.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
