@@ -4,3 +4,5 @@ export * from './frame-parser.js';
 export * from './license-model.js';
 export * from './license-state.js';
 export * from './reference-farm.js';
+export * from './limit-ranges.js';
+export * from './collector-frame-schema.js';
