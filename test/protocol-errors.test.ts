@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AckFrame, ErrorFrame, WelcomeFrame } from '@rasmon/protocol';
+import { MAX_COLLECTOR_FRAME_BYTES, MAX_LISTED_REJECTIONS, MAX_REJECTION_ID_CHARS, type AckFrame, type ErrorFrame, type WelcomeFrame } from '@rasmon/protocol';
 import { RedisServer } from './support/redis-server.js';
 import { InProcessCollector, eventually, rawConfig } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, end, session, upsert } from './support/agent-client.js';
@@ -455,6 +455,22 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
     await barrier(agent, 8);
     expect(types(agent)).not.toContain('resync');
     expect(await connectionIds(c.url, 'rdsh-rej')).toEqual(['r0', 'r1', 'r2', 'r3']);
+  });
+
+  it('an ack lists at most 50 rejections with ids cut short, all counted, so it stays small whatever the frame', async () => {
+    const { agent } = await helloAgent(c.url, 'rdsh-many-bad');
+    const rejectedBefore = await total(c.url, 'ras_collector_events_total', { result: 'rejected' });
+    const bad = Array.from({ length: 1000 }, (_, i) => ({ seq: i + 1, at: -1, op: 'end', id: 'x' }));
+    const ack = await agent.events(bad);
+    expect(ack.seq).toBe(1000);
+    expect(ack.rejected).toHaveLength(MAX_LISTED_REJECTIONS);
+    expect(ack.rejected!.map((rejection) => rejection.seq)).toEqual(Array.from({ length: MAX_LISTED_REJECTIONS }, (_, i) => i + 1));
+    expect(await total(c.url, 'ras_collector_events_total', { result: 'rejected' })).toBe(rejectedBefore + 1000);
+    const longId = { ...session('i'.repeat(5000), 'corp\\zoe'), admin: 'no' };
+    const snapshotAck = await agent.snapshot(2000, Array.from({ length: 200 }, () => longId));
+    expect(snapshotAck.rejected).toHaveLength(MAX_LISTED_REJECTIONS);
+    expect(snapshotAck.rejected![0]!.id).toHaveLength(MAX_REJECTION_ID_CHARS);
+    expect(JSON.stringify(snapshotAck).length).toBeLessThan(MAX_COLLECTOR_FRAME_BYTES);
   });
 
   it('a snapshot leaves out an invalid session and a repeated id, names them in the ack, and applies the rest', async () => {

@@ -14,6 +14,8 @@ import {
   type Limits,
   type ParsedEvents,
   type ParsedSnapshot,
+  MAX_LISTED_REJECTIONS,
+  MAX_REJECTION_ID_CHARS,
   type Rejection,
 } from '@rasmon/protocol';
 import type { FarmConfig } from './config.js';
@@ -319,10 +321,25 @@ export class AgentConnection {
       m.events.inc({ result: 'duplicate' }, result.duplicates);
     }
     m.frames.inc({ type, result: result.applied > 0 ? 'applied' : result.kind === 'gap' ? 'refused' : 'duplicate' });
-    this.send(rejected.length > 0 ? { type: 'ack', seq: result.lastSeq, rejected } : { type: 'ack', seq: result.lastSeq });
+    this.send(rejected.length > 0 ? { type: 'ack', seq: result.lastSeq, rejected: listed(rejected) } : { type: 'ack', seq: result.lastSeq });
     if (result.kind === 'gap') {
       this.log.info({ lastSeq: result.lastSeq }, 'seq gap: asking for a snapshot');
       this.resync();
     }
   }
+}
+
+/**
+ * The rejections an ack lists: the lowest seqs, ids cut short. All of them are counted in
+ * `events_total{result="rejected"}`; the list only tells the agent what to log, and must not make
+ * an ack of a bad frame larger than the frame (the agent refuses large frames).
+ */
+function listed(rejected: Rejection[]): Rejection[] {
+  return rejected
+    .slice(0, MAX_LISTED_REJECTIONS)
+    .map((rejection) =>
+      rejection.id !== undefined && rejection.id.length > MAX_REJECTION_ID_CHARS
+        ? { ...rejection, id: rejection.id.slice(0, MAX_REJECTION_ID_CHARS) }
+        : rejection,
+    );
 }
