@@ -10,7 +10,12 @@ export class AgentMetrics {
   readonly spoolBytes = new Gauge({ name: 'rasmon_agent_spool_bytes', help: 'Bytes of events spooled and not yet acked', registers: [this.registry] });
   readonly spoolDropped = new Counter({
     name: 'rasmon_agent_spool_dropped_total',
-    help: 'Events dropped because the spool was full',
+    help: 'Events lost: dropped from a full spool, corrupt or torn on disk, set aside with a corrupt state, or larger than any frame',
+    registers: [this.registry],
+  });
+  readonly spoolWriteErrors = new Counter({
+    name: 'rasmon_agent_spool_write_errors_total',
+    help: 'Writes to the spool directory that failed (full disk, I/O error); their events are held in memory',
     registers: [this.registry],
   });
   readonly lastAck = new Gauge({

@@ -7,15 +7,21 @@
  * Files in the spool directory:
  *  - `state.json`: `{stream, acked, reserved}`, replaced atomically (write, fsync, rename).
  *    `reserved` is the highest seq handed out for a snapshot, so no seq is ever used twice.
- *  - `events.log`: one JSON event per line, in seq order; a torn last line (a crash mid-write) is
- *    dropped at open.
- * Losing `state.json` starts a new stream: the collector then treats this host's sequence as new.
+ *  - `events.log`: one JSON event per line, in seq order.
+ *
+ * It never loses an event silently: every event that will not reach the collector — dropped
+ * because the spool is full, a corrupt or torn line, one too large for any frame, a log set aside
+ * with a corrupt state — is counted in `dropped` (`rasmon_agent_spool_dropped_total`) and logged.
+ * A write that fails (a full disk) is cut back to the last good offset, so the next write is not
+ * glued onto half a line; its events stay in memory, within `maxBytes`, and are still sent, and
+ * the next write tries again. A corrupt `state.json` or an unreadable `events.log` is renamed aside
+ * (never deleted) and a new stream starts; the snapshot on connect repairs the collector's state.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AgentEvent } from '@rasmon/protocol';
+import { parseSession, type AgentEvent } from '@rasmon/protocol';
 import type { Logger } from 'pino';
 import type { EventBody } from './session-diff.js';
 
@@ -36,13 +42,46 @@ export interface SpoolOptions {
   log: Logger;
 }
 
+const STATE_FILE = 'state.json';
+const FULL = 'the spool is full';
+const LOG_FILE = 'events.log';
+
+const isSafeSeq = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+
+/** A line of `events.log` as this agent writes it, or undefined when it is not one. */
+function readEvent(line: string): AgentEvent | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const event = raw as Record<string, unknown>;
+  if (!isSafeSeq(event.seq) || event.seq === 0 || !isSafeSeq(event.at)) return undefined;
+  if (event.op === 'end') return typeof event.id === 'string' && event.id.length > 0 ? (raw as AgentEvent) : undefined;
+  if (event.op === 'upsert') return 'session' in parseSession(event.session) ? (raw as AgentEvent) : undefined;
+  return undefined;
+}
+
+function newStream(): string {
+  return `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
+}
+
 export class Spool {
   private entries: Entry[] = [];
   private bytes = 0;
   /** Bytes in events.log, acked lines included until the next rewrite. */
   private fileBytes = 0;
+  /** The newest entries that are in memory only: their write failed. */
+  private unwritten = 0;
+  /** events.log may not match `fileBytes` (a failed write could not be cut back): rewrite it whole. */
+  private logDirty = false;
   private lastSeq: number;
   private droppedTotal = 0;
+  private writeErrorsTotal = 0;
+  /** Inside a run of failed writes: logged once at its start and once at its end. */
+  private failing = false;
   private chain: Promise<unknown> = Promise.resolve();
   private file: FileHandle | undefined;
 
@@ -56,25 +95,83 @@ export class Spool {
   /** Opens (or creates) the spool in `dir`, recovering what a previous run left. */
   static async open(options: SpoolOptions): Promise<Spool> {
     mkdirSync(options.dir, { recursive: true });
-    const statePath = join(options.dir, 'state.json');
-    let state: SpoolState | undefined;
-    try {
-      const parsed = JSON.parse(await readFile(statePath, 'utf8')) as Partial<SpoolState>;
-      if (typeof parsed.stream === 'string' && Number.isSafeInteger(parsed.acked) && Number.isSafeInteger(parsed.reserved)) {
-        state = { stream: parsed.stream, acked: parsed.acked!, reserved: parsed.reserved! };
-      }
-    } catch {
-      // Missing or unreadable: a new stream below.
-    }
-    if (!state) {
-      state = { stream: `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`, acked: 0, reserved: 0 };
-      options.log.info({ stream: state.stream }, 'no spool state: starting a new stream');
-      await rm(join(options.dir, 'events.log'), { force: true });
-    }
+    const { state, lostWithState } = await Spool.readState(options);
     const spool = new Spool(options, state);
+    if (lostWithState > 0) spool.noteDropped(lostWithState, 'their stream state was corrupt (log set aside)');
     await spool.recover();
-    await spool.writeState();
+    await spool.tryWrite(() => spool.writeState());
     return spool;
+  }
+
+  /**
+   * Reads `state.json`. Missing: a new stream. Unreadable or invalid: it is renamed aside, and
+   * the log with it (its seqs mean nothing without the stream), and a new stream starts.
+   */
+  private static async readState(options: SpoolOptions): Promise<{ state: SpoolState; lostWithState: number }> {
+    const { dir, log } = options;
+    const statePath = join(dir, STATE_FILE);
+    const fresh = { stream: newStream(), acked: 0, reserved: 0 };
+    let text: string;
+    try {
+      text = await readFile(statePath, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        log.info({ stream: fresh.stream }, 'no spool state: starting a new stream');
+        // A log without its state cannot be numbered: set it aside like a corrupt one.
+        return { state: fresh, lostWithState: await Spool.setAside(options, LOG_FILE) };
+      }
+      text = '';
+    }
+    let parsed: Partial<SpoolState> | undefined;
+    try {
+      parsed = JSON.parse(text) as Partial<SpoolState>;
+    } catch {
+      parsed = undefined;
+    }
+    if (
+      typeof parsed === 'object' &&
+      parsed !== null &&
+      typeof parsed.stream === 'string' &&
+      parsed.stream.length > 0 &&
+      parsed.stream.length <= 64 &&
+      isSafeSeq(parsed.acked) &&
+      isSafeSeq(parsed.reserved)
+    ) {
+      return { state: { stream: parsed.stream, acked: parsed.acked, reserved: parsed.reserved }, lostWithState: 0 };
+    }
+    const aside = await Spool.setAside(options, STATE_FILE, false);
+    const lost = await Spool.setAside(options, LOG_FILE);
+    log.error(
+      { stateSetAside: aside === 0 ? undefined : `${STATE_FILE}.corrupt-*`, stream: fresh.stream, lost },
+      'spool state is corrupt: renamed it and its log aside and started a new stream; the next snapshot repairs the collector',
+    );
+    return { state: fresh, lostWithState: lost };
+  }
+
+  /**
+   * Renames `name` to `name.corrupt-<time>`; returns how many event lines it held (for a log), or
+   * 1 when it was set aside and `countLines` is false; 0 when there was nothing.
+   */
+  private static async setAside(options: SpoolOptions, name: string, countLines = true): Promise<number> {
+    const path = join(options.dir, name);
+    let count = 1;
+    if (countLines) {
+      try {
+        count = (await readFile(path, 'utf8')).split('\n').filter((line) => line.trim() !== '').length;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+        count = 0;
+      }
+    }
+    const aside = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      await rename(path, aside);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw err;
+    }
+    if (count > 0 || !countLines) options.log.warn({ file: name, setAside: aside }, 'spool file set aside');
+    return count;
   }
 
   get stream(): string {
@@ -83,6 +180,11 @@ export class Spool {
 
   get ackedSeq(): number {
     return this.state.acked;
+  }
+
+  /** The highest seq this spool has handed out (events and snapshots). */
+  get highestSeq(): number {
+    return this.lastSeq;
   }
 
   /** Events written and not yet acked. */
@@ -94,8 +196,14 @@ export class Spool {
     return this.bytes;
   }
 
+  /** Events lost, whatever the cause (full spool, corrupt on disk, too large for a frame). */
   get dropped(): number {
     return this.droppedTotal;
+  }
+
+  /** Writes to the spool directory that failed (a full disk, an I/O error). */
+  get writeErrors(): number {
+    return this.writeErrorsTotal;
   }
 
   /** Unacked events with seq above `seq`, oldest first. */
@@ -103,14 +211,14 @@ export class Spool {
     return this.entries.filter((entry) => entry.event.seq > seq).map((entry) => entry.event);
   }
 
-  /** Gives the events their seqs and makes them durable; resolves once fsynced. */
+  /**
+   * Gives the events their seqs and makes them durable; resolves once fsynced, or once the write
+   * failed (then they are held in memory and written with the next append).
+   */
   append(bodies: readonly EventBody[], at: number): Promise<AgentEvent[]> {
     return this.serial(async () => {
       const events = bodies.map((body) => ({ ...body, seq: (this.lastSeq += 1), at }) as AgentEvent);
-      let added = events.map((event) => {
-        const line = `${JSON.stringify(event)}\n`;
-        return { event, bytes: Buffer.byteLength(line), line };
-      });
+      let added = events.map((event) => ({ event, bytes: Buffer.byteLength(`${JSON.stringify(event)}\n`) }));
       let addedBytes = added.reduce((sum, entry) => sum + entry.bytes, 0);
       if (this.bytes + addedBytes > this.options.maxBytes) {
         const target = Math.floor(this.options.maxBytes * 0.9);
@@ -122,28 +230,28 @@ export class Spool {
           added = added.slice(1);
           batchDropped += 1;
         }
-        if (batchDropped > 0) this.noteDropped(batchDropped);
+        if (batchDropped > 0) this.noteDropped(batchDropped, FULL);
         // Dropped events must not come back at the next open.
-        await this.rewriteLog();
+        this.logDirty = true;
       }
-      for (const { event, bytes } of added) this.entries.push({ event, bytes });
+      this.entries.push(...added);
       this.bytes += addedBytes;
-      if (added.length > 0) {
-        const file = await this.logFile();
-        await file.write(added.map((entry) => entry.line).join(''));
-        await file.sync();
-        this.fileBytes += addedBytes;
-      }
+      this.unwritten += added.length;
+      await this.persist();
       return added.map((entry) => entry.event);
     });
   }
 
-  /** A seq for a snapshot, made durable before it is used. */
+  /**
+   * A seq for a snapshot, made durable before it is used when the disk allows. When it does not,
+   * the seq is used anyway: should this agent restart and hand it out again, the collector's
+   * welcome acks a seq above this spool's, and the agent starts a new stream.
+   */
   reserveSeq(): Promise<number> {
     return this.serial(async () => {
       this.lastSeq += 1;
       this.state.reserved = this.lastSeq;
-      await this.writeState();
+      await this.tryWrite(() => this.writeState());
       return this.lastSeq;
     });
   }
@@ -152,25 +260,65 @@ export class Spool {
   ack(seq: number): Promise<void> {
     return this.serial(async () => {
       if (seq <= this.state.acked) return;
+      if (seq > this.lastSeq) throw new Error(`ack for seq ${seq} above the highest seq handed out (${this.lastSeq})`);
       this.state.acked = seq;
-      // An ack past what was handed out means the collector knows this stream from elsewhere.
-      if (seq > this.lastSeq) this.lastSeq = seq;
       let removed = 0;
       while (this.entries.length > 0 && this.entries[0]!.event.seq <= seq) removed += this.entries.shift()!.bytes;
       this.bytes -= removed;
-      await this.writeState();
+      this.unwritten = Math.min(this.unwritten, this.entries.length);
+      await this.tryWrite(() => this.writeState());
       // Acked lines may stay in the log (an open skips them); it is rewritten when it is mostly
       // acked, so catching up after an outage does not rewrite a large spool at every ack.
       const ackedBytes = this.fileBytes - this.bytes;
       if (this.entries.length === 0 ? this.fileBytes > 0 : ackedBytes > Math.max(this.bytes, 1_048_576)) {
-        await this.rewriteLog();
+        this.logDirty = true;
       }
+      if (this.logDirty || this.unwritten > 0) await this.persist();
+    });
+  }
+
+  /**
+   * Starts a new stream: the pending events are numbered again from 1. For a collector whose
+   * welcome acks a seq this spool never handed out (its state was restored from an older copy,
+   * or seqs handed out while the disk was full were lost in a restart): the old stream's seqs
+   * cannot be trusted, the events are kept.
+   */
+  restartStream(): Promise<string> {
+    return this.serial(async () => {
+      const stream = newStream();
+      let seq = 0;
+      this.entries = this.entries.map((entry) => {
+        const event = { ...entry.event, seq: (seq += 1) };
+        return { event, bytes: Buffer.byteLength(`${JSON.stringify(event)}\n`) };
+      });
+      this.bytes = this.entries.reduce((sum, entry) => sum + entry.bytes, 0);
+      this.lastSeq = seq;
+      this.state = { stream, acked: 0, reserved: 0 };
+      this.logDirty = true;
+      await this.tryWrite(() => this.writeState());
+      await this.persist();
+      this.options.log.warn({ stream, pending: seq }, 'started a new stream; pending events renumbered');
+      return stream;
+    });
+  }
+
+  /** Drops one pending event that can never be sent (larger than any frame the collector accepts). */
+  discard(seq: number, why: string): Promise<void> {
+    return this.serial(async () => {
+      const index = this.entries.findIndex((entry) => entry.event.seq === seq);
+      if (index < 0) return;
+      const [entry] = this.entries.splice(index, 1);
+      this.bytes -= entry!.bytes;
+      this.unwritten = Math.min(this.unwritten, this.entries.length);
+      this.noteDropped(1, why);
+      this.logDirty = true;
+      await this.persist();
     });
   }
 
   async close(): Promise<void> {
     await this.chain;
-    await this.file?.close();
+    await this.file?.close().catch(() => undefined);
     this.file = undefined;
   }
 
@@ -182,78 +330,152 @@ export class Spool {
       count += 1;
     }
     this.bytes -= freed;
-    if (count > 0) this.noteDropped(count);
+    this.unwritten = Math.min(this.unwritten, this.entries.length);
+    if (count > 0) this.noteDropped(count, FULL);
   }
 
-  private noteDropped(count: number): void {
+  private noteDropped(count: number, why: string): void {
     this.droppedTotal += count;
     this.options.log.warn(
-      { dropped: count, droppedTotal: this.droppedTotal, maxBytes: this.options.maxBytes },
-      'spool full: dropped the oldest events; the next snapshot repairs the state',
+      { dropped: count, droppedTotal: this.droppedTotal, maxBytes: this.options.maxBytes, why },
+      why === FULL
+        ? 'spool full: dropped the oldest events; the next snapshot repairs the state'
+        : 'spool dropped events; the next snapshot repairs the state',
     );
   }
 
   private async recover(): Promise<void> {
     let text = '';
     try {
-      text = await readFile(join(this.options.dir, 'events.log'), 'utf8');
-    } catch {
+      text = await readFile(join(this.options.dir, LOG_FILE), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      // A directory, or a file this agent cannot read: out of the way, so the spool works again.
+      this.options.log.error({ err: { code: (err as NodeJS.ErrnoException).code } }, 'spool log unreadable');
+      await Spool.setAside(this.options, LOG_FILE, false);
       return;
     }
-    let torn = false;
+    let corrupt = 0;
+    let previous = 0;
     for (const line of text.split('\n')) {
       if (line === '') continue;
-      let event: AgentEvent;
-      try {
-        event = JSON.parse(line) as AgentEvent;
-      } catch {
-        torn = true;
+      const event = readEvent(line);
+      // Out of order cannot be trusted either: seqs are written ascending.
+      if (!event || event.seq <= previous) {
+        corrupt += 1;
         continue;
       }
-      if (!Number.isSafeInteger(event.seq)) continue;
+      previous = event.seq;
       this.lastSeq = Math.max(this.lastSeq, event.seq);
       if (event.seq <= this.state.acked) continue;
       const bytes = Buffer.byteLength(line) + 1;
       this.entries.push({ event, bytes });
       this.bytes += bytes;
     }
-    if (torn) this.options.log.warn('spool log ended in a torn line (a crash mid-write): dropped it');
+    if (corrupt > 0) this.noteDropped(corrupt, 'corrupt or torn lines in the spool log (skipped)');
     this.options.log.info({ pending: this.entries.length, acked: this.state.acked, lastSeq: this.lastSeq }, 'spool recovered');
-    await this.rewriteLog();
+    this.logDirty = true;
+    await this.persist();
+  }
+
+  /** Brings events.log in line with the entries: appends what is unwritten, or rewrites it whole. */
+  private async persist(): Promise<void> {
+    const ok = await this.tryWrite(async () => {
+      if (this.logDirty) {
+        await this.rewriteLog();
+        return;
+      }
+      if (this.unwritten === 0) return;
+      const lines = this.entries.slice(this.entries.length - this.unwritten).map((entry) => `${JSON.stringify(entry.event)}\n`);
+      const data = Buffer.from(lines.join(''));
+      const file = await this.logFile();
+      try {
+        // One write may take only part (a nearly full disk); the rest then fails with ENOSPC.
+        for (let offset = 0; offset < data.length; ) offset += (await file.write(data, offset)).bytesWritten;
+        await file.sync();
+      } catch (err) {
+        // Cut a half-written line back off, or the next write would be glued onto it.
+        await file.truncate(this.fileBytes).catch(() => {
+          this.logDirty = true;
+        });
+        throw err;
+      }
+      this.fileBytes += data.length;
+      this.unwritten = 0;
+    });
+    if (!ok && this.file && this.logDirty) {
+      await this.file.close().catch(() => undefined);
+      this.file = undefined;
+    }
+  }
+
+  /** Runs a write; a failure is counted and logged (once per run of failures), not thrown. */
+  private async tryWrite(write: () => Promise<void>): Promise<boolean> {
+    try {
+      await write();
+    } catch (err) {
+      this.writeErrorsTotal += 1;
+      if (!this.failing) {
+        this.failing = true;
+        this.options.log.error(
+          { err: { code: (err as NodeJS.ErrnoException).code, message: (err as Error).message }, inMemory: this.unwritten },
+          'spool write failed: events are held in memory (within the spool size) and sent; writing again with the next event',
+        );
+      }
+      return false;
+    }
+    if (this.failing && this.unwritten === 0 && !this.logDirty) {
+      this.failing = false;
+      this.options.log.info({ writeErrors: this.writeErrorsTotal }, 'spool writes work again');
+    }
+    return true;
   }
 
   /** Replaces the log with the pending events only (atomically). */
   private async rewriteLog(): Promise<void> {
-    await this.file?.close();
+    await this.file?.close().catch(() => undefined);
     this.file = undefined;
-    const path = join(this.options.dir, 'events.log');
+    const path = join(this.options.dir, LOG_FILE);
     const tmp = `${path}.tmp`;
-    const handle = await open(tmp, 'w');
     try {
-      if (this.entries.length > 0) await handle.write(this.entries.map((entry) => `${JSON.stringify(entry.event)}\n`).join(''));
-      await handle.sync();
-    } finally {
-      await handle.close();
+      const handle = await open(tmp, 'w');
+      try {
+        // writeFile, unlike write, goes on until everything is written or fails.
+        if (this.entries.length > 0) await handle.writeFile(this.entries.map((entry) => `${JSON.stringify(entry.event)}\n`).join(''));
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw err;
     }
-    await rename(tmp, path);
     this.fileBytes = this.bytes;
+    this.unwritten = 0;
+    this.logDirty = false;
   }
 
   private async writeState(): Promise<void> {
-    const path = join(this.options.dir, 'state.json');
+    const path = join(this.options.dir, STATE_FILE);
     const tmp = `${path}.tmp`;
-    const handle = await open(tmp, 'w');
     try {
-      await handle.write(JSON.stringify(this.state));
-      await handle.sync();
-    } finally {
-      await handle.close();
+      const handle = await open(tmp, 'w');
+      try {
+        await handle.writeFile(JSON.stringify(this.state));
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw err;
     }
-    await rename(tmp, path);
   }
 
   private async logFile(): Promise<FileHandle> {
-    this.file ??= await open(join(this.options.dir, 'events.log'), 'a');
+    this.file ??= await open(join(this.options.dir, LOG_FILE), 'a');
     return this.file;
   }
 
