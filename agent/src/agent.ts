@@ -22,6 +22,8 @@ export interface AgentOptions {
   snapshotIntervalSeconds: number;
   log: Logger;
   metrics?: AgentMetrics;
+  /** Snapshots asked for by `resync` go out at most this often (default 5 s). */
+  resyncMinIntervalMs?: number;
 }
 
 export class Agent {
@@ -35,6 +37,15 @@ export class Agent {
   private snapshotTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private droppedReported = 0;
+  private writeErrorsReported = 0;
+  /** Seq of the snapshot sent and not yet acked on this connection. */
+  private snapshotInFlight: number | undefined;
+  private lastSnapshotAt = 0;
+  /** At most one resync waits, however many the collector sends. */
+  private resyncWanted = false;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  /** A snapshot for a resync is queued and not yet sent. */
+  private resyncQueued = false;
 
   constructor(private readonly options: AgentOptions) {}
 
@@ -52,10 +63,25 @@ export class Agent {
     this.spool = await Spool.open({ ...this.options.spool, log: log.child({ module: 'spool' }) });
     await this.restoreSessions();
     this.link = new CollectorLink({ ...this.options.link, stream: this.spool.stream, log: log.child({ module: 'link' }) });
-    this.link.on('welcome', (ack) => void this.enqueue(() => this.onWelcome(ack)));
-    this.link.on('ack', (frame) => void this.enqueue(() => this.onAck(frame.seq)));
-    this.link.on('resync', () => void this.enqueue(() => this.sendSnapshot()));
-    this.link.on('down', () => this.options.metrics?.connected.set(0));
+    this.link.on('welcome', (ack) => this.welcomed(ack));
+    this.link.on('ack', (frame) => {
+      if (this.snapshotInFlight !== undefined && frame.seq >= this.snapshotInFlight) this.snapshotInFlight = undefined;
+      void this.enqueue(() => this.onAck(frame.seq));
+      this.maybeResync();
+    });
+    this.link.on('resync', () => {
+      if (!this.resyncWanted) this.options.log.info('collector asked for a snapshot');
+      this.resyncWanted = true;
+      this.maybeResync();
+    });
+    this.link.on('down', () => {
+      this.options.metrics?.connected.set(0);
+      // The next welcome brings a snapshot anyway.
+      this.snapshotInFlight = undefined;
+      this.resyncWanted = false;
+      clearTimeout(this.resyncTimer);
+      this.resyncTimer = undefined;
+    });
     this.updateSpoolMetrics();
     await this.enqueue(() => this.poll());
     this.link.start();
@@ -72,6 +98,7 @@ export class Agent {
     this.stopped = true;
     clearTimeout(this.pollTimer);
     clearInterval(this.snapshotTimer);
+    clearTimeout(this.resyncTimer);
     await this.queue;
     await this.link?.stop();
     await this.spool?.close();
@@ -110,7 +137,11 @@ export class Agent {
     this.options.metrics?.sessions.set(sessions.length);
     if (events.length === 0) return;
     await this.spool.append(events, Date.now());
-    await this.saveSessions(sessions);
+    try {
+      await this.saveSessions(sessions);
+    } catch (err) {
+      this.options.log.warn({ err: { code: (err as NodeJS.ErrnoException).code } }, 'could not save the session list beside the spool');
+    }
     this.updateSpoolMetrics();
     this.flush();
   }
@@ -144,6 +175,44 @@ export class Agent {
     this.diff.restore(sessions);
   }
 
+  /**
+   * A welcome that acks a seq this agent never handed out: its spool was restored from an older
+   * copy, or seqs handed out while the disk was full were lost in a restart (or the peer lies).
+   * The old stream cannot be continued without new events being taken for duplicates: nothing is
+   * saved, and the pending events go out again under a new stream.
+   */
+  private welcomed(ack: number): void {
+    if (ack > this.spool.highestSeq) {
+      this.options.log.error(
+        { ack, highestSeq: this.spool.highestSeq },
+        'collector acks a seq above any this agent handed out: starting a new stream',
+      );
+      this.link.refuse(`welcome ack ${ack} above the highest seq handed out (${this.spool.highestSeq})`);
+      void this.enqueue(async () => this.link.setStream(await this.spool.restartStream()));
+      return;
+    }
+    void this.enqueue(() => this.onWelcome(ack));
+  }
+
+  private maybeResync(): void {
+    if (!this.resyncWanted || this.resyncQueued || this.snapshotInFlight !== undefined || this.resyncTimer) return;
+    const wait = this.lastSnapshotAt + (this.options.resyncMinIntervalMs ?? 5000) - Date.now();
+    if (wait > 0) {
+      this.resyncTimer = setTimeout(() => {
+        this.resyncTimer = undefined;
+        this.maybeResync();
+      }, wait);
+      this.resyncTimer.unref();
+      return;
+    }
+    this.resyncWanted = false;
+    this.resyncQueued = true;
+    void this.enqueue(() => this.sendSnapshot()).finally(() => {
+      this.resyncQueued = false;
+      this.maybeResync();
+    });
+  }
+
   private async onWelcome(ack: number): Promise<void> {
     this.options.metrics?.connected.set(1);
     await this.spool.ack(ack);
@@ -165,16 +234,24 @@ export class Agent {
     const { maxEvents, maxFrameBytes } = this.link.limits;
     let frame: unknown[] = [];
     let bytes = 0;
+    let upTo = 0;
     const sendFrame = () => {
       if (frame.length === 0) return;
-      this.link.send({ type: 'events', events: frame });
+      this.link.send({ type: 'events', events: frame }, upTo);
       frame = [];
       bytes = 0;
     };
     for (const event of pending) {
       const size = Buffer.byteLength(JSON.stringify(event)) + 1;
       // Room for the envelope {"type":"events","events":[...]}.
+      if (size > maxFrameBytes - 64) {
+        // It would be refused (1009) at every attempt, holding up everything after it.
+        this.options.log.error({ seq: event.seq, bytes: size, maxFrameBytes }, 'event larger than any frame the collector accepts: dropped');
+        void this.spool.discard(event.seq, 'larger than the collector frame limit').then(() => this.updateSpoolMetrics());
+        continue;
+      }
       if (frame.length >= maxEvents || bytes + size > maxFrameBytes - 64) sendFrame();
+      upTo = event.seq;
       frame.push(event);
       bytes += size;
       this.sentUpTo = event.seq;
@@ -193,8 +270,22 @@ export class Agent {
       );
       return;
     }
+    // Measured with the longest seq: a snapshot cannot be split, so one over the limit is not sent.
+    const { maxFrameBytes } = this.link.limits;
+    const bytes = Buffer.byteLength(JSON.stringify({ type: 'snapshot', seq: Number.MAX_SAFE_INTEGER, at: Date.now(), sessions }));
+    if (bytes > maxFrameBytes) {
+      this.options.log.error(
+        { sessions: sessions.length, bytes, maxFrameBytes },
+        'snapshot larger than the collector accepts in one frame: not sent (raise limits.maxFrameBytes on the collector)',
+      );
+      return;
+    }
     const seq = await this.spool.reserveSeq();
-    if (this.link.send({ type: 'snapshot', seq, at: Date.now(), sessions })) this.sentUpTo = seq;
+    if (this.link.send({ type: 'snapshot', seq, at: Date.now(), sessions }, seq)) {
+      this.sentUpTo = seq;
+      this.snapshotInFlight = seq;
+      this.lastSnapshotAt = Date.now();
+    }
   }
 
   private updateSpoolMetrics(): void {
@@ -204,5 +295,7 @@ export class Agent {
     metrics.spoolBytes.set(this.spool.sizeBytes);
     metrics.spoolDropped.inc(this.spool.dropped - this.droppedReported);
     this.droppedReported = this.spool.dropped;
+    metrics.spoolWriteErrors.inc(this.spool.writeErrors - this.writeErrorsReported);
+    this.writeErrorsReported = this.spool.writeErrors;
   }
 }

@@ -3,13 +3,21 @@
  * collector silent for two intervals is dropped), and reconnects with exponential backoff and
  * jitter (at least a minute after `superseded`). What to send is the agent's business; the link
  * tells it when the collector is ready for frames.
+ *
+ * The link distrusts the wire: every frame is validated, incoming frames are limited in size, a
+ * welcome must come within a few seconds and only once, an ack above the highest seq sent is a
+ * protocol error (the connection is dropped and nothing is saved), and the backoff starts again
+ * only after a stretch of healthy running, so a collector that fails right after its welcome is
+ * not retried at the initial delay forever. Nothing a collector sends is logged at length.
  */
 import { EventEmitter } from 'node:events';
 import { WebSocket } from 'ws';
 import {
   AGENT_PATH,
   DEFAULT_LIMITS,
+  MAX_COLLECTOR_FRAME_BYTES,
   SUBPROTOCOL,
+  parseCollectorFrame,
   type AckFrame,
   type CollectorFrame,
   type Limits,
@@ -35,13 +43,23 @@ export interface LinkOptions {
   supersededDelayMs?: number;
   /** Heartbeat before the collector's welcome says otherwise. */
   heartbeatSeconds?: number;
+  /** A connection with no welcome this long after it opened is dropped (default 10 s). */
+  welcomeTimeoutMs?: number;
+  /** The backoff starts again from its initial delay only after a connection stayed up this long (default 60 s). */
+  healthyAfterMs?: number;
 }
 
 export interface LinkEvents {
+  /** Listeners may refuse the welcome with `refuse()` before anything is sent. */
   welcome: [ack: number];
   ack: [frame: AckFrame];
   resync: [];
   down: [];
+}
+
+/** A string from the wire, cut to a length that is safe to log. */
+export function clip(text: string, max = 200): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} chars)`;
 }
 
 /** The full URL of the agent endpoint. */
@@ -54,17 +72,32 @@ export function agentUrl(base: string): string {
 export class CollectorLink extends EventEmitter<LinkEvents> {
   private socket: WebSocket | undefined;
   private welcomed = false;
+  /** This connection got its welcome (it may have been dropped since). */
+  private hadWelcome = false;
   private stopped = false;
   private attempt = 0;
   private nextDelayFloorMs = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private welcomeTimer: NodeJS.Timeout | undefined;
+  private healthyTimer: NodeJS.Timeout | undefined;
   private lastHeard = 0;
+  /** Highest seq sent on this connection, or the welcome's ack: no ack may go above it. */
+  private sentUpTo = 0;
+  private unknownFrames = 0;
   private serverLimits: Limits = DEFAULT_LIMITS;
   lastAckAt: number | undefined;
 
+  private stream: string;
+
   constructor(private readonly options: LinkOptions) {
     super();
+    this.stream = options.stream;
+  }
+
+  /** The stream the next hello names (after the spool started a new one). */
+  setStream(stream: string): void {
+    this.stream = stream;
   }
 
   /** Connected and welcomed: frames may be sent. */
@@ -98,11 +131,29 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
     });
   }
 
-  /** Sends one frame; false when not connected (it stays in the spool and goes after reconnecting). */
-  send(frame: object): boolean {
+  /**
+   * Sends one frame whose highest seq is `upTo`; false when not connected (it stays in the spool
+   * and goes after reconnecting).
+   */
+  send(frame: object, upTo: number): boolean {
     if (!this.ready) return false;
     this.socket!.send(JSON.stringify(frame));
+    this.sentUpTo = Math.max(this.sentUpTo, upTo);
     return true;
+  }
+
+  /**
+   * Drops the connection as a protocol error: what the collector sent is not acted on, and the
+   * next attempt waits out the backoff.
+   */
+  refuse(problem: string): void {
+    const socket = this.socket;
+    this.welcomed = false;
+    if (!socket || socket.readyState === WebSocket.CLOSED || socket.readyState === WebSocket.CLOSING) return;
+    this.options.log.error({ problem: clip(problem) }, 'protocol error from the collector: dropping the connection');
+    socket.close(1002, 'protocol error');
+    // A peer that does not finish the closing handshake is not waited for.
+    setTimeout(() => socket.terminate(), 2000).unref();
   }
 
   private connect(): void {
@@ -115,71 +166,105 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
       ...(this.options.key ? { key: this.options.key } : {}),
       handshakeTimeout: 10_000,
       perMessageDeflate: false,
+      maxPayload: MAX_COLLECTOR_FRAME_BYTES,
     });
     this.socket = socket;
     this.welcomed = false;
+    this.hadWelcome = false;
+    this.sentUpTo = 0;
+    this.unknownFrames = 0;
     socket.on('unexpected-response', (_req, res) => {
       log.error({ status: res.statusCode }, res.statusCode === 401 ? 'collector refused the token (401)' : 'collector refused the connection');
       res.resume();
       socket.terminate();
     });
-    socket.on('error', (err) => log.warn({ err: { message: err.message } }, 'collector connection error'));
+    socket.on('error', (err) => log.warn({ err: { message: clip(err.message) } }, 'collector connection error'));
     socket.on('open', () => {
       this.lastHeard = Date.now();
-      const { farm, host, stream, agent } = this.options;
-      socket.send(JSON.stringify({ type: 'hello', farm, host, stream, agent }));
+      const { farm, host, agent } = this.options;
+      socket.send(JSON.stringify({ type: 'hello', farm, host, stream: this.stream, agent }));
       this.startHeartbeat(this.options.heartbeatSeconds ?? 15);
+      this.welcomeTimer = setTimeout(() => {
+        log.warn({ waitedMs: this.welcomeTimeoutMs }, 'no welcome from the collector: reconnecting');
+        socket.terminate();
+      }, this.welcomeTimeoutMs);
+      this.welcomeTimer.unref();
     });
     socket.on('pong', () => (this.lastHeard = Date.now()));
     socket.on('ping', () => (this.lastHeard = Date.now()));
-    socket.on('message', (data) => {
+    socket.on('message', (data, isBinary) => {
+      if (this.socket !== socket || socket.readyState !== WebSocket.OPEN) return;
       this.lastHeard = Date.now();
-      let frame: CollectorFrame;
-      try {
-        frame = JSON.parse(data.toString()) as CollectorFrame;
-      } catch {
-        log.warn('collector sent a frame that is not JSON');
+      if (isBinary) return this.refuse('collector sent a binary frame');
+      const parsed = parseCollectorFrame(data.toString());
+      if (parsed.kind === 'invalid') return this.refuse(parsed.problem);
+      if (parsed.kind === 'unknown') {
+        // Ignored, for a newer collector's sake; logged once per connection, the type cut short.
+        this.unknownFrames += 1;
+        if (this.unknownFrames === 1) log.warn({ type: parsed.type }, 'collector sent a frame type this agent does not know: ignored');
         return;
       }
-      this.onFrame(frame);
+      this.onFrame(parsed.frame);
     });
     socket.on('close', (code, reason) => {
       clearInterval(this.heartbeat);
-      const wasReady = this.welcomed;
+      clearTimeout(this.welcomeTimer);
+      clearTimeout(this.healthyTimer);
+      const wasReady = this.hadWelcome;
       this.welcomed = false;
+      this.hadWelcome = false;
       if (this.socket === socket) this.socket = undefined;
-      log.info({ code, reason: reason.toString() }, 'collector connection closed');
+      log.info({ code, reason: clip(reason.toString(), 123) }, 'collector connection closed');
       if (wasReady) this.emit('down');
       this.scheduleReconnect();
     });
   }
 
+  private get welcomeTimeoutMs(): number {
+    return this.options.welcomeTimeoutMs ?? 10_000;
+  }
+
   private onFrame(frame: CollectorFrame): void {
     const { log } = this.options;
     switch (frame.type) {
-      case 'welcome':
+      case 'welcome': {
+        if (this.hadWelcome) return this.refuse('a second welcome on one connection');
+        clearTimeout(this.welcomeTimer);
         this.welcomed = true;
-        this.attempt = 0;
+        this.hadWelcome = true;
+        this.sentUpTo = frame.ack;
         this.serverLimits = frame.limits;
         this.startHeartbeat(frame.heartbeatSeconds);
+        const socket = this.socket;
+        clearTimeout(this.healthyTimer);
+        this.healthyTimer = setTimeout(() => {
+          if (this.socket === socket && this.welcomed) this.attempt = 0;
+        }, this.options.healthyAfterMs ?? 60_000);
+        this.healthyTimer.unref();
         log.info({ ack: frame.ack }, 'connected to collector');
         this.emit('welcome', frame.ack);
         break;
+      }
       case 'ack':
+        if (!this.welcomed) return this.refuse('an ack before the welcome');
+        if (frame.seq > this.sentUpTo) {
+          return this.refuse(`ack for seq ${frame.seq}, above the highest seq sent (${this.sentUpTo})`);
+        }
         this.lastAckAt = Date.now();
-        if (frame.rejected?.length) log.warn({ rejected: frame.rejected }, 'collector rejected events');
+        if (frame.rejected?.length) {
+          const first = frame.rejected[0]!;
+          log.warn({ rejected: frame.rejected.length, first: { seq: first.seq, reason: clip(first.reason) } }, 'collector rejected events');
+        }
         this.emit('ack', frame);
         break;
       case 'resync':
-        log.info('collector asked for a snapshot');
+        if (!this.welcomed) return this.refuse('a resync before the welcome');
         this.emit('resync');
         break;
       case 'error':
-        log.error({ code: frame.code, reason: frame.message }, 'collector closed the connection');
+        log.error({ code: clip(frame.code, 64), reason: clip(frame.message) }, 'collector closed the connection');
         if (frame.code === 'superseded') this.nextDelayFloorMs = this.options.supersededDelayMs ?? 60_000;
         break;
-      default:
-        log.warn({ frame }, 'unknown frame from collector');
     }
   }
 
