@@ -12,7 +12,7 @@ import { CollectorLink, type LinkOptions } from './collector-link.js';
 import type { AgentMetrics } from './metrics.js';
 import { SessionDiff } from './session-diff.js';
 import type { SessionSource } from './sources/source.js';
-import { Spool } from './spool.js';
+import { Spool, newStream } from './spool.js';
 
 export interface AgentOptions {
   source: SessionSource;
@@ -187,8 +187,12 @@ export class Agent {
         { ack, highestSeq: this.spool.highestSeq },
         'collector acks a seq above any this agent handed out: starting a new stream',
       );
+      // The next hello names the new stream, however soon it goes; the renumbering is queued
+      // before anything that next connection asks for.
+      const stream = newStream();
+      this.link.setStream(stream);
       this.link.refuse(`welcome ack ${ack} above the highest seq handed out (${this.spool.highestSeq})`);
-      void this.enqueue(async () => this.link.setStream(await this.spool.restartStream()));
+      void this.enqueue(() => this.spool.restartStream(stream));
       return;
     }
     void this.enqueue(() => this.onWelcome(ack));

@@ -64,7 +64,8 @@ function readEvent(line: string): AgentEvent | undefined {
   return undefined;
 }
 
-function newStream(): string {
+/** A new stream name: unique per install and per restart of the sequence. */
+export function newStream(): string {
   return `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
 }
 
@@ -283,9 +284,8 @@ export class Spool {
    * or seqs handed out while the disk was full were lost in a restart): the old stream's seqs
    * cannot be trusted, the events are kept.
    */
-  restartStream(): Promise<string> {
+  restartStream(stream = newStream()): Promise<string> {
     return this.serial(async () => {
-      const stream = newStream();
       let seq = 0;
       this.entries = this.entries.map((entry) => {
         const event = { ...entry.event, seq: (seq += 1) };
