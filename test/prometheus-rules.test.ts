@@ -23,6 +23,7 @@ const RULES_DIR = join(PROM_DIR, 'rules');
 const CONFIG = join(PROM_DIR, 'prometheus.yml');
 const ALERT_RULES = join(RULES_DIR, 'rasmon-alerts.yml');
 const RULE_TESTS = join(PROM_DIR, 'tests/rasmon-alerts.test.yml');
+const RUNBOOKS = join(ROOT, 'docs/runbooks.md');
 
 interface Run {
   command: string;
@@ -80,9 +81,9 @@ function alertTests(): AlertTest[] {
 }
 
 /** Farm series (docs/design.md §4): read from Redis, the same on every collector. */
-const FARM_SERIES = /\b(ras_license_[a-z_]+|ras_agent_[a-z_]+|ras_host_[a-z_]+|ras_connections(?:_exempt)?|ras_farm_[a-z_]+|ras_collector_snapshot_corrections_total)\b/g;
-/** A farm series read straight inside `max by (farm)` or `max by (farm, host)` (through increase/rate). */
-const AGGREGATED = /max by \(farm(?:, host)?\) \((?:(?:increase|rate|delta|max_over_time)\()?(ras_[a-z_]+)\b/g;
+const FARM_SERIES = /(?<![\w:])(ras_license_[a-z_]+|ras_agent_[a-z_]+|ras_host_[a-z_]+|ras_connections(?:_exempt)?|ras_farm_[a-z_]+|ras_collector_snapshot_corrections_total)\b/g;
+/** A farm series read straight inside `max by (farm)` or `max by (farm, <its other label>)` (through increase/rate/timestamp). */
+const AGGREGATED = /max by \(farm(?:, (?:host|license|state))?\) \((?:(?:increase|rate|delta|max_over_time|timestamp)\()?(ras_[a-z_]+)\b/g;
 
 const scratch: string[] = [];
 afterAll(() => {
@@ -128,16 +129,41 @@ describe('Prometheus rules and config (promtool)', () => {
     expectSuccess(promtool(['test', 'rules', RULE_TESTS]));
   });
 
-  it('gives every alert a severity, summary, description and runbook', () => {
+  it('gives every alert a severity, summary, description and runbook_url', () => {
     const alerts = ruleFiles().flatMap(rulesOf).filter((rule) => rule.alert);
     expect(alerts.length).toBeGreaterThan(0);
     const problems = alerts.flatMap((rule) => {
       const missing: string[] = [];
       if (!['critical', 'warning', 'info'].includes(rule.labels?.severity ?? '')) missing.push('severity label');
-      for (const key of ['summary', 'description', 'runbook']) if (!rule.annotations?.[key]) missing.push(`${key} annotation`);
+      for (const key of ['summary', 'description', 'runbook_url']) if (!rule.annotations?.[key]) missing.push(`${key} annotation`);
       return missing.map((what) => `${rule.alert}: ${what}`);
     });
     expect(problems).toEqual([]);
+  });
+
+  it('links every alert to its own section of docs/runbooks.md, under an https base set in one rule', () => {
+    const rules = ruleFiles().flatMap(rulesOf);
+    const settings = rules.filter((rule) => rule.record === 'rasmon:runbooks:info');
+    expect(settings, 'one rasmon:runbooks:info rule').toHaveLength(1);
+    const base = settings[0]!.labels?.base ?? '';
+    expect(base).toMatch(/^https:\/\/[^\s#]+\/docs\/runbooks\.md$/);
+    // GitHub's heading anchors: lower case, spaces to dashes, other punctuation dropped.
+    const slug = (heading: string) => heading.trim().toLowerCase().replace(/[^a-z0-9 _-]/g, '').replace(/ /g, '-');
+    const anchors = readFileSync(RUNBOOKS, 'utf8')
+      .split('\n')
+      .flatMap((line) => (/^#{2,3} /.test(line) ? [slug(line.replace(/^#+ /, ''))] : []));
+    const alerts = rules.filter((rule) => rule.alert);
+    const problems = alerts.flatMap((rule) => {
+      const url = rule.annotations?.runbook_url ?? '';
+      const match = /^\{\{ with query "rasmon:runbooks:info" \}\}\{\{ \. \| first \| label "base" \}\}\{\{ end \}\}#([a-z0-9_-]+)$/.exec(url);
+      if (!match) return [`${rule.alert}: runbook_url is not <base>#<anchor>: ${url}`];
+      if (match[1] !== rule.alert!.toLowerCase()) return [`${rule.alert}: links to #${match[1]}, not its own section`];
+      return anchors.includes(match[1]!) ? [] : [`${rule.alert}: no section #${match[1]} in docs/runbooks.md`];
+    });
+    expect(problems).toEqual([]);
+    // And no section for an alert that no longer exists.
+    const names = new Set(alerts.map((rule) => rule.alert!.toLowerCase()));
+    expect(anchors.filter((anchor) => anchor.startsWith('ras') && !names.has(anchor))).toEqual([]);
   });
 
   it('aggregates every farm series with max by (farm) so two collectors count once', () => {
@@ -173,7 +199,7 @@ describe('Prometheus rules and config (promtool)', () => {
     const original = () => readFileSync(ALERT_RULES, 'utf8');
 
     /** promtool test rules on a copy of the tree whose alert rules have `from` replaced by `to`. */
-    function testMutant(from: string, to: string): Run {
+    function testMutant(from: string, to: string, alert: string): Run {
       const rules = original();
       expect(rules.split(from).length - 1, `"${from}" must occur once in ${ALERT_RULES} (update this mutation)`).toBe(1);
       const dir = mkdtempSync(join(tmpdir(), 'rasmon-rules-mutant-'));
@@ -181,7 +207,11 @@ describe('Prometheus rules and config (promtool)', () => {
       mkdirSync(join(dir, 'rules'));
       mkdirSync(join(dir, 'tests'));
       writeFileSync(join(dir, 'rules', 'rasmon-alerts.yml'), rules.replace(from, to));
-      copyFileSync(RULE_TESTS, join(dir, 'tests', 'rasmon-alerts.test.yml'));
+      // Only the test groups that check the alert the mutant should break: they are what must catch it.
+      const tests = YAML.parse(readFileSync(RULE_TESTS, 'utf8')) as { tests: Array<{ alert_rule_test?: AlertTest[] }> };
+      tests.tests = tests.tests.filter((group) => (group.alert_rule_test ?? []).some((test) => test.alertname === alert));
+      expect(tests.tests.length, `unit tests of ${alert}`).toBeGreaterThan(0);
+      writeFileSync(join(dir, 'tests', 'rasmon-alerts.test.yml'), YAML.stringify(tests));
       // The mutant is still valid rules: what fails below is the unit tests, not the syntax.
       expectSuccess(promtool(['check', 'rules', join(dir, 'rules', 'rasmon-alerts.yml')]));
       return promtool(['test', 'rules', join(dir, 'tests', 'rasmon-alerts.test.yml')]);
@@ -190,9 +220,27 @@ describe('Prometheus rules and config (promtool)', () => {
     const mutants: Array<{ what: string; from: string; to: string; alert: string }> = [
       {
         what: 'sum instead of max over collectors (double counting)',
-        from: 'expr: max by (farm) (ras_license_overuse_users) > 0',
-        to: 'expr: sum by (farm) (ras_license_overuse_users) > 0',
+        from: 'max by (farm) (ras_license_overuse_users)\n            or (farm:ras_license_overuse_users:held',
+        to: 'sum by (farm) (ras_license_overuse_users)\n            or (farm:ras_license_overuse_users:held',
         alert: 'RasLicenseOveruse',
+      },
+      {
+        what: 'overuse not held while the data is missing (a false resolve)',
+        from: 'or (farm:ras_license_overuse_users:held unless',
+        to: 'or (farm:ras_license_overuse_users:none unless',
+        alert: 'RasLicenseOveruse',
+      },
+      {
+        what: 'data-missing alert reads the held series instead of the live one',
+        from: 'expr: farm:ras_license_data_last_seen:timestamp unless on (farm) max by (farm) (ras_license_info)',
+        to: 'expr: farm:ras_license_data_last_seen:timestamp unless on (farm) farm:ras_license_info:held',
+        alert: 'RasLicenseDataMissing',
+      },
+      {
+        what: 'overuse critical from 1 hour of grace left instead of 1 day',
+        from: 'expr: vector(86400)',
+        to: 'expr: vector(3600)',
+        alert: 'RasLicenseOveruseGraceEnding',
       },
       {
         what: 'overuse admissions read from the overuse gauge (misses short overuse)',
@@ -202,8 +250,8 @@ describe('Prometheus rules and config (promtool)', () => {
       },
       {
         what: 'near-capacity threshold raised to 96 %',
-        from: '(max by (farm) (ras_license_seats) > 0) > 0.9\n',
-        to: '(max by (farm) (ras_license_seats) > 0) > 0.96\n',
+        from: 'expr: vector(0.9)',
+        to: 'expr: vector(0.96)',
         alert: 'RasLicenseNearCapacity',
       },
       {
@@ -213,9 +261,9 @@ describe('Prometheus rules and config (promtool)', () => {
         alert: 'RasLicenseNearCapacity',
       },
       {
-        what: 'expiry warning window widened to 15 days',
-        from: '< 14 * 86400',
-        to: '< 15 * 86400',
+        what: 'expiry warning step widened to 15 days',
+        from: 'expr: vector(14 * 86400)',
+        to: 'expr: vector(15 * 86400)',
         alert: 'RasLicenseExpiringSoon',
       },
       {
@@ -226,15 +274,21 @@ describe('Prometheus rules and config (promtool)', () => {
       },
       {
         what: 'grace exhausted also while at deactivation risk',
-        from: 'unless on (farm) (max by (farm) (ras_license_deactivation_risk) == 1)',
-        to: 'unless on (farm) (max by (farm) (ras_license_deactivation_risk) == 2)',
+        from: 'unless on (farm) (farm:ras_license_deactivation_risk:held == 1)',
+        to: 'unless on (farm) (farm:ras_license_deactivation_risk:held == 2)',
         alert: 'RasLicenseOveruseGraceExhausted',
+      },
+      {
+        what: 'host-limit refusals left out of the refusals alert',
+        from: 'reason=~"unauthorized|revoked|forbidden|max_hosts"',
+        to: 'reason=~"unauthorized|revoked|forbidden"',
+        alert: 'RasAgentRefusals',
       },
     ];
 
     for (const mutant of mutants) {
       it(`catches: ${mutant.what}`, () => {
-        const run = testMutant(mutant.from, mutant.to);
+        const run = testMutant(mutant.from, mutant.to, mutant.alert);
         expect(run.status, `the unit tests passed a broken rule:\n${report(run)}`).not.toBe(0);
         expect(run.output, report(run)).toMatch(/FAILED/);
         expect(run.output, report(run)).toContain(`alertname: ${mutant.alert},`);
