@@ -67,6 +67,7 @@ describe('docker-compose.yml', () => {
     const check = spawnSync('promtool', ['check', 'config', `${prometheus}/prometheus.yml`], { encoding: 'utf8' });
     expect(check.status, check.stdout + check.stderr).toBe(0);
     expect(existsSync(`${mounted('grafana', '/etc/grafana/provisioning')}/datasources/prometheus.yml`)).toBe(true);
+    expect(existsSync(`${mounted('alertmanager', '/etc/alertmanager')}/alertmanager.yml`)).toBe(true);
     expect(existsSync(`${mounted('grafana', '/var/lib/grafana/dashboards')}/rasmon.json`)).toBe(true);
   });
 });

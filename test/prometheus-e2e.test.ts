@@ -20,27 +20,25 @@
  *   deploy/prometheus/rules/*.yml, copied into Prometheus's config at test time): each must answer
  *   `status: success`. It must also return data, unless it is a condition that is legitimately
  *   false now (no deactivation risk, no expired license, every collector up…): then every metric
- *   selector in it (`ras_*` or `up`, with its label matchers as written) must return data on its
+ *   selector in it (`ras_*`, `up` or a recorded `farm:…`/`threshold:…` series, with its label matchers as written) must return data on its
  *   own, so the condition was evaluated over real, correctly spelled and labelled series rather
  *   than over nothing.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { evaluateUsage, normalizeUser, type Session } from '@rasmon/protocol';
 import { SessionSimulator, simulateFleet } from '@rasmon/agent';
-import { RedisServer, freePort } from './support/redis-server.js';
+import { RedisServer } from './support/redis-server.js';
 import { InProcessCollector, eventually, rawConfig } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, upsert } from './support/agent-client.js';
+import { PrometheusServer, type Sample } from './support/prometheus-server.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const RULES_DIR = join(ROOT, 'deploy/prometheus/rules');
 const DASHBOARD = join(ROOT, 'deploy/grafana/dashboards/rasmon.json');
-const PROMETHEUS = 'prometheus';
 const JOB = 'rasmon-collector';
 const AGENT_VERSION = 'rasmon-agent/0.1.0-e2e';
 /** Longest `for` of the overuse alert this suite can wait out (it stays well under a minute). */
@@ -59,10 +57,10 @@ function substitute(expr: string, farm = '.*'): string {
   return out;
 }
 
-/** `ras_*` and `up` selectors of an expression with their matchers (`name{…}`), recorded series excluded. */
+/** `ras_*`, `up` and recorded (`farm:…`, `threshold:…`) selectors of an expression with their matchers (`name{…}`). */
 function selectorsIn(expr: string): string[] {
   const found = new Set<string>();
-  for (const match of expr.matchAll(/(?<![\w:])(ras_[a-z0-9_]+|up)(?![\w:])\s*(\{[^}]*\})?(?!\s*\()/g)) {
+  for (const match of expr.matchAll(/(?<![\w:])(ras_[a-z0-9_]+|up|(?:farm|threshold|rasmon):[a-z0-9_:]+)(?![\w:])\s*(\{[^}]*\})?(?!\s*\()/g)) {
     const quotesBefore = expr.slice(0, match.index).split('"').length - 1;
     if (quotesBefore % 2 === 1) continue; // inside a label value
     found.add(`${match[1]}${match[2] ?? ''}`);
@@ -108,110 +106,6 @@ function readRules(files: string[]): RuleSpec[] {
       })),
     );
   });
-}
-
-interface Sample {
-  metric: Record<string, string>;
-  value: [number, string];
-}
-interface QueryAnswer {
-  status: string;
-  error?: string;
-  data?: { resultType: string; result: Sample[] | [number, string] };
-}
-
-/** A real Prometheus on a free loopback port, with its config, rules and TSDB in a temp dir. */
-class PrometheusServer {
-  private readonly output: string[] = [];
-  private constructor(
-    private readonly child: ChildProcess,
-    readonly port: number,
-    readonly dir: string,
-  ) {
-    child.stdout!.on('data', (chunk: Buffer) => this.output.push(chunk.toString()));
-    child.stderr!.on('data', (chunk: Buffer) => this.output.push(chunk.toString()));
-  }
-
-  static async start(targets: string[], ruleFiles: string[]): Promise<PrometheusServer> {
-    const dir = mkdtempSync(join(tmpdir(), 'rasmon-prometheus-'));
-    mkdirSync(join(dir, 'rules'));
-    for (const file of ruleFiles) copyFileSync(file, join(dir, 'rules', file.split('/').pop()!));
-    const config = {
-      global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
-      rule_files: ['rules/*.yml'],
-      scrape_configs: [{ job_name: JOB, static_configs: [{ targets }] }],
-    };
-    writeFileSync(join(dir, 'prometheus.yml'), YAML.stringify(config));
-    const port = await freePort();
-    const child = spawn(
-      PROMETHEUS,
-      [
-        `--config.file=${join(dir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-        '--log.level=warn',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const server = new PrometheusServer(child, port, dir);
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`prometheus exited ${child.exitCode}: ${server.log()}`);
-      try {
-        const res = await fetch(`${server.url}/-/ready`, { signal: AbortSignal.timeout(1000) });
-        if (res.status === 200) return server;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) {
-        await server.stop();
-        throw new Error(`prometheus not ready within 20 s: ${server.log()}`);
-      }
-      await sleep(100);
-    }
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  log(): string {
-    return this.output.join('').slice(-4000);
-  }
-
-  async api<T>(path: string): Promise<T> {
-    const res = await fetch(`${this.url}${path}`, { signal: AbortSignal.timeout(5000) });
-    return (await res.json()) as T;
-  }
-
-  /** An instant query now; the answer as Prometheus gave it (status error included). */
-  query(expr: string): Promise<QueryAnswer> {
-    return this.api<QueryAnswer>(`/api/v1/query?query=${encodeURIComponent(expr)}`);
-  }
-
-  /** An instant query that must succeed; its vector. */
-  async vector(expr: string): Promise<Sample[]> {
-    const answer = await this.query(expr);
-    if (answer.status !== 'success') throw new Error(`${expr}: ${answer.error}`);
-    if (answer.data!.resultType !== 'vector') throw new Error(`${expr}: a ${answer.data!.resultType}, not a vector`);
-    return answer.data!.result as Sample[];
-  }
-
-  async alerts(): Promise<Array<{ labels: Record<string, string>; state: string }>> {
-    const answer = await this.api<{ data: { alerts: Array<{ labels: Record<string, string>; state: string }> } }>('/api/v1/alerts');
-    return answer.data.alerts;
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      const exited = new Promise((resolve) => this.child.once('exit', resolve));
-      this.child.kill('SIGTERM');
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    }
-    rmSync(this.dir, { recursive: true, force: true });
-  }
 }
 
 /** One simulated host speaking to one collector; holds its seq. */
