@@ -4,26 +4,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import { canonicalSession, type ParsedEvent, type Session } from '@rasmon/protocol';
+import type { ParsedEvent, Session } from '@rasmon/protocol';
 import { ScriptError } from './errors.js';
-import { farmKeyList, hostKeyList, type RedisKeys } from './redis-keys.js';
+import type { RedisKeys } from './redis-keys.js';
+import { scriptCalls, type FarmRules, type HostIdentity } from './script-args.js';
+import { runScript } from './scripts.js';
 
-/** The farm settings every script needs, from the farm's configuration. */
-export interface FarmRules {
-  id: string;
-  seats: number;
-  countDisconnected: boolean;
-  overuseGraceStartedAt?: number;
-}
+export type { FarmRules } from './script-args.js';
 
 /** Who is asking: one agent connection for one host. */
-export interface HostClaim {
+export interface HostClaim extends HostIdentity {
   farm: FarmRules;
-  host: string;
-  /** The connection's id, unique across collectors. */
-  owner: string;
-  stream: string;
-  epoch: string;
 }
 
 export type HelloResult = { kind: 'ok'; ack: number } | { kind: 'full' } | { kind: 'epoch' };
@@ -49,21 +40,6 @@ export interface TickResult {
   hostsDue: string[];
 }
 
-function farmArgs(farm: FarmRules): string[] {
-  return [String(farm.seats), farm.countDisconnected ? '1' : '0', farm.overuseGraceStartedAt?.toString() ?? ''];
-}
-
-/** Packs event items for applyFrame: `[seq, 'u', json] | [seq, 'e', id] | [seq, 'x']`. */
-function packEvents(events: readonly ParsedEvent[]): string {
-  return JSON.stringify(
-    events.map((event) => {
-      if (event.op === 'upsert') return [event.seq, 'u', canonicalSession(event.session)];
-      if (event.op === 'end') return [event.seq, 'e', event.id];
-      return [event.seq, 'x'];
-    }),
-  );
-}
-
 function unexpected(script: string, reply: unknown): never {
   throw new ScriptError(`${script} answered outside its contract: ${JSON.stringify(reply)}`);
 }
@@ -78,28 +54,17 @@ export class LicenseEngine {
     private readonly maxSessions: number,
   ) {}
 
-  private hostKeys(farm: string, host: string): string[] {
-    return [...farmKeyList(this.keys.farm(farm)), ...hostKeyList(this.keys.host(farm, host))];
-  }
-
   /** A fresh random epoch value. */
   static newEpoch(): string {
     return randomBytes(12).toString('hex');
   }
 
+  private identity(claim: HostClaim): HostIdentity {
+    return { host: claim.host.toLowerCase(), owner: claim.owner, stream: claim.stream, epoch: claim.epoch };
+  }
+
   async hello(claim: HostClaim, agent: string | undefined, maxHosts: number): Promise<HelloResult> {
-    const host = claim.host.toLowerCase();
-    const reply = await this.redis.rasmonHello(
-      ...this.hostKeys(claim.farm.id, host),
-      claim.epoch,
-      claim.owner,
-      host,
-      claim.stream,
-      agent ?? '',
-      this.leaseMs,
-      maxHosts,
-      ...farmArgs(claim.farm),
-    );
+    const reply = await runScript(this.redis, scriptCalls.hello(this.keys, claim.farm, this.identity(claim), agent, this.leaseMs, maxHosts));
     const [code, ack] = reply as [string, number?];
     if (code === 'ok' && typeof ack === 'number') return { kind: 'ok', ack };
     if (code === 'full' || code === 'epoch') return { kind: code };
@@ -107,28 +72,19 @@ export class LicenseEngine {
   }
 
   applyEvents(claim: HostClaim, events: readonly ParsedEvent[]): Promise<ApplyResult> {
-    return this.apply(claim, 'events', packEvents(events), '');
+    return this.apply(claim, { type: 'events', events });
   }
 
   applySnapshot(claim: HostClaim, seq: number, sessions: readonly Session[]): Promise<ApplyResult> {
-    return this.apply(claim, 'snapshot', JSON.stringify(sessions.map(canonicalSession)), String(seq));
+    return this.apply(claim, { type: 'snapshot', seq, sessions });
   }
 
-  private async apply(claim: HostClaim, type: string, payload: string, seq: string): Promise<ApplyResult> {
-    const host = claim.host.toLowerCase();
-    const reply = (await this.redis.rasmonApplyFrame(
-      ...this.hostKeys(claim.farm.id, host),
-      claim.epoch,
-      claim.owner,
-      host,
-      claim.stream,
-      ...farmArgs(claim.farm),
-      this.leaseMs,
-      type,
-      payload,
-      seq,
-      this.maxSessions,
-    )) as unknown[];
+  private async apply(
+    claim: HostClaim,
+    frame: { type: 'events'; events: readonly ParsedEvent[] } | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
+  ): Promise<ApplyResult> {
+    const settings = { leaseMs: this.leaseMs, maxSessions: this.maxSessions };
+    const reply = (await runScript(this.redis, scriptCalls.applyFrame(this.keys, claim.farm, this.identity(claim), settings, frame))) as unknown[];
     const code = reply[0];
     if (code === 'epoch' || code === 'superseded') return { kind: code };
     if ((code === 'ok' || code === 'gap') && reply.length === 6) {
@@ -140,40 +96,21 @@ export class LicenseEngine {
   }
 
   async renew(claim: HostClaim): Promise<RenewResult> {
-    const host = claim.host.toLowerCase();
-    const reply = await this.redis.rasmonRenewLease(
-      ...this.hostKeys(claim.farm.id, host),
-      claim.epoch,
-      claim.owner,
-      host,
-      this.leaseMs,
-      ...farmArgs(claim.farm),
-    );
+    const reply = await runScript(this.redis, scriptCalls.renewLease(this.keys, claim.farm, this.identity(claim), this.leaseMs));
     if (reply === 'ok' || reply === 'superseded' || reply === 'epoch') return reply;
     return unexpected('renewLease', reply);
   }
 
   /** Releases the host if this connection still owns it; returns whether it did. */
   async release(claim: HostClaim): Promise<boolean> {
-    const host = claim.host.toLowerCase();
-    const reply = await this.redis.rasmonRelease(
-      ...this.hostKeys(claim.farm.id, host),
-      claim.owner,
-      host,
-      ...farmArgs(claim.farm),
-    );
+    const reply = await runScript(this.redis, scriptCalls.release(this.keys, claim.farm, this.identity(claim)));
     if (reply === 'ok' || reply === 'superseded') return reply === 'ok';
     return unexpected('release', reply);
   }
 
   /** Farm-wide time-driven work; returns the farm's epoch (creating one if the data was lost). */
   async tick(farm: FarmRules, hostRetireMs: number): Promise<TickResult> {
-    const reply = await this.redis.rasmonTick(
-      ...farmKeyList(this.keys.farm(farm.id)),
-      LicenseEngine.newEpoch(),
-      ...farmArgs(farm),
-      hostRetireMs,
-    );
+    const reply = await runScript(this.redis, scriptCalls.tick(this.keys, farm, LicenseEngine.newEpoch(), hostRetireMs));
     const [epoch, hostsDue] = reply as [unknown, unknown];
     if (typeof epoch !== 'string' || !Array.isArray(hostsDue)) return unexpected('tick', reply);
     return { epoch, hostsDue: hostsDue as string[] };
@@ -181,13 +118,7 @@ export class LicenseEngine {
 
   /** Lease lapse, retirement and re-indexing of one host, each only when due. */
   async maintainHost(farm: FarmRules, host: string, hostRetireMs: number): Promise<{ lapsed: boolean; retired: boolean }> {
-    const name = host.toLowerCase();
-    const reply = await this.redis.rasmonMaintainHost(
-      ...this.hostKeys(farm.id, name),
-      name,
-      hostRetireMs,
-      ...farmArgs(farm),
-    );
+    const reply = (await runScript(this.redis, scriptCalls.maintainHost(this.keys, farm, host.toLowerCase(), hostRetireMs))) as number[];
     const [lapsed, retired] = reply;
     return { lapsed: lapsed === 1, retired: retired === 1 };
   }

@@ -1,69 +1,61 @@
 /**
- * Loads the Lua scripts of `lua/`: one file per atomic operation, named `name-KEYCOUNT.lua`, with
+ * Loads the Lua scripts of `lua/`: one file per atomic operation, `name.lua`, with
  * `--- @include "file"` lines resolved from `lua/includes/`. Each becomes an ioredis command
- * (EVALSHA with EVAL fallback) named `rasmon` + Name.
+ * (EVALSHA with EVAL fallback) named `rasmon` + Name, called with its key count first, so the
+ * count always follows the key list a builder of `script-args.ts` made.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Cluster, type Redis, type RedisKey, type Result } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { ScriptError } from './errors.js';
-
-type ScriptArg = RedisKey | number;
-
-declare module 'ioredis' {
-  interface RedisCommander<Context> {
-    rasmonApplyFrame(...args: ScriptArg[]): Result<unknown[], Context>;
-    rasmonHello(...args: ScriptArg[]): Result<unknown[], Context>;
-    rasmonRenewLease(...args: ScriptArg[]): Result<string, Context>;
-    rasmonRelease(...args: ScriptArg[]): Result<string, Context>;
-    rasmonMaintainHost(...args: ScriptArg[]): Result<number[], Context>;
-    rasmonTick(...args: ScriptArg[]): Result<[string, string[]], Context>;
-  }
-}
-
-/** The scripts and their key counts; the file of each is `${name}-${keys}.lua`. */
-export const SCRIPTS = [
-  { name: 'applyFrame', keys: 17 },
-  { name: 'hello', keys: 17 },
-  { name: 'renewLease', keys: 17 },
-  { name: 'release', keys: 17 },
-  { name: 'maintainHost', keys: 17 },
-  { name: 'tick', keys: 14 },
-] as const;
+import { SCRIPT_NAMES, type ScriptCall, type ScriptName } from './script-args.js';
 
 const LUA_DIR = fileURLToPath(new URL('../src/lua/', import.meta.url));
-const INCLUDE = /^--- @include "([a-z-]+)"$/m;
+const INCLUDE = /^--- @include "([^"]*)"$/gm;
 
-function readLua(file: string): string {
+function readLua(path: string): string {
   try {
-    return readFileSync(LUA_DIR + file, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ScriptError(`Lua script ${LUA_DIR + file} cannot be read`, { cause: err });
+    throw new ScriptError(`Lua script ${path} cannot be read`, { cause: err });
   }
 }
 
-/** The full source of a script, includes resolved. */
-export function scriptSource(name: string, keys: number): string {
-  let source = readLua(`${name}-${keys}.lua`);
-  for (let match = INCLUDE.exec(source); match; match = INCLUDE.exec(source)) {
-    source = source.replace(match[0], readLua(`includes/${match[1]}.lua`));
-  }
-  return source;
+/**
+ * The full source of a script, includes resolved (each included file may include others). A
+ * missing include, or one that includes itself through any chain, throws naming the chain.
+ */
+export function scriptSource(name: string, dir: string = LUA_DIR): string {
+  const expand = (source: string, chain: string[]): string =>
+    source.replace(INCLUDE, (_, include: string) => {
+      if (!/^[a-z][a-z0-9-]*$/.test(include)) throw new ScriptError(`${chain.join(' → ')}: bad include name "${include}"`);
+      const file = `includes/${include}.lua`;
+      if (chain.includes(file)) throw new ScriptError(`Lua include cycle: ${[...chain, file].join(' → ')}`);
+      return expand(readLua(dir + file), [...chain, file]);
+    });
+  const file = `${name}.lua`;
+  return expand(readLua(dir + file), [file]);
 }
 
-function commandName(name: string): string {
+function commandName(name: ScriptName): string {
   return `rasmon${name[0]!.toUpperCase()}${name.slice(1)}`;
 }
 
 /** Defines every script on a client. Throws at once when a file is missing. */
 export function defineScripts(redis: Redis | Cluster): string[] {
-  const sources: string[] = [];
-  for (const { name, keys } of SCRIPTS) {
-    const lua = scriptSource(name, keys);
-    redis.defineCommand(commandName(name), { numberOfKeys: keys, lua });
-    sources.push(lua);
-  }
-  return sources;
+  return SCRIPT_NAMES.map((name) => {
+    const lua = scriptSource(name);
+    redis.defineCommand(commandName(name), { lua });
+    return lua;
+  });
+}
+
+type ScriptCommand = (...args: Array<string | number>) => Promise<unknown>;
+
+/** Runs one script call on a client that `defineScripts` prepared. */
+export function runScript(redis: Redis | Cluster, call: ScriptCall): Promise<unknown> {
+  const command = (redis as unknown as Record<string, ScriptCommand>)[commandName(call.script)]!;
+  return command.call(redis, call.keys.length, ...call.keys, ...call.args.map(([, value]) => value));
 }
 
 /**

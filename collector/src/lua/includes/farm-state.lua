@@ -1,13 +1,25 @@
 --[[
-  Shared by every script: the farm's keys, its counters, and the incremental form of the
-  license rules (DESIGN §2). The pure statement of the rules is protocol/src/license-model.ts;
+  Shared by every script: the farm's keys, its rules, its counters, and the incremental form of the
+  license rules (docs/design.md §2; "rule N" below is its rule N). The pure statement of the rules is protocol/src/license-model.ts;
   this file must agree with it, and the property tests hold it to it.
 
-  Farm keys, in every script: KEYS[1..14]
-    1 epoch   2 meta   3 users   4 live   5 order   6 labels   7 peaks
-    8 lease   9 seen  10 agents 11 counts 12 retired 13 cdoff  14 stale
-  Host keys, in scripts about one host: KEYS[15..17]
-   15 host state   16 conns   17 elig
+  KEYS
+    farm keys, in every script: KEYS[1..14]
+      1 epoch   2 meta   3 users   4 live   5 order   6 labels   7 peaks
+      8 lease   9 seen  10 agents 11 counts 12 retired 13 cdoff  14 stale
+    host keys, in scripts about one host: KEYS[15..17]
+     15 state   16 conns   17 elig
+
+  ARGV
+    the farm's rules, in every script, read here:
+      1 seats              licensed concurrent users
+      2 countDisconnected  '1' or '0'
+      3 graceSeed          overuse grace start given by the configuration (ms), or ''
+    each script's own arguments follow, from ARGV[4]
+
+  Reads and writes of users, live, labels, counts, order and a host's conns go through the
+  tables below: each field is read at most once per script (a frame prefetches all it will need
+  in one HMGET per hash) and written back once, at its end, by saveFarm.
 ]]
 local rcall = redis.call
 
@@ -18,10 +30,23 @@ local F = {
 }
 local H = { state = KEYS[15], conns = KEYS[16], elig = KEYS[17] }
 
+local function argSeed(value)
+  if value == nil or value == '' then return nil end
+  return tonumber(value)
+end
+
+local RULES = {
+  seats = tonumber(ARGV[1]),
+  countDisconnected = ARGV[2] == '1',
+  graceSeed = argSeed(ARGV[3]),
+}
+
 local DAY_MS = 86400000
 -- Daily peaks older than this many days are dropped (rule 7 keeps at least 400).
 local PEAK_DAYS_KEPT = 450
 local EXEMPT_PER_HOST = 2
+-- Most arguments given to one Redis command from Lua (unpack's stack limit is 8000).
+local CHUNK = 1000
 
 local function nowMs()
   local t = rcall('TIME')
@@ -43,6 +68,170 @@ local function bytesLess(a, b)
   return #a < #b
 end
 
+-- Calls `command key ...args` in chunks; args is a flat list whose chunks keep `step` items together.
+local function chunked(command, key, args, step)
+  local size = CHUNK - CHUNK % step
+  for first = 1, #args, size do
+    rcall(command, key, unpack(args, first, math.min(#args, first + size - 1)))
+  end
+end
+
+--------------------------------------------------------------------------------------------------
+-- Hashes read once and written back at the end of the script.
+
+local function cachedHash(key, decode)
+  return { key = key, decode = decode, values = {}, dirty = {}, dirtyList = {} }
+end
+
+-- The field's value (false when absent), read from Redis the first time.
+local function cget(hash, field)
+  local value = hash.values[field]
+  if value == nil then
+    value = rcall('HGET', hash.key, field)
+    if value and hash.decode then value = hash.decode(value) end
+    hash.values[field] = value
+  end
+  return value
+end
+
+-- Reads, in one HMGET per chunk, the fields not read yet.
+local function cprefetch(hash, fields)
+  local missing, seen = {}, {}
+  for _, field in ipairs(fields) do
+    if hash.values[field] == nil and not seen[field] then
+      seen[field] = true
+      missing[#missing + 1] = field
+    end
+  end
+  for first = 1, #missing, CHUNK do
+    local last = math.min(#missing, first + CHUNK - 1)
+    local values = rcall('HMGET', hash.key, unpack(missing, first, last))
+    for i = first, last do
+      local value = values[i - first + 1]
+      if value and hash.decode then value = hash.decode(value) end
+      hash.values[missing[i]] = value
+    end
+  end
+end
+
+-- Sets (or, with false, removes) a field; written back by cflush.
+local function cset(hash, field, value)
+  hash.values[field] = value
+  if not hash.dirty[field] then
+    hash.dirty[field] = true
+    hash.dirtyList[#hash.dirtyList + 1] = field
+  end
+end
+
+local function cflush(hash, encode)
+  local set, del = {}, {}
+  for _, field in ipairs(hash.dirtyList) do
+    local value = hash.values[field]
+    if value then
+      set[#set + 1] = field
+      set[#set + 1] = encode(value)
+    else
+      del[#del + 1] = field
+    end
+  end
+  if #set > 0 then chunked('HSET', hash.key, set, 2) end
+  if #del > 0 then chunked('HDEL', hash.key, del, 1) end
+  hash.dirty, hash.dirtyList = {}, {}
+end
+
+-- Forgets what was read (after the key was deleted or rewritten directly).
+local function creset(hash)
+  hash.values, hash.dirty, hash.dirtyList = {}, {}, {}
+end
+
+-- users and live: user → consuming connections (absent at zero).
+local usersHash = cachedHash(F.users, tonumber)
+local liveHash = cachedHash(F.live, tonumber)
+-- The number of fields of users (users in use), read once and then kept.
+local usersInUse = nil
+
+local function usersNow()
+  if usersInUse == nil then usersInUse = rcall('HLEN', F.users) end
+  return usersInUse
+end
+
+-- Adds delta to a user's count, dropping it at zero; returns the new value.
+local function shift(hash, user, delta)
+  local old = cget(hash, user) or 0
+  local value = old + delta
+  if value <= 0 then value = 0 end
+  if value ~= old then
+    cset(hash, user, value > 0 and value or false)
+    if hash == usersHash then
+      if old == 0 then usersInUse = usersNow() + 1 elseif value == 0 then usersInUse = usersNow() - 1 end
+    end
+  end
+  return value
+end
+
+-- labels: "kind|via|admin|state" → connections, and counts: host → connections, as deltas.
+local labelDeltas, labelList = {}, {}
+local countDelta = 0
+
+local function shiftLabel(label, delta)
+  if labelDeltas[label] == nil then
+    labelDeltas[label] = 0
+    labelList[#labelList + 1] = label
+  end
+  labelDeltas[label] = labelDeltas[label] + delta
+end
+
+-- order: user → the place it took when it last started consuming; false once it stopped.
+local orderOps, orderList = {}, {}
+
+local function setOrder(user, place)
+  if orderOps[user] == nil then orderList[#orderList + 1] = user end
+  orderOps[user] = place
+end
+
+-- The host's connections: id → decoded record (false when absent), with the stored JSON beside.
+local connsHash = cachedHash(H.conns, nil)
+local records = {}
+-- Connections the host holds, read once and then kept.
+local connCount = nil
+
+local function heldJson(id)
+  return cget(connsHash, id)
+end
+
+local function heldRecord(id)
+  local rec = records[id]
+  if rec == nil then
+    local json = cget(connsHash, id)
+    rec = json and cjson.decode(json) or false
+    records[id] = rec
+  end
+  return rec
+end
+
+local function connsHeld()
+  if connCount == nil then connCount = rcall('HLEN', H.conns) end
+  return connCount
+end
+
+local function putConn(rec, json)
+  if not cget(connsHash, rec.id) then connCount = connsHeld() + 1 end
+  cset(connsHash, rec.id, json)
+  records[rec.id] = rec
+end
+
+local function dropConn(id)
+  if cget(connsHash, id) then connCount = connsHeld() - 1 end
+  cset(connsHash, id, false)
+  records[id] = false
+end
+
+local function identity(value) return value end
+
+local function flushConns()
+  cflush(connsHash, identity)
+end
+
 --------------------------------------------------------------------------------------------------
 -- Farm record: loaded once per script, saved once at its end.
 
@@ -50,6 +239,7 @@ local farm = nil
 -- The record as loaded, so that saveFarm writes only what changed (an idle farm's tick writes nothing).
 local loaded = nil
 local seats = 0
+local hostName = nil
 
 local META_FIELDS = {
   'exempt', 'unverified', 'admissions', 'nextOrder', 'peak', 'peakToday', 'day',
@@ -71,7 +261,35 @@ local function loadFarm()
   end
 end
 
+-- Writes back the farm record and every counter the script changed.
 local function saveFarm()
+  flushConns()
+  cflush(usersHash, int)
+  cflush(liveHash, int)
+  for _, label in ipairs(labelList) do
+    local delta = labelDeltas[label]
+    if delta ~= 0 and rcall('HINCRBY', F.labels, label, delta) <= 0 then rcall('HDEL', F.labels, label) end
+  end
+  labelDeltas, labelList = {}, {}
+  if countDelta ~= 0 then
+    rcall('HINCRBY', F.counts, hostName, countDelta)
+    countDelta = 0
+  end
+  local add, rem = {}, {}
+  for _, user in ipairs(orderList) do
+    local place = orderOps[user]
+    if place then
+      add[#add + 1] = int(place)
+      add[#add + 1] = user
+    else
+      rem[#rem + 1] = user
+    end
+  end
+  if #add > 0 then chunked('ZADD', F.order, add, 2) end
+  if #rem > 0 then chunked('ZREM', F.order, rem, 1) end
+  orderOps, orderList = {}, {}
+
+  if farm == nil then return end
   local set, del = {}, {}
   for _, field in ipairs(META_FIELDS) do
     if farm[field] ~= loaded[field] then
@@ -92,10 +310,11 @@ end
 
 -- Rules 7 and 8 as time alone moves them: a new UTC day, and the overuse grace's reset (more seats
 -- than it recorded), its seed from the console, and its start when the farm is already overused.
-local function beginFarm(now, farmSeats, graceSeed)
+local function beginFarm(now)
   loadFarm()
-  seats = farmSeats
-  local users = rcall('HLEN', F.users)
+  seats = RULES.seats
+  local graceSeed = RULES.graceSeed
+  local users = usersNow()
   local today = math.floor(now / DAY_MS)
   if farm.day ~= today then
     farm.day = today
@@ -121,14 +340,14 @@ end
 --------------------------------------------------------------------------------------------------
 -- Users: who consumes, where, and what changed during the current item.
 
--- user → { before = {consuming, on live hosts} at the item's start, now = the same as of now }
+-- user → { consuming, on live hosts } at the item's start, then the same as of now
 local touched, touchedList = {}, {}
 
 local function touch(user)
   local entry = touched[user]
   if entry == nil then
-    local total = tonumber(rcall('HGET', F.users, user) or 0)
-    local live = tonumber(rcall('HGET', F.live, user) or 0)
+    local total = cget(usersHash, user) or 0
+    local live = cget(liveHash, user) or 0
     entry = { total, live, total, live }
     touched[user] = entry
     touchedList[#touchedList + 1] = user
@@ -136,32 +355,22 @@ local function touch(user)
   return entry
 end
 
--- HINCRBY that drops the field at zero, returning the new value.
-local function shift(key, field, delta)
-  local value = rcall('HINCRBY', key, field, delta)
-  if value <= 0 then
-    rcall('HDEL', key, field)
-    return 0
-  end
-  return value
-end
-
 local function consume(host, user, delta)
   local entry = touch(user)
-  entry[3] = shift(F.users, user, delta)
-  if host.live then entry[4] = shift(F.live, user, delta) end
+  entry[3] = shift(usersHash, user, delta)
+  if host.live then entry[4] = shift(liveHash, user, delta) end
 end
 
 local function shiftLive(user, delta)
   local entry = touch(user)
-  entry[4] = shift(F.live, user, delta)
+  entry[4] = shift(liveHash, user, delta)
 end
 
 -- Closes one item (rule 6): users who started consuming get their place in the order and, while
 -- the farm is above its seats, count as an overuse admission; then peaks and the grace start.
 local function settle(now)
   if #touchedList == 0 then return end
-  local users = rcall('HLEN', F.users)
+  local users = usersNow()
   local started = {}
   for _, user in ipairs(touchedList) do
     local entry = touched[user]
@@ -173,13 +382,13 @@ local function settle(now)
     if entry[1] == 0 and entry[3] > 0 then
       started[#started + 1] = user
     elseif entry[1] > 0 and entry[3] == 0 then
-      rcall('ZREM', F.order, user)
+      setOrder(user, false)
     end
   end
   table.sort(started, bytesLess)
   for _, user in ipairs(started) do
     farm.nextOrder = farm.nextOrder + 1
-    rcall('ZADD', F.order, int(farm.nextOrder), user)
+    setOrder(user, farm.nextOrder)
     if users > seats then farm.admissions = farm.admissions + 1 end
   end
   touched, touchedList = {}, {}
@@ -206,13 +415,13 @@ local function labelOf(rec)
 end
 
 local function userOf(id)
-  return cjson.decode(rcall('HGET', H.conns, id)).user
+  return heldRecord(id).user
 end
 
 -- Adds the contribution of a connection already stored in conns.
 local function indexConn(host, rec)
-  rcall('HINCRBY', F.labels, labelOf(rec), 1)
-  rcall('HINCRBY', F.counts, host.name, 1)
+  shiftLabel(labelOf(rec), 1)
+  countDelta = countDelta + 1
   if eligible(rec, host) then
     rcall('ZADD', H.elig, int(rec.since), rec.id)
     if rcall('ZRANK', H.elig, rec.id) < EXEMPT_PER_HOST then
@@ -233,8 +442,8 @@ end
 
 -- Removes the contribution of a connection still stored in conns.
 local function unindexConn(host, rec)
-  shift(F.labels, labelOf(rec), -1)
-  rcall('HINCRBY', F.counts, host.name, -1)
+  shiftLabel(labelOf(rec), -1)
+  countDelta = countDelta - 1
   if eligible(rec, host) then
     local rank = rcall('ZRANK', H.elig, rec.id)
     rcall('ZREM', H.elig, rec.id)
@@ -254,29 +463,32 @@ local function unindexConn(host, rec)
   end
 end
 
-local function upsertConn(host, json)
-  local rec = cjson.decode(json)
-  local held = rcall('HGET', H.conns, rec.id)
+-- rec: the session as decoded with its frame; json: its canonical form, what is stored.
+local function upsertConn(host, rec, json)
+  local held = heldJson(rec.id)
   if held == json then return end
-  if held then unindexConn(host, cjson.decode(held)) end
-  rcall('HSET', H.conns, rec.id, json)
+  if held then unindexConn(host, heldRecord(rec.id)) end
+  putConn(rec, json)
   indexConn(host, rec)
 end
 
 local function endConn(host, id)
-  local held = rcall('HGET', H.conns, id)
+  local held = heldRecord(id)
   if not held then return end
-  unindexConn(host, cjson.decode(held))
-  rcall('HDEL', H.conns, id)
+  unindexConn(host, held)
+  dropConn(id)
 end
 
 -- Calls fn(rec, consumes, exempt) for every connection of the host.
 local function eachConn(host, fn)
+  flushConns()
   local exempt = {}
   for _, id in ipairs(rcall('ZRANGE', H.elig, 0, EXEMPT_PER_HOST - 1)) do exempt[id] = true end
   local all = rcall('HGETALL', H.conns)
   for i = 2, #all, 2 do
-    local rec = cjson.decode(all[i])
+    local rec = records[all[i - 1]] or cjson.decode(all[i])
+    records[rec.id] = rec
+    connsHash.values[rec.id] = all[i]
     local isExempt = exempt[rec.id] == true
     fn(rec, counts(rec, host) and not isExempt, isExempt)
   end
@@ -285,25 +497,28 @@ end
 -- Removes every contribution of the host's connections, keeping the connections themselves.
 local function unindexHost(host)
   eachConn(host, function(rec, consumes, isExempt)
-    shift(F.labels, labelOf(rec), -1)
+    shiftLabel(labelOf(rec), -1)
     if isExempt then farm.exempt = farm.exempt - 1 end
     if consumes then consume(host, rec.user, -1) end
   end)
   rcall('DEL', H.elig)
   rcall('HSET', F.counts, host.name, 0)
+  countDelta = 0
 end
 
 local function indexHost(host)
-  local all = rcall('HGETALL', H.conns)
-  for i = 2, #all, 2 do indexConn(host, cjson.decode(all[i])) end
+  local all = {}
+  eachConn(host, function(rec) all[#all + 1] = rec end)
+  for _, rec in ipairs(all) do indexConn(host, rec) end
 end
 
 --------------------------------------------------------------------------------------------------
 -- Host records (rule 10).
 
-local function loadHost(name, countDisconnected)
+local function loadHost(name)
+  hostName = name
   local v = rcall('HMGET', H.state, 'stream', 'seq', 'owner', 'live', 'retired', 'synced')
-  local host = {
+  return {
     name = name,
     stream = v[1],
     seq = tonumber(v[2]) or 0,
@@ -311,16 +526,20 @@ local function loadHost(name, countDisconnected)
     live = v[4] == '1',
     retired = v[5] == '1',
     synced = v[6] == '1',
-    countDisconnected = rcall('SISMEMBER', F.cdOff, name) == 0,
+    countDisconnected = nil,
   }
-  -- The farm's countDisconnected changed since this host was indexed: index it again.
-  if host.countDisconnected ~= countDisconnected then
+end
+
+-- Indexes the host again when the farm's countDisconnected changed since it was indexed.
+local function syncIndex(host)
+  host.countDisconnected = rcall('SISMEMBER', F.cdOff, host.name) == 0
+  local wanted = RULES.countDisconnected
+  if host.countDisconnected ~= wanted then
     unindexHost(host)
-    host.countDisconnected = countDisconnected
-    if countDisconnected then rcall('SREM', F.cdOff, name) else rcall('SADD', F.cdOff, name) end
+    host.countDisconnected = wanted
+    if wanted then rcall('SREM', F.cdOff, host.name) else rcall('SADD', F.cdOff, host.name) end
     indexHost(host)
   end
-  return host
 end
 
 local function saveHost(host)
@@ -353,13 +572,10 @@ end
 local function retireHost(host)
   unindexHost(host)
   rcall('DEL', H.conns)
+  creset(connsHash)
+  records, connCount = {}, 0
   host.retired = true
   host.synced = false
   rcall('SADD', F.retired, host.name)
   rcall('ZREM', F.stale, host.name)
-end
-
-local function argSeed(value)
-  if value == nil or value == '' then return nil end
-  return tonumber(value)
 end

@@ -4,10 +4,10 @@
   another countDisconnected than the farm's now is indexed again. Conditions are checked again
   here, so any number of collectors may run it.
 
-  Input:
-    KEYS[1..14] farm keys, KEYS[15..17] host keys
-    ARGV[1] host (lower case)   ARGV[2] hostRetireSeconds in ms
-    ARGV[3] seats   ARGV[4] countDisconnected '1'/'0'   ARGV[5] overuse grace seed (ms) or ''
+  KEYS: farm, host
+  ARGV: farm rules (1-3, see includes/farm-state.lua), then
+    4 host       host name, lower case
+    5 retireMs   hostRetireSeconds in ms
 
   Output:
     {lapsed, retired}   1 where that happened, else 0
@@ -15,8 +15,9 @@
 --- @include "farm-state"
 
 local now = nowMs()
-beginFarm(now, tonumber(ARGV[3]), argSeed(ARGV[5]))
-local host = loadHost(ARGV[1], ARGV[4] == '1')
+beginFarm(now)
+local host = loadHost(ARGV[4])
+syncIndex(host)
 local lapsed, retired = 0, 0
 local lease = tonumber(rcall('ZSCORE', F.lease, host.name))
 if lease ~= nil and lease <= now then
@@ -29,7 +30,7 @@ if lease == nil and host.live then
 end
 if not host.live and not host.retired then
   local seen = tonumber(rcall('ZSCORE', F.seen, host.name))
-  if seen ~= nil and seen <= now - tonumber(ARGV[2]) then
+  if seen ~= nil and seen <= now - tonumber(ARGV[5]) then
     retireHost(host)
     retired = 1
   end

@@ -3,10 +3,10 @@
   connections keep counting, unverified (rule 10). A connection that no longer owns the host
   changes nothing.
 
-  Input:
-    KEYS[1..14] farm keys, KEYS[15..17] host keys
-    ARGV[1] owner   ARGV[2] host (lower case)
-    ARGV[3] seats   ARGV[4] countDisconnected '1'/'0'   ARGV[5] overuse grace seed (ms) or ''
+  KEYS: farm, host
+  ARGV: farm rules (1-3, see includes/farm-state.lua), then
+    4 owner   the connection's id
+    5 host    host name, lower case
 
   Output:
     'ok'          released
@@ -14,11 +14,12 @@
 ]]
 --- @include "farm-state"
 
-if rcall('HGET', H.state, 'owner') ~= ARGV[1] then return 'superseded' end
+if rcall('HGET', H.state, 'owner') ~= ARGV[4] then return 'superseded' end
 
 local now = nowMs()
-beginFarm(now, tonumber(ARGV[3]), argSeed(ARGV[5]))
-local host = loadHost(ARGV[2], ARGV[4] == '1')
+beginFarm(now)
+local host = loadHost(ARGV[5])
+syncIndex(host)
 rcall('HDEL', H.state, 'owner')
 rcall('ZREM', F.lease, host.name)
 setLive(host, false, now)

@@ -4,11 +4,10 @@
   time alone changes farm-wide (a new UTC day, the overuse grace), and names the hosts that
   maintainHost must look at.
 
-  Input:
-    KEYS[1..14] farm keys
-    ARGV[1] a fresh epoch value, stored when the farm has none
-    ARGV[2] seats   ARGV[3] countDisconnected '1'/'0'   ARGV[4] overuse grace seed (ms) or ''
-    ARGV[5] hostRetireSeconds in ms
+  KEYS: farm
+  ARGV: farm rules (1-3, see includes/farm-state.lua), then
+    4 freshEpoch   a new epoch value, stored when the farm has none
+    5 retireMs     hostRetireSeconds in ms
 
   Output:
     {epoch, hosts}   epoch: the farm's epoch now; hosts: hosts due for maintainHost
@@ -17,12 +16,12 @@
 
 local epoch = rcall('GET', F.epoch)
 if not epoch then
-  epoch = ARGV[1]
+  epoch = ARGV[4]
   rcall('SET', F.epoch, epoch)
 end
 
 local now = nowMs()
-beginFarm(now, tonumber(ARGV[2]), argSeed(ARGV[4]))
+beginFarm(now)
 saveFarm()
 
 local due, seen = {}, {}
@@ -37,7 +36,7 @@ end
 add(rcall('ZRANGEBYSCORE', F.lease, '-inf', int(now)))
 add(rcall('ZRANGEBYSCORE', F.stale, '-inf', int(now - tonumber(ARGV[5]))))
 -- Hosts indexed under another countDisconnected than the farm's (rare: after a reload).
-if ARGV[3] == '1' then
+if RULES.countDisconnected then
   add(rcall('SMEMBERS', F.cdOff))
 elseif rcall('SCARD', F.cdOff) < rcall('ZCARD', F.seen) then
   for _, name in ipairs(rcall('ZRANGE', F.seen, 0, -1)) do

@@ -1,0 +1,48 @@
+--[[
+  Gives a host to the connection whose hello was accepted: the newest connection owns a host,
+  whichever collector holds it (docs/design.md §3). Starts or renews the host's lease.
+
+  KEYS: farm, host
+  ARGV: farm rules (1-3, see includes/farm-state.lua), then
+    4 epoch      the farm's epoch as the collector knows it
+    5 owner      the connection's id
+    6 host       host name, lower case
+    7 stream     the agent's stream
+    8 agent      agent name/version, or ''
+    9 leaseMs    lease length (ms)
+   10 maxHosts   most hosts the farm may have that are not retired
+
+  Output:
+    {'ok', lastSeq}   lastSeq: last applied seq of this host and stream, 0 for a new stream
+    {'full'}          a new host, and the farm already has maxHosts hosts that are not retired
+    {'epoch'}         the farm's epoch is not the one given; nothing written
+]]
+--- @include "farm-state"
+
+if rcall('GET', F.epoch) ~= ARGV[4] then return { 'epoch' } end
+local name = ARGV[6]
+local counted = rcall('ZSCORE', F.seen, name) and rcall('SISMEMBER', F.retired, name) == 0
+if not counted and rcall('ZCARD', F.seen) - rcall('SCARD', F.retired) >= tonumber(ARGV[10]) then
+  return { 'full' }
+end
+
+local now = nowMs()
+beginFarm(now)
+local host = loadHost(name)
+syncIndex(host)
+if host.stream ~= ARGV[7] then
+  host.seq = 0
+  rcall('HSET', H.state, 'stream', ARGV[7])
+end
+rcall('HSET', H.state, 'owner', ARGV[5])
+if ARGV[8] ~= '' then
+  rcall('HSET', F.agents, name, ARGV[8])
+else
+  rcall('HDEL', F.agents, name)
+end
+if rcall('HEXISTS', F.counts, name) == 0 then rcall('HSET', F.counts, name, 0) end
+renewLease(host, now, tonumber(ARGV[9]))
+settle(now)
+saveHost(host)
+saveFarm()
+return { 'ok', host.seq }

@@ -1,0 +1,148 @@
+/**
+ * The arguments of every Lua script, built apart from running them: each builder returns the keys
+ * and the named arguments in the order the script's header lists them (a unit test holds each
+ * builder to its header). The farm's rules come first, at the same positions in every script.
+ */
+import { canonicalSession, type ParsedEvent, type Session } from '@rasmon/protocol';
+import { farmKeyList, hostKeyList, type RedisKeys } from './redis-keys.js';
+
+export const SCRIPT_NAMES = ['applyFrame', 'hello', 'renewLease', 'release', 'maintainHost', 'tick'] as const;
+export type ScriptName = (typeof SCRIPT_NAMES)[number];
+
+export type ScriptArg = string | number;
+
+/** One call of a script: the key count is the length of `keys`. */
+export interface ScriptCall {
+  script: ScriptName;
+  keys: string[];
+  /** [name in the script's header, value], in ARGV order. */
+  args: Array<readonly [string, ScriptArg]>;
+}
+
+/** The farm settings every script needs, from the farm's configuration. */
+export interface FarmRules {
+  id: string;
+  seats: number;
+  countDisconnected: boolean;
+  overuseGraceStartedAt?: number;
+}
+
+/** Who is asking: one agent connection for one host. */
+export interface HostIdentity {
+  /** Lower case. */
+  host: string;
+  /** The connection's id, unique across collectors. */
+  owner: string;
+  stream: string;
+  epoch: string;
+}
+
+/** ARGV[1..3] of every script. */
+function ruleArgs(rules: FarmRules): Array<readonly [string, ScriptArg]> {
+  return [
+    ['seats', rules.seats],
+    ['countDisconnected', rules.countDisconnected ? '1' : '0'],
+    ['graceSeed', rules.overuseGraceStartedAt?.toString() ?? ''],
+  ];
+}
+
+function call(script: ScriptName, keys: string[], rules: FarmRules, args: Array<readonly [string, ScriptArg]>): ScriptCall {
+  return { script, keys, args: [...ruleArgs(rules), ...args] };
+}
+
+function hostKeys(keys: RedisKeys, farm: string, host: string): string[] {
+  return [...farmKeyList(keys.farm(farm)), ...hostKeyList(keys.host(farm, host))];
+}
+
+/** The fields of a session the Lua index reads, decoded with the frame. */
+function indexed(session: Session): Omit<Session, 'client'> {
+  const { id, user, admin, kind, via, state, since } = session;
+  return { id, user, admin, kind, via, state, since };
+}
+
+/** Event items: `[seq, 'u', json, session] | [seq, 'e', id] | [seq, 'x']`. */
+export function packEvents(events: readonly ParsedEvent[]): string {
+  return JSON.stringify(
+    events.map((event) => {
+      if (event.op === 'upsert') return [event.seq, 'u', canonicalSession(event.session), indexed(event.session)];
+      if (event.op === 'end') return [event.seq, 'e', event.id];
+      return [event.seq, 'x'];
+    }),
+  );
+}
+
+/** Snapshot items: `[json, session]`. */
+export function packSnapshot(sessions: readonly Session[]): string {
+  return JSON.stringify(sessions.map((session) => [canonicalSession(session), indexed(session)]));
+}
+
+export interface Settings {
+  /** Lease length (ms). */
+  leaseMs: number;
+  /** limits.maxSessions. */
+  maxSessions: number;
+}
+
+export const scriptCalls = {
+  hello(keys: RedisKeys, rules: FarmRules, who: HostIdentity, agent: string | undefined, leaseMs: number, maxHosts: number): ScriptCall {
+    return call('hello', hostKeys(keys, rules.id, who.host), rules, [
+      ['epoch', who.epoch],
+      ['owner', who.owner],
+      ['host', who.host],
+      ['stream', who.stream],
+      ['agent', agent ?? ''],
+      ['leaseMs', leaseMs],
+      ['maxHosts', maxHosts],
+    ]);
+  },
+
+  applyFrame(
+    keys: RedisKeys,
+    rules: FarmRules,
+    who: HostIdentity,
+    settings: Settings,
+    frame: { type: 'events'; events: readonly ParsedEvent[] } | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
+  ): ScriptCall {
+    return call('applyFrame', hostKeys(keys, rules.id, who.host), rules, [
+      ['epoch', who.epoch],
+      ['owner', who.owner],
+      ['host', who.host],
+      ['stream', who.stream],
+      ['leaseMs', settings.leaseMs],
+      ['maxSessions', settings.maxSessions],
+      ['type', frame.type],
+      ['items', frame.type === 'events' ? packEvents(frame.events) : packSnapshot(frame.sessions)],
+      ['snapshotSeq', frame.type === 'snapshot' ? String(frame.seq) : ''],
+    ]);
+  },
+
+  renewLease(keys: RedisKeys, rules: FarmRules, who: HostIdentity, leaseMs: number): ScriptCall {
+    return call('renewLease', hostKeys(keys, rules.id, who.host), rules, [
+      ['epoch', who.epoch],
+      ['owner', who.owner],
+      ['host', who.host],
+      ['leaseMs', leaseMs],
+    ]);
+  },
+
+  release(keys: RedisKeys, rules: FarmRules, who: Pick<HostIdentity, 'host' | 'owner'>): ScriptCall {
+    return call('release', hostKeys(keys, rules.id, who.host), rules, [
+      ['owner', who.owner],
+      ['host', who.host],
+    ]);
+  },
+
+  maintainHost(keys: RedisKeys, rules: FarmRules, host: string, retireMs: number): ScriptCall {
+    return call('maintainHost', hostKeys(keys, rules.id, host), rules, [
+      ['host', host],
+      ['retireMs', retireMs],
+    ]);
+  },
+
+  tick(keys: RedisKeys, rules: FarmRules, freshEpoch: string, retireMs: number): ScriptCall {
+    return call('tick', farmKeyList(keys.farm(rules.id)), rules, [
+      ['freshEpoch', freshEpoch],
+      ['retireMs', retireMs],
+    ]);
+  },
+};
