@@ -31,9 +31,20 @@ function refuseUpgrade(socket: Duplex, status: number, reason: string, headers: 
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
 }
 
+/** Heartbeat work is spread over the interval in steps of this length. */
+const BEAT_STEP_MS = 100;
+
 export class AgentServer {
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<AgentConnection>();
+  /**
+   * The connections again, by the step of the heartbeat interval at which each is pinged and its
+   * lease renewed: spread evenly, so that 10,000 agents do not all renew in the same instant.
+   */
+  private readonly beatSlots: Array<Set<AgentConnection>>;
+  private beatStep = 0;
+  /** Claimed connections by farm and host, so that a hello supersedes in O(1). */
+  private readonly byHost = new Map<string, Set<AgentConnection>>();
   /** sha256 of an agent token → its farm id. */
   private tokenFarms = new Map<string, string>();
   private heartbeat: NodeJS.Timeout | undefined;
@@ -49,6 +60,8 @@ export class AgentServer {
       clientTracking: false,
       handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
+    const steps = Math.max(1, Math.round((options.context.heartbeatSeconds * 1000) / BEAT_STEP_MS));
+    this.beatSlots = Array.from({ length: steps }, () => new Set());
   }
 
   get size(): number {
@@ -73,9 +86,15 @@ export class AgentServer {
     }
   }
 
+  /** Every step, one slot of connections has its heartbeat: each connection once per interval. */
   start(): void {
     const intervalMs = this.options.context.heartbeatSeconds * 1000;
-    this.heartbeat = setInterval(() => void this.beat(intervalMs), intervalMs);
+    const stepMs = intervalMs / this.beatSlots.length;
+    this.heartbeat = setInterval(() => {
+      const slot = this.beatSlots[this.beatStep]!;
+      this.beatStep = (this.beatStep + 1) % this.beatSlots.length;
+      for (const connection of slot) void this.beat(connection, intervalMs);
+    }, stepMs);
     this.heartbeat.unref();
   }
 
@@ -113,6 +132,8 @@ export class AgentServer {
     const connLog = log.child({ conn: id, remote: req.socket.remoteAddress });
     const connection = new AgentConnection(id, farmId, tokenSha256, ws, context, connLog);
     this.connections.add(connection);
+    const slot = this.beatSlots[this.nextId % this.beatSlots.length]!;
+    slot.add(connection);
     context.metrics.agentsConnected.set(this.connections.size);
     ws.on('error', (err) => {
       // Oversized frames (1009) and protocol violations arrive here; ws closes the socket itself.
@@ -124,6 +145,8 @@ export class AgentServer {
     ws.on('close', (code) => {
       connection.markClosed();
       this.connections.delete(connection);
+      slot.delete(connection);
+      this.unindexHost(connection);
       context.metrics.agentsConnected.set(this.connections.size);
       connLog.info({ code }, 'agent disconnected');
       const release = this.release(connection);
@@ -146,35 +169,31 @@ export class AgentServer {
     }
   }
 
-  /** Every heartbeat: terminate the silent, ping the rest, renew the leases of their hosts. */
-  private async beat(intervalMs: number): Promise<void> {
+  /** A connection's heartbeat: terminate it if silent, else ping it and renew its host's lease. */
+  private async beat(connection: AgentConnection, intervalMs: number): Promise<void> {
     const { engine } = this.options.context;
     const now = Date.now();
-    await Promise.all(
-      [...this.connections].map(async (connection) => {
-        if (now - connection.lastHeard > 2 * intervalMs) {
-          this.options.log.info({ conn: connection.id }, 'agent silent for two heartbeats: terminating');
-          connection.terminate();
-          return;
-        }
-        if (!connection.claim && now - connection.openedAt > 2 * intervalMs) {
-          // An authenticated socket that never says hello holds a slot for nothing.
-          this.options.context.metrics.upgradesRejected.inc({ reason: 'hello_required' });
-          connection.fail('hello_required', `no hello within ${(2 * intervalMs) / 1000} s`);
-          return;
-        }
-        connection.ping();
-        const claim = connection.claim;
-        if (!claim || connection.isClosed || !connection.syncRules()) return;
-        try {
-          const result = await engine.renew(claim);
-          if (result === 'superseded') connection.fail('superseded', 'a newer connection took this host');
-          else if (result === 'epoch') await connection.epochLost();
-        } catch {
-          // Redis is unreachable: idle connections stay open (docs/design.md §3).
-        }
-      }),
-    );
+    if (now - connection.lastHeard > 2 * intervalMs) {
+      this.options.log.info({ conn: connection.id }, 'agent silent for two heartbeats: terminating');
+      connection.terminate();
+      return;
+    }
+    if (!connection.claim && now - connection.openedAt > 2 * intervalMs) {
+      // An authenticated socket that never says hello holds a slot for nothing.
+      this.options.context.metrics.upgradesRejected.inc({ reason: 'hello_required' });
+      connection.fail('hello_required', `no hello within ${(2 * intervalMs) / 1000} s`);
+      return;
+    }
+    connection.ping();
+    const claim = connection.claim;
+    if (!claim || connection.isClosed || !connection.syncRules()) return;
+    try {
+      const result = await engine.renew(claim);
+      if (result === 'superseded') connection.fail('superseded', 'a newer connection took this host');
+      else if (result === 'epoch') await connection.epochLost();
+    } catch {
+      // Redis is unreachable: idle connections stay open (docs/design.md §3).
+    }
   }
 
   /** Connections of one farm that have said hello. */
@@ -182,13 +201,26 @@ export class AgentServer {
     return [...this.connections].filter((connection) => connection.claim && connection.farmId === farm);
   }
 
+  private static hostKey(connection: AgentConnection): string {
+    return `${connection.farmId}\n${connection.claim!.host}`;
+  }
+
+  private unindexHost(connection: AgentConnection): void {
+    if (!connection.claim) return;
+    const key = AgentServer.hostKey(connection);
+    const held = this.byHost.get(key);
+    held?.delete(connection);
+    if (held?.size === 0) this.byHost.delete(key);
+  }
+
   /** A newer local connection took a host: older ones for it are superseded now, not at their next renewal. */
   supersedeOthers(newer: AgentConnection): void {
-    const claim = newer.claim!;
-    for (const connection of this.connections) {
-      if (connection === newer || connection.farmId !== newer.farmId) continue;
-      if (connection.claim?.host === claim.host) connection.fail('superseded', 'a newer connection took this host');
+    const key = AgentServer.hostKey(newer);
+    const held = this.byHost.get(key) ?? new Set<AgentConnection>();
+    for (const connection of held) {
+      if (connection !== newer) connection.fail('superseded', 'a newer connection took this host');
     }
+    this.byHost.set(key, new Set([newer]));
   }
 
   /** Stops taking agents, lets each finish the frame it is applying, then closes them (1001). */
