@@ -14,6 +14,7 @@ import { Api } from './api.js';
 import { configHash, type CollectorConfig, type FarmConfig } from './config.js';
 import { FarmClock } from './farm-clock.js';
 import { FarmReader } from './farm-reader.js';
+import { FarmSeries } from './farm-series.js';
 import { LicenseEngine } from './license-engine.js';
 import { createLogger, type Logger } from './logger.js';
 import { CollectorMetrics } from './metrics.js';
@@ -39,11 +40,11 @@ export class Collector {
   private readonly keys: RedisKeys;
   private readonly engine: LicenseEngine;
   private readonly reader: FarmReader;
+  private readonly farmSeries: FarmSeries;
   private readonly clock: FarmClock;
   private readonly agents: AgentServer;
   private readonly api: Api;
   private readonly server: Server;
-  private refreshing: Promise<void> | undefined;
   private draining = false;
 
   private constructor(options: CollectorOptions) {
@@ -55,6 +56,7 @@ export class Collector {
     this.scriptSources = defineScripts(this.redis);
     this.engine = new LicenseEngine(this.redis, this.keys, 3 * config.heartbeatSeconds * 1000, config.limits.maxSessions);
     this.reader = new FarmReader(this.redis, this.keys);
+    this.farmSeries = new FarmSeries(this.reader);
     const collectorId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.clock = new FarmClock({
       engine: this.engine,
@@ -171,16 +173,18 @@ export class Collector {
     );
   }
 
-  private async refreshFarmMetrics(): Promise<void> {
+  /** The farm series for /metrics; none when Redis cannot answer (redis_up says why). */
+  private async farmMetrics(): Promise<string> {
     try {
-      const read = await this.reader.read(this.config.farms);
-      this.metrics.setFarms(read);
+      const text = await this.farmSeries.render(this.config.farms);
       this.metrics.redisUp.set(1);
+      return text;
     } catch (err) {
       // A failed read must not fail the scrape: farm series go away and redis_up says why.
       this.log.warn({ err }, 'could not read farm state for /metrics');
-      this.metrics.setFarms(undefined);
+      this.farmSeries.clear();
       this.metrics.redisUp.set(0);
+      return '';
     }
   }
 
@@ -188,9 +192,8 @@ export class Collector {
     const path = new URL(req.url ?? '/', 'http://collector').pathname;
     try {
       if (path === '/metrics') {
-        this.refreshing ??= this.refreshFarmMetrics().finally(() => (this.refreshing = undefined));
-        await this.refreshing;
-        const body = await this.metrics.registry.metrics();
+        const farms = await this.farmMetrics();
+        const body = farms + (await this.metrics.registry.metrics());
         res.writeHead(200, { 'Content-Type': this.metrics.registry.contentType });
         res.end(body);
       } else if (path === '/healthz') {

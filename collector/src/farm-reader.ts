@@ -72,6 +72,23 @@ export class FarmReader {
     private readonly keys: RedisKeys,
   ) {}
 
+  /**
+   * The version of each farm's state (bumped by every script that changes what a farm shows), in
+   * the order given; null for a farm never written.
+   */
+  async versions(farms: readonly FarmConfig[]): Promise<Array<string | null>> {
+    if (farms.length === 0) return [];
+    const commands = farms.map((farm) => ['hget', this.keys.farm(farm.id).meta, 'version']);
+    const replies =
+      this.redis instanceof Cluster
+        ? await Promise.all(commands.map(([, key, field]) => this.redis.hget(key!, field!)))
+        : (((await this.redis.pipeline(commands).exec()) ?? []) as Reply[]).map(([err, value]) => {
+            if (err) throw err;
+            return value as string | null;
+          });
+    return replies;
+  }
+
   /** Reads every given farm. Rejects when Redis cannot answer. */
   async read(farms: readonly FarmConfig[]): Promise<FarmsRead> {
     const commands = (farm: FarmConfig) => {

@@ -1,13 +1,12 @@
 /**
- * Every metric of docs/design.md §4, on a private registry. Farm gauges are refreshed from Redis once per
- * scrape (FarmReader: one pipelined read for all farms); the collector's own metrics are kept in
- * process.
+ * The collector's own metrics of docs/design.md §4, kept in process on a private registry. The farm
+ * series, read from Redis, are rendered by farm-series.ts.
  */
+import { readdirSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { EXPIRY_STATES } from '@rasmon/protocol';
-import type { FarmsRead } from './farm-reader.js';
 
-const seconds = (ms: number) => ms / 1000;
+/** How long a count of open file descriptors is reused: counting walks one entry per connection. */
+const OPEN_FDS_MAX_AGE_MS = 10_000;
 
 /** Reasons of `ras_collector_upgrades_rejected_total`. */
 export const UPGRADE_REJECTIONS = [
@@ -26,89 +25,6 @@ export type UpgradeRejection = (typeof UPGRADE_REJECTIONS)[number];
 
 export class CollectorMetrics {
   readonly registry = new Registry();
-  private readonly farmGauges: Gauge[] = [];
-
-  // Farm state, from Redis at scrape time.
-  private readonly licenseInfo = this.farmGauge('ras_license_info', 'License of the farm (always 1)', ['farm', 'license']);
-  private readonly seats = this.farmGauge('ras_license_seats', 'Licensed concurrent users', ['farm']);
-  private readonly users = this.farmGauge('ras_license_users', 'Users in use now', ['farm']);
-  private readonly unverified = this.farmGauge(
-    'ras_license_users_unverified',
-    'Users in use held only through stale hosts',
-    ['farm'],
-  );
-  private readonly overuseUsers = this.farmGauge('ras_license_overuse_users', 'Users in use above the seats', ['farm']);
-  private readonly admissions = this.farmGauge(
-    'ras_license_overuse_admissions_total',
-    'Users who started consuming while the farm was above its seats',
-    ['farm'],
-    'counter',
-  );
-  private readonly peak = this.farmGauge('ras_license_peak_users', 'Highest users in use since tracking began', ['farm']);
-  private readonly peakToday = this.farmGauge('ras_license_peak_users_today', 'Highest users in use since 00:00 UTC', ['farm']);
-  private readonly state = this.farmGauge('ras_license_state', 'License expiry state (1 for the current one)', ['farm', 'state']);
-  private readonly expiry = this.farmGauge('ras_license_expiry_timestamp_seconds', 'License expiry', ['farm']);
-  private readonly graceEnd = this.farmGauge(
-    'ras_license_grace_end_timestamp_seconds',
-    'End of the expiry grace (the expiry for sublicenses)',
-    ['farm'],
-  );
-  private readonly overuseGraceStart = this.farmGauge(
-    'ras_license_overuse_grace_start_timestamp_seconds',
-    'Start of the overuse grace, while one has started',
-    ['farm'],
-  );
-  private readonly overuseGraceEnd = this.farmGauge(
-    'ras_license_overuse_grace_end_timestamp_seconds',
-    'End of the overuse grace, while one has started',
-    ['farm'],
-  );
-  private readonly overuseGraceExhausted = this.farmGauge(
-    'ras_license_overuse_grace_exhausted',
-    '1 once the overuse grace has run out',
-    ['farm'],
-  );
-  private readonly deactivationRisk = this.farmGauge(
-    'ras_license_deactivation_risk',
-    '1 while overused with the overuse grace exhausted',
-    ['farm'],
-  );
-  private readonly connections = this.farmGauge('ras_connections', 'Connections now', [
-    'farm',
-    'kind',
-    'via',
-    'admin',
-    'session_state',
-  ]);
-  private readonly exempt = this.farmGauge('ras_connections_exempt', 'Admin connections exempt from licensing', ['farm']);
-  private readonly hostConnections = this.farmGauge(
-    'ras_host_connections',
-    'Connections per host, stale hosts included',
-    ['farm', 'host'],
-  );
-  private readonly agentUp = this.farmGauge('ras_agent_up', '1 while the host agent holds a live lease', ['farm', 'host']);
-  private readonly hostRetired = this.farmGauge(
-    'ras_host_retired',
-    '1 while the host is retired: its connections do not count until its next snapshot',
-    ['farm', 'host'],
-  );
-  private readonly agentLastSeen = this.farmGauge(
-    'ras_agent_last_seen_timestamp_seconds',
-    'Last lease renewal of the host agent',
-    ['farm', 'host'],
-  );
-  private readonly agentInfo = this.farmGauge('ras_agent_info', 'Agent name and version (always 1)', ['farm', 'host', 'agent']);
-  private readonly lastUpdate = this.farmGauge(
-    'ras_farm_last_update_timestamp_seconds',
-    'Last applied frame of the farm',
-    ['farm'],
-  );
-  private readonly corrections = this.farmGauge(
-    'ras_collector_snapshot_corrections_total',
-    'Connections a snapshot had to add, change or end',
-    ['farm'],
-    'counter',
-  );
 
   // The collector itself.
   readonly buildInfo = this.gauge('ras_collector_build_info', 'Collector build (always 1)', ['version']);
@@ -142,6 +58,7 @@ export class CollectorMetrics {
 
   constructor(version: string) {
     collectDefaultMetrics({ register: this.registry });
+    this.replaceOpenFds();
     this.buildInfo.set({ version }, 1);
     // Known label values start at 0, so a healthy collector shows 0 rather than no series.
     for (const type of ['hello', 'snapshot', 'events']) {
@@ -156,59 +73,35 @@ export class CollectorMetrics {
     return new Gauge({ name, help, labelNames, registers: [this.registry] });
   }
 
-  /** A series read from Redis at scrape time; reset before each refresh. */
-  private farmGauge(name: string, help: string, labelNames: string[], type: 'gauge' | 'counter' = 'gauge'): Gauge {
-    const gauge = this.gauge(name, help, labelNames);
-    // Counters kept in Redis are set from their stored value, so they are Gauges exposed as counters.
-    if (type === 'counter') (gauge as unknown as { type: string }).type = 'counter';
-    this.farmGauges.push(gauge);
-    return gauge;
-  }
-
   setConfigHash(hash: string): void {
     this.configInfo.reset();
     this.configInfo.set({ hash }, 1);
   }
 
-  /** Replaces every farm series with what was read; farms not read vanish. */
-  setFarms(read: FarmsRead | undefined): void {
-    for (const gauge of this.farmGauges) gauge.reset();
-    if (!read) return;
-    for (const farm of read.farms) {
-      const f = { farm: farm.id };
-      this.licenseInfo.set({ farm: farm.id, license: farm.license }, 1);
-      this.seats.set(f, farm.seats);
-      this.users.set(f, farm.users);
-      this.unverified.set(f, farm.unverifiedUsers);
-      this.overuseUsers.set(f, farm.overuseUsers);
-      this.admissions.set(f, farm.overuseAdmissions);
-      this.peak.set(f, farm.peakUsers);
-      this.peakToday.set(f, farm.peakUsersToday);
-      for (const state of EXPIRY_STATES) this.state.set({ farm: farm.id, state }, state === farm.state ? 1 : 0);
-      this.expiry.set(f, seconds(farm.expires));
-      this.graceEnd.set(f, seconds(farm.graceEnd));
-      const grace = farm.overuseGrace;
-      if (grace.started) {
-        this.overuseGraceStart.set(f, seconds(grace.startedAtMs!));
-        this.overuseGraceEnd.set(f, seconds(grace.endMs!));
-      }
-      this.overuseGraceExhausted.set(f, grace.exhausted ? 1 : 0);
-      this.deactivationRisk.set(f, grace.deactivationRisk ? 1 : 0);
-      for (const [key, count] of farm.connectionsByLabels) {
-        const [kind, via, admin, sessionState] = key.split('|');
-        this.connections.set({ farm: farm.id, kind, via, admin, session_state: sessionState }, count);
-      }
-      this.exempt.set(f, farm.exemptConnections);
-      for (const host of farm.hosts) {
-        const h = { farm: farm.id, host: host.host };
-        this.hostConnections.set(h, host.connections);
-        this.agentUp.set(h, host.up ? 1 : 0);
-        this.hostRetired.set(h, host.retired ? 1 : 0);
-        if (host.lastSeen !== undefined) this.agentLastSeen.set(h, seconds(host.lastSeen));
-        if (host.agent !== undefined) this.agentInfo.set({ ...h, agent: host.agent }, 1);
-      }
-      if (farm.lastUpdate !== undefined) this.lastUpdate.set(f, seconds(farm.lastUpdate));
-      this.corrections.set(f, farm.snapshotCorrections);
-    }
+  /**
+   * prom-client's process_open_fds lists /proc/self/fd on every scrape, which is one entry per agent
+   * connection; the same gauge here counts at most every 10 s.
+   */
+  private replaceOpenFds(): void {
+    const name = 'process_open_fds';
+    if (!this.registry.getSingleMetric(name)) return;
+    this.registry.removeSingleMetric(name);
+    let counted = { at: 0, fds: 0 };
+    new Gauge({
+      name,
+      help: 'Number of open file descriptors.',
+      registers: [this.registry],
+      collect() {
+        const now = Date.now();
+        if (now - counted.at >= OPEN_FDS_MAX_AGE_MS) {
+          try {
+            counted = { at: now, fds: readdirSync('/proc/self/fd').length - 1 };
+          } catch {
+            return;
+          }
+        }
+        this.set(counted.fds);
+      },
+    });
   }
 }

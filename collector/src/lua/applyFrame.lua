@@ -137,7 +137,10 @@ else
   end
 end
 
-if applied > 0 then farm.lastUpdate = now end
+if applied > 0 then
+  farm.lastUpdate = now
+  changed()
+end
 saveHost(host)
 saveFarm()
 return { result, prev, host.seq, applied, duplicates, full }

@@ -43,6 +43,7 @@ end
 if rcall('HEXISTS', F.counts, name) == 0 then rcall('HSET', F.counts, name, 0) end
 renewLease(host, now, tonumber(ARGV[9]))
 settle(now)
+changed()
 saveHost(host)
 saveFarm()
 return { 'ok', host.seq }

@@ -36,6 +36,7 @@ if not host.live and not host.retired then
   end
 end
 settle(now)
+if lapsed == 1 or retired == 1 then changed() end
 saveHost(host)
 saveFarm()
 return { lapsed, retired }

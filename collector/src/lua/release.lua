@@ -24,6 +24,7 @@ rcall('HDEL', H.state, 'owner')
 rcall('ZREM', F.lease, host.name)
 setLive(host, false, now)
 settle(now)
+changed()
 saveHost(host)
 saveFarm()
 return 'ok'

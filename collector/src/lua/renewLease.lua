@@ -30,6 +30,7 @@ local host = loadHost(ARGV[6])
 syncIndex(host)
 renewLease(host, now, tonumber(ARGV[7]))
 settle(now)
+changed()
 saveHost(host)
 saveFarm()
 return 'ok'

@@ -243,7 +243,7 @@ local hostName = nil
 
 local META_FIELDS = {
   'exempt', 'unverified', 'admissions', 'nextOrder', 'peak', 'peakToday', 'day',
-  'graceStart', 'graceSeats', 'graceSeed', 'corrections', 'lastUpdate',
+  'graceStart', 'graceSeats', 'graceSeed', 'corrections', 'lastUpdate', 'version',
 }
 
 local function loadFarm()
@@ -252,13 +252,18 @@ local function loadFarm()
   for i, field in ipairs(META_FIELDS) do
     farm[field] = tonumber(values[i])
   end
-  for _, field in ipairs({ 'exempt', 'unverified', 'admissions', 'nextOrder', 'peak', 'peakToday', 'corrections' }) do
+  for _, field in ipairs({ 'exempt', 'unverified', 'admissions', 'nextOrder', 'peak', 'peakToday', 'corrections', 'version' }) do
     farm[field] = farm[field] or 0
   end
   loaded = {}
   for i, field in ipairs(META_FIELDS) do
     loaded[field] = tonumber(values[i])
   end
+end
+
+-- Marks the farm's state as changed in what /metrics shows, for every collector's scrape cache.
+local function changed()
+  farm.version = farm.version + 1
 end
 
 -- Writes back the farm record and every counter the script changed.
@@ -539,6 +544,7 @@ local function syncIndex(host)
     host.countDisconnected = wanted
     if wanted then rcall('SREM', F.cdOff, host.name) else rcall('SADD', F.cdOff, host.name) end
     indexHost(host)
+    changed()
   end
 end
 

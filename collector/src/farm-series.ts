@@ -1,0 +1,222 @@
+/**
+ * The farm series of /metrics (docs/design.md §4), rendered as Prometheus text straight from the
+ * state read from Redis, one farm at a time, and kept per farm: a scrape re-reads only the farms
+ * whose state changed since (a version every writing script bumps in the farm's meta hash, so a
+ * change made through any collector counts) or that were read more than a second ago (time alone
+ * moves last-seen stamps, leases and expiry states). Each farm's values come from Redis, so every
+ * collector exports the same.
+ */
+import { setImmediate as yieldToEvents } from 'node:timers/promises';
+import { EXPIRY_STATES } from '@rasmon/protocol';
+import type { FarmConfig } from './config.js';
+import type { FarmReader, FarmState } from './farm-reader.js';
+
+interface Family {
+  name: string;
+  help: string;
+  type: 'gauge' | 'counter';
+  /** The lines of one farm. */
+  lines(farm: FarmState): string;
+}
+
+const seconds = (ms: number) => ms / 1000;
+
+/** Escapes a label value for the text format. */
+function escape(value: string): string {
+  return /[\\"\n]/.test(value) ? value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : value;
+}
+
+function labels(pairs: Record<string, string>): string {
+  return Object.entries(pairs)
+    .map(([name, value]) => `${name}="${escape(value)}"`)
+    .join(',');
+}
+
+function farmFamily(name: string, help: string, value: (farm: FarmState) => number | undefined, type: Family['type'] = 'gauge'): Family {
+  return {
+    name,
+    help,
+    type,
+    lines: (farm) => {
+      const v = value(farm);
+      return v === undefined ? '' : `${name}{farm="${escape(farm.id)}"} ${v}\n`;
+    },
+  };
+}
+
+function hostFamily(name: string, help: string, value: (host: FarmState['hosts'][number]) => number | undefined): Family {
+  return {
+    name,
+    help,
+    type: 'gauge',
+    lines: (farm) => {
+      const f = escape(farm.id);
+      let out = '';
+      for (const host of farm.hosts) {
+        const v = value(host);
+        if (v !== undefined) out += `${name}{farm="${f}",host="${escape(host.host)}"} ${v}\n`;
+      }
+      return out;
+    },
+  };
+}
+
+export const FARM_FAMILIES: readonly Family[] = [
+  {
+    name: 'ras_license_info',
+    help: 'License of the farm (always 1)',
+    type: 'gauge',
+    lines: (farm) => `ras_license_info{${labels({ farm: farm.id, license: farm.license })}} 1\n`,
+  },
+  farmFamily('ras_license_seats', 'Licensed concurrent users', (farm) => farm.seats),
+  farmFamily('ras_license_users', 'Users in use now', (farm) => farm.users),
+  farmFamily('ras_license_users_unverified', 'Users in use held only through stale hosts', (farm) => farm.unverifiedUsers),
+  farmFamily('ras_license_overuse_users', 'Users in use above the seats', (farm) => farm.overuseUsers),
+  farmFamily(
+    'ras_license_overuse_admissions_total',
+    'Users who started consuming while the farm was above its seats',
+    (farm) => farm.overuseAdmissions,
+    'counter',
+  ),
+  farmFamily('ras_license_peak_users', 'Highest users in use since tracking began', (farm) => farm.peakUsers),
+  farmFamily('ras_license_peak_users_today', 'Highest users in use since 00:00 UTC', (farm) => farm.peakUsersToday),
+  {
+    name: 'ras_license_state',
+    help: 'License expiry state (1 for the current one)',
+    type: 'gauge',
+    lines: (farm) =>
+      EXPIRY_STATES.map((state) => `ras_license_state{${labels({ farm: farm.id, state })}} ${state === farm.state ? 1 : 0}\n`).join(''),
+  },
+  farmFamily('ras_license_expiry_timestamp_seconds', 'License expiry', (farm) => seconds(farm.expires)),
+  farmFamily('ras_license_grace_end_timestamp_seconds', 'End of the expiry grace (the expiry for sublicenses)', (farm) =>
+    seconds(farm.graceEnd),
+  ),
+  farmFamily('ras_license_overuse_grace_start_timestamp_seconds', 'Start of the overuse grace, while one has started', (farm) =>
+    farm.overuseGrace.started ? seconds(farm.overuseGrace.startedAtMs!) : undefined,
+  ),
+  farmFamily('ras_license_overuse_grace_end_timestamp_seconds', 'End of the overuse grace, while one has started', (farm) =>
+    farm.overuseGrace.started ? seconds(farm.overuseGrace.endMs!) : undefined,
+  ),
+  farmFamily('ras_license_overuse_grace_exhausted', '1 once the overuse grace has run out', (farm) =>
+    farm.overuseGrace.exhausted ? 1 : 0,
+  ),
+  farmFamily('ras_license_deactivation_risk', '1 while overused with the overuse grace exhausted', (farm) =>
+    farm.overuseGrace.deactivationRisk ? 1 : 0,
+  ),
+  {
+    name: 'ras_connections',
+    help: 'Connections now',
+    type: 'gauge',
+    lines: (farm) => {
+      let out = '';
+      for (const [key, count] of farm.connectionsByLabels) {
+        const [kind = '', via = '', admin = '', sessionState = ''] = key.split('|');
+        out += `ras_connections{${labels({ farm: farm.id, kind, via, admin, session_state: sessionState })}} ${count}\n`;
+      }
+      return out;
+    },
+  },
+  farmFamily('ras_connections_exempt', 'Admin connections exempt from licensing', (farm) => farm.exemptConnections),
+  hostFamily('ras_host_connections', 'Connections per host, stale hosts included', (host) => host.connections),
+  hostFamily('ras_agent_up', '1 while the host agent holds a live lease', (host) => (host.up ? 1 : 0)),
+  hostFamily('ras_host_retired', '1 while the host is retired: its connections do not count until its next snapshot', (host) =>
+    host.retired ? 1 : 0,
+  ),
+  hostFamily('ras_agent_last_seen_timestamp_seconds', 'Last lease renewal of the host agent', (host) =>
+    host.lastSeen === undefined ? undefined : seconds(host.lastSeen),
+  ),
+  {
+    name: 'ras_agent_info',
+    help: 'Agent name and version (always 1)',
+    type: 'gauge',
+    lines: (farm) => {
+      let out = '';
+      for (const host of farm.hosts) {
+        if (host.agent !== undefined) out += `ras_agent_info{${labels({ farm: farm.id, host: host.host, agent: host.agent })}} 1\n`;
+      }
+      return out;
+    },
+  },
+  farmFamily('ras_farm_last_update_timestamp_seconds', 'Last applied frame of the farm', (farm) =>
+    farm.lastUpdate === undefined ? undefined : seconds(farm.lastUpdate),
+  ),
+  farmFamily(
+    'ras_collector_snapshot_corrections_total',
+    'Connections a snapshot had to add, change or end',
+    (farm) => farm.snapshotCorrections,
+    'counter',
+  ),
+];
+
+/** One farm's lines, per family in FARM_FAMILIES order. */
+export function renderFarm(farm: FarmState): string[] {
+  return FARM_FAMILIES.map((family) => family.lines(farm));
+}
+
+/** The text of every family, with HELP and TYPE, from each farm's rendered lines. */
+export function joinFarms(farms: ReadonlyArray<readonly string[]>): string {
+  return FARM_FAMILIES.map(
+    (family, i) => `# HELP ${family.name} ${family.help}\n# TYPE ${family.name} ${family.type}\n${farms.map((lines) => lines[i]).join('')}`,
+  ).join('');
+}
+
+interface Entry {
+  config: FarmConfig;
+  version: string | null;
+  readAt: number;
+  lines: string[];
+}
+
+/** Farms read from Redis at once, in one pipeline. */
+const READ_BATCH = 10;
+/** A farm read longer ago than this is read again. */
+const MAX_AGE_MS = 1000;
+
+export class FarmSeries {
+  private readonly entries = new Map<string, Entry>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly reader: FarmReader) {}
+
+  /**
+   * The farm series of these farms, re-reading what changed. Scrapes are served one after the
+   * other; between farms the event loop runs, so agents' frames are not held up by a scrape.
+   * Rejects when Redis cannot answer.
+   */
+  render(farms: readonly FarmConfig[]): Promise<string> {
+    const next = this.queue.then(
+      () => this.renderNow(farms),
+      () => this.renderNow(farms),
+    );
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Forgets everything read (after a failed read, so that no old value outlives it). */
+  clear(): void {
+    this.entries.clear();
+  }
+
+  private async renderNow(farms: readonly FarmConfig[]): Promise<string> {
+    const versions = await this.reader.versions(farms);
+    const now = Date.now();
+    const stale = farms.filter((farm, i) => {
+      const entry = this.entries.get(farm.id);
+      return !entry || entry.config !== farm || entry.version !== versions[i] || now - entry.readAt >= MAX_AGE_MS;
+    });
+    const versionOf = new Map(farms.map((farm, i) => [farm.id, versions[i]!]));
+    for (let first = 0; first < stale.length; first += READ_BATCH) {
+      const batch = stale.slice(first, first + READ_BATCH);
+      const read = await this.reader.read(batch);
+      const readAt = Date.now();
+      for (const [i, state] of read.farms.entries()) {
+        const config = batch[i]!;
+        this.entries.set(config.id, { config, version: versionOf.get(config.id)!, readAt, lines: renderFarm(state) });
+      }
+      await yieldToEvents();
+    }
+    const ids = new Set(farms.map((farm) => farm.id));
+    for (const id of this.entries.keys()) if (!ids.has(id)) this.entries.delete(id);
+    return joinFarms(farms.map((farm) => this.entries.get(farm.id)!.lines));
+  }
+}
