@@ -6,10 +6,12 @@
 import { parseArgs } from 'node:util';
 import { Collector } from './collector.js';
 import { ConfigError, loadConfig, type CollectorConfig } from './config.js';
+import { forgetHost } from './forget-host-command.js';
 import { createLogger } from './logger.js';
 import { VERSION } from './version.js';
 
 const USAGE = `Usage: rasmon-collector --config FILE
+       rasmon-collector forget-host --config FILE --farm ID --host NAME
 
 Options:
   -c, --config FILE   collector configuration, YAML or JSON (default: $RASMON_CONFIG)
@@ -25,6 +27,10 @@ function fail(message: string): never {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'forget-host') {
+    process.exitCode = await forgetHost(argv.slice(1), fail);
+    return;
+  }
   let values: { config?: string; help?: boolean; version?: boolean };
   try {
     ({ values } = parseArgs({

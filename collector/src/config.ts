@@ -27,6 +27,8 @@ export interface FarmConfig {
   hosts?: string[];
   /** Most hosts (not yet retired) the farm may hold, so one leaked token cannot flood Redis. */
   maxHosts: number;
+  /** A retired host not seen for this many days is forgotten: its keys and series go. */
+  forgetHostsAfterDays: number;
 }
 
 /** The collector's validated configuration, defaults applied. */
@@ -63,6 +65,7 @@ export const CONFIG_DEFAULTS = Object.freeze({
     overuseGraceDays: 7,
     expiryGraceDays: 30,
     maxHosts: 5000,
+    forgetHostsAfterDays: 30,
   }),
 });
 
@@ -182,6 +185,7 @@ const farmSchema = z.strictObject(
       .min(1, { error: 'must list at least one pattern (leave hosts out to allow any host)' })
       .optional(),
     maxHosts: integer(1).default(CONFIG_DEFAULTS.farm.maxHosts),
+    forgetHostsAfterDays: positiveNumber().default(CONFIG_DEFAULTS.farm.forgetHostsAfterDays),
   },
   { error: 'must be a mapping' },
 );

@@ -3,6 +3,7 @@
  * names as due (lapsed leases, retirements). Also the watch on each farm's epoch, by which a
  * collector notices Redis coming back empty and resyncs its agents.
  */
+import { DAY_MS } from '@rasmon/protocol';
 import type { FarmConfig } from './config.js';
 import { farmRules } from './agent-connection.js';
 import type { LicenseEngine } from './license-engine.js';
@@ -70,7 +71,8 @@ export class FarmClock {
     if (!farm) throw new Error(`farm ${id} is not configured`);
     const rules = farmRules(farm);
     const retireMs = this.options.hostRetireSeconds * 1000;
-    const { epoch, hostsDue } = await this.options.engine.tick(rules, retireMs);
+    const forgetMs = farm.forgetHostsAfterDays * DAY_MS;
+    const { epoch, hostsDue, hostsToForget } = await this.options.engine.tick(rules, retireMs, forgetMs);
     const known = this.epochs.get(id);
     this.epochs.set(id, epoch);
     if (known !== undefined && known !== epoch) {
@@ -81,6 +83,12 @@ export class FarmClock {
       const { lapsed, retired } = await this.options.engine.maintainHost(rules, host, retireMs);
       if (lapsed) this.options.log.info({ farm: id, host }, 'host lease lapsed: host is stale');
       if (retired) this.options.log.info({ farm: id, host }, 'host retired: its connections stop counting');
+    }
+    for (const host of hostsToForget) {
+      const result = await this.options.engine.forgetHost(rules, host, forgetMs);
+      if (result.kind === 'forgotten') {
+        this.options.log.info({ farm: id, host, days: farm.forgetHostsAfterDays }, 'retired host forgotten: its keys and series are gone');
+      }
     }
     return epoch;
   }

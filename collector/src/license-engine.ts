@@ -36,9 +36,13 @@ export type RenewResult = 'ok' | 'superseded' | 'epoch';
 
 export interface TickResult {
   epoch: string;
-  /** The epoch did not exist: this call created it. */
+  /** Hosts due for maintainHost. */
   hostsDue: string[];
+  /** Retired hosts not seen for forgetHostsAfterDays, due for forgetHost. */
+  hostsToForget: string[];
 }
+
+export type ForgetResult = { kind: 'forgotten'; wasLive: boolean } | { kind: 'unknown' } | { kind: 'kept' };
 
 function unexpected(script: string, reply: unknown): never {
   throw new ScriptError(`${script} answered outside its contract: ${JSON.stringify(reply)}`);
@@ -109,11 +113,22 @@ export class LicenseEngine {
   }
 
   /** Farm-wide time-driven work; returns the farm's epoch (creating one if the data was lost). */
-  async tick(farm: FarmRules, hostRetireMs: number): Promise<TickResult> {
-    const reply = await runScript(this.redis, scriptCalls.tick(this.keys, farm, LicenseEngine.newEpoch(), hostRetireMs));
-    const [epoch, hostsDue] = reply as [unknown, unknown];
-    if (typeof epoch !== 'string' || !Array.isArray(hostsDue)) return unexpected('tick', reply);
-    return { epoch, hostsDue: hostsDue as string[] };
+  async tick(farm: FarmRules, hostRetireMs: number, forgetMs: number): Promise<TickResult> {
+    const reply = await runScript(this.redis, scriptCalls.tick(this.keys, farm, LicenseEngine.newEpoch(), hostRetireMs, forgetMs));
+    const [epoch, hostsDue, hostsToForget] = reply as [unknown, unknown, unknown];
+    if (typeof epoch !== 'string' || !Array.isArray(hostsDue) || !Array.isArray(hostsToForget)) return unexpected('tick', reply);
+    return { epoch, hostsDue: hostsDue as string[], hostsToForget: hostsToForget as string[] };
+  }
+
+  /**
+   * Removes a host's keys and contributions: with forgetMs, only a retired host not seen for that
+   * long; without, whatever its state.
+   */
+  async forgetHost(farm: FarmRules, host: string, forgetMs?: number): Promise<ForgetResult> {
+    const reply = (await runScript(this.redis, scriptCalls.forgetHost(this.keys, farm, host.toLowerCase(), forgetMs))) as unknown[];
+    if (reply[0] === 'forgotten') return { kind: 'forgotten', wasLive: reply[1] === 1 };
+    if (reply[0] === 'unknown' || reply[0] === 'kept') return { kind: reply[0] };
+    return unexpected('forgetHost', reply);
   }
 
   /** Lease lapse, retirement and re-indexing of one host, each only when due. */

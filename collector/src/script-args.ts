@@ -6,7 +6,7 @@
 import { canonicalSession, type ParsedEvent, type Session } from '@rasmon/protocol';
 import { farmKeyList, hostKeyList, type RedisKeys } from './redis-keys.js';
 
-export const SCRIPT_NAMES = ['applyFrame', 'hello', 'renewLease', 'release', 'maintainHost', 'tick'] as const;
+export const SCRIPT_NAMES = ['applyFrame', 'hello', 'renewLease', 'release', 'maintainHost', 'tick', 'forgetHost'] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 export type ScriptArg = string | number;
@@ -139,10 +139,19 @@ export const scriptCalls = {
     ]);
   },
 
-  tick(keys: RedisKeys, rules: FarmRules, freshEpoch: string, retireMs: number): ScriptCall {
+  tick(keys: RedisKeys, rules: FarmRules, freshEpoch: string, retireMs: number, forgetMs: number): ScriptCall {
     return call('tick', farmKeyList(keys.farm(rules.id)), rules, [
       ['freshEpoch', freshEpoch],
       ['retireMs', retireMs],
+      ['forgetMs', forgetMs],
+    ]);
+  },
+
+  /** forgetMs undefined: forget the host whatever its state. */
+  forgetHost(keys: RedisKeys, rules: FarmRules, host: string, forgetMs: number | undefined): ScriptCall {
+    return call('forgetHost', hostKeys(keys, rules.id, host), rules, [
+      ['host', host],
+      ['forgetMs', forgetMs ?? ''],
     ]);
   },
 };

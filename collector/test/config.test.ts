@@ -95,6 +95,7 @@ describe('parseConfig', () => {
           overuseGraceDays: 7,
           expiryGraceDays: 30,
           maxHosts: 5000,
+          forgetHostsAfterDays: 30,
         },
       ],
     });

@@ -39,7 +39,8 @@ const calls: Record<ScriptName, ScriptCall> = {
   renewLease: scriptCalls.renewLease(keys, rules, who, 45_000),
   release: scriptCalls.release(keys, rules, who),
   maintainHost: scriptCalls.maintainHost(keys, rules, 'rdsh-1', 86_400_000),
-  tick: scriptCalls.tick(keys, rules, 'fresh', 86_400_000),
+  tick: scriptCalls.tick(keys, rules, 'fresh', 86_400_000, 30 * 86_400_000),
+  forgetHost: scriptCalls.forgetHost(keys, rules, 'rdsh-1', 30 * 86_400_000),
 };
 
 describe('script arguments', () => {
@@ -77,7 +78,7 @@ describe('script arguments', () => {
       ['countDisconnected', '0'],
       ['graceSeed', '1700000000000'],
     ]);
-    const open = scriptCalls.tick(keys, { id: 'farm-a', seats: 3, countDisconnected: true }, 'fresh', 1);
+    const open = scriptCalls.tick(keys, { id: 'farm-a', seats: 3, countDisconnected: true }, 'fresh', 1, 1);
     expect(open.args.slice(0, 3)).toEqual([
       ['seats', 3],
       ['countDisconnected', '1'],

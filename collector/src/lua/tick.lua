@@ -8,9 +8,11 @@
   ARGV: farm rules (1-3, see includes/farm-state.lua), then
     4 freshEpoch   a new epoch value, stored when the farm has none
     5 retireMs     hostRetireSeconds in ms
+    6 forgetMs     forgetHostsAfterDays in ms
 
   Output:
-    {epoch, hosts}   epoch: the farm's epoch now; hosts: hosts due for maintainHost
+    {epoch, hosts, forget}   epoch: the farm's epoch now; hosts: hosts due for maintainHost;
+                             forget: retired hosts due for forgetHost (at most 100 per tick)
 ]]
 --- @include "farm-state"
 
@@ -43,4 +45,8 @@ elseif rcall('SCARD', F.cdOff) < rcall('ZCARD', F.seen) then
     if rcall('SISMEMBER', F.cdOff, name) == 0 then add({ name }) end
   end
 end
-return { epoch, due }
+local forget = {}
+for _, name in ipairs(rcall('ZRANGEBYSCORE', F.seen, '-inf', int(now - tonumber(ARGV[6])), 'LIMIT', 0, 100)) do
+  if rcall('SISMEMBER', F.retired, name) == 1 then forget[#forget + 1] = name end
+end
+return { epoch, due, forget }

@@ -1,0 +1,80 @@
+/**
+ * `rasmon-collector forget-host --config FILE --farm ID --host NAME`: removes one host's keys and
+ * series now (a decommissioned host), under the farm's configured rules. Exit 0 when forgotten,
+ * 1 when the farm holds no such host or Redis cannot be reached, 2 on bad usage or configuration.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config.js';
+import { farmRules } from './agent-connection.js';
+import { LicenseEngine } from './license-engine.js';
+import { createLogger } from './logger.js';
+import { createRedis } from './redis-client.js';
+import { RedisKeys } from './redis-keys.js';
+import { defineScripts } from './scripts.js';
+
+export const FORGET_USAGE = `Usage: rasmon-collector forget-host --config FILE --farm ID --host NAME
+
+Removes the host's keys and series from Redis now: its connections stop counting, and a host of
+that name that reports again is a new host. Retired hosts are forgotten by themselves after the
+farm's forgetHostsAfterDays.`;
+
+export async function forgetHost(argv: string[], fail: (message: string) => never): Promise<number> {
+  let values: { config?: string; farm?: string; host?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        farm: { type: 'string' },
+        host: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    fail(`${(err as Error).message}\n${FORGET_USAGE}`);
+  }
+  if (values.help) {
+    process.stdout.write(`${FORGET_USAGE}\n`);
+    return 0;
+  }
+  if (!values.farm || !values.host) fail(`forget-host needs --farm and --host\n${FORGET_USAGE}`);
+  const host = values.host.trim().toLowerCase();
+  if (!/^[a-z0-9._-]{1,255}$/.test(host)) fail(`--host ${JSON.stringify(values.host)} is not a host name`);
+  let config;
+  try {
+    config = loadConfig({ ...(values.config ? { path: values.config } : {}), env: process.env });
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+  const farm = config.farms.find((candidate) => candidate.id.toLowerCase() === values.farm!.toLowerCase());
+  if (!farm) fail(`farm ${values.farm} is not in the configuration (farms: ${config.farms.map((f) => f.id).join(', ')})`);
+
+  const log = createLogger();
+  const redis = createRedis(config.redis);
+  redis.on('error', () => undefined);
+  try {
+    defineScripts(redis);
+    await redis.connect();
+    const engine = new LicenseEngine(redis, new RedisKeys(config.redis.prefix), 3 * config.heartbeatSeconds * 1000, config.limits.maxSessions);
+    const result = await engine.forgetHost(farmRules(farm), host);
+    if (result.kind !== 'forgotten') {
+      process.stderr.write(`rasmon-collector: farm ${farm.id} has no host ${host}\n`);
+      return 1;
+    }
+    log.info({ farm: farm.id, host, wasLive: result.wasLive }, 'host forgotten by forget-host: its keys and series are gone');
+    process.stdout.write(
+      `forgot host ${host} of farm ${farm.id}` +
+        (result.wasLive ? ' (its agent was connected: if it reports again it is a new host)' : '') +
+        '\n',
+    );
+    return 0;
+  } catch (err) {
+    process.stderr.write(`rasmon-collector: could not forget host ${host}: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    redis.disconnect();
+  }
+}
