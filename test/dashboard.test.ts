@@ -39,7 +39,7 @@ interface Frame {
 export interface SelectorUse {
   metric: string;
   /** The innermost aggregation around the selector, if any (functions and parentheses in between are fine). */
-  aggregation?: Frame;
+  aggregation?: Frame | undefined;
 }
 
 function tokenize(expr: string): Token[] {

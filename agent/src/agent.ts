@@ -4,9 +4,10 @@
  * `snapshotIntervalSeconds`. Everything that sends runs in one queue, so seqs go out in order and
  * a snapshot's seq always follows the events it includes.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseSession, type Session } from '@rasmon/protocol';
+import { writeFileAtomic } from '@rasmon/protocol/kit';
 import type { Logger } from 'pino';
 import { CollectorLink, type LinkOptions } from './collector-link.js';
 import type { AgentMetrics } from './metrics.js';
@@ -157,9 +158,7 @@ export class Agent {
    * snapshot on connect repairs whatever the diff misses.
    */
   private async saveSessions(sessions: readonly Session[]): Promise<void> {
-    const tmp = `${this.sessionsFile}.tmp`;
-    await writeFile(tmp, JSON.stringify(sessions));
-    await rename(tmp, this.sessionsFile);
+    await writeFileAtomic(this.sessionsFile, JSON.stringify(sessions));
   }
 
   private async restoreSessions(): Promise<void> {

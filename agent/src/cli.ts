@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
+import { createRootLogger } from '@rasmon/protocol/kit';
 import { Agent } from './agent.js';
 import { AgentConfigError, connectionSettings, loadAgentConfig, readToken, type AgentConfig } from './config.js';
 import { createSource } from './create-source.js';
@@ -72,11 +72,7 @@ export async function main(argv: string[]): Promise<void> {
     throw err;
   }
 
-  const log = pino({
-    name: 'rasmon-agent',
-    level: process.env.RASMON_LOG_LEVEL ?? 'info',
-    redact: { paths: ['token', '*.token', 'headers.authorization'], censor: '[redacted]' },
-  });
+  const log = createRootLogger('rasmon-agent');
 
   if (command === 'sessions') {
     try {

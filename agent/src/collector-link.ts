@@ -16,6 +16,7 @@ import {
   AGENT_PATH,
   DEFAULT_LIMITS,
   MAX_COLLECTOR_FRAME_BYTES,
+  silenceLimitMs,
   SUBPROTOCOL,
   parseCollectorFrame,
   type AckFrame,
@@ -274,7 +275,7 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
     this.heartbeat = setInterval(() => {
       const socket = this.socket;
       if (!socket || socket.readyState !== WebSocket.OPEN) return;
-      if (Date.now() - this.lastHeard > 2 * intervalMs) {
+      if (Date.now() - this.lastHeard > silenceLimitMs(seconds)) {
         this.options.log.warn('collector silent for two heartbeats: reconnecting');
         socket.terminate();
         return;

@@ -4,17 +4,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { extname, join } from 'node:path';
+import { join } from 'node:path';
 import { NAME_PATTERN } from '@rasmon/protocol';
-import YAML from 'yaml';
+import { ConfigFileError, formatIssue, RasmonError, readConfigFile } from '@rasmon/protocol/kit';
 import { z } from 'zod';
 import { parseCidr } from './cidr.js';
 import { CLASSIFY_DEFAULTS } from './classify.js';
 
-export class AgentConfigError extends Error {
-  readonly code = 'RASMON_AGENT_CONFIG';
-  constructor(message: string) {
-    super(message);
+export class AgentConfigError extends RasmonError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('RASMON_AGENT_CONFIG', message, options);
     this.name = 'AgentConfigError';
   }
 }
@@ -91,17 +90,6 @@ export interface ConnectionSettings {
   farm: string;
 }
 
-function describe(error: z.ZodError): string {
-  const issue = error.issues[0]!;
-  let path = '';
-  for (const part of issue.path) path += typeof part === 'number' ? `[${part}]` : path ? `.${String(part)}` : String(part);
-  if (issue.code === 'unrecognized_keys') {
-    const key = issue.keys[0]!;
-    return `${path ? `${path}.` : ''}${key}: unknown key`;
-  }
-  return `${path || 'config'}: ${issue.message}`;
-}
-
 /** Command-line values that override the file. */
 export interface AgentFlags {
   collector?: string | undefined;
@@ -116,24 +104,19 @@ export interface AgentFlags {
 export function loadAgentConfig(path: string | undefined, flags: AgentFlags = {}): AgentConfig {
   let raw: Record<string, unknown> = {};
   if (path) {
-    let text: string;
+    let parsed: unknown;
     try {
-      text = readFileSync(path, 'utf8');
-    } catch {
-      throw new AgentConfigError(`config file ${path}: cannot be read`);
-    }
-    const ext = extname(path).toLowerCase();
-    try {
-      if (ext === '.json') raw = JSON.parse(text) as Record<string, unknown>;
-      else if (ext === '.yaml' || ext === '.yml') raw = (YAML.parse(text) as Record<string, unknown>) ?? {};
-      else throw new AgentConfigError(`config file ${path}: must end in .yaml, .yml or .json`);
+      parsed = readConfigFile(path);
     } catch (err) {
-      if (err instanceof AgentConfigError) throw err;
-      throw new AgentConfigError(`config file ${path}: ${(err as Error).message.split('\n')[0]}`);
+      if (!(err instanceof ConfigFileError)) throw err;
+      const message = err.unreadable ? `config file ${path}: cannot be read (${err.reason})` : err.message;
+      throw new AgentConfigError(message, { cause: err });
     }
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    parsed ??= {};
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) {
       throw new AgentConfigError(`config file ${path}: must hold a mapping of settings`);
     }
+    raw = parsed as Record<string, unknown>;
   }
   const { spoolDir, ...plain } = flags;
   const merged: Record<string, unknown> = { ...raw };
@@ -143,7 +126,7 @@ export function loadAgentConfig(path: string | undefined, flags: AgentFlags = {}
     merged.spool = { ...spool, dir: spoolDir };
   }
   const result = schema.safeParse(merged);
-  if (!result.success) throw new AgentConfigError(describe(result.error));
+  if (!result.success) throw new AgentConfigError(formatIssue(result.error));
   const host = result.data.host ?? hostname().split('.')[0]!;
   if (!NAME_PATTERN.test(host)) {
     throw new AgentConfigError(`host: this machine's name "${host}" does not match ${NAME_PATTERN.source}; set host`);

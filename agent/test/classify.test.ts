@@ -2,14 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { CLASSIFY_DEFAULTS, Classifier } from '../src/classify.js';
 import type { RawSession } from '../src/sources/raw-session.js';
 
-const raw = (fields: Partial<RawSession> = {}): RawSession => ({
+const raw = (fields: { [K in keyof RawSession]?: RawSession[K] | undefined } = {}): RawSession => ({
   sessionId: 3,
   user: 'alice',
   state: 'active',
   sessionName: 'rdp-tcp#1',
   logonTime: 1_700_000_000_000,
   ...fields,
-});
+}) as RawSession;
 
 const classifier = (config: Partial<typeof CLASSIFY_DEFAULTS> & { domain?: string } = {}) =>
   new Classifier({ ...CLASSIFY_DEFAULTS, ...config });

@@ -51,6 +51,10 @@ describe('agent configuration', () => {
     expectError(() => loadAgentConfig(file('a.yaml', 'farm: [\n')), /^config file .*a\.yaml: /);
   });
 
+  it('reads an agent.json saved with a byte-order mark, as Notepad saves it', () => {
+    expect(loadAgentConfig(file('agent.json', '\uFEFF{"farm":"farm-a","host":"rdsh-1"}')).farm).toBe('farm-a');
+  });
+
   it('needs collector, tokenFile and farm to connect', () => {
     expectError(() => connectionSettings(loadAgentConfig(file('a.yaml', 'farm: farm-a\n'))), 'collector: required');
     const ok = loadAgentConfig(file('a.yaml', 'farm: farm-a\ncollector: ws://c:9420\ntokenFile: /t\n'));

@@ -7,6 +7,7 @@ import type { WebSocket } from 'ws';
 import {
   CloseCode,
   ERROR_CLOSE_CODES,
+  normalizeHost,
   parseAgentFrame,
   type CollectorFrame,
   type ErrorCode,
@@ -211,7 +212,7 @@ export class AgentConnection {
     }
     const claim: HostClaim = {
       farm: farmRules(farm),
-      host: hello.host.toLowerCase(),
+      host: normalizeHost(hello.host),
       owner: this.id,
       stream: hello.stream,
       epoch: await this.ctx.epoch(farm.id),

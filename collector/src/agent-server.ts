@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { AGENT_PATH, CloseCode, SUBPROTOCOL } from '@rasmon/protocol';
+import { AGENT_PATH, CloseCode, silenceLimitMs, SUBPROTOCOL } from '@rasmon/protocol';
 import { AgentConnection, type ConnectionContext } from './agent-connection.js';
 import { bearerToken } from './bearer-token.js';
 import { hostAllowed, sha256Hex, type FarmConfig } from './config.js';
@@ -173,15 +173,15 @@ export class AgentServer {
   private async beat(connection: AgentConnection, intervalMs: number): Promise<void> {
     const { engine } = this.options.context;
     const now = Date.now();
-    if (now - connection.lastHeard > 2 * intervalMs) {
+    if (now - connection.lastHeard > silenceLimitMs(this.options.context.heartbeatSeconds)) {
       this.options.log.info({ conn: connection.id }, 'agent silent for two heartbeats: terminating');
       connection.terminate();
       return;
     }
-    if (!connection.claim && now - connection.openedAt > 2 * intervalMs) {
+    if (!connection.claim && now - connection.openedAt > silenceLimitMs(this.options.context.heartbeatSeconds)) {
       // An authenticated socket that never says hello holds a slot for nothing.
       this.options.context.metrics.upgradesRejected.inc({ reason: 'hello_required' });
-      connection.fail('hello_required', `no hello within ${(2 * intervalMs) / 1000} s`);
+      connection.fail('hello_required', `no hello within ${silenceLimitMs(this.options.context.heartbeatSeconds) / 1000} s`);
       return;
     }
     connection.ping();

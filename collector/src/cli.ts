@@ -5,7 +5,8 @@
  */
 import { parseArgs } from 'node:util';
 import { Collector } from './collector.js';
-import { ConfigError, loadConfig, type CollectorConfig } from './config.js';
+import { ConfigError, type CollectorConfig } from './config.js';
+import { loadConfig } from './config-loader.js';
 import { forgetHost } from './forget-host-command.js';
 import { createLogger } from './logger.js';
 import { VERSION } from './version.js';
@@ -72,7 +73,7 @@ export async function main(argv: string[]): Promise<void> {
       collector.reload(load());
     } catch (err) {
       // A bad edit must not take a running collector down: keep serving with what was loaded.
-      log.error({ err: err instanceof ConfigError ? { message: err.message } : err }, 'reload refused; configuration unchanged');
+      log.error({ err }, 'reload refused; configuration unchanged');
     }
   });
   let stopping = false;

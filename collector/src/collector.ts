@@ -2,6 +2,7 @@
  * The collector process: HTTP server (agents, metrics, health, API), Redis, and the clock that
  * applies time-driven rules. Holds only sockets; all farm state lives in Redis.
  */
+import { leaseMs } from '@rasmon/protocol';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -54,7 +55,7 @@ export class Collector {
     this.keys = new RedisKeys(config.redis.prefix);
     this.redis = createRedis(config.redis);
     this.scriptSources = defineScripts(this.redis);
-    this.engine = new LicenseEngine(this.redis, this.keys, 3 * config.heartbeatSeconds * 1000, config.limits.maxSessions);
+    this.engine = new LicenseEngine(this.redis, this.keys, leaseMs(config.heartbeatSeconds), config.limits.maxSessions);
     this.reader = new FarmReader(this.redis, this.keys);
     this.farmSeries = new FarmSeries(this.reader);
     const collectorId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;

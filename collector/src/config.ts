@@ -1,56 +1,13 @@
+/**
+ * The collector's configuration: its schema, the checks that span several keys, and the types derived
+ * from the schema. Reading the file and the environment is `config-loader.ts`.
+ */
 import { createHash } from 'node:crypto';
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
-import { extname } from 'node:path';
-import { NAME_PATTERN } from '@rasmon/protocol';
-import YAML from 'yaml';
+import { DEFAULT_LIMITS, NAME_PATTERN } from '@rasmon/protocol';
+import { RasmonError, reportIssue } from '@rasmon/protocol/kit';
 import { z } from 'zod';
-
-/** One licensed RAS farm as the collector enforces it. */
-export interface FarmConfig {
-  /** Farm name agents send in their hello; unique among farms, compared case-insensitively. */
-  id: string;
-  /** Licensed concurrent users; an integer >= 0. */
-  seats: number;
-  license: 'primary' | 'sublicense';
-  /** License expiry, ms since the epoch. */
-  expires: number;
-  /** Lower-case hex sha256 of each agent token that may report for this farm. */
-  agentTokensSha256: string[];
-  /** Whether disconnected sessions hold a license. */
-  countDisconnected: boolean;
-  overuseGraceDays: number;
-  expiryGraceDays: number;
-  /** When a known overuse grace began, ms since the epoch. */
-  overuseGraceStartedAt?: number;
-  /** Host-name patterns (`*`, `?`, case-insensitive) its agents may claim; unset allows any host. */
-  hosts?: string[];
-  /** Most hosts (not yet retired) the farm may hold, so one leaked token cannot flood Redis. */
-  maxHosts: number;
-  /** A retired host not seen for this many days is forgotten: its keys and series go. */
-  forgetHostsAfterDays: number;
-}
-
-/** The collector's validated configuration, defaults applied. */
-export interface CollectorConfig {
-  /** Where the HTTP server listens; an IPv6 host is given without brackets. */
-  listen: { host: string; port: number };
-  /** Exactly one of `url`, `cluster`, `sentinel` is set. */
-  redis: {
-    url?: string;
-    prefix: string;
-    cluster?: { nodes: string[] };
-    sentinel?: { sentinels: string[]; name: string };
-  };
-  heartbeatSeconds: number;
-  hostRetireSeconds: number;
-  limits: { maxFrameBytes: number; maxEvents: number; maxSessions: number };
-  /** Paths of PEM files, checked readable at load time; `ca` turns on client certificates. */
-  tls?: { cert: string; key: string; ca?: string };
-  /** Lower-case hex sha256 of the bearer tokens the JSON API accepts; empty leaves it open. */
-  api: { tokensSha256: string[] };
-  farms: FarmConfig[];
-}
 
 /** The values used for every key the configuration leaves out. */
 export const CONFIG_DEFAULTS = Object.freeze({
@@ -59,7 +16,7 @@ export const CONFIG_DEFAULTS = Object.freeze({
   redisPrefix: 'rasmon',
   heartbeatSeconds: 15,
   hostRetireSeconds: 86_400,
-  limits: Object.freeze({ maxFrameBytes: 1_048_576, maxEvents: 1000, maxSessions: 2000 }),
+  limits: DEFAULT_LIMITS,
   farm: Object.freeze({
     countDisconnected: true,
     overuseGraceDays: 7,
@@ -73,21 +30,20 @@ export const CONFIG_DEFAULTS = Object.freeze({
  * A configuration problem: the message is one line naming the bad key, so the CLI can print it as is
  * and exit 2.
  */
-export class ConfigError extends Error {
-  readonly code = 'RASMON_CONFIG';
+export class ConfigError extends RasmonError {
   /** The key (`farms[0].seats`), environment variable or option at fault; absent when the whole file is. */
   readonly key: string | undefined;
 
   constructor(message: string, options: { key?: string; cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super('RASMON_CONFIG', message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ConfigError';
     this.key = options.key;
   }
 }
 
-const LISTEN_HINT = 'must be "host:port", "[ipv6]:port" or ":port" with a port from 0 to 65535';
+export const LISTEN_HINT = 'must be "host:port", "[ipv6]:port" or ":port" with a port from 0 to 65535';
 const NODE_HINT = 'must be "host:port" or "[ipv6]:port" with a port from 1 to 65535';
-const REDIS_URL_HINT = 'must be a redis:// or rediss:// URL';
+export const REDIS_URL_HINT = 'must be a redis:// or rediss:// URL';
 const HOST_NAME = /^[A-Za-z0-9.-]+$/;
 
 /** Splits `host:port`, `[ipv6]:port` or `:port`; undefined when malformed. An empty host stays empty. */
@@ -102,7 +58,7 @@ function splitHostPort(text: string): { host: string; port: number } | undefined
   return host === '' || HOST_NAME.test(host) ? { host, port } : undefined;
 }
 
-function parseListen(text: string): { host: string; port: number } | undefined {
+export function parseListen(text: string): { host: string; port: number } | undefined {
   const parsed = splitHostPort(text.trim());
   if (!parsed) return undefined;
   return { host: parsed.host === '' ? '0.0.0.0' : parsed.host, port: parsed.port };
@@ -113,7 +69,7 @@ function isRedisNode(text: string): boolean {
   return parsed !== undefined && parsed.host !== '' && parsed.port > 0;
 }
 
-function isRedisUrl(text: string): boolean {
+export function isRedisUrl(text: string): boolean {
   try {
     const url = new URL(text);
     return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
@@ -265,49 +221,23 @@ const configSchema = z.strictObject(
   { error: 'must be a mapping of settings' },
 );
 
-type PathSegment = PropertyKey;
+/**
+ * One licensed RAS farm as the collector enforces it: `id` compared case-insensitively, times in ms
+ * since the epoch, token hashes in lower-case hex; `hosts` unset allows any host.
+ */
+export type FarmConfig = z.output<typeof farmSchema>;
 
-/** `['farms', 0, 'agentTokensSha256', 2]` → `farms[0].agentTokensSha256[2]`. */
-function formatPath(path: readonly PathSegment[]): string {
-  let out = '';
-  for (const segment of path) {
-    if (typeof segment === 'number') out += `[${segment}]`;
-    else out += out === '' ? String(segment) : `.${String(segment)}`;
-  }
-  return out;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Whether the key at `path` is absent from the raw input, so "is required" beats a type complaint. */
-function isMissing(raw: unknown, path: readonly PathSegment[]): boolean {
-  if (path.length === 0) return raw === undefined;
-  let parent: unknown = raw;
-  for (const segment of path.slice(0, -1)) {
-    if (typeof parent !== 'object' || parent === null) return false;
-    parent = (parent as Record<PropertyKey, unknown>)[segment];
-  }
-  if (typeof parent !== 'object' || parent === null) return false;
-  return (parent as Record<PropertyKey, unknown>)[path[path.length - 1] as PropertyKey] === undefined;
-}
+/**
+ * The collector's validated configuration, defaults applied. Exactly one of `redis.url`, `cluster`,
+ * `sentinel` is set; `tls` files were readable at load time; an empty `api.tokensSha256` leaves the
+ * API open.
+ */
+export type CollectorConfig = z.output<typeof configSchema>;
 
 function located(key: string, sentence: string, source: string): ConfigError {
   return key === ''
     ? new ConfigError(`${source}: ${sentence}`)
     : new ConfigError(`${key}: ${sentence} (in ${source})`, { key });
-}
-
-function describeIssue(issues: z.ZodError['issues'], raw: unknown, source: string): ConfigError {
-  // A misspelt key also makes its intended key look missing; the misspelling is the useful report.
-  const issue = issues.find((candidate) => candidate.code === 'unrecognized_keys') ?? issues[0];
-  if (!issue) return new ConfigError(`${source}: invalid`);
-  if (issue.code === 'unrecognized_keys') {
-    return located(formatPath([...issue.path, issue.keys[0] ?? '?']), 'unknown key', source);
-  }
-  const sentence = isMissing(raw, issue.path) ? 'is required' : issue.message;
-  return located(formatPath(issue.path), sentence, source);
 }
 
 function checkReadableFile(key: string, file: string, source: string): void {
@@ -381,7 +311,10 @@ function checkConsistency(config: CollectorConfig, source: string): void {
 export function parseConfig(raw: unknown, source: string): CollectorConfig {
   if (raw === null || raw === undefined) throw new ConfigError(`${source}: is empty`);
   const result = configSchema.safeParse(raw, { reportInput: true });
-  if (!result.success) throw describeIssue(result.error.issues, raw, source);
+  if (!result.success) {
+    const { key, sentence } = reportIssue(result.error, raw);
+    throw located(key, sentence, source);
+  }
   const config: CollectorConfig = result.data;
   checkConsistency(config, source);
   const { url, cluster, sentinel } = config.redis;
@@ -391,108 +324,8 @@ export function parseConfig(raw: unknown, source: string): CollectorConfig {
   return config;
 }
 
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value === '' ? undefined : value;
-}
-
-function readText(file: string, source: string): string {
-  try {
-    // A BOM from Windows editors would break JSON.parse.
-    return readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const reason =
-      code === 'ENOENT'
-        ? 'not found'
-        : code === 'EACCES' || code === 'EPERM'
-          ? 'not readable'
-          : code === 'EISDIR'
-            ? 'is a directory'
-            : `cannot be read (${code ?? String(err)})`;
-    throw new ConfigError(`${source}: ${reason}`, { cause: err });
-  }
-}
-
-function parseYaml(text: string, source: string): unknown {
-  const doc = YAML.parseDocument(text);
-  // Warnings (an unknown tag, say) would silently change a value; an ops config should not pass them.
-  const problem = doc.errors[0] ?? doc.warnings[0];
-  if (problem) {
-    const firstLine = problem.message.split('\n')[0] ?? problem.message;
-    const reason = firstLine.replace(/ at line \d+, column \d+:?$/, '');
-    const at = problem.linePos?.[0];
-    const where = at ? `line ${at.line}, column ${at.col}: ` : '';
-    throw new ConfigError(`${source}: ${where}${reason}`, { cause: problem });
-  }
-  return doc.toJS();
-}
-
-function parseJson(text: string, source: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    const message = (err as Error).message.split('\n')[0] ?? '';
-    const position = /at position (\d+)/.exec(message);
-    let where = '';
-    if (position) {
-      const before = text.slice(0, Number(position[1]));
-      const line = before.split('\n').length;
-      const col = before.length - before.lastIndexOf('\n');
-      where = `line ${line}, column ${col}: `;
-    }
-    const reason = message.replace(/ in JSON at position \d+.*$/, '');
-    throw new ConfigError(`${source}: ${where}${reason}`, { cause: err });
-  }
-}
-
-/** Puts the environment's overrides into the raw file object, so they are validated with the rest. */
-function applyOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
-  const redisUrl = nonEmpty(env.REDIS_URL);
-  const listen = nonEmpty(env.RASMON_LISTEN);
-  if (redisUrl !== undefined && !isRedisUrl(redisUrl)) {
-    throw new ConfigError(`REDIS_URL: ${REDIS_URL_HINT}`, { key: 'REDIS_URL' });
-  }
-  if (listen !== undefined && parseListen(listen) === undefined) {
-    throw new ConfigError(`RASMON_LISTEN: ${LISTEN_HINT}`, { key: 'RASMON_LISTEN' });
-  }
-  if (!isRecord(raw)) return raw;
-  const merged: Record<string, unknown> = { ...raw };
-  if (listen !== undefined) merged.listen = listen;
-  // A non-mapping redis is left alone so the file's own mistake is still reported.
-  if (redisUrl !== undefined && (merged.redis === undefined || isRecord(merged.redis))) {
-    const redis: Record<string, unknown> = { ...(merged.redis as Record<string, unknown> | undefined) };
-    delete redis.cluster;
-    delete redis.sentinel;
-    merged.redis = { ...redis, url: redisUrl };
-  }
-  return merged;
-}
-
-/**
- * Reads, validates and returns the collector configuration.
- *
- * The file is `options.path` (the `--config` flag) or else `env.RASMON_CONFIG`; `.yaml`/`.yml` is read
- * as YAML and `.json` as JSON. `env.REDIS_URL` replaces the file's redis url, cluster and sentinel;
- * `env.RASMON_LISTEN` replaces `listen`. Empty environment variables count as unset.
- *
- * @param options.env - defaults to `process.env`
- * @throws {@link ConfigError} with a one-line message naming the file, key or variable at fault
- */
-export function loadConfig(options: { path?: string; env?: NodeJS.ProcessEnv } = {}): CollectorConfig {
-  const env = options.env ?? process.env;
-  const file = nonEmpty(options.path) ?? nonEmpty(env.RASMON_CONFIG);
-  if (file === undefined) {
-    throw new ConfigError('--config FILE or RASMON_CONFIG is required', { key: '--config' });
-  }
-  const source = `config file ${file}`;
-  const extension = extname(file).toLowerCase();
-  if (extension !== '.yaml' && extension !== '.yml' && extension !== '.json') {
-    const found = extension === '' ? 'has no extension' : `has unsupported extension "${extension}"`;
-    throw new ConfigError(`${source}: ${found}; use .yaml, .yml or .json`);
-  }
-  const text = readText(file, source);
-  const raw = extension === '.json' ? parseJson(text, source) : parseYaml(text, source);
-  return parseConfig(applyOverrides(raw, env), source);
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Sorts object keys at every level and drops undefined values, so equal configs serialize equally. */

@@ -4,7 +4,8 @@
  * 1 when the farm holds no such host or Redis cannot be reached, 2 on bad usage or configuration.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError } from './config.js';
+import { loadConfig } from './config-loader.js';
 import { farmRules } from './agent-connection.js';
 import { LicenseEngine } from './license-engine.js';
 import { createLogger } from './logger.js';

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import type { ParsedEvent, Session } from '@rasmon/protocol';
+import { normalizeHost, type ParsedEvent, type Session } from '@rasmon/protocol';
 import { ScriptError } from './errors.js';
 import type { RedisKeys } from './redis-keys.js';
 import { scriptCalls, type FarmRules, type HostIdentity } from './script-args.js';
@@ -64,7 +64,7 @@ export class LicenseEngine {
   }
 
   private identity(claim: HostClaim): HostIdentity {
-    return { host: claim.host.toLowerCase(), owner: claim.owner, stream: claim.stream, epoch: claim.epoch };
+    return { host: normalizeHost(claim.host), owner: claim.owner, stream: claim.stream, epoch: claim.epoch };
   }
 
   async hello(claim: HostClaim, agent: string | undefined, maxHosts: number): Promise<HelloResult> {
@@ -133,7 +133,7 @@ export class LicenseEngine {
 
   /** Lease lapse, retirement and re-indexing of one host, each only when due. */
   async maintainHost(farm: FarmRules, host: string, hostRetireMs: number): Promise<{ lapsed: boolean; retired: boolean }> {
-    const reply = (await runScript(this.redis, scriptCalls.maintainHost(this.keys, farm, host.toLowerCase(), hostRetireMs))) as number[];
+    const reply = (await runScript(this.redis, scriptCalls.maintainHost(this.keys, farm, normalizeHost(host), hostRetireMs))) as number[];
     const [lapsed, retired] = reply;
     return { lapsed: lapsed === 1, retired: retired === 1 };
   }

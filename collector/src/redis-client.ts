@@ -7,13 +7,15 @@ import type { CollectorConfig } from './config.js';
  * refused with 1013 instead of waiting behind an outage.
  */
 export function createRedis(config: CollectorConfig['redis']): Redis | Cluster {
-  const common: RedisOptions = {
+  // `satisfies`, not a `RedisOptions` annotation: ioredis's own option type does not accept itself
+  // under exactOptionalPropertyTypes (its `replyMapping`).
+  const common = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     lazyConnect: true,
     connectionName: 'rasmon-collector',
-    retryStrategy: (attempt) => Math.min(100 * 2 ** attempt, 2000),
-  };
+    retryStrategy: (attempt: number) => Math.min(100 * 2 ** attempt, 2000),
+  } satisfies RedisOptions;
   if (config.cluster) {
     return new Cluster(config.cluster.nodes.map(parseNode), {
       enableOfflineQueue: false,

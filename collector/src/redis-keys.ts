@@ -4,6 +4,8 @@
  * KEYS and never builds a name itself.
  */
 
+import { normalizeHost } from '@rasmon/protocol';
+
 /** Keys holding farm-wide state. */
 export interface FarmKeys {
   /** String: a random value that disappears with the data; see `tick`. */
@@ -71,7 +73,7 @@ export class RedisKeys {
 
   /** Host names compare case-insensitively (docs/design.md §2 rule 1): keys use the lower-case form. */
   host(farm: string, host: string): HostKeys {
-    const base = `${this.prefix}:{${farm}}:host:${host.toLowerCase()}:`;
+    const base = `${this.prefix}:{${farm}}:host:${normalizeHost(host)}:`;
     return { host: `${base}state`, conns: `${base}conns`, elig: `${base}elig` };
   }
 }

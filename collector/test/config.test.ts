@@ -6,12 +6,12 @@ import {
   ConfigError,
   configHash,
   hostAllowed,
-  loadConfig,
   parseConfig,
   sha256Hex,
   type CollectorConfig,
   type FarmConfig,
 } from '../src/config.js';
+import { loadConfig } from '../src/config-loader.js';
 
 const HASH_A = sha256Hex('token-a');
 const HASH_B = sha256Hex('token-b');

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { createRootLogger } from '@rasmon/protocol/kit';
 import { pino } from 'pino';
 import { Agent, simulateFleet } from '@rasmon/agent';
 import { Collector, parseConfig } from '@rasmon/collector';
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'rasmon-demo-'));
   undo.push(() => rmSync(work, { recursive: true, force: true }));
   const logFile = join(work, 'demo.log');
-  const log = pino({ level: 'info' }, pino.destination({ dest: logFile, sync: false }));
+  const log = createRootLogger('rasmon-demo', { level: 'info' }, pino.destination({ dest: logFile, sync: false }));
   undo.push(() => log.flush());
   const now = Date.now();
   const farms = plans(now);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { formatIssue } from './kit/zod-issue.js';
 import { NAME_PATTERN } from './messages.js';
 
 /** Text that is valid Unicode: a lone surrogate has no UTF-8 form, so Redis could not tell it apart. */
@@ -24,7 +25,10 @@ export const clientSchema = z.object({
   address: text(0, 256).optional(),
 });
 
-/** A session as an agent sends it; unknown fields are dropped. */
+/**
+ * A session as an agent sends it; unknown fields are dropped. `since` is the logon time in ms since the
+ * epoch and never changes for an `id`.
+ */
 export const sessionSchema = z.object({
   id: sessionIdSchema,
   user: text(1, 256).refine((user) => user.trim() !== '', 'must not be blank'),
@@ -60,8 +64,5 @@ export const endItemSchema = z.object({
 
 /** Turns the first problem zod found into one line naming the field, under `prefix` if given. */
 export function describeIssue(error: z.ZodError, prefix?: string): string {
-  const issue = error.issues[0];
-  if (!issue) return prefix ? `${prefix}: invalid` : 'invalid';
-  const path = [prefix, ...issue.path.map(String)].filter((part) => part !== undefined).join('.');
-  return path ? `${path}: ${issue.message}` : issue.message;
+  return formatIssue(error, prefix === undefined ? {} : { prefix });
 }

@@ -1,5 +1,6 @@
 export * from './session.js';
 export * from './messages.js';
+export * from './liveness.js';
 export * from './frame-parser.js';
 export * from './license-model.js';
 export * from './license-state.js';

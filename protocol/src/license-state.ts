@@ -32,7 +32,7 @@ export function expiryStatus(input: ExpiryInput): ExpiryStatus {
 
 export interface OveruseGraceInput {
   /** When the grace started, if it has. */
-  startedAtMs?: number;
+  startedAtMs?: number | undefined;
   overuseGraceDays: number;
   overuseUsers: number;
   nowMs: number;
@@ -40,7 +40,7 @@ export interface OveruseGraceInput {
 
 export interface OveruseGraceStatus {
   started: boolean;
-  startedAtMs?: number;
+  startedAtMs?: number | undefined;
   endMs?: number;
   /** The grace has run out: from now on any overuse risks deactivation. */
   exhausted: boolean;

@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+import type { helloSchema } from './frame-schema.js';
 import type { Session } from './session.js';
 
 /** WebSocket subprotocol of wire protocol v1. */
@@ -22,13 +24,8 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
 
 // Agent → collector
 
-export interface HelloFrame {
-  type: 'hello';
-  farm: string;
-  host: string;
-  stream: string;
-  agent?: string;
-}
+/** The first frame of a connection, as the wire schema gives it. */
+export type HelloFrame = z.output<typeof helloSchema>;
 
 export interface SnapshotFrame {
   type: 'snapshot';

@@ -5,7 +5,7 @@
  */
 import { evaluateUsage, type HostView, type Usage } from './license-model.js';
 import { utcDay } from './license-state.js';
-import { canonicalSession, type Session } from './session.js';
+import { canonicalSession, normalizeHost, type Session } from './session.js';
 
 interface HostRecord {
   live: boolean;
@@ -163,7 +163,7 @@ export class ReferenceFarm {
   }
 
   private host(host: string): HostRecord {
-    const key = host.toLowerCase();
+    const key = normalizeHost(host);
     let record = this.hosts.get(key);
     if (!record) {
       record = { live: false, retired: false, synced: false, connections: new Map() };

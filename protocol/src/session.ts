@@ -1,27 +1,23 @@
+import type { z } from 'zod';
+import type { sessionSchema } from './frame-schema.js';
+
+/** One connection: one session on one host (docs/design.md §2 rule 1), as the wire schema gives it. */
+export type Session = z.output<typeof sessionSchema>;
 /** Kind of a connection: a full desktop or a published application. */
-export type SessionKind = 'desktop' | 'app';
+export type SessionKind = Session['kind'];
 /** How the connection reached the host: through RAS or as plain RDP. */
-export type SessionVia = 'ras' | 'rdp';
+export type SessionVia = Session['via'];
 /** A disconnected (not logged-off) session still holds its user's license. */
-export type SessionState = 'active' | 'disconnected';
-
+export type SessionState = Session['state'];
 /** Where the user connects from; informational only. */
-export interface ClientInfo {
-  name?: string;
-  address?: string;
-}
+export type ClientInfo = NonNullable<Session['client']>;
 
-/** One connection: one session on one host (docs/design.md §2 rule 1). */
-export interface Session {
-  id: string;
-  user: string;
-  admin: boolean;
-  kind: SessionKind;
-  via: SessionVia;
-  state: SessionState;
-  /** Logon time, milliseconds since the epoch; never changes for an id. */
-  since: number;
-  client?: ClientInfo;
+/**
+ * The form every host name is compared and stored in (docs/design.md §2 rule 1: host names compare
+ * case-insensitively, as Windows does).
+ */
+export function normalizeHost(host: string): string {
+  return host.toLowerCase();
 }
 
 /**

@@ -20,6 +20,7 @@
  *     the idle time unless it already looks like a date, and the rest of the line is the logon time.
  *     `qwinsta`'s TYPE and DEVICE columns are not needed.
  */
+import { RasmonError } from '@rasmon/protocol/kit';
 import type { RawSession, RawState } from './raw-session.js';
 
 /** Languages whose headers are recognized; the language decides the day/month order of dates. */
@@ -35,11 +36,9 @@ export interface ParseQueryOptions {
 }
 
 /** Output of `query user` / `query session` that cannot be read; the message says what was expected. */
-export class QueryOutputError extends Error {
-  readonly code = 'RASMON_QUERY_OUTPUT';
-
+export class QueryOutputError extends RasmonError {
   constructor(message: string) {
-    super(message);
+    super('RASMON_QUERY_OUTPUT', message);
     this.name = 'QueryOutputError';
   }
 }

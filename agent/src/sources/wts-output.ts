@@ -2,15 +2,14 @@
  * The contract between `scripts/wts-sessions.ps1` and the agent: the script prints one JSON array of
  * objects named exactly like {@link RawSession}'s fields, and this module checks it.
  */
+import { formatIssue, RasmonError } from '@rasmon/protocol/kit';
 import { z } from 'zod';
 import type { RawSession, RawState } from './raw-session.js';
 
 /** What the script printed breaks the contract; the whole list is refused. */
-export class WtsOutputError extends Error {
-  readonly code = 'RASMON_WTS_OUTPUT';
-
+export class WtsOutputError extends RasmonError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('RASMON_WTS_OUTPUT', message, options);
     this.name = 'WtsOutputError';
   }
 }
@@ -69,17 +68,9 @@ export function parseWtsOutput(json: string): RawSession[] {
   if (!list.success) throw new WtsOutputError('wts-sessions.ps1 output is not a JSON array of sessions');
   return list.data.map((item, index) => {
     const parsed = wtsSessionSchema.safeParse(item);
-    if (!parsed.success) throw new WtsOutputError(`wts-sessions.ps1 output [${index}]${describe(parsed.error)}`);
+    if (!parsed.success) throw new WtsOutputError(`wts-sessions.ps1 output ${formatIssue(parsed.error, { prefix: `[${index}]`, unknownKeys: 'field' })}`);
     return dropNulls(parsed.data);
   });
-}
-
-function describe(error: z.ZodError): string {
-  const issue = error.issues[0];
-  if (!issue) return ': invalid';
-  if (issue.code === 'unrecognized_keys') return `: unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  const path = issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('');
-  return `${path}: ${issue.message}`;
 }
 
 function dropNulls(session: z.infer<typeof wtsSessionSchema>): RawSession {

@@ -1,0 +1,37 @@
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+
+/**
+ * What never reaches a log line, wherever it appears in a logged object: tokens, authorization
+ * headers, passwords and secrets. One list for every rasmon process.
+ */
+export const REDACT_PATHS: readonly string[] = Object.freeze([
+  'token',
+  '*.token',
+  'tokens',
+  '*.tokens',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  'password',
+  '*.password',
+  'secret',
+  '*.secret',
+]);
+
+/**
+ * The process's one root logger (pino JSON lines). Modules take `log.child({ module })`. Errors go
+ * under `err`, where pino's serializer keeps their type, stack, `code` and `cause` chain.
+ * `RASMON_LOG_LEVEL` sets the level unless `options.level` does.
+ */
+export function createRootLogger(name: string, options: LoggerOptions = {}, destination?: DestinationStream): Logger {
+  const settings: LoggerOptions = {
+    name,
+    level: process.env.RASMON_LOG_LEVEL ?? 'info',
+    ...options,
+    redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+  };
+  return destination === undefined ? pino(settings) : pino(settings, destination);
+}
+
+export type { Logger };
