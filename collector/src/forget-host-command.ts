@@ -4,6 +4,7 @@
  * 1 when the farm holds no such host or Redis cannot be reached, 2 on bad usage or configuration.
  */
 import { parseArgs } from 'node:util';
+import { normalizeHost } from '@rasmon/protocol';
 import { ConfigError } from './config.js';
 import { loadConfig } from './config-loader.js';
 import { farmRules } from './agent-connection.js';
@@ -41,7 +42,7 @@ export async function forgetHost(argv: string[], fail: (message: string) => neve
     return 0;
   }
   if (!values.farm || !values.host) fail(`forget-host needs --farm and --host\n${FORGET_USAGE}`);
-  const host = values.host.trim().toLowerCase();
+  const host = normalizeHost(values.host.trim());
   if (!/^[a-z0-9._-]{1,255}$/.test(host)) fail(`--host ${JSON.stringify(values.host)} is not a host name`);
   let config;
   try {

@@ -125,7 +125,7 @@ export class LicenseEngine {
    * long; without, whatever its state.
    */
   async forgetHost(farm: FarmRules, host: string, forgetMs?: number): Promise<ForgetResult> {
-    const reply = (await runScript(this.redis, scriptCalls.forgetHost(this.keys, farm, host.toLowerCase(), forgetMs))) as unknown[];
+    const reply = (await runScript(this.redis, scriptCalls.forgetHost(this.keys, farm, normalizeHost(host), forgetMs))) as unknown[];
     if (reply[0] === 'forgotten') return { kind: 'forgotten', wasLive: reply[1] === 1 };
     if (reply[0] === 'unknown' || reply[0] === 'kept') return { kind: reply[0] };
     return unexpected('forgetHost', reply);
