@@ -175,7 +175,7 @@ async function collectorCount(collector: CollectorProcess, name: string, labels:
 }
 
 const corrections = (collector: CollectorProcess) =>
-  collectorCount(collector, 'ras_collector_snapshot_corrections_total', { farm: FARM });
+  collectorCount(collector, 'ras_snapshot_corrections_total', { farm: FARM });
 
 /** Steps the truth `count` times by `stepMs`, giving the agent time to read each list on its own. */
 async function stepWhileAgentPolls(host: SimulatedHost, count: number, stepMs = 30_000): Promise<void> {
@@ -228,10 +228,10 @@ describe('agent and collector in steady state', () => {
     }
     await agentIdle(agent, spoolDir);
     // The steps arrived as events: one snapshot (on connect), and it had nothing to correct.
-    expect(await collectorCount(collector, 'ras_collector_frames_total', { type: 'snapshot', result: 'applied' })).toBe(1);
-    expect(await collectorCount(collector, 'ras_collector_frames_total', { type: 'events', result: 'applied' })).toBeGreaterThanOrEqual(10);
+    expect(await collectorCount(collector, 'rasmon_collector_frames_total', { type: 'snapshot', result: 'applied' })).toBe(1);
+    expect(await collectorCount(collector, 'rasmon_collector_frames_total', { type: 'events', result: 'applied' })).toBeGreaterThanOrEqual(10);
     expect(await corrections(collector)).toBe(0);
-    expect(await collectorCount(collector, 'ras_collector_events_total', { result: 'duplicate' })).toBe(0);
+    expect(await collectorCount(collector, 'rasmon_collector_events_total', { result: 'duplicate' })).toBe(0);
     expect(agent.logged('collector silent')).toEqual([]);
   });
 });
@@ -265,8 +265,8 @@ describe('collector outage', () => {
       await agentIdle(agent, spoolDir);
       // The replayed events alone made the state right: the snapshot sent on connect found nothing to fix.
       expect(await corrections(again)).toBe(0);
-      expect(await collectorCount(again, 'ras_collector_frames_total', { type: 'events', result: 'applied' })).toBeGreaterThanOrEqual(1);
-      expect(await collectorCount(again, 'ras_collector_events_total', { result: 'duplicate' })).toBe(0);
+      expect(await collectorCount(again, 'rasmon_collector_frames_total', { type: 'events', result: 'applied' })).toBeGreaterThanOrEqual(1);
+      expect(await collectorCount(again, 'rasmon_collector_events_total', { result: 'duplicate' })).toBe(0);
       expect(welcomeAcks(agent).at(-1)).toBe(ackBefore);
       const spool = readSpool(spoolDir);
       expect(spool.state.acked).toBe(spool.state.reserved);
@@ -301,7 +301,7 @@ describe('collector outage', () => {
       await settlesToTruth(again, host);
       await agentIdle(agent, spoolDir);
       expect(await corrections(again)).toBe(0);
-      expect(await collectorCount(again, 'ras_collector_events_total', { result: 'duplicate' })).toBe(0);
+      expect(await collectorCount(again, 'rasmon_collector_events_total', { result: 'duplicate' })).toBe(0);
       expect(welcomeAcks(agent).at(-1)).toBeGreaterThanOrEqual(spooled.acked);
       const spool = readSpool(spoolDir);
       expect(spool.state.acked).toBe(spool.state.reserved);
@@ -335,7 +335,7 @@ describe('collector outage', () => {
     await agentIdle(agent, spoolDir);
     // The gap left by the dropped events was seen and answered with a resync, and a snapshot healed it.
     expect(again.output.join('')).toContain('seq gap: asking for a snapshot');
-    expect(await collectorCount(again, 'ras_collector_frames_total', { type: 'events', result: 'refused' })).toBeGreaterThanOrEqual(1);
+    expect(await collectorCount(again, 'rasmon_collector_frames_total', { type: 'events', result: 'refused' })).toBeGreaterThanOrEqual(1);
     await eventually(() => expect(agent.logged('collector asked for a snapshot').length).toBeGreaterThan(resyncsBefore));
     await settlesToTruth(again, host);
   });
@@ -361,15 +361,15 @@ describe('agent killed', () => {
     expect(killed.events.filter((event) => event.seq > ackBefore)).toEqual(spooled);
 
     const again = await startCollector(raw, { port: collector.port, configPath: collector.configPath });
-    expect(await collectorCount(again, 'ras_collector_events_total', { result: 'duplicate' })).toBe(0);
+    expect(await collectorCount(again, 'rasmon_collector_events_total', { result: 'duplicate' })).toBe(0);
     const restarted = await startAgent(agentConfig, { configPath: agent.configPath });
     await settlesToTruth(again, host);
     await agentIdle(restarted, spoolDir);
 
     // Once: nothing reached the collector twice, and no snapshot had to fix what the events did.
     expect(await corrections(again)).toBe(0);
-    expect(await collectorCount(again, 'ras_collector_events_total', { result: 'duplicate' })).toBe(0);
-    expect(await collectorCount(again, 'ras_collector_frames_total', { type: 'events', result: 'duplicate' })).toBe(0);
+    expect(await collectorCount(again, 'rasmon_collector_events_total', { result: 'duplicate' })).toBe(0);
+    expect(await collectorCount(again, 'rasmon_collector_frames_total', { type: 'events', result: 'duplicate' })).toBe(0);
     // Replayed from the spool, on the same stream, resuming after the last ack.
     const after = readSpool(spoolDir);
     expect(after.state.stream).toBe(killed.state.stream);
@@ -432,7 +432,7 @@ describe('connection faults', () => {
     expect(spool.state.acked).toBe(spool.state.reserved);
     expect(spool.events).toEqual([]);
     expect(await agent.metric('rasmon_agent_spool_events')).toBe(0);
-    expect(await collectorCount(collector, 'ras_collector_events_total', { result: 'duplicate' })).toBe(0);
+    expect(await collectorCount(collector, 'rasmon_collector_events_total', { result: 'duplicate' })).toBe(0);
     expect(await corrections(collector)).toBe(0);
   });
 

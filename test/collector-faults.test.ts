@@ -148,7 +148,7 @@ describe('collector killed mid-stream', () => {
     // The agent's periodic snapshot finds nothing to correct.
     expect((await again.snapshot(lastSeq + 1, [...open.values()])).seq).toBe(lastSeq + 1);
     const healed = await Scrape.from(second.url);
-    expect(healed.value('ras_collector_snapshot_corrections_total', farmA())).toBe(0);
+    expect(healed.value('ras_snapshot_corrections_total', farmA())).toBe(0);
     expect(healed.value('ras_license_users', farmA())).toBe(usage.users);
   });
 });

@@ -106,12 +106,11 @@ async function expectSameState(collector: InProcessCollector, model: ReferenceFa
     peak: scrape.value('ras_license_peak_users', farm),
     peakToday: scrape.value('ras_license_peak_users_today', farm),
     exempt: scrape.value('ras_connections_exempt', farm),
-    corrections: scrape.value('ras_collector_snapshot_corrections_total', farm),
+    corrections: scrape.value('ras_snapshot_corrections_total', farm),
     graceStarted: scrape.value('ras_license_overuse_grace_start_timestamp_seconds', farm) !== undefined,
     labels: Object.fromEntries(
       scrape
         .all('ras_connections', farm)
-        .filter((sample) => sample.value !== 0)
         .map((s) => [`${s.labels.kind}|${s.labels.via}|${s.labels.admin}|${s.labels.session_state}`, s.value]),
     ),
     hostConnections: Object.fromEntries(

@@ -242,7 +242,7 @@ describe('SIGHUP reload', () => {
     await agent.snapshot(1, [session('1', 'corp\\alice')]);
     const before = await c.scrape();
     expect(before.value('ras_license_seats', { farm: 'farm-a' })).toBe(5);
-    const hashBefore = before.all('ras_collector_config_info')[0]?.labels.hash;
+    const hashBefore = before.all('rasmon_collector_config_info')[0]?.labels.hash;
 
     c.reload((farms) => farms.map((farm) => ({ ...farm, seats: 7 })));
     const after = await eventually(async () => {
@@ -250,7 +250,7 @@ describe('SIGHUP reload', () => {
       expect(scrape.value('ras_license_seats', { farm: 'farm-a' })).toBe(7);
       return scrape;
     });
-    expect(after.all('ras_collector_config_info')[0]?.labels.hash).not.toBe(hashBefore);
+    expect(after.all('rasmon_collector_config_info')[0]?.labels.hash).not.toBe(hashBefore);
     expect(after.value('ras_license_users', { farm: 'farm-a' })).toBe(1);
 
     // Still the same connection, and it still works.

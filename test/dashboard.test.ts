@@ -164,7 +164,7 @@ export function selectorsOf(expr: string): SelectorUse[] {
 
 /** Metrics every collector exports identically from Redis (docs/design.md §4): they need `max by (farm…)`. */
 export function isFarmMetric(metric: string): boolean {
-  return /^ras_(license_|connections|host_|agent_|farm_)/.test(metric) || metric === 'ras_collector_snapshot_corrections_total';
+  return /^ras_(license_|connections|host_|agent_|farm_)/.test(metric) || metric === 'ras_snapshot_corrections_total';
 }
 
 /**
@@ -248,9 +248,9 @@ function metricTable(markdown: string, from: RegExp, to: RegExp): Set<string> {
   const names = new Set<string>();
   for (const line of lines.slice(start, end < 0 ? undefined : end)) {
     const cells = line.split('|');
-    if (!line.startsWith('| `ras_') || cells.length < 4) continue;
+    if (!/^\| `(ras|rasmon)_/.test(line) || cells.length < 4) continue;
     const histogram = /histogram/.test(cells[3]!);
-    for (const [, name] of cells[1]!.matchAll(/`(ras_[a-z0-9_]+)`/g)) {
+    for (const [, name] of cells[1]!.matchAll(/`((?:ras|rasmon)_[a-z0-9_]+)`/g)) {
       names.add(name!);
       if (histogram) for (const suffix of ['_bucket', '_sum', '_count']) names.add(name! + suffix);
     }
@@ -285,8 +285,8 @@ describe('the PromQL aggregation check', () => {
       'clamp_min(max by (farm) (ras_license_overuse_grace_end_timestamp_seconds) - time(), 0)',
       'max(ras_license_seats) by (farm)',
       'count by (farm) (max by (farm, host) (ras_agent_up{farm=~"(a|b)"}) == 0)',
-      'sum by (instance) (ras_collector_agents_connected)',
-      'histogram_quantile(0.99, sum by (le) (rate(ras_collector_apply_duration_seconds_bucket[5m])))',
+      'sum by (instance) (rasmon_collector_agents_connected)',
+      'histogram_quantile(0.99, sum by (le) (rate(rasmon_collector_apply_duration_seconds_bucket[5m])))',
     ]) {
       expect(aggregationProblems(expr), expr).toEqual([]);
     }
@@ -302,7 +302,7 @@ describe('the PromQL aggregation check', () => {
       'max by (host) (ras_host_connections)',
       'max without (instance) (ras_license_users)',
       'max by (farm) (ras_license_users) / ras_license_seats',
-      'sum(rate(ras_collector_snapshot_corrections_total[5m]))',
+      'sum(rate(ras_snapshot_corrections_total[5m]))',
       'avg by (farm) (ras_farm_last_update_timestamp_seconds)',
       'sum(max by (farm) (ras_license_users)) + sum(ras_connections_exempt)',
     ]) {
@@ -314,9 +314,9 @@ describe('the PromQL aggregation check', () => {
     expect(selectorsOf('max by (farm) (increase(ras_license_overuse_admissions_total{farm=~"max(x)|ras_y"}[5m:1m]))')).toEqual([
       { metric: 'ras_license_overuse_admissions_total', aggregation: { kind: 'aggregation', op: 'max', grouping: { mode: 'by', labels: ['farm'] } } },
     ]);
-    expect(selectorsOf('up{job="rasmon-collector"} == bool 1 and on (instance) ras_collector_redis_up').map((s) => s.metric)).toEqual([
+    expect(selectorsOf('up{job="rasmon-collector"} == bool 1 and on (instance) rasmon_collector_redis_up').map((s) => s.metric)).toEqual([
       'up',
-      'ras_collector_redis_up',
+      'rasmon_collector_redis_up',
     ]);
     expect(() => selectorsOf('max by (farm) (ras_license_users')).toThrow(/unbalanced/);
   });

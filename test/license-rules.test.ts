@@ -229,7 +229,7 @@ describe('license rules (docs/design.md §2)', () => {
     await back.snapshot(5, [session('1', 'corp\\alice'), session('3', 'corp\\carol')]);
     expect(await farm.metric('ras_license_users')).toBe(2);
     expect(await farm.metric('ras_host_retired', { host: 'rdsh-1' })).toBe(0);
-    expect(await farm.metric('ras_collector_snapshot_corrections_total')).toBe(0);
+    expect(await farm.metric('ras_snapshot_corrections_total')).toBe(0);
     await farm.stop();
   });
 
@@ -267,12 +267,12 @@ describe('license rules (docs/design.md §2)', () => {
     const farm = await farmWith(10);
     const a = await farm.agent('rdsh-1');
     await a.snapshot(1, [session('1', 'corp\\a', { since: 5 }), session('2', 'corp\\b', { since: 6 })]);
-    expect(await farm.metric('ras_collector_snapshot_corrections_total')).toBe(0);
+    expect(await farm.metric('ras_snapshot_corrections_total')).toBe(0);
     await a.snapshot(2, [
       session('1', 'corp\\a', { since: 5, state: 'disconnected' }),
       session('3', 'corp\\c', { since: 7 }),
     ]);
-    expect(await farm.metric('ras_collector_snapshot_corrections_total')).toBe(3);
+    expect(await farm.metric('ras_snapshot_corrections_total')).toBe(3);
     await farm.stop();
   });
 });

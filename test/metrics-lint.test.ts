@@ -1,7 +1,8 @@
 /**
  * The /metrics contract (docs/design.md §4): a real scrape after real activity passes
- * `promtool check metrics` for every `ras_*` metric, carries every metric of the table with its
- * type, and never turns a user into a label.
+ * `promtool check metrics` as a whole (Node's process metrics included), so does the agent's own
+ * registry; the scrape carries every metric of the table with its type, every farm all 16
+ * `ras_connections` label sets (0 where none), and never turns a user into a label.
  */
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { RedisServer } from './support/redis-server.js';
 import { InProcessCollector, eventually, rawConfig } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, end, session, upsert } from './support/agent-client.js';
 import { parseMetrics, Scrape } from './support/prometheus-text.js';
+import { AgentMetrics } from '@rasmon/agent';
 
 const PROMTOOL = 'promtool';
 
@@ -36,15 +38,15 @@ const TABLE: Array<[string, 'gauge' | 'counter' | 'histogram']> = [
   ['ras_agent_last_seen_timestamp_seconds', 'gauge'],
   ['ras_agent_info', 'gauge'],
   ['ras_farm_last_update_timestamp_seconds', 'gauge'],
-  ['ras_collector_snapshot_corrections_total', 'counter'],
-  ['ras_collector_build_info', 'gauge'],
-  ['ras_collector_config_info', 'gauge'],
-  ['ras_collector_agents_connected', 'gauge'],
-  ['ras_collector_frames_total', 'counter'],
-  ['ras_collector_events_total', 'counter'],
-  ['ras_collector_apply_duration_seconds', 'histogram'],
-  ['ras_collector_upgrades_rejected_total', 'counter'],
-  ['ras_collector_redis_up', 'gauge'],
+  ['ras_snapshot_corrections_total', 'counter'],
+  ['rasmon_collector_build_info', 'gauge'],
+  ['rasmon_collector_config_info', 'gauge'],
+  ['rasmon_collector_agents_connected', 'gauge'],
+  ['rasmon_collector_frames_total', 'counter'],
+  ['rasmon_collector_events_total', 'counter'],
+  ['rasmon_collector_apply_duration_seconds', 'histogram'],
+  ['rasmon_collector_upgrades_rejected_total', 'counter'],
+  ['rasmon_collector_redis_up', 'gauge'],
 ];
 
 const GRACE = ['ras_license_overuse_grace_start_timestamp_seconds', 'ras_license_overuse_grace_end_timestamp_seconds'];
@@ -76,16 +78,16 @@ function promtool(text: string): Promise<Lint> {
 
 /**
  * promtool exits 0 when clean, 3 when it only has lint findings (one `name problem` line each),
- * and 1 when it cannot parse the input. Returns the findings about `ras_*` metrics, and fails on
- * anything that is not a lint finding.
+ * and 1 when it cannot parse the input. Returns the findings, and fails on anything that is not a
+ * lint finding.
  */
-function rasFindings(lint: Lint): string[] {
+function findings(lint: Lint): string[] {
   expect([0, 3], `promtool could not check the scrape: ${lint.lines.join('\n')}`).toContain(lint.status);
-  const findings = lint.lines.map((line) => /^([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$/.exec(line));
-  expect(findings.filter((match) => match === null), `unexpected promtool output: ${lint.lines.join('\n')}`).toEqual([]);
+  const parsed = lint.lines.map((line) => /^([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$/.exec(line));
+  expect(parsed.filter((match) => match === null), `unexpected promtool output: ${lint.lines.join('\n')}`).toEqual([]);
   if (lint.status === 3) expect(lint.lines.length).toBeGreaterThan(0);
   else expect(lint.lines).toEqual([]);
-  return lint.lines.filter((line) => line.startsWith('ras_'));
+  return lint.lines;
 }
 
 let redis: RedisServer;
@@ -158,14 +160,46 @@ describe('/metrics', () => {
       'ras_latency_ms 1',
       '',
     ].join('\n');
-    const findings = rasFindings(await promtool(bad));
-    expect(findings.some((line) => line.startsWith('ras_bad_total'))).toBe(true);
-    expect(findings.some((line) => line.startsWith('ras_latency_ms'))).toBe(true);
+    const found = findings(await promtool(bad));
+    expect(found.some((line) => line.startsWith('ras_bad_total'))).toBe(true);
+    expect(found.some((line) => line.startsWith('ras_latency_ms'))).toBe(true);
   });
 
-  it('a real scrape passes promtool check metrics for every ras_ metric', async () => {
-    expect(rasFindings(await promtool(text))).toEqual([]);
-    expect(rasFindings(await promtool(beforeOveruse))).toEqual([]);
+  it('a real scrape passes promtool check metrics as a whole, process metrics included', async () => {
+    const lint = await promtool(text);
+    expect(findings(lint)).toEqual([]);
+    expect(lint.status).toBe(0);
+    expect(findings(await promtool(beforeOveruse))).toEqual([]);
+    // Node's process metrics are there (only the ones promtool rejects are dropped).
+    const names = new Set(parseMetrics(text).map((sample) => sample.name));
+    for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_active_handles']) {
+      expect(names, name).toContain(name);
+    }
+  });
+
+  it("the agent's own metrics pass promtool check metrics as a whole", async () => {
+    const metrics = new AgentMetrics();
+    metrics.pollErrors.inc();
+    metrics.pollDuration.observe(0.02);
+    const lint = await promtool(await metrics.registry.metrics());
+    expect(findings(lint)).toEqual([]);
+    expect(lint.status).toBe(0);
+  });
+
+  it('exports all 16 ras_connections label sets of every farm, 0 where there are none', () => {
+    const scrape = new Scrape(parseMetrics(text));
+    for (const farm of ['farm-a', 'farm-b']) {
+      const samples = scrape.all('ras_connections', { farm });
+      const keys = samples.map((s) => `${s.labels.kind}|${s.labels.via}|${s.labels.admin}|${s.labels.session_state}`);
+      expect(new Set(keys).size, farm).toBe(16);
+      expect(keys).toHaveLength(16);
+    }
+    // farm-b holds one active non-admin RDP desktop: that set is 1, the other 15 are 0.
+    const b = scrape.all('ras_connections', { farm: 'farm-b' });
+    expect(b.filter((s) => s.value !== 0).map((s) => [s.labels.kind, s.labels.via, s.labels.admin, s.labels.session_state, s.value])).toEqual([
+      ['desktop', 'rdp', 'false', 'active', 1],
+    ]);
+    expect(new Scrape(parseMetrics(beforeOveruse)).all('ras_connections', { farm: 'farm-a' })).toHaveLength(16);
   });
 
   it('every metric of the design table is exported with its type and has samples', () => {

@@ -20,7 +20,7 @@
  *   deploy/prometheus/rules/*.yml, copied into Prometheus's config at test time): each must answer
  *   `status: success`. It must also return data, unless it is a condition that is legitimately
  *   false now (no deactivation risk, no expired license, every collector up…): then every metric
- *   selector in it (`ras_*`, `up` or a recorded `farm:…`/`threshold:…` series, with its label matchers as written) must return data on its
+ *   selector in it (`ras_*`, `rasmon_*`, `up` or a recorded `farm:…`/`threshold:…` series, with its label matchers as written) must return data on its
  *   own, so the condition was evaluated over real, correctly spelled and labelled series rather
  *   than over nothing.
  */
@@ -60,7 +60,7 @@ function substitute(expr: string, farm = '.*'): string {
 /** `ras_*`, `up` and recorded (`farm:…`, `threshold:…`) selectors of an expression with their matchers (`name{…}`). */
 function selectorsIn(expr: string): string[] {
   const found = new Set<string>();
-  for (const match of expr.matchAll(/(?<![\w:])(ras_[a-z0-9_]+|up|(?:farm|threshold|rasmon):[a-z0-9_:]+)(?![\w:])\s*(\{[^}]*\})?(?!\s*\()/g)) {
+  for (const match of expr.matchAll(/(?<![\w:])((?:ras|rasmon)_[a-z0-9_]+|up|(?:farm|threshold|rasmon):[a-z0-9_:]+)(?![\w:])\s*(\{[^}]*\})?(?!\s*\()/g)) {
     const quotesBefore = expr.slice(0, match.index).split('"').length - 1;
     if (quotesBefore % 2 === 1) continue; // inside a label value
     found.add(`${match[1]}${match[2] ?? ''}`);

@@ -81,7 +81,7 @@ function alertTests(): AlertTest[] {
 }
 
 /** Farm series (docs/design.md §4): read from Redis, the same on every collector. */
-const FARM_SERIES = /(?<![\w:])(ras_license_[a-z_]+|ras_agent_[a-z_]+|ras_host_[a-z_]+|ras_connections(?:_exempt)?|ras_farm_[a-z_]+|ras_collector_snapshot_corrections_total)\b/g;
+const FARM_SERIES = /(?<![\w:])(ras_license_[a-z_]+|ras_agent_[a-z_]+|ras_host_[a-z_]+|ras_connections(?:_exempt)?|ras_farm_[a-z_]+|ras_snapshot_corrections_total)\b/g;
 /** A farm series read straight inside `max by (farm)` or `max by (farm, <its other label>)` (through increase/rate/timestamp). */
 const AGGREGATED = /max by \(farm(?:, (?:host|license|state))?\) \((?:(?:increase|rate|delta|max_over_time|timestamp)\()?(ras_[a-z_]+)\b/g;
 

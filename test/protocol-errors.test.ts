@@ -73,7 +73,7 @@ const FARM_SERIES = [
   'ras_connections',
   'ras_connections_exempt',
   'ras_farm_last_update_timestamp_seconds',
-  'ras_collector_snapshot_corrections_total',
+  'ras_snapshot_corrections_total',
 ];
 
 /**
@@ -141,7 +141,7 @@ describe('upgrade refusals', () => {
   ];
 
   it.each(refusals)('$name, with no WebSocket, and counted by reason', async ({ token, path, protocols, status, reason }) => {
-    const before = await total(c.url, 'ras_collector_upgrades_rejected_total', { reason });
+    const before = await total(c.url, 'rasmon_collector_upgrades_rejected_total', { reason });
     const refused = await TestAgent.connect(c.url, token, { ...(path ? { path } : {}), ...(protocols ? { protocols } : {}) }).then(
       (agent) => {
         opened.push(agent);
@@ -151,15 +151,15 @@ describe('upgrade refusals', () => {
     );
     expect(refused).toBeInstanceOf(UpgradeRefused);
     expect((refused as UpgradeRefused).status).toBe(status);
-    expect(await total(c.url, 'ras_collector_upgrades_rejected_total', { reason })).toBe(before + 1);
-    expect(await total(c.url, 'ras_collector_agents_connected')).toBe(0);
+    expect(await total(c.url, 'rasmon_collector_upgrades_rejected_total', { reason })).toBe(before + 1);
+    expect(await total(c.url, 'rasmon_collector_agents_connected')).toBe(0);
   });
 
   it('a known token with the rasmon.v1 subprotocol is let in (the refusals above are not blanket)', async () => {
-    const before = await total(c.url, 'ras_collector_upgrades_rejected_total');
+    const before = await total(c.url, 'rasmon_collector_upgrades_rejected_total');
     const { welcome } = await helloAgent(c.url, 'rdsh-1');
     expect(welcome.ack).toBe(0);
-    expect(await total(c.url, 'ras_collector_upgrades_rejected_total')).toBe(before);
+    expect(await total(c.url, 'rasmon_collector_upgrades_rejected_total')).toBe(before);
   });
 });
 
@@ -220,14 +220,14 @@ describe('malformed frames: bad_frame, close 1007, nothing applied', () => {
   it.each(badFrames)('$name is a bad_frame: error frame, close 1007, farm unchanged', async ({ frame }) => {
     const { agent, welcome } = await helloAgent(c.url, 'rdsh-2');
     const before = await farmState(c.url);
-    const refusedBefore = await total(c.url, 'ras_collector_frames_total', { result: 'refused' });
+    const refusedBefore = await total(c.url, 'rasmon_collector_frames_total', { result: 'refused' });
     const payload = frame(welcome.ack + 1);
     if (Buffer.isBuffer(payload)) agent.socket.send(payload, { binary: true });
     else agent.send(payload);
     await expectError(agent, 'bad_frame', 1007);
     expect(agent.received.filter((f) => f.type === 'ack')).toEqual([]);
     expect(await farmState(c.url)).toEqual(before);
-    expect(await total(c.url, 'ras_collector_frames_total', { result: 'refused' })).toBe(refusedBefore + 1);
+    expect(await total(c.url, 'rasmon_collector_frames_total', { result: 'refused' })).toBe(refusedBefore + 1);
   });
 
   it('a malformed frame before hello is a bad_frame, not hello_required (checked first)', async () => {
@@ -277,7 +277,7 @@ describe('hello: hello_required, bad_hello, forbidden (close 1008), nothing clai
   });
 
   const both = async () => ({ a: await farmState(c.url, 'farm-a'), b: await farmState(c.url, 'farm-b') });
-  const helloRefusals = () => total(c.url, 'ras_collector_upgrades_rejected_total');
+  const helloRefusals = () => total(c.url, 'rasmon_collector_upgrades_rejected_total');
 
   it.each([
     { name: 'a snapshot', frame: { type: 'snapshot', seq: 5, at: Date.now(), sessions: [session('h1', 'corp\\mallory')] } },
@@ -432,7 +432,7 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
   it('invalid events are rejected by seq in the ack, the valid ones around them apply, and the stream goes on without resync', async () => {
     const { agent } = await helloAgent(c.url, 'rdsh-rej');
     await agent.snapshot(1, [session('r0', 'corp\\zoe')]);
-    const rejectedBefore = await total(c.url, 'ras_collector_events_total', { result: 'rejected' });
+    const rejectedBefore = await total(c.url, 'rasmon_collector_events_total', { result: 'rejected' });
     const usersBefore = await total(c.url, 'ras_license_users', { farm: 'farm-a' });
     const ack = await agent.events([
       upsert(2, session('r1', 'corp\\alice')),
@@ -449,7 +449,7 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
     });
     expect(await connectionIds(c.url, 'rdsh-rej')).toEqual(['r0', 'r1', 'r2']);
     expect(await total(c.url, 'ras_license_users', { farm: 'farm-a' })).toBe(usersBefore + 2);
-    expect(await total(c.url, 'ras_collector_events_total', { result: 'rejected' })).toBe(rejectedBefore + 4);
+    expect(await total(c.url, 'rasmon_collector_events_total', { result: 'rejected' })).toBe(rejectedBefore + 4);
     // The rejected seqs count as applied: 8 follows 7 with no resync in between.
     expect(await agent.events([upsert(8, session('r3', 'corp\\carol'))])).toEqual({ type: 'ack', seq: 8 });
     await barrier(agent, 8);
@@ -459,13 +459,13 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
 
   it('an ack lists at most 50 rejections with ids cut short, all counted, so it stays small whatever the frame', async () => {
     const { agent } = await helloAgent(c.url, 'rdsh-many-bad');
-    const rejectedBefore = await total(c.url, 'ras_collector_events_total', { result: 'rejected' });
+    const rejectedBefore = await total(c.url, 'rasmon_collector_events_total', { result: 'rejected' });
     const bad = Array.from({ length: 1000 }, (_, i) => ({ seq: i + 1, at: -1, op: 'end', id: 'x' }));
     const ack = await agent.events(bad);
     expect(ack.seq).toBe(1000);
     expect(ack.rejected).toHaveLength(MAX_LISTED_REJECTIONS);
     expect(ack.rejected!.map((rejection) => rejection.seq)).toEqual(Array.from({ length: MAX_LISTED_REJECTIONS }, (_, i) => i + 1));
-    expect(await total(c.url, 'ras_collector_events_total', { result: 'rejected' })).toBe(rejectedBefore + 1000);
+    expect(await total(c.url, 'rasmon_collector_events_total', { result: 'rejected' })).toBe(rejectedBefore + 1000);
     const longId = { ...session('i'.repeat(5000), 'corp\\zoe'), admin: 'no' };
     const snapshotAck = await agent.snapshot(2000, Array.from({ length: 200 }, () => longId));
     expect(snapshotAck.rejected).toHaveLength(MAX_LISTED_REJECTIONS);
@@ -505,7 +505,7 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
     await agent.events([upsert(2, session('d2', 'corp\\bob')), upsert(3, session('d3', 'corp\\carol'))]);
     expect(await agent.events([end(4, 'd1')])).toEqual({ type: 'ack', seq: 4 });
     const before = await farmState(c.url);
-    const duplicates = () => total(c.url, 'ras_collector_events_total', { result: 'duplicate' });
+    const duplicates = () => total(c.url, 'rasmon_collector_events_total', { result: 'duplicate' });
     const dupBefore = await duplicates();
 
     // Different content under old seqs: applying any of it would show.
@@ -528,11 +528,11 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
   it('in a frame mixing replayed and new events only the new ones apply', async () => {
     const { agent, welcome } = await helloAgent(c.url, 'rdsh-dup');
     expect(welcome.ack).toBe(4);
-    const dupBefore = await total(c.url, 'ras_collector_events_total', { result: 'duplicate' });
+    const dupBefore = await total(c.url, 'rasmon_collector_events_total', { result: 'duplicate' });
     const ack = await agent.events([end(3, 'd2'), upsert(4, session('d7', 'corp\\mallory')), upsert(5, session('d5', 'corp\\erin'))]);
     expect(ack).toEqual({ type: 'ack', seq: 5 });
     expect(await connectionIds(c.url, 'rdsh-dup')).toEqual(['d2', 'd3', 'd5']);
-    expect(await total(c.url, 'ras_collector_events_total', { result: 'duplicate' })).toBe(dupBefore + 2);
+    expect(await total(c.url, 'rasmon_collector_events_total', { result: 'duplicate' })).toBe(dupBefore + 2);
   });
 
   it('a seq gap applies and acks the items before it, asks for a snapshot, and the snapshot repairs the host', async () => {

@@ -6,3 +6,4 @@ export { SessionSimulator, type SimulationOptions } from './sources/simulate.js'
 export { simulateFleet, type FleetOptions } from './sources/simulate-fleet.js';
 export type { SessionSource } from './sources/source.js';
 export type { RawSession, RawState } from './sources/raw-session.js';
+export { AgentMetrics } from './metrics.js';

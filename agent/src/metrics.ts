@@ -33,6 +33,10 @@ export class AgentMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    // Gauges named `_total`, which `promtool check metrics` rejects; their per-type breakdowns stay.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(name);
+    }
   }
 
   /** Serves /metrics on host:port; resolves once listening. */

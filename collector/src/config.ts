@@ -341,7 +341,7 @@ function canonical(value: unknown): unknown {
 
 /**
  * A short, stable fingerprint of a configuration (first 12 hex chars of the sha256 of its canonical
- * JSON), exported in `ras_collector_config_info` so collectors running different configs stand out.
+ * JSON), exported in `rasmon_collector_config_info` so collectors running different configs stand out.
  */
 export function configHash(config: CollectorConfig): string {
   return createHash('sha256').update(JSON.stringify(canonical(config))).digest('hex').slice(0, 12);

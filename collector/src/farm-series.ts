@@ -7,7 +7,7 @@
  * collector exports the same.
  */
 import { setImmediate as yieldToEvents } from 'node:timers/promises';
-import { EXPIRY_STATES } from '@rasmon/protocol';
+import { CONNECTION_LABEL_KEYS, EXPIRY_STATES } from '@rasmon/protocol';
 import type { FarmConfig } from './config.js';
 import type { FarmReader, FarmState } from './farm-reader.js';
 
@@ -107,10 +107,12 @@ export const FARM_FAMILIES: readonly Family[] = [
     name: 'ras_connections',
     help: 'Connections now',
     type: 'gauge',
+    // All 16 label sets, 0 where the farm has none (Redis keeps only the non-zero ones).
     lines: (farm) => {
       let out = '';
-      for (const [key, count] of farm.connectionsByLabels) {
+      for (const key of CONNECTION_LABEL_KEYS) {
         const [kind = '', via = '', admin = '', sessionState = ''] = key.split('|');
+        const count = farm.connectionsByLabels.get(key) ?? 0;
         out += `ras_connections{${labels({ farm: farm.id, kind, via, admin, session_state: sessionState })}} ${count}\n`;
       }
       return out;
@@ -141,7 +143,7 @@ export const FARM_FAMILIES: readonly Family[] = [
     farm.lastUpdate === undefined ? undefined : seconds(farm.lastUpdate),
   ),
   farmFamily(
-    'ras_collector_snapshot_corrections_total',
+    'ras_snapshot_corrections_total',
     'Connections a snapshot had to add, change or end',
     (farm) => farm.snapshotCorrections,
     'counter',

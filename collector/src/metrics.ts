@@ -8,7 +8,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** How long a count of open file descriptors is reused: counting walks one entry per connection. */
 const OPEN_FDS_MAX_AGE_MS = 10_000;
 
-/** Reasons of `ras_collector_upgrades_rejected_total`. */
+/** Reasons of `rasmon_collector_upgrades_rejected_total`. */
 export const UPGRADE_REJECTIONS = [
   'unauthorized',
   'not_found',
@@ -23,34 +23,41 @@ export const UPGRADE_REJECTIONS = [
 
 export type UpgradeRejection = (typeof UPGRADE_REJECTIONS)[number];
 
+/**
+ * prom-client's default metrics that `promtool check metrics` rejects: gauges named `_total`. Their
+ * per-type breakdowns (`nodejs_active_handles{type}`, `nodejs_active_requests{type}`,
+ * `nodejs_active_resources{type}`) stay and sum to the same.
+ */
+export const MISLABELLED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 export class CollectorMetrics {
   readonly registry = new Registry();
 
   // The collector itself.
-  readonly buildInfo = this.gauge('ras_collector_build_info', 'Collector build (always 1)', ['version']);
-  readonly configInfo = this.gauge('ras_collector_config_info', 'Hash of the loaded configuration (always 1)', ['hash']);
-  readonly agentsConnected = this.gauge('ras_collector_agents_connected', 'Agent connections this collector holds', []);
-  readonly redisUp = this.gauge('ras_collector_redis_up', '1 while Redis answers', []);
+  readonly buildInfo = this.gauge('rasmon_collector_build_info', 'Collector build (always 1)', ['version']);
+  readonly configInfo = this.gauge('rasmon_collector_config_info', 'Hash of the loaded configuration (always 1)', ['hash']);
+  readonly agentsConnected = this.gauge('rasmon_collector_agents_connected', 'Agent connections this collector holds', []);
+  readonly redisUp = this.gauge('rasmon_collector_redis_up', '1 while Redis answers', []);
   readonly frames = new Counter({
-    name: 'ras_collector_frames_total',
+    name: 'rasmon_collector_frames_total',
     help: 'Frames received from agents',
     labelNames: ['type', 'result'],
     registers: [this.registry],
   });
   readonly events = new Counter({
-    name: 'ras_collector_events_total',
+    name: 'rasmon_collector_events_total',
     help: 'Items (events and snapshot sessions) received from agents',
     labelNames: ['result'],
     registers: [this.registry],
   });
   readonly applyDuration = new Histogram({
-    name: 'ras_collector_apply_duration_seconds',
+    name: 'rasmon_collector_apply_duration_seconds',
     help: "Duration of one frame's Lua apply",
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [this.registry],
   });
   readonly upgradesRejected: Counter<'reason'> = new Counter({
-    name: 'ras_collector_upgrades_rejected_total',
+    name: 'rasmon_collector_upgrades_rejected_total',
     help: 'Refused WebSocket upgrades and hellos',
     labelNames: ['reason'],
     registers: [this.registry],
@@ -58,6 +65,7 @@ export class CollectorMetrics {
 
   constructor(version: string) {
     collectDefaultMetrics({ register: this.registry });
+    for (const name of MISLABELLED_DEFAULTS) this.registry.removeSingleMetric(name);
     this.replaceOpenFds();
     this.buildInfo.set({ version }, 1);
     // Known label values start at 0, so a healthy collector shows 0 rather than no series.

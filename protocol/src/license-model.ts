@@ -106,9 +106,23 @@ export function connectionLabelKey(session: Session): string {
   return `${session.kind}|${session.via}|${session.admin}|${session.state}`;
 }
 
-/** Connections counted by kind, via, admin and state, as `ras_connections` exports them. */
+/**
+ * Every label set of `ras_connections` (kind × via × admin × state: 16). A farm exports each of them,
+ * 0 where it has no such connection, so a panel or a rule never sees a series come and go.
+ */
+export const CONNECTION_LABEL_KEYS: readonly string[] = Object.freeze(
+  (['desktop', 'app'] as const).flatMap((kind) =>
+    (['ras', 'rdp'] as const).flatMap((via) =>
+      [false, true].flatMap((admin) =>
+        (['active', 'disconnected'] as const).map((state) => connectionLabelKey({ kind, via, admin, state } as Session)),
+      ),
+    ),
+  ),
+);
+
+/** Connections counted by kind, via, admin and state, as `ras_connections` exports them: all 16, 0 where none. */
 export function countByLabels(connections: readonly Session[]): Map<string, number> {
-  const counts = new Map<string, number>();
+  const counts = new Map<string, number>(CONNECTION_LABEL_KEYS.map((key) => [key, 0]));
   for (const session of connections) {
     const key = connectionLabelKey(session);
     counts.set(key, (counts.get(key) ?? 0) + 1);
