@@ -97,7 +97,7 @@ describe('forget-host', () => {
     const after = await Scrape.from(c.url);
     expect(after.value('ras_host_connections', { farm: 'farm-a', host: 'rdsh-1' })).toBe(1);
     expect(after.value('ras_license_users', { farm: 'farm-a' })).toBe(2);
-    expect(after.value('ras_collector_snapshot_corrections_total', { farm: 'farm-a' })).toBe(0);
+    expect(after.value('ras_snapshot_corrections_total', { farm: 'farm-a' })).toBe(0);
   });
 
   it('refuses bad usage with a clear line', async () => {
