@@ -10,6 +10,7 @@ import { bearerToken } from './bearer-token.js';
 import { sha256Hex, type CollectorConfig, type FarmConfig } from './config.js';
 import { readFarmDetail, type FarmReader, type FarmState } from './farm-reader.js';
 import type { RedisKeys } from './redis-keys.js';
+import { ReportApi } from './report-api.js';
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
@@ -19,7 +20,8 @@ export function farmSummary(farm: FarmState) {
   return {
     id: farm.id,
     license: farm.license,
-    seats: farm.seats,
+    licenseKey: farm.licenseKey ?? null,
+    seats: farm.seats ?? null,
     users: farm.users,
     overuseUsers: farm.overuseUsers,
     unverifiedUsers: farm.unverifiedUsers,
@@ -58,7 +60,11 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 }
 
 export class Api {
-  constructor(private readonly options: ApiOptions) {}
+  private readonly reports: ReportApi;
+
+  constructor(private readonly options: ApiOptions) {
+    this.reports = new ReportApi({ redis: options.redis, keys: options.keys, now: async () => (await options.reader.read([])).now });
+  }
 
   /** Handles a request under `/api/`; returns false when the path is not the API's. */
   async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
@@ -71,6 +77,12 @@ export class Api {
     const config = this.options.config();
     if (!this.authorized(req, config)) {
       send(res, 401, { error: 'a bearer token listed in api.tokensSha256 is required' }, { 'WWW-Authenticate': 'Bearer realm="rasmon"' });
+      return true;
+    }
+    try {
+      if (await this.reports.handle(req, res, path, config)) return true;
+    } catch (err) {
+      send(res, 503, { error: `Redis cannot answer: ${(err as Error).message}` });
       return true;
     }
     if (!match) {

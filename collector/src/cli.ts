@@ -9,10 +9,12 @@ import { ConfigError, type CollectorConfig } from './config.js';
 import { loadConfig } from './config-loader.js';
 import { forgetHost } from './forget-host-command.js';
 import { createLogger } from './logger.js';
+import { REPORT_USAGE, runReport } from './report-cli.js';
 import { VERSION } from './version.js';
 
 const USAGE = `Usage: rasmon-collector --config FILE
        rasmon-collector forget-host --config FILE --farm ID --host NAME
+       rasmon-collector report --config FILE [--from YYYY-MM-DD --to YYYY-MM-DD] [--format table|csv|json]
 
 Options:
   -c, --config FILE   collector configuration, YAML or JSON (default: $RASMON_CONFIG)
@@ -30,6 +32,20 @@ function fail(message: string): never {
 export async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'forget-host') {
     process.exitCode = await forgetHost(argv.slice(1), fail);
+    return;
+  }
+  if (argv[0] === 'report') {
+    if (argv.includes('--help') || argv.includes('-h')) {
+      process.stdout.write(`${REPORT_USAGE}\n`);
+      return;
+    }
+    const code = await runReport(argv.slice(1), {
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+      env: process.env,
+    });
+    // Let stdout drain into a pipe (a cron mail) before exiting.
+    process.exitCode = code;
     return;
   }
   let values: { config?: string; help?: boolean; version?: boolean };

@@ -45,6 +45,7 @@ export const LISTEN_HINT = 'must be "host:port", "[ipv6]:port" or ":port" with a
 const NODE_HINT = 'must be "host:port" or "[ipv6]:port" with a port from 1 to 65535';
 export const REDIS_URL_HINT = 'must be a redis:// or rediss:// URL';
 const HOST_NAME = /^[A-Za-z0-9.-]+$/;
+const LICENSE_KEY_LABEL = /^[A-Za-z0-9][A-Za-z0-9 ._:/-]{0,63}$/;
 
 /** Splits `host:port`, `[ipv6]:port` or `:port`; undefined when malformed. An empty host stays empty. */
 function splitHostPort(text: string): { host: string; port: number } | undefined {
@@ -125,8 +126,17 @@ const farmSchema = z.strictObject(
     id: z.string({ error: 'must be a string' }).regex(NAME_PATTERN, {
       error: 'must be 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit',
     }),
-    seats: integer(0),
-    license: z.enum(['primary', 'sublicense'], { error: 'must be "primary" or "sublicense"' }),
+    // Licensed concurrent users. Only an SPLA farm may leave them out (checkConsistency): it bills by
+    // period peak, and seats, where the provider set them, are a sublicense cap.
+    seats: integer(0).optional(),
+    license: z.enum(['primary', 'sublicense', 'spla'], { error: 'must be "primary", "sublicense" or "spla"' }),
+    // Reports and CSV files carry it as is: a plain label cannot turn into a spreadsheet formula.
+    licenseKey: z
+      .string({ error: 'must be a string' })
+      .regex(LICENSE_KEY_LABEL, {
+        error: 'must be 1 to 64 letters, digits, spaces, ".", "_", ":", "/" or "-", starting with a letter or digit (a label, not the key)',
+      })
+      .optional(),
     expires: isoTime,
     agentTokensSha256: tokenHashList(),
     countDisconnected: z
@@ -277,6 +287,9 @@ function checkConsistency(config: CollectorConfig, source: string): void {
   const farmIndexById = new Map<string, number>();
   const farmIndexByToken = new Map<string, number>();
   config.farms.forEach((farm, index) => {
+    if (farm.seats === undefined && farm.license !== 'spla') {
+      throw located(`farms[${index}].seats`, 'is required (only a license: spla farm may leave it out)', source);
+    }
     const earlier = farmIndexById.get(farm.id.toLowerCase());
     if (earlier !== undefined) {
       throw located(

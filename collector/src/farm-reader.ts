@@ -28,7 +28,9 @@ export interface HostState {
 export interface FarmState {
   id: string;
   license: LicenseKind;
-  seats: number;
+  licenseKey: string | undefined;
+  /** Undefined for an SPLA farm without a seat cap: it has no overuse. */
+  seats: number | undefined;
   users: number;
   overuseUsers: number;
   unverifiedUsers: number;
@@ -145,7 +147,7 @@ export class FarmReader {
     ];
     const meta = metaReply ?? {};
     const seats = farm.seats;
-    const overuseUsers = Math.max(0, users - seats);
+    const overuseUsers = seats === undefined ? 0 : Math.max(0, users - seats);
     // The farm's tick rolls the day within a second; until it has, today's peak is what is in use.
     const today = Math.floor(now / DAY_MS);
     const peakUsersToday = num(meta.day) === today ? Number(meta.peakToday ?? 0) : users;
@@ -176,6 +178,7 @@ export class FarmReader {
     return {
       id: farm.id,
       license: farm.license,
+      licenseKey: farm.licenseKey,
       seats,
       users,
       overuseUsers,

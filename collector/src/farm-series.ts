@@ -66,7 +66,9 @@ export const FARM_FAMILIES: readonly Family[] = [
     name: 'ras_license_info',
     help: 'License of the farm (always 1)',
     type: 'gauge',
-    lines: (farm) => `ras_license_info{${labels({ farm: farm.id, license: farm.license })}} 1\n`,
+    // license_key groups the farms activated with one key; a farm without one has no such label.
+    lines: (farm) =>
+      `ras_license_info{${labels({ farm: farm.id, license: farm.license, ...(farm.licenseKey === undefined ? {} : { license_key: farm.licenseKey }) })}} 1\n`,
   },
   farmFamily('ras_license_seats', 'Licensed concurrent users', (farm) => farm.seats),
   farmFamily('ras_license_users', 'Users in use now', (farm) => farm.users),

@@ -22,7 +22,8 @@ export interface ScriptCall {
 /** The farm settings every script needs, from the farm's configuration. */
 export interface FarmRules {
   id: string;
-  seats: number;
+  /** Undefined: no cap (an SPLA farm without seats), so never over; passed to Lua as ''. */
+  seats: number | undefined;
   countDisconnected: boolean;
   overuseGraceStartedAt?: number;
 }
@@ -40,7 +41,7 @@ export interface HostIdentity {
 /** ARGV[1..3] of every script. */
 function ruleArgs(rules: FarmRules): Array<readonly [string, ScriptArg]> {
   return [
-    ['seats', rules.seats],
+    ['seats', rules.seats ?? ''],
     ['countDisconnected', rules.countDisconnected ? '1' : '0'],
     ['graceSeed', rules.overuseGraceStartedAt?.toString() ?? ''],
   ];

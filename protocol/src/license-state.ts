@@ -1,6 +1,7 @@
 /** Time-driven license facts (rules 8 and 9): pure functions of configuration, records and now. */
 
-export type LicenseKind = 'primary' | 'sublicense';
+/** `spla`: a service provider's key, billed by period peak; its expiry follows the primary rules. */
+export type LicenseKind = 'primary' | 'sublicense' | 'spla';
 export type ExpiryState = 'active' | 'grace' | 'expired';
 
 export const EXPIRY_STATES: readonly ExpiryState[] = ['active', 'grace', 'expired'];
@@ -20,10 +21,10 @@ export interface ExpiryStatus {
   graceEndMs: number;
 }
 
-/** docs/design.md §2 rule 9: active before `expires`, then the grace (primary licenses only), then expired. */
+/** docs/design.md §2 rule 9: active before `expires`, then the grace (not for sublicenses), then expired. */
 export function expiryStatus(input: ExpiryInput): ExpiryStatus {
   const graceEndMs =
-    input.license === 'primary' ? input.expiresMs + input.expiryGraceDays * DAY_MS : input.expiresMs;
+    input.license === 'sublicense' ? input.expiresMs : input.expiresMs + input.expiryGraceDays * DAY_MS;
   let state: ExpiryState = 'active';
   if (input.nowMs >= graceEndMs) state = 'expired';
   else if (input.nowMs >= input.expiresMs) state = 'grace';

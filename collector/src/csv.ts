@@ -1,0 +1,57 @@
+/**
+ * The CSV forms of the history and the report: RFC 4180 (CRLF line ends, a header row, fields with
+ * commas, quotes or line breaks quoted), one table a person opens in a spreadsheet. Written by
+ * csv-stringify, a small dependency-free writer, rather than by hand.
+ */
+import { stringify } from 'csv-stringify/sync';
+import type { FarmHistory } from './day-records.js';
+import type { Report } from './report.js';
+
+const OPTIONS = { header: true, record_delimiter: 'windows', quote_record_delimiter: true } as const;
+
+export const HISTORY_COLUMNS = ['farm', 'day', 'peakUsers', 'peakAt', 'seats', 'maxOveruse', 'admissions', 'minutesOverSeats'] as const;
+
+/** One row per farm and day. */
+export function historyCsv(histories: readonly FarmHistory[]): string {
+  const rows = histories.flatMap((history) => history.days.map((day) => ({ farm: history.farm.id, ...day })));
+  return stringify(rows, { ...OPTIONS, columns: [...HISTORY_COLUMNS] });
+}
+
+export const REPORT_COLUMNS = [
+  'from',
+  'to',
+  'row',
+  'name',
+  'license',
+  'licenseKey',
+  'farms',
+  'seats',
+  'peakUsers',
+  'peakDay',
+  'peakAt',
+  'billedUsers',
+  'daysOverSeats',
+  'minutesOverSeats',
+  'admissions',
+  'maxOveruse',
+  'daysRecorded',
+  'daysPeakOnly',
+] as const;
+
+/**
+ * One row per farm (`row` = farm), then one per license key (`row` = licenseKey, `farms` its farms
+ * separated by spaces, `peakUsers` the sum of their period peaks).
+ */
+export function reportCsv(report: Report): string {
+  const period = { from: report.from, to: report.to };
+  const farms = report.farms.map((farm) => ({ ...period, row: 'farm', name: farm.farm, farms: farm.farm, ...farm }));
+  const keys = report.licenseKeys.map((key) => ({
+    ...period,
+    row: 'licenseKey',
+    name: key.licenseKey,
+    licenseKey: key.licenseKey,
+    farms: key.farms.join(' '),
+    peakUsers: key.peakUsersSum,
+  }));
+  return stringify([...farms, ...keys], { ...OPTIONS, columns: [...REPORT_COLUMNS] });
+}

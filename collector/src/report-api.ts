@@ -1,0 +1,96 @@
+/**
+ * `GET /api/v1/farms/{farm}/history?from=&to=` (day records) and `GET /api/v1/report?from=&to=` (per farm
+ * and per license key), as JSON or as CSV with `format=csv` or `Accept: text/csv` (docs/design.md §7).
+ * Called by the API after its method and token checks.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Cluster, Redis } from 'ioredis';
+import { DAY_MS } from '@rasmon/protocol';
+import type { CollectorConfig, FarmConfig } from './config.js';
+import { historyCsv, reportCsv } from './csv.js';
+import { readHistory } from './day-records.js';
+import type { RedisKeys } from './redis-keys.js';
+import { buildReport } from './report.js';
+import { PeriodError, dayText, lastFullMonth, parsePeriod, type Period } from './report-period.js';
+
+/** How many days the history lists when no period is given: every day the farm keeps (rule 7). */
+export const HISTORY_DEFAULT_DAYS = 450;
+
+type Format = 'json' | 'csv';
+
+/** The answer's form: `format=` wins, else `Accept: text/csv` asks for CSV; undefined for a bad `format`. */
+export function chooseFormat(url: URL, accept: string | undefined): Format | undefined {
+  const format = url.searchParams.get('format');
+  if (format !== null) return format === 'csv' || format === 'json' ? format : undefined;
+  return accept !== undefined && /(^|[,\s])text\/csv\b/i.test(accept) ? 'csv' : 'json';
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+function sendCsv(res: ServerResponse, text: string, filename: string): void {
+  res.writeHead(200, {
+    'Content-Type': 'text/csv; charset=utf-8; header=present',
+    'Content-Disposition': `attachment; filename="${filename}"`,
+    'Cache-Control': 'no-store',
+  });
+  res.end(text);
+}
+
+export interface ReportApiOptions {
+  redis: Redis | Cluster;
+  keys: RedisKeys;
+  /** Redis server time, ms: the default periods follow the one clock. */
+  now: () => Promise<number>;
+}
+
+export class ReportApi {
+  constructor(private readonly options: ReportApiOptions) {}
+
+  /** Answers a history or report path; returns false for any other path. */
+  async handle(req: IncomingMessage, res: ServerResponse, path: string, config: CollectorConfig): Promise<boolean> {
+    const history = /^\/api\/v1\/farms\/([^/]+)\/history\/?$/.exec(path);
+    const report = /^\/api\/v1\/report\/?$/.test(path);
+    if (!history && !report) return false;
+    const url = new URL(req.url ?? '/', 'http://collector');
+    const format = chooseFormat(url, req.headers.accept);
+    if (format === undefined) {
+      sendJson(res, 400, { error: 'format must be json or csv' });
+      return true;
+    }
+    let farm: FarmConfig | undefined;
+    if (history) {
+      const id = decodeURIComponent(history[1]!);
+      farm = config.farms.find((candidate) => candidate.id.toLowerCase() === id.toLowerCase());
+      if (!farm) {
+        sendJson(res, 404, { error: `no farm ${id}` });
+        return true;
+      }
+    }
+    const now = await this.options.now();
+    const today = Math.floor(now / DAY_MS);
+    const fallback: Period = farm ? { fromDay: today - HISTORY_DEFAULT_DAYS + 1, toDay: today } : lastFullMonth(now);
+    let period: Period;
+    try {
+      period = parsePeriod(url.searchParams.get('from') ?? undefined, url.searchParams.get('to') ?? undefined, fallback);
+    } catch (err) {
+      if (!(err instanceof PeriodError)) throw err;
+      sendJson(res, 400, { error: err.message });
+      return true;
+    }
+    const span = `${dayText(period.fromDay)}-${dayText(period.toDay)}`;
+    const read = await readHistory(this.options.redis, this.options.keys, farm ? [farm] : config.farms, period);
+    if (farm) {
+      const days = read.farms[0]!.days;
+      if (format === 'csv') sendCsv(res, historyCsv(read.farms), `rasmon-history-${farm.id}-${span}.csv`);
+      else sendJson(res, 200, { farm: farm.id, from: dayText(period.fromDay), to: dayText(period.toDay), days });
+      return true;
+    }
+    const built = buildReport(read.farms, period, read.now);
+    if (format === 'csv') sendCsv(res, reportCsv(built), `rasmon-report-${span}.csv`);
+    else sendJson(res, 200, built);
+    return true;
+  }
+}
