@@ -41,6 +41,8 @@ export function farmSummary(farm: FarmState) {
     },
     deactivationRisk: farm.overuseGrace.deactivationRisk,
     hostsUp: farm.hosts.filter((host) => host.up).length,
+    hostsStale: farm.hosts.filter((host) => !host.up && !host.retired).length,
+    hostsRetired: farm.hosts.filter((host) => host.retired).length,
     hostsTotal: farm.hosts.length,
     lastUpdate: iso(farm.lastUpdate),
   };

@@ -22,6 +22,7 @@ import { CollectorMetrics } from './metrics.js';
 import { createRedis } from './redis-client.js';
 import { RedisKeys } from './redis-keys.js';
 import { defineScripts, loadScripts } from './scripts.js';
+import { StatusPage } from './status-page.js';
 import { VERSION } from './version.js';
 
 export interface CollectorOptions {
@@ -45,6 +46,7 @@ export class Collector {
   private readonly clock: FarmClock;
   private readonly agents: AgentServer;
   private readonly api: Api;
+  private readonly page = new StatusPage();
   private readonly server: Server;
   private draining = false;
 
@@ -204,6 +206,8 @@ export class Collector {
         const ready = this.ready;
         res.writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain' });
         res.end(ready ? 'ready\n' : `not ready: ${this.notReadyReason()}\n`);
+      } else if (this.page.handle(req, res, path)) {
+        // the status page
       } else if (!(await this.api.handle(req, res, path))) {
         res.writeHead(404, { 'Content-Type': 'text/plain' });
         res.end('not found\n');

@@ -1,0 +1,440 @@
+// rasmon status page: plain JavaScript, no build step. Reads the collector's JSON API every second;
+// when the API asks for a token, prompts for one and sends it as a bearer token.
+'use strict';
+
+const REFRESH_MS = 1000;
+const SLOW_REFRESH_MS = 30000;
+const TOKEN_KEY = 'rasmon.apiToken';
+const DAY_MS = 86400000;
+
+const state = { token: sessionStorage.getItem(TOKEN_KEY) || '', timer: 0, slow: {}, route: '' };
+
+class Unauthorized extends Error {}
+
+/** Builds an element; children are nodes or strings (always text, never HTML). */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') el.className = value;
+    else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [key, value] of Object.entries(attrs || {})) el.setAttribute(key, String(value));
+  for (const child of children.flat()) if (child) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return el;
+}
+
+async function api(path, accept) {
+  const headers = { Accept: accept || 'application/json' };
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  const res = await fetch(path, { headers, cache: 'no-store' });
+  if (res.status === 401) throw new Unauthorized('token required');
+  if (!res.ok) {
+    let message = `${res.status} ${res.statusText}`;
+    try {
+      message = (await res.json()).error || message;
+    } catch {
+      // not JSON
+    }
+    throw new Error(message);
+  }
+  return accept === 'text/csv' ? res.text() : res.json();
+}
+
+// ---- formatting -----------------------------------------------------------------------------
+
+function duration(ms) {
+  const abs = Math.abs(ms);
+  const days = Math.floor(abs / DAY_MS);
+  const hours = Math.floor((abs % DAY_MS) / 3600000);
+  const minutes = Math.floor((abs % 3600000) / 60000);
+  if (days > 0) return `${days} d ${hours} h`;
+  if (hours > 0) return `${hours} h ${minutes} min`;
+  return `${minutes} min`;
+}
+
+function when(iso) {
+  if (!iso) return 'never';
+  const d = new Date(iso);
+  return `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+function tag(kind, text) {
+  return h('span', { class: `tag ${kind}` }, text);
+}
+
+function usersCell(farm) {
+  if (farm.seats === null) return [h('span', { class: 'usage' }, `${farm.users} users`), ' ', h('span', { class: 'muted' }, '(no seat cap)')];
+  const ratio = farm.seats > 0 ? Math.min(1, farm.users / farm.seats) : farm.users > 0 ? 1 : 0;
+  const over = farm.users > farm.seats;
+  return [
+    h('span', { class: 'usage' }, `${farm.users} / ${farm.seats}`),
+    ' ',
+    h('span', { class: 'muted' }, farm.seats > 0 ? `(${Math.round((farm.users / farm.seats) * 100)} %)` : ''),
+    h(
+      'div',
+      { class: over ? 'bar over' : 'bar', role: 'img', 'aria-label': `${farm.users} users of ${farm.seats} seats` },
+      h('span', { style: `width:${(ratio * 100).toFixed(1)}%` }),
+    ),
+  ];
+}
+
+function overuseCell(farm) {
+  if (farm.seats === null) return tag('ok', 'no overuse (SPLA, billed by peak)');
+  if (farm.overuseUsers > 0) return tag('bad', `OVER by ${farm.overuseUsers}`);
+  return tag('ok', 'within seats');
+}
+
+function graceCell(farm) {
+  const grace = farm.overuseGrace;
+  if (!grace.started) return h('span', {}, 'not started');
+  if (farm.deactivationRisk) return tag('bad', 'EXHAUSTED: deactivation risk');
+  if (grace.exhausted) return tag('warn', 'exhausted');
+  const left = Date.parse(grace.endsAt) - Date.now();
+  return tag('warn', `${duration(left)} left`);
+}
+
+function licenseCell(farm) {
+  const toExpiry = Date.parse(farm.expires) - Date.now();
+  if (farm.state === 'active') {
+    const days = Math.floor(toExpiry / DAY_MS);
+    return [tag(days < 30 ? 'warn' : 'ok', 'active'), ` ${days} days to expiry`];
+  }
+  if (farm.state === 'grace') return [tag('warn', 'expiry grace'), ` ends in ${duration(Date.parse(farm.graceEnd) - Date.now())}`];
+  return tag('bad', 'EXPIRED');
+}
+
+function hostStatus(host) {
+  if (host.retired) return 'retired';
+  if (host.up) return 'up';
+  if (host.expected && !host.lastSeen) return 'expected';
+  return 'stale';
+}
+
+function hostCounts(hosts) {
+  const counts = { up: 0, stale: 0, retired: 0, expected: 0 };
+  for (const host of hosts) counts[hostStatus(host)] += 1;
+  return counts;
+}
+
+function hostsText(counts) {
+  const parts = [`${counts.up} up`, `${counts.stale} stale`, `${counts.retired} retired`];
+  if (counts.expected > 0) parts.push(`${counts.expected} expected, not reporting`);
+  return parts.join(', ');
+}
+
+function cell(label, content, cls) {
+  return h('td', { 'data-label': label, class: cls }, content);
+}
+
+// ---- views ----------------------------------------------------------------------------------
+
+async function overview() {
+  const data = await api('/api/v1/farms');
+  const rows = data.farms.map((farm) => {
+    const counts = farm.hosts ? hostCounts(farm.hosts) : null;
+    return h(
+      'tr',
+      { 'data-farm': farm.id },
+      cell('Farm', [h('a', { href: `#/farm/${encodeURIComponent(farm.id)}` }, farm.id), farm.licenseKey ? h('div', { class: 'muted' }, `key: ${farm.licenseKey}`) : null]),
+      cell('Users / seats', usersCell(farm)),
+      cell('Overuse', overuseCell(farm)),
+      cell('Overuse grace', graceCell(farm)),
+      cell('License', licenseCell(farm)),
+      cell('Hosts', counts ? hostsText(counts) : hostsText({ up: farm.hostsUp, stale: farm.hostsStale, retired: farm.hostsRetired, expected: farm.hostsExpected || 0 })),
+      cell('Peak today', String(farm.peakUsersToday), 'num'),
+    );
+  });
+  return [
+    h('h2', {}, 'Farms'),
+    h(
+      'table',
+      { class: 'stack', id: 'farms' },
+      h('caption', {}, `${data.farms.length} farm(s). Select a farm for its hosts, users over the limit and history.`),
+      h('thead', {}, h('tr', {}, ['Farm', 'Users / seats', 'Overuse', 'Overuse grace', 'License', 'Hosts', 'Peak today'].map((t, i) => h('th', { scope: 'col', class: i === 6 ? 'num' : undefined }, t)))),
+      h('tbody', {}, rows),
+    ),
+  ];
+}
+
+function card(label, value, id) {
+  return h('div', { class: 'card', id }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value));
+}
+
+function chart(history, farm) {
+  const days = history.days;
+  if (days.length === 0) return h('p', { class: 'muted' }, 'No daily peaks recorded yet.');
+  const width = 800;
+  const height = 200;
+  const pad = { left: 34, right: 8, top: 10, bottom: 22 };
+  const top = Math.max(1, ...days.map((d) => d.peakUsers), ...days.map((d) => d.seats || 0));
+  const first = Date.parse(days[0].day);
+  const span = Math.max(1, (Date.parse(days[days.length - 1].day) - first) / DAY_MS + 1);
+  const slot = (width - pad.left - pad.right) / span;
+  const y = (v) => pad.top + (height - pad.top - pad.bottom) * (1 - v / top);
+  const x = (day) => pad.left + ((Date.parse(day) - first) / DAY_MS) * slot;
+  const bars = days.map((d) =>
+    svg(
+      'rect',
+      { class: d.seats !== null && d.peakUsers > d.seats ? 'peak over' : 'peak', x: x(d.day) + slot * 0.1, y: y(d.peakUsers), width: Math.max(1, slot * 0.8), height: y(0) - y(d.peakUsers) },
+      svg('title', {}, `${d.day}: peak ${d.peakUsers}${d.seats !== null ? ` of ${d.seats} seats` : ''}`),
+    ),
+  );
+  let seatsPath = '';
+  for (const d of days) {
+    if (d.seats === null) continue;
+    const x0 = x(d.day);
+    seatsPath += `${seatsPath ? 'L' : 'M'}${x0},${y(d.seats)}L${x0 + slot},${y(d.seats)}`;
+  }
+  if (!seatsPath && farm.seats !== null) seatsPath = `M${pad.left},${y(farm.seats)}L${width - pad.right},${y(farm.seats)}`;
+  const labels = [
+    svg('text', { x: 2, y: y(top) + 4 }, String(top)),
+    svg('text', { x: 2, y: y(0) }, '0'),
+    svg('text', { x: pad.left, y: height - 6 }, days[0].day),
+    svg('text', { x: width - pad.right - 70, y: height - 6 }, days[days.length - 1].day),
+  ];
+  return h(
+    'figure',
+    {},
+    svg(
+      'svg',
+      { class: 'chart', viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-labelledby': 'chart-title' },
+      svg('title', { id: 'chart-title' }, `Daily peak users of ${farm.id} from ${days[0].day} to ${days[days.length - 1].day}, with the seats as a dashed line`),
+      bars,
+      seatsPath ? svg('path', { class: 'seats', d: seatsPath }) : null,
+      labels,
+    ),
+    h('figcaption', { class: 'legend' }, 'Bars: daily peak users (UTC days; red where above the seats). Dashed line: seats.'),
+    h(
+      'details',
+      {},
+      h('summary', {}, 'Daily peaks as a table'),
+      h(
+        'table',
+        {},
+        h('thead', {}, h('tr', {}, ['Day', 'Peak users', 'Seats', 'Highest overuse', 'Admissions', 'Minutes over seats'].map((t) => h('th', { scope: 'col' }, t)))),
+        h(
+          'tbody',
+          {},
+          days
+            .slice()
+            .reverse()
+            .map((d) => h('tr', {}, [d.day, d.peakUsers, d.seats ?? '-', d.maxOveruse ?? '-', d.admissions ?? '-', d.minutesOverSeats ?? '-'].map((v) => h('td', {}, String(v))))),
+        ),
+      ),
+    ),
+  );
+}
+
+function monthPeriod() {
+  const today = new Date().toISOString().slice(0, 10);
+  return { from: `${today.slice(0, 8)}01`, to: today };
+}
+
+async function download(path, filename) {
+  const text = await api(path, 'text/csv');
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
+  const link = h('a', { href: url, download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+async function slow(key, load) {
+  const entry = state.slow[key];
+  if (entry && Date.now() - entry.at < SLOW_REFRESH_MS) return entry.value;
+  const value = await load();
+  state.slow[key] = { at: Date.now(), value };
+  return value;
+}
+
+async function farmPage(id) {
+  const period = monthPeriod();
+  const path = `/api/v1/farms/${encodeURIComponent(id)}`;
+  const [farm, history, report] = await Promise.all([
+    api(path),
+    slow(`history:${id}`, () => api(`${path}/history`)),
+    slow(`report:${period.from}`, () => api(`/api/v1/report?from=${period.from}&to=${period.to}`)),
+  ]);
+  const counts = hostCounts(farm.hosts);
+  const exempt = farm.connections.filter((c) => c.exempt);
+  const mine = report.farms.find((f) => f.farm === farm.id);
+  const hostRows = farm.hosts.map((host) =>
+    h(
+      'tr',
+      {},
+      cell('Host', host.host),
+      cell('Status', tag(host.up ? 'ok' : host.retired ? 'warn' : 'bad', hostStatus(host))),
+      cell('Connections', String(host.connections), 'num'),
+      cell('Last seen', when(host.lastSeen)),
+      cell('Agent', host.agent || '-'),
+      cell('Session source', host.source === undefined ? '-' : host.sourceError ? `failing: ${host.sourceError}` : host.source || '-'),
+    ),
+  );
+  const csvName = `rasmon-report-${period.from}-${period.to}.csv`;
+  return [
+    h('p', {}, h('a', { href: '#/' }, '← All farms')),
+    h('h2', {}, `Farm ${farm.id}`),
+    h(
+      'div',
+      { class: 'cards' },
+      card('Users / seats', farm.seats === null ? `${farm.users} (no cap)` : `${farm.users} / ${farm.seats}`, 'card-users'),
+      card('Overuse', farm.seats === null ? 'none (SPLA)' : farm.overuseUsers > 0 ? `OVER by ${farm.overuseUsers}` : 'within seats', 'card-overuse'),
+      card('Overuse grace', graceCell(farm).textContent, 'card-grace'),
+      card('License', [].concat(licenseCell(farm)).map((n) => (n instanceof Node ? n.textContent : n)).join(''), 'card-license'),
+      card('Hosts', hostsText(counts), 'card-hosts'),
+      card('Peak today / ever', `${farm.peakUsersToday} / ${farm.peakUsers}`, 'card-peak'),
+    ),
+    h('h3', { id: 'over-title' }, 'Users over the limit'),
+    farm.overLimit.length === 0
+      ? h('p', { id: 'over-limit', class: 'muted' }, 'None: every user in use has a seat.')
+      : [
+          h('p', {}, `${farm.overLimit.length} user(s) above the ${farm.seats} seats, the most recent to start using a license (the ones RAS would have made wait), oldest first:`),
+          h('ol', { id: 'over-limit', class: 'over-list', 'aria-labelledby': 'over-title' }, farm.overLimit.map((user) => h('li', {}, user))),
+        ],
+    h('h3', {}, 'Hosts'),
+    h(
+      'table',
+      { class: 'stack', id: 'hosts' },
+      h('thead', {}, h('tr', {}, ['Host', 'Status', 'Connections', 'Last seen', 'Agent', 'Session source'].map((t, i) => h('th', { scope: 'col', class: i === 2 ? 'num' : undefined }, t)))),
+      h('tbody', {}, hostRows.length ? hostRows : h('tr', {}, h('td', { colspan: 6 }, 'No host has reported yet.'))),
+    ),
+    h('h3', {}, 'Exempt admin desktops'),
+    exempt.length === 0
+      ? h('p', { class: 'muted' }, 'None: no administrator desktop is exempt now (at most two per host are).')
+      : h(
+          'table',
+          { class: 'stack', id: 'exempt' },
+          h('thead', {}, h('tr', {}, ['Host', 'User', 'Kind', 'Since'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('tbody', {}, exempt.map((c) => h('tr', {}, cell('Host', c.host), cell('User', c.user), cell('Kind', `${c.via} ${c.kind}`), cell('Since', when(c.since))))),
+        ),
+    h('h3', {}, 'Daily peaks'),
+    chart(history, farm),
+    h('h3', {}, `This month (${period.from} to ${period.to})`),
+    mine
+      ? h(
+          'table',
+          { class: 'stack', id: 'month' },
+          h('thead', {}, h('tr', {}, ['Peak users', 'Peak day', 'Days over seats', 'Minutes over seats', 'Admissions', 'Highest overuse', 'Billed users'].map((t) => h('th', { scope: 'col' }, t)))),
+          h(
+            'tbody',
+            {},
+            h(
+              'tr',
+              {},
+              cell('Peak users', String(mine.peakUsers)),
+              cell('Peak day', mine.peakDay || '-'),
+              cell('Days over seats', String(mine.daysOverSeats)),
+              cell('Minutes over seats', String(mine.minutesOverSeats)),
+              cell('Admissions', String(mine.admissions)),
+              cell('Highest overuse', String(mine.maxOveruse)),
+              cell('Billed users', mine.billedUsers === null ? '-' : String(mine.billedUsers)),
+            ),
+          ),
+        )
+      : h('p', { class: 'muted' }, 'No report for this farm.'),
+    h(
+      'div',
+      { class: 'actions' },
+      h('button', { type: 'button', id: 'download-report', onclick: () => download(`/api/v1/report?from=${period.from}&to=${period.to}&format=csv`, csvName).catch(showError) }, 'Download this month’s report (CSV)'),
+      h('button', { type: 'button', id: 'download-history', onclick: () => download(`${path}/history?format=csv`, `rasmon-history-${farm.id}.csv`).catch(showError) }, 'Download the daily history (CSV)'),
+    ),
+  ];
+}
+
+// ---- loop -----------------------------------------------------------------------------------
+
+function showLogin(message) {
+  document.getElementById('login').hidden = false;
+  document.getElementById('view').replaceChildren();
+  document.getElementById('login-error').textContent = message || '';
+  document.getElementById('forget').hidden = true;
+  setLive('Token required', true);
+  document.getElementById('token').focus();
+}
+
+function setLive(text, bad) {
+  const live = document.getElementById('live');
+  live.textContent = text;
+  live.classList.toggle('stale', Boolean(bad));
+}
+
+function showError(err) {
+  setLive(`Cannot read the collector: ${err.message}`, true);
+}
+
+function routeOf() {
+  const match = /^#\/farm\/(.+)$/.exec(location.hash);
+  return match ? { farm: decodeURIComponent(match[1]) } : {};
+}
+
+/** Keeps the focused control (by id) focused across a re-render, so the keyboard is not thrown off. */
+function render(nodes) {
+  const view = document.getElementById('view');
+  const focused = document.activeElement && view.contains(document.activeElement) ? document.activeElement : null;
+  const focusKey = focused ? focused.id || focused.getAttribute('href') : null;
+  const openDetails = [...view.querySelectorAll('details[open]')].length > 0;
+  view.replaceChildren(...[].concat(nodes).flat());
+  if (openDetails) view.querySelectorAll('details').forEach((d) => (d.open = true));
+  if (focusKey) {
+    const again = view.querySelector(`[id="${CSS.escape(focusKey)}"], [href="${CSS.escape(focusKey)}"]`);
+    if (again) again.focus();
+  }
+}
+
+async function refresh() {
+  clearTimeout(state.timer);
+  const route = routeOf();
+  try {
+    const nodes = route.farm ? await farmPage(route.farm) : await overview();
+    if (JSON.stringify(routeOf()) !== JSON.stringify(route)) return;
+    document.getElementById('login').hidden = true;
+    document.getElementById('forget').hidden = !state.token;
+    render(nodes);
+    document.title = route.farm ? `rasmon: ${route.farm}` : 'rasmon: license status';
+    setLive(`Live, updated ${new Date().toLocaleTimeString()}`);
+  } catch (err) {
+    if (err instanceof Unauthorized) {
+      showLogin(state.token ? 'That token was not accepted.' : '');
+      return;
+    }
+    showError(err);
+  } finally {
+    if (document.getElementById('login').hidden) state.timer = setTimeout(refresh, REFRESH_MS);
+  }
+}
+
+document.getElementById('login-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  state.token = document.getElementById('token').value.trim();
+  sessionStorage.setItem(TOKEN_KEY, state.token);
+  document.getElementById('token').value = '';
+  state.slow = {};
+  refresh();
+});
+
+document.getElementById('forget').addEventListener('click', () => {
+  state.token = '';
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.slow = {};
+  refresh();
+});
+
+window.addEventListener('hashchange', () => {
+  state.slow = {};
+  document.getElementById('main').focus();
+  refresh();
+});
+
+refresh();
