@@ -138,7 +138,8 @@ export class Api {
   private async peaks(farm: FarmConfig) {
     const stored = await this.options.redis.hgetall(this.options.keys.farm(farm.id).peaks);
     const peaks = Object.entries(stored)
-      .map(([day, users]) => ({ day: Number(day), users: Number(users) }))
+      // A finished day holds its whole record (day-records.ts); its first field is the peak.
+      .map(([day, value]) => ({ day: Number(day), users: Number(value.split(',')[0]) }))
       .sort((a, b) => a.day - b.day)
       .map(({ day, users }) => ({ day: utcDay(day * DAY_MS), users }));
     return { peaks };

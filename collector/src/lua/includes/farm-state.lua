@@ -12,7 +12,8 @@
 
   ARGV
     the farm's rules, in every script, read here:
-      1 seats              licensed concurrent users
+      1 seats              licensed concurrent users, or '' for none (an SPLA farm without a cap:
+                           never over)
       2 countDisconnected  '1' or '0'
       3 graceSeed          overuse grace start given by the configuration (ms), or ''
     each script's own arguments follow, from ARGV[4]
@@ -40,6 +41,9 @@ local RULES = {
   countDisconnected = ARGV[2] == '1',
   graceSeed = argSeed(ARGV[3]),
 }
+
+-- No cap: comparisons against it are never over.
+local UNCAPPED = math.huge
 
 local DAY_MS = 86400000
 -- Daily peaks older than this many days are dropped (rule 7 keeps at least 400).
@@ -241,9 +245,14 @@ local loaded = nil
 local seats = 0
 local hostName = nil
 
+-- The current UTC day's record (rule 7) lives in meta: peakToday and peakAt (when it was first
+-- reached), daySeats, overToday (highest overuse), admDay (admissions at the day's start), overMs
+-- (closed time over seats) and overSince (start of the running time over seats). When the day
+-- turns, closeDay writes it into peaks (collector/src/day-records.ts reads both).
 local META_FIELDS = {
   'exempt', 'unverified', 'admissions', 'nextOrder', 'peak', 'peakToday', 'day',
   'graceStart', 'graceSeats', 'graceSeed', 'corrections', 'lastUpdate', 'version',
+  'peakAt', 'daySeats', 'overToday', 'admDay', 'overMs', 'overSince',
 }
 
 local function loadFarm()
@@ -313,17 +322,59 @@ local function saveFarm()
   end
 end
 
+local function optInt(n)
+  if n == nil then return '' end
+  return int(n)
+end
+
+-- The day's highest overuse and its time over seats, after any change of users or seats.
+local function trackDay(now, users)
+  local over = users - seats
+  if over > 0 then
+    if over > (farm.overToday or 0) then farm.overToday = over end
+    if farm.overSince == nil then farm.overSince = now end
+  elseif farm.overSince ~= nil then
+    farm.overMs = (farm.overMs or 0) + (now - farm.overSince)
+    farm.overSince = nil
+  end
+end
+
+-- Writes the finished record of farm.day into peaks as
+-- peakUsers,peakAtMs,seats,maxOveruse,admissions,msOverSeats ('' where unknown). Time over seats
+-- still running is counted to the day's end: the state Redis held lasted until a script ran.
+local function closeDay()
+  local dayEnd = (farm.day + 1) * DAY_MS
+  local overMs = farm.overMs
+  if farm.overSince ~= nil then overMs = (overMs or 0) + math.max(0, dayEnd - farm.overSince) end
+  local admissions = nil
+  if farm.admDay ~= nil then admissions = farm.admissions - farm.admDay end
+  rcall('HSET', F.peaks, int(farm.day), table.concat({
+    int(farm.peakToday), optInt(farm.peakAt), optInt(farm.daySeats), optInt(farm.overToday),
+    optInt(admissions), optInt(overMs),
+  }, ','))
+end
+
 -- Rules 7 and 8 as time alone moves them: a new UTC day, and the overuse grace's reset (more seats
 -- than it recorded), its seed from the console, and its start when the farm is already overused.
 local function beginFarm(now)
   loadFarm()
-  seats = RULES.seats
+  seats = RULES.seats or UNCAPPED
+  farm.daySeats = RULES.seats
   local graceSeed = RULES.graceSeed
+  if RULES.seats == nil then graceSeed = nil end
   local users = usersNow()
   local today = math.floor(now / DAY_MS)
   if farm.day ~= today then
+    local wasOver = farm.overSince ~= nil
+    if farm.day ~= nil then closeDay() end
     farm.day = today
     farm.peakToday = users
+    farm.peakAt = now
+    farm.overToday = 0
+    farm.admDay = farm.admissions
+    farm.overMs = 0
+    farm.overSince = nil
+    if wasOver then farm.overSince = today * DAY_MS end
     local oldest = today - PEAK_DAYS_KEPT
     if rcall('HLEN', F.peaks) > PEAK_DAYS_KEPT then
       for _, day in ipairs(rcall('HKEYS', F.peaks)) do
@@ -340,6 +391,7 @@ local function beginFarm(now)
   if farm.graceStart == nil and users > seats then
     farm.graceStart, farm.graceSeats = now, seats
   end
+  trackDay(now, users)
 end
 
 --------------------------------------------------------------------------------------------------
@@ -398,10 +450,14 @@ local function settle(now)
   end
   touched, touchedList = {}, {}
   if users > farm.peak then farm.peak = users end
-  if users > farm.peakToday then farm.peakToday = users end
+  if users > farm.peakToday then
+    farm.peakToday = users
+    farm.peakAt = now
+  end
   if farm.graceStart == nil and users > seats then
     farm.graceStart, farm.graceSeats = now, seats
   end
+  trackDay(now, users)
 end
 
 --------------------------------------------------------------------------------------------------

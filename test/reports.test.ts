@@ -1,0 +1,281 @@
+/**
+ * Day records, the history and report endpoints, the report command, license keys and SPLA farms:
+ * real agents over WebSocket, the collector's Lua in a real Redis, and the bin run as operators run it.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisServer } from './support/redis-server.js';
+import { InProcessCollector, eventually, rawConfig, sha256 } from './support/collector-harness.js';
+import { TestAgent, end, session } from './support/agent-client.js';
+import { Scrape } from './support/prometheus-text.js';
+import { csvObjects } from './support/csv.js';
+
+const DAY_MS = 86_400_000;
+const BIN = new URL('../collector/bin/rasmon-collector.js', import.meta.url).pathname;
+const run = promisify(execFile);
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await RedisServer.start();
+});
+afterAll(async () => {
+  await redis.stop();
+});
+
+const today = () => new Date().toISOString().slice(0, 10);
+const dayText = (day: number) => new Date(day * DAY_MS).toISOString().slice(0, 10);
+
+async function started(farms: Array<Record<string, unknown> & { id: string }>, extra: Record<string, unknown> = {}) {
+  const raw = rawConfig(redis.url, farms as never, extra);
+  const collector = await InProcessCollector.start(raw, { tickMs: 100 });
+  const agents: TestAgent[] = [];
+  const agent = async (farm: string, host: string) => {
+    const a = await TestAgent.connect(collector.url, `token-${farm}`);
+    agents.push(a);
+    await a.hello(farm, host, `stream-${host}`);
+    return a;
+  };
+  const get = async (path: string, headers: Record<string, string> = {}) => fetch(`${collector.url}${path}`, { headers });
+  const json = async (path: string) => (await get(path)).json() as Promise<any>;
+  const stop = async () => {
+    await Promise.all(agents.map((a) => a.close()));
+    await collector.stop();
+  };
+  return { raw, collector, agent, get, json, stop, prefix: (raw.redis as { prefix: string }).prefix };
+}
+
+describe('day records', () => {
+  it('today records the peak and when, the seats, the highest overuse, admissions and time over seats', async () => {
+    const farm = await started([{ id: 'farm-a', seats: 2 }]);
+    const a = await farm.agent('farm-a', 'rdsh-1');
+    const before = Date.now();
+    await a.snapshot(1, [session('1', 'corp\\a'), session('2', 'corp\\b'), session('3', 'corp\\c'), session('4', 'corp\\d')]);
+    await a.events([end(2, '4')]);
+    // Time over seats is counted by the Redis clock in tenths of a minute.
+    const history = await eventually(async () => {
+      const body = await farm.json('/api/v1/farms/farm-a/history');
+      expect(body.days[0].minutesOverSeats).toBeGreaterThanOrEqual(0.1);
+      return body;
+    }, 20_000);
+    expect(history.farm).toBe('farm-a');
+    expect(history.days).toHaveLength(1);
+    const [day] = history.days;
+    expect(day).toMatchObject({ day: today(), peakUsers: 4, seats: 2, maxOveruse: 2, admissions: 2 });
+    expect(Date.parse(day.peakAt)).toBeGreaterThanOrEqual(before - 1000);
+    expect(Date.parse(day.peakAt)).toBeLessThanOrEqual(Date.now());
+    // Back within the seats, the time over stops running.
+    await a.events([end(3, '3')]);
+    const stopped = (await farm.json('/api/v1/farms/farm-a/history')).days[0].minutesOverSeats;
+    await new Promise((resolve) => setTimeout(resolve, 6500));
+    expect((await farm.json('/api/v1/farms/farm-a/history')).days[0].minutesOverSeats).toBe(stopped);
+    // The existing daily peaks read the same records.
+    expect(await farm.json('/api/v1/farms/farm-a/peaks')).toEqual({ peaks: [{ day: today(), users: 4 }] });
+    await farm.stop();
+  }, 60_000);
+
+  it('the turn of the UTC day closes the record at midnight and carries an overuse into the new day', async () => {
+    const farm = await started([{ id: 'farm-a', seats: 1 }]);
+    const a = await farm.agent('farm-a', 'rdsh-1');
+    await a.snapshot(1, [session('1', 'corp\\a'), session('2', 'corp\\b')]);
+    const client = redis.client();
+    const meta = `${farm.prefix}:{farm-a}:meta`;
+    const peaks = `${farm.prefix}:{farm-a}:peaks`;
+    const todayNumber = Math.floor(Date.now() / DAY_MS);
+    const midnight = todayNumber * DAY_MS;
+    const admissions = Number(await client.hget(meta, 'admissions'));
+    // The open day as the scripts would hold it had the collector run through yesterday evening,
+    // over the seats since 23:58 after one closed minute; plus a day from before full records.
+    await client.hdel(peaks, String(todayNumber));
+    await client.hset(peaks, String(todayNumber - 5), '7');
+    await client.hset(meta, {
+      day: todayNumber - 1,
+      peakToday: 9,
+      peakAt: midnight - 3_600_000,
+      daySeats: 1,
+      overToday: 4,
+      admDay: admissions - 3,
+      overMs: 60_000,
+      overSince: midnight - 120_000,
+    });
+    const stored = await eventually(async () => {
+      const value = await client.hget(peaks, String(todayNumber - 1));
+      expect(value).toContain(',');
+      return value;
+    });
+    expect(stored).toBe(`9,${midnight - 3_600_000},1,4,3,180000`);
+    const history = await farm.json(`/api/v1/farms/farm-a/history?from=${dayText(todayNumber - 10)}&to=${today()}`);
+    expect(history.days.map((d: any) => d.day)).toEqual([dayText(todayNumber - 5), dayText(todayNumber - 1), today()]);
+    expect(history.days[0]).toEqual({
+      day: dayText(todayNumber - 5),
+      peakUsers: 7,
+      peakAt: null,
+      seats: null,
+      maxOveruse: null,
+      admissions: null,
+      minutesOverSeats: null,
+    });
+    expect(history.days[1]).toEqual({
+      day: dayText(todayNumber - 1),
+      peakUsers: 9,
+      peakAt: new Date(midnight - 3_600_000).toISOString(),
+      seats: 1,
+      maxOveruse: 4,
+      admissions: 3,
+      minutesOverSeats: 3,
+    });
+    // Still over: the new day counts from midnight.
+    const minutesToday = (Date.now() - midnight) / 60_000;
+    expect(history.days[2]).toMatchObject({ peakUsers: 2, seats: 1, maxOveruse: 1, admissions: 0 });
+    expect(Math.abs(history.days[2].minutesOverSeats - minutesToday)).toBeLessThan(0.3);
+    // The old peaks list every kept day.
+    const listed = (await farm.json('/api/v1/farms/farm-a/peaks')).peaks;
+    expect(listed).toEqual([
+      { day: dayText(todayNumber - 5), users: 7 },
+      { day: dayText(todayNumber - 1), users: 9 },
+      { day: today(), users: 2 },
+    ]);
+    client.disconnect();
+    await farm.stop();
+  });
+});
+
+describe('history and report endpoints', () => {
+  it('report per farm and per license key, as JSON and as RFC 4180 CSV', async () => {
+    const farm = await started([
+      { id: 'farm-a', seats: 1, licenseKey: 'EU key 1' },
+      { id: 'farm-b', seats: 5, licenseKey: 'EU key 1' },
+      { id: 'farm-s', license: 'spla', licenseKey: 'SPLA/2026' },
+    ]);
+    const a = await farm.agent('farm-a', 'rdsh-1');
+    await a.snapshot(1, [session('1', 'corp\\a'), session('2', 'corp\\b')]);
+    const b = await farm.agent('farm-b', 'rdsh-1');
+    await b.snapshot(1, [session('1', 'corp\\x'), session('2', 'corp\\y'), session('3', 'corp\\z')]);
+    const s = await farm.agent('farm-s', 'rdsh-1');
+    await s.snapshot(1, Array.from({ length: 4 }, (_, i) => session(String(i), `corp\\s${i}`)));
+    const report = await farm.json(`/api/v1/report?from=${today()}&to=${today()}`);
+    expect(report.from).toBe(today());
+    const byFarm = Object.fromEntries(report.farms.map((f: any) => [f.farm, f]));
+    expect(byFarm['farm-a']).toMatchObject({ seats: 1, peakUsers: 2, peakDay: today(), daysOverSeats: 1, maxOveruse: 1, admissions: 1, billedUsers: null, licenseKey: 'EU key 1' });
+    expect(byFarm['farm-b']).toMatchObject({ seats: 5, peakUsers: 3, daysOverSeats: 0, maxOveruse: 0, admissions: 0 });
+    // SPLA: no seats, so no overuse; billed by the period peak.
+    expect(byFarm['farm-s']).toMatchObject({ license: 'spla', seats: null, peakUsers: 4, billedUsers: 4, maxOveruse: 0, daysOverSeats: 0 });
+    expect(report.licenseKeys).toEqual([
+      { licenseKey: 'EU key 1', farms: ['farm-a', 'farm-b'], peakUsersSum: 5 },
+      { licenseKey: 'SPLA/2026', farms: ['farm-s'], peakUsersSum: 4 },
+    ]);
+
+    const csv = await farm.get(`/api/v1/report?from=${today()}&to=${today()}&format=csv`);
+    expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
+    expect(csv.headers.get('content-disposition')).toBe(`attachment; filename="rasmon-report-${today()}-${today()}.csv"`);
+    const rows = csvObjects(await csv.text());
+    expect(rows.map((r) => [r.row, r.name, r.peakUsers])).toEqual([
+      ['farm', 'farm-a', '2'],
+      ['farm', 'farm-b', '3'],
+      ['farm', 'farm-s', '4'],
+      ['licenseKey', 'EU key 1', '5'],
+      ['licenseKey', 'SPLA/2026', '4'],
+    ]);
+    expect(rows[2]).toMatchObject({ seats: '', billedUsers: '4', license: 'spla' });
+    expect(rows[3]!.farms).toBe('farm-a farm-b');
+
+    const accepted = await farm.get(`/api/v1/farms/farm-a/history?from=${today()}&to=${today()}`, { Accept: 'text/csv' });
+    const days = csvObjects(await accepted.text());
+    expect(days).toEqual([expect.objectContaining({ farm: 'farm-a', day: today(), peakUsers: '2', seats: '1', maxOveruse: '1' })]);
+
+    // The license key groups farms in ras_license_info; an SPLA farm without seats has no seats series.
+    const scrape = await Scrape.from(farm.collector.url);
+    expect(scrape.value('ras_license_info', { farm: 'farm-a' })).toBe(1);
+    expect(scrape.all('ras_license_info', { farm: 'farm-a' })[0]!.labels.license_key).toBe('EU key 1');
+    expect(scrape.value('ras_license_seats', { farm: 'farm-s' })).toBeUndefined();
+    expect(scrape.value('ras_license_overuse_users', { farm: 'farm-s' })).toBe(0);
+    expect(scrape.value('ras_license_users', { farm: 'farm-s' })).toBe(4);
+    await farm.stop();
+  });
+
+  it('answers bad periods and formats with 400, unknown farms with 404, and needs the API token', async () => {
+    const farm = await started([{ id: 'farm-a', seats: 1 }], { api: { tokensSha256: [sha256('api-secret')] } });
+    const auth = { Authorization: 'Bearer api-secret' };
+    expect((await farm.get('/api/v1/report')).status).toBe(401);
+    expect((await farm.get('/api/v1/farms/farm-a/history')).status).toBe(401);
+    const bad = async (path: string) => {
+      const res = await farm.get(path, auth);
+      return { status: res.status, error: ((await res.json()) as any).error };
+    };
+    expect(await bad('/api/v1/report?from=2026-02-30&to=2026-03-01')).toEqual({ status: 400, error: 'from must be a date YYYY-MM-DD (UTC), got "2026-02-30"' });
+    expect(await bad('/api/v1/report?from=2026-03-02&to=2026-03-01')).toEqual({ status: 400, error: 'from 2026-03-02 is after to 2026-03-01' });
+    expect(await bad('/api/v1/report?from=2026-03-02')).toEqual({ status: 400, error: 'from and to go together: give both or neither' });
+    expect(await bad('/api/v1/report?from=2020-01-01&to=2026-01-01')).toEqual({ status: 400, error: 'the period from 2020-01-01 to 2026-01-01 is longer than 1000 days' });
+    expect(await bad('/api/v1/report?format=xml')).toEqual({ status: 400, error: 'format must be json or csv' });
+    expect(await bad('/api/v1/farms/nope/history')).toEqual({ status: 404, error: 'no farm nope' });
+    // No period: the last full calendar month (UTC).
+    const report = (await (await farm.get('/api/v1/report', auth)).json()) as any;
+    const now = new Date();
+    const first = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
+    const last = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 0));
+    expect([report.from, report.to]).toEqual([first.toISOString().slice(0, 10), last.toISOString().slice(0, 10)]);
+    await farm.stop();
+  });
+});
+
+describe('rasmon-collector report', () => {
+  async function command(args: string[]) {
+    try {
+      const { stdout, stderr } = await run(process.execPath, [BIN, 'report', ...args]);
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const failed = err as { code: number; stdout: string; stderr: string };
+      return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+    }
+  }
+
+  it('prints the report as a table, CSV or JSON; bad dates are one line and exit 2', async () => {
+    const farm = await started([
+      { id: 'farm-a', seats: 1, licenseKey: 'key-1' },
+      { id: 'farm-b', seats: 3, licenseKey: 'key-1' },
+    ]);
+    const a = await farm.agent('farm-a', 'rdsh-1');
+    await a.snapshot(1, [session('1', 'corp\\a'), session('2', 'corp\\b')]);
+    const file = join(mkdtempSync(join(tmpdir(), 'rasmon-report-')), 'collector.json');
+    writeFileSync(file, JSON.stringify(farm.raw));
+    const period = ['--from', today(), '--to', today()];
+
+    const table = await command(['--config', file, ...period]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toContain(`License report ${today()} to ${today()} (UTC)`);
+    expect(table.stdout).toMatch(/^farm-a\s+primary\s+key-1\s+1\s+2\s+\S+\s+-\s+1\s+[\d.]+\s+1\s+1$/m);
+    expect(table.stdout).toMatch(/^key-1\s+farm-a farm-b\s+2$/m);
+
+    const csv = await command(['--config', file, ...period, '--format', 'csv']);
+    expect(csv.code).toBe(0);
+    expect(csvObjects(csv.stdout).map((r) => [r.row, r.name, r.peakUsers])).toEqual([
+      ['farm', 'farm-a', '2'],
+      ['farm', 'farm-b', '0'],
+      ['licenseKey', 'key-1', '2'],
+    ]);
+
+    const json = await command(['--config', file, '--format', 'json']);
+    expect(json.code).toBe(0);
+    const report = JSON.parse(json.stdout);
+    const now = new Date();
+    expect(report.from).toBe(new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1)).toISOString().slice(0, 10));
+
+    for (const args of [
+      ['--from', '2026-13-01', '--to', '2026-12-31'],
+      ['--from', '2026-12-01'],
+      ['--format', 'xml'],
+    ]) {
+      const bad = await command(['--config', file, ...args]);
+      expect(bad.code).toBe(2);
+      expect(bad.stdout).toBe('');
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    }
+    expect((await command(['--config', file, '--from', '2026-13-01', '--to', '2026-12-31'])).stderr).toBe(
+      'rasmon-collector report: --from must be a date YYYY-MM-DD (UTC), got "2026-13-01"\n',
+    );
+    await farm.stop();
+  });
+});
