@@ -38,6 +38,8 @@ describe('npm run demo', () => {
     expect(run.err).toBe('');
     expect(run.code).toBe(0);
     expect(run.out).toMatch(/metrics\s+http:\/\/127\.0\.0\.1:\d+\/metrics/);
+    // The status page's address comes first, right after the start line.
+    expect(run.out.split('\n')[1]).toMatch(/^status page http:\/\/127\.0\.0\.1:\d+\/ {3}\(open it in a browser\)$/);
     const table = run.out.split('\n');
     const last = (farm: string) => table.filter((line) => line.startsWith(farm)).at(-1)!.split(/\s{2,}/);
     const [, overUsers, overuse, , , , hostsUp, license, grace] = last('farm-overuse');

@@ -17,6 +17,8 @@ function h(tag, attrs, ...children) {
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === undefined || value === null || value === false) continue;
     if (key === 'class') el.className = value;
+    // Through the CSSOM: the page's Content-Security-Policy refuses style attributes.
+    else if (key === 'style') Object.assign(el.style, value);
     else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
     else el.setAttribute(key, value === true ? '' : String(value));
   }
@@ -84,7 +86,7 @@ function usersCell(farm) {
     h(
       'div',
       { class: over ? 'bar over' : 'bar', role: 'img', 'aria-label': `${farm.users} users of ${farm.seats} seats` },
-      h('span', { style: `width:${(ratio * 100).toFixed(1)}%` }),
+      h('span', { style: { width: `${(ratio * 100).toFixed(1)}%` } }),
     ),
   ];
 }
@@ -183,10 +185,11 @@ function chart(history, farm) {
   const slot = (width - pad.left - pad.right) / span;
   const y = (v) => pad.top + (height - pad.top - pad.bottom) * (1 - v / top);
   const x = (day) => pad.left + ((Date.parse(day) - first) / DAY_MS) * slot;
+  const barWidth = Math.max(1, Math.min(24, slot * 0.8));
   const bars = days.map((d) =>
     svg(
       'rect',
-      { class: d.seats !== null && d.peakUsers > d.seats ? 'peak over' : 'peak', x: x(d.day) + slot * 0.1, y: y(d.peakUsers), width: Math.max(1, slot * 0.8), height: y(0) - y(d.peakUsers) },
+      { class: d.seats !== null && d.peakUsers > d.seats ? 'peak over' : 'peak', x: x(d.day) + (slot - barWidth) / 2, y: y(d.peakUsers), width: barWidth, height: y(0) - y(d.peakUsers) },
       svg('title', {}, `${d.day}: peak ${d.peakUsers}${d.seats !== null ? ` of ${d.seats} seats` : ''}`),
     ),
   );
@@ -270,7 +273,8 @@ async function farmPage(id) {
   const counts = hostCounts(farm.hosts);
   const exempt = farm.connections.filter((c) => c.exempt);
   const mine = report.farms.find((f) => f.farm === farm.id);
-  const hostRows = farm.hosts.map((host) =>
+  const hosts = farm.hosts.slice().sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
+  const hostRows = hosts.map((host) =>
     h(
       'tr',
       {},

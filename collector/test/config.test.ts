@@ -157,8 +157,10 @@ describe('parseConfig', () => {
     ['expires on a day that does not exist', withFarm({ expires: '2027-02-30T00:00:00Z' }), 'farms[0].expires:'],
     ['a token instead of its hash', withFarm({ agentTokensSha256: [HASH_A, 'secret'] }), 'farms[0].agentTokensSha256[1]: must be 64 hex'],
     ['a bad api token hash', { ...minimal(), api: { tokensSha256: ['abc'] } }, 'api.tokensSha256[0]: must be 64 hex'],
-    ['a bad license', withFarm({ license: 'trial' }), 'farms[0].license: must be "primary" or "sublicense"'],
+    ['a bad license', withFarm({ license: 'trial' }), 'farms[0].license: must be "primary", "sublicense" or "spla"'],
     ['a bad farm id', withFarm({ id: '-farm' }), 'farms[0].id: must be 1 to 64'],
+    ['a license key label that could be a formula', withFarm({ licenseKey: '=HYPERLINK("x")' }), 'farms[0].licenseKey: must be 1 to 64 letters'],
+    ['a primary farm without seats', withFarm({ seats: undefined, licenseKey: 'k' }), 'farms[0].seats: is required (only a license: spla farm may leave it out)'],
     ['zero overuse grace', withFarm({ overuseGraceDays: 0 }), 'farms[0].overuseGraceDays: must be a number > 0'],
     ['negative expiry grace', withFarm({ expiryGraceDays: -1 }), 'farms[0].expiryGraceDays: must be a number >= 0'],
     ['zero maxHosts', withFarm({ maxHosts: 0 }), 'farms[0].maxHosts: must be an integer >= 1'],
@@ -188,6 +190,13 @@ describe('parseConfig', () => {
     ['a top level list', [] as unknown as Record<string, unknown>, 'test: must be a mapping of settings'],
   ])('rejects %s, naming the key', (_name, raw, expected) => {
     expect(parseError(raw)).toContain(expected);
+  });
+
+  it('an SPLA farm may leave out its seats and carries its license key label', () => {
+    const farm = parseConfig(withFarm({ license: 'spla', seats: undefined, licenseKey: 'SPLA EU/2026' }), 'test').farms[0]!;
+    expect(farm.license).toBe('spla');
+    expect(farm.seats).toBeUndefined();
+    expect(farm.licenseKey).toBe('SPLA EU/2026');
   });
 
   it('reports a misspelt key rather than the key it was meant to be', () => {

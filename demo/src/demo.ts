@@ -201,7 +201,9 @@ async function main(): Promise<void> {
   if (stopping) return;
 
   const tty = process.stdout.isTTY === true;
+  // The page first: it is what a newcomer opens.
   const banner = [
+    `status page ${base}/   (open it in a browser)`,
     `rasmon demo — ${farms.length} farms, ${agents.length} simulated hosts`,
     `  metrics   ${base}/metrics`,
     `  API       ${base}/api/v1/farms   (and ${base}/api/v1/farms/farm-overuse)`,

@@ -16,9 +16,10 @@ export const sha256 = (token: string) => createHash('sha256').update(token).dige
 
 export interface FarmSpec {
   id: string;
-  seats: number;
+  /** Left out only for an SPLA farm without a cap. */
+  seats?: number;
   token?: string;
-  license?: 'primary' | 'sublicense';
+  license?: 'primary' | 'sublicense' | 'spla';
   expires?: string;
   [key: string]: unknown;
 }

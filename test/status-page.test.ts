@@ -1,0 +1,188 @@
+/**
+ * The status page at / in a real browser: Debian's Chromium driven by playwright-core, against a real
+ * collector with agents over WebSocket and its Lua in a real Redis.
+ *
+ * `RASMON_SCREENSHOTS=1` also writes the README's screenshots into docs/.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { RedisServer } from './support/redis-server.js';
+import { InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
+import { TestAgent, session, upsert } from './support/agent-client.js';
+import { Scrape } from './support/prometheus-text.js';
+import { csvObjects } from './support/csv.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SCREENSHOTS = process.env.RASMON_SCREENSHOTS === '1';
+
+let redis: RedisServer;
+let browser: Browser;
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: install Debian's chromium or set CHROMIUM_PATH`);
+  redis = await RedisServer.start();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+  });
+});
+afterAll(async () => {
+  await browser?.close();
+  await redis?.stop();
+});
+
+async function lab(extra: Record<string, unknown> = {}) {
+  const raw = rawConfig(
+    redis.url,
+    [
+      { id: 'farm-a', seats: 4, licenseKey: 'EU-1', expires: '2027-06-30T00:00:00Z' },
+      { id: 'farm-b', seats: 10, licenseKey: 'EU-1', expires: '2027-03-31T00:00:00Z' },
+      { id: 'farm-spla', license: 'spla', expires: '2027-12-31T00:00:00Z' },
+    ],
+    extra,
+  );
+  const collector = await InProcessCollector.start(raw, { tickMs: 200 });
+  // Four weeks of finished day records, as the scripts write them when a UTC day turns.
+  const client = redis.client();
+  const today = Math.floor(Date.now() / 86_400_000);
+  for (let back = 28; back >= 1; back -= 1) {
+    const peak = 2 + ((back * 7) % 4) + (back % 9 === 0 ? 2 : 0);
+    const over = Math.max(0, peak - 4);
+    const record = [peak, (today - back) * 86_400_000 + 10 * 3_600_000, 4, over, over, over * 1_200_000].join(',');
+    await client.hset(`${(raw.redis as { prefix: string }).prefix}:{farm-a}:peaks`, String(today - back), record);
+  }
+  client.disconnect();
+  const agents: TestAgent[] = [];
+  const agent = async (farm: string, host: string) => {
+    const a = await TestAgent.connect(collector.url, `token-${farm}`);
+    agents.push(a);
+    await a.hello(farm, host, `stream-${host}`, 'rasmon-agent/0.1.0');
+    return a;
+  };
+  const a1 = await agent('farm-a', 'rdsh-a1');
+  await a1.snapshot(1, [
+    session('1', 'corp\\alice'),
+    session('2', 'corp\\bob', { via: 'rdp' }),
+    session('3', 'corp\\admin1', { admin: true }),
+    session('4', 'corp\\carol', { state: 'disconnected' }),
+  ]);
+  const a2 = await agent('farm-a', 'rdsh-a2');
+  await a2.snapshot(1, [session('1', 'corp\\dave', { kind: 'app' })]);
+  const b1 = await agent('farm-b', 'rdsh-b1');
+  await b1.snapshot(1, Array.from({ length: 6 }, (_, i) => session(String(i), `corp\\user${i}`)));
+  const s1 = await agent('farm-spla', 'rdsh-s1');
+  await s1.snapshot(1, Array.from({ length: 5 }, (_, i) => session(String(i), `tenant\\u${i}`)));
+  const stop = async () => {
+    await Promise.all(agents.map((a) => a.close()));
+    await collector.stop();
+  };
+  return { collector, a1, stop };
+}
+
+async function open(url: string, width = 1280): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  await page.goto(url);
+  return page;
+}
+
+const rowText = (page: Page, farm: string, column: string) =>
+  page.locator(`#farms tr[data-farm="${farm}"] td[data-label="${column}"]`).innerText();
+
+describe('status page', () => {
+  it('shows the numbers /metrics has, follows a logon beyond the seats live, and lists the users over the limit', async () => {
+    const { collector, a1, stop } = await lab();
+    const page = await open(`${collector.url}/`);
+    try {
+      await page.locator('#farms tr[data-farm="farm-spla"]').waitFor();
+      const scrape = await Scrape.from(collector.url);
+      for (const farm of ['farm-a', 'farm-b']) {
+        const users = scrape.value('ras_license_users', { farm });
+        const seats = scrape.value('ras_license_seats', { farm });
+        expect(await rowText(page, farm, 'Users / seats')).toContain(`${users} / ${seats}`);
+      }
+      expect(await rowText(page, 'farm-spla', 'Users / seats')).toContain(`${scrape.value('ras_license_users', { farm: 'farm-spla' })} users`);
+      expect(await rowText(page, 'farm-a', 'Overuse')).toBe(scrape.value('ras_license_overuse_users', { farm: 'farm-a' })! > 0 ? 'OVER by 1' : 'within seats');
+      expect(await rowText(page, 'farm-a', 'Hosts')).toBe('2 up, 0 stale, 0 retired');
+      expect(await rowText(page, 'farm-a', 'License')).toMatch(/^active \d+ days to expiry$/);
+      expect(await rowText(page, 'farm-a', 'Overuse grace')).toBe('not started');
+
+      // farm-a holds 4 of 4 seats (the admin's first desktop is exempt, the disconnected one counts).
+      expect(await rowText(page, 'farm-a', 'Users / seats')).toContain('4 / 4');
+      const sent = Date.now();
+      await a1.events([upsert(2, session('5', 'corp\\erin')), upsert(3, session('6', 'corp\\frank'))]);
+      await page.locator('#farms tr[data-farm="farm-a"] td[data-label="Overuse"]', { hasText: 'OVER by 2' }).waitFor({ timeout: 10_000 });
+      const shownAfterMs = Date.now() - sent;
+      expect(await rowText(page, 'farm-a', 'Users / seats')).toContain('6 / 4');
+      expect(await rowText(page, 'farm-a', 'Overuse grace')).toMatch(/^7 d 0 h left|^6 d 23 h left/);
+      console.log(`status page showed the overuse ${shownAfterMs} ms after the frame was acked`);
+      if (SCREENSHOTS) await page.screenshot({ path: 'docs/status-overview.png', fullPage: true });
+
+      // The keyboard reaches the farm page: Tab to its link, Enter.
+      await page.locator('#farms a[href="#/farm/farm-a"]').focus();
+      await page.keyboard.press('Enter');
+      await page.locator('#over-limit li').first().waitFor();
+      const api = (await (await fetch(`${collector.url}/api/v1/farms/farm-a`)).json()) as any;
+      expect(api.overLimit).toEqual(['corp\\erin', 'corp\\frank']);
+      expect(await page.locator('#over-limit li').allInnerTexts()).toEqual(api.overLimit);
+      expect(await page.locator('#hosts tbody tr').count()).toBe(2);
+      expect(await page.locator('#exempt').innerText()).toContain('corp\\admin1');
+      expect(await page.locator('#month td[data-label="Peak users"]').innerText()).toBe('6');
+      await page.locator('svg.chart rect.peak').first().waitFor();
+      // The 28 finished days and today, those above the seats marked in text too.
+      expect(await page.locator('svg.chart rect.peak').count()).toBe(29);
+      expect(await page.locator('svg.chart rect.peak.over').count()).toBeGreaterThan(0);
+      if (SCREENSHOTS) await page.screenshot({ path: 'docs/status-farm.png', fullPage: true });
+
+      // The CSV download is one RFC 4180 table with the farm's row.
+      const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#download-report').click()]);
+      const rows = csvObjects(await readFile((await download.path())!, 'utf8'));
+      const farmA = rows.find((row) => row.row === 'farm' && row.name === 'farm-a')!;
+      expect(farmA).toMatchObject({ seats: '4', peakUsers: '6', maxOveruse: '2', admissions: '2' });
+      expect(rows.find((row) => row.row === 'licenseKey')).toMatchObject({ name: 'EU-1', farms: 'farm-a farm-b' });
+    } finally {
+      await page.context().close();
+      await stop();
+    }
+  });
+
+  it('fits a narrow window without sideways scrolling', async () => {
+    const { collector, stop } = await lab();
+    const page = await open(`${collector.url}/#/farm/farm-a`, 360);
+    try {
+      await page.locator('#hosts tbody tr').first().waitFor();
+      expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(360);
+      await page.goto(`${collector.url}/#/`);
+      await page.locator('#farms tr[data-farm="farm-a"]').waitFor();
+      expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(360);
+    } finally {
+      await page.context().close();
+      await stop();
+    }
+  });
+
+  it('asks for the API token and shows nothing without it', async () => {
+    const { collector, stop } = await lab({ api: { tokensSha256: [sha256('helpdesk-secret')] } });
+    const page = await open(`${collector.url}/`);
+    try {
+      await page.locator('#login').waitFor({ state: 'visible' });
+      expect(await page.locator('#view').innerText()).toBe('');
+      expect(await page.locator('body').innerText()).not.toContain('farm-a');
+      await page.locator('#token').fill('wrong');
+      await page.locator('#token').press('Enter');
+      await page.locator('#login-error', { hasText: 'That token was not accepted.' }).waitFor();
+      expect(await page.locator('body').innerText()).not.toContain('farm-a');
+      await page.locator('#token').fill('helpdesk-secret');
+      await page.locator('#login-form button').click();
+      await page.locator('#farms tr[data-farm="farm-a"]').waitFor();
+      expect(await page.locator('#login').isHidden()).toBe(true);
+      await page.locator('#forget').click();
+      await page.locator('#login').waitFor({ state: 'visible' });
+      expect(await page.locator('#view').innerText()).toBe('');
+    } finally {
+      await page.context().close();
+      await stop();
+    }
+  });
+});
