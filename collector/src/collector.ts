@@ -206,9 +206,7 @@ export class Collector {
         const ready = this.ready;
         res.writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain' });
         res.end(ready ? 'ready\n' : `not ready: ${this.notReadyReason()}\n`);
-      } else if (this.page.handle(req, res, path)) {
-        // the status page
-      } else if (!(await this.api.handle(req, res, path))) {
+      } else if (!this.page.handle(req, res, path) && !(await this.api.handle(req, res, path))) {
         res.writeHead(404, { 'Content-Type': 'text/plain' });
         res.end('not found\n');
       }
