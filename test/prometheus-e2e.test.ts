@@ -2,7 +2,8 @@
  * The dashboard and the alert rules against a REAL Prometheus (`prometheus` from the PATH) scraping two
  * REAL collectors that share one Redis and are fed by simulated hosts over real WebSockets.
  *
- * Farms: farm-a (5 seats; hosts rdsh-a1 and rdsh-a3 on collector 1, rdsh-a2 on collector 2) and
+ * Farms: farm-a (5 seats; hosts rdsh-a1 and rdsh-a3 on collector 1, rdsh-a2 on collector 2, all three
+ * listed in its expectedHosts) and
  * farm-b (100 seats, a license expiring in 10 days; two simulated hosts, one per collector).
  * rdsh-a3's agent leaves, so the farm has a stale host and an unverified user; one upgrade is
  * refused for a bad token; then farm-a is pushed from 4 to 7 users.
@@ -192,7 +193,7 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
 
     redis = await RedisServer.start();
     const raw = rawConfig(redis.url, [
-      { id: 'farm-a', seats: 5 },
+      { id: 'farm-a', seats: 5, expectedHosts: ['rdsh-a1', 'rdsh-a2', 'rdsh-a3'] },
       { id: 'farm-b', seats: 100, expires: new Date(Date.now() + 10 * 86_400_000).toISOString() },
     ]);
     // One raw config (one Redis prefix) for both: they export the same farm series.

@@ -256,8 +256,8 @@ describe('Prometheus rules and config (promtool)', () => {
       },
       {
         what: 'near-capacity `for` shortened to 9m',
-        from: 'for: 10m',
-        to: 'for: 9m',
+        from: 'threshold:license_near_capacity:ratio\n        for: 10m',
+        to: 'threshold:license_near_capacity:ratio\n        for: 9m',
         alert: 'RasLicenseNearCapacity',
       },
       {
@@ -270,6 +270,18 @@ describe('Prometheus rules and config (promtool)', () => {
         what: 'retired hosts no longer left out',
         from: '(max by (farm, host) (ras_host_retired) == 1)',
         to: '(max by (farm, host) (ras_host_retired) == 2)',
+        alert: 'RasAgentDown',
+      },
+      {
+        what: 'a farm counted as reporting when only hosts it does not expect are up',
+        from: '(max by (farm, host) (ras_agent_up) == 1) and on (farm, host)',
+        to: '(max by (farm, host) (ras_agent_up) == 1) or on (farm, host)',
+        alert: 'RasFarmNoAgents',
+      },
+      {
+        what: 'expected hosts that retired left out of the agent-down alert',
+        from: 'unless on (farm, host) (max by (farm, host) (ras_host_expected) == 1))',
+        to: 'unless on (farm, host) (max by (farm, host) (ras_host_expected) == 2))',
         alert: 'RasAgentDown',
       },
       {

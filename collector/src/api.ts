@@ -129,6 +129,7 @@ export class Api {
         lastSeen: iso(host.lastSeen),
         connections: host.connections,
         agent: host.agent ?? null,
+        expected: host.expected,
       })),
       connections: detail.connections.map((connection) => ({ ...connection, since: iso(connection.since) })),
       overLimit: detail.overLimit,

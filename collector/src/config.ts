@@ -151,6 +151,14 @@ const farmSchema = z.strictObject(
       .min(1, { error: 'must list at least one pattern (leave hosts out to allow any host)' })
       .optional(),
     maxHosts: integer(1).default(CONFIG_DEFAULTS.farm.maxHosts),
+    // Host names compare case-insensitively (docs/design.md §2 rule 1): kept in lower case, once each.
+    expectedHosts: z
+      .array(z.string({ error: 'must be a host name' }).regex(NAME_PATTERN, { error: `must be a host name matching ${NAME_PATTERN.source}` }), {
+        error: 'must be a list of host names',
+      })
+      .max(CONFIG_DEFAULTS.farm.maxHosts, { error: `must list at most ${CONFIG_DEFAULTS.farm.maxHosts} hosts` })
+      .default([])
+      .transform((names) => [...new Set(names.map((name) => name.toLowerCase()))]),
     forgetHostsAfterDays: positiveNumber().default(CONFIG_DEFAULTS.farm.forgetHostsAfterDays),
   },
   { error: 'must be a mapping' },

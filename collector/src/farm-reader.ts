@@ -22,6 +22,8 @@ export interface HostState {
   lastSeen: number | undefined;
   connections: number;
   agent: string | undefined;
+  /** Listed in the farm's expectedHosts. */
+  expected: boolean;
 }
 
 /** One farm as /metrics and the API show it. */
@@ -167,6 +169,7 @@ export class FarmReader {
     // in the same step as the unverified count, never a tick before it.
     const leases = new Set(pairs(lease).map(([host]) => host));
     const retiredSet = new Set(retired);
+    const expected = new Set(farm.expectedHosts);
     const hosts: HostState[] = pairs(seen).map(([host, lastSeen]) => ({
       host,
       up: leases.has(host),
@@ -174,7 +177,13 @@ export class FarmReader {
       lastSeen,
       connections: Number(counts[host] ?? 0),
       agent: agents[host],
+      expected: expected.has(host),
     }));
+    // An expected host that never connected is down from the start, so RasAgentDown covers it.
+    const known = new Set(hosts.map((host) => host.host));
+    for (const host of farm.expectedHosts) {
+      if (!known.has(host)) hosts.push({ host, up: false, retired: false, lastSeen: undefined, connections: 0, agent: undefined, expected: true });
+    }
     return {
       id: farm.id,
       license: farm.license,

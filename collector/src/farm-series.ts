@@ -126,6 +126,7 @@ export const FARM_FAMILIES: readonly Family[] = [
   hostFamily('ras_host_retired', '1 while the host is retired: its connections do not count until its next snapshot', (host) =>
     host.retired ? 1 : 0,
   ),
+  hostFamily('ras_host_expected', '1 for a host listed in the farm\'s expectedHosts', (host) => (host.expected ? 1 : undefined)),
   hostFamily('ras_agent_last_seen_timestamp_seconds', 'Last lease renewal of the host agent', (host) =>
     host.lastSeen === undefined ? undefined : seconds(host.lastSeen),
   ),

@@ -96,9 +96,15 @@ describe('parseConfig', () => {
           expiryGraceDays: 30,
           maxHosts: 5000,
           forgetHostsAfterDays: 30,
+          expectedHosts: [],
         },
       ],
     });
+  });
+
+  it('keeps expectedHosts in lower case, each once', () => {
+    const config = parseConfig(withFarm({ expectedHosts: ['RDSH-1', 'rdsh-1', 'rdsh-2'] }), 'test');
+    expect(config.farms[0]!.expectedHosts).toEqual(['rdsh-1', 'rdsh-2']);
   });
 
   it('returns fresh default lists, so one config cannot change another', () => {
@@ -164,6 +170,8 @@ describe('parseConfig', () => {
     ['zero overuse grace', withFarm({ overuseGraceDays: 0 }), 'farms[0].overuseGraceDays: must be a number > 0'],
     ['negative expiry grace', withFarm({ expiryGraceDays: -1 }), 'farms[0].expiryGraceDays: must be a number >= 0'],
     ['zero maxHosts', withFarm({ maxHosts: 0 }), 'farms[0].maxHosts: must be an integer >= 1'],
+    ['a bad expected host', withFarm({ expectedHosts: ['rdsh-1', 'rdsh 2'] }), 'farms[0].expectedHosts[1]: must be a host name'],
+    ['expectedHosts not a list', withFarm({ expectedHosts: 'rdsh-1' }), 'farms[0].expectedHosts: must be a list of host names'],
     ['empty hosts', withFarm({ hosts: [] }), 'farms[0].hosts: must list at least one pattern'],
     ['a bad host pattern', withFarm({ hosts: ['rdsh-*', 'a b'] }), 'farms[0].hosts[1]: must be a host-name pattern'],
     ['a countDisconnected string', withFarm({ countDisconnected: 'yes' }), 'farms[0].countDisconnected: must be true or false'],
