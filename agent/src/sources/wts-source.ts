@@ -7,7 +7,6 @@ import { runCommand } from './run-command.js';
 import type { SessionSource } from './source.js';
 import { parseWtsOutput } from './wts-output.js';
 
-export const WTS_SCRIPT = fileURLToPath(new URL('../../scripts/wts-sessions.ps1', import.meta.url));
 
 export class WtsSource implements SessionSource {
   readonly name = 'wts';
@@ -24,7 +23,7 @@ export class WtsSource implements SessionSource {
     if (this.inputFile) {
       json = await readFile(this.inputFile, 'utf8');
     } else {
-      const args = ['-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', WTS_SCRIPT];
+      const args = ['-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', fileURLToPath(new URL('../../scripts/wts-sessions.ps1', import.meta.url))];
       if (this.adminGroups.length > 0) args.push('-AdminGroups', this.adminGroups.join(','));
       const output = await runCommand('powershell.exe', args, { timeoutMs: 60_000 });
       if (output.code !== 0) throw new Error(`wts-sessions.ps1 exited ${output.code}: ${output.stderr.trim().slice(0, 500)}`);
