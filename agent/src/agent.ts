@@ -15,6 +15,9 @@ import { SessionDiff } from './session-diff.js';
 import type { SessionSource } from './sources/source.js';
 import { Spool, newStream } from './spool.js';
 
+/** How long after a source's change notice the agent polls (one poll per burst of notices). */
+const WAKE_DEBOUNCE_MS = 200;
+
 export interface AgentOptions {
   source: SessionSource;
   spool: { dir: string; maxBytes: number };
@@ -36,6 +39,8 @@ export class Agent {
   private queue: Promise<unknown> = Promise.resolve();
   private pollTimer: NodeJS.Timeout | undefined;
   private snapshotTimer: NodeJS.Timeout | undefined;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private unwatch: (() => void) | undefined;
   private stopped = false;
   private droppedReported = 0;
   private writeErrorsReported = 0;
@@ -87,6 +92,7 @@ export class Agent {
     await this.enqueue(() => this.poll());
     this.link.start();
     this.schedulePoll();
+    this.unwatch = this.options.source.watch?.(() => this.wake());
     this.snapshotTimer = setInterval(
       () => void this.enqueue(() => this.sendSnapshot()),
       this.options.snapshotIntervalSeconds * 1000,
@@ -97,6 +103,8 @@ export class Agent {
   /** Stops polling, lets queued work finish, closes the connection and the spool. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.unwatch?.();
+    clearTimeout(this.wakeTimer);
     clearTimeout(this.pollTimer);
     clearInterval(this.snapshotTimer);
     clearTimeout(this.resyncTimer);
@@ -110,6 +118,18 @@ export class Agent {
     this.pollTimer = setTimeout(() => {
       void this.enqueue(() => this.poll()).finally(() => this.schedulePoll());
     }, this.options.pollIntervalSeconds * 1000);
+  }
+
+  /**
+   * The source saw a session change: poll now. Events come in bursts (a logon is create, connect,
+   * logon, state change): one poll a short moment after the first covers the burst.
+   */
+  private wake(): void {
+    if (this.stopped || this.wakeTimer) return;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      void this.enqueue(() => this.poll());
+    }, WAKE_DEBOUNCE_MS);
   }
 
   private enqueue<T>(task: () => Promise<T>): Promise<T | undefined> {

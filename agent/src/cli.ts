@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createRootLogger } from '@rasmon/protocol/kit';
+import { pino } from 'pino';
 import { Agent } from './agent.js';
 import { AgentConfigError, connectionSettings, loadAgentConfig, readToken, type AgentConfig } from './config.js';
 import { createSource } from './create-source.js';
@@ -72,7 +73,8 @@ export async function main(argv: string[]): Promise<void> {
     throw err;
   }
 
-  const log = createRootLogger('rasmon-agent');
+  // sessions prints its JSON on stdout; what the source logs meanwhile goes to stderr.
+  const log = createRootLogger('rasmon-agent', {}, command === 'sessions' ? pino.destination(2) : undefined);
 
   if (command === 'sessions') {
     try {

@@ -45,7 +45,8 @@ const schema = z.strictObject({
   command: z.string().min(1).optional(),
   /** quser: day/month order of logon dates, when the host's regional format differs from its language. */
   quser: z.strictObject({ dateOrder: z.enum(['month-first', 'day-first']).optional() }).prefault({}),
-  pollIntervalSeconds: seconds.default(5),
+  /** Default: 60 for `wts` (session events wake the agent; the poll is a safety net), else 5. */
+  pollIntervalSeconds: seconds.optional(),
   snapshotIntervalSeconds: seconds.default(600),
   spool: z
     .strictObject({
@@ -81,7 +82,7 @@ const schema = z.strictObject({
     .prefault({}),
 });
 
-export type AgentConfig = z.infer<typeof schema> & { host: string };
+export type AgentConfig = z.infer<typeof schema> & { host: string; pollIntervalSeconds: number };
 
 /** What the `sessions` command and the service both need; the service also needs the connection. */
 export interface ConnectionSettings {
@@ -131,7 +132,8 @@ export function loadAgentConfig(path: string | undefined, flags: AgentFlags = {}
   if (!NAME_PATTERN.test(host)) {
     throw new AgentConfigError(`host: this machine's name "${host}" does not match ${NAME_PATTERN.source}; set host`);
   }
-  return { ...result.data, host };
+  const pollIntervalSeconds = result.data.pollIntervalSeconds ?? (result.data.source === 'wts' ? 60 : 5);
+  return { ...result.data, host, pollIntervalSeconds };
 }
 
 /** The settings the service needs to connect; errors name the missing key. */

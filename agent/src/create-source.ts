@@ -8,14 +8,19 @@ import { CommandSource } from './sources/command-source.js';
 import { QuserSource } from './sources/quser-source.js';
 import { SessionSimulator } from './sources/simulate.js';
 import type { SessionSource } from './sources/source.js';
-import { WtsSource } from './sources/wts-source.js';
+import { WtsSource } from './windows/wts-source.js';
 
 /** `inputFile`: read a saved output instead of running the source's command (support cases, tests). */
 export function createSource(config: AgentConfig, log: Logger, inputFile?: string): SessionSource {
   const classifier = new Classifier({ ...config.classify, ...(config.domain ? { domain: config.domain } : {}) });
   switch (config.source) {
     case 'wts':
-      return new WtsSource(classifier, config.classify.adminGroups, inputFile);
+      return new WtsSource({
+        classifier,
+        adminGroups: config.classify.adminGroups,
+        log: log.child({ module: 'wts' }),
+        ...(inputFile ? { inputFile } : {}),
+      });
     case 'quser':
       return new QuserSource(classifier, config.quser.dateOrder ? { dateOrder: config.quser.dateOrder } : {}, inputFile);
     case 'command':

@@ -4,4 +4,9 @@ import type { Session } from '@rasmon/protocol';
 export interface SessionSource {
   readonly name: string;
   list(nowMs: number): Promise<Session[]>;
+  /**
+   * Sources that hear of session changes call `onChange` on each (the agent then polls at once,
+   * its poll interval becoming a safety net). Returns the function that stops watching.
+   */
+  watch?(onChange: () => void): () => void;
 }

@@ -1,12 +1,14 @@
 /**
- * The contract between `scripts/wts-sessions.ps1` and the agent: the script prints one JSON array of
- * objects named exactly like {@link RawSession}'s fields, and this module checks it.
+ * A saved `wts` reading, for `sessions --source wts --input FILE` (support cases, tests): one JSON
+ * array of objects named exactly like {@link RawSession}'s fields, the facts the WTS API gives
+ * before classification. This module checks it. (The format is the one the PowerShell script of
+ * earlier versions printed, so its saved outputs still read.)
  */
 import { formatIssue, RasmonError } from '@rasmon/protocol/kit';
 import { z } from 'zod';
 import type { RawSession, RawState } from './raw-session.js';
 
-/** What the script printed breaks the contract; the whole list is refused. */
+/** The saved reading breaks the contract; the whole list is refused. */
 export class WtsOutputError extends RasmonError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('RASMON_WTS_OUTPUT', message, options);
@@ -28,10 +30,10 @@ const STATES: Record<RawState, true> = {
   init: true,
 };
 
-/** The script writes `null` for what Windows did not tell (no client on the console, no logon time). */
+/** `null` for what Windows did not tell (no client on the console, no logon time). */
 const text = z.string().nullish();
 
-/** One session as the script prints it. Strict: a misspelt field is a broken contract, not an extra. */
+/** One session as saved. Strict: a misspelt field is a broken contract, not an extra. */
 export const wtsSessionSchema = z.strictObject({
   sessionId: z.number().int().nonnegative(),
   user: z.string().refine((user) => user.trim() !== '', 'must not be blank'),
@@ -46,29 +48,30 @@ export const wtsSessionSchema = z.strictObject({
   admin: z.boolean().nullish(),
 });
 
-/** A single session alone is printed as an object by some PowerShell paths: read it as a list of one. */
+/** A single session alone may be saved as an object (PowerShell did): read it as a list of one. */
 const outputSchema = z.union([z.array(z.unknown()), z.looseObject({}).transform((one) => [one])]);
 
 /**
- * Parses and validates what `wts-sessions.ps1` printed. `null` fields are dropped.
+ * Parses and validates a saved wts reading. `null` fields are dropped.
  *
  * @throws WtsOutputError when the text is not JSON, not a list of sessions, or a session breaks the
  *   contract; the message names the session's index and the field.
  */
 export function parseWtsOutput(json: string): RawSession[] {
   const body = json.replace(/^\uFEFF/, '').trim();
-  if (body === '') throw new WtsOutputError('wts-sessions.ps1 printed nothing (an empty host prints [])');
+  if (body === '') throw new WtsOutputError('the saved wts reading is empty (an empty host is [])');
   let value: unknown;
   try {
     value = JSON.parse(body);
   } catch (err) {
-    throw new WtsOutputError(`wts-sessions.ps1 output is not JSON: ${(err as Error).message}`, { cause: err });
+    throw new WtsOutputError(`the saved wts reading is not JSON: ${(err as Error).message}`, { cause: err });
   }
   const list = outputSchema.safeParse(value);
-  if (!list.success) throw new WtsOutputError('wts-sessions.ps1 output is not a JSON array of sessions');
+  if (!list.success) throw new WtsOutputError('the saved wts reading is not a JSON array of sessions');
   return list.data.map((item, index) => {
     const parsed = wtsSessionSchema.safeParse(item);
-    if (!parsed.success) throw new WtsOutputError(`wts-sessions.ps1 output ${formatIssue(parsed.error, { prefix: `[${index}]`, unknownKeys: 'field' })}`);
+/** The saved reading breaks the contract; the whole list is refused. */
+export class WtsOutputError extends RasmonError {
     return dropNulls(parsed.data);
   });
 }

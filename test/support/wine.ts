@@ -1,0 +1,146 @@
+/**
+ * dist/rasmon-agent.exe under wine64, for the tests that are about the Windows exe itself.
+ *
+ * - `ensureAgentExe()` builds the exe once (`npm run build:agent-exe`) when it is missing or was
+ *   built from other sources; test files running at once wait for one build.
+ * - `WinePrefix` is one wine prefix (boot once per test file: a fresh one takes seconds), made to
+ *   report Windows 10 (node.exe refuses older ones). Output goes to files: a pipe as stdout fails
+ *   with EBADF under wine.
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { currentExeStamp, EXE_PATH, REPO_ROOT } from '../../agent/build/exe-inputs.js';
+
+export { EXE_PATH };
+
+/** Why the wine tests are skipped here, or undefined when they run. */
+export const WINE_MISSING: string | undefined =
+  spawnSync('sh', ['-c', 'command -v wine'], { encoding: 'utf8' }).status === 0
+    ? undefined
+    : 'wine is not on the PATH (Debian: apt-get install wine64): the rasmon-agent.exe tests are skipped';
+
+const LOCK = join(REPO_ROOT, 'dist', '.rasmon-agent-exe.lock');
+
+/** The exe, built from the current sources. */
+export async function ensureAgentExe(): Promise<string> {
+  mkdirSync(join(REPO_ROOT, 'dist'), { recursive: true });
+  for (let waited = 0; ; waited += 1) {
+    if (currentExeStamp()) return EXE_PATH;
+    let mine = false;
+    try {
+      mkdirSync(LOCK);
+      mine = true;
+    } catch {
+      // Another test file builds it; a lock older than a build can take was left by a killed run.
+      if (existsSync(LOCK) && Date.now() - statSync(LOCK).mtimeMs > 10 * 60_000) rmSync(LOCK, { recursive: true, force: true });
+    }
+    if (mine) {
+      try {
+        if (!currentExeStamp()) {
+          execFileSync('npm', ['run', '--silent', 'build:agent-exe'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 10 * 60_000 });
+        }
+      } finally {
+        rmSync(LOCK, { recursive: true, force: true });
+      }
+      if (!currentExeStamp()) throw new Error('npm run build:agent-exe did not produce a current dist/rasmon-agent.exe');
+      return EXE_PATH;
+    }
+    if (waited > 1200) throw new Error('timed out waiting for another build of rasmon-agent.exe');
+    await sleep(500);
+  }
+}
+
+export interface ExeResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A running program under wine, its output in files. */
+export class WineProcess {
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(
+    readonly child: ChildProcess,
+    private readonly stdoutFile: string,
+    private readonly stderrFile: string,
+  ) {
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get stdout(): string {
+    return existsSync(this.stdoutFile) ? readFileSync(this.stdoutFile, 'utf8') : '';
+  }
+
+  get stderr(): string {
+    return existsSync(this.stderrFile) ? readFileSync(this.stderrFile, 'utf8') : '';
+  }
+
+  /** Ends the program at once: the Windows process is this very process under wine. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    await this.exited;
+  }
+}
+
+export class WinePrefix {
+  private outputs = 0;
+
+  private constructor(readonly dir: string) {}
+
+  /** A fresh prefix, booted and set to Windows 10. */
+  static async create(): Promise<WinePrefix> {
+    const prefix = new WinePrefix(mkdtempSync(join(tmpdir(), 'rasmon-wine-')));
+    await prefix.run('wineboot', ['-i'], 180_000);
+    const version = await prefix.run('wine', ['reg', 'add', 'HKCU\\Software\\Wine', '/v', 'Version', '/d', 'win10', '/f'], 60_000);
+    if (version.code !== 0) throw new Error(`wine reg add failed: ${version.stderr}`);
+    return prefix;
+  }
+
+  get env(): NodeJS.ProcessEnv {
+    return { ...process.env, WINEPREFIX: this.dir, WINEDEBUG: '-all', WINEDLLOVERRIDES: 'mscoree,mshtml=' };
+  }
+
+  /** Starts `wine EXE args…` (or another wine tool) with stdout and stderr going to files. */
+  async start(program: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<WineProcess> {
+    this.outputs += 1;
+    const stdoutFile = join(this.dir, `out-${this.outputs}.txt`);
+    const stderrFile = join(this.dir, `err-${this.outputs}.txt`);
+    const [out, err] = await Promise.all([open(stdoutFile, 'w'), open(stderrFile, 'w')]);
+    try {
+      const child = spawn(program, [...args], { env: { ...this.env, ...env }, stdio: ['ignore', out.fd, err.fd] });
+      return new WineProcess(child, stdoutFile, stderrFile);
+    } finally {
+      await Promise.all([out.close(), err.close()]);
+    }
+  }
+
+  /** Runs the exe to its end. */
+  exe(args: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ExeResult> {
+    return this.run('wine', [EXE_PATH, ...args], options.timeoutMs ?? 60_000, options.env);
+  }
+
+  /** Starts the exe and leaves it running. */
+  startExe(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<WineProcess> {
+    return this.start('wine', [EXE_PATH, ...args], env);
+  }
+
+  async run(program: string, args: readonly string[], timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<ExeResult> {
+    const proc = await this.start(program, args, env);
+    const timer = setTimeout(() => void proc.kill(), timeoutMs);
+    const { code } = await proc.exited;
+    clearTimeout(timer);
+    return { code, stdout: proc.stdout, stderr: proc.stderr };
+  }
+
+  /** Stops every program of the prefix (wineserver -k) and removes it. */
+  async dispose(): Promise<void> {
+    spawnSync('wineserver', ['-k'], { env: this.env, stdio: 'ignore', timeout: 30_000 });
+    spawnSync('wineserver', ['-w'], { env: this.env, stdio: 'ignore', timeout: 30_000 });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
