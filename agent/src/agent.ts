@@ -28,6 +28,8 @@ export interface AgentOptions {
   metrics?: AgentMetrics;
   /** Snapshots asked for by `resync` go out at most this often (default 5 s). */
   resyncMinIntervalMs?: number;
+  /** Told each poll's outcome (the error when the source failed): the service's Event Log alerts. */
+  onPoll?: (error?: unknown) => void;
 }
 
 export class Agent {
@@ -150,10 +152,12 @@ export class Agent {
       // A failed read is not an empty host: keep what we have and try again next poll.
       this.options.log.warn({ err, source: this.options.source.name }, 'could not read the sessions');
       this.options.metrics?.pollErrors.inc();
+      this.options.onPoll?.(err);
       return;
     } finally {
       this.options.metrics?.pollDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     }
+    this.options.onPoll?.();
     const events = this.diff.next(sessions);
     this.options.metrics?.sessions.set(sessions.length);
     if (events.length === 0) return;

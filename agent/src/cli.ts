@@ -1,22 +1,29 @@
 /**
  * `rasmon-agent --config FILE` runs the agent; `rasmon-agent sessions [--config FILE] [--source S]
- * [--input FILE]` prints the sessions the agent sees now, as the JSON it would send, and exits.
+ * [--input FILE]` prints the sessions the agent sees now, as the JSON it would send, and exits;
+ * `check` tests what the agent needs; `service ...` manages the Windows service.
  * Bad configuration: one line naming the key, exit code 2.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createRootLogger } from '@rasmon/protocol/kit';
 import { pino } from 'pino';
-import { Agent } from './agent.js';
-import { AgentConfigError, connectionSettings, loadAgentConfig, readToken, type AgentConfig } from './config.js';
+import type { Agent } from './agent.js';
+import { agentFromConfig } from './agent-setup.js';
+import { runCheck } from './check.js';
+import { AgentConfigError, loadAgentConfig, type AgentConfig } from './config.js';
 import { createSource } from './create-source.js';
-import { AgentMetrics } from './metrics.js';
 import { VERSION } from './version.js';
 
 const USAGE = `Usage:
   rasmon-agent [--config FILE] [options]        run the agent
   rasmon-agent sessions [--config FILE] [--source S] [--input FILE]
                                                 print the sessions this host has now, and exit
+  rasmon-agent check --config FILE              check the token file, the source and the collector
+                                                (a hello: a running agent reconnects after it),
+                                                one line each; exit 1 if any failed
+  rasmon-agent service install --config FILE [--allow-readable-token]
+                                                (Windows) install and start the service rasmon-agent
+  rasmon-agent service uninstall | status       (Windows) stop and remove it, or print its state
 
 Options (each overrides the config file):
   -c, --config FILE        agent configuration, YAML or JSON
@@ -35,15 +42,6 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
-function readPem(path: string | undefined, key: string): Buffer | undefined {
-  if (!path) return undefined;
-  try {
-    return readFileSync(path);
-  } catch {
-    throw new AgentConfigError(`${key}: ${path} cannot be read`);
-  }
-}
-
 export async function main(argv: string[]): Promise<void> {
   let parsed: ReturnType<typeof parse>;
   try {
@@ -55,7 +53,9 @@ export async function main(argv: string[]): Promise<void> {
   if (values.help) return void process.stdout.write(`${USAGE}\n`);
   if (values.version) return void process.stdout.write(`${VERSION}\n`);
   const command = positionals[0];
-  if (command !== undefined && command !== 'sessions') fail(`unknown command "${command}"\n${USAGE}`);
+  if (command === 'service') return serviceMain(positionals.slice(1), values.config, values['allow-readable-token'] ?? false);
+  if (values['allow-readable-token']) fail('--allow-readable-token belongs to service install');
+  if (command !== undefined && command !== 'sessions' && command !== 'check') fail(`unknown command "${command}"\n${USAGE}`);
   if (command !== 'sessions' && values.input) fail('--input belongs to the sessions command');
 
   let config: AgentConfig;
@@ -73,8 +73,23 @@ export async function main(argv: string[]): Promise<void> {
     throw err;
   }
 
-  // sessions prints its JSON on stdout; what the source logs meanwhile goes to stderr.
-  const log = createRootLogger('rasmon-agent', {}, command === 'sessions' ? pino.destination(2) : undefined);
+  // check and sessions print their own output on stdout; what the source logs meanwhile goes to stderr.
+  const quiet = command === 'check' || command === 'sessions';
+  const log = createRootLogger(
+    'rasmon-agent',
+    command === 'check' ? { level: process.env.RASMON_LOG_LEVEL ?? 'warn' } : {},
+    quiet ? pino.destination(2) : undefined,
+  );
+
+  if (command === 'check') {
+    try {
+      process.exitCode = await runCheck(config, log, (line) => process.stdout.write(`${line}\n`));
+    } catch (err) {
+      if (err instanceof AgentConfigError) fail(err.message);
+      throw err;
+    }
+    return;
+  }
 
   if (command === 'sessions') {
     try {
@@ -90,36 +105,7 @@ export async function main(argv: string[]): Promise<void> {
 
   let agent: Agent;
   try {
-    const settings = connectionSettings(config);
-    const token = readToken(settings.tokenFile);
-    const metrics = new AgentMetrics();
-    if (config.metrics) {
-      const [host = '127.0.0.1', port = '9421'] = config.metrics.listen.split(':');
-      await metrics.serve(host || '127.0.0.1', Number(port));
-    }
-    const ca = readPem(config.tls?.ca, 'tls.ca');
-    const cert = readPem(config.tls?.cert, 'tls.cert');
-    const key = readPem(config.tls?.key, 'tls.key');
-    agent = new Agent({
-      source: createSource(config, log),
-      spool: config.spool,
-      pollIntervalSeconds: config.pollIntervalSeconds,
-      snapshotIntervalSeconds: config.snapshotIntervalSeconds,
-      log,
-      metrics,
-      link: {
-        url: settings.collector,
-        token,
-        farm: settings.farm,
-        host: config.host,
-        agent: `rasmon-agent/${VERSION}`,
-        backoff: { initialMs: config.reconnect.initialSeconds * 1000, maxMs: config.reconnect.maxSeconds * 1000 },
-        supersededDelayMs: config.reconnect.supersededSeconds * 1000,
-        ...(ca ? { ca } : {}),
-        ...(cert ? { cert } : {}),
-        ...(key ? { key } : {}),
-      },
-    });
+    agent = await agentFromConfig(config, log);
   } catch (err) {
     if (err instanceof AgentConfigError) fail(err.message);
     throw err;
@@ -143,6 +129,20 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
+/** `service <sub>`: loaded only when used, so the Linux agent never touches the Windows modules. */
+async function serviceMain(args: string[], configFile: string | undefined, allowReadableToken: boolean): Promise<void> {
+  const { ServiceCommandError, serviceCommand } = await import('./windows/service-command.js');
+  if (args.length > 1) fail(`unexpected argument "${args[1]}"`);
+  try {
+    process.exitCode = await serviceCommand(args[0], configFile, (line) => process.stdout.write(`${line}\n`), { allowReadableToken });
+    // The stopped service leaves nothing to wait for; koffi's callbacks would keep the loop alive.
+    if (args[0] === 'run') process.exit();
+  } catch (err) {
+    if (err instanceof AgentConfigError || err instanceof ServiceCommandError) fail(err.message);
+    fail((err as Error).message, 1);
+  }
+}
+
 function parse(argv: string[]) {
   return parseArgs({
     args: argv,
@@ -157,6 +157,7 @@ function parse(argv: string[]) {
       source: { type: 'string' },
       'spool-dir': { type: 'string' },
       input: { type: 'string' },
+      'allow-readable-token': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },

@@ -56,6 +56,8 @@ export interface LinkEvents {
   ack: [frame: AckFrame];
   resync: [];
   down: [];
+  /** The upgrade was answered with this HTTP status instead of a WebSocket (401: token refused). */
+  refused: [status: number];
 }
 
 /** A string from the wire, cut to a length that is safe to log. */
@@ -178,6 +180,7 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
       log.error({ status: res.statusCode }, res.statusCode === 401 ? 'collector refused the token (401)' : 'collector refused the connection');
       res.resume();
       socket.terminate();
+      this.emit('refused', res.statusCode ?? 0);
     });
     socket.on('error', (err) => log.warn({ err: { message: clip(err.message) } }, 'collector connection error'));
     socket.on('open', () => {

@@ -1,0 +1,158 @@
+/**
+ * `rasmon-agent service install --config FILE | uninstall | status | run --config FILE`.
+ * Install checks the configuration, locks the token file, the spool and log directories to SYSTEM
+ * and Administrators (or refuses when the token file cannot be locked), registers the Event Log
+ * source, creates the service and starts it.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve, win32 } from 'node:path';
+import * as sea from 'node:sea';
+import { AgentConfigError, connectionSettings, loadAgentConfig, readToken } from '../config.js';
+import { serviceCommandLine } from './command-line.js';
+import { describeSid, tokenFileDecision, untrustedReaders } from './dacl.js';
+import { eventSourceRegistered, registerEventSource, unregisterEventSource } from './event-log.js';
+import { getDacl, lockDirectory, lockFile } from './file-lock.js';
+import { installService, SERVICE_NAME, serviceStatus, uninstallService } from './service-manager.js';
+import { runService, serviceLogFile } from './service-run.js';
+import { SERVICE_RUNNING } from './service-state.js';
+
+export class ServiceCommandError extends Error {
+  readonly code = 'RASMON_SERVICE_COMMAND';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ServiceCommandError';
+  }
+}
+
+export const SERVICE_USAGE = `Usage:
+  rasmon-agent service install --config FILE [--allow-readable-token]
+                                               create the service rasmon-agent (LocalSystem, automatic
+                                               start, restarted on failure) and start it; refused when
+                                               the token file cannot be locked, unless allowed
+  rasmon-agent service uninstall               stop and remove it (config, token and spool stay)
+  rasmon-agent service status                  print its state (exit 0 running, 3 not running,
+                                               4 not installed)
+  rasmon-agent service run --config FILE       what the service runs (started by Windows only)`;
+
+/** The program and leading arguments that start this agent again: the exe, or node and its script. */
+function selfCommand(): { program: string; args: string[] } {
+  if (sea.isSea()) return { program: process.execPath, args: [] };
+  return { program: process.execPath, args: [resolve(process.argv[1]!)] };
+}
+
+export interface ServiceCommandOptions {
+  /** Install even when the token file stays readable by others (a file system without Windows ACLs). */
+  allowReadableToken?: boolean;
+}
+
+/**
+ * Locks the token file when others can read it, then reads its DACL back; refuses the install when
+ * it is still readable by others, unless told to allow that (then says so).
+ */
+function secureTokenFile(path: string, options: ServiceCommandOptions, write: (line: string) => void): void {
+  const decision = tokenFileDecision(getDacl(path));
+  if (decision.action === 'keep') {
+    write(`token file ${path}: only SYSTEM and Administrators can read it`);
+    return;
+  }
+  let failure: string;
+  try {
+    lockFile(path);
+    const still = untrustedReaders(getDacl(path));
+    if (still.length === 0) {
+      write(`token file ${path}: was readable by ${decision.readers.map(describeSid).join(', ')}; now SYSTEM and Administrators only`);
+      return;
+    }
+    failure = `is still readable by ${still.map(describeSid).join(', ')} after locking it (a file system that keeps no Windows ACLs?)`;
+  } catch (err) {
+    failure = `is readable by ${decision.readers.map(describeSid).join(', ')} and cannot be locked (${(err as Error).message})`;
+  }
+  if (!options.allowReadableToken) {
+    throw new ServiceCommandError(`token file ${path} ${failure}: not installed (move it to an NTFS volume, or pass --allow-readable-token)`);
+  }
+  write(`WARNING token file ${path} ${failure}; installing anyway (--allow-readable-token)`);
+}
+
+async function install(configFile: string, options: ServiceCommandOptions, write: (line: string) => void): Promise<number> {
+  const configPath = resolve(configFile);
+  const config = loadAgentConfig(configPath);
+  const settings = connectionSettings(config);
+  // The service starts in %SystemRoot%\System32: a relative path would point there.
+  for (const [key, path] of [
+    ['tokenFile', settings.tokenFile],
+    ['spool.dir', config.spool.dir],
+    ['tls.ca', config.tls?.ca],
+    ['tls.cert', config.tls?.cert],
+    ['tls.key', config.tls?.key],
+  ] as const) {
+    if (path !== undefined && !win32.isAbsolute(path)) throw new AgentConfigError(`${key}: must be an absolute path for the service (${path})`);
+  }
+  const tokenFile = settings.tokenFile;
+  readToken(tokenFile);
+  const self = selfCommand();
+  const commandLine = serviceCommandLine(self.program, configPath, self.args);
+
+  secureTokenFile(tokenFile, options, write);
+  for (const dir of [config.spool.dir, dirname(serviceLogFile(config))]) {
+    mkdirSync(dir, { recursive: true });
+    lockDirectory(dir);
+    const readers = untrustedReaders(getDacl(dir));
+    write(
+      readers.length === 0
+        ? `${dir}: SYSTEM and Administrators only`
+        : `WARNING ${dir} is still readable by ${readers.map(describeSid).join(', ')} after locking it (a file system that keeps no Windows ACLs?)`,
+    );
+  }
+  registerEventSource();
+  write(`event source ${SERVICE_NAME} registered in the Application log`);
+  const state = await installService(commandLine, (line) => write(`note: ${line}`));
+  if (state.state !== SERVICE_RUNNING) {
+    write(`service ${SERVICE_NAME} installed but ${state.name} (exit code ${state.serviceExitCode || state.exitCode}); see the Application log and ${serviceLogFile(config)}`);
+    return 1;
+  }
+  write(`service ${SERVICE_NAME} installed and running (pid ${state.pid}): ${commandLine}`);
+  return 0;
+}
+
+async function uninstall(write: (line: string) => void): Promise<number> {
+  const { removed } = await uninstallService();
+  if (eventSourceRegistered()) unregisterEventSource();
+  write(removed ? `service ${SERVICE_NAME} stopped and removed; its configuration, token and spool are left in place` : `service ${SERVICE_NAME} is not installed`);
+  return 0;
+}
+
+function status(write: (line: string) => void): number {
+  const state = serviceStatus();
+  if (!state) {
+    write(`${SERVICE_NAME}: not installed`);
+    return 4;
+  }
+  const exit = state.serviceExitCode || state.exitCode;
+  write(`${SERVICE_NAME}: ${state.name}${state.pid ? ` (pid ${state.pid})` : ''}${state.state !== SERVICE_RUNNING && exit ? `, last exit code ${exit}` : ''}`);
+  return state.state === SERVICE_RUNNING ? 0 : 3;
+}
+
+/** Runs one service subcommand; resolves with the exit code. */
+export async function serviceCommand(
+  sub: string | undefined,
+  configFile: string | undefined,
+  write: (line: string) => void,
+  options: ServiceCommandOptions = {},
+): Promise<number> {
+  if (process.platform !== 'win32') throw new ServiceCommandError('the service commands exist only on Windows');
+  switch (sub) {
+    case 'install':
+      if (!configFile) throw new ServiceCommandError('service install needs --config FILE');
+      return install(configFile, options, write);
+    case 'uninstall':
+      return uninstall(write);
+    case 'status':
+      return status(write);
+    case 'run': {
+      if (!configFile) throw new ServiceCommandError('service run needs --config FILE');
+      return runService(loadAgentConfig(resolve(configFile)));
+    }
+    default:
+      throw new ServiceCommandError(`${sub === undefined ? 'missing' : `unknown`} service command${sub ? ` "${sub}"` : ''}\n${SERVICE_USAGE}`);
+  }
+}

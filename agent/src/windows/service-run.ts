@@ -1,0 +1,194 @@
+/**
+ * `service run --config FILE`: what the Service Control Manager starts. It speaks the SCM protocol
+ * itself. StartServiceCtrlDispatcherW blocks its thread until the service stops, so it runs as a
+ * koffi async call on a worker thread; the SCM then calls ServiceMain and the control handler on
+ * threads of its own, and koffi queues those callbacks to the main thread, where the agent runs.
+ * Start, stop and the conditions that need an administrator go to the Event Log.
+ */
+import { mkdirSync, renameSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { Agent } from '../agent.js';
+import { agentFromConfig } from '../agent-setup.js';
+import type { AgentConfig } from '../config.js';
+import { AdminAlerts } from './admin-alerts.js';
+import { advapi32, type Handle, type ServiceStatus } from './advapi32.js';
+import { EVENTS, type EventName } from './event-ids.js';
+import { EventLog } from './event-log.js';
+import { lockDirectory } from './file-lock.js';
+import { SERVICE_NAME } from './service-manager.js';
+import { ServiceStateMachine, STOP_WAIT_HINT_MS } from './service-state.js';
+
+/** The agent's stop must end this long before the wait hint, so STOPPED is reported within it. */
+const STOP_MARGIN_MS = 3000;
+const LOG_FILE_MAX_BYTES = 16 * 1024 * 1024;
+
+/** Where the service writes its log: `logs\rasmon-agent.log` beside the spool directory. */
+export function serviceLogFile(config: AgentConfig): string {
+  return join(dirname(config.spool.dir), 'logs', 'rasmon-agent.log');
+}
+
+/** Keeps one previous file: the log stays under twice the limit whatever the uptime. */
+function rotateIfLarge(file: string): boolean {
+  try {
+    if (statSync(file).size < LOG_FILE_MAX_BYTES) return false;
+    renameSync(file, `${file}.1`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function serviceLogger(config: AgentConfig): { log: Logger; stopRotating: () => void } {
+  const file = serviceLogFile(config);
+  mkdirSync(dirname(file), { recursive: true });
+  lockDirectory(dirname(file));
+  rotateIfLarge(file);
+  const destination = pino.destination({ dest: file, sync: true, mkdir: true });
+  const log = pino(
+    {
+      name: 'rasmon-agent',
+      level: process.env.RASMON_LOG_LEVEL ?? 'info',
+      redact: { paths: ['token', '*.token', 'headers.authorization'], censor: '[redacted]' },
+    },
+    destination,
+  );
+  const timer = setInterval(() => {
+    if (rotateIfLarge(file)) destination.reopen();
+  }, 10 * 60_000);
+  timer.unref();
+  return { log, stopRotating: () => clearInterval(timer) };
+}
+
+/**
+ * Runs the service until the SCM stops it; resolves with the process exit code. Fails at once
+ * (ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) when not started by the SCM.
+ */
+export function runService(config: AgentConfig): Promise<number> {
+  const api = advapi32();
+  const k = api.k;
+  const machine = new ServiceStateMachine();
+  let statusHandle: Handle = null;
+  let exitCode = 0;
+  let events: EventLog | undefined;
+  let log: Logger | undefined;
+
+  const setStatus = (status: ServiceStatus | undefined) => {
+    if (status && statusHandle) api.SetServiceStatus(statusHandle, status);
+  };
+  const event = (name: EventName, detail?: string) => {
+    log?.info({ eventId: EVENTS[name].id }, `event log: ${EVENTS[name].summary}`);
+    events?.write(name, detail);
+  };
+
+  let requestStop: () => void = () => undefined;
+  const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+
+  const handler = k.register((control: number) => {
+    const outcome = machine.control(control);
+    setStatus(outcome.status);
+    if (outcome.stop) requestStop();
+    return outcome.reply;
+  }, k.pointer(api.HandlerEx));
+
+  const serve = async () => {
+    let agent: Agent | undefined;
+    let alerts: AdminAlerts | undefined;
+    let stopRotating = () => undefined as void;
+    try {
+      try {
+        events = EventLog.open();
+      } catch {
+        // No Event Log (or no right to it): the log file still says everything.
+      }
+      mkdirSync(config.spool.dir, { recursive: true });
+      lockDirectory(config.spool.dir);
+      ({ log, stopRotating } = serviceLogger(config));
+      alerts = new AdminAlerts(event);
+      agent = await agentFromConfig(config, log, { onPoll: (err) => alerts!.polled(err) });
+      log.info({ farm: config.farm, host: config.host, source: config.source, collector: config.collector }, 'service starting');
+      await agent.start();
+      agent.connection.on('welcome', () => alerts!.connected());
+      agent.connection.on('down', () => alerts!.disconnected());
+      agent.connection.on('refused', (status) => {
+        if (status === 401) alerts!.tokenRefused();
+      });
+      alerts.disconnected();
+      const { status, stop } = machine.running();
+      setStatus(status);
+      if (stop) requestStop();
+      event('serviceStarted', `farm ${config.farm}, host ${config.host}, source ${config.source}, collector ${config.collector}`);
+    } catch (err) {
+      exitCode = 1;
+      const reason = (err as Error).message;
+      log?.error({ err }, 'service could not start');
+      event('serviceFailed', `could not start: ${reason}`);
+      alerts?.close();
+      await agent?.stop().catch(() => undefined);
+      stopRotating();
+      setStatus(machine.stopped(exitCode));
+      return;
+    }
+
+    await stopRequested;
+    log.info('service stopping');
+    alerts.close();
+    const progress = setInterval(() => setStatus(machine.progress()), 2000);
+    let timedOut = false;
+    const deadline = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        timedOut = true;
+        resolve();
+      }, STOP_WAIT_HINT_MS - STOP_MARGIN_MS).unref(),
+    );
+    try {
+      await Promise.race([agent.stop(), deadline]);
+    } catch (err) {
+      exitCode = 1;
+      log.error({ err }, 'stop failed');
+      event('serviceFailed', `stop failed: ${(err as Error).message}`);
+    }
+    clearInterval(progress);
+    if (timedOut) event('stopTimedOut');
+    else if (exitCode === 0) event('serviceStopped');
+    log.info('service stopped');
+    stopRotating();
+    setStatus(machine.stopped(exitCode));
+  };
+
+  const main = k.register(() => {
+    statusHandle = api.RegisterServiceCtrlHandlerExW(SERVICE_NAME, handler, null);
+    if (!statusHandle) {
+      exitCode = 1;
+      return;
+    }
+    setStatus(machine.starting());
+    void serve();
+  }, k.pointer(api.ServiceMain));
+
+  process.on('uncaughtException', (err) => {
+    exitCode = 2;
+    log?.fatal({ err }, 'uncaught exception');
+    event('serviceFailed', `stopped on an unexpected error: ${err.message}`);
+    setStatus(machine.stopped(exitCode));
+  });
+
+  return new Promise((resolve, reject) => {
+    const table = [
+      { lpServiceName: SERVICE_NAME, lpServiceProc: main },
+      { lpServiceName: null, lpServiceProc: null },
+    ];
+    api.StartServiceCtrlDispatcherW.async(table, (err, ok) => {
+      events?.close();
+      k.unregister(main);
+      k.unregister(handler);
+      if (err) return reject(err as Error);
+      if (!ok) {
+        return reject(
+          new Error('StartServiceCtrlDispatcherW failed: `service run` is what the Service Control Manager starts; install with `service install`, or run the agent in a console without `service run`'),
+        );
+      }
+      resolve(exitCode);
+    });
+  });
+}

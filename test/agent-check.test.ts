@@ -1,0 +1,100 @@
+/**
+ * `rasmon-agent check` (the Linux agent) against a real collector: a real hello and welcome with the
+ * good token, exit 0; the bad token refused with 401, exit 1. The exe's own check runs under wine in
+ * windows-service.test.ts.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InProcessCollector, rawConfig } from './support/collector-harness.js';
+import { freePort, RedisServer } from './support/redis-server.js';
+
+const BIN = new URL('../agent/bin/rasmon-agent.js', import.meta.url).pathname;
+const FARM = 'farm-c';
+const TOKEN = 'token-farm-c';
+
+let redis: RedisServer;
+let collector: InProcessCollector;
+let dir: string;
+
+/** Runs the bin asynchronously: the collector answering it lives in this process. */
+function agent(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function config(name: string, extra: Record<string, unknown>): string {
+  const sessions = join(dir, 'sessions.json');
+  writeFileSync(sessions, JSON.stringify([{ id: '1-a', user: 'CORP\\alice', admin: false, kind: 'desktop', via: 'ras', state: 'active', since: Date.now() }]));
+  const path = join(dir, name);
+  writeFileSync(
+    path,
+    JSON.stringify({
+      collector: collector.url.replace('http://', 'ws://'),
+      tokenFile: join(dir, 'token'),
+      farm: FARM,
+      host: 'rdsh-c1',
+      source: 'command',
+      command: `cat ${sessions}`,
+      spool: { dir: join(dir, 'spool') },
+      ...extra,
+    }),
+  );
+  return path;
+}
+
+describe('rasmon-agent check', () => {
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    collector = await InProcessCollector.start(rawConfig(redis.url, [{ id: FARM, seats: 5, token: TOKEN }]));
+    dir = mkdtempSync(join(tmpdir(), 'rasmon-check-'));
+    writeFileSync(join(dir, 'token'), `${TOKEN}\n`);
+    writeFileSync(join(dir, 'bad-token'), 'wrong\n');
+  });
+  afterAll(async () => {
+    await collector?.stop();
+    await redis?.stop();
+  });
+
+  it('says ok on one line each, after a real welcome, and exits 0', async () => {
+    const run = await agent('check', '--config', config('good.json', {}));
+    expect(run.stdout.trim().split('\n')).toEqual([
+      `ok   token file ${join(dir, 'token')} reads`,
+      'ok   source command lists 1 session',
+      `ok   collector ${collector.url.replace('http://', 'ws://')} accepted the token for farm farm-c, host rdsh-c1 (welcome, ack 0)`,
+    ]);
+    expect(run.code).toBe(0);
+  });
+
+  it('exits 1 when the collector refuses the token, saying so', async () => {
+    const run = await agent('check', '--config', config('bad.json', { tokenFile: join(dir, 'bad-token') }));
+    expect(run.stdout).toContain(`FAIL collector ${collector.url.replace('http://', 'ws://')}: refused the token (HTTP 401)`);
+    expect(run.code).toBe(1);
+  });
+
+  it('exits 1 for a missing token file, an unreachable collector and a failing source, one line each', async () => {
+    const port = await freePort();
+    const run = await agent(
+      'check',
+      '--config',
+      config('broken.json', { tokenFile: join(dir, 'missing'), collector: `ws://127.0.0.1:${port}`, command: 'exit 3' }),
+    );
+    const lines = run.stdout.trim().split('\n');
+    expect(lines[0]).toBe(`FAIL token file ${join(dir, 'missing')}: cannot be read`);
+    expect(lines[1]).toMatch(/^FAIL source command cannot list the sessions: command exited 3/);
+    expect(lines[2]).toBe(`FAIL collector ws://127.0.0.1:${port}: not tried without a token`);
+    expect(run.code).toBe(1);
+
+    const unreachable = await agent('check', '--config', config('unreachable.json', { collector: `ws://127.0.0.1:${port}` }));
+    expect(unreachable.stdout).toMatch(new RegExp(`^FAIL collector ws://127\\.0\\.0\\.1:${port}: unreachable: .*ECONNREFUSED`, 'm'));
+    expect(unreachable.code).toBe(1);
+  });
+});

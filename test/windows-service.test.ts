@@ -1,0 +1,178 @@
+/**
+ * rasmon-agent.exe as its own Windows service, under wine64 (one prefix for the file): installed
+ * with its own `service install`, seen running by wine's sc.exe, delivering the sessions of a
+ * `command` source to a real collector on Linux, stopped with its spool flushed, and removed.
+ * Also `check` against that collector with a good and a bad token.
+ *
+ * What wine cannot show: wine accepts SetNamedSecurityInfoW on files but keeps no ACL (the DACL read
+ * back is always derived from the Unix mode), so here the token file always stays readable and
+ * install must refuse it, or warn with --allow-readable-token; the by-SID decisions are unit tested
+ * (agent/test/windows-dacl.test.ts). Wine's ReportEventW writes nowhere a test can read: the
+ * events are witnessed through the service log's `eventId` lines and the source's registry key.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Session } from '@rasmon/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, InProcessCollector, rawConfig } from './support/collector-harness.js';
+import { Scrape } from './support/prometheus-text.js';
+import { RedisServer } from './support/redis-server.js';
+import { ensureAgentExe, WINE_MISSING, WinePrefix } from './support/wine.js';
+
+const FARM = 'farm-w';
+const HOST = 'rdsh-w1';
+const TOKEN = 'token-farm-w';
+
+let redis: RedisServer;
+let collector: InProcessCollector;
+let prefix: WinePrefix;
+/** C:\rasmon inside the prefix, as Linux sees it. */
+let dir: string;
+
+function session(id: string, user: string, kind: 'desktop' | 'app'): Session {
+  return { id, user, admin: false, kind, via: 'ras', state: 'active', since: Date.now() - 60_000 };
+}
+
+function writeSessions(sessions: Session[]): void {
+  writeFileSync(join(dir, 'sessions.json'), JSON.stringify(sessions));
+}
+
+function writeConfig(name: string, extra: Record<string, unknown>): string {
+  const config = {
+    collector: collector.url.replace('http://', 'ws://'),
+    tokenFile: 'C:\\rasmon\\token',
+    farm: FARM,
+    host: HOST,
+    source: 'command',
+    command: 'type C:\\rasmon\\sessions.json',
+    pollIntervalSeconds: 1,
+    spool: { dir: 'C:\\rasmon\\spool' },
+    ...extra,
+  };
+  writeFileSync(join(dir, name), JSON.stringify(config));
+  return `C:\\rasmon\\${name}`;
+}
+
+async function connections(kind: string): Promise<number | undefined> {
+  const scrape = await Scrape.from(collector.url);
+  return scrape.value('ras_connections', { farm: FARM, kind, via: 'ras', admin: 'false', session_state: 'active' });
+}
+
+function sc(...args: string[]) {
+  return prefix.run('wine', ['sc', ...args], 60_000);
+}
+
+function serviceLog(): Array<Record<string, unknown>> {
+  const file = join(dir, 'logs', 'rasmon-agent.log');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows service (wine64)', () => {
+  beforeAll(async () => {
+    const [, wine] = await Promise.all([ensureAgentExe(), WinePrefix.create()]);
+    prefix = wine;
+    // Wine waits 10 s for a service to answer (Windows: 30 s); a busy test machine may need more.
+    // Wine reads the value as a string, when its services.exe starts: hence the restart.
+    const timeout = await prefix.run('wine', ['reg', 'add', 'HKLM\\System\\CurrentControlSet\\Control', '/v', 'ServicesPipeTimeout', '/t', 'REG_SZ', '/d', '60000', '/f'], 60_000);
+    expect(timeout.code).toBe(0);
+    spawnSync('wineserver', ['-k'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
+    spawnSync('wineserver', ['-w'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
+    // Wine ends its services when its last program exits; a persistent wineserver keeps them.
+    spawnSync('wineserver', ['-p'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
+    redis = await RedisServer.start();
+    collector = await InProcessCollector.start(rawConfig(redis.url, [{ id: FARM, seats: 10, token: TOKEN }]));
+    dir = join(prefix.dir, 'drive_c', 'rasmon');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'token'), `${TOKEN}\n`);
+    writeFileSync(join(dir, 'bad-token'), 'not-the-token\n');
+    writeSessions([session('1-a', 'CORP\\alice', 'desktop')]);
+  }, 600_000);
+
+  afterAll(async () => {
+    await prefix?.dispose();
+    await collector?.stop();
+    await redis?.stop();
+  });
+
+  it('check: the collector accepts the good token and refuses the bad one, one line each', async () => {
+    const good = await prefix.exe(['check', '--config', writeConfig('check.json', {})]);
+    const lines = good.stdout.trim().split(/\r?\n/);
+    expect(lines).toHaveLength(3);
+    // Wine keeps no ACLs: the token stays readable by Everyone, which check must say.
+    expect(lines[0]).toMatch(/^FAIL token file C:\\rasmon\\token reads, but .*Everyone \(S-1-1-0\)/);
+    expect(lines[1]).toBe('ok   source command lists 1 session');
+    expect(lines[2]).toMatch(/^ok   collector ws:\/\/127\.0\.0\.1:\d+ accepted the token for farm farm-w, host rdsh-w1 \(welcome, ack \d+\)$/);
+    expect(good.code).toBe(1);
+
+    const bad = await prefix.exe(['check', '--config', writeConfig('check-bad.json', { tokenFile: 'C:\\rasmon\\bad-token' })]);
+    expect(bad.stdout).toMatch(/^FAIL collector ws:\/\/127\.0\.0\.1:\d+: refused the token \(HTTP 401\)$/m);
+    expect(bad.code).toBe(1);
+  });
+
+  it('install refuses a token file it cannot lock, and creates nothing', async () => {
+    const run = await prefix.exe(['service', 'install', '--config', writeConfig('agent.json', {})]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/token file C:\\rasmon\\token is still readable by .*Everyone.*: not installed/);
+    expect((await sc('query', 'rasmon-agent')).code).not.toBe(0);
+  });
+
+  it('installs, runs, delivers and streams sessions, stops with its spool flushed, and uninstalls', async () => {
+    const config = writeConfig('agent.json', {});
+    const install = await prefix.exe(['service', 'install', '--config', config, '--allow-readable-token']);
+    expect(install.stderr).toBe('');
+    expect(install.code).toBe(0);
+    expect(install.stdout).toMatch(/^WARNING token file C:\\rasmon\\token .*installing anyway/m);
+    expect(install.stdout).toMatch(/^event source rasmon-agent registered in the Application log$/m);
+    expect(install.stdout).toMatch(/^service rasmon-agent installed and running \(pid \d+\): "Z:\\.*\\rasmon-agent\.exe" service run --config C:\\rasmon\\agent\.json$/m);
+
+    // wine's own sc.exe is the independent witness.
+    const query = await sc('query', 'rasmon-agent');
+    expect(query.code).toBe(0);
+    expect(query.stdout).toMatch(/STATE\s+:\s+4\s+RUNNING/);
+    // Wine's sc.exe has no `qc`: the service's registry key, which its SCM writes, says the same.
+    const key = await prefix.run('wine', ['reg', 'query', 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\rasmon-agent'], 60_000);
+    expect(key.stdout).toMatch(/Start\s+REG_DWORD\s+0x2/);
+    expect(key.stdout).toMatch(/ObjectName\s+REG_SZ\s+LocalSystem/);
+    expect(key.stdout).toMatch(/Description\s+REG_SZ\s+Streams this RD Session Host/);
+    const source = await prefix.run('wine', ['reg', 'query', 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\rasmon-agent'], 60_000);
+    expect(source.code).toBe(0);
+    expect(source.stdout).toContain('EventMessageFile');
+
+    const status = await prefix.exe(['service', 'status']);
+    expect(status.stdout.trim()).toMatch(/^rasmon-agent: running \(pid \d+\)$/);
+    expect(status.code).toBe(0);
+
+    await eventually(async () => expect(await connections('desktop')).toBe(1), 30_000);
+    // A change streams while the service runs.
+    writeSessions([session('1-a', 'CORP\\alice', 'desktop'), session('2-b', 'CORP\\bob', 'app')]);
+    await eventually(async () => expect(await connections('app')).toBe(1), 30_000);
+    expect(serviceLog().some((line) => line.eventId === 1000)).toBe(true);
+
+    const uninstall = await prefix.exe(['service', 'uninstall']);
+    expect(uninstall.stderr).toBe('');
+    expect(uninstall.stdout.trim()).toBe('service rasmon-agent stopped and removed; its configuration, token and spool are left in place');
+    expect(uninstall.code).toBe(0);
+
+    // Stopped through the SCM: the agent's own stop ran (connection closed with 1000), then STOPPED.
+    const messages = serviceLog().map((line) => line.msg);
+    expect(messages).toContain('service stopping');
+    expect(serviceLog().some((line) => line.msg === 'collector connection closed' && line.code === 1000)).toBe(true);
+    expect(serviceLog().some((line) => line.eventId === 1001)).toBe(true);
+    expect(messages.at(-1)).toBe('service stopped');
+    // Everything was acked before the stop: the spool holds nothing, and its state says how far.
+    expect(readFileSync(join(dir, 'spool', 'events.log'), 'utf8')).toBe('');
+    const state = JSON.parse(readFileSync(join(dir, 'spool', 'state.json'), 'utf8')) as { acked: number };
+    expect(state.acked).toBeGreaterThanOrEqual(2);
+
+    expect((await sc('query', 'rasmon-agent')).code).not.toBe(0);
+    expect((await prefix.run('wine', ['reg', 'query', 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\rasmon-agent'], 60_000)).code).not.toBe(0);
+    const gone = await prefix.exe(['service', 'status']);
+    expect(gone.stdout.trim()).toBe('rasmon-agent: not installed');
+    expect(gone.code).toBe(4);
+  });
+});
