@@ -14,10 +14,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Session } from '@rasmon/protocol';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';
-import { RedisServer } from './support/redis-server.js';
+import { freePort, RedisServer } from './support/redis-server.js';
 import { ensureAgentExe, WINE_MISSING, WinePrefix } from './support/wine.js';
 
 const FARM = 'farm-w';
@@ -25,13 +25,22 @@ const HOST = 'rdsh-w1';
 const TOKEN = 'token-farm-w';
 
 let redis: RedisServer;
-let collector: InProcessCollector;
+let collector: InProcessCollector | undefined;
+/** The collector's fixed port, so a restarted collector is found at the same address. */
+let port: number;
 let prefix: WinePrefix;
 /** C:\rasmon inside the prefix, as Linux sees it. */
 let dir: string;
 
+function startCollector(): Promise<InProcessCollector> {
+  return InProcessCollector.start(rawConfig(redis.url, [{ id: FARM, seats: 10, token: TOKEN }], { listen: `127.0.0.1:${port}` }));
+}
+
+/** One logon time for all: a session written again is the same session, not a change. */
+const SINCE = Date.now() - 60_000;
+
 function session(id: string, user: string, kind: 'desktop' | 'app'): Session {
-  return { id, user, admin: false, kind, via: 'ras', state: 'active', since: Date.now() - 60_000 };
+  return { id, user, admin: false, kind, via: 'ras', state: 'active', since: SINCE };
 }
 
 function writeSessions(sessions: Session[]): void {
@@ -40,7 +49,7 @@ function writeSessions(sessions: Session[]): void {
 
 function writeConfig(name: string, extra: Record<string, unknown>): string {
   const config = {
-    collector: collector.url.replace('http://', 'ws://'),
+    collector: `ws://127.0.0.1:${port}`,
     tokenFile: 'C:\\rasmon\\token',
     farm: FARM,
     host: HOST,
@@ -55,12 +64,23 @@ function writeConfig(name: string, extra: Record<string, unknown>): string {
 }
 
 async function connections(kind: string): Promise<number | undefined> {
-  const scrape = await Scrape.from(collector.url);
+  const scrape = await Scrape.from(`http://127.0.0.1:${port}`);
   return scrape.value('ras_connections', { farm: FARM, kind, via: 'ras', admin: 'false', session_state: 'active' });
+}
+
+/** Runs the exe and expects exit 0; its output is in the failure message otherwise. */
+async function exeOk(args: string[]): Promise<string> {
+  const run = await prefix.exe(args);
+  expect(run, `rasmon-agent.exe ${args.join(' ')}`).toMatchObject({ code: 0, stderr: '' });
+  return run.stdout;
 }
 
 function sc(...args: string[]) {
   return prefix.run('wine', ['sc', ...args], 60_000);
+}
+
+function spooled(): string[] {
+  return readFileSync(join(dir, 'spool', 'events.log'), 'utf8').split('\n').filter(Boolean);
 }
 
 function serviceLog(): Array<Record<string, unknown>> {
@@ -85,13 +105,19 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     // Wine ends its services when its last program exits; a persistent wineserver keeps them.
     spawnSync('wineserver', ['-p'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
     redis = await RedisServer.start();
-    collector = await InProcessCollector.start(rawConfig(redis.url, [{ id: FARM, seats: 10, token: TOKEN }]));
+    port = await freePort();
+    collector = await startCollector();
     dir = join(prefix.dir, 'drive_c', 'rasmon');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'token'), `${TOKEN}\n`);
     writeFileSync(join(dir, 'bad-token'), 'not-the-token\n');
     writeSessions([session('1-a', 'CORP\\alice', 'desktop')]);
   }, 600_000);
+
+  afterEach(async () => {
+    // A failed test must not leave the service to the next one (uninstall is a no-op when absent).
+    await prefix?.exe(['service', 'uninstall']);
+  });
 
   afterAll(async () => {
     await prefix?.dispose();
@@ -132,7 +158,7 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
 
     // wine's own sc.exe is the independent witness.
     const query = await sc('query', 'rasmon-agent');
-    expect(query.code).toBe(0);
+    expect(query, 'sc query rasmon-agent').toMatchObject({ code: 0 });
     expect(query.stdout).toMatch(/STATE\s+:\s+4\s+RUNNING/);
     // Wine's sc.exe has no `qc`: the service's registry key, which its SCM writes, says the same.
     const key = await prefix.run('wine', ['reg', 'query', 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\rasmon-agent'], 60_000);
@@ -144,8 +170,7 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     expect(source.stdout).toContain('EventMessageFile');
 
     const status = await prefix.exe(['service', 'status']);
-    expect(status.stdout.trim()).toMatch(/^rasmon-agent: running \(pid \d+\)$/);
-    expect(status.code).toBe(0);
+    expect(status, 'service status').toMatchObject({ code: 0, stdout: expect.stringMatching(/^rasmon-agent: running \(pid \d+\)\r?\n$/) });
 
     await eventually(async () => expect(await connections('desktop')).toBe(1), 30_000);
     // A change streams while the service runs.
@@ -174,5 +199,43 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     const gone = await prefix.exe(['service', 'status']);
     expect(gone.stdout.trim()).toBe('rasmon-agent: not installed');
     expect(gone.code).toBe(4);
+  });
+
+  it('a service stop with the collector down keeps the spooled events; the next install sends them', async () => {
+    const config = writeConfig('agent.json', { reconnect: { initialSeconds: 0.2, maxSeconds: 0.5 } });
+    await exeOk(['service', 'install', '--config', config, '--allow-readable-token']);
+    await eventually(async () => expect(await connections('app')).toBe(1), 30_000);
+    await collector!.stop();
+    collector = undefined;
+    // A logoff and a logon while the collector is away: they wait in the spool.
+    writeSessions([session('2-b', 'CORP\\bob', 'app'), session('3-c', 'CORP\\carol', 'app')]);
+    await eventually(() => expect(spooled()).toHaveLength(2), 30_000);
+
+    const stoppedAt = Date.now();
+    await exeOk(['service', 'uninstall']);
+    const stopLines = serviceLog().filter((line) => (line.time as number) >= stoppedAt);
+    expect(stopLines.map((line) => line.msg)).toEqual(expect.arrayContaining(['service stopping', 'service stopped']));
+    expect(stopLines.some((line) => line.eventId === 1001)).toBe(true);
+    // Nothing lost over the stop: both events are still on disk, in order.
+    expect(spooled().map((line) => (JSON.parse(line) as { op: string }).op)).toEqual(['end', 'upsert']);
+
+    collector = await startCollector();
+    await exeOk(['service', 'install', '--config', config, '--allow-readable-token']);
+    await eventually(async () => {
+      expect(await connections('app')).toBe(2);
+      expect((await connections('desktop')) ?? 0).toBe(0);
+    }, 30_000);
+    await eventually(() => expect(spooled()).toEqual([]), 30_000);
+    await exeOk(['service', 'uninstall']);
+  });
+
+  it('a refused token goes to the Event Log once, however often the agent retries', async () => {
+    const config = writeConfig('refused.json', { tokenFile: 'C:\\rasmon\\bad-token', reconnect: { initialSeconds: 0.2, maxSeconds: 0.4 } });
+    const startedAt = Date.now();
+    await exeOk(['service', 'install', '--config', config, '--allow-readable-token']);
+    const since = () => serviceLog().filter((line) => (line.time as number) >= startedAt);
+    await eventually(() => expect(since().filter((line) => line.msg === 'collector refused the token (401)').length).toBeGreaterThanOrEqual(4), 30_000);
+    expect(since().filter((line) => line.eventId === 2001)).toHaveLength(1);
+    await exeOk(['service', 'uninstall']);
   });
 });
