@@ -123,7 +123,7 @@ describe('parseWtsOutput', () => {
   });
 
   it.each([
-    ['empty output', '', /printed nothing/],
+    ['empty output', '', /is empty/],
     ['text that is not JSON', 'Add-Type : Cannot add type.', /not JSON/],
     ['a bare number', '42', /not a JSON array of sessions/],
     ['a list of non-objects', '[1]', /\[0\]: /],
