@@ -62,3 +62,14 @@ describe('rasmon-agent sessions', () => {
     expect(run.stderr).toBe('rasmon-agent: collector: required to connect to a collector\n');
   });
 });
+
+describe('rasmon-agent service (off Windows)', () => {
+  it('says the service commands are Windows only, exit 2, and keeps --allow-readable-token to service install', () => {
+    const service = agent('service', 'status');
+    expect(service.stderr).toBe('rasmon-agent: the service commands exist only on Windows\n');
+    expect(service.code).toBe(2);
+    const misplaced = agent('sessions', '--allow-readable-token');
+    expect(misplaced.stderr).toBe('rasmon-agent: --allow-readable-token belongs to service install\n');
+    expect(misplaced.code).toBe(2);
+  });
+});

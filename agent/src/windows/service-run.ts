@@ -17,10 +17,16 @@ import { EVENTS, type EventName } from './event-ids.js';
 import { EventLog } from './event-log.js';
 import { lockDirectory } from './file-lock.js';
 import { SERVICE_NAME } from './service-manager.js';
-import { ServiceStateMachine, STOP_WAIT_HINT_MS } from './service-state.js';
+import { SERVICE_CONTROL_SHUTDOWN, ServiceStateMachine, STOP_WAIT_HINT_MS } from './service-state.js';
 
 /** The agent's stop must end this long before the wait hint, so STOPPED is reported within it. */
 const STOP_MARGIN_MS = 3000;
+/**
+ * At system shutdown Windows waits only WaitToKillServiceTimeout (5 s by default) whatever the hint:
+ * the agent's stop gets less, so STOPPED is reported before the process is killed. The spool is on
+ * disk before every send, so a cut-short stop loses nothing.
+ */
+const SHUTDOWN_STOP_MS = 4000;
 const LOG_FILE_MAX_BYTES = 16 * 1024 * 1024;
 
 /** Where the service writes its log: `logs\rasmon-agent.log` beside the spool directory. */
@@ -81,13 +87,13 @@ export function runService(config: AgentConfig): Promise<number> {
     events?.write(name, detail);
   };
 
-  let requestStop: () => void = () => undefined;
-  const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+  let requestStop: (budgetMs: number) => void = () => undefined;
+  const stopRequested = new Promise<number>((resolve) => (requestStop = resolve));
 
   const handler = k.register((control: number) => {
     const outcome = machine.control(control);
     setStatus(outcome.status);
-    if (outcome.stop) requestStop();
+    if (outcome.stop) requestStop(control === SERVICE_CONTROL_SHUTDOWN ? SHUTDOWN_STOP_MS : STOP_WAIT_HINT_MS - STOP_MARGIN_MS);
     return outcome.reply;
   }, k.pointer(api.HandlerEx));
 
@@ -116,7 +122,7 @@ export function runService(config: AgentConfig): Promise<number> {
       alerts.disconnected();
       const { status, stop } = machine.running();
       setStatus(status);
-      if (stop) requestStop();
+      if (stop) requestStop(STOP_WAIT_HINT_MS - STOP_MARGIN_MS);
       event('serviceStarted', `farm ${config.farm}, host ${config.host}, source ${config.source}, collector ${config.collector}`);
     } catch (err) {
       exitCode = 1;
@@ -130,7 +136,7 @@ export function runService(config: AgentConfig): Promise<number> {
       return;
     }
 
-    await stopRequested;
+    const budgetMs = await stopRequested;
     log.info('service stopping');
     alerts.close();
     const progress = setInterval(() => setStatus(machine.progress()), 2000);
@@ -139,7 +145,7 @@ export function runService(config: AgentConfig): Promise<number> {
       setTimeout(() => {
         timedOut = true;
         resolve();
-      }, STOP_WAIT_HINT_MS - STOP_MARGIN_MS).unref(),
+      }, budgetMs).unref(),
     );
     try {
       await Promise.race([agent.stop(), deadline]);
