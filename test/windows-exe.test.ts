@@ -54,20 +54,22 @@ if (WINE_MISSING) {
       expect(run.stderr).toBe('');
       expect(run.code).toBe(0);
       expect(run.stdout).toBe(`${VERSION}\n`);
-    });
+    }, 120_000);
 
     it('reads saved quser and qwinsta outputs exactly as the Linux agent does', async () => {
       const fixtures = readdirSync(FIXTURES).filter((name) => /^(quser|qwinsta)-.*\.txt$/.test(name));
       expect(fixtures.length).toBeGreaterThan(4);
-      for (const name of fixtures) {
-        const started = Date.now();
-        const args = ['sessions', '--host', HOST, '--source', 'quser', '--input'];
+      const started = Date.now();
+      const args = ['sessions', '--host', HOST, '--source', 'quser', '--input'];
+      // All at once: each exe start under wine takes a while on a busy machine.
+      const exes = await Promise.all(fixtures.map((name) => wine.exe([...args, windowsPath(join(FIXTURES, name))], { env: { TZ: 'UTC' } })));
+      for (const [index, name] of fixtures.entries()) {
         const linux = spawnSync(process.execPath, [AGENT_BIN, ...args, join(FIXTURES, name)], {
           encoding: 'utf8',
           env: { ...process.env, TZ: 'UTC' },
         });
         expect(linux.status, name).toBe(0);
-        const exe = await wine.exe([...args, windowsPath(join(FIXTURES, name))], { env: { TZ: 'UTC' } });
+        const exe = exes[index]!;
         expect(exe.code, `${name}: ${exe.stderr}`).toBe(0);
         // qwinsta tells no logon time: such sessions are dated when first seen, in each run.
         const undated = (json: string) =>
@@ -76,7 +78,7 @@ if (WINE_MISSING) {
           );
         expect(undated(exe.stdout), name).toEqual(undated(linux.stdout));
       }
-    });
+    }, 180_000);
 
     it('lists the sessions through the WTS API in-process (koffi from the exe), without error', async () => {
       const run = await wine.exe(['sessions', '--host', HOST, '--source', 'wts'], { env: { RASMON_LOG_LEVEL: 'debug' } });
@@ -90,7 +92,7 @@ if (WINE_MISSING) {
       expect(reads.filter((line) => line.level >= 40)).toEqual([]);
       // The process enumeration went through the FFI and came back decoded (this very exe among them).
       expect(reads.find((line) => line.msg === 'wts read')?.processes).toBeGreaterThan(0);
-    });
+    }, 120_000);
 
     describe('against a real collector', () => {
       let dir: string;

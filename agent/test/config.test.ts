@@ -20,12 +20,20 @@ describe('agent configuration', () => {
     const config = loadAgentConfig(file('a.yaml', 'farm: farm-a\nhost: rdsh-1\n'));
     expect(config).toMatchObject({
       source: 'wts',
-      pollIntervalSeconds: 5,
+      // Session events wake the wts source; its poll is a safety net.
+      pollIntervalSeconds: 60,
       snapshotIntervalSeconds: 600,
       spool: { maxBytes: 64 * 1024 * 1024 },
       classify: { appProcesses: ['rdpinit.exe', 'rdpshell.exe'], rasGateways: [], includeConsole: false },
       reconnect: { initialSeconds: 1, maxSeconds: 60, supersededSeconds: 60 },
     });
+  });
+
+  it('polls every 5 s by default with the sources that hear of no session change, as configured otherwise', () => {
+    for (const source of ['quser', 'command', 'simulate']) {
+      expect(loadAgentConfig(file('a.yaml', `farm: farm-a\nhost: rdsh-1\nsource: ${source}\n`)).pollIntervalSeconds).toBe(5);
+    }
+    expect(loadAgentConfig(file('a.yaml', 'farm: farm-a\nhost: rdsh-1\npollIntervalSeconds: 20\n')).pollIntervalSeconds).toBe(20);
   });
 
   it('defaults the host to the machine name', () => {
