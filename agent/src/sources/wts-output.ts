@@ -70,8 +70,7 @@ export function parseWtsOutput(json: string): RawSession[] {
   if (!list.success) throw new WtsOutputError('the saved wts reading is not a JSON array of sessions');
   return list.data.map((item, index) => {
     const parsed = wtsSessionSchema.safeParse(item);
-/** The saved reading breaks the contract; the whole list is refused. */
-export class WtsOutputError extends RasmonError {
+    if (!parsed.success) throw new WtsOutputError(`saved wts output ${formatIssue(parsed.error, { prefix: `[${index}]`, unknownKeys: 'field' })}`);
     return dropNulls(parsed.data);
   });
 }
