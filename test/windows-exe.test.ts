@@ -168,7 +168,7 @@ if (WINE_MISSING) {
       }
 
       const count = async (target: CollectorProcess, name: string, labels: Record<string, string>) =>
-        (await Scrape.from(target.url)).value(name, labels) ?? 0;
+        (await Scrape.from(target.url)).value(name, labels);
 
       it('delivers the command source sessions to /metrics, streams a change, and loses nothing when killed with a full spool', async () => {
         const agent = await startExe();
@@ -205,8 +205,8 @@ if (WINE_MISSING) {
         await startExe();
         await collectorHasTruth(collector);
         await agentIdle();
-        expect(await count(collector, 'ras_collector_snapshot_corrections_total', { farm: FARM })).toBe(0);
-        expect(await count(collector, 'ras_collector_events_total', { result: 'duplicate' })).toBe(0);
+        expect(await count(collector, 'ras_snapshot_corrections_total', { farm: FARM })).toBe(0);
+        expect(await count(collector, 'rasmon_collector_events_total', { result: 'duplicate' })).toBe(0);
         const after = readSpool(spoolDir);
         expect(after.state.stream).toBe(killed.state.stream);
         expect(after.state.acked).toBeGreaterThanOrEqual(killed.events.at(-1)!.seq);
