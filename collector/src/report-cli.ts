@@ -4,6 +4,7 @@
  * period defaults to the last full calendar month (UTC, by the Redis clock).
  */
 import { parseArgs } from 'node:util';
+import { RasmonError } from '@rasmon/protocol/kit';
 import { ConfigError, type CollectorConfig } from './config.js';
 import { loadConfig } from './config-loader.js';
 import { reportCsv } from './csv.js';
@@ -23,7 +24,12 @@ const FORMATS = ['table', 'csv', 'json'] as const;
 type Format = (typeof FORMATS)[number];
 
 /** A problem with the command line: one line, exit 2. */
-class UsageError extends Error {}
+class UsageError extends RasmonError {
+  constructor(message: string) {
+    super('RASMON_USAGE', message);
+    this.name = 'UsageError';
+  }
+}
 
 const CONNECT_TIMEOUT_MS = 10_000;
 

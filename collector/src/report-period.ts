@@ -3,6 +3,7 @@
  * (`?from=&to=`) and `rasmon-collector report --from --to`, so both refuse the same input alike.
  */
 import { DAY_MS, utcDay } from '@rasmon/protocol';
+import { RasmonError } from '@rasmon/protocol/kit';
 
 /** A period of whole UTC days as day numbers (days since 1970-01-01), both ends included. */
 export interface Period {
@@ -11,10 +12,9 @@ export interface Period {
 }
 
 /** Bad `from`/`to` input; the message is one line a person can act on. */
-export class PeriodError extends Error {
-  readonly code = 'RASMON_PERIOD';
+export class PeriodError extends RasmonError {
   constructor(message: string) {
-    super(message);
+    super('RASMON_PERIOD', message);
     this.name = 'PeriodError';
   }
 }

@@ -3,6 +3,7 @@
  * (advapi32 and kernel32 only; every one exists since Windows Server 2008). Loaded on first use, so
  * the Linux agent never loads koffi.
  */
+import { RasmonError } from '@rasmon/protocol/kit';
 import { loadKoffi, type KoffiModule as Koffi } from './koffi-loader.js';
 /** A handle (SC_HANDLE, HKEY, HANDLE...): a pointer, null when a call failed. */
 export type Handle = bigint | null;
@@ -202,13 +203,12 @@ export function advapi32(): Advapi32 {
 }
 
 /** A failed Win32 call: the function's name and the error code, with its usual meaning when known. */
-export class Win32Error extends Error {
-  readonly code = 'RASMON_WIN32';
+export class Win32Error extends RasmonError {
   constructor(
     readonly call: string,
     readonly win32Code: number,
   ) {
-    super(`${call} failed: ${describeWin32(win32Code)}`);
+    super('RASMON_WIN32', `${call} failed: ${describeWin32(win32Code)}`);
     this.name = 'Win32Error';
   }
 }

@@ -4,12 +4,12 @@
  * follows the rules CommandLineToArgvW and the MSVC runtime apply, so paths with spaces, and with
  * backslashes before a quote, come back exactly.
  */
+import { RasmonError } from '@rasmon/protocol/kit';
 import { win32 } from 'node:path';
 
-export class CommandLineError extends Error {
-  readonly code = 'RASMON_COMMAND_LINE';
+export class CommandLineError extends RasmonError {
   constructor(message: string) {
-    super(message);
+    super('RASMON_COMMAND_LINE', message);
     this.name = 'CommandLineError';
   }
 }

@@ -4,6 +4,8 @@
  * so the answer is the same on every display language. Pure, so it is tested on Linux.
  */
 
+import { RasmonError } from '@rasmon/protocol/kit';
+
 /** LocalSystem and BUILTIN\Administrators: the only ones who may read the token, spool and logs. */
 export const TRUSTED_SIDS: ReadonlySet<string> = new Set(['SY', 'S-1-5-18', 'BA', 'S-1-5-32-544']);
 
@@ -51,10 +53,9 @@ const RIGHTS: Record<string, number> = {
 /** Bits that let a holder read a file's content: FILE_READ_DATA, GENERIC_READ, GENERIC_ALL, MAXIMUM_ALLOWED. */
 const READ_DATA = 0x00000001 | 0x80000000 | 0x10000000 | 0x02000000;
 
-export class SddlError extends Error {
-  readonly code = 'RASMON_SDDL';
+export class SddlError extends RasmonError {
   constructor(message: string) {
-    super(message);
+    super('RASMON_SDDL', message);
     this.name = 'SddlError';
   }
 }

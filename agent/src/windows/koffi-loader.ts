@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as sea from 'node:sea';
 import type * as Koffi from 'koffi';
+import { RasmonError } from '@rasmon/protocol/kit';
 
 export type KoffiModule = typeof Koffi;
 
@@ -20,11 +21,9 @@ export const KOFFI_ASSET = 'koffi.node';
 const TEMP_PREFIX = 'rasmon-agent-koffi-';
 
 /** koffi could not be loaded: the `wts` source cannot run on this machine. */
-export class KoffiLoadError extends Error {
-  readonly code = 'RASMON_KOFFI_LOAD';
-
+export class KoffiLoadError extends RasmonError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('RASMON_KOFFI_LOAD', message, options);
     this.name = 'KoffiLoadError';
   }
 }

@@ -7,6 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve, win32 } from 'node:path';
 import * as sea from 'node:sea';
+import { RasmonError } from '@rasmon/protocol/kit';
 import { AgentConfigError, connectionSettings, loadAgentConfig, readToken } from '../config.js';
 import { serviceCommandLine } from './command-line.js';
 import { describeSid, tokenFileDecision, untrustedReaders } from './dacl.js';
@@ -16,10 +17,9 @@ import { installService, SERVICE_NAME, serviceStatus, uninstallService } from '.
 import { runService, serviceLogFile } from './service-run.js';
 import { SERVICE_RUNNING } from './service-state.js';
 
-export class ServiceCommandError extends Error {
-  readonly code = 'RASMON_SERVICE_COMMAND';
+export class ServiceCommandError extends RasmonError {
   constructor(message: string) {
-    super(message);
+    super('RASMON_SERVICE_COMMAND', message);
     this.name = 'ServiceCommandError';
   }
 }

@@ -7,7 +7,8 @@
  */
 import { mkdirSync, renameSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { pino, type Logger } from 'pino';
+import { createRootLogger, type Logger } from '@rasmon/protocol/kit';
+import { pino } from 'pino';
 import type { Agent } from '../agent.js';
 import { agentFromConfig } from '../agent-setup.js';
 import type { AgentConfig } from '../config.js';
@@ -51,14 +52,7 @@ function serviceLogger(config: AgentConfig): { log: Logger; stopRotating: () => 
   lockDirectory(dirname(file));
   rotateIfLarge(file);
   const destination = pino.destination({ dest: file, sync: true, mkdir: true });
-  const log = pino(
-    {
-      name: 'rasmon-agent',
-      level: process.env.RASMON_LOG_LEVEL ?? 'info',
-      redact: { paths: ['token', '*.token', 'headers.authorization'], censor: '[redacted]' },
-    },
-    destination,
-  );
+  const log = createRootLogger('rasmon-agent', {}, destination);
   const timer = setInterval(() => {
     if (rotateIfLarge(file)) destination.reopen();
   }, 10 * 60_000);

@@ -19,6 +19,7 @@
  * - SID: Revision 0, SubAuthorityCount 1, IdentifierAuthority 6 bytes big-endian at 2,
  *   SubAuthority DWORD[] at 8.
  */
+import { RasmonError } from '@rasmon/protocol/kit';
 import type { RawState } from '../sources/raw-session.js';
 
 export const SESSION_INFO_1W_SIZE = 56;
@@ -44,11 +45,9 @@ export const CONNECT_STATES: readonly RawState[] = [
 ];
 
 /** Windows' answer does not have the documented shape: the whole list is refused. */
-export class WtsDecodeError extends Error {
-  readonly code = 'RASMON_WTS_DECODE';
-
+export class WtsDecodeError extends RasmonError {
   constructor(message: string) {
-    super(message);
+    super('RASMON_WTS_DECODE', message);
     this.name = 'WtsDecodeError';
   }
 }

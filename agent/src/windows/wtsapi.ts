@@ -8,6 +8,7 @@
  * sessions and processes; the user and domain are then asked per session).
  */
 import { promisify } from 'node:util';
+import { RasmonError } from '@rasmon/protocol/kit';
 import { loadKoffi, type KoffiModule } from './koffi-loader.js';
 import type { SessionTokenGroups } from './token-admin.js';
 import {
@@ -69,14 +70,12 @@ export interface WtsCalls {
 }
 
 /** A failed call, with GetLastError's code. */
-export class WtsCallError extends Error {
-  readonly code = 'RASMON_WTS_CALL';
-
+export class WtsCallError extends RasmonError {
   constructor(
     call: string,
     readonly win32Error: number,
   ) {
-    super(`${call} failed (Windows error ${win32Error})`);
+    super('RASMON_WTS_CALL', `${call} failed (Windows error ${win32Error})`);
     this.name = 'WtsCallError';
   }
 }
