@@ -50,6 +50,36 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** No valid frame nests deeper than frame → list → item → session → client. */
+const MAX_FRAME_DEPTH = 32;
+
+/** Whether the JSON text nests arrays and objects deeper than `max` (strings skipped). */
+function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i += 1; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      depth += 1;
+      if (depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth -= 1;
+    }
+  }
+  return false;
+}
+
+function describeType(value: unknown): string {
+  if (value === undefined) return 'missing';
+  if (value === null) return 'null';
+  return Array.isArray(value) ? 'a list' : `a ${typeof value}`;
+}
+
 function badFrame(message: string): ParseResult {
   return { ok: false, message };
 }
@@ -94,6 +124,9 @@ function parseSeq(value: unknown, where: string): number | string {
  * rejected and reported, and the rest of the frame stands.
  */
 export function parseAgentFrame(text: string, limits: Limits): ParseResult {
+  // Checked before parsing: a deeply nested value costs every later step (and Lua's cjson refuses
+  // it), and no valid frame nests more than a few levels.
+  if (nestsDeeperThan(text, MAX_FRAME_DEPTH)) return badFrame(`frame nests deeper than ${MAX_FRAME_DEPTH} levels`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -103,7 +136,9 @@ export function parseAgentFrame(text: string, limits: Limits): ParseResult {
   if (!isObject(raw)) return badFrame('frame must be a JSON object');
   const type = raw.type;
   if (typeof type !== 'string' || !FRAME_TYPES.has(type)) {
-    return badFrame(`unknown frame type ${JSON.stringify(type ?? null).slice(0, 40)}`);
+    return badFrame(
+      typeof type === 'string' ? `unknown frame type ${JSON.stringify(type.slice(0, 40))}` : `frame type must be a string, not ${describeType(type)}`,
+    );
   }
 
   if (type === 'hello') {

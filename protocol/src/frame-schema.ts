@@ -2,16 +2,27 @@ import { z } from 'zod';
 import { formatIssue } from './kit/zod-issue.js';
 import { NAME_PATTERN } from './messages.js';
 
-/** Text that is valid Unicode: a lone surrogate has no UTF-8 form, so Redis could not tell it apart. */
-const text = (min: number, max: number) =>
+/** C0 and C1 control characters and DEL: no user, host or session name has them. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * Text that is valid Unicode (a lone surrogate has no UTF-8 form, so Redis could not tell it
+ * apart) and free of control characters (a raw CR, NUL or ESC would reach /metrics, the API and
+ * terminals).
+ */
+const text = (min: number, max: number, { trimmed = false } = {}) =>
   z
     .string()
     .min(min)
     .max(max)
-    .refine((value) => value.isWellFormed(), 'must be valid Unicode text');
+    .refine((value) => value.isWellFormed(), 'must be valid Unicode text')
+    .refine((value) => !CONTROL.test(trimmed ? value.trim() : value), 'must not contain control characters');
 
-/** Milliseconds since the epoch: a non-negative safe integer. */
-const millis = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+/** The largest time a JS Date holds (8.64e15 ms, +275760-09-13): anything later has no ISO form. */
+export const MAX_DATE_MS = 8.64e15;
+
+/** Milliseconds since the epoch: a non-negative integer a Date can hold. */
+const millis = z.number().int().nonnegative().max(MAX_DATE_MS);
 
 /** A sequence number: a positive safe integer. */
 export const seqSchema = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
@@ -31,7 +42,8 @@ export const clientSchema = z.object({
  */
 export const sessionSchema = z.object({
   id: sessionIdSchema,
-  user: text(1, 256).refine((user) => user.trim() !== '', 'must not be blank'),
+  // Whitespace around a user (a tab included) is trimmed by normalization; inside, it is refused.
+  user: text(1, 256, { trimmed: true }).refine((user) => user.trim() !== '', 'must not be blank'),
   admin: z.boolean(),
   kind: z.enum(['desktop', 'app']),
   via: z.enum(['ras', 'rdp']),

@@ -2,6 +2,7 @@ import { describe, it, expect } from 'vitest';
 import {
   DEFAULT_LIMITS,
   parseAgentFrame,
+  parseSession,
   type ParsedEvents,
   type ParsedFrame,
   type ParsedHello,
@@ -94,7 +95,16 @@ describe('parseAgentFrame: bad_frame', () => {
     ['differently cased', { type: 'Hello' }],
     ['not a string', { type: 7 }],
   ])('rejects a frame whose type is %s', (_name, frame) => {
-    expect(badFrameOf(frame)).toMatch(/unknown frame type/);
+    expect(badFrameOf(frame)).toMatch(/unknown frame type|frame type must be a string/);
+  });
+
+  it('refuses a depth bomb as a bad frame, cheaply, whatever field holds it', () => {
+    const bomb = '['.repeat(200_000) + ']'.repeat(200_000);
+    expect(badFrame(`{"type":${bomb}}`)).toMatch(/nests deeper than/);
+    expect(badFrame(`{"type":"events","events":[{"seq":1,"at":1,"op":"end","id":"a","x":${bomb}}]}`)).toMatch(/nests deeper than/);
+    // Brackets inside strings are text, not nesting.
+    const text = JSON.stringify({ type: 'events', events: [{ seq: 1, at: 1, op: 'end', id: '['.repeat(100) }] });
+    expect(parseAgentFrame(text, DEFAULT_LIMITS).ok).toBe(true);
   });
 
   describe('a snapshot with a bad seq', () => {
@@ -407,5 +417,23 @@ describe('parseAgentFrame: unknown fields and normalization', () => {
   it('lower-cases without locale rules', () => {
     const parsed = parseEvents({ type: 'events', events: [upsert(1, { session: session({ user: 'CORP\\IVAN' }) })] });
     expect(parsed.events[0]).toMatchObject({ session: { user: 'corp\\ivan' } });
+  });
+});
+
+describe('values that would break an output later', () => {
+  const valid = { id: 's1', user: 'corp\\alice', admin: false, kind: 'desktop', via: 'ras', state: 'active', since: 1 };
+
+  it.each([
+    ['a user with a carriage return', { ...valid, user: 'corp\\alice\r\nx' }],
+    ['a user with NUL', { ...valid, user: 'corp\\al\u0000ice' }],
+    ['an id with ESC', { ...valid, id: 's\u001b[31m' }],
+    ['a client name with DEL', { ...valid, client: { name: 'pc\u007f' } }],
+    ['a since after the last date a Date holds', { ...valid, since: 9007199254740991 }],
+  ])('refuses %s', (_what, session) => {
+    expect(parseSession(session)).toHaveProperty('reason');
+  });
+
+  it('accepts a since at the last date a Date holds, and non-ASCII names', () => {
+    expect(parseSession({ ...valid, since: 8.64e15, user: 'CORP\\Ærøskøbing' })).toHaveProperty('session');
   });
 });
