@@ -82,7 +82,14 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   const log = createLogger();
-  const collector = await Collector.start({ config, log });
+  let collector: Collector;
+  try {
+    collector = await Collector.start({ config, log });
+  } catch (err) {
+    // A TLS file that is not PEM, a port in use: one line, exit 2, like any other bad setting.
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
 
   process.on('SIGHUP', () => {
     try {

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { accessSync, constants, statSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
-import { DEFAULT_LIMITS, NAME_PATTERN } from '@rasmon/protocol';
+import { DEFAULT_LIMITS, LIMIT_RANGES, NAME_PATTERN } from '@rasmon/protocol';
 import { RasmonError, reportIssue } from '@rasmon/protocol/kit';
 import { z } from 'zod';
 
@@ -16,7 +16,16 @@ export const CONFIG_DEFAULTS = Object.freeze({
   redisPrefix: 'rasmon',
   heartbeatSeconds: 15,
   hostRetireSeconds: 86_400,
-  limits: DEFAULT_LIMITS,
+  limits: Object.freeze({
+    ...DEFAULT_LIMITS,
+    maxConnections: 20_000,
+    upgradesPerSecondPerAddress: 50,
+    upgradeBurstPerAddress: 500,
+    maxHttpRequests: 64,
+    httpTimeoutSeconds: 10,
+    framesPerSecondPerConnection: 100,
+    bytesPerSecondPerConnection: 4 * 1_048_576,
+  }),
   farm: Object.freeze({
     countDisconnected: true,
     overuseGraceDays: 7,
@@ -82,6 +91,13 @@ export function isRedisUrl(text: string): boolean {
 function integer(min: number) {
   const error = `must be an integer >= ${min}`;
   return z.number({ error }).int({ error }).min(min, { error });
+}
+
+/** A number in [min, max]: outside it a setting is a mistake (1e12 s overflows Node's timers). */
+function between(min: number, max: number, { whole = true } = {}) {
+  const error = `must be ${whole ? 'an integer' : 'a number'} from ${min} to ${max}`;
+  const number = z.number({ error });
+  return (whole ? number.int({ error }) : number).min(min, { error }).max(max, { error });
 }
 
 function positiveNumber() {
@@ -204,14 +220,23 @@ const configSchema = z.strictObject(
       .transform((text) => parseListen(text) as { host: string; port: number })
       .prefault(CONFIG_DEFAULTS.listen),
     redis: redisSchema.prefault({}),
-    heartbeatSeconds: positiveNumber().default(CONFIG_DEFAULTS.heartbeatSeconds),
-    hostRetireSeconds: positiveNumber().default(CONFIG_DEFAULTS.hostRetireSeconds),
+    heartbeatSeconds: between(LIMIT_RANGES.heartbeatSeconds.min, LIMIT_RANGES.heartbeatSeconds.max, { whole: false }).default(
+      CONFIG_DEFAULTS.heartbeatSeconds,
+    ),
+    hostRetireSeconds: positiveNumber().max(10 * 366 * 86_400, { error: 'must be at most ten years' }).default(CONFIG_DEFAULTS.hostRetireSeconds),
     limits: z
       .strictObject(
         {
-          maxFrameBytes: integer(1).default(CONFIG_DEFAULTS.limits.maxFrameBytes),
-          maxEvents: integer(1).default(CONFIG_DEFAULTS.limits.maxEvents),
-          maxSessions: integer(1).default(CONFIG_DEFAULTS.limits.maxSessions),
+          maxFrameBytes: between(LIMIT_RANGES.maxFrameBytes.min, LIMIT_RANGES.maxFrameBytes.max).default(CONFIG_DEFAULTS.limits.maxFrameBytes),
+          maxEvents: between(LIMIT_RANGES.maxEvents.min, LIMIT_RANGES.maxEvents.max).default(CONFIG_DEFAULTS.limits.maxEvents),
+          maxSessions: between(LIMIT_RANGES.maxSessions.min, LIMIT_RANGES.maxSessions.max).default(CONFIG_DEFAULTS.limits.maxSessions),
+          maxConnections: between(300, 1_000_000).default(CONFIG_DEFAULTS.limits.maxConnections),
+          upgradesPerSecondPerAddress: between(1, 100_000).default(CONFIG_DEFAULTS.limits.upgradesPerSecondPerAddress),
+          upgradeBurstPerAddress: between(1, 1_000_000).default(CONFIG_DEFAULTS.limits.upgradeBurstPerAddress),
+          maxHttpRequests: between(1, 10_000).default(CONFIG_DEFAULTS.limits.maxHttpRequests),
+          httpTimeoutSeconds: between(1, 300, { whole: false }).default(CONFIG_DEFAULTS.limits.httpTimeoutSeconds),
+          framesPerSecondPerConnection: between(1, 100_000).default(CONFIG_DEFAULTS.limits.framesPerSecondPerConnection),
+          bytesPerSecondPerConnection: between(4096, 1 << 30).default(CONFIG_DEFAULTS.limits.bytesPerSecondPerConnection),
         },
         { error: 'must be a mapping' },
       )

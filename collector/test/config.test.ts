@@ -1,8 +1,10 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  CONFIG_DEFAULTS,
   ConfigError,
   configHash,
   hostAllowed,
@@ -82,7 +84,18 @@ describe('parseConfig', () => {
       redis: { url: 'redis://127.0.0.1:6379', prefix: 'rasmon' },
       heartbeatSeconds: 15,
       hostRetireSeconds: 86400,
-      limits: { maxFrameBytes: 1048576, maxEvents: 1000, maxSessions: 2000 },
+      limits: {
+        maxFrameBytes: 1048576,
+        maxEvents: 1000,
+        maxSessions: 2000,
+        maxConnections: 20_000,
+        upgradesPerSecondPerAddress: 50,
+        upgradeBurstPerAddress: 500,
+        maxHttpRequests: 64,
+        httpTimeoutSeconds: 10,
+        framesPerSecondPerConnection: 100,
+        bytesPerSecondPerConnection: 4 * 1048576,
+      },
       api: { tokensSha256: [] },
       farms: [
         {
@@ -175,8 +188,13 @@ describe('parseConfig', () => {
     ['empty hosts', withFarm({ hosts: [] }), 'farms[0].hosts: must list at least one pattern'],
     ['a bad host pattern', withFarm({ hosts: ['rdsh-*', 'a b'] }), 'farms[0].hosts[1]: must be a host-name pattern'],
     ['a countDisconnected string', withFarm({ countDisconnected: 'yes' }), 'farms[0].countDisconnected: must be true or false'],
-    ['zero heartbeat', { ...minimal(), heartbeatSeconds: 0 }, 'heartbeatSeconds: must be a number > 0'],
-    ['fractional maxEvents', { ...minimal(), limits: { maxEvents: 1.5 } }, 'limits.maxEvents: must be an integer >= 1'],
+    ['zero heartbeat', { ...minimal(), heartbeatSeconds: 0 }, 'heartbeatSeconds: must be a number from 0.5 to 300'],
+    ['a heartbeat that overflows timers', { ...minimal(), heartbeatSeconds: 1e12 }, 'heartbeatSeconds: must be a number from 0.5 to 300'],
+    ['fractional maxEvents', { ...minimal(), limits: { maxEvents: 1.5 } }, 'limits.maxEvents: must be an integer from 1 to 100000'],
+    ['a frame limit that locks agents out', { ...minimal(), limits: { maxFrameBytes: 1 } }, 'limits.maxFrameBytes: must be an integer from 4096 to 16777216'],
+    ['a frame limit that is no limit', { ...minimal(), limits: { maxFrameBytes: 1e15 } }, 'limits.maxFrameBytes: must be an integer from 4096 to 16777216'],
+    ['a connection cap below the reserve', { ...minimal(), limits: { maxConnections: 10 } }, 'limits.maxConnections: must be an integer from 300 to 1000000'],
+    ['an HTTP timeout of an hour', { ...minimal(), limits: { httpTimeoutSeconds: 3600 } }, 'limits.httpTimeoutSeconds: must be a number from 1 to 300'],
     ['an unknown top-level key', { ...minimal(), heartbeatSecond: 5 }, 'heartbeatSecond: unknown key'],
     ['an unknown farm key', withFarm({ seets: 5 }), 'farms[0].seets: unknown key'],
     ['an unknown nested key', { ...minimal(), limits: { maxFrames: 5 } }, 'limits.maxFrames: unknown key'],
@@ -263,12 +281,51 @@ describe('parseConfig', () => {
 });
 
 describe('loadConfig', () => {
+  it('refuses what is not a regular file under the size limit, in one line, without reading it all', () => {
+    const load = (path: string) => {
+      try {
+        loadConfig({ path, env: {} });
+        return 'loaded';
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as Error).message;
+      }
+    };
+    const zero = join(dir, 'zero.yaml');
+    symlinkSync('/dev/zero', zero);
+    expect(load(zero)).toMatch(/zero\.yaml: is not a regular file$/);
+    const folder = join(dir, 'folder.yaml');
+    mkdirSync(folder);
+    expect(load(folder)).toMatch(/folder\.yaml: is a directory$/);
+    const fifo = join(dir, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    // Opened without blocking: no writer, no hang.
+    expect(load(fifo)).toMatch(/fifo\.yaml: is not a regular file$/);
+    const big = writeTemp('big.yaml', `# ${'x'.repeat(5 * 1024 * 1024)}\n`);
+    expect(load(big)).toMatch(/is larger than \d+ bytes$/);
+  });
+
+  it('refuses a YAML alias bomb in one line', () => {
+    const lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 9; i += 1) lines.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    const bomb = writeTemp('bomb.yaml', `${lines.join('\n')}\n`);
+    let message = '';
+    try {
+      loadConfig({ path: bomb, env: {} });
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/alias/i);
+    expect(message).not.toContain('\n');
+  });
+
   it('loads YAML', () => {
     const config = loadConfig({ path: writeTemp('c.yaml', YAML_CONFIG), env: {} });
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 9500 });
     expect(config.redis).toEqual({ url: 'redis://redis.example:6380', prefix: 'rm' });
     expect(config.heartbeatSeconds).toBe(0.5);
-    expect(config.limits).toEqual({ maxFrameBytes: 1048576, maxEvents: 50, maxSessions: 2000 });
+    expect(config.limits).toEqual({ ...CONFIG_DEFAULTS.limits, maxEvents: 50 });
     expect(config.api.tokensSha256).toEqual([HASH_B]);
     expect(config.farms[0]?.expires).toBe(Date.UTC(2027, 5, 30));
     expect(config.farms[0]?.hosts).toEqual(['rdsh-*']);

@@ -5,8 +5,8 @@
  * out; one of 1e15 is no limit at all.
  */
 export const LIMIT_RANGES = Object.freeze({
-  /** Not necessarily whole: tests and labs run sub-second heartbeats; 0.1 s is no busy loop yet. */
-  heartbeatSeconds: Object.freeze({ min: 0.1, max: 300 }),
+  /** Not necessarily whole: tests and labs run half-second heartbeats. */
+  heartbeatSeconds: Object.freeze({ min: 0.5, max: 300 }),
   maxFrameBytes: Object.freeze({ min: 4096, max: 16 * 1024 * 1024 }),
   maxEvents: Object.freeze({ min: 1, max: 100_000 }),
   maxSessions: Object.freeze({ min: 1, max: 100_000 }),

@@ -78,7 +78,12 @@ function parseYaml(file: string, text: string): unknown {
     const where = at ? `line ${at.line}, column ${at.col}: ` : '';
     throw new ConfigFileError(file, `${where}${reason}`, { cause: problem });
   }
-  return doc.toJS() as unknown;
+  try {
+    // yaml refuses more than 100 alias expansions: a "billion laughs" file is a config error.
+    return doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch (err) {
+    throw new ConfigFileError(file, ((err as Error).message.split('\n')[0] ?? '').slice(0, 200), { cause: err });
+  }
 }
 
 function parseJson(file: string, text: string): unknown {
