@@ -8,3 +8,4 @@ export * from './config-file.js';
 export * from './errors.js';
 export * from './logger.js';
 export * from './zod-issue.js';
+export * from './log-serializers.js';
