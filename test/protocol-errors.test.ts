@@ -586,7 +586,7 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
 
 describe('hello deadline', () => {
   it('a connection that never says hello is closed with hello_required after two heartbeats', async () => {
-    const c = await InProcessCollector.start(rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }], { heartbeatSeconds: 0.3 }));
+    const c = await InProcessCollector.start(rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }], { heartbeatSeconds: 0.5 }));
     try {
       const silent = await TestAgent.connect(c.url, TOKEN_A);
       const talker = await TestAgent.connect(c.url, TOKEN_A);

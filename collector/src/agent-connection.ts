@@ -3,6 +3,7 @@
  * time, in order; while one is being applied the socket is paused, so a flooding agent is held
  * back by TCP instead of by memory.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { WebSocket } from 'ws';
 import {
   CloseCode,
@@ -24,12 +25,20 @@ import { hostAllowed } from './config.js';
 import type { ApplyResult, FarmRules, HostClaim, LicenseEngine } from './license-engine.js';
 import type { Logger } from './logger.js';
 import type { CollectorMetrics, UpgradeRejection } from './metrics.js';
+import { TokenBucket } from './rate-limit.js';
+
+/** Above this many bytes unsent to an agent, the collector stops reading it until they drain. */
+export const OUTPUT_SOFT_LIMIT = 256 * 1024;
+/** Above this many, the agent is dropped at once. */
+export const OUTPUT_HARD_LIMIT = 4 * 1024 * 1024;
 
 /** What a connection needs from the collector around it. */
 export interface ConnectionContext {
   engine: LicenseEngine;
   metrics: CollectorMetrics;
   limits: Limits;
+  /** Frames and bytes one connection may send per second (token buckets; beyond, it is not read). */
+  rates: { framesPerSecond: number; bytesPerSecond: number };
   heartbeatSeconds: number;
   /** The farm's configuration as loaded now (undefined once removed by a reload). */
   farm(id: string): FarmConfig | undefined;
@@ -54,7 +63,7 @@ export class AgentConnection {
   /** Set by an accepted hello. */
   claim: HostClaim | undefined;
   agent: string | undefined;
-  /** Last time anything (frame, ping, pong) came from the agent, ms. */
+  /** Last time a ping or pong came from the agent, ms. */
   lastHeard = Date.now();
   readonly openedAt = Date.now();
   private readonly queue: Array<string | Buffer> = [];
@@ -64,6 +73,9 @@ export class AgentConnection {
   private closed = false;
   /** A resync was sent; no other is sent until a snapshot arrives. */
   private awaitingSnapshot = false;
+  private readonly frameBucket: TokenBucket;
+  private readonly byteBucket: TokenBucket;
+  private drainTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly id: string,
@@ -75,8 +87,13 @@ export class AgentConnection {
     private readonly ctx: ConnectionContext,
     private log: Logger,
   ) {
+    const { framesPerSecond, bytesPerSecond } = ctx.rates;
+    this.frameBucket = new TokenBucket(framesPerSecond, framesPerSecond);
+    // A frame of maxFrameBytes always fits the bucket; it may only have to wait for it.
+    this.byteBucket = new TokenBucket(bytesPerSecond, Math.max(bytesPerSecond, ctx.limits.maxFrameBytes));
+    // Only an answer to a ping (or a ping) counts as heard: a peer that keeps sending but never
+    // reads would otherwise never look silent, while what is sent to it piles up.
     socket.on('message', (data, isBinary) => {
-      this.lastHeard = Date.now();
       this.enqueue(isBinary ? Buffer.from(data as Buffer) : (data as Buffer).toString('utf8'));
     });
     socket.on('pong', () => (this.lastHeard = Date.now()));
@@ -93,7 +110,9 @@ export class AgentConnection {
   }
 
   send(frame: CollectorFrame): void {
-    if (!this.closed) this.socket.send(JSON.stringify(frame));
+    if (this.closed) return;
+    this.socket.send(JSON.stringify(frame));
+    if (this.socket.bufferedAmount > OUTPUT_HARD_LIMIT) this.dropUnreading();
   }
 
   /** Sends an error frame and closes with the code docs/design.md §3 gives it. */
@@ -113,6 +132,7 @@ export class AgentConnection {
 
   terminate(): void {
     this.closed = true;
+    clearInterval(this.drainTimer);
     this.socket.terminate();
   }
 
@@ -154,7 +174,13 @@ export class AgentConnection {
     this.socket.pause();
     try {
       while (this.queue.length > 0 && !this.closed) {
-        await this.handle(this.queue.shift()!);
+        const data = this.queue.shift()!;
+        // Over its rate, the connection waits (not read meanwhile): one farm's hosts cannot
+        // take the Redis time of another's.
+        const wait = Math.max(this.frameBucket.take(1), this.byteBucket.take(typeof data === 'string' ? Buffer.byteLength(data) : data.length));
+        if (wait > 0) await sleep(wait);
+        if (this.closed) break;
+        await this.handle(data);
       }
     } catch (err) {
       // A Redis failure: the frame is not acked, and the agent will send it again (1013).
@@ -165,8 +191,37 @@ export class AgentConnection {
       this.running = false;
       // Also after a close: a paused socket would never read the agent's close reply, and the
       // connection (and its host's lease) would linger until ws's closing timeout.
-      this.socket.resume();
+      if (this.closed || this.socket.bufferedAmount <= OUTPUT_SOFT_LIMIT) this.socket.resume();
+      else this.awaitDrain();
     }
+  }
+
+  /**
+   * The agent does not read what it is sent: stop reading it (it cannot make the collector hold
+   * more), and drop it if it has not caught up within two heartbeats — like Redis's
+   * client-output-buffer-limit.
+   */
+  private awaitDrain(): void {
+    if (this.drainTimer) return;
+    const since = Date.now();
+    const limitMs = 2 * this.ctx.heartbeatSeconds * 1000;
+    this.drainTimer = setInterval(() => {
+      if (this.closed || this.socket.bufferedAmount <= OUTPUT_SOFT_LIMIT) {
+        clearInterval(this.drainTimer);
+        this.drainTimer = undefined;
+        this.socket.resume();
+      } else if (Date.now() - since > limitMs) {
+        clearInterval(this.drainTimer);
+        this.drainTimer = undefined;
+        this.dropUnreading();
+      }
+    }, 50);
+    this.drainTimer.unref();
+  }
+
+  private dropUnreading(): void {
+    this.log.warn({ buffered: this.socket.bufferedAmount }, 'agent does not read what the collector sends: dropping it');
+    this.terminate();
   }
 
   private refuse(type: string): void {

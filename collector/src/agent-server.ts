@@ -9,16 +9,28 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { AGENT_PATH, CloseCode, silenceLimitMs, SUBPROTOCOL } from '@rasmon/protocol';
 import { AgentConnection, type ConnectionContext } from './agent-connection.js';
 import { bearerToken } from './bearer-token.js';
-import { hostAllowed, sha256Hex, type FarmConfig } from './config.js';
+import { hostAllowed, sha256Hex, type CollectorConfig, type FarmConfig } from './config.js';
 import type { Logger } from './logger.js';
+import type { UpgradeRejection } from './metrics.js';
+import { KeyedRateLimiter } from './rate-limit.js';
+import { RefusalLog } from './refusal-log.js';
 
 export interface AgentServerOptions {
   context: ConnectionContext;
   log: Logger;
   /** Unique per collector process; prefixes connection ids, which are host owners in Redis. */
   collectorId: string;
+  limits: CollectorConfig['limits'];
 }
 
+/** How long a refused peer may take to read its refusal before the socket is destroyed anyway. */
+const REFUSAL_LINGER_MS = 2000;
+
+/**
+ * Writes the refusal and destroys the socket once it is written: `end()` alone leaves a
+ * half-closed socket that a peer can hold for as long as it likes (the HTTP server allows half
+ * open sockets), and enough of them exhaust the file descriptors.
+ */
 function refuseUpgrade(socket: Duplex, status: number, reason: string, headers: Record<string, string> = {}): void {
   const body = `${reason}\n`;
   const lines = [
@@ -28,11 +40,15 @@ function refuseUpgrade(socket: Duplex, status: number, reason: string, headers: 
     `Content-Length: ${Buffer.byteLength(body)}`,
     ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
   ];
-  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`, () => socket.destroy());
+  setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
 }
 
 /** Heartbeat work is spread over the interval in steps of this length. */
 const BEAT_STEP_MS = 100;
+
+/** Connections kept free for scrapes, probes and the API when agents fill `maxConnections`. */
+export const HTTP_RESERVE = 256;
 
 export class AgentServer {
   private readonly wss: WebSocketServer;
@@ -51,8 +67,12 @@ export class AgentServer {
   private nextId = 0;
   private draining = false;
   private readonly releases = new Set<Promise<void>>();
+  private readonly upgradeLimiter: KeyedRateLimiter;
+  private readonly refusals: RefusalLog;
 
   constructor(private readonly options: AgentServerOptions) {
+    this.upgradeLimiter = new KeyedRateLimiter(options.limits.upgradesPerSecondPerAddress, options.limits.upgradeBurstPerAddress);
+    this.refusals = new RefusalLog(options.log);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.context.limits.maxFrameBytes,
@@ -102,27 +122,28 @@ export class AgentServer {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const { metrics } = this.options.context;
     socket.on('error', () => socket.destroy());
-    const path = new URL(req.url ?? '/', 'http://collector').pathname;
-    if (path !== AGENT_PATH) {
-      metrics.upgradesRejected.inc({ reason: 'not_found' });
-      return refuseUpgrade(socket, 404, 'Not Found');
-    }
-    if (this.draining) {
-      metrics.upgradesRejected.inc({ reason: 'draining' });
-      return refuseUpgrade(socket, 503, 'Service Unavailable', { 'Retry-After': '1' });
+    const remote = req.socket.remoteAddress;
+    const refuse = (reason: UpgradeRejection, status: number, text: string, headers: Record<string, string> = {}) => {
+      metrics.upgradesRejected.inc({ reason });
+      this.refusals.refused(reason, remote, status);
+      refuseUpgrade(socket, status, text, headers);
+    };
+    // Before anything that costs: a peer over its rate gets no token check.
+    if (!this.upgradeLimiter.allow(remote ?? '')) return refuse('rate_limited', 429, 'Too Many Requests', { 'Retry-After': '1' });
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== AGENT_PATH) return refuse('not_found', 404, 'Not Found');
+    if (this.draining) return refuse('draining', 503, 'Service Unavailable', { 'Retry-After': '1' });
+    if (this.connections.size >= this.options.limits.maxConnections - HTTP_RESERVE) {
+      return refuse('too_many_connections', 503, 'Service Unavailable', { 'Retry-After': '10' });
     }
     const token = bearerToken(req);
     const tokenSha256 = token === undefined ? undefined : sha256Hex(token);
     const farmId = tokenSha256 === undefined ? undefined : this.tokenFarms.get(tokenSha256);
     if (tokenSha256 === undefined || farmId === undefined) {
-      metrics.upgradesRejected.inc({ reason: 'unauthorized' });
-      return refuseUpgrade(socket, 401, 'Unauthorized', { 'WWW-Authenticate': 'Bearer realm="rasmon"' });
+      return refuse('unauthorized', 401, 'Unauthorized', { 'WWW-Authenticate': 'Bearer realm="rasmon"' });
     }
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
-    if (!offered.includes(SUBPROTOCOL)) {
-      metrics.upgradesRejected.inc({ reason: 'subprotocol' });
-      return refuseUpgrade(socket, 400, `Bad Request: subprotocol ${SUBPROTOCOL} required`);
-    }
+    if (!offered.includes(SUBPROTOCOL)) return refuse('subprotocol', 400, `Bad Request: subprotocol ${SUBPROTOCOL} required`);
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, farmId, tokenSha256));
   }
 
@@ -174,7 +195,7 @@ export class AgentServer {
     const { engine } = this.options.context;
     const now = Date.now();
     if (now - connection.lastHeard > silenceLimitMs(this.options.context.heartbeatSeconds)) {
-      this.options.log.info({ conn: connection.id }, 'agent silent for two heartbeats: terminating');
+      this.options.log.info({ conn: connection.id }, 'agent silent for two heartbeats (no pong): terminating');
       connection.terminate();
       return;
     }
@@ -235,6 +256,7 @@ export class AgentServer {
     await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
     for (const connection of this.connections) connection.terminate();
     await Promise.all(this.releases);
+    this.refusals.stop();
     this.wss.close();
   }
 }

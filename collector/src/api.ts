@@ -5,14 +5,27 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cluster, Redis } from 'ioredis';
-import { DAY_MS, utcDay } from '@rasmon/protocol';
+import { DAY_MS, NAME_PATTERN, utcDay } from '@rasmon/protocol';
 import { bearerToken } from './bearer-token.js';
 import { sha256Hex, type CollectorConfig, type FarmConfig } from './config.js';
 import { readFarmDetail, type FarmReader, type FarmState } from './farm-reader.js';
 import type { RedisKeys } from './redis-keys.js';
 import { ReportApi } from './report-api.js';
 
-const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+/** ISO-8601, or null for no time or one a Date cannot hold (a stored value must not fail the whole answer). */
+const iso = (ms: number | undefined) => {
+  if (ms === undefined) return null;
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+};
+
+function decoded(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
 
 /** The summary fields of a farm, as `/api/v1/farms` lists them. */
 export function farmSummary(farm: FarmState) {
@@ -98,9 +111,14 @@ export class Api {
         send(res, 200, { farms: read.farms.map(farmSummary) });
         return true;
       }
-      const farm = config.farms.find((candidate) => candidate.id.toLowerCase() === decodeURIComponent(farmId).toLowerCase());
+      const id = decoded(farmId);
+      if (id === undefined || !NAME_PATTERN.test(id)) {
+        send(res, 400, { error: 'a farm id matches ' + NAME_PATTERN.source });
+        return true;
+      }
+      const farm = config.farms.find((candidate) => candidate.id.toLowerCase() === id.toLowerCase());
       if (!farm) {
-        send(res, 404, { error: `no farm ${decodeURIComponent(farmId)}` });
+        send(res, 404, { error: `no farm ${id}` });
         return true;
       }
       send(res, 200, peaks ? await this.peaks(farm) : await this.detail(farm));

@@ -12,11 +12,12 @@ import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { AgentServer } from './agent-server.js';
 import { Api } from './api.js';
-import { configHash, type CollectorConfig, type FarmConfig } from './config.js';
+import { ConfigError, configHash, type CollectorConfig, type FarmConfig } from './config.js';
 import { FarmClock } from './farm-clock.js';
 import { FarmReader } from './farm-reader.js';
 import { FarmSeries } from './farm-series.js';
 import { LicenseEngine } from './license-engine.js';
+import { serializeError } from '@rasmon/protocol/kit';
 import { createLogger, type Logger } from './logger.js';
 import { CollectorMetrics } from './metrics.js';
 import { createRedis } from './redis-client.js';
@@ -24,6 +25,37 @@ import { RedisKeys } from './redis-keys.js';
 import { defineScripts, loadScripts } from './scripts.js';
 import { StatusPage } from './status-page.js';
 import { VERSION } from './version.js';
+
+const READ_ONLY_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
+const HEALTH_PATHS = new Set(['/healthz', '/readyz']);
+const READY_PROBE_TIMEOUT_MS = 1000;
+
+/**
+ * The path of a request target, or undefined when it is not an origin-form path: `//evil/api/...`
+ * would otherwise be read as host `evil`, path `/api/...`, and slip past a proxy rule on `/api`.
+ */
+export function requestPath(target: string | undefined): string | undefined {
+  if (target === undefined || !target.startsWith('/') || target.startsWith('//')) return undefined;
+  const end = target.search(/[?#]/);
+  return end < 0 ? target : target.slice(0, end);
+}
+
+/** The HTTPS server; a file that is not usable PEM is a configuration error naming the key. */
+function tlsServer(tls: NonNullable<CollectorConfig['tls']>, handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
+  try {
+    return createHttpsServer(
+      {
+        cert: readFileSync(tls.cert),
+        key: readFileSync(tls.key),
+        ...(tls.ca ? { ca: readFileSync(tls.ca), requestCert: true, rejectUnauthorized: true } : {}),
+      },
+      handler,
+    );
+  } catch (err) {
+    const reason = ((err as Error).message.split('\n')[0] ?? '').slice(0, 200);
+    throw new ConfigError(`tls: cannot use the certificate, key or CA (${reason})`, { key: 'tls', cause: err });
+  }
+}
 
 export interface CollectorOptions {
   config: CollectorConfig;
@@ -48,11 +80,15 @@ export class Collector {
   private readonly api: Api;
   private readonly page = new StatusPage();
   private readonly server: Server;
+  /** One render of the farm series at a time, shared by every scrape that arrives while it runs. */
+  private farmBody: Promise<Buffer> | undefined;
+  private httpInFlight = 0;
   private draining = false;
 
   private constructor(options: CollectorOptions) {
     this.config = options.config;
-    this.log = options.log ?? createLogger();
+    // Whatever logger is passed, errors are logged without the Redis arguments they carry.
+    this.log = (options.log ?? createLogger()).child({}, { serializers: { err: serializeError } });
     const config = this.config;
     this.keys = new RedisKeys(config.redis.prefix);
     this.redis = createRedis(config.redis);
@@ -67,16 +103,25 @@ export class Collector {
       farms: () => this.config.farms,
       hostRetireSeconds: config.hostRetireSeconds,
       onEpochChange: (farm, epoch) => this.resyncFarm(farm, epoch),
-      onRound: (ok) => this.metrics.redisUp.set(ok && this.redis.status === 'ready' ? 1 : 0),
+      onRound: (ok) => void this.afterRound(ok),
       ...(options.tickMs === undefined ? {} : { intervalMs: options.tickMs }),
     });
     this.agents = new AgentServer({
       collectorId,
+      limits: config.limits,
       log: this.log.child({ module: 'agents' }),
       context: {
         engine: this.engine,
         metrics: this.metrics,
-        limits: config.limits,
+        limits: {
+          maxFrameBytes: config.limits.maxFrameBytes,
+          maxEvents: config.limits.maxEvents,
+          maxSessions: config.limits.maxSessions,
+        },
+        rates: {
+          framesPerSecond: config.limits.framesPerSecondPerConnection,
+          bytesPerSecond: config.limits.bytesPerSecondPerConnection,
+        },
         heartbeatSeconds: config.heartbeatSeconds,
         farm: (id) => this.farm(id),
         epoch: (farm) => this.clock.epoch(farm),
@@ -85,18 +130,13 @@ export class Collector {
       },
     });
     this.api = new Api({ redis: this.redis, keys: this.keys, reader: this.reader, config: () => this.config });
-    const handler = (req: IncomingMessage, res: ServerResponse) => void this.route(req, res);
-    this.server = config.tls
-      ? createHttpsServer(
-          {
-            cert: readFileSync(config.tls.cert),
-            key: readFileSync(config.tls.key),
-            ...(config.tls.ca ? { ca: readFileSync(config.tls.ca), requestCert: true, rejectUnauthorized: true } : {}),
-          },
-          handler,
-        )
-      : createHttpServer(handler);
+    const handler = (req: IncomingMessage, res: ServerResponse) => this.admit(req, res);
+    this.server = config.tls ? tlsServer(config.tls, handler) : createHttpServer(handler);
     this.server.on('upgrade', (req, socket, head) => this.agents.handleUpgrade(req, socket, head));
+    // Past this many sockets the kernel's file descriptors would run out for everyone, /readyz too.
+    this.server.maxConnections = config.limits.maxConnections;
+    this.server.headersTimeout = config.limits.httpTimeoutSeconds * 1000;
+    this.server.requestTimeout = config.limits.httpTimeoutSeconds * 1000;
     this.metrics.setConfigHash(configHash(config));
     this.agents.setFarms(config.farms);
     this.log.info({ collectorId, farms: config.farms.map((farm) => farm.id), version: VERSION }, 'collector starting');
@@ -119,9 +159,13 @@ export class Collector {
     this.redis.connect().catch((err: Error) => this.log.warn({ err }, 'redis is not reachable yet; retrying'));
     const { host, port } = this.config.listen;
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
+      const failed = (err: NodeJS.ErrnoException) => {
+        const why = err.code === 'EADDRINUSE' ? 'the address is in use' : err.code === 'EACCES' ? 'not permitted' : err.message;
+        reject(new ConfigError(`listen: cannot listen on ${host}:${port}: ${why}`, { key: 'listen', cause: err }));
+      };
+      this.server.once('error', failed);
       this.server.listen(port, host, () => {
-        this.server.off('error', reject);
+        this.server.off('error', failed);
         resolve();
       });
     });
@@ -176,12 +220,72 @@ export class Collector {
     );
   }
 
+  /**
+   * Every round of the clock: Redis must answer and take a write. Redis at maxmemory (OOM) or a
+   * read-only replica answers PING but refuses every frame, so PING alone would lie.
+   */
+  private async afterRound(ok: boolean): Promise<void> {
+    const problem = ok ? await this.probeRedis() : 'farm tick failed';
+    this.metrics.redisUp.set(problem === undefined && this.redis.status === 'ready' ? 1 : 0);
+  }
+
+  /** PING and a write, within a second; undefined when both work, else why not. */
+  private async probeRedis(): Promise<string | undefined> {
+    if (this.redis.status !== 'ready') return `redis ${this.redis.status}`;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        Promise.all([this.redis.ping(), this.redis.set(this.keys.writeProbe, String(Date.now()), 'PX', 60_000)]),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no answer within 1 s')), READY_PROBE_TIMEOUT_MS);
+        }),
+      ]);
+      return undefined;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (/^(OOM|READONLY|MISCONF|NOREPLICAS)\b/.test(message)) return `redis refuses writes: ${message.split(' ')[0]}`;
+      return `redis does not answer: ${message.slice(0, 100)}`;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Admission to the HTTP routes: a cap on requests at once, and a deadline for each response. */
+  private admit(req: IncomingMessage, res: ServerResponse): void {
+    const { maxHttpRequests, httpTimeoutSeconds } = this.config.limits;
+    // Health checks are cheap and must answer while scrapes or API readers are held up.
+    const capped = !HEALTH_PATHS.has(requestPath(req.url) ?? '');
+    if (capped && this.httpInFlight >= maxHttpRequests) {
+      res.writeHead(503, { 'Content-Type': 'text/plain', 'Retry-After': '1', Connection: 'close' });
+      res.end('busy\n');
+      return;
+    }
+    if (capped) this.httpInFlight += 1;
+    // A reader that does not read holds its response, and its memory, until this cuts it off.
+    const deadline = setTimeout(() => res.destroy(), httpTimeoutSeconds * 1000);
+    res.once('close', () => {
+      if (capped) this.httpInFlight -= 1;
+      clearTimeout(deadline);
+    });
+    void this.route(req, res);
+  }
+
+  /**
+   * The farm part of /metrics, rendered once for all the scrapes waiting on it and shared as one
+   * buffer (not one copy per socket); the process series, small, are rendered per scrape.
+   */
+  private farmText(): Promise<Buffer> {
+    this.farmBody ??= this.farmMetrics()
+      .then((text) => Buffer.from(text))
+      .finally(() => (this.farmBody = undefined));
+    return this.farmBody;
+  }
+
   /** The farm series for /metrics; none when Redis cannot answer (redis_up says why). */
   private async farmMetrics(): Promise<string> {
     try {
-      const text = await this.farmSeries.render(this.config.farms);
-      this.metrics.redisUp.set(1);
-      return text;
+      // Not redis_up 1 here: a Redis that answers reads may still refuse writes; the clock's probe says.
+      return await this.farmSeries.render(this.config.farms);
     } catch (err) {
       // A failed read must not fail the scrape: farm series go away and redis_up says why.
       this.log.warn({ err }, 'could not read farm state for /metrics');
@@ -192,20 +296,35 @@ export class Collector {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://collector').pathname;
+    const path = requestPath(req.url);
+    if (path === undefined) {
+      res.writeHead(400, { 'Content-Type': 'text/plain' });
+      res.end('bad request path\n');
+      return;
+    }
+    if (READ_ONLY_PATHS.has(path) && req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { 'Content-Type': 'text/plain', Allow: 'GET, HEAD' });
+      res.end('only GET and HEAD\n');
+      return;
+    }
     try {
       if (path === '/metrics') {
-        const farms = await this.farmMetrics();
-        const body = farms + (await this.metrics.registry.metrics());
-        res.writeHead(200, { 'Content-Type': this.metrics.registry.contentType });
-        res.end(body);
+        const farms = await this.farmText();
+        const own = Buffer.from(await this.metrics.registry.metrics());
+        res.writeHead(200, { 'Content-Type': this.metrics.registry.contentType, 'Content-Length': String(farms.length + own.length) });
+        if (req.method === 'HEAD') {
+          res.end();
+        } else {
+          res.write(farms);
+          res.end(own);
+        }
       } else if (path === '/healthz') {
         res.writeHead(200, { 'Content-Type': 'text/plain' });
         res.end('ok\n');
       } else if (path === '/readyz') {
-        const ready = this.ready;
-        res.writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain' });
-        res.end(ready ? 'ready\n' : `not ready: ${this.notReadyReason()}\n`);
+        const problem = this.ready ? await this.probeRedis() : this.notReadyReason();
+        res.writeHead(problem === undefined ? 200 : 503, { 'Content-Type': 'text/plain' });
+        res.end(problem === undefined ? 'ready\n' : `not ready: ${problem}\n`);
       } else if (!this.page.handle(req, res, path) && !(await this.api.handle(req, res, path))) {
         res.writeHead(404, { 'Content-Type': 'text/plain' });
         res.end('not found\n');

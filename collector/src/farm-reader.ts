@@ -175,8 +175,9 @@ export class FarmReader {
       up: leases.has(host),
       retired: retiredSet.has(host),
       lastSeen,
-      connections: Number(counts[host] ?? 0),
-      agent: agents[host],
+      // Own keys only: a host named `constructor` must not read Object's.
+      connections: Number(own(counts, host) ?? 0),
+      agent: own(agents, host),
       expected: expected.has(host),
     }));
     // An expected host that never connected is down from the start, so RasAgentDown covers it.
@@ -259,4 +260,9 @@ export async function readFarmDetail(
   connections.sort((a, b) => a.host.localeCompare(b.host) || a.since - b.since || (a.id < b.id ? -1 : 1));
   const overLimit = state.overuseUsers > 0 ? ((replies.at(-1)![1] as string[]).slice().reverse()) : [];
   return { connections, overLimit };
+}
+
+/** A field of a Redis hash reply, never one inherited from Object.prototype. */
+function own(record: Record<string, string> | null | undefined, key: string): string | undefined {
+  return record && Object.hasOwn(record, key) ? record[key] : undefined;
 }

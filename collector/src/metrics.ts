@@ -19,6 +19,8 @@ export const UPGRADE_REJECTIONS = [
   'forbidden',
   'max_hosts',
   'revoked',
+  'rate_limited',
+  'too_many_connections',
 ] as const;
 
 export type UpgradeRejection = (typeof UPGRADE_REJECTIONS)[number];
@@ -37,7 +39,7 @@ export class CollectorMetrics {
   readonly buildInfo = this.gauge('rasmon_collector_build_info', 'Collector build (always 1)', ['version']);
   readonly configInfo = this.gauge('rasmon_collector_config_info', 'Hash of the loaded configuration (always 1)', ['hash']);
   readonly agentsConnected = this.gauge('rasmon_collector_agents_connected', 'Agent connections this collector holds', []);
-  readonly redisUp = this.gauge('rasmon_collector_redis_up', '1 while Redis answers', []);
+  readonly redisUp = this.gauge('rasmon_collector_redis_up', '1 while Redis answers and takes writes (0 also while it refuses them: OOM, READONLY)', []);
   readonly frames = new Counter({
     name: 'rasmon_collector_frames_total',
     help: 'Frames received from agents',

@@ -1,6 +1,9 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { CollectorConfig } from './config.js';
 
+/** How long one Redis command may take before it fails. */
+export const COMMAND_TIMEOUT_MS = 5000;
+
 /**
  * Opens the configured Redis: one server, a Cluster, or a Sentinel-managed master. Commands fail
  * at once while Redis is unreachable (no offline queue), so a frame that cannot be applied is
@@ -14,6 +17,9 @@ export function createRedis(config: CollectorConfig['redis']): Redis | Cluster {
     maxRetriesPerRequest: 1,
     lazyConnect: true,
     connectionName: 'rasmon-collector',
+    // A Redis that stops answering (SIGSTOP, a long blocking command) fails commands instead of
+    // stalling hellos, scrapes and the API behind it.
+    commandTimeout: COMMAND_TIMEOUT_MS,
     retryStrategy: (attempt: number) => Math.min(100 * 2 ** attempt, 2000),
   } satisfies RedisOptions;
   if (config.cluster) {

@@ -71,6 +71,11 @@ export class RedisKeys {
     };
   }
 
+  /** String written by readiness checks: a Redis that refuses writes (OOM, READONLY) is not ready. */
+  get writeProbe(): string {
+    return `${this.prefix}:probe`;
+  }
+
   /** Host names compare case-insensitively (docs/design.md §2 rule 1): keys use the lower-case form. */
   host(farm: string, host: string): HostKeys {
     const base = `${this.prefix}:{${farm}}:host:${normalizeHost(host)}:`;

@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -82,19 +82,22 @@ export class CollectorProcess {
   }
 
   /** Writes the config to a file and starts the bin; resolves once /readyz says ready. */
-  static async start(raw: Record<string, unknown>, options: { port?: number; configPath?: string } = {}): Promise<CollectorProcess> {
+  static async start(
+    raw: Record<string, unknown>,
+    options: { port?: number; configPath?: string; logLevel?: string; waitReady?: boolean } = {},
+  ): Promise<CollectorProcess> {
     const port = options.port ?? (await freePort());
     const configPath = options.configPath ?? join(mkdtempSync(join(tmpdir(), 'rasmon-collector-')), 'collector.yaml');
     writeFileSync(configPath, JSON.stringify({ ...raw, listen: `127.0.0.1:${port}` }));
     const child = spawn(process.execPath, [BIN, '--config', configPath], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, RASMON_LOG_LEVEL: 'info' },
+      env: { ...process.env, RASMON_LOG_LEVEL: options.logLevel ?? 'info' },
     });
     const proc = new CollectorProcess(child, port, configPath);
     for (let i = 0; i < 200; i += 1) {
       if (child.exitCode !== null) throw new Error(`collector exited: ${proc.output.join('')}`);
       try {
-        const res = await fetch(`${proc.url}/readyz`);
+        const res = await fetch(`${proc.url}/${options.waitReady === false ? 'healthz' : 'readyz'}`);
         if (res.status === 200) return proc;
       } catch {
         // not listening yet
@@ -115,6 +118,14 @@ export class CollectorProcess {
 
   signal(signal: NodeJS.Signals): void {
     this.child.kill(signal);
+  }
+
+  /** Resident memory of the process, from /proc (Linux). */
+  rssBytes(): number {
+    const status = readFileSync(`/proc/${this.child.pid}/status`, 'utf8');
+    const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+    if (!kb) throw new Error('no VmRSS in /proc status');
+    return Number(kb[1]) * 1024;
   }
 
   async stop(): Promise<void> {

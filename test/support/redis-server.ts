@@ -84,6 +84,11 @@ export class RedisServer {
     await exited;
   }
 
+  /** Sends a signal (SIGSTOP freezes it: it stops answering without closing its sockets). */
+  signal(signal: NodeJS.Signals): void {
+    this.process?.kill(signal);
+  }
+
   /** Starts it again on the same port. */
   async restart(): Promise<void> {
     await this.kill();

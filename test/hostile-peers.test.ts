@@ -1,0 +1,357 @@
+/**
+ * The collector against hostile or careless peers, on loopback: the real collector bin and a
+ * private Redis. For each attack, the assertion that the collector stays within a memory bound
+ * and keeps acking a well-behaved agent, or that the peer gets a clear refusal and nothing
+ * breaks for anyone else. Every attack is bounded in count and time.
+ */
+import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { RedisServer } from './support/redis-server.js';
+import { CollectorProcess, eventually, rawConfig, within } from './support/collector-harness.js';
+import { TestAgent, session } from './support/agent-client.js';
+import { Scrape, parseMetrics } from './support/prometheus-text.js';
+
+const MiB = 1024 * 1024;
+
+let redis: RedisServer;
+const cleanups: Array<() => Promise<unknown> | unknown> = [];
+
+beforeAll(async () => {
+  redis = await RedisServer.start();
+});
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+async function collector(
+  farms: Parameters<typeof rawConfig>[1],
+  extra: Record<string, unknown> = {},
+  options: Parameters<typeof CollectorProcess.start>[1] = {},
+) {
+  const proc = await CollectorProcess.start(rawConfig(redis.url, farms, extra), options);
+  cleanups.push(() => proc.stop());
+  return proc;
+}
+
+async function agent(url: string, token: string, farm: string, host: string): Promise<TestAgent> {
+  const a = await TestAgent.connect(url, token);
+  cleanups.push(() => a.socket.terminate());
+  await a.hello(farm, host);
+  return a;
+}
+
+async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const scrape = await Scrape.from(url);
+  return scrape.all(name, labels).reduce((sum, sample) => sum + sample.value, 0);
+}
+
+/** A raw TCP connection that sends `text` and never reads (its receive buffer kept small). */
+function stalledClient(port: number, text: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host: '127.0.0.1' }, () => {
+      socket.pause();
+      socket.write(text);
+      resolve(socket);
+    });
+    socket.on('error', () => undefined);
+    socket.once('error', reject);
+  });
+}
+
+/** A well-behaved agent's frame is still acked: the collector keeps serving agents under attack. */
+async function stillAcks(a: TestAgent, seq: number): Promise<void> {
+  const ack = await within(a.snapshot(seq, [session(`s${seq}`, 'corp\\calm')]), 'ack for a well-behaved agent', 15_000);
+  expect(ack.seq).toBe(seq);
+}
+
+describe('bounded memory', () => {
+  it('scrapers that never read their /metrics replies hold neither memory nor the agents up', async () => {
+    // 800 farms make a /metrics body of about 700 KB; 400 stalled scrapes of it would take
+    // hundreds of MiB held one copy per socket.
+    const farms = Array.from({ length: 800 }, (_, i) => ({ id: `farm-${i}`, seats: 10 }));
+    const c = await collector(farms, { limits: { httpTimeoutSeconds: 5 } });
+    const body = await (await fetch(`${c.url}/metrics`)).text();
+    expect(body.length).toBeGreaterThan(500_000);
+    const good = await agent(c.url, 'token-farm-0', 'farm-0', 'rdsh-good');
+    await stillAcks(good, 1);
+    const before = c.rssBytes();
+    const sockets: Socket[] = [];
+    for (let i = 0; i < 400; i += 1) sockets.push(await stalledClient(c.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'));
+    cleanups.push(() => sockets.forEach((socket) => socket.destroy()));
+    let peak = 0;
+    for (let i = 0; i < 8; i += 1) {
+      await sleep(250);
+      peak = Math.max(peak, c.rssBytes() - before);
+    }
+    await stillAcks(good, 2);
+    expect(await within(raw(c.port, 'GET', '/readyz'), '/readyz under the attack', 10_000)).toBe(200);
+    peak = Math.max(peak, c.rssBytes() - before);
+    expect(peak, 'RSS growth under 400 stalled scrapes').toBeLessThan(150 * MiB);
+    // Past the write deadline the stalled sockets are cut off: once the peers read, each finds its end.
+    await sleep(5000);
+    const closed = sockets.map((socket) => new Promise<void>((resolve) => socket.once('close', () => resolve())));
+    for (const socket of sockets) socket.resume();
+    await within(Promise.all(closed), 'every stalled scrape cut off by the collector', 15_000);
+  });
+
+  it('an agent that sends bad frames and never reads its acks is dropped, within a memory bound', async () => {
+    const c = await collector(
+      [
+        { id: 'farm-a', seats: 10 },
+        { id: 'farm-b', seats: 10 },
+      ],
+      { heartbeatSeconds: 2 },
+    );
+    const good = await agent(c.url, 'token-farm-b', 'farm-b', 'rdsh-good');
+    await stillAcks(good, 1);
+    const hostile = await agent(c.url, 'token-farm-a', 'farm-a', 'rdsh-hostile');
+    hostile.socket.pause();
+    const before = c.rssBytes();
+    // 16 KB frames of a thousand invalid items, as fast as the socket takes them, until the
+    // collector drops the peer (at most 20 s).
+    const bad = JSON.stringify({ type: 'events', events: Array.from({ length: 1000 }, (_, i) => ({ seq: i + 1, at: -1, op: 'end', id: 'x' })) });
+    let peak = 0;
+    let sent = 0;
+    let dropped = false;
+    let checkedAt = Date.now();
+    const until = Date.now() + 20_000;
+    while (!dropped && Date.now() < until) {
+      if (hostile.socket.readyState !== WebSocket.OPEN) {
+        dropped = true;
+        break;
+      }
+      if (hostile.socket.bufferedAmount < 4 * MiB) {
+        for (let i = 0; i < 20; i += 1) hostile.socket.send(bad.replace(/"seq":(\d+)/g, (_m, n: string) => `"seq":${Number(n) + sent * 1000}`));
+        sent += 20;
+      }
+      await sleep(20);
+      peak = Math.max(peak, c.rssBytes() - before);
+      if (Date.now() - checkedAt > 500) {
+        checkedAt = Date.now();
+        dropped = (await metric(c.url, 'rasmon_collector_agents_connected')) === 1;
+      }
+    }
+    // Dropped while it was still sending: not reading is what got it dropped, not going quiet.
+    expect(dropped, 'the peer that does not read is dropped').toBe(true);
+    await eventually(async () => expect(await metric(c.url, 'rasmon_collector_agents_connected')).toBe(1));
+    await stillAcks(good, 2);
+    expect(peak, 'RSS growth while a peer does not read').toBeLessThan(120 * MiB);
+    expect(c.output.join('')).toMatch(/agent does not read what the collector sends|agent silent for two heartbeats/);
+  });
+});
+
+describe('bounded sockets', () => {
+  it('a refused upgrade is answered and its socket closed by the collector, not held open by the peer', async () => {
+    const c = await collector([{ id: 'farm-a', seats: 10 }]);
+    const sockets = await Promise.all(
+      Array.from({ length: 100 }, () =>
+        stalledClient(
+          c.port,
+          'GET /v1/agent HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n' +
+            'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: rasmon.v1\r\nAuthorization: Bearer wrong\r\n\r\n',
+        ),
+      ),
+    );
+    cleanups.push(() => sockets.forEach((socket) => socket.destroy()));
+    // The peers never end their side; the collector destroys the sockets anyway.
+    const closed = sockets.map((socket) => new Promise<void>((resolve) => socket.once('close', () => resolve())));
+    for (const socket of sockets) socket.resume();
+    await within(Promise.all(closed), 'every refused socket closed by the collector', 10_000);
+    expect(await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'unauthorized' })).toBe(100);
+    // Logged with the address, but not once per refusal.
+    const lines = c.output.join('').split('\n').filter((line) => line.includes('refused an agent upgrade') || line.includes('refused agent upgrades'));
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(lines.length).toBeLessThanOrEqual(3);
+    expect(lines[0]).toContain('127.0.0.1');
+  });
+
+  it('upgrades over the per-address rate get 429 before any token is checked', async () => {
+    const c = await collector([{ id: 'farm-a', seats: 10 }], { limits: { upgradesPerSecondPerAddress: 5, upgradeBurstPerAddress: 10 } });
+    const statuses = await Promise.all(
+      Array.from({ length: 40 }, async () => {
+        try {
+          const a = await TestAgent.connect(c.url, 'wrong');
+          a.socket.terminate();
+          return 101;
+        } catch (err) {
+          return (err as { status?: number }).status ?? 0;
+        }
+      }),
+    );
+    expect(statuses.filter((status) => status === 429).length).toBeGreaterThanOrEqual(25);
+    expect(statuses.filter((status) => status === 401).length).toBeLessThanOrEqual(15);
+    expect(await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'rate_limited' })).toBeGreaterThanOrEqual(25);
+  });
+
+  it('agents beyond the connection cap get 503 while /readyz and /metrics still answer', async () => {
+    const c = await collector([{ id: 'farm-a', seats: 10 }], { limits: { maxConnections: 300, upgradeBurstPerAddress: 1000 } });
+    // 300 less the 256 kept for HTTP: 44 agents.
+    const agents: TestAgent[] = [];
+    for (let i = 0; i < 44; i += 1) agents.push(await TestAgent.connect(c.url, 'token-farm-a'));
+    cleanups.push(() => agents.forEach((a) => a.socket.terminate()));
+    await expect(TestAgent.connect(c.url, 'token-farm-a')).rejects.toMatchObject({ status: 503 });
+    expect((await fetch(`${c.url}/readyz`)).status).toBe(200);
+    expect(await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'too_many_connections' })).toBe(1);
+  });
+});
+
+describe('honest readiness', () => {
+  it('a frozen Redis makes /readyz 503 within its probe timeout, and ready again when it resumes', async () => {
+    const own = await RedisServer.start();
+    cleanups.push(() => own.stop());
+    const proc = await CollectorProcess.start(rawConfig(own.url, [{ id: 'farm-a', seats: 10 }]));
+    cleanups.push(() => proc.stop());
+    own.signal('SIGSTOP');
+    try {
+      const res = await within(fetch(`${proc.url}/readyz`), '/readyz while Redis is frozen', 5000);
+      expect(res.status).toBe(503);
+      expect(await res.text()).toMatch(/redis/);
+      // The API does not hang either: it fails within the command timeout.
+      const api = await within(fetch(`${proc.url}/api/v1/farms`), '/api while Redis is frozen', 15_000);
+      expect(api.status).toBe(503);
+    } finally {
+      own.signal('SIGCONT');
+    }
+    await eventually(async () => expect((await fetch(`${proc.url}/readyz`)).status).toBe(200), 15_000);
+  });
+
+  it('a Redis that refuses writes (maxmemory) is not ready and redis_up is 0', async () => {
+    const own = await RedisServer.start();
+    cleanups.push(() => own.stop());
+    const proc = await CollectorProcess.start(rawConfig(own.url, [{ id: 'farm-a', seats: 10 }]));
+    cleanups.push(() => proc.stop());
+    const admin = own.client();
+    cleanups.push(() => admin.quit());
+    await admin.config('SET', 'maxmemory', '1');
+    try {
+      const res = await fetch(`${proc.url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(await res.text()).toContain('refuses writes: OOM');
+      await eventually(async () => expect(await metric(proc.url, 'rasmon_collector_redis_up')).toBe(0));
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+    }
+    await eventually(async () => expect((await fetch(`${proc.url}/readyz`)).status).toBe(200));
+    await eventually(async () => expect(await metric(proc.url, 'rasmon_collector_redis_up')).toBe(1));
+  });
+});
+
+/** A raw HTTP request, for methods and targets fetch will not send. */
+function raw(port: number, method: string, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('input edges', () => {
+  it('refuses malformed paths and methods a read endpoint does not take', async () => {
+    const c = await collector([{ id: 'farm-a', seats: 10 }]);
+    expect(await raw(c.port, 'GET', '//evil.example/api/v1/farms')).toBe(400);
+    expect(await raw(c.port, 'GET', '/api/v1/farms/%ff')).toBe(400);
+    for (const method of ['POST', 'PUT', 'DELETE', 'TRACE']) {
+      for (const path of ['/metrics', '/healthz', '/readyz']) expect(await raw(c.port, method, path), `${method} ${path}`).toBe(405);
+    }
+    expect(await raw(c.port, 'HEAD', '/metrics')).toBe(200);
+  });
+
+  it('a session that starts after the last valid date is rejected, and the farm API keeps answering', async () => {
+    const c = await collector([{ id: 'farm-a', seats: 10 }]);
+    const a = await agent(c.url, 'token-farm-a', 'farm-a', 'rdsh-1');
+    const ack = await a.snapshot(1, [session('s1', 'corp\\alice', { since: 9007199254740991 }), session('s2', 'corp\\bob')]);
+    expect(ack.rejected).toHaveLength(1);
+    const res = await fetch(`${c.url}/api/v1/farms/farm-a`);
+    expect(res.status).toBe(200);
+  });
+
+  it('a host named constructor exports its own values, not Object.prototype', async () => {
+    const c = await collector([{ id: 'farm-a', seats: 10 }]);
+    const a = await agent(c.url, 'token-farm-a', 'farm-a', 'constructor');
+    await a.snapshot(1, [session('s1', 'corp\\alice')]);
+    const text = await (await fetch(`${c.url}/metrics`)).text();
+    expect(text).not.toContain('function');
+    expect(new Scrape(parseMetrics(text)).value('ras_host_connections', { farm: 'farm-a', host: 'constructor' })).toBe(1);
+  });
+
+  it('a depth bomb is a bad frame, not a Redis failure', async () => {
+    const c = await collector([{ id: 'farm-a', seats: 10 }]);
+    const a = await agent(c.url, 'token-farm-a', 'farm-a', 'rdsh-1');
+    a.send(`{"type":${'['.repeat(200_000)}${']'.repeat(200_000)}}`);
+    const error = await a.next('error');
+    expect(error).toMatchObject({ code: 'bad_frame' });
+    expect((await a.closed).code).toBe(1007);
+    expect(await metric(c.url, 'rasmon_collector_redis_up')).toBe(1);
+  });
+
+  it('control characters in names are rejected, so they reach neither /metrics nor the API', async () => {
+    const c = await collector([{ id: 'farm-a', seats: 10 }]);
+    const a = await agent(c.url, 'token-farm-a', 'farm-a', 'rdsh-1');
+    const ack = await a.snapshot(1, [session('s1', 'corp\\al\rice'), session('s\u001b[2J', 'corp\\bob'), session('s3', 'corp\\carol')]);
+    expect(ack.rejected).toHaveLength(2);
+    const detail = await (await fetch(`${c.url}/api/v1/farms/farm-a`)).text();
+    expect(detail).not.toMatch(/\\r|\\u001b/);
+  });
+});
+
+describe('logs', () => {
+  it('a refused frame is logged without its arguments; a failed Redis login without the password', async () => {
+    const own = await RedisServer.start();
+    cleanups.push(() => own.stop());
+    const proc = await CollectorProcess.start(rawConfig(own.url, [{ id: 'farm-a', seats: 10 }]), { logLevel: 'debug' });
+    cleanups.push(() => proc.stop());
+    const a = await agent(proc.url, 'token-farm-a', 'farm-a', 'rdsh-1');
+    const admin = own.client();
+    cleanups.push(() => admin.quit());
+    await admin.config('SET', 'maxmemory', '1');
+    a.send({ type: 'snapshot', seq: 1, at: Date.now(), sessions: [session('s1', 'corp\\secret-alice', { client: { address: '203.0.113.77' } })] });
+    expect((await a.closed).code).toBe(1013);
+    await admin.config('SET', 'maxmemory', '0');
+    await eventually(() => expect(proc.output.join('')).toContain('frame could not be applied'));
+    const log = proc.output.join('');
+    expect(log).not.toContain('secret-alice');
+    expect(log).not.toContain('203.0.113.77');
+    for (const line of log.split('\n')) expect(line.length).toBeLessThan(5000);
+
+    // Now a password Redis does not take, at debug level.
+    await admin.config('SET', 'requirepass', 'the-real-one');
+    const wrong = await CollectorProcess.start(
+      rawConfig(`redis://:hunter2-wrong-password@127.0.0.1:${own.port}`, [{ id: 'farm-a', seats: 10 }]),
+      { logLevel: 'debug', waitReady: false },
+    );
+    cleanups.push(() => wrong.stop());
+    await eventually(() => expect(wrong.output.join('')).toMatch(/WRONGPASS|invalid password|redis/));
+    await sleep(500);
+    expect(wrong.output.join('')).not.toContain('hunter2-wrong-password');
+    await admin.config('SET', 'requirepass', '');
+  });
+});
+
+describe('fairness', () => {
+  it('one connection flooding frames does not hold up another farm: it waits on its own rate', async () => {
+    const c = await collector(
+      [
+        { id: 'farm-a', seats: 10 },
+        { id: 'farm-b', seats: 10 },
+      ],
+      { limits: { framesPerSecondPerConnection: 20 } },
+    );
+    const hog = await agent(c.url, 'token-farm-a', 'farm-a', 'rdsh-hog');
+    const good = await agent(c.url, 'token-farm-b', 'farm-b', 'rdsh-good');
+    // 200 frames at 20 a second take the hog ten seconds; the other farm's frame goes meanwhile.
+    for (let seq = 1; seq <= 200; seq += 1) hog.send({ type: 'snapshot', seq, at: Date.now(), sessions: [session(`h${seq}`, 'corp\\hog')] });
+    await stillAcks(good, 1);
+    const hogAcks = hog.received.filter((frame) => frame.type === 'ack').length;
+    expect(hogAcks).toBeLessThan(200);
+    expect(hogAcks).toBeGreaterThan(0);
+  });
+});
