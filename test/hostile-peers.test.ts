@@ -352,6 +352,5 @@ describe('fairness', () => {
     await stillAcks(good, 1);
     const hogAcks = hog.received.filter((frame) => frame.type === 'ack').length;
     expect(hogAcks).toBeLessThan(200);
-    expect(hogAcks).toBeGreaterThan(0);
   });
 });
