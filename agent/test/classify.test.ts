@@ -50,6 +50,12 @@ describe('classification', () => {
     expect(c.classify([raw({ clientAddress: 'fd00::17' })], 0)[0]!.via).toBe('ras');
   });
 
+  it('matches an IPv4-mapped IPv6 client address against IPv4 gateway ranges', () => {
+    const c = classifier({ rasGateways: ['10.20.0.0/16'] });
+    expect(c.classify([raw({ clientAddress: '::ffff:10.20.3.4' })], 0)[0]!.via).toBe('ras');
+    expect(c.classify([raw({ clientAddress: '::ffff:10.21.3.4' })], 0)[0]!.via).toBe('rdp');
+  });
+
   it('marks published-app sessions by their RemoteApp shell processes', () => {
     const c = classifier();
     const [desktop, app] = c.classify(

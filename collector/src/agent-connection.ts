@@ -20,9 +20,8 @@ import {
   MAX_REJECTION_ID_CHARS,
   type Rejection,
 } from '@rasmon/protocol';
-import type { FarmConfig } from './config.js';
-import { hostAllowed } from './config.js';
-import type { ApplyResult, FarmRules, HostClaim, LicenseEngine } from './license-engine.js';
+import type { FarmDirectory } from './farm-directory.js';
+import type { ApplyResult, HostClaim, LicenseEngine } from './license-engine.js';
 import type { Logger } from './logger.js';
 import type { CollectorMetrics, UpgradeRejection } from './metrics.js';
 import { TokenBucket } from './rate-limit.js';
@@ -40,23 +39,14 @@ export interface ConnectionContext {
   /** Frames and bytes one connection may send per second (token buckets; beyond, it is not read). */
   rates: { framesPerSecond: number; bytesPerSecond: number };
   heartbeatSeconds: number;
-  /** The farm's configuration as loaded now (undefined once removed by a reload). */
-  farm(id: string): FarmConfig | undefined;
+  /** The farms of the configuration loaded now (a reload replaces the directory). */
+  farms(): FarmDirectory;
   /** The farm's epoch as this collector knows it. */
   epoch(farm: string): Promise<string>;
   /** The farm's data is gone or was recreated: re-claim its hosts and resync its agents. */
   epochLost(farm: string): Promise<void>;
   /** A hello of this connection took its host: older local connections for it are superseded. */
   claimed(connection: AgentConnection): void;
-}
-
-export function farmRules(farm: FarmConfig): FarmRules {
-  return {
-    id: farm.id,
-    seats: farm.seats,
-    countDisconnected: farm.countDisconnected,
-    ...(farm.overuseGraceStartedAt === undefined ? {} : { overuseGraceStartedAt: farm.overuseGraceStartedAt }),
-  };
 }
 
 export class AgentConnection {
@@ -258,15 +248,17 @@ export class AgentConnection {
     };
     if (this.claim) return reject('bad_hello', 'bad_hello', 'hello was already sent on this connection');
     if (!hello) return reject('bad_hello', 'bad_hello', `invalid hello: ${problem ?? 'invalid'}`);
-    const farm = this.ctx.farm(this.farmId);
-    if (!farm || farm.id.toLowerCase() !== hello.farm.toLowerCase()) {
+    const farms = this.ctx.farms();
+    const farm = farms.get(this.farmId);
+    const rules = farms.rules(this.farmId);
+    if (!farm || !rules || farm !== farms.get(hello.farm)) {
       return reject('forbidden', 'forbidden', `this token is not valid for farm ${hello.farm}`);
     }
-    if (!hostAllowed(farm, hello.host)) {
+    if (!farms.hostAllowed(farm.id, hello.host)) {
       return reject('forbidden', 'forbidden', `host ${hello.host} is not among the hosts of farm ${farm.id}`);
     }
     const claim: HostClaim = {
-      farm: farmRules(farm),
+      farm: rules,
       host: normalizeHost(hello.host),
       owner: this.id,
       stream: hello.stream,
@@ -307,16 +299,16 @@ export class AgentConnection {
    * loaded now; false when the farm is no longer configured (the claim keeps its last rules).
    */
   syncRules(): boolean {
-    const farm = this.ctx.farm(this.farmId);
-    if (!farm || !this.claim) return false;
-    this.claim.farm = farmRules(farm);
+    const rules = this.ctx.farms().rules(this.farmId);
+    if (!rules || !this.claim) return false;
+    this.claim.farm = rules;
     return true;
   }
 
   /** Re-takes the host after the farm's data was lost, then asks for a snapshot. */
   async reclaim(epoch: string): Promise<void> {
     const claim = this.claim;
-    const farm = this.ctx.farm(this.farmId);
+    const farm = this.ctx.farms().get(this.farmId);
     if (!claim || !farm || this.closed || !this.syncRules()) return;
     claim.epoch = epoch;
     const result = await this.ctx.engine.hello(claim, this.agent, farm.maxHosts);

@@ -9,7 +9,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { AGENT_PATH, CloseCode, silenceLimitMs, SUBPROTOCOL } from '@rasmon/protocol';
 import { AgentConnection, type ConnectionContext } from './agent-connection.js';
 import { bearerToken } from './bearer-token.js';
-import { hostAllowed, sha256Hex, type CollectorConfig, type FarmConfig } from './config.js';
+import { sha256Hex, type CollectorConfig } from './config.js';
 import type { Logger } from './logger.js';
 import type { UpgradeRejection } from './metrics.js';
 import { KeyedRateLimiter } from './rate-limit.js';
@@ -62,7 +62,6 @@ export class AgentServer {
   /** Claimed connections by farm and host, so that a hello supersedes in O(1). */
   private readonly byHost = new Map<string, Set<AgentConnection>>();
   /** sha256 of an agent token → its farm id. */
-  private tokenFarms = new Map<string, string>();
   private heartbeat: NodeJS.Timeout | undefined;
   private nextId = 0;
   private draining = false;
@@ -88,20 +87,22 @@ export class AgentServer {
     return this.connections.size;
   }
 
-  /** Sets the farms whose tokens are accepted; closes connections whose token is no longer valid. */
-  setFarms(farms: readonly FarmConfig[]): void {
-    this.tokenFarms = new Map(farms.flatMap((farm) => farm.agentTokensSha256.map((hash) => [hash, farm.id] as const)));
+  /**
+   * The configuration's farms were replaced: closes the connections whose token was revoked or whose
+   * host the farm no longer allows.
+   */
+  farmsChanged(): void {
+    const farms = this.options.context.farms();
     for (const connection of this.connections) {
-      if (this.tokenFarms.get(connection.tokenSha256) !== connection.farmId) {
+      if (farms.byTokenHash(connection.tokenSha256)?.id !== connection.farmId) {
         this.options.context.metrics.upgradesRejected.inc({ reason: 'revoked' });
         connection.fail('forbidden', 'the token of this connection was revoked');
         continue;
       }
-      const farm = farms.find((candidate) => candidate.id === connection.farmId);
       const host = connection.claim?.host;
-      if (farm && host !== undefined && !hostAllowed(farm, host)) {
+      if (host !== undefined && !farms.hostAllowed(connection.farmId, host)) {
         this.options.context.metrics.upgradesRejected.inc({ reason: 'revoked' });
-        connection.fail('forbidden', `host ${host} is no longer among the hosts of farm ${farm.id}`);
+        connection.fail('forbidden', `host ${host} is no longer among the hosts of farm ${connection.farmId}`);
       }
     }
   }
@@ -138,7 +139,7 @@ export class AgentServer {
     }
     const token = bearerToken(req);
     const tokenSha256 = token === undefined ? undefined : sha256Hex(token);
-    const farmId = tokenSha256 === undefined ? undefined : this.tokenFarms.get(tokenSha256);
+    const farmId = tokenSha256 === undefined ? undefined : this.options.context.farms().byTokenHash(tokenSha256)?.id;
     if (tokenSha256 === undefined || farmId === undefined) {
       return refuse('unauthorized', 401, 'Unauthorized', { 'WWW-Authenticate': 'Bearer realm="rasmon"' });
     }

@@ -8,6 +8,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { DAY_MS, NAME_PATTERN, utcDay } from '@rasmon/protocol';
 import { bearerToken } from './bearer-token.js';
 import { sha256Hex, type CollectorConfig, type FarmConfig } from './config.js';
+import type { FarmDirectory } from './farm-directory.js';
 import { readFarmDetail, type FarmReader, type FarmState } from './farm-reader.js';
 import type { RedisKeys } from './redis-keys.js';
 import { ReportApi } from './report-api.js';
@@ -66,6 +67,8 @@ export interface ApiOptions {
   keys: RedisKeys;
   reader: FarmReader;
   config: () => CollectorConfig;
+  /** The farms of the running configuration. */
+  farms: () => FarmDirectory;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -107,7 +110,7 @@ export class Api {
     const [, farmId, peaks] = match;
     try {
       if (farmId === undefined) {
-        const read = await this.options.reader.read(config.farms);
+        const read = await this.options.reader.read(this.options.farms().list());
         send(res, 200, { farms: read.farms.map(farmSummary) });
         return true;
       }
@@ -116,7 +119,7 @@ export class Api {
         send(res, 400, { error: 'a farm id matches ' + NAME_PATTERN.source });
         return true;
       }
-      const farm = config.farms.find((candidate) => candidate.id.toLowerCase() === id.toLowerCase());
+      const farm = this.options.farms().get(id);
       if (!farm) {
         send(res, 404, { error: `no farm ${id}` });
         return true;

@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { AgentServer } from './agent-server.js';
 import { Api } from './api.js';
-import { ConfigError, configHash, type CollectorConfig, type FarmConfig } from './config.js';
+import { ConfigError, configHash, type CollectorConfig } from './config.js';
+import { FarmDirectory } from './farm-directory.js';
 import { FarmClock } from './farm-clock.js';
 import { FarmReader } from './farm-reader.js';
 import { FarmSeries } from './farm-series.js';
@@ -68,6 +69,8 @@ export class Collector {
   readonly metrics = new CollectorMetrics(VERSION);
   readonly log: Logger;
   private config: CollectorConfig;
+  /** The farms of the running configuration; replaced whole by a reload. */
+  private farms: FarmDirectory;
   private readonly redis: Redis | Cluster;
   private readonly scriptSources: string[];
   private scriptsLoaded = false;
@@ -87,6 +90,7 @@ export class Collector {
 
   private constructor(options: CollectorOptions) {
     this.config = options.config;
+    this.farms = new FarmDirectory(options.config.farms);
     // Whatever logger is passed, errors are logged without the Redis arguments they carry.
     this.log = (options.log ?? createLogger()).child({}, { serializers: { err: serializeError } });
     const config = this.config;
@@ -100,7 +104,7 @@ export class Collector {
     this.clock = new FarmClock({
       engine: this.engine,
       log: this.log.child({ module: 'clock' }),
-      farms: () => this.config.farms,
+      farms: () => this.farms,
       hostRetireSeconds: config.hostRetireSeconds,
       onEpochChange: (farm, epoch) => this.resyncFarm(farm, epoch),
       onRound: (ok) => void this.afterRound(ok),
@@ -123,13 +127,13 @@ export class Collector {
           bytesPerSecond: config.limits.bytesPerSecondPerConnection,
         },
         heartbeatSeconds: config.heartbeatSeconds,
-        farm: (id) => this.farm(id),
+        farms: () => this.farms,
         epoch: (farm) => this.clock.epoch(farm),
         epochLost: async (farm) => void (await this.clock.check(farm)),
         claimed: (connection) => this.agents.supersedeOthers(connection),
       },
     });
-    this.api = new Api({ redis: this.redis, keys: this.keys, reader: this.reader, config: () => this.config });
+    this.api = new Api({ redis: this.redis, keys: this.keys, reader: this.reader, config: () => this.config, farms: () => this.farms });
     const handler = (req: IncomingMessage, res: ServerResponse) => this.admit(req, res);
     this.server = config.tls ? tlsServer(config.tls, handler) : createHttpServer(handler);
     this.server.on('upgrade', (req, socket, head) => this.agents.handleUpgrade(req, socket, head));
@@ -138,7 +142,6 @@ export class Collector {
     this.server.headersTimeout = config.limits.httpTimeoutSeconds * 1000;
     this.server.requestTimeout = config.limits.httpTimeoutSeconds * 1000;
     this.metrics.setConfigHash(configHash(config));
-    this.agents.setFarms(config.farms);
     this.log.info({ collectorId, farms: config.farms.map((farm) => farm.id), version: VERSION }, 'collector starting');
   }
 
@@ -195,18 +198,15 @@ export class Collector {
     return !this.draining && this.scriptsLoaded && this.redis.status === 'ready';
   }
 
-  private farm(id: string): FarmConfig | undefined {
-    return this.config.farms.find((farm) => farm.id === id);
-  }
-
   /** SIGHUP: new farms, seats, expiry and tokens; connections whose token was revoked are closed. */
   reload(config: CollectorConfig): void {
     const restartOnly = ['listen', 'redis', 'heartbeatSeconds', 'hostRetireSeconds', 'limits', 'tls'] as const;
     const ignored = restartOnly.filter((key) => JSON.stringify(config[key]) !== JSON.stringify(this.config[key]));
     if (ignored.length > 0) this.log.warn({ keys: ignored }, 'these settings change only with a restart');
     this.config = { ...this.config, api: config.api, farms: config.farms };
-    this.clock.retain(config.farms);
-    this.agents.setFarms(config.farms);
+    this.farms = new FarmDirectory(config.farms);
+    this.clock.retain(this.farms);
+    this.agents.farmsChanged();
     this.metrics.setConfigHash(configHash(this.config));
     this.log.info({ farms: config.farms.map((farm) => farm.id) }, 'configuration reloaded');
   }
@@ -285,7 +285,7 @@ export class Collector {
   private async farmMetrics(): Promise<string> {
     try {
       // Not redis_up 1 here: a Redis that answers reads may still refuse writes; the clock's probe says.
-      return await this.farmSeries.render(this.config.farms);
+      return await this.farmSeries.render(this.farms.list());
     } catch (err) {
       // A failed read must not fail the scrape: farm series go away and redis_up says why.
       this.log.warn({ err }, 'could not read farm state for /metrics');

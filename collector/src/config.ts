@@ -393,27 +393,6 @@ export function configHash(config: CollectorConfig): string {
   return createHash('sha256').update(JSON.stringify(canonical(config))).digest('hex').slice(0, 12);
 }
 
-function globToRegExp(pattern: string): RegExp {
-  const body = pattern
-    .split('')
-    .map((char) => {
-      if (char === '*') return '.*';
-      if (char === '?') return '.';
-      return char.replace(/[.+^${}()|[\]\\-]/g, '\\$&');
-    })
-    .join('');
-  return new RegExp(`^${body}$`, 'i');
-}
-
-/**
- * Whether an agent of `farm` may claim the host name `host`: always when the farm lists no `hosts`,
- * else when some pattern matches the whole name, ignoring case (Windows host names are case-insensitive).
- */
-export function hostAllowed(farm: FarmConfig, host: string): boolean {
-  if (farm.hosts === undefined) return true;
-  return farm.hosts.some((pattern) => globToRegExp(pattern).test(host));
-}
-
 /** Lower-case hex sha256 of a token's UTF-8 bytes, the form tokens are stored in the config. */
 export function sha256Hex(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');

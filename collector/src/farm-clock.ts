@@ -4,15 +4,14 @@
  * collector notices Redis coming back empty and resyncs its agents.
  */
 import { DAY_MS } from '@rasmon/protocol';
-import type { FarmConfig } from './config.js';
-import { farmRules } from './agent-connection.js';
+import type { FarmDirectory } from './farm-directory.js';
 import type { LicenseEngine } from './license-engine.js';
 import type { Logger } from './logger.js';
 
 export interface FarmClockOptions {
   engine: LicenseEngine;
   log: Logger;
-  farms: () => readonly FarmConfig[];
+  farms: () => FarmDirectory;
   hostRetireSeconds: number;
   /** Called when a farm's epoch is not the one this collector knew: its data was lost. */
   onEpochChange: (farm: string, epoch: string) => Promise<void>;
@@ -61,15 +60,16 @@ export class FarmClock {
   }
 
   /** Forgets farms no longer configured. */
-  retain(farms: readonly FarmConfig[]): void {
-    const ids = new Set(farms.map((farm) => farm.id));
+  retain(farms: FarmDirectory): void {
+    const ids = new Set(farms.ids());
     for (const id of this.epochs.keys()) if (!ids.has(id)) this.epochs.delete(id);
   }
 
   private async tickFarm(id: string): Promise<string> {
-    const farm = this.options.farms().find((candidate) => candidate.id === id);
-    if (!farm) throw new Error(`farm ${id} is not configured`);
-    const rules = farmRules(farm);
+    const farms = this.options.farms();
+    const farm = farms.get(id);
+    const rules = farms.rules(id);
+    if (!farm || !rules) throw new Error(`farm ${id} is not configured`);
     const retireMs = this.options.hostRetireSeconds * 1000;
     const forgetMs = farm.forgetHostsAfterDays * DAY_MS;
     const { epoch, hostsDue, hostsToForget } = await this.options.engine.tick(rules, retireMs, forgetMs);
@@ -95,7 +95,7 @@ export class FarmClock {
 
   private async runRound(): Promise<void> {
     let ok = true;
-    for (const farm of this.options.farms()) {
+    for (const farm of this.options.farms().list()) {
       try {
         await this.check(farm.id);
       } catch (err) {

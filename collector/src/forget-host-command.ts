@@ -4,10 +4,10 @@
  * 1 when the farm holds no such host or Redis cannot be reached, 2 on bad usage or configuration.
  */
 import { parseArgs } from 'node:util';
-import { normalizeHost } from '@rasmon/protocol';
+import { leaseMs, normalizeHost } from '@rasmon/protocol';
 import { ConfigError } from './config.js';
 import { loadConfig } from './config-loader.js';
-import { farmRules } from './agent-connection.js';
+import { FarmDirectory } from './farm-directory.js';
 import { LicenseEngine } from './license-engine.js';
 import { createLogger } from './logger.js';
 import { createRedis } from './redis-client.js';
@@ -51,8 +51,10 @@ export async function forgetHost(argv: string[], fail: (message: string) => neve
     if (err instanceof ConfigError) fail(err.message);
     throw err;
   }
-  const farm = config.farms.find((candidate) => candidate.id.toLowerCase() === values.farm!.toLowerCase());
-  if (!farm) fail(`farm ${values.farm} is not in the configuration (farms: ${config.farms.map((f) => f.id).join(', ')})`);
+  const farms = new FarmDirectory(config.farms);
+  const farm = farms.get(values.farm);
+  const rules = farms.rules(values.farm);
+  if (!farm || !rules) fail(`farm ${values.farm} is not in the configuration (farms: ${config.farms.map((f) => f.id).join(', ')})`);
 
   const log = createLogger();
   const redis = createRedis(config.redis);
@@ -60,8 +62,8 @@ export async function forgetHost(argv: string[], fail: (message: string) => neve
   try {
     defineScripts(redis);
     await redis.connect();
-    const engine = new LicenseEngine(redis, new RedisKeys(config.redis.prefix), 3 * config.heartbeatSeconds * 1000, config.limits.maxSessions);
-    const result = await engine.forgetHost(farmRules(farm), host);
+    const engine = new LicenseEngine(redis, new RedisKeys(config.redis.prefix), leaseMs(config.heartbeatSeconds), config.limits.maxSessions);
+    const result = await engine.forgetHost(rules, host);
     if (result.kind !== 'forgotten') {
       process.stderr.write(`rasmon-collector: farm ${farm.id} has no host ${host}\n`);
       return 1;

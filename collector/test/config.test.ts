@@ -7,13 +7,13 @@ import {
   CONFIG_DEFAULTS,
   ConfigError,
   configHash,
-  hostAllowed,
   parseConfig,
   sha256Hex,
   type CollectorConfig,
   type FarmConfig,
 } from '../src/config.js';
 import { loadConfig } from '../src/config-loader.js';
+import { hostAllowed } from '../src/farm-directory.js';
 
 const HASH_A = sha256Hex('token-a');
 const HASH_B = sha256Hex('token-b');
