@@ -81,7 +81,7 @@ export class Api {
   private readonly reports: ReportApi;
 
   constructor(private readonly options: ApiOptions) {
-    this.reports = new ReportApi({ redis: options.redis, keys: options.keys, now: async () => (await options.reader.read([])).now });
+    this.reports = new ReportApi({ redis: options.redis, keys: options.keys, now: async () => (await options.reader.read([])).now, farms: options.farms });
   }
 
   /** Handles a request under `/api/`; returns false when the path is not the API's. */

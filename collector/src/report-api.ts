@@ -3,6 +3,7 @@
  * and per license key), as JSON or as CSV with `format=csv` or `Accept: text/csv` (docs/design.md §7).
  * Called by the API after its method and token checks.
  */
+import type { FarmDirectory } from './farm-directory.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cluster, Redis } from 'ioredis';
 import { DAY_MS } from '@rasmon/protocol';
@@ -44,6 +45,8 @@ export interface ReportApiOptions {
   keys: RedisKeys;
   /** Redis server time, ms: the default periods follow the one clock. */
   now: () => Promise<number>;
+  /** The farms of the running configuration. */
+  farms: () => FarmDirectory;
 }
 
 export class ReportApi {
@@ -63,7 +66,7 @@ export class ReportApi {
     let farm: FarmConfig | undefined;
     if (history) {
       const id = decodeURIComponent(history[1]!);
-      farm = config.farms.find((candidate) => candidate.id.toLowerCase() === id.toLowerCase());
+      farm = this.options.farms().get(id);
       if (!farm) {
         sendJson(res, 404, { error: `no farm ${id}` });
         return true;
