@@ -61,6 +61,14 @@ describe('expected hosts', () => {
     ]);
   });
 
+  it('counts expected hosts that never reported apart from stale ones in the farm summary', async () => {
+    const summary = async () =>
+      ((await (await fetch(`${collector.url}/api/v1/farms`)).json()) as { farms: { id: string; hostsUp: number; hostsStale: number; hostsExpected: number }[] }).farms.find(
+        (farm) => farm.id === 'farm-a',
+      );
+    expect(await summary()).toMatchObject({ hostsUp: 0, hostsStale: 0, hostsExpected: 2 });
+  });
+
   it('shows an expected host up once its agent connects, and unlisted hosts as not expected', async () => {
     agent = await TestAgent.connect(collector.url, 'token-farm-a');
     await agent.hello('farm-a', 'RDSH-1', 'stream-1');

@@ -28,6 +28,11 @@ function decoded(segment: string): string | undefined {
   }
 }
 
+/** An expected host whose agent has never reported: neither up nor stale, just missing. */
+function neverReported(host: { expected: boolean; up: boolean; retired: boolean; lastSeen: unknown }): boolean {
+  return host.expected && !host.up && !host.retired && host.lastSeen === undefined;
+}
+
 /** The summary fields of a farm, as `/api/v1/farms` lists them. */
 export function farmSummary(farm: FarmState) {
   const grace = farm.overuseGrace;
@@ -55,7 +60,8 @@ export function farmSummary(farm: FarmState) {
     },
     deactivationRisk: farm.overuseGrace.deactivationRisk,
     hostsUp: farm.hosts.filter((host) => host.up).length,
-    hostsStale: farm.hosts.filter((host) => !host.up && !host.retired).length,
+    hostsStale: farm.hosts.filter((host) => !host.up && !host.retired && !neverReported(host)).length,
+    hostsExpected: farm.hosts.filter(neverReported).length,
     hostsRetired: farm.hosts.filter((host) => host.retired).length,
     hostsTotal: farm.hosts.length,
     lastUpdate: iso(farm.lastUpdate),

@@ -153,7 +153,7 @@ async function overview() {
       cell('Overuse', overuseCell(farm)),
       cell('Overuse grace', graceCell(farm)),
       cell('License', licenseCell(farm)),
-      cell('Hosts', counts ? hostsText(counts) : hostsText({ up: farm.hostsUp, stale: farm.hostsStale, retired: farm.hostsRetired, expected: farm.hostsExpected || 0 })),
+      cell('Hosts', counts ? hostsText(counts) : hostsText({ up: farm.hostsUp, stale: farm.hostsStale, retired: farm.hostsRetired, expected: farm.hostsExpected })),
       cell('Peak today', String(farm.peakUsersToday), 'num'),
     );
   });
