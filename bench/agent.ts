@@ -13,7 +13,12 @@
  *   process, its source's watch() fired by the bench as WTSWaitSystemEvent would fire it on a real
  *   logon (wine sends none), timed until the collector's /metrics shows the session.
  *
- *   npm run bench:agent -- [--sessions 200] [--seconds 15]
+ * - bytes the agent writes to disk per poll at SESSIONS sessions (`simulate`, polls every second so
+ *   a short run holds many polls), from /proc/PID/io: `wchar` (bytes handed to write()) and
+ *   `write_bytes` (bytes the kernel sent to storage: whole pages, so an fsynced small append
+ *   counts a page), scaled to a day of 5 s polls.
+ *
+ *   npm run bench:agent -- [--sessions 200] [--seconds 15] [--only writes]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,6 +39,8 @@ const { values } = parseArgs({
   options: {
     sessions: { type: 'string', default: '200' },
     seconds: { type: 'string', default: '15' },
+    /** `writes`: only the agent's disk writes (no exe build, no wine). */
+    only: { type: 'string' },
   },
 });
 const SESSIONS = Number(values.sessions);
@@ -135,6 +142,64 @@ async function nodeAgentCost(rig: Rig): Promise<{ rss: number; cpuPercent: numbe
   }
 }
 
+/** Counters of /proc/PID/io (wchar, write_bytes, syscw). */
+function ioCounters(pid: number): Record<string, number> {
+  const counters: Record<string, number> = {};
+  for (const line of readFileSync(`/proc/${pid}/io`, 'utf8').split('\n')) {
+    const [key, value] = line.split(':');
+    if (key && value) counters[key.trim()] = Number(value.trim());
+  }
+  return counters;
+}
+
+interface WriteFigures {
+  polls: number;
+  sessions: number;
+  wcharPerPoll: number;
+  writeBytesPerPoll: number;
+}
+
+/** The agent's disk writes per poll at SESSIONS sessions: the agent CLI under this Node, `simulate`. */
+async function writeCost(rig: Rig): Promise<WriteFigures> {
+  const port = await freePort();
+  const config = agentConfig(
+    rig,
+    {
+      host: 'bench-writes',
+      source: 'simulate',
+      pollIntervalSeconds: 1,
+      simulate: { users: SESSIONS * 2, admins: 3, targetSessions: SESSIONS, seed: 11 },
+    },
+    port,
+  );
+  const cli = join(REPO_ROOT, 'agent', 'bin', 'rasmon-agent.js');
+  const child = spawn(process.execPath, [cli, '--config', config], { stdio: 'ignore', env: { ...process.env, RASMON_LOG_LEVEL: 'warn' } });
+  const polls = async () => (await Scrape.from(`http://127.0.0.1:${port}`)).value('rasmon_agent_poll_duration_seconds_count') ?? 0;
+  try {
+    await untilMetrics(`http://127.0.0.1:${port}`, child, 'agent');
+    await sleep(3000);
+    const polls0 = await polls();
+    const io0 = ioCounters(child.pid!);
+    await sleep(SECONDS * 1000);
+    const io1 = ioCounters(child.pid!);
+    const count = (await polls()) - polls0;
+    const sessions = (await Scrape.from(`http://127.0.0.1:${port}`)).value('rasmon_agent_sessions') ?? 0;
+    const per = (key: string) => (io1[key]! - io0[key]!) / Math.max(1, count);
+    return { polls: count, sessions, wcharPerPoll: per('wchar'), writeBytesPerPoll: per('write_bytes') };
+  } finally {
+    await stopChild(child);
+  }
+}
+
+function writeLine(writes: WriteFigures): string {
+  const day = (perPoll: number) => `${((perPoll * 86_400) / 5 / 1e6).toFixed(1)} MB/day`;
+  return (
+    `agent disk writes, simulate, ${writes.sessions} sessions, ${writes.polls} polls: ` +
+    `wchar ${(writes.wcharPerPoll / 1024).toFixed(2)} KiB/poll (${day(writes.wcharPerPoll)} at 5 s polls), ` +
+    `write_bytes ${(writes.writeBytesPerPoll / 1024).toFixed(2)} KiB/poll (${day(writes.writeBytesPerPoll)})`
+  );
+}
+
 async function baselineCost(): Promise<{ rss: number; cpuPercent: number }> {
   const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
   try {
@@ -167,11 +232,11 @@ async function processesPerPoll(pid: number, metricsUrl: string, seconds: number
 }
 
 interface ExeFigures {
-  wtsPollMs?: number;
+  wtsPollMs?: number | undefined;
   wtsPolls?: number;
   wtsProcesses?: { processes: number; polls: number } | string;
   commandProcesses?: { processes: number; polls: number } | string;
-  commandPollMs?: number;
+  commandPollMs?: number | undefined;
 }
 
 async function exeFigures(rig: Rig): Promise<ExeFigures | string> {
@@ -294,6 +359,7 @@ const step = (what: string) => process.stderr.write(`bench:agent: ${what}\n`);
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 
 async function main(): Promise<void> {
+  if (values.only === 'writes') return onlyWrites();
   step('building rasmon-agent.exe if stale');
   await ensureAgentExe();
   const stamp = currentExeStamp()!;
@@ -314,6 +380,8 @@ async function main(): Promise<void> {
     const withEvents = await logonLatency(rig, true, 60, 10);
     step('logon latency by polling');
     const byPolling = await logonLatency(rig, false, 5, 4);
+    step(`agent disk writes at ${SESSIONS} sessions`);
+    const writes = await writeCost(rig);
 
     const lines = [
       `rasmon-agent.exe: ${mib(stamp.bytes)} (${stamp.bytes} bytes), Node ${stamp.node}, koffi ${stamp.koffi}`,
@@ -333,7 +401,25 @@ async function main(): Promise<void> {
       `logon to /metrics, session event (watch fired as WTSWaitSystemEvent would): median ${median(withEvents).toFixed(0)} ms, max ${Math.max(...withEvents).toFixed(0)} ms (${withEvents.length} logons)`,
       `logon to /metrics, found by a 5 s poll: median ${median(byPolling).toFixed(0)} ms, max ${Math.max(...byPolling).toFixed(0)} ms (${byPolling.length} logons); a 60 s poll alone averages 30 s`,
     );
+    lines.push(writeLine(writes));
     process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    await collector.stop();
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function onlyWrites(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'rasmon-bench-agent-'));
+  const redis = await RedisServer.start();
+  const collector = await InProcessCollector.start(rawConfig(redis.url, [{ id: FARM, seats: 10_000, token: TOKEN }]));
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, `${TOKEN}\n`);
+  try {
+    step(`agent disk writes at ${SESSIONS} sessions`);
+    const writes = await writeCost({ redis, collector, collectorPort: collector.collector.address.port, dir, tokenFile });
+    process.stdout.write(`${writeLine(writes)}\n`);
   } finally {
     await collector.stop();
     await redis.stop();
