@@ -5,9 +5,13 @@
  * leaves makes the collector ask for a snapshot, which repairs the state.
  *
  * Files in the spool directory:
- *  - `state.json`: `{stream, acked, reserved}`, replaced atomically (write, fsync, rename).
+ *  - `state.json`: `{stream, acked, reserved}`, replaced atomically (write, fsync, rename) when
+ *    the stream starts, a seq is reserved, the log is rewritten and at close, not at every ack.
  *    `reserved` is the highest seq handed out for a snapshot, so no seq is ever used twice.
- *  - `events.log`: one JSON event per line, in seq order.
+ *  - `acked.json`: `{stream, acked}`, the latest ack, overwritten in place at every ack and never
+ *    fsynced. Losing it is harmless: it only lets an open skip more acked lines than state.json.
+ *  - `events.log`: one JSON event per line, in seq order; appended and fsynced per append. Acked
+ *    lines stay until they outgrow the pending ones (an open skips those the state says acked).
  *
  * It never loses an event silently: every event that will not reach the collector — dropped
  * because the spool is full, a corrupt or torn line, one too large for any frame, a log set aside
@@ -43,6 +47,9 @@ export interface SpoolOptions {
 }
 
 const STATE_FILE = 'state.json';
+const ACK_FILE = 'acked.json';
+/** acked.json is rewritten in place at this width (padded with spaces), so no write leaves a tail. */
+const ACK_WIDTH = 128;
 const FULL = 'the spool is full';
 const LOG_FILE = 'events.log';
 
@@ -85,6 +92,7 @@ export class Spool {
   private failing = false;
   private chain: Promise<unknown> = Promise.resolve();
   private file: FileHandle | undefined;
+  private ackFile: FileHandle | undefined;
 
   private constructor(
     private readonly options: SpoolOptions,
@@ -97,6 +105,7 @@ export class Spool {
   static async open(options: SpoolOptions): Promise<Spool> {
     mkdirSync(options.dir, { recursive: true });
     const { state, lostWithState } = await Spool.readState(options);
+    state.acked = Math.max(state.acked, await Spool.readAck(options, state.stream));
     const spool = new Spool(options, state);
     if (lostWithState > 0) spool.noteDropped(lostWithState, 'their stream state was corrupt (log set aside)');
     await spool.recover();
@@ -267,13 +276,13 @@ export class Spool {
       while (this.entries.length > 0 && this.entries[0]!.event.seq <= seq) removed += this.entries.shift()!.bytes;
       this.bytes -= removed;
       this.unwritten = Math.min(this.unwritten, this.entries.length);
-      await this.tryWrite(() => this.writeState());
-      // Acked lines may stay in the log (an open skips them); it is rewritten when it is mostly
-      // acked, so catching up after an outage does not rewrite a large spool at every ack.
+      // Neither fsynced nor the log rewritten here: an ack lost in a crash only brings acked
+      // events back from the log at the next open, and the collector's welcome acks them again
+      // before anything is sent. The log is rewritten (with the state first) once its acked
+      // lines outgrow both the pending ones and 1 MiB, so a poll's ack costs one small write.
+      await this.tryWrite(() => this.writeAck());
       const ackedBytes = this.fileBytes - this.bytes;
-      if (this.entries.length === 0 ? this.fileBytes > 0 : ackedBytes > Math.max(this.bytes, 1_048_576)) {
-        this.logDirty = true;
-      }
+      if (ackedBytes > Math.max(this.bytes, 1_048_576)) this.logDirty = true;
       if (this.logDirty || this.unwritten > 0) await this.persist();
     });
   }
@@ -316,10 +325,17 @@ export class Spool {
     });
   }
 
+  /** Drops the acked lines from the log, writes the state (the latest ack) and closes the files. */
   async close(): Promise<void> {
-    await this.chain;
+    await this.serial(async () => {
+      if (this.fileBytes > this.bytes) this.logDirty = true;
+      if (this.logDirty || this.unwritten > 0) await this.persist();
+      await this.tryWrite(() => this.writeState());
+    });
     await this.file?.close().catch(() => undefined);
     this.file = undefined;
+    await this.ackFile?.close().catch(() => undefined);
+    this.ackFile = undefined;
   }
 
   private dropOldest(needed: number): void {
@@ -431,8 +447,12 @@ export class Spool {
     return true;
   }
 
-  /** Replaces the log with the pending events only (atomically). */
+  /**
+   * Replaces the log with the pending events only (atomically). The state goes first: once the
+   * acked lines are gone, only `state.json` remembers the seqs they used.
+   */
   private async rewriteLog(): Promise<void> {
+    await this.writeState();
     await this.file?.close().catch(() => undefined);
     this.file = undefined;
     const path = join(this.options.dir, LOG_FILE);
@@ -454,6 +474,23 @@ export class Spool {
     this.fileBytes = this.bytes;
     this.unwritten = 0;
     this.logDirty = false;
+  }
+
+  private async writeAck(): Promise<void> {
+    const text = JSON.stringify({ stream: this.state.stream, acked: this.state.acked });
+    if (text.length >= ACK_WIDTH) throw new Error('ack record wider than its slot');
+    this.ackFile ??= await open(join(this.options.dir, ACK_FILE), 'w');
+    await this.ackFile.write(Buffer.from(text.padEnd(ACK_WIDTH - 1, ' ') + '\n'), 0, ACK_WIDTH, 0);
+  }
+
+  /** The ack in acked.json when it belongs to `stream` (0 when missing or unreadable). */
+  private static async readAck(options: SpoolOptions, stream: string): Promise<number> {
+    try {
+      const raw = JSON.parse(await readFile(join(options.dir, ACK_FILE), 'utf8')) as { stream?: unknown; acked?: unknown };
+      return raw.stream === stream && isSafeSeq(raw.acked) ? raw.acked : 0;
+    } catch {
+      return 0;
+    }
   }
 
   private async writeState(): Promise<void> {

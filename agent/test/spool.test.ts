@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -84,13 +84,33 @@ describe('spool', () => {
     await again.close();
   });
 
-  it('an ack of everything empties the log file', async () => {
+  it('an ack writes neither the log nor state.json: a reopen skips the acked lines by acked.json', async () => {
     const path = dir();
     const spool = await Spool.open({ dir: path, maxBytes: 1 << 20, log });
     await spool.append([upsert('1'), upsert('2')], 1);
+    const logBefore = readFileSync(join(path, 'events.log'), 'utf8');
+    const stateBefore = readFileSync(join(path, 'state.json'), 'utf8');
     await spool.ack(2);
-    expect(readFileSync(join(path, 'events.log'), 'utf8')).toBe('');
     expect(spool.depth).toBe(0);
+    expect(readFileSync(join(path, 'events.log'), 'utf8')).toBe(logBefore);
+    expect(readFileSync(join(path, 'state.json'), 'utf8')).toBe(stateBefore);
+    // As a killed agent leaves it: no close.
+    const again = await Spool.open({ dir: path, maxBytes: 1 << 20, log });
+    expect(again.ackedSeq).toBe(2);
+    expect(again.pendingAfter(0)).toEqual([]);
+    expect((await again.append([upsert('3')], 2))[0]!.seq).toBe(3);
+    await again.close();
+    await spool.close();
+  });
+
+  it('acked lines leave the log once they outgrow the pending ones and 1 MiB', async () => {
+    const path = dir();
+    const spool = await Spool.open({ dir: path, maxBytes: 8 << 20, log });
+    const events = await spool.append(Array.from({ length: 8000 }, (_, i) => upsert(String(i))), 1);
+    expect(statSync(join(path, 'events.log')).size).toBeGreaterThan(1 << 20);
+    await spool.ack(events.at(-1)!.seq);
+    expect(readFileSync(join(path, 'events.log'), 'utf8')).toBe('');
+    expect(JSON.parse(readFileSync(join(path, 'state.json'), 'utf8'))).toMatchObject({ acked: events.at(-1)!.seq });
     await spool.close();
   });
 

@@ -126,6 +126,8 @@ export interface SpoolFiles {
   state: { stream: string; acked: number; reserved: number };
   /** The events in events.log, in file order (acked lines an open would skip included). */
   events: AgentEvent[];
+  /** The events of events.log above the ack: what the agent still has to send. */
+  pending: AgentEvent[];
   /** Raw bytes of events.log (0 when missing). */
   logBytes: number;
 }
@@ -133,6 +135,14 @@ export interface SpoolFiles {
 /** Reads an agent's spool directory as the agent left it on disk. */
 export function readSpool(dir: string): SpoolFiles {
   const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as SpoolFiles['state'];
+  // The latest ack is in acked.json (written in place at every ack); state.json has it at the
+  // last rewrite of the log and at stop.
+  try {
+    const ack = JSON.parse(readFileSync(join(dir, 'acked.json'), 'utf8')) as { stream: string; acked: number };
+    if (ack.stream === state.stream) state.acked = Math.max(state.acked, ack.acked);
+  } catch {
+    // no ack yet
+  }
   let text = '';
   try {
     text = readFileSync(join(dir, 'events.log'), 'utf8');
@@ -143,5 +153,5 @@ export function readSpool(dir: string): SpoolFiles {
     .split('\n')
     .filter((line) => line !== '')
     .map((line) => JSON.parse(line) as AgentEvent);
-  return { state, events, logBytes: Buffer.byteLength(text) };
+  return { state, events, pending: events.filter((event) => event.seq > state.acked), logBytes: Buffer.byteLength(text) };
 }
