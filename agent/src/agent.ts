@@ -4,14 +4,12 @@
  * `snapshotIntervalSeconds`. Everything that sends runs in one queue, so seqs go out in order and
  * a snapshot's seq always follows the events it includes.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { parseSession, type Session } from '@rasmon/protocol';
-import { writeFileAtomic } from '@rasmon/protocol/kit';
+import type { Session } from '@rasmon/protocol';
 import type { Logger } from 'pino';
 import { CollectorLink, type LinkOptions } from './collector-link.js';
 import type { AgentMetrics } from './metrics.js';
-import { SessionDiff } from './session-diff.js';
+import { SessionDiff, type EventBody } from './session-diff.js';
+import { SessionJournal, applyEvents } from './session-journal.js';
 import type { SessionSource } from './sources/source.js';
 import { Spool, newStream } from './spool.js';
 
@@ -36,6 +34,7 @@ export class Agent {
   private readonly diff = new SessionDiff();
   private link!: CollectorLink;
   private spool!: Spool;
+  private journal!: SessionJournal;
   /** Highest seq sent on the current connection. */
   private sentUpTo = 0;
   private queue: Promise<unknown> = Promise.resolve();
@@ -113,6 +112,7 @@ export class Agent {
     await this.queue;
     await this.link?.stop();
     await this.spool?.close();
+    await this.journal?.close(this.diff.sessions());
   }
 
   private schedulePoll(): void {
@@ -162,40 +162,26 @@ export class Agent {
     this.options.metrics?.sessions.set(sessions.length);
     if (events.length === 0) return;
     await this.spool.append(events, Date.now());
-    try {
-      await this.saveSessions(sessions);
-    } catch (err) {
-      this.options.log.warn({ err: { code: (err as NodeJS.ErrnoException).code } }, 'could not save the session list beside the spool');
-    }
+    await this.journal.append(events, () => this.diff.sessions());
     this.updateSpoolMetrics();
     this.flush();
   }
 
-  private get sessionsFile(): string {
-    return join(this.options.spool.dir, 'sessions.json');
-  }
-
   /**
-   * The list the spooled events lead to, kept beside the spool so that a restarted agent diffs
-   * against what it reported rather than against nothing: a session that ended while the agent was
-   * down then goes out as an `end`, not as a snapshot correction. Losing it is harmless: the
-   * snapshot on connect repairs whatever the diff misses.
+   * The list the spooled events lead to (session-journal.ts), so that a restarted agent diffs
+   * against what it reported: the journal, with the spool's pending events (durable, and written
+   * before the journal) applied on top. Losing it is harmless: the snapshot on connect repairs
+   * whatever the diff misses.
    */
-  private async saveSessions(sessions: readonly Session[]): Promise<void> {
-    await writeFileAtomic(this.sessionsFile, JSON.stringify(sessions));
-  }
-
   private async restoreSessions(): Promise<void> {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(await readFile(this.sessionsFile, 'utf8'));
-    } catch {
-      return;
-    }
-    if (!Array.isArray(raw)) return;
-    // Validated but not normalized: it must compare equal to what the source reports again.
-    const sessions = raw.filter((item) => !('reason' in parseSession(item))) as Session[];
-    this.diff.restore(sessions);
+    this.journal = new SessionJournal(this.options.spool.dir, this.options.log.child({ module: 'sessions' }));
+    const sessions = await this.journal.read();
+    applyEvents(
+      sessions,
+      this.spool.pendingAfter(0).map((event): EventBody => (event.op === 'end' ? { op: 'end', id: event.id } : { op: 'upsert', session: event.session })),
+    );
+    this.diff.restore([...sessions.values()]);
+    await this.journal.compact(this.diff.sessions());
   }
 
   /**
