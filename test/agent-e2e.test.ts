@@ -271,7 +271,7 @@ describe('collector outage', () => {
       const spool = readSpool(spoolDir);
       expect(spool.state.acked).toBe(spool.state.reserved);
       expect(spool.state.acked).toBeGreaterThan(spooled.at(-1)!.seq);
-      expect(spool.events).toEqual([]);
+      expect(spool.pending).toEqual([]);
     },
   );
 
@@ -306,7 +306,7 @@ describe('collector outage', () => {
       const spool = readSpool(spoolDir);
       expect(spool.state.acked).toBe(spool.state.reserved);
       expect(spool.state.acked).toBeGreaterThan(spooled.lastSeq);
-      expect(spool.events).toEqual([]);
+      expect(spool.pending).toEqual([]);
     },
   );
 
@@ -377,7 +377,7 @@ describe('agent killed', () => {
     expect(welcomeAcks(restarted)).toEqual([ackBefore]);
     expect(after.state.acked).toBe(after.state.reserved);
     expect(after.state.acked).toBeGreaterThan(spooled.at(-1)!.seq);
-    expect(after.events).toEqual([]);
+    expect(after.pending).toEqual([]);
   });
 });
 
@@ -395,6 +395,26 @@ describe('agent restarted', () => {
     const restarted = await startAgent(agentConfig, { configPath: agent.configPath });
     await settlesToTruth(collector, host);
     await agentIdle(restarted, spoolDir);
+    expect(await corrections(collector)).toBe(0);
+  });
+
+  it('the agent SIGKILLed after polls with events, then sessions end while it is down: the restarted agent sends them as ends', async () => {
+    const { host, collector, agent, agentConfig, spoolDir } = await rig({ seed: 53 });
+    await settlesToTruth(collector, host);
+    // Polls with events after the start, so the list is in the journal's appends, not its first line.
+    await stepWhileAgentPolls(host, 2);
+    await settlesToTruth(collector, host);
+    await agentIdle(agent, spoolDir);
+    await agent.kill();
+    const before = host.sessions();
+    await stepWhileAgentPolls(host, 3);
+    const ended = before.filter((b) => !host.sessions().some((s) => s.id === b.id));
+    expect(ended.length).toBeGreaterThan(0);
+    const restarted = await startAgent(agentConfig, { configPath: agent.configPath });
+    await settlesToTruth(collector, host);
+    await agentIdle(restarted, spoolDir);
+    const sent = readSpool(spoolDir).events.filter((event) => event.op === 'end').map((event) => (event as { id: string }).id);
+    for (const session of ended) expect(sent, `an end for ${session.id}`).toContain(session.id);
     expect(await corrections(collector)).toBe(0);
   });
 });
@@ -430,7 +450,7 @@ describe('connection faults', () => {
     expect(welcomeAcks(agent)).toEqual([0, ackBefore]);
     const spool = readSpool(spoolDir);
     expect(spool.state.acked).toBe(spool.state.reserved);
-    expect(spool.events).toEqual([]);
+    expect(spool.pending).toEqual([]);
     expect(await agent.metric('rasmon_agent_spool_events')).toBe(0);
     expect(await collectorCount(collector, 'rasmon_collector_events_total', { result: 'duplicate' })).toBe(0);
     expect(await corrections(collector)).toBe(0);
