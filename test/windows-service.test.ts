@@ -15,6 +15,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Session } from '@rasmon/protocol';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readSpool } from './support/agent-process.js';
 import { eventually, InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';
 import { freePort, RedisServer } from './support/redis-server.js';
@@ -79,8 +80,9 @@ function sc(...args: string[]) {
   return prefix.run('wine', ['sc', ...args], 60_000);
 }
 
+/** The spooled events not yet acked (acked lines stay in events.log while the agent runs). */
 function spooled(): string[] {
-  return readFileSync(join(dir, 'spool', 'events.log'), 'utf8').split('\n').filter(Boolean);
+  return readSpool(join(dir, 'spool')).pending.map((event) => JSON.stringify(event));
 }
 
 function serviceLog(): Array<Record<string, unknown>> {
