@@ -56,8 +56,8 @@ describe('expected hosts', () => {
     // A farm without expectedHosts has no host series before an agent connects.
     expect(scrape.all('ras_agent_up', { farm: 'farm-b' })).toEqual([]);
     expect(await hosts('farm-a')).toEqual([
-      { host: 'rdsh-1', up: false, retired: false, lastSeen: null, connections: 0, agent: null, expected: true },
-      { host: 'rdsh-2', up: false, retired: false, lastSeen: null, connections: 0, agent: null, expected: true },
+      { host: 'rdsh-1', up: false, retired: false, lastSeen: null, connections: 0, agent: null, expected: true, source: null, sourceError: null },
+      { host: 'rdsh-2', up: false, retired: false, lastSeen: null, connections: 0, agent: null, expected: true, source: null, sourceError: null },
     ]);
   });
 

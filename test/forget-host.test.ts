@@ -44,7 +44,7 @@ async function traces(prefix: string, host: string): Promise<string[]> {
   const farm = `${prefix}:{farm-a}:`;
   for (const key of ['seen', 'lease', 'stale']) if ((await client.zscore(farm + key, host)) !== null) found.push(key);
   for (const key of ['retired', 'cdoff']) if (await client.sismember(farm + key, host)) found.push(key);
-  for (const key of ['agents', 'counts']) if (await client.hexists(farm + key, host)) found.push(key);
+  for (const key of ['agents', 'counts', 'sources']) if (await client.hexists(farm + key, host)) found.push(key);
   return found;
 }
 

@@ -36,6 +36,8 @@ const TABLE: Array<[string, 'gauge' | 'counter' | 'histogram']> = [
   ['ras_host_connections', 'gauge'],
   ['ras_agent_up', 'gauge'],
   ['ras_agent_last_seen_timestamp_seconds', 'gauge'],
+  ['ras_agent_source_up', 'gauge'],
+  ['ras_agent_source_last_success_timestamp_seconds', 'gauge'],
   ['ras_agent_info', 'gauge'],
   ['ras_farm_last_update_timestamp_seconds', 'gauge'],
   ['ras_snapshot_corrections_total', 'counter'],
@@ -112,6 +114,8 @@ beforeAll(async () => {
     return agent;
   };
   const one = await connect('rdsh-1');
+  // Statuses are not answered: the snapshot's ack after them says they were applied.
+  one.send({ type: 'status', source: 'wts', ok: true, lastListAt: Date.now() });
   await one.snapshot(1, [
     session('1', 'corp\\alice'),
     session('2', 'corp\\adm1', { admin: true, kind: 'desktop', via: 'rdp' }),
@@ -121,6 +125,7 @@ beforeAll(async () => {
   const two = await connect('rdsh-2');
   await two.snapshot(1, [session('1', 'corp\\alice', { kind: 'app', state: 'disconnected' })]);
   const three = await connect('rdsh-3');
+  three.send({ type: 'status', source: 'wts', ok: false, error: 'WTSEnumerateSessions failed: access denied' });
   await three.snapshot(1, []);
   const other = await connect('rdsh-b1', 'farm-b');
   await other.snapshot(1, [session('1', 'corp\\bob', { via: 'rdp' })]);

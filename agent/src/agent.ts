@@ -4,7 +4,7 @@
  * `snapshotIntervalSeconds`. Everything that sends runs in one queue, so seqs go out in order and
  * a snapshot's seq always follows the events it includes.
  */
-import type { Session } from '@rasmon/protocol';
+import { FEATURES, statusErrorText, type Session, type StatusFrame } from '@rasmon/protocol';
 import type { Logger } from 'pino';
 import { CollectorLink, type LinkOptions } from './collector-link.js';
 import type { AgentMetrics } from './metrics.js';
@@ -15,6 +15,11 @@ import { Spool, newStream } from './spool.js';
 
 /** How long after a source's change notice the agent polls (one poll per burst of notices). */
 const WAKE_DEBOUNCE_MS = 200;
+/**
+ * A status that did not change goes again after this long, so the collector's last-success time
+ * of a healthy source stays current and a status lost with the collector's data comes back.
+ */
+const STATUS_REFRESH_MS = 60_000;
 
 export interface AgentOptions {
   source: SessionSource;
@@ -53,8 +58,15 @@ export class Agent {
   private resyncTimer: NodeJS.Timeout | undefined;
   /** A snapshot for a resync is queued and not yet sent. */
   private resyncQueued = false;
+  /** The source's health as the last poll left it. */
+  private sourceStatus: StatusFrame;
+  /** The status last sent on this connection (undefined: none yet), and when. */
+  private sentStatus: StatusFrame | undefined;
+  private sentStatusAt = 0;
 
-  constructor(private readonly options: AgentOptions) {}
+  constructor(private readonly options: AgentOptions) {
+    this.sourceStatus = { type: 'status', source: options.source.name, ok: true };
+  }
 
   get spoolState(): Spool {
     return this.spool;
@@ -86,6 +98,7 @@ export class Agent {
       // The next welcome brings a snapshot anyway.
       this.snapshotInFlight = undefined;
       this.resyncWanted = false;
+      this.sentStatus = undefined;
       clearTimeout(this.resyncTimer);
       this.resyncTimer = undefined;
     });
@@ -153,11 +166,13 @@ export class Agent {
       this.options.log.warn({ err, source: this.options.source.name }, 'could not read the sessions');
       this.options.metrics?.pollErrors.inc();
       this.options.onPoll?.(err);
+      this.setSourceStatus(false, err);
       return;
     } finally {
       this.options.metrics?.pollDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
     }
     this.options.onPoll?.();
+    this.setSourceStatus(true);
     const events = this.diff.next(sessions);
     this.options.metrics?.sessions.set(sessions.length);
     if (events.length === 0) return;
@@ -165,6 +180,28 @@ export class Agent {
     await this.journal.append(events, () => this.diff.sessions());
     this.updateSpoolMetrics();
     this.flush();
+  }
+
+  /** Records one poll's outcome in the source status, and sends it when it changed or is due. */
+  private setSourceStatus(ok: boolean, err?: unknown): void {
+    const previous = this.sourceStatus;
+    const status: StatusFrame = { type: 'status', source: this.options.source.name, ok };
+    if (!ok) status.error = statusErrorText(err instanceof Error ? err.message : String(err)) || 'the source failed';
+    const lastListAt = ok ? Date.now() : previous.lastListAt;
+    if (lastListAt !== undefined) status.lastListAt = lastListAt;
+    this.sourceStatus = status;
+    const sent = this.sentStatus;
+    const changed = sent === undefined || sent.ok !== status.ok || sent.error !== status.error;
+    if (changed || Date.now() - this.sentStatusAt >= STATUS_REFRESH_MS) this.sendStatus();
+  }
+
+  /** Sends the source status, only to a collector whose welcome lists the `status` feature. */
+  private sendStatus(): void {
+    if (!this.link?.ready || !this.link.features.includes(FEATURES.status)) return;
+    if (this.link.send(this.sourceStatus, 0)) {
+      this.sentStatus = this.sourceStatus;
+      this.sentStatusAt = Date.now();
+    }
   }
 
   /**
@@ -232,6 +269,7 @@ export class Agent {
     this.sentUpTo = ack;
     this.flush();
     await this.sendSnapshot();
+    this.sendStatus();
   }
 
   private async onAck(seq: number): Promise<void> {

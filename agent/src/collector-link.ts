@@ -89,6 +89,7 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
   private sentUpTo = 0;
   private unknownFrames = 0;
   private serverLimits: Limits = DEFAULT_LIMITS;
+  private serverFeatures: readonly string[] = [];
   lastAckAt: number | undefined;
 
   private stream: string;
@@ -110,6 +111,11 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
 
   get limits(): Limits {
     return this.serverLimits;
+  }
+
+  /** The optional messages the collector of this connection understands (its welcome's `features`). */
+  get features(): readonly string[] {
+    return this.serverFeatures;
   }
 
   start(): void {
@@ -238,6 +244,7 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
         this.hadWelcome = true;
         this.sentUpTo = frame.ack;
         this.serverLimits = frame.limits;
+        this.serverFeatures = frame.features ?? [];
         this.startHeartbeat(frame.heartbeatSeconds);
         const socket = this.socket;
         clearTimeout(this.healthyTimer);

@@ -8,6 +8,7 @@ import type { WebSocket } from 'ws';
 import {
   CloseCode,
   ERROR_CLOSE_CODES,
+  FEATURES,
   normalizeHost,
   parseAgentFrame,
   type CollectorFrame,
@@ -19,6 +20,7 @@ import {
   MAX_LISTED_REJECTIONS,
   MAX_REJECTION_ID_CHARS,
   type Rejection,
+  type StatusFrame,
 } from '@rasmon/protocol';
 import type { FarmDirectory } from './farm-directory.js';
 import type { ApplyResult, HostClaim, LicenseEngine } from './license-engine.js';
@@ -237,6 +239,7 @@ export class AgentConnection {
       this.ctx.metrics.upgradesRejected.inc({ reason: 'hello_required' });
       return this.fail('hello_required', `a hello must come before any ${frame.type} frame`);
     }
+    if (frame.type === 'status') return this.status(this.claim, frame.status);
     return frame.type === 'snapshot' ? this.snapshot(this.claim, frame) : this.events(this.claim, frame);
   }
 
@@ -281,7 +284,13 @@ export class AgentConnection {
     this.ctx.metrics.frames.inc({ type: 'hello', result: 'applied' });
     this.ctx.claimed(this);
     this.log.info({ ack: result.ack, agent: hello.agent }, 'agent connected');
-    this.send({ type: 'welcome', ack: result.ack, heartbeatSeconds: this.ctx.heartbeatSeconds, limits: this.ctx.limits });
+    this.send({
+      type: 'welcome',
+      ack: result.ack,
+      heartbeatSeconds: this.ctx.heartbeatSeconds,
+      limits: this.ctx.limits,
+      features: [FEATURES.status],
+    });
   }
 
   /**
@@ -330,6 +339,21 @@ export class AgentConnection {
     if (!this.syncRules()) return this.fail('forbidden', `farm ${this.farmId} is no longer configured`);
     const result = await this.timed(() => this.ctx.engine.applyEvents(claim, frame.events));
     await this.answer('events', result, frame.rejected, frame.events.length);
+  }
+
+  /** The agent's source health: kept for the host, not answered (it has no seq). */
+  private async status(claim: HostClaim, status: StatusFrame): Promise<void> {
+    if (!this.syncRules()) return this.fail('forbidden', `farm ${this.farmId} is no longer configured`);
+    const result = await this.ctx.engine.reportStatus(claim, status);
+    if (result === 'superseded') {
+      this.refuse('status');
+      return this.fail('superseded', 'a newer connection took this host');
+    }
+    if (result === 'epoch') {
+      this.refuse('status');
+      return this.epochLost();
+    }
+    this.ctx.metrics.frames.inc({ type: 'status', result: 'applied' });
   }
 
   private async timed(apply: () => Promise<ApplyResult>): Promise<ApplyResult> {

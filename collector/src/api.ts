@@ -157,6 +157,11 @@ export class Api {
         connections: host.connections,
         agent: host.agent ?? null,
         expected: host.expected,
+        source:
+          host.source === undefined
+            ? null
+            : { name: host.source.name, ok: host.source.ok, lastListAt: iso(host.source.lastListAt) },
+        sourceError: host.source?.error ?? null,
       })),
       connections: detail.connections.map((connection) => ({ ...connection, since: iso(connection.since) })),
       overLimit: detail.overLimit,

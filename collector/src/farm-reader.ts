@@ -24,6 +24,34 @@ export interface HostState {
   agent: string | undefined;
   /** Listed in the farm's expectedHosts. */
   expected: boolean;
+  /** The agent's last status of its session source (feature `status`); undefined while none came. */
+  source: SourceStatus | undefined;
+}
+
+export interface SourceStatus {
+  name: string;
+  ok: boolean;
+  /** Set while failing. */
+  error: string | undefined;
+  /** When the source last listed the sessions, ms. */
+  lastListAt: number | undefined;
+}
+
+/** A status as reportStatus.lua keeps it; undefined for anything else (it is never trusted blindly). */
+function sourceStatus(json: string | undefined): SourceStatus | undefined {
+  if (json === undefined) return undefined;
+  try {
+    const raw = JSON.parse(json) as { source?: unknown; ok?: unknown; error?: unknown; lastListAt?: unknown };
+    if (typeof raw.source !== 'string' || typeof raw.ok !== 'boolean') return undefined;
+    return {
+      name: raw.source,
+      ok: raw.ok,
+      error: typeof raw.error === 'string' ? raw.error : undefined,
+      lastListAt: typeof raw.lastListAt === 'number' ? raw.lastListAt : undefined,
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 /** One farm as /metrics and the API show it. */
@@ -106,6 +134,7 @@ export class FarmReader {
         ['zrange', k.seen, '0', '-1', 'WITHSCORES'],
         ['hgetall', k.agents],
         ['smembers', k.retired],
+        ['hgetall', k.sources],
       ];
     };
     const perFarm = farms.length === 0 ? 0 : commands(farms[0]!).length;
@@ -137,7 +166,7 @@ export class FarmReader {
   }
 
   private farmState(farm: FarmConfig, values: unknown[], now: number): FarmState {
-    const [metaReply, users, labels, counts, lease, seen, agents, retired] = values as [
+    const [metaReply, users, labels, counts, lease, seen, agents, retired, sources] = values as [
       Record<string, string>,
       number,
       Record<string, string>,
@@ -146,6 +175,7 @@ export class FarmReader {
       string[],
       Record<string, string>,
       string[],
+      Record<string, string>,
     ];
     const meta = metaReply ?? {};
     const seats = farm.seats;
@@ -179,11 +209,12 @@ export class FarmReader {
       connections: Number(own(counts, host) ?? 0),
       agent: own(agents, host),
       expected: expected.has(host),
+      source: sourceStatus(sources[host]),
     }));
     // An expected host that never connected is down from the start, so RasAgentDown covers it.
     const known = new Set(hosts.map((host) => host.host));
     for (const host of farm.expectedHosts) {
-      if (!known.has(host)) hosts.push({ host, up: false, retired: false, lastSeen: undefined, connections: 0, agent: undefined, expected: true });
+      if (!known.has(host)) hosts.push({ host, up: false, retired: false, lastSeen: undefined, connections: 0, agent: undefined, expected: true, source: undefined });
     }
     return {
       id: farm.id,

@@ -127,6 +127,12 @@ export const FARM_FAMILIES: readonly Family[] = [
     host.retired ? 1 : 0,
   ),
   hostFamily('ras_host_expected', '1 for a host listed in the farm\'s expectedHosts', (host) => (host.expected ? 1 : undefined)),
+  hostFamily('ras_agent_source_up', "1 while the host agent's session source lists sessions, 0 while it fails (from the agent's status)", (host) =>
+    host.source === undefined ? undefined : host.source.ok ? 1 : 0,
+  ),
+  hostFamily('ras_agent_source_last_success_timestamp_seconds', "When the host agent's session source last listed the sessions", (host) =>
+    host.source?.lastListAt === undefined ? undefined : seconds(host.source.lastListAt),
+  ),
   hostFamily('ras_agent_last_seen_timestamp_seconds', 'Last lease renewal of the host agent', (host) =>
     host.lastSeen === undefined ? undefined : seconds(host.lastSeen),
   ),

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import { normalizeHost, type ParsedEvent, type Session } from '@rasmon/protocol';
+import { normalizeHost, type ParsedEvent, type Session, type StatusFrame } from '@rasmon/protocol';
 import { ScriptError } from './errors.js';
 import type { RedisKeys } from './redis-keys.js';
 import { scriptCalls, type FarmRules, type HostIdentity } from './script-args.js';
@@ -103,6 +103,13 @@ export class LicenseEngine {
     const reply = await runScript(this.redis, scriptCalls.renewLease(this.keys, claim.farm, this.identity(claim), this.leaseMs));
     if (reply === 'ok' || reply === 'superseded' || reply === 'epoch') return reply;
     return unexpected('renewLease', reply);
+  }
+
+  /** Keeps the agent's latest source status for its host. */
+  async reportStatus(claim: HostClaim, status: StatusFrame): Promise<RenewResult> {
+    const reply = await runScript(this.redis, scriptCalls.reportStatus(this.keys, claim.farm, this.identity(claim), status));
+    if (reply === 'ok' || reply === 'superseded' || reply === 'epoch') return reply;
+    return unexpected('reportStatus', reply);
   }
 
   /** Releases the host if this connection still owns it; returns whether it did. */

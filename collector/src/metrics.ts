@@ -71,7 +71,7 @@ export class CollectorMetrics {
     this.replaceOpenFds();
     this.buildInfo.set({ version }, 1);
     // Known label values start at 0, so a healthy collector shows 0 rather than no series.
-    for (const type of ['hello', 'snapshot', 'events']) {
+    for (const type of ['hello', 'snapshot', 'events', 'status']) {
       for (const result of ['applied', 'duplicate', 'refused']) this.frames.inc({ type, result }, 0);
     }
     for (const type of ['invalid', 'binary', 'oversized']) this.frames.inc({ type, result: 'refused' }, 0);

@@ -36,6 +36,8 @@ export interface FarmKeys {
   cdOff: string;
   /** Sorted set host → when it went stale, for hosts neither live nor retired. */
   stale: string;
+  /** Hash host → the agent's last status frame, as JSON {source, ok, error?, lastListAt?, at}. */
+  sources: string;
 }
 
 /** Keys holding one host's state. */
@@ -68,6 +70,7 @@ export class RedisKeys {
       retired: `${base}retired`,
       cdOff: `${base}cdoff`,
       stale: `${base}stale`,
+      sources: `${base}sources`,
     };
   }
 
@@ -100,6 +103,7 @@ export function farmKeyList(keys: FarmKeys): string[] {
     keys.retired,
     keys.cdOff,
     keys.stale,
+    keys.sources,
   ];
 }
 

@@ -3,10 +3,10 @@
  * and the named arguments in the order the script's header lists them (a unit test holds each
  * builder to its header). The farm's rules come first, at the same positions in every script.
  */
-import { canonicalSession, type ParsedEvent, type Session } from '@rasmon/protocol';
+import { canonicalSession, type ParsedEvent, type Session, type StatusFrame } from '@rasmon/protocol';
 import { farmKeyList, hostKeyList, type RedisKeys } from './redis-keys.js';
 
-export const SCRIPT_NAMES = ['applyFrame', 'hello', 'renewLease', 'release', 'maintainHost', 'tick', 'forgetHost'] as const;
+export const SCRIPT_NAMES = ['applyFrame', 'hello', 'renewLease', 'release', 'maintainHost', 'tick', 'forgetHost', 'reportStatus'] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 export type ScriptArg = string | number;
@@ -145,6 +145,16 @@ export const scriptCalls = {
       ['freshEpoch', freshEpoch],
       ['retireMs', retireMs],
       ['forgetMs', forgetMs],
+    ]);
+  },
+
+  reportStatus(keys: RedisKeys, rules: FarmRules, who: HostIdentity, status: StatusFrame): ScriptCall {
+    const { source, ok, error, lastListAt } = status;
+    return call('reportStatus', hostKeys(keys, rules.id, who.host), rules, [
+      ['epoch', who.epoch],
+      ['owner', who.owner],
+      ['host', who.host],
+      ['status', JSON.stringify({ source, ok, ...(error === undefined ? {} : { error }), ...(lastListAt === undefined ? {} : { lastListAt }) })],
     ]);
   },
 

@@ -41,6 +41,7 @@ const calls: Record<ScriptName, ScriptCall> = {
   maintainHost: scriptCalls.maintainHost(keys, rules, 'rdsh-1', 86_400_000),
   tick: scriptCalls.tick(keys, rules, 'fresh', 86_400_000, 30 * 86_400_000),
   forgetHost: scriptCalls.forgetHost(keys, rules, 'rdsh-1', 30 * 86_400_000),
+  reportStatus: scriptCalls.reportStatus(keys, rules, who, { type: 'status', source: 'wts', ok: false, error: 'x', lastListAt: 5 }),
 };
 
 describe('script arguments', () => {

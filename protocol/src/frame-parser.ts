@@ -1,13 +1,15 @@
 import {
+  CONTROL_CHARACTERS,
   endItemSchema,
   describeIssue,
   helloSchema,
   seqSchema,
   atSchema,
   sessionSchema,
+  statusSchema,
   upsertItemSchema,
 } from './frame-schema.js';
-import type { EndEvent, HelloFrame, Limits, Rejection, UpsertEvent } from './messages.js';
+import { MAX_STATUS_ERROR_CHARS, type EndEvent, type HelloFrame, type Limits, type Rejection, type StatusFrame, type UpsertEvent } from './messages.js';
 import { normalizeUser, type Session } from './session.js';
 
 /** An event item that failed validation: skipped, but its seq still counts as applied. */
@@ -40,11 +42,16 @@ export interface ParsedEvents {
   rejected: Rejection[];
 }
 
-export type ParsedFrame = ParsedHello | ParsedSnapshot | ParsedEvents;
+export interface ParsedStatus {
+  type: 'status';
+  status: StatusFrame;
+}
+
+export type ParsedFrame = ParsedHello | ParsedSnapshot | ParsedEvents | ParsedStatus;
 
 export type ParseResult = { ok: true; frame: ParsedFrame } | { ok: false; message: string };
 
-const FRAME_TYPES = new Set(['hello', 'snapshot', 'events']);
+const FRAME_TYPES = new Set(['hello', 'snapshot', 'events', 'status']);
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -148,6 +155,16 @@ export function parseAgentFrame(text: string, limits: Limits): ParseResult {
       : { ok: true, frame: { type: 'hello', problem: describeIssue(result.error) } };
   }
 
+  if (type === 'status') {
+    const result = statusSchema.safeParse(raw);
+    if (!result.success) return badFrame(describeIssue(result.error, 'status').slice(0, 200));
+    const { source, ok, error, lastListAt } = result.data;
+    const status: StatusFrame = { type: 'status', source, ok };
+    if (error !== undefined && !ok) status.error = error;
+    if (lastListAt !== undefined) status.lastListAt = lastListAt;
+    return { ok: true, frame: { type: 'status', status } };
+  }
+
   if (type === 'snapshot') {
     const seq = parseSeq(raw.seq, 'snapshot');
     if (typeof seq === 'string') return badFrame(seq);
@@ -190,4 +207,15 @@ export function parseAgentFrame(text: string, limits: Limits): ParseResult {
     if (reason !== undefined) rejected.push({ seq, reason });
   }
   return { ok: true, frame: { type: 'events', events, rejected } };
+}
+
+/**
+ * A source's error as a status frame may carry it: control characters (a command's stderr has
+ * newlines and colour codes) become spaces, and it is cut to MAX_STATUS_ERROR_CHARS.
+ */
+export function statusErrorText(message: string): string {
+  const flat = message.replace(new RegExp(CONTROL_CHARACTERS.source, 'g'), ' ').replace(/\s+/g, ' ').trim();
+  const cut = flat.length > MAX_STATUS_ERROR_CHARS ? `${flat.slice(0, MAX_STATUS_ERROR_CHARS - 1)}…` : flat;
+  // A cut may split a surrogate pair.
+  return cut.toWellFormed();
 }

@@ -1,9 +1,10 @@
 import { z } from 'zod';
 import { formatIssue } from './kit/zod-issue.js';
-import { NAME_PATTERN } from './messages.js';
+import { MAX_STATUS_ERROR_CHARS, NAME_PATTERN } from './messages.js';
 
-/** C0 and C1 control characters and DEL: no user, host or session name has them. */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** C0 and C1 control characters and DEL: no user, host or session name, nor a status error, has them. */
+export const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROL = CONTROL_CHARACTERS;
 
 /**
  * Text that is valid Unicode (a lone surrogate has no UTF-8 form, so Redis could not tell it
@@ -78,3 +79,11 @@ export const endItemSchema = z.object({
 export function describeIssue(error: z.ZodError, prefix?: string): string {
   return formatIssue(error, prefix === undefined ? {} : { prefix });
 }
+
+export const statusSchema = z.object({
+  type: z.literal('status'),
+  source: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be a source name'),
+  ok: z.boolean(),
+  error: text(0, MAX_STATUS_ERROR_CHARS).optional(),
+  lastListAt: millis.optional(),
+});

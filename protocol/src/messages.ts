@@ -55,7 +55,25 @@ export interface EventsFrame {
   events: AgentEvent[];
 }
 
-export type AgentFrame = HelloFrame | SnapshotFrame | EventsFrame;
+/** Most characters of a status frame's `error`. */
+export const MAX_STATUS_ERROR_CHARS = 300;
+
+/** Optional messages a collector may list in its welcome's `features`. */
+export const FEATURES = Object.freeze({ status: 'status' });
+
+/**
+ * The health of the agent's session source (feature `status`): no seq, not spooled, the latest wins.
+ * `lastListAt` is when the source last listed the sessions (absent while it never has).
+ */
+export interface StatusFrame {
+  type: 'status';
+  source: string;
+  ok: boolean;
+  error?: string;
+  lastListAt?: number;
+}
+
+export type AgentFrame = HelloFrame | SnapshotFrame | EventsFrame | StatusFrame;
 
 // Collector → agent
 
@@ -64,6 +82,8 @@ export interface WelcomeFrame {
   ack: number;
   heartbeatSeconds: number;
   limits: Limits;
+  /** The optional messages this collector understands (see FEATURES). */
+  features?: string[];
 }
 
 export interface Rejection {

@@ -1,6 +1,8 @@
 import { describe, it, expect } from 'vitest';
 import {
   DEFAULT_LIMITS,
+  MAX_STATUS_ERROR_CHARS,
+  statusErrorText,
   parseAgentFrame,
   parseSession,
   type ParsedEvents,
@@ -435,5 +437,41 @@ describe('values that would break an output later', () => {
 
   it('accepts a since at the last date a Date holds, and non-ASCII names', () => {
     expect(parseSession({ ...valid, since: 8.64e15, user: 'CORP\\Ærøskøbing' })).toHaveProperty('session');
+  });
+});
+
+describe('parseAgentFrame: status', () => {
+  const status = (overrides: Record<string, unknown> = {}) => ({ type: 'status', source: 'wts', ok: false, error: 'access denied', lastListAt: 1_700_000_000_000, ...overrides });
+  const parsed = (frame: unknown) => {
+    const result = parseAgentFrame(JSON.stringify(frame), DEFAULT_LIMITS);
+    if (!result.ok || result.frame.type !== 'status') throw new Error(`not a status: ${JSON.stringify(result)}`);
+    return result.frame.status;
+  };
+
+  it('keeps source, ok, error and lastListAt, drops unknown fields, and an error beside ok true', () => {
+    expect(parsed({ ...status(), seq: 4, extra: 1 })).toEqual({ type: 'status', source: 'wts', ok: false, error: 'access denied', lastListAt: 1_700_000_000_000 });
+    expect(parsed(status({ ok: true, error: 'stale' }))).toEqual({ type: 'status', source: 'wts', ok: true, lastListAt: 1_700_000_000_000 });
+    expect(parsed({ type: 'status', source: 'quser', ok: false })).toEqual({ type: 'status', source: 'quser', ok: false });
+  });
+
+  it('refuses a long error, control characters, a bad source or ok, a bad lastListAt', () => {
+    expect(badFrameOf(status({ error: 'x'.repeat(MAX_STATUS_ERROR_CHARS + 1) }))).toMatch(/^status\.?.*error/);
+    expect(parsed(status({ error: 'x'.repeat(MAX_STATUS_ERROR_CHARS) })).error).toHaveLength(MAX_STATUS_ERROR_CHARS);
+    expect(badFrameOf(status({ error: 'line one\nline two' }))).toMatch(/control characters/);
+    expect(badFrameOf(status({ error: 'bell\u0007' }))).toMatch(/control characters/);
+    expect(badFrameOf(status({ error: 'csi\u009b' }))).toMatch(/control characters/);
+    expect(badFrameOf(status({ source: 'W TS' }))).toMatch(/source/);
+    expect(badFrameOf(status({ ok: 'no' }))).toMatch(/ok/);
+    expect(badFrameOf(status({ lastListAt: -1 }))).toMatch(/lastListAt/);
+  });
+
+  it('statusErrorText makes any message sendable: control characters to spaces, cut to the limit', () => {
+    expect(statusErrorText('exit 3:\r\n\u001b[31mdenied\u001b[0m\t ')).toBe('exit 3: [31mdenied [0m');
+    const long = statusErrorText('é'.repeat(1000));
+    expect(long).toHaveLength(MAX_STATUS_ERROR_CHARS);
+    expect(parsed(status({ error: long })).error).toBe(long);
+    const pairs = statusErrorText('😀'.repeat(400));
+    expect(pairs.isWellFormed()).toBe(true);
+    expect(parsed(status({ error: pairs })).error).toBe(pairs);
   });
 });

@@ -43,6 +43,7 @@ rcall('SREM', F.retired, name)
 rcall('SREM', F.cdOff, name)
 rcall('HDEL', F.agents, name)
 rcall('HDEL', F.counts, name)
+rcall('HDEL', F.sources, name)
 changed()
 saveFarm()
 return { 'forgotten', wasLive }

@@ -4,11 +4,11 @@
   this file must agree with it, and the property tests hold it to it.
 
   KEYS
-    farm keys, in every script: KEYS[1..14]
+    farm keys, in every script: KEYS[1..15]
       1 epoch   2 meta   3 users   4 live   5 order   6 labels   7 peaks
-      8 lease   9 seen  10 agents 11 counts 12 retired 13 cdoff  14 stale
-    host keys, in scripts about one host: KEYS[15..17]
-     15 state   16 conns   17 elig
+      8 lease   9 seen  10 agents 11 counts 12 retired 13 cdoff  14 stale  15 sources
+    host keys, in scripts about one host: KEYS[16..18]
+     16 state   17 conns   18 elig
 
   ARGV
     the farm's rules, in every script, read here:
@@ -27,9 +27,9 @@ local rcall = redis.call
 local F = {
   epoch = KEYS[1], meta = KEYS[2], users = KEYS[3], live = KEYS[4], order = KEYS[5],
   labels = KEYS[6], peaks = KEYS[7], lease = KEYS[8], seen = KEYS[9], agents = KEYS[10],
-  counts = KEYS[11], retired = KEYS[12], cdOff = KEYS[13], stale = KEYS[14],
+  counts = KEYS[11], retired = KEYS[12], cdOff = KEYS[13], stale = KEYS[14], sources = KEYS[15],
 }
-local H = { state = KEYS[15], conns = KEYS[16], elig = KEYS[17] }
+local H = { state = KEYS[16], conns = KEYS[17], elig = KEYS[18] }
 
 local function argSeed(value)
   if value == nil or value == '' then return nil end
