@@ -129,6 +129,9 @@ class Host {
     const agent = await TestAgent.connect(collector.url, `token-${farm}`);
     const welcome = await agent.hello(farm, sim.host, `stream-${sim.host}`, AGENT_VERSION);
     expect(welcome.ack).toBe(0);
+    expect(welcome.features).toContain('status');
+    // Its session source reads fine (no answer: the first snapshot's ack follows it).
+    agent.send({ type: 'status', source: 'command', ok: true, lastListAt: Date.now() });
     return new Host(farm, sim, agent);
   }
 

@@ -573,6 +573,7 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
       ack: 3,
       heartbeatSeconds: 15,
       limits: { maxFrameBytes: 1_048_576, maxEvents: 1000, maxSessions: 2000 },
+      features: ['status'],
     });
     await same.agent.close();
 
