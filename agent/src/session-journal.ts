@@ -18,9 +18,10 @@
  */
 import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseSession, type Session } from '@rasmon/protocol';
+import type { Session } from '@rasmon/protocol';
 import { writeFileAtomic } from '@rasmon/protocol/kit';
 import type { Logger } from 'pino';
+import { eventBody, jsonObject, readSession } from './event-line.js';
 import type { EventBody } from './session-diff.js';
 
 export const JOURNAL_FILE = 'sessions.log';
@@ -32,26 +33,9 @@ const COMPACT_FLOOR_BYTES = 256 * 1024;
 /** A journal larger than this is not this agent's: it is not read (the snapshot repairs the state). */
 const MAX_READ_BYTES = 64 * 1024 * 1024;
 
-/** A session as read back: validated but not normalized, so it compares equal to what the source reports again. */
-function readSession(raw: unknown): Session | undefined {
-  return 'session' in parseSession(raw) ? (raw as Session) : undefined;
-}
-
 function readBody(line: string): EventBody | undefined {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
-  const body = raw as Record<string, unknown>;
-  if (body.op === 'end') return typeof body.id === 'string' && body.id.length > 0 ? { op: 'end', id: body.id } : undefined;
-  if (body.op === 'upsert') {
-    const session = readSession(body.session);
-    return session ? { op: 'upsert', session } : undefined;
-  }
-  return undefined;
+  const raw = jsonObject(line);
+  return raw === undefined ? undefined : eventBody(raw);
 }
 
 /** Applies event bodies to a list, in order. */

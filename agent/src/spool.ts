@@ -23,10 +23,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseSession, type AgentEvent } from '@rasmon/protocol';
+import type { AgentEvent } from '@rasmon/protocol';
+import { writeFileAtomic } from '@rasmon/protocol/kit';
 import type { Logger } from 'pino';
+import { eventBody, jsonObject } from './event-line.js';
 import type { EventBody } from './session-diff.js';
 
 interface SpoolState {
@@ -57,18 +59,9 @@ const isSafeSeq = (value: unknown): value is number => Number.isSafeInteger(valu
 
 /** A line of `events.log` as this agent writes it, or undefined when it is not one. */
 function readEvent(line: string): AgentEvent | undefined {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
-  const event = raw as Record<string, unknown>;
-  if (!isSafeSeq(event.seq) || event.seq === 0 || !isSafeSeq(event.at)) return undefined;
-  if (event.op === 'end') return typeof event.id === 'string' && event.id.length > 0 ? (raw as AgentEvent) : undefined;
-  if (event.op === 'upsert') return 'session' in parseSession(event.session) ? (raw as AgentEvent) : undefined;
-  return undefined;
+  const event = jsonObject(line);
+  if (event === undefined || !isSafeSeq(event.seq) || event.seq === 0 || !isSafeSeq(event.at)) return undefined;
+  return eventBody(event) === undefined ? undefined : (event as unknown as AgentEvent);
 }
 
 /** A new stream name: unique per install and per restart of the sequence. */
@@ -455,22 +448,7 @@ export class Spool {
     await this.writeState();
     await this.file?.close().catch(() => undefined);
     this.file = undefined;
-    const path = join(this.options.dir, LOG_FILE);
-    const tmp = `${path}.tmp`;
-    try {
-      const handle = await open(tmp, 'w');
-      try {
-        // writeFile, unlike write, goes on until everything is written or fails.
-        if (this.entries.length > 0) await handle.writeFile(this.entries.map((entry) => `${JSON.stringify(entry.event)}\n`).join(''));
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(tmp, path);
-    } catch (err) {
-      await rm(tmp, { force: true }).catch(() => undefined);
-      throw err;
-    }
+    await writeFileAtomic(join(this.options.dir, LOG_FILE), this.entries.map((entry) => `${JSON.stringify(entry.event)}\n`).join(''));
     this.fileBytes = this.bytes;
     this.unwritten = 0;
     this.logDirty = false;
@@ -494,21 +472,7 @@ export class Spool {
   }
 
   private async writeState(): Promise<void> {
-    const path = join(this.options.dir, STATE_FILE);
-    const tmp = `${path}.tmp`;
-    try {
-      const handle = await open(tmp, 'w');
-      try {
-        await handle.writeFile(JSON.stringify(this.state));
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(tmp, path);
-    } catch (err) {
-      await rm(tmp, { force: true }).catch(() => undefined);
-      throw err;
-    }
+    await writeFileAtomic(join(this.options.dir, STATE_FILE), JSON.stringify(this.state));
   }
 
   private async logFile(): Promise<FileHandle> {

@@ -1,21 +1,29 @@
-import { open, rename } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /**
  * Replaces `path` with `data` so that after a crash it holds either the old or the new content, never
  * a mix: written to a temporary file beside it, fsynced, renamed over it, and the directory fsynced so
- * the rename itself survives a power cut (where the platform allows it).
+ * the rename itself survives a power cut (where the platform allows it). On failure the temporary
+ * file is removed.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.tmp`;
-  const handle = await open(tmp, 'w');
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
+    const handle = await open(tmp, 'w');
+    try {
+      // writeFile, unlike write, goes on until everything is written or fails.
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    // A half-written temporary file would hold space a full disk needs back.
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
   }
-  await rename(tmp, path);
   await syncDirectory(dirname(path));
 }
 
