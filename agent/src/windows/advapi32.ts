@@ -75,7 +75,8 @@ function bind(k: Koffi) {
   const advapi32 = k.load('advapi32.dll');
   const kernel32 = k.load('kernel32.dll');
 
-  const SERVICE_STATUS = k.struct('SERVICE_STATUS', {
+  // SERVICE_STATUS_PROCESS begins with SERVICE_STATUS's fields, in the same order (winsvc.h).
+  const statusFields = {
     dwServiceType: 'uint32',
     dwCurrentState: 'uint32',
     dwControlsAccepted: 'uint32',
@@ -83,15 +84,10 @@ function bind(k: Koffi) {
     dwServiceSpecificExitCode: 'uint32',
     dwCheckPoint: 'uint32',
     dwWaitHint: 'uint32',
-  });
+  } as const;
+  const SERVICE_STATUS = k.struct('SERVICE_STATUS', statusFields);
   k.struct('SERVICE_STATUS_PROCESS', {
-    dwServiceType: 'uint32',
-    dwCurrentState: 'uint32',
-    dwControlsAccepted: 'uint32',
-    dwWin32ExitCode: 'uint32',
-    dwServiceSpecificExitCode: 'uint32',
-    dwCheckPoint: 'uint32',
-    dwWaitHint: 'uint32',
+    ...statusFields,
     dwProcessId: 'uint32',
     dwServiceFlags: 'uint32',
   });
