@@ -1,11 +1,34 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+
+/**
+ * The tests under test/ that need no external binary. The rest of test/ starts redis-server, promtool,
+ * Prometheus, Alertmanager, amtool, docker-compose, wine or Chromium; the packages' own tests
+ * (protocol/test, collector/test, agent/test) need none of them.
+ */
+const UNIT_IN_TEST = ['test/dashboard.test.ts', 'test/prometheus-rule-files.test.ts', 'test/compose-files.test.ts', 'test/demo-cli.test.ts'];
 
 export default defineConfig({
   test: {
-    include: ['protocol/test/**/*.test.ts', 'collector/test/**/*.test.ts', 'agent/test/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Suites start their own redis-server and collectors; two at a time suits a 2-core machine.
     maxWorkers: 2,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['protocol/test/**/*.test.ts', 'collector/test/**/*.test.ts', 'agent/test/**/*.test.ts', ...UNIT_IN_TEST],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...UNIT_IN_TEST],
+        },
+      },
+    ],
   },
 });

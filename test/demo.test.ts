@@ -1,28 +1,7 @@
-/** `npm run demo` as a newcomer runs it: starts, shows the three farms live, and stops cleanly. */
-import { spawn } from 'node:child_process';
+/** `npm run demo` as a newcomer runs it: starts, shows the three farms live, and stops cleanly (its refusals are in demo-cli.test.ts). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDemo } from './support/demo-process.js';
 import { RedisServer } from './support/redis-server.js';
-
-const DEMO = new URL('../demo/dist/demo.js', import.meta.url).pathname;
-
-function runDemo(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  /** Called with each stdout chunk and the child, e.g. to send it Ctrl-C. */
-  onOutput?: (out: string, child: ReturnType<typeof spawn>) => void,
-): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [DEMO, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      onOutput?.(out, child);
-    });
-    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    child.once('exit', (code) => resolve({ code, out, err }));
-  });
-}
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -89,17 +68,5 @@ describe('npm run demo', () => {
     const client = redis.client();
     expect(await client.keys('rasmon-demo:*')).toEqual([]);
     client.disconnect();
-  });
-
-  it('says how to get Redis when the one it was given does not answer', async () => {
-    const run = await runDemo(['--seconds', '1', '--port', '0'], { REDIS_URL: 'redis://127.0.0.1:1' });
-    expect(run.code).toBe(1);
-    expect(run.err).toBe('REDIS_URL=redis://127.0.0.1:1 does not answer PING.\n');
-  });
-
-  it('refuses a bad flag with a clear line', async () => {
-    const run = await runDemo(['--port', 'x'], { REDIS_URL: redis.url });
-    expect(run.code).toBe(2);
-    expect(run.err).toBe('demo: --port must be a port number, not x\n');
   });
 });
