@@ -457,21 +457,21 @@ describe('connection faults', () => {
   });
 
   it('a collector that stops answering without closing TCP is detected within two heartbeats and rejoined after it resumes', async () => {
-    const { host, collector, agent, spoolDir } = await rig({ seed: 61, collectorExtra: { heartbeatSeconds: 0.5 } });
+    const { host, collector, agent, spoolDir } = await rig({ seed: 61, collectorExtra: { heartbeatSeconds: 1 } });
     await settlesToTruth(collector, host);
     await agentIdle(agent, spoolDir);
     // Healthy heartbeats do not trip over three intervals.
-    await sleep(1500);
+    await sleep(3000);
     expect(await agent.metric('rasmon_agent_connected')).toBe(1);
     expect(agent.logged('collector silent')).toEqual([]);
 
     collector.signal('SIGSTOP');
     const stoppedAt = Date.now();
     try {
-      await agentDisconnected(agent, 5000);
+      await agentDisconnected(agent, 10_000);
       const detectedMs = Date.now() - stoppedAt;
-      // Two intervals of 0.5 s, checked every interval: at most 1.5 s, plus scheduling slack.
-      expect(detectedMs).toBeLessThan(2500);
+      // Two intervals of 1 s, checked every interval: at most 3 s, plus scheduling slack.
+      expect(detectedMs).toBeLessThan(5000);
       expect(agent.logged('collector silent for two heartbeats')).toHaveLength(1);
       await stepWhileAgentPolls(host, 2);
     } finally {

@@ -587,16 +587,16 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
 
 describe('hello deadline', () => {
   it('a connection that never says hello is closed with hello_required after two heartbeats', async () => {
-    const c = await InProcessCollector.start(rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }], { heartbeatSeconds: 0.5 }));
+    const c = await InProcessCollector.start(rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }], { heartbeatSeconds: 1 }));
     try {
       const silent = await TestAgent.connect(c.url, TOKEN_A);
       const talker = await TestAgent.connect(c.url, TOKEN_A);
       await talker.hello('farm-a', 'rdsh-1');
-      const error = await silent.next<ErrorFrame>('error', 5000);
+      const error = await silent.next<ErrorFrame>('error', 10_000);
       expect(error.code).toBe('hello_required');
       expect((await silent.closed).code).toBe(1008);
       // The agent that said hello is kept.
-      await sleep(700);
+      await sleep(1200);
       expect(talker.socket.readyState).toBe(talker.socket.OPEN);
       await talker.close();
     } finally {

@@ -64,7 +64,7 @@ function parseError(raw: unknown): string {
 const YAML_CONFIG = `
 listen: "127.0.0.1:9500"
 redis: { url: "redis://redis.example:6380", prefix: "rm" }
-heartbeatSeconds: 0.5
+heartbeatSeconds: 1.5
 limits: { maxEvents: 50 }
 api: { tokensSha256: ["${HASH_B.toUpperCase()}"] }
 farms:
@@ -188,8 +188,9 @@ describe('parseConfig', () => {
     ['empty hosts', withFarm({ hosts: [] }), 'farms[0].hosts: must list at least one pattern'],
     ['a bad host pattern', withFarm({ hosts: ['rdsh-*', 'a b'] }), 'farms[0].hosts[1]: must be a host-name pattern'],
     ['a countDisconnected string', withFarm({ countDisconnected: 'yes' }), 'farms[0].countDisconnected: must be true or false'],
-    ['zero heartbeat', { ...minimal(), heartbeatSeconds: 0 }, 'heartbeatSeconds: must be a number from 0.5 to 300'],
-    ['a heartbeat that overflows timers', { ...minimal(), heartbeatSeconds: 1e12 }, 'heartbeatSeconds: must be a number from 0.5 to 300'],
+    ['zero heartbeat', { ...minimal(), heartbeatSeconds: 0 }, 'heartbeatSeconds: must be a number from 1 to 300'],
+    ['a sub-second heartbeat', { ...minimal(), heartbeatSeconds: 0.5 }, 'heartbeatSeconds: must be a number from 1 to 300'],
+    ['a heartbeat that overflows timers', { ...minimal(), heartbeatSeconds: 1e12 }, 'heartbeatSeconds: must be a number from 1 to 300'],
     ['fractional maxEvents', { ...minimal(), limits: { maxEvents: 1.5 } }, 'limits.maxEvents: must be an integer from 1 to 100000'],
     ['a frame limit that locks agents out', { ...minimal(), limits: { maxFrameBytes: 1 } }, 'limits.maxFrameBytes: must be an integer from 4096 to 16777216'],
     ['a frame limit that is no limit', { ...minimal(), limits: { maxFrameBytes: 1e15 } }, 'limits.maxFrameBytes: must be an integer from 4096 to 16777216'],
@@ -324,7 +325,7 @@ describe('loadConfig', () => {
     const config = loadConfig({ path: writeTemp('c.yaml', YAML_CONFIG), env: {} });
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 9500 });
     expect(config.redis).toEqual({ url: 'redis://redis.example:6380', prefix: 'rm' });
-    expect(config.heartbeatSeconds).toBe(0.5);
+    expect(config.heartbeatSeconds).toBe(1.5);
     expect(config.limits).toEqual({ ...CONFIG_DEFAULTS.limits, maxEvents: 50 });
     expect(config.api.tokensSha256).toEqual([HASH_B]);
     expect(config.farms[0]?.expires).toBe(Date.UTC(2027, 5, 30));
@@ -339,7 +340,7 @@ describe('loadConfig', () => {
         JSON.stringify({
           listen: '127.0.0.1:9500',
           redis: { url: 'redis://redis.example:6380', prefix: 'rm' },
-          heartbeatSeconds: 0.5,
+          heartbeatSeconds: 1.5,
           limits: { maxEvents: 50 },
           api: { tokensSha256: [HASH_B.toUpperCase()] },
           farms: [

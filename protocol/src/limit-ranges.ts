@@ -5,8 +5,8 @@
  * out; one of 1e15 is no limit at all.
  */
 export const LIMIT_RANGES = Object.freeze({
-  /** Not necessarily whole: tests and labs run half-second heartbeats. */
-  heartbeatSeconds: Object.freeze({ min: 0.5, max: 300 }),
+  /** Not necessarily whole (1.5 s is a heartbeat); below a second the leases churn Redis for nothing. */
+  heartbeatSeconds: Object.freeze({ min: 1, max: 300 }),
   maxFrameBytes: Object.freeze({ min: 4096, max: 16 * 1024 * 1024 }),
   maxEvents: Object.freeze({ min: 1, max: 100_000 }),
   maxSessions: Object.freeze({ min: 1, max: 100_000 }),
