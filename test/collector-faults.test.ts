@@ -249,10 +249,11 @@ describe('connections lost', () => {
   });
 
   it('a silent agent is terminated after two heartbeats and its host turns stale', async () => {
-    const { cut, metric } = await farmWithTwoHosts({ heartbeatSeconds: 1 });
+    const { collector, cut, metric } = await farmWithTwoHosts({ heartbeatSeconds: 1 });
     // The agent stops reading: it answers no ping, as a peer behind a dead link would.
     cut.socket.pause();
     await eventually(async () => expect(await metric('ras_agent_up', { host: 'rdsh-1' })).toBe(0), 10_000);
+    expect((await Scrape.from(collector.url)).value('rasmon_collector_agents_dropped_total', { reason: 'silent' })).toBe(1);
     expect(await metric('ras_license_users_unverified')).toBe(1);
     expect(await metric('ras_license_users')).toBe(3);
     expect(await metric('ras_agent_up', { host: 'rdsh-2' })).toBe(1);

@@ -142,7 +142,12 @@ describe('bounded memory', () => {
     await eventually(async () => expect(await metric(c.url, 'rasmon_collector_agents_connected')).toBe(1));
     await stillAcks(good, 2);
     expect(peak, 'RSS growth while a peer does not read').toBeLessThan(120 * MiB);
-    expect(c.output.join('')).toMatch(/agent does not read what the collector sends|agent silent for two heartbeats/);
+    // Not reading, it answers no ping either: whichever deadline passes first drops it, once, and
+    // the counter says which (the kernel's socket buffers decide how soon the acks back up).
+    const notReading = await metric(c.url, 'rasmon_collector_agents_dropped_total', { reason: 'not_reading' });
+    const silent = await metric(c.url, 'rasmon_collector_agents_dropped_total', { reason: 'silent' });
+    expect(notReading + silent).toBe(1);
+    expect(c.output.join('')).toContain(notReading === 1 ? 'agent does not read what the collector sends' : 'agent silent for two heartbeats');
   });
 });
 
@@ -221,11 +226,23 @@ describe('honest readiness', () => {
     await eventually(async () => expect((await fetch(`${proc.url}/readyz`)).status).toBe(200), 15_000);
   });
 
-  it('a Redis that refuses writes (maxmemory) is not ready and redis_up is 0', async () => {
+  /** redis_up and each reason of redis_refusing_writes, as one scrape shows them. */
+  async function redisSeries(url: string): Promise<Record<string, number | undefined>> {
+    const scrape = await Scrape.from(url);
+    const series: Record<string, number | undefined> = { up: scrape.value('rasmon_collector_redis_up') };
+    for (const reason of ['oom', 'readonly', 'misconf', 'noreplicas']) {
+      series[reason] = scrape.value('rasmon_collector_redis_refusing_writes', { reason });
+    }
+    return series;
+  }
+  const healthy = { up: 1, oom: 0, readonly: 0, misconf: 0, noreplicas: 0 };
+
+  it('a Redis that refuses writes (maxmemory) is not ready, redis_up is 0 and refusing_writes says oom', async () => {
     const own = await RedisServer.start();
     cleanups.push(() => own.stop());
     const proc = await CollectorProcess.start(rawConfig(own.url, [{ id: 'farm-a', seats: 10 }]));
     cleanups.push(() => proc.stop());
+    await eventually(async () => expect(await redisSeries(proc.url)).toEqual(healthy));
     const admin = own.client();
     cleanups.push(() => admin.quit());
     await admin.config('SET', 'maxmemory', '1');
@@ -233,12 +250,41 @@ describe('honest readiness', () => {
       const res = await fetch(`${proc.url}/readyz`);
       expect(res.status).toBe(503);
       expect(await res.text()).toContain('refuses writes: OOM');
-      await eventually(async () => expect(await metric(proc.url, 'rasmon_collector_redis_up')).toBe(0));
+      await eventually(async () => expect(await redisSeries(proc.url)).toEqual({ ...healthy, up: 0, oom: 1 }));
     } finally {
       await admin.config('SET', 'maxmemory', '0');
     }
     await eventually(async () => expect((await fetch(`${proc.url}/readyz`)).status).toBe(200));
-    await eventually(async () => expect(await metric(proc.url, 'rasmon_collector_redis_up')).toBe(1));
+    await eventually(async () => expect(await redisSeries(proc.url)).toEqual(healthy));
+  });
+
+  it('a Redis turned into a replica (READONLY) is not ready and refusing_writes says readonly; a Redis gone says none', async () => {
+    const primary = await RedisServer.start();
+    cleanups.push(() => primary.stop());
+    const own = await RedisServer.start();
+    cleanups.push(() => own.stop());
+    const proc = await CollectorProcess.start(rawConfig(own.url, [{ id: 'farm-a', seats: 10 }]));
+    cleanups.push(() => proc.stop());
+    await eventually(async () => expect(await redisSeries(proc.url)).toEqual(healthy));
+    const admin = own.client();
+    cleanups.push(() => admin.disconnect());
+    await admin.replicaof('127.0.0.1', primary.port);
+    try {
+      await eventually(async () => {
+        const res = await fetch(`${proc.url}/readyz`);
+        expect(res.status).toBe(503);
+        expect(await res.text()).toContain('refuses writes: READONLY');
+      });
+      await eventually(async () => expect(await redisSeries(proc.url)).toEqual({ ...healthy, up: 0, readonly: 1 }));
+    } finally {
+      await admin.replicaof('NO', 'ONE');
+    }
+    await eventually(async () => expect((await fetch(`${proc.url}/readyz`)).status).toBe(200));
+    await eventually(async () => expect(await redisSeries(proc.url)).toEqual(healthy));
+    // Unreachable is not a refusal: redis_up 0 with every reason 0 (what RasCollectorRedisDown reads).
+    admin.disconnect();
+    await own.kill();
+    await eventually(async () => expect(await redisSeries(proc.url)).toEqual({ ...healthy, up: 0 }));
   });
 });
 

@@ -48,7 +48,9 @@ const TABLE: Array<[string, 'gauge' | 'counter' | 'histogram']> = [
   ['rasmon_collector_events_total', 'counter'],
   ['rasmon_collector_apply_duration_seconds', 'histogram'],
   ['rasmon_collector_upgrades_rejected_total', 'counter'],
+  ['rasmon_collector_agents_dropped_total', 'counter'],
   ['rasmon_collector_redis_up', 'gauge'],
+  ['rasmon_collector_redis_refusing_writes', 'gauge'],
 ];
 
 const GRACE = ['ras_license_overuse_grace_start_timestamp_seconds', 'ras_license_overuse_grace_end_timestamp_seconds'];

@@ -96,6 +96,14 @@ export class AgentConnection {
     return this.closed;
   }
 
+  /**
+   * Not read while its unsent acks drain: its pongs are not read either, so it is judged by the
+   * drain deadline (dropped as `not_reading`), not by silence.
+   */
+  get awaitingDrain(): boolean {
+    return this.drainTimer !== undefined;
+  }
+
   /** Resolves once the frames already received are handled. */
   settled(): Promise<void> {
     return this.idle;
@@ -213,6 +221,7 @@ export class AgentConnection {
 
   private dropUnreading(): void {
     this.log.warn({ buffered: this.socket.bufferedAmount }, 'agent does not read what the collector sends: dropping it');
+    this.ctx.metrics.agentsDropped.inc({ reason: 'not_reading' });
     this.terminate();
   }
 

@@ -20,7 +20,7 @@ import { FarmSeries } from './farm-series.js';
 import { LicenseEngine } from './license-engine.js';
 import { serializeError } from '@rasmon/protocol/kit';
 import { createLogger, type Logger } from './logger.js';
-import { CollectorMetrics } from './metrics.js';
+import { CollectorMetrics, type RedisWriteRefusal } from './metrics.js';
 import { createRedis } from './redis-client.js';
 import { RedisKeys } from './redis-keys.js';
 import { defineScripts, loadScripts } from './scripts.js';
@@ -229,9 +229,18 @@ export class Collector {
     this.metrics.redisUp.set(problem === undefined && this.redis.status === 'ready' ? 1 : 0);
   }
 
-  /** PING and a write, within a second; undefined when both work, else why not. */
+  /**
+   * PING and a write, within a second; undefined when both work, else why not. Sets
+   * `redis_refusing_writes`, so that alerts tell a Redis that refuses writes from one that is gone.
+   */
   private async probeRedis(): Promise<string | undefined> {
-    if (this.redis.status !== 'ready') return `redis ${this.redis.status}`;
+    const { problem, refusal } = await this.pingAndWrite();
+    this.metrics.setRedisRefusingWrites(refusal);
+    return problem;
+  }
+
+  private async pingAndWrite(): Promise<{ problem: string | undefined; refusal?: RedisWriteRefusal }> {
+    if (this.redis.status !== 'ready') return { problem: `redis ${this.redis.status}` };
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
@@ -240,11 +249,12 @@ export class Collector {
           timer = setTimeout(() => reject(new Error('no answer within 1 s')), READY_PROBE_TIMEOUT_MS);
         }),
       ]);
-      return undefined;
+      return { problem: undefined };
     } catch (err) {
       const message = (err as Error).message;
-      if (/^(OOM|READONLY|MISCONF|NOREPLICAS)\b/.test(message)) return `redis refuses writes: ${message.split(' ')[0]}`;
-      return `redis does not answer: ${message.slice(0, 100)}`;
+      const error = /^(OOM|READONLY|MISCONF|NOREPLICAS)\b/.exec(message)?.[1];
+      if (error !== undefined) return { problem: `redis refuses writes: ${error}`, refusal: error.toLowerCase() as RedisWriteRefusal };
+      return { problem: `redis does not answer: ${message.slice(0, 100)}` };
     } finally {
       clearTimeout(timer);
     }

@@ -25,6 +25,19 @@ export const UPGRADE_REJECTIONS = [
 
 export type UpgradeRejection = (typeof UPGRADE_REJECTIONS)[number];
 
+/** Reasons of `rasmon_collector_agents_dropped_total`: an agent cut off by the collector, not refused. */
+export const AGENT_DROPS = ['not_reading', 'silent'] as const;
+
+export type AgentDrop = (typeof AGENT_DROPS)[number];
+
+/**
+ * Reasons of `rasmon_collector_redis_refusing_writes`: the error Redis answers a write with while it
+ * answers PING (maxmemory reached, a replica, a failed background save, too few replicas).
+ */
+export const REDIS_WRITE_REFUSALS = ['oom', 'readonly', 'misconf', 'noreplicas'] as const;
+
+export type RedisWriteRefusal = (typeof REDIS_WRITE_REFUSALS)[number];
+
 /**
  * prom-client's default metrics that `promtool check metrics` rejects: gauges named `_total`. Their
  * per-type breakdowns (`nodejs_active_handles{type}`, `nodejs_active_requests{type}`,
@@ -40,6 +53,12 @@ export class CollectorMetrics {
   readonly configInfo = this.gauge('rasmon_collector_config_info', 'Hash of the loaded configuration (always 1)', ['hash']);
   readonly agentsConnected = this.gauge('rasmon_collector_agents_connected', 'Agent connections this collector holds', []);
   readonly redisUp = this.gauge('rasmon_collector_redis_up', '1 while Redis answers and takes writes (0 also while it refuses them: OOM, READONLY)', []);
+  readonly redisRefusingWrites: Gauge<'reason'> = new Gauge({
+    name: 'rasmon_collector_redis_refusing_writes',
+    help: '1 while Redis answers but refuses writes, by the error it gives (oom, readonly, misconf, noreplicas); 0 otherwise',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly frames = new Counter({
     name: 'rasmon_collector_frames_total',
     help: 'Frames received from agents',
@@ -65,6 +84,13 @@ export class CollectorMetrics {
     registers: [this.registry],
   });
 
+  readonly agentsDropped: Counter<'reason'> = new Counter({
+    name: 'rasmon_collector_agents_dropped_total',
+    help: 'Agent connections the collector cut off: not_reading (its unsent acks passed the output limit), silent (no pong for two heartbeats)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
   constructor(version: string) {
     collectDefaultMetrics({ register: this.registry });
     for (const name of MISLABELLED_DEFAULTS) this.registry.removeSingleMetric(name);
@@ -77,10 +103,17 @@ export class CollectorMetrics {
     for (const type of ['invalid', 'binary', 'oversized']) this.frames.inc({ type, result: 'refused' }, 0);
     for (const result of ['applied', 'duplicate', 'rejected']) this.events.inc({ result }, 0);
     for (const reason of UPGRADE_REJECTIONS) this.upgradesRejected.inc({ reason }, 0);
+    for (const reason of AGENT_DROPS) this.agentsDropped.inc({ reason }, 0);
+    this.setRedisRefusingWrites(undefined);
   }
 
   private gauge(name: string, help: string, labelNames: string[]): Gauge {
     return new Gauge({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  /** The one reason Redis refuses writes for now (1), every other 0; undefined: it takes them, or does not answer. */
+  setRedisRefusingWrites(refusal: RedisWriteRefusal | undefined): void {
+    for (const reason of REDIS_WRITE_REFUSALS) this.redisRefusingWrites.set({ reason }, reason === refusal ? 1 : 0);
   }
 
   setConfigHash(hash: string): void {
