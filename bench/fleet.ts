@@ -148,6 +148,41 @@ async function bareWsPerConnection(count: number): Promise<number> {
   return (after - before) / count;
 }
 
+interface Scraped {
+  latencies: number[];
+  bytes: number;
+  /**
+   * The collector's own event-loop delay (prom-client's monitorEventLoopDelay, reset by each
+   * scrape), worst since the scrape before: its stalls apart from the bench's.
+   */
+  collectorLagMax: number[];
+}
+
+/** GETs `url` back to back for `seconds` in a child process; what each scrape took and found. */
+async function scrapeBackToBack(url: string, seconds: number): Promise<Scraped> {
+  const script = `
+    const url = ${JSON.stringify(url)};
+    const deadline = Date.now() + ${seconds * 1000};
+    const out = { latencies: [], bytes: 0, collectorLagMax: [] };
+    while (Date.now() < deadline) {
+      const started = performance.now();
+      const body = await fetch(url).then((r) => r.text());
+      out.latencies.push(performance.now() - started);
+      out.bytes = Buffer.byteLength(body);
+      const lag = /^nodejs_eventloop_lag_max_seconds (\\S+)$/m.exec(body);
+      // The first covers the time before the scrapes began.
+      if (lag && out.latencies.length > 1) out.collectorLagMax.push(Number(lag[1]) * 1000);
+    }
+    console.log(JSON.stringify(out));
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`the scraping process exited with ${String(code)}`);
+  return JSON.parse(output) as Scraped;
+}
+
 export async function runFleet(redis: RedisServer, options: FleetOptions): Promise<void> {
   const { farms, hosts, sessions, heartbeatSeconds, scrapeSeconds } = options;
   const count = farms * hosts;
@@ -158,6 +193,8 @@ export async function runFleet(redis: RedisServer, options: FleetOptions): Promi
     {
       redis: { url: redis.url, prefix: 'fleet' },
       heartbeatSeconds,
+      // Every simulated agent comes from 127.0.0.1: the per-address upgrade limit would refuse them.
+      limits: { upgradesPerSecondPerAddress: 100_000, upgradeBurstPerAddress: 1_000_000 },
       farms: Array.from({ length: farms }, (_, f) => ({
         id: farmId(f),
         seats: hosts * sessions,
@@ -190,20 +227,15 @@ export async function runFleet(redis: RedisServer, options: FleetOptions): Promi
       `collector RSS: ${(rssBefore / 1024).toFixed(0)} MiB before, ${(rssAfter / 1024).toFixed(0)} MiB with ${count} connections = ${((rssAfter - rssBefore) / count).toFixed(1)} KiB per connection`,
     );
 
-    // Back-to-back scrapes with the probe running.
-    const scrapes: number[] = [];
-    let bytes = 0;
+    // Back-to-back scrapes with the probe running, from another process as Prometheus would scrape:
+    // reading a 2.5 MB body here would stall the probe's own event loop and count against the collector.
     probe.start();
-    const deadline = Date.now() + scrapeSeconds * 1000;
-    while (Date.now() < deadline) {
-      const started = performance.now();
-      const body = await fetch(`${collector.url}/metrics`).then((r) => r.text());
-      scrapes.push(performance.now() - started);
-      bytes = Buffer.byteLength(body);
-    }
+    const scraped = await scrapeBackToBack(`${collector.url}/metrics`, scrapeSeconds);
     await probe.stop();
+    const { latencies: scrapes, bytes, collectorLagMax } = scraped;
     console.log(`/metrics back to back: ${latencySummary(scrapes)}, ${(bytes / 1e6).toFixed(2)} MB`);
     console.log(`probe ack during scrapes: ${latencySummary(probe.latencies)}`);
+    console.log(`collector event-loop delay during scrapes, worst since the scrape before: ${latencySummary(collectorLagMax)}`);
   } finally {
     await probe?.close();
     await closeAll(sockets);
