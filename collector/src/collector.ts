@@ -285,14 +285,12 @@ export class Collector {
    * buffer (not one copy per socket); the process series, small, are rendered per scrape.
    */
   private farmText(): Promise<Buffer> {
-    this.farmBody ??= this.farmMetrics()
-      .then((text) => Buffer.from(text))
-      .finally(() => (this.farmBody = undefined));
+    this.farmBody ??= this.farmMetrics().finally(() => (this.farmBody = undefined));
     return this.farmBody;
   }
 
   /** The farm series for /metrics; none when Redis cannot answer (redis_up says why). */
-  private async farmMetrics(): Promise<string> {
+  private async farmMetrics(): Promise<Buffer> {
     try {
       // Not redis_up 1 here: a Redis that answers reads may still refuse writes; the clock's probe says.
       return await this.farmSeries.render(this.farms.list());
@@ -301,7 +299,7 @@ export class Collector {
       this.log.warn({ err }, 'could not read farm state for /metrics');
       this.farmSeries.clear();
       this.metrics.redisUp.set(0);
-      return '';
+      return Buffer.alloc(0);
     }
   }
 

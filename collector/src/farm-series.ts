@@ -1,6 +1,8 @@
 /**
  * The farm series of /metrics (docs/design.md §4), rendered as Prometheus text straight from the
- * state read from Redis, one farm at a time, and kept per farm: a scrape re-reads only the farms
+ * state read from Redis, one farm at a time, and kept per farm as encoded bytes (one buffer per
+ * family), so that a scrape copies bytes instead of joining and encoding megabytes of strings in
+ * one go; the joined body is reused while no farm was re-read. A scrape re-reads only the farms
  * whose state changed since (a version every writing script bumps in the farm's meta hash, so a
  * change made through any collector counts) or that were read more than a second ago (time alone
  * moves last-seen stamps, leases and expiry states). Each farm's values come from Redis, so every
@@ -164,28 +166,42 @@ export function renderFarm(farm: FarmState): string[] {
   return FARM_FAMILIES.map((family) => family.lines(farm));
 }
 
-/** The text of every family, with HELP and TYPE, from each farm's rendered lines. */
-export function joinFarms(farms: ReadonlyArray<readonly string[]>): string {
-  return FARM_FAMILIES.map(
-    (family, i) => `# HELP ${family.name} ${family.help}\n# TYPE ${family.name} ${family.type}\n${farms.map((lines) => lines[i]).join('')}`,
-  ).join('');
+/** The HELP and TYPE lines that open each family, in FARM_FAMILIES order. */
+const FAMILY_HEADERS: readonly Buffer[] = FARM_FAMILIES.map((family) =>
+  Buffer.from(`# HELP ${family.name} ${family.help}\n# TYPE ${family.name} ${family.type}\n`),
+);
+
+/**
+ * The text of every family, with HELP and TYPE, from each farm's rendered lines (one buffer per
+ * family, as renderFarm's strings): a copy of bytes already encoded, no string building.
+ */
+export function joinFarms(farms: ReadonlyArray<readonly Buffer[]>): Buffer {
+  const parts: Buffer[] = [];
+  FAMILY_HEADERS.forEach((header, i) => {
+    parts.push(header);
+    for (const lines of farms) parts.push(lines[i]!);
+  });
+  return Buffer.concat(parts);
 }
 
 interface Entry {
   config: FarmConfig;
   version: string | null;
   readAt: number;
-  lines: string[];
+  /** The farm's lines per family, encoded once when read: kept as bytes, not as strings on the heap. */
+  lines: Buffer[];
 }
 
-/** Farms read from Redis at once, in one pipeline. */
-const READ_BATCH = 10;
+/** Farms read from Redis at once, in one pipeline: a small reply, decoded in one go, holds little up. */
+const READ_BATCH = 2;
 /** A farm read longer ago than this is read again. */
 const MAX_AGE_MS = 1000;
 
 export class FarmSeries {
   private readonly entries = new Map<string, Entry>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** The last body and the farms it was joined from; served again while none of them was re-read. */
+  private body: { farms: readonly FarmConfig[]; entries: Entry[]; text: Buffer } | undefined;
 
   constructor(private readonly reader: FarmReader) {}
 
@@ -194,7 +210,7 @@ export class FarmSeries {
    * other; between farms the event loop runs, so agents' frames are not held up by a scrape.
    * Rejects when Redis cannot answer.
    */
-  render(farms: readonly FarmConfig[]): Promise<string> {
+  render(farms: readonly FarmConfig[]): Promise<Buffer> {
     const next = this.queue.then(
       () => this.renderNow(farms),
       () => this.renderNow(farms),
@@ -206,9 +222,10 @@ export class FarmSeries {
   /** Forgets everything read (after a failed read, so that no old value outlives it). */
   clear(): void {
     this.entries.clear();
+    this.body = undefined;
   }
 
-  private async renderNow(farms: readonly FarmConfig[]): Promise<string> {
+  private async renderNow(farms: readonly FarmConfig[]): Promise<Buffer> {
     const versions = await this.reader.versions(farms);
     const now = Date.now();
     const stale = farms.filter((farm, i) => {
@@ -220,14 +237,21 @@ export class FarmSeries {
       const batch = stale.slice(first, first + READ_BATCH);
       const read = await this.reader.read(batch);
       const readAt = Date.now();
+      // One farm per turn of the event loop: rendering ten farms at once would hold frames up.
       for (const [i, state] of read.farms.entries()) {
         const config = batch[i]!;
-        this.entries.set(config.id, { config, version: versionOf.get(config.id)!, readAt, lines: renderFarm(state) });
+        const lines = renderFarm(state).map((text) => Buffer.from(text));
+        this.entries.set(config.id, { config, version: versionOf.get(config.id)!, readAt, lines });
+        await yieldToEvents();
       }
-      await yieldToEvents();
     }
     const ids = new Set(farms.map((farm) => farm.id));
     for (const id of this.entries.keys()) if (!ids.has(id)) this.entries.delete(id);
-    return joinFarms(farms.map((farm) => this.entries.get(farm.id)!.lines));
+    const entries = farms.map((farm) => this.entries.get(farm.id)!);
+    const last = this.body;
+    if (last && last.farms === farms && entries.every((entry, i) => entry === last.entries[i])) return last.text;
+    const text = joinFarms(entries.map((entry) => entry.lines));
+    this.body = { farms, entries, text };
+    return text;
   }
 }
