@@ -193,7 +193,7 @@ interface Entry {
 }
 
 /** Farms read from Redis at once, in one pipeline: a small reply, decoded in one go, holds little up. */
-const READ_BATCH = 2;
+const READ_BATCH = 5;
 /** A farm read longer ago than this is read again. */
 const MAX_AGE_MS = 1000;
 
@@ -233,11 +233,21 @@ export class FarmSeries {
       return !entry || entry.config !== farm || entry.version !== versions[i] || now - entry.readAt >= MAX_AGE_MS;
     });
     const versionOf = new Map(farms.map((farm, i) => [farm.id, versions[i]!]));
-    for (let first = 0; first < stale.length; first += READ_BATCH) {
-      const batch = stale.slice(first, first + READ_BATCH);
-      const read = await this.reader.read(batch);
+    const batches: FarmConfig[][] = [];
+    for (let first = 0; first < stale.length; first += READ_BATCH) batches.push(stale.slice(first, first + READ_BATCH));
+    // The next batch is read while this one is rendered, so the round trips do not add up.
+    const readBatch = (batch: FarmConfig[] | undefined) => {
+      const read = batch && this.reader.read(batch);
+      // Awaited below; until then its failure must not count as unhandled.
+      read?.catch(() => undefined);
+      return read;
+    };
+    let next = readBatch(batches[0]);
+    for (const [b, batch] of batches.entries()) {
+      const read = await next!;
+      next = readBatch(batches[b + 1]);
       const readAt = Date.now();
-      // One farm per turn of the event loop: rendering ten farms at once would hold frames up.
+      // One farm per turn of the event loop: rendering a batch at once would hold frames up.
       for (const [i, state] of read.farms.entries()) {
         const config = batch[i]!;
         const lines = renderFarm(state).map((text) => Buffer.from(text));
