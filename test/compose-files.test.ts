@@ -38,7 +38,7 @@ describe('docker-compose.yml services', () => {
       const token = readToken(config.tokenFile!.replace('/etc/rasmon', dir));
       const farm = collector.farms.find((f) => f.id === config.farm)!;
       const sha = execFileSync('sha256sum', { input: token, encoding: 'utf8' }).split(' ')[0];
-      expect(farm.agentTokensSha256).toContain(sha);
+      expect(farm.agentTokensSha256.map((entry) => entry.sha256)).toContain(sha);
     }
     expect(hosts.size).toBe(agents.length);
   });

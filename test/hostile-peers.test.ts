@@ -4,17 +4,22 @@
  * and keeps acking a well-behaved agent, or that the peer gets a clear refusal and nothing
  * breaks for anyone else. Every attack is bounded in count and time.
  */
+import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import type { ErrorFrame } from '@rasmon/protocol';
 import { RedisServer } from './support/redis-server.js';
-import { CollectorProcess, eventually, rawConfig, within } from './support/collector-harness.js';
+import { CollectorProcess, eventually, rawConfig, sha256, within } from './support/collector-harness.js';
 import { TestAgent, session } from './support/agent-client.js';
 import { Scrape, parseMetrics } from './support/prometheus-text.js';
 
 const MiB = 1024 * 1024;
+const BIN = new URL('../collector/bin/rasmon-collector.js', import.meta.url).pathname;
+const run = promisify(execFile);
 
 let redis: RedisServer;
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
@@ -379,6 +384,89 @@ describe('logs', () => {
     await sleep(500);
     expect(wrong.output.join('')).not.toContain('hunter2-wrong-password');
     await admin.config('SET', 'requirepass', '');
+  });
+});
+
+describe('host identity', () => {
+  it('a token bound to host names cannot take over another host of its farm; each refusal is counted, and logged rate-limited without addresses', async () => {
+    const c = await collector([
+      {
+        id: 'farm-a',
+        seats: 10,
+        agentTokensSha256: [{ sha256: sha256('token-rdsh-1'), hosts: ['rdsh-1'] }, { sha256: sha256('token-leaked'), hosts: ['rdsh-0?'] }],
+      },
+    ]);
+    const good = await agent(c.url, 'token-rdsh-1', 'farm-a', 'rdsh-1');
+    await stillAcks(good, 1);
+    // The leaked token may claim its own hosts, in any case...
+    const own = await agent(c.url, 'token-leaked', 'farm-a', 'RDSH-05');
+    expect((await own.snapshot(1, [session('1', 'corp\\own')])).seq).toBe(1);
+    // ...but neither the good agent's host nor made-up ones: 20 hellos, 20 refusals.
+    const attempts = ['rdsh-1', 'RDSH-1', ...Array.from({ length: 18 }, (_, i) => `fake-${i}`)];
+    for (const host of attempts) {
+      const hostile = await TestAgent.connect(c.url, 'token-leaked');
+      cleanups.push(() => hostile.socket.terminate());
+      hostile.send({ type: 'hello', farm: 'farm-a', host, stream: 'stream-x' });
+      const error = await hostile.next<ErrorFrame>('error');
+      expect(error.code).toBe('forbidden');
+      expect(error.message).toBe(`this token may not claim host ${host}`);
+      expect((await hostile.closed).code).toBe(1008);
+    }
+    expect(await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'token_hosts' })).toBe(attempts.length);
+    // The good agent kept its host: not superseded, still acked, and the fakes hold no host.
+    await stillAcks(good, 2);
+    const api = (await (await fetch(`${c.url}/api/v1/farms/farm-a`)).json()) as { hosts: Array<{ host: string }> };
+    expect(api.hosts.map((host) => host.host).sort()).toEqual(['rdsh-05', 'rdsh-1']);
+    // One line for the first refusal (the rest wait for the 10 s summary), naming the farm, not the peer.
+    const lines = c.output.join('').split('\n');
+    const refusals = lines.filter((line) => line.includes('refused an agent hello'));
+    expect(refusals).toHaveLength(1);
+    expect(JSON.parse(refusals[0]!)).toMatchObject({ reason: 'token_hosts', farm: 'farm-a', status: 'forbidden', detail: 'this token may not claim host rdsh-1' });
+    expect(refusals[0]).not.toContain('127.0.0.1');
+    expect(lines.filter((line) => line.includes('may not claim') && !line.includes('refused an agent hello'))).toEqual([]);
+  });
+});
+
+describe('host caps', () => {
+  /** `rasmon-collector forget-host`, as an administrator runs it. */
+  function forgetHost(configPath: string, farm: string, host: string): Promise<unknown> {
+    return run(process.execPath, [BIN, 'forget-host', '--config', configPath, '--farm', farm, '--host', host], {
+      env: { ...process.env, RASMON_LOG_LEVEL: 'warn' },
+    });
+  }
+
+  it('retired hosts count toward maxKnownHosts: made-up hosts cannot grow the farm without bound, and forget-host frees them', async () => {
+    const c = await collector([{ id: 'farm-a', seats: 10, maxHosts: 2, maxKnownHosts: 4 }], { heartbeatSeconds: 1, hostRetireSeconds: 1 });
+    const retired = async (host: string) => (await Scrape.from(c.url)).value('ras_host_retired', { farm: 'farm-a', host });
+    // Hosts that come and go: each pair is retired, which frees maxHosts but not maxKnownHosts.
+    for (const pair of [['fake-1', 'fake-2'], ['fake-3', 'fake-4']]) {
+      for (const host of pair) {
+        const a = await agent(c.url, 'token-farm-a', 'farm-a', host);
+        await a.close();
+      }
+      await eventually(async () => {
+        for (const host of pair) expect(await retired(host)).toBe(1);
+      }, 15_000);
+    }
+    const refusals = await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'max_hosts' });
+    const real = await TestAgent.connect(c.url, 'token-farm-a');
+    cleanups.push(() => real.socket.terminate());
+    real.send({ type: 'hello', farm: 'farm-a', host: 'rdsh-new', stream: 'stream-1' });
+    const error = await real.next<ErrorFrame>('error');
+    expect(error).toEqual({
+      type: 'error',
+      code: 'forbidden',
+      message: 'farm farm-a already knows its maximum of 4 hosts, retired ones included (forget-host frees them)',
+    });
+    expect((await real.closed).code).toBe(1008);
+    expect(await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'max_hosts' })).toBe(refusals + 1);
+    // A known host still comes back (it grows nothing)...
+    const back = await agent(c.url, 'token-farm-a', 'farm-a', 'fake-1');
+    await back.close();
+    // ...and once an administrator forgets a made-up host, the real one gets in.
+    await forgetHost(c.configPath, 'farm-a', 'fake-2');
+    const admitted = await agent(c.url, 'token-farm-a', 'farm-a', 'rdsh-new');
+    expect((await admitted.snapshot(1, [session('1', 'corp\\new')])).seq).toBe(1);
   });
 });
 

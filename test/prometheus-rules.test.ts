@@ -166,8 +166,8 @@ describe('Prometheus rules and config (promtool)', () => {
       },
       {
         what: 'host-limit refusals left out of the refusals alert',
-        from: 'reason=~"unauthorized|revoked|forbidden|max_hosts"',
-        to: 'reason=~"unauthorized|revoked|forbidden"',
+        from: 'reason=~"unauthorized|revoked|forbidden|max_hosts|token_hosts|certificate_name"',
+        to: 'reason=~"unauthorized|revoked|forbidden|token_hosts|certificate_name"',
         alert: 'RasAgentRefusals',
       },
     ];

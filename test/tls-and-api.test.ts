@@ -101,6 +101,51 @@ describe('TLS', () => {
     }
   });
 
+  it('with hostIdentity certificate a hello may claim only a name of its client certificate (CN or DNS SAN, any case)', async () => {
+    // A second client certificate whose CN is no host, with its host name as a DNS SAN.
+    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=agent of rdsh-2', '-keyout', 'san.key', '-out', 'san.csr');
+    execFileSync('sh', ['-c', 'printf "subjectAltName=DNS:RDSH-2.corp.example,DNS:rdsh-2\\n" > client-san.cnf'], { cwd: dir });
+    openssl('x509', '-req', '-in', 'san.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'client-san.cnf', '-out', 'san.pem');
+    const tls = { cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), ca: join(dir, 'ca.pem') };
+    const collector = await InProcessCollector.start(rawConfig(redis.url, [{ id: 'farm-a', seats: 5, hostIdentity: 'certificate' }], { tls }));
+    const url = `https://127.0.0.1:${collector.collector.address.port}`;
+    const ca = readFileSync(join(dir, 'ca.pem'));
+    const withCert = (name: string) => ({ ca, cert: readFileSync(join(dir, `${name}.pem`)), key: readFileSync(join(dir, `${name}.key`)) });
+    /** The first frame answering a hello, and the close code when it is an error. */
+    const hello = async (cert: string, host: string) => {
+      const socket = await wssAgent(url, withCert(cert));
+      const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+      const frame = await new Promise<any>((resolve) => {
+        socket.once('message', (data) => resolve(JSON.parse(data.toString())));
+        socket.send(JSON.stringify({ type: 'hello', farm: 'farm-a', host, stream: 's' }));
+      });
+      if (frame.type === 'welcome') socket.close();
+      return { frame, code: await closed };
+    };
+    try {
+      // client.pem's CN is rdsh-1.
+      expect((await hello('client', 'RDSH-1')).frame.type).toBe('welcome');
+      const refused = await hello('client', 'rdsh-2');
+      expect(refused.frame).toEqual({ type: 'error', code: 'forbidden', message: 'host rdsh-2 is not a name of this client certificate' });
+      expect(refused.code).toBe(1008);
+      expect((await hello('san', 'rdsh-2')).frame.type).toBe('welcome');
+      expect((await hello('san', 'rdsh-2.corp.example')).frame.type).toBe('welcome');
+      expect((await hello('san', 'rdsh-1')).frame.code).toBe('forbidden');
+      const metrics = await new Promise<string>((resolve, reject) => {
+        const req = request(`${url}/metrics`, withCert('client'), (res) => {
+          let text = '';
+          res.on('data', (chunk) => (text += chunk));
+          res.on('end', () => resolve(text));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(new Scrape(parseMetrics(metrics)).value('rasmon_collector_upgrades_rejected_total', { reason: 'certificate_name' })).toBe(2);
+    } finally {
+      await collector.stop();
+    }
+  });
+
   it('the agent connects over wss:// with a custom CA and a client certificate, and its sessions arrive', async () => {
     const tls = { cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), ca: join(dir, 'ca.pem') };
     const collector = await InProcessCollector.start(rawConfig(redis.url, [{ id: 'farm-a', seats: 5 }], { tls }), { tickMs: 100 });

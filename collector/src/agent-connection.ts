@@ -22,11 +22,13 @@ import {
   type Rejection,
   type StatusFrame,
 } from '@rasmon/protocol';
-import type { FarmDirectory } from './farm-directory.js';
+import type { FarmConfig } from './config.js';
+import type { FarmDirectory, PeerNames } from './farm-directory.js';
 import type { ApplyResult, HostClaim, LicenseEngine } from './license-engine.js';
 import type { Logger } from './logger.js';
 import type { CollectorMetrics, UpgradeRejection } from './metrics.js';
 import { TokenBucket } from './rate-limit.js';
+import type { RefusalLog } from './refusal-log.js';
 
 /** Above this many bytes unsent to an agent, the collector stops reading it until they drain. */
 export const OUTPUT_SOFT_LIMIT = 256 * 1024;
@@ -55,6 +57,10 @@ export class AgentConnection {
   /** Set by an accepted hello. */
   claim: HostClaim | undefined;
   agent: string | undefined;
+  /** The client certificate's names (with `tls.ca`), for `hostIdentity: certificate`. */
+  peer: PeerNames | undefined;
+  /** Where hellos refused for their host identity are logged, rate-limited; else as any failure. */
+  identityRefusals: RefusalLog | undefined;
   /** Last time a ping or pong came from the agent, ms. */
   lastHeard = Date.now();
   readonly openedAt = Date.now();
@@ -116,9 +122,9 @@ export class AgentConnection {
   }
 
   /** Sends an error frame and closes with the code docs/design.md §3 gives it. */
-  fail(code: ErrorCode, message: string): void {
+  fail(code: ErrorCode, message: string, { logged = true } = {}): void {
     if (this.closed) return;
-    this.log.info({ code, reason: message }, 'closing agent connection');
+    if (logged) this.log.info({ code, reason: message }, 'closing agent connection');
     this.send({ type: 'error', code, message });
     this.close(ERROR_CLOSE_CODES[code], code);
   }
@@ -269,6 +275,14 @@ export class AgentConnection {
     if (!farms.hostAllowed(farm.id, hello.host)) {
       return reject('forbidden', 'forbidden', `host ${hello.host} is not among the hosts of farm ${farm.id}`);
     }
+    const identity = farms.hostIdentityRefusal(this.tokenSha256, hello.host, this.peer);
+    if (identity) {
+      // A leaked token trying host names is logged per farm, rate-limited (no address).
+      this.identityRefusals?.refused(identity.reason, farm.id, 'forbidden', identity.message);
+      this.refuse('hello');
+      this.ctx.metrics.upgradesRejected.inc({ reason: identity.reason });
+      return this.fail('forbidden', identity.message, { logged: this.identityRefusals === undefined });
+    }
     const claim: HostClaim = {
       farm: rules,
       host: normalizeHost(hello.host),
@@ -276,15 +290,13 @@ export class AgentConnection {
       stream: hello.stream,
       epoch: await this.ctx.epoch(farm.id),
     };
-    let result = await this.ctx.engine.hello(claim, hello.agent, farm.maxHosts);
+    let result = await this.ctx.engine.hello(claim, hello.agent, farm);
     if (result.kind === 'epoch') {
       await this.ctx.epochLost(farm.id);
       claim.epoch = await this.ctx.epoch(farm.id);
-      result = await this.ctx.engine.hello(claim, hello.agent, farm.maxHosts);
+      result = await this.ctx.engine.hello(claim, hello.agent, farm);
     }
-    if (result.kind === 'full') {
-      return reject('forbidden', 'max_hosts', `farm ${farm.id} already has its maximum of ${farm.maxHosts} hosts`);
-    }
+    if (result.kind === 'full') return reject('forbidden', 'max_hosts', farmFull(farm, result.cap));
     if (result.kind !== 'ok') throw new Error('the farm epoch changed twice during one hello');
     if (this.closed) return;
     this.claim = claim;
@@ -329,8 +341,8 @@ export class AgentConnection {
     const farm = this.ctx.farms().get(this.farmId);
     if (!claim || !farm || this.closed || !this.syncRules()) return;
     claim.epoch = epoch;
-    const result = await this.ctx.engine.hello(claim, this.agent, farm.maxHosts);
-    if (result.kind === 'full') return this.fail('forbidden', `farm ${farm.id} already has its maximum of ${farm.maxHosts} hosts`);
+    const result = await this.ctx.engine.hello(claim, this.agent, farm);
+    if (result.kind === 'full') return this.fail('forbidden', farmFull(farm, result.cap));
     if (result.kind === 'ok') {
       this.awaitingSnapshot = false;
       this.resync();
@@ -408,6 +420,13 @@ export class AgentConnection {
       this.resync();
     }
   }
+}
+
+/** The error a hello gets from a farm at one of its host limits. */
+function farmFull(farm: FarmConfig, cap: 'hosts' | 'known'): string {
+  return cap === 'hosts'
+    ? `farm ${farm.id} already has its maximum of ${farm.maxHosts} hosts`
+    : `farm ${farm.id} already knows its maximum of ${farm.maxKnownHosts} hosts, retired ones included (forget-host frees them)`;
 }
 
 /**

@@ -5,15 +5,17 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AGENT_PATH, CloseCode, silenceLimitMs, SUBPROTOCOL } from '@rasmon/protocol';
 import { AgentConnection, type ConnectionContext } from './agent-connection.js';
 import { bearerToken } from './bearer-token.js';
 import { sha256Hex, type CollectorConfig } from './config.js';
+import { peerNames } from './farm-directory.js';
 import type { Logger } from './logger.js';
 import type { UpgradeRejection } from './metrics.js';
 import { KeyedRateLimiter } from './rate-limit.js';
-import { RefusalLog } from './refusal-log.js';
+import { HELLO_REFUSALS, RefusalLog } from './refusal-log.js';
 
 export interface AgentServerOptions {
   context: ConnectionContext;
@@ -68,10 +70,12 @@ export class AgentServer {
   private readonly releases = new Set<Promise<void>>();
   private readonly upgradeLimiter: KeyedRateLimiter;
   private readonly refusals: RefusalLog;
+  private readonly identityRefusals: RefusalLog;
 
   constructor(private readonly options: AgentServerOptions) {
     this.upgradeLimiter = new KeyedRateLimiter(options.limits.upgradesPerSecondPerAddress, options.limits.upgradeBurstPerAddress);
     this.refusals = new RefusalLog(options.log);
+    this.identityRefusals = new RefusalLog(options.log, HELLO_REFUSALS);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.context.limits.maxFrameBytes,
@@ -103,6 +107,12 @@ export class AgentServer {
       if (host !== undefined && !farms.hostAllowed(connection.farmId, host)) {
         this.options.context.metrics.upgradesRejected.inc({ reason: 'revoked' });
         connection.fail('forbidden', `host ${host} is no longer among the hosts of farm ${connection.farmId}`);
+        continue;
+      }
+      const identity = host === undefined ? undefined : farms.hostIdentityRefusal(connection.tokenSha256, host, connection.peer);
+      if (identity) {
+        this.options.context.metrics.upgradesRejected.inc({ reason: 'revoked' });
+        connection.fail('forbidden', `${identity.message} (changed by a reload)`);
       }
     }
   }
@@ -153,6 +163,10 @@ export class AgentServer {
     const id = `${this.options.collectorId}:${(this.nextId += 1)}`;
     const connLog = log.child({ conn: id, remote: req.socket.remoteAddress });
     const connection = new AgentConnection(id, farmId, tokenSha256, ws, context, connLog);
+    // With tls.ca the certificate was verified before the upgrade; without TLS there is none.
+    const tls = req.socket as Partial<TLSSocket>;
+    connection.peer = typeof tls.getPeerCertificate === 'function' ? peerNames(tls.getPeerCertificate()) : undefined;
+    connection.identityRefusals = this.identityRefusals;
     this.connections.add(connection);
     const slot = this.beatSlots[this.nextId % this.beatSlots.length]!;
     slot.add(connection);
@@ -259,6 +273,7 @@ export class AgentServer {
     for (const connection of this.connections) connection.terminate();
     await Promise.all(this.releases);
     this.refusals.stop();
+    this.identityRefusals.stop();
     this.wss.close();
   }
 }

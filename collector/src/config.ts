@@ -136,6 +136,35 @@ const hostPattern = z
     error: 'must be a host-name pattern of letters, digits, ".", "_", "-", "*" and "?"',
   });
 
+// An empty list would refuse every agent; that is a mistake, not a policy.
+function hostPatternList(leaveOut: string) {
+  return z
+    .array(hostPattern, { error: 'must be a list of host-name patterns' })
+    .min(1, { error: `must list at least one pattern (leave hosts out to allow ${leaveOut})` });
+}
+
+const TOKEN_ENTRY_HINT = 'must be a sha256 hex string or a mapping { sha256, hosts }';
+
+/** `{ sha256, hosts }`: a token that may claim only the host names its patterns match. */
+const tokenEntry = z.strictObject({ sha256: tokenHash, hosts: hostPatternList('any host of the farm').optional() }, { error: TOKEN_ENTRY_HINT });
+const plainToken = tokenHash.transform((sha256) => ({ sha256 }));
+
+/**
+ * One agent token of a farm: its hash alone, or `{ sha256, hosts }`. Dispatched on the type rather
+ * than a zod union, so that a bad entry is reported by the key at fault (`...[1].sha256: must be 64
+ * hex ...`) instead of as "matches neither form".
+ */
+const agentToken = z.unknown().transform((value, ctx): z.output<typeof tokenEntry> => {
+  const result = (typeof value === 'string' ? plainToken : tokenEntry).safeParse(value);
+  if (result.success) return result.data;
+  // The issues keep their own paths, under this entry's.
+  ctx.issues.push(...(result.error.issues as typeof ctx.issues));
+  return z.NEVER;
+});
+
+/** Which host names a hello may claim, besides the farm's and the token's `hosts`. */
+export const HOST_IDENTITIES = ['token', 'certificate'] as const;
+
 const farmSchema = z.strictObject(
   {
     // Agents name their farm in the hello, so an id must be a valid protocol name.
@@ -154,19 +183,19 @@ const farmSchema = z.strictObject(
       })
       .optional(),
     expires: isoTime,
-    agentTokensSha256: tokenHashList(),
+    agentTokensSha256: z.array(agentToken, { error: 'must be a list of sha256 hex strings or { sha256, hosts } mappings' }),
+    // certificate: the hello's host must be the client certificate's name (needs tls.ca).
+    hostIdentity: z.enum(HOST_IDENTITIES, { error: 'must be "token" or "certificate"' }).default('token'),
     countDisconnected: z
       .boolean({ error: 'must be true or false' })
       .default(CONFIG_DEFAULTS.farm.countDisconnected),
     overuseGraceDays: positiveNumber().default(CONFIG_DEFAULTS.farm.overuseGraceDays),
     expiryGraceDays: nonNegativeNumber().default(CONFIG_DEFAULTS.farm.expiryGraceDays),
     overuseGraceStartedAt: isoTime.optional(),
-    // An empty list would refuse every agent of the farm; that is a mistake, not a policy.
-    hosts: z
-      .array(hostPattern, { error: 'must be a list of host-name patterns' })
-      .min(1, { error: 'must list at least one pattern (leave hosts out to allow any host)' })
-      .optional(),
+    hosts: hostPatternList('any host').optional(),
     maxHosts: integer(1).default(CONFIG_DEFAULTS.farm.maxHosts),
+    // Hosts the farm may know, retired ones included; by default twice maxHosts (below).
+    maxKnownHosts: integer(1).optional(),
     // Host names compare case-insensitively (docs/design.md §2 rule 1): kept in lower case, once each.
     expectedHosts: z
       .array(z.string({ error: 'must be a host name' }).regex(NAME_PATTERN, { error: `must be a host name matching ${NAME_PATTERN.source}` }), {
@@ -178,7 +207,7 @@ const farmSchema = z.strictObject(
     forgetHostsAfterDays: positiveNumber().default(CONFIG_DEFAULTS.farm.forgetHostsAfterDays),
   },
   { error: 'must be a mapping' },
-);
+).transform((farm) => ({ ...farm, maxKnownHosts: farm.maxKnownHosts ?? 2 * farm.maxHosts }));
 
 const hostPortList = z
   .array(z.string({ error: NODE_HINT }).refine(isRedisNode, { error: NODE_HINT }), {
@@ -333,7 +362,24 @@ function checkConsistency(config: CollectorConfig, source: string): void {
     }
     farmIndexById.set(farm.id.toLowerCase(), index);
     // A token identifies its farm at upgrade time, so one token opening two farms would be ambiguous.
-    farm.agentTokensSha256.forEach((hash, tokenIndex) => {
+    if (farm.hostIdentity === 'certificate' && config.tls?.ca === undefined) {
+      throw located(
+        `farms[${index}].hostIdentity`,
+        'certificate needs client certificates: set tls.ca (and tls.cert, tls.key)',
+        source,
+      );
+    }
+    if (farm.maxKnownHosts < farm.maxHosts) {
+      throw located(`farms[${index}].maxKnownHosts`, `must be at least maxHosts (${farm.maxHosts}): retired hosts are known too`, source);
+    }
+    const hostsByToken = new Map<string, string>();
+    farm.agentTokensSha256.forEach(({ sha256: hash, hosts }, tokenIndex) => {
+      // Listed twice in one farm is harmless unless the two entries allow different hosts.
+      const allowed = JSON.stringify(hosts ?? null);
+      if ((hostsByToken.get(hash) ?? allowed) !== allowed) {
+        throw located(`farms[${index}].agentTokensSha256[${tokenIndex}]`, 'is listed twice in this farm with different hosts', source);
+      }
+      hostsByToken.set(hash, allowed);
       const owner = farmIndexByToken.get(hash);
       if (owner !== undefined && owner !== index) {
         throw located(

@@ -4,6 +4,8 @@
  * the farm's license rules for the scripts, and whether it allows a host name (patterns compiled
  * once). A reload replaces the whole directory; nothing holds on to an old farm.
  */
+import type { PeerCertificate } from 'node:tls';
+import { normalizeHost } from '@rasmon/protocol';
 import type { FarmConfig } from './config.js';
 import type { FarmRules } from './license-engine.js';
 
@@ -47,9 +49,27 @@ interface Entry {
   hostPatterns: readonly RegExp[] | undefined;
 }
 
+interface TokenEntry {
+  farm: Entry;
+  /** The token's own `hosts`; undefined: any host the farm allows. */
+  hostPatterns: readonly RegExp[] | undefined;
+}
+
+/** Why a hello may not claim its host name although the farm allows it (docs/design.md §3). */
+export interface HostIdentityRefusal {
+  reason: 'token_hosts' | 'certificate_name';
+  message: string;
+}
+
+/** A client certificate's names, as a hello's host is compared with them. */
+export interface PeerNames {
+  /** Subject CN and DNS subject alternative names, lower case. */
+  names: ReadonlySet<string>;
+}
+
 export class FarmDirectory {
   private readonly byId = new Map<string, Entry>();
-  private readonly byToken = new Map<string, Entry>();
+  private readonly byToken = new Map<string, TokenEntry>();
   private readonly farms: readonly FarmConfig[];
 
   /** `farms` were validated by `parseConfig`: ids unique in any case, each token hash in one farm. */
@@ -62,7 +82,9 @@ export class FarmDirectory {
         hostPatterns: config.hosts?.map(globToRegExp),
       };
       this.byId.set(idKey(config.id), entry);
-      for (const hash of config.agentTokensSha256) this.byToken.set(hash, entry);
+      for (const token of config.agentTokensSha256) {
+        this.byToken.set(token.sha256, { farm: entry, hostPatterns: token.hosts?.map(globToRegExp) });
+      }
     }
   }
 
@@ -82,7 +104,7 @@ export class FarmDirectory {
 
   /** The farm an agent token (its lower-case hex sha256) opens, if any. */
   byTokenHash(sha256: string): FarmConfig | undefined {
-    return this.byToken.get(sha256)?.config;
+    return this.byToken.get(sha256)?.farm.config;
   }
 
   /** The farm's license rules as the scripts take them; undefined when it is not configured. */
@@ -98,6 +120,43 @@ export class FarmDirectory {
   hostAllowed(id: string, host: string): boolean {
     const entry = this.byId.get(idKey(id));
     if (!entry) return false;
-    return entry.hostPatterns === undefined || entry.hostPatterns.some((pattern) => pattern.test(host));
+    return matches(entry.hostPatterns, host);
   }
+
+  /**
+   * Whether a connection of this token may claim `host` of a farm that allows it: the token's own
+   * `hosts`, if it has them, must match the name; with `hostIdentity: certificate` the name must also
+   * be one of the client certificate's (`peer`; none without a certificate). Undefined when it may.
+   */
+  hostIdentityRefusal(tokenSha256: string, host: string, peer: PeerNames | undefined): HostIdentityRefusal | undefined {
+    const token = this.byToken.get(tokenSha256);
+    if (!token) return { reason: 'token_hosts', message: 'this token is not valid for any farm' };
+    if (!matches(token.hostPatterns, host)) {
+      return { reason: 'token_hosts', message: `this token may not claim host ${host}` };
+    }
+    if (token.farm.config.hostIdentity === 'certificate' && !peer?.names.has(normalizeHost(host))) {
+      return { reason: 'certificate_name', message: `host ${host} is not a name of this client certificate` };
+    }
+    return undefined;
+  }
+}
+
+function matches(patterns: readonly RegExp[] | undefined, host: string): boolean {
+  return patterns === undefined || patterns.some((pattern) => pattern.test(host));
+}
+
+/**
+ * The names of a verified client certificate: its subject CN and its DNS subject alternative
+ * names, lower case (host names compare case-insensitively). Undefined without a certificate.
+ */
+export function peerNames(certificate: PeerCertificate | undefined): PeerNames | undefined {
+  if (!certificate || Object.keys(certificate).length === 0) return undefined;
+  const names = new Set<string>();
+  const cn = certificate.subject?.CN;
+  for (const name of Array.isArray(cn) ? cn : cn === undefined ? [] : [cn]) names.add(normalizeHost(name));
+  for (const entry of (certificate.subjectaltname ?? '').split(',')) {
+    const match = /^\s*DNS:(.+?)\s*$/.exec(entry);
+    if (match?.[1]) names.add(normalizeHost(match[1]));
+  }
+  return { names };
 }

@@ -7,7 +7,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { normalizeHost, type ParsedEvent, type Session, type StatusFrame } from '@rasmon/protocol';
 import { ScriptError } from './errors.js';
 import type { RedisKeys } from './redis-keys.js';
-import { scriptCalls, type FarmRules, type HostIdentity } from './script-args.js';
+import { scriptCalls, type FarmRules, type HostCaps, type HostIdentity } from './script-args.js';
 import { runScript } from './scripts.js';
 
 export type { FarmRules } from './script-args.js';
@@ -17,7 +17,8 @@ export interface HostClaim extends HostIdentity {
   farm: FarmRules;
 }
 
-export type HelloResult = { kind: 'ok'; ack: number } | { kind: 'full' } | { kind: 'epoch' };
+/** `full`: `hosts` when the farm has maxHosts hosts that are not retired, `known` when it knows maxKnownHosts. */
+export type HelloResult = { kind: 'ok'; ack: number } | { kind: 'full'; cap: 'hosts' | 'known' } | { kind: 'epoch' };
 
 export type ApplyResult =
   | {
@@ -67,11 +68,12 @@ export class LicenseEngine {
     return { host: normalizeHost(claim.host), owner: claim.owner, stream: claim.stream, epoch: claim.epoch };
   }
 
-  async hello(claim: HostClaim, agent: string | undefined, maxHosts: number): Promise<HelloResult> {
-    const reply = await runScript(this.redis, scriptCalls.hello(this.keys, claim.farm, this.identity(claim), agent, this.leaseMs, maxHosts));
-    const [code, ack] = reply as [string, number?];
-    if (code === 'ok' && typeof ack === 'number') return { kind: 'ok', ack };
-    if (code === 'full' || code === 'epoch') return { kind: code };
+  async hello(claim: HostClaim, agent: string | undefined, caps: HostCaps): Promise<HelloResult> {
+    const reply = await runScript(this.redis, scriptCalls.hello(this.keys, claim.farm, this.identity(claim), agent, this.leaseMs, caps));
+    const [code, detail] = reply as [string, (number | string)?];
+    if (code === 'ok' && typeof detail === 'number') return { kind: 'ok', ack: detail };
+    if (code === 'full' && (detail === 'hosts' || detail === 'known')) return { kind: 'full', cap: detail };
+    if (code === 'epoch') return { kind: code };
     return unexpected('hello', reply);
   }
 

@@ -18,6 +18,8 @@ export const UPGRADE_REJECTIONS = [
   'bad_hello',
   'forbidden',
   'max_hosts',
+  'token_hosts',
+  'certificate_name',
   'revoked',
   'rate_limited',
   'too_many_connections',

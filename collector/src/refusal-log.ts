@@ -1,11 +1,23 @@
 /**
- * Refused upgrades, logged with the remote address but rate-limited: the first refusal after a
- * quiet spell is logged at once, the rest are summed up once per window (counts by reason, the
- * busiest addresses), so a flood of bad tokens costs one log line every few seconds.
+ * Refusals, logged rate-limited: the first refusal after a quiet spell is logged at once, the rest
+ * are summed up once per window (counts by reason, the busiest keys), so a flood of bad tokens or
+ * forged host names costs one log line every few seconds. Upgrades are keyed by remote address;
+ * hellos by farm (no address, no user name).
  */
 import type { Logger } from './logger.js';
 
 const TOP_ADDRESSES = 5;
+
+/** How one kind of refusal is logged: its two messages and the fields its key and count go under. */
+export interface RefusalKind {
+  first: string;
+  summary: string;
+  keyField: string;
+  countField: string;
+}
+
+export const UPGRADE_REFUSALS: RefusalKind = { first: 'refused an agent upgrade', summary: 'refused agent upgrades', keyField: 'remote', countField: 'addresses' };
+export const HELLO_REFUSALS: RefusalKind = { first: 'refused an agent hello', summary: 'refused agent hellos', keyField: 'farm', countField: 'farms' };
 
 export class RefusalLog {
   private window: { reasons: Map<string, number>; addresses: Map<string, number> } | undefined;
@@ -13,13 +25,16 @@ export class RefusalLog {
 
   constructor(
     private readonly log: Logger,
+    private readonly kind: RefusalKind = UPGRADE_REFUSALS,
     private readonly windowMs = 10_000,
   ) {}
 
-  refused(reason: string, address: string | undefined, status: number): void {
-    const remote = address ?? 'unknown';
+  /** `status`: the HTTP status or error code the peer got; `detail`, in the first line only, says why. */
+  refused(reason: string, key: string | undefined, status: number | string, detail?: string): void {
+    const remote = key ?? 'unknown';
     if (!this.window) {
-      this.log.warn({ reason, remote, status }, 'refused an agent upgrade');
+      const fields = { reason, [this.kind.keyField]: remote, status, ...(detail === undefined ? {} : { detail }) };
+      this.log.warn(fields, this.kind.first);
       this.window = { reasons: new Map(), addresses: new Map() };
       this.timer = setTimeout(() => this.flush(), this.windowMs);
       this.timer.unref();
@@ -43,9 +58,9 @@ export class RefusalLog {
     const top = [...window.addresses.entries()]
       .sort((a, b) => b[1] - a[1])
       .slice(0, TOP_ADDRESSES)
-      .map(([remote, count]) => ({ remote, count }));
+      .map(([remote, count]) => ({ [this.kind.keyField]: remote, count }));
     const refused = Object.fromEntries(window.reasons);
-    this.log.warn({ refused, addresses: window.addresses.size, top, windowSeconds: this.windowMs / 1000 }, 'refused agent upgrades');
+    this.log.warn({ refused, [this.kind.countField]: window.addresses.size, top, windowSeconds: this.windowMs / 1000 }, this.kind.summary);
     // The next window opens with the next refusal, logged at once only if this one was quiet.
     this.window = { reasons: new Map(), addresses: new Map() };
     this.timer = setTimeout(() => this.flush(), this.windowMs);

@@ -77,6 +77,12 @@ export function packSnapshot(sessions: readonly Session[]): string {
   return JSON.stringify(sessions.map((session) => [canonicalSession(session), indexed(session)]));
 }
 
+/** A farm's host limits: hosts not retired, and hosts known (retired ones included). */
+export interface HostCaps {
+  maxHosts: number;
+  maxKnownHosts: number;
+}
+
 export interface Settings {
   /** Lease length (ms). */
   leaseMs: number;
@@ -85,7 +91,7 @@ export interface Settings {
 }
 
 export const scriptCalls = {
-  hello(keys: RedisKeys, rules: FarmRules, who: HostIdentity, agent: string | undefined, leaseMs: number, maxHosts: number): ScriptCall {
+  hello(keys: RedisKeys, rules: FarmRules, who: HostIdentity, agent: string | undefined, leaseMs: number, caps: HostCaps): ScriptCall {
     return call('hello', hostKeys(keys, rules.id, who.host), rules, [
       ['epoch', who.epoch],
       ['owner', who.owner],
@@ -93,7 +99,8 @@ export const scriptCalls = {
       ['stream', who.stream],
       ['agent', agent ?? ''],
       ['leaseMs', leaseMs],
-      ['maxHosts', maxHosts],
+      ['maxHosts', caps.maxHosts],
+      ['maxKnownHosts', caps.maxKnownHosts],
     ]);
   },
 

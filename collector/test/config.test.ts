@@ -103,11 +103,13 @@ describe('parseConfig', () => {
           seats: 250,
           license: 'primary',
           expires: Date.UTC(2027, 5, 30),
-          agentTokensSha256: [HASH_A],
+          agentTokensSha256: [{ sha256: HASH_A }],
+          hostIdentity: 'token',
           countDisconnected: true,
           overuseGraceDays: 7,
           expiryGraceDays: 30,
           maxHosts: 5000,
+          maxKnownHosts: 10_000,
           forgetHostsAfterDays: 30,
           expectedHosts: [],
         },
@@ -128,7 +130,18 @@ describe('parseConfig', () => {
 
   it('lower-cases token hashes given in upper case', () => {
     const config = parseConfig(withFarm({ agentTokensSha256: [HASH_A.toUpperCase()] }), 'test');
-    expect(config.farms[0]?.agentTokensSha256).toEqual([HASH_A]);
+    expect(config.farms[0]?.agentTokensSha256).toEqual([{ sha256: HASH_A }]);
+  });
+
+  it('takes maxKnownHosts as given, or twice maxHosts', () => {
+    expect(parseConfig(withFarm({ maxHosts: 10 }), 'test').farms[0]?.maxKnownHosts).toBe(20);
+    expect(parseConfig(withFarm({ maxHosts: 10, maxKnownHosts: 10 }), 'test').farms[0]?.maxKnownHosts).toBe(10);
+  });
+
+  it('reads agent tokens as hashes or as { sha256, hosts } mappings, the two forms mixed', () => {
+    const config = parseConfig(withFarm({ agentTokensSha256: [HASH_A, { sha256: HASH_B.toUpperCase(), hosts: ['rdsh-0*'] }, { sha256: sha256Hex('token-c') }] }), 'test');
+    expect(config.farms[0]?.agentTokensSha256).toEqual([{ sha256: HASH_A }, { sha256: HASH_B, hosts: ['rdsh-0*'] }, { sha256: sha256Hex('token-c') }]);
+    expect(config.farms[0]?.hostIdentity).toBe('token');
   });
 
   it('reads expiry times with an offset and optional overuse grace start', () => {
@@ -175,6 +188,14 @@ describe('parseConfig', () => {
     ['expires as a date only', withFarm({ expires: '2027-06-30' }), 'farms[0].expires: must be an ISO-8601'],
     ['expires on a day that does not exist', withFarm({ expires: '2027-02-30T00:00:00Z' }), 'farms[0].expires:'],
     ['a token instead of its hash', withFarm({ agentTokensSha256: [HASH_A, 'secret'] }), 'farms[0].agentTokensSha256[1]: must be 64 hex'],
+    ['a token mapping with a token in it', withFarm({ agentTokensSha256: [{ sha256: 'secret', hosts: ['a'] }] }), 'farms[0].agentTokensSha256[0].sha256: must be 64 hex'],
+    ['a token mapping without its hash', withFarm({ agentTokensSha256: [{ hosts: ['rdsh-1'] }] }), 'farms[0].agentTokensSha256[0].sha256: is required'],
+    ['a token mapping with no hosts', withFarm({ agentTokensSha256: [{ sha256: HASH_A, hosts: [] }] }), 'farms[0].agentTokensSha256[0].hosts: must list at least one pattern'],
+    ['a token mapping with a bad pattern', withFarm({ agentTokensSha256: [{ sha256: HASH_A, hosts: ['rdsh 1'] }] }), 'farms[0].agentTokensSha256[0].hosts[0]: must be a host-name pattern'],
+    ['a token mapping with a misspelt key', withFarm({ agentTokensSha256: [{ sha256: HASH_A, host: ['rdsh-1'] }] }), 'farms[0].agentTokensSha256[0].host: unknown key'],
+    ['a token that is a number', withFarm({ agentTokensSha256: [5] }), 'farms[0].agentTokensSha256[0]: must be a sha256 hex string or a mapping { sha256, hosts }'],
+    ['an unknown hostIdentity', withFarm({ hostIdentity: 'cn' }), 'farms[0].hostIdentity: must be "token" or "certificate"'],
+    ['hostIdentity certificate without client certificates', withFarm({ hostIdentity: 'certificate' }), 'farms[0].hostIdentity: certificate needs client certificates: set tls.ca'],
     ['a bad api token hash', { ...minimal(), api: { tokensSha256: ['abc'] } }, 'api.tokensSha256[0]: must be 64 hex'],
     ['a bad license', withFarm({ license: 'trial' }), 'farms[0].license: must be "primary", "sublicense" or "spla"'],
     ['a bad farm id', withFarm({ id: '-farm' }), 'farms[0].id: must be 1 to 64'],
@@ -183,6 +204,8 @@ describe('parseConfig', () => {
     ['zero overuse grace', withFarm({ overuseGraceDays: 0 }), 'farms[0].overuseGraceDays: must be a number > 0'],
     ['negative expiry grace', withFarm({ expiryGraceDays: -1 }), 'farms[0].expiryGraceDays: must be a number >= 0'],
     ['zero maxHosts', withFarm({ maxHosts: 0 }), 'farms[0].maxHosts: must be an integer >= 1'],
+    ['maxKnownHosts below maxHosts', withFarm({ maxHosts: 10, maxKnownHosts: 9 }), 'farms[0].maxKnownHosts: must be at least maxHosts (10)'],
+    ['fractional maxKnownHosts', withFarm({ maxKnownHosts: 10.5 }), 'farms[0].maxKnownHosts: must be an integer >= 1'],
     ['a bad expected host', withFarm({ expectedHosts: ['rdsh-1', 'rdsh 2'] }), 'farms[0].expectedHosts[1]: must be a host name'],
     ['expectedHosts not a list', withFarm({ expectedHosts: 'rdsh-1' }), 'farms[0].expectedHosts: must be a list of host names'],
     ['empty hosts', withFarm({ hosts: [] }), 'farms[0].hosts: must list at least one pattern'],
@@ -262,6 +285,12 @@ describe('parseConfig', () => {
       },
     ];
     expect(parseError(raw)).toMatch(/^farms\[1\]\.agentTokensSha256\[1\]: already belongs to farms\[0\]/);
+  });
+
+  it('rejects a token listed twice in one farm with different hosts, and takes it twice with the same', () => {
+    const twice = (second: unknown) => withFarm({ agentTokensSha256: [{ sha256: HASH_A, hosts: ['rdsh-1'] }, second] });
+    expect(parseError(twice(HASH_A))).toMatch(/^farms\[0\]\.agentTokensSha256\[1\]: is listed twice in this farm with different hosts/);
+    expect(parseConfig(twice({ sha256: HASH_A.toUpperCase(), hosts: ['rdsh-1'] }), 'test').farms[0]?.agentTokensSha256).toHaveLength(2);
   });
 
   it('rejects a tls file that does not exist, naming the key and the path', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig, sha256Hex } from '../src/config.js';
-import { FarmDirectory } from '../src/farm-directory.js';
+import type { PeerCertificate } from 'node:tls';
+import { FarmDirectory, peerNames } from '../src/farm-directory.js';
 
 const config = parseConfig(
   {
@@ -37,5 +38,52 @@ describe('FarmDirectory', () => {
     expect(farms.hostAllowed('farm-a', 'gw-01')).toBe(false);
     expect(farms.hostAllowed('farm-b', 'anything')).toBe(true);
     expect(farms.hostAllowed('farm-c', 'rdsh-01')).toBe(false);
+  });
+});
+
+describe('host identity', () => {
+  const [open, bound] = parseConfig(
+    {
+      farms: [
+        {
+          id: 'farm-a',
+          seats: 5,
+          license: 'primary',
+          expires: '2030-01-01T00:00:00Z',
+          agentTokensSha256: [sha256Hex('any'), { sha256: sha256Hex('bound'), hosts: ['rdsh-0?'] }],
+        },
+        { id: 'farm-c', seats: 5, license: 'primary', expires: '2030-01-01T00:00:00Z', agentTokensSha256: [sha256Hex('cert')] },
+      ],
+    },
+    'test',
+  ).farms;
+  // hostIdentity: certificate needs tls.ca files to parse; the directory takes the farm as parsed.
+  const farms = new FarmDirectory([open!, { ...bound!, hostIdentity: 'certificate' }]);
+
+  it('a token with hosts may claim only the names they match, in any case; a plain hash any host', () => {
+    expect(farms.hostIdentityRefusal(sha256Hex('bound'), 'RDSH-01', undefined)).toBeUndefined();
+    expect(farms.hostIdentityRefusal(sha256Hex('bound'), 'rdsh-10', undefined)).toEqual({ reason: 'token_hosts', message: 'this token may not claim host rdsh-10' });
+    expect(farms.hostIdentityRefusal(sha256Hex('any'), 'rdsh-10', undefined)).toBeUndefined();
+    expect(farms.hostIdentityRefusal(sha256Hex('nope'), 'rdsh-01', undefined)?.reason).toBe('token_hosts');
+  });
+
+  it('reads a certificate subject CN and DNS SANs, lower case, and nothing else', () => {
+    const peer = peerNames({ subject: { CN: 'RDSH-07' }, subjectaltname: 'DNS:rdsh-07.corp.example, IP Address:10.0.0.7, DNS:Alias-7' } as PeerCertificate);
+    expect([...peer!.names]).toEqual(['rdsh-07', 'rdsh-07.corp.example', 'alias-7']);
+    expect(peerNames({} as PeerCertificate)).toBeUndefined();
+    expect(peerNames(undefined)).toBeUndefined();
+  });
+
+  it('with hostIdentity certificate the host must be one of the certificate names, in any case', () => {
+    const peer = peerNames({ subject: { CN: 'rdsh-07' }, subjectaltname: 'DNS:Alias-7' } as PeerCertificate);
+    expect(farms.hostIdentityRefusal(sha256Hex('cert'), 'RDSH-07', peer)).toBeUndefined();
+    expect(farms.hostIdentityRefusal(sha256Hex('cert'), 'alias-7', peer)).toBeUndefined();
+    expect(farms.hostIdentityRefusal(sha256Hex('cert'), 'rdsh-08', peer)).toEqual({
+      reason: 'certificate_name',
+      message: 'host rdsh-08 is not a name of this client certificate',
+    });
+    expect(farms.hostIdentityRefusal(sha256Hex('cert'), 'rdsh-07', undefined)?.reason).toBe('certificate_name');
+    // A farm without hostIdentity: certificate ignores the certificate.
+    expect(farms.hostIdentityRefusal(sha256Hex('any'), 'rdsh-08', peer)).toBeUndefined();
   });
 });

@@ -35,7 +35,7 @@ const session = { id: '1', user: 'corp\\a', admin: false, kind: 'desktop', via: 
 
 const calls: Record<ScriptName, ScriptCall> = {
   applyFrame: scriptCalls.applyFrame(keys, rules, who, { leaseMs: 45_000, maxSessions: 2000 }, { type: 'events', events: [] }),
-  hello: scriptCalls.hello(keys, rules, who, 'rasmon-agent/1', 45_000, 5000),
+  hello: scriptCalls.hello(keys, rules, who, 'rasmon-agent/1', 45_000, { maxHosts: 5000, maxKnownHosts: 10_000 }),
   renewLease: scriptCalls.renewLease(keys, rules, who, 45_000),
   release: scriptCalls.release(keys, rules, who),
   maintainHost: scriptCalls.maintainHost(keys, rules, 'rdsh-1', 86_400_000),

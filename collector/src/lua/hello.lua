@@ -11,19 +11,26 @@
     8 agent      agent name/version, or ''
     9 leaseMs    lease length (ms)
    10 maxHosts   most hosts the farm may have that are not retired
+   11 maxKnownHosts  most hosts the farm may know, retired ones included (until forgotten)
 
   Output:
     {'ok', lastSeq}   lastSeq: last applied seq of this host and stream, 0 for a new stream
-    {'full'}          a new host, and the farm already has maxHosts hosts that are not retired
+    {'full', 'hosts'} a new or retired host, and the farm already has maxHosts hosts that are not retired
+    {'full', 'known'} a new host, and the farm already knows maxKnownHosts hosts
     {'epoch'}         the farm's epoch is not the one given; nothing written
 ]]
 --- @include "farm-state"
 
 if rcall('GET', F.epoch) ~= ARGV[4] then return { 'epoch' } end
 local name = ARGV[6]
-local counted = rcall('ZSCORE', F.seen, name) and rcall('SISMEMBER', F.retired, name) == 0
-if not counted and rcall('ZCARD', F.seen) - rcall('SCARD', F.retired) >= tonumber(ARGV[10]) then
-  return { 'full' }
+local known = rcall('ZSCORE', F.seen, name)
+local counted = known and rcall('SISMEMBER', F.retired, name) == 0
+if not counted then
+  local hosts = rcall('ZCARD', F.seen)
+  if hosts - rcall('SCARD', F.retired) >= tonumber(ARGV[10]) then return { 'full', 'hosts' } end
+  -- Retired hosts are kept until forgotten: without this cap, hosts that come and go (or names
+  -- made up with a leaked token) would grow the farm without bound.
+  if not known and hosts >= tonumber(ARGV[11]) then return { 'full', 'known' } end
 end
 
 local now = nowMs()
