@@ -129,7 +129,7 @@ async function bareWsPerConnection(count: number): Promise<number> {
     cwd: new URL('../../../', import.meta.url).pathname,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  await new Promise((resolve) => child.stdout!.once('data', resolve));
+  await new Promise((resolve) => child.stdout.once('data', resolve));
   await sleep(500);
   const before = rssKiB(child.pid!);
   const sockets: WebSocket[] = [];

@@ -5,7 +5,6 @@
  * run against the same Redis: redis-benchmark's HSET ceiling and the cost of an EVALSHA of an empty
  * script; with --profile, the Redis calls and Lua time per event from INFO commandstats.
  */
-import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Session } from '@rasmon/protocol';
 import { TestAgent } from '../test/support/agent-client.js';
@@ -149,7 +148,7 @@ export async function runIngest(redis: RedisServer, options: IngestOptions): Pro
       }),
     );
     const elapsed = (Date.now() - started) / 1000;
-    const stats = commandStats((await client.info('commandstats')) as string);
+    const stats = commandStats(await client.info('commandstats'));
     const rate = events / elapsed;
     console.log(
       [

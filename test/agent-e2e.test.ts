@@ -23,7 +23,7 @@ const TOKEN = 'token-farm-a';
 const SEATS = 1000;
 
 let redis: RedisServer;
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const cleanups: Array<() => unknown> = [];
 
 beforeAll(async () => {
   redis = await RedisServer.start();

@@ -15,7 +15,7 @@ import { Scrape } from './support/prometheus-text.js';
 
 let redis: RedisServer;
 let client: Redis;
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const cleanups: Array<() => unknown> = [];
 
 beforeAll(async () => {
   redis = await RedisServer.start();

@@ -14,7 +14,6 @@ import {
   parseAgentFrame,
   type AckFrame,
   type ParsedEvents,
-  type ParsedSnapshot,
 } from '@rasmon/protocol';
 import { RedisServer } from './support/redis-server.js';
 import { InProcessCollector, eventually, rawConfig } from './support/collector-harness.js';
@@ -141,7 +140,7 @@ async function expectSameState(collector: InProcessCollector, model: ReferenceFa
   };
   const key = (c: { host: unknown; id: unknown }) => `${String(c.host)}/${String(c.id)}`;
   const apiConnections = detail.connections
-    .map((c) => ({ key: key(c), user: c.user, label: `${c.kind}|${c.via}|${c.admin}|${c.state}`, exempt: c.exempt, consumes: c.consumes }))
+    .map((c) => ({ key: key(c), user: c.user, label: `${String(c.kind)}|${String(c.via)}|${String(c.admin)}|${String(c.state)}`, exempt: c.exempt, consumes: c.consumes }))
     .sort((a, b) => a.key.localeCompare(b.key));
   const modelConnections = usage.connections
     .map((c) => ({ key: key(c), user: c.user, label: connectionLabelKey(c), exempt: c.exempt, consumes: c.consumes }))
@@ -208,7 +207,7 @@ describe('collector equals the reference model', () => {
                 if (!parsed.ok) throw new Error(parsed.message);
                 const now = Date.now();
                 if (parsed.frame.type === 'snapshot') {
-                  const snapshot = parsed.frame as ParsedSnapshot;
+                  const snapshot = parsed.frame;
                   model.snapshot(host, snapshot.sessions, now);
                   expect(ack.rejected ?? [], context).toEqual(snapshot.rejected);
                 } else {
@@ -223,7 +222,7 @@ describe('collector equals the reference model', () => {
               await expectSameState(collector, model, context);
             }
           } finally {
-            await Promise.all(agents.map((slot) => slot.agent?.close()));
+            await Promise.all(agents.flatMap((slot) => (slot.agent ? [slot.agent.close()] : [])));
             await collector.stop();
           }
         },

@@ -23,7 +23,7 @@ const BIN = fileURLToPath(new URL('../collector/bin/rasmon-collector.js', import
 
 let redis: RedisServer;
 let client: Redis;
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const cleanups: Array<() => unknown> = [];
 
 beforeAll(async () => {
   redis = await RedisServer.start();
@@ -79,8 +79,8 @@ function runBin(args: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise<Ru
 function startBin(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; output: string[] } {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const output: string[] = [];
-  child.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   const exited = new Promise((resolve) => child.once('exit', resolve));
   cleanups.push(async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -210,11 +210,13 @@ async function processWith(
   farms: Array<Record<string, unknown> & { id: string; seats: number }>,
   extra: Record<string, unknown> = {},
 ) {
-  const raw = rawConfig(redis.url, farms as any, extra);
+  const raw = rawConfig(redis.url, farms, extra);
   const proc = await CollectorProcess.start(raw);
   cleanups.push(() => proc.stop());
   const agents: TestAgent[] = [];
-  cleanups.push(() => Promise.all(agents.map((a) => a.socket.terminate())));
+  cleanups.push(() => {
+    for (const a of agents) a.socket.terminate();
+  });
   const connect = async (token: string) => {
     const agent = await TestAgent.connect(proc.url, token);
     agents.push(agent);

@@ -22,7 +22,7 @@ const BIN = new URL('../collector/bin/rasmon-collector.js', import.meta.url).pat
 const run = promisify(execFile);
 
 let redis: RedisServer;
-const cleanups: Array<() => Promise<unknown> | unknown> = [];
+const cleanups: Array<() => unknown> = [];
 
 beforeAll(async () => {
   redis = await RedisServer.start();

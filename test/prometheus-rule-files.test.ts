@@ -60,7 +60,7 @@ describe('Prometheus rules and config (files)', () => {
       const match = /^\{\{ with query "rasmon:runbooks:info" \}\}\{\{ \. \| first \| label "base" \}\}\{\{ end \}\}#([a-z0-9_-]+)$/.exec(url);
       if (!match) return [`${rule.alert}: runbook_url is not <base>#<anchor>: ${url}`];
       if (match[1] !== rule.alert!.toLowerCase()) return [`${rule.alert}: links to #${match[1]}, not its own section`];
-      return anchors.includes(match[1]!) ? [] : [`${rule.alert}: no section #${match[1]} in docs/runbooks.md`];
+      return anchors.includes(match[1]) ? [] : [`${rule.alert}: no section #${match[1]} in docs/runbooks.md`];
     });
     expect(problems).toEqual([]);
     // And no section for an alert that no longer exists.

@@ -30,7 +30,7 @@ const today = () => new Date().toISOString().slice(0, 10);
 const dayText = (day: number) => new Date(day * DAY_MS).toISOString().slice(0, 10);
 
 async function started(farms: Array<Record<string, unknown> & { id: string }>, extra: Record<string, unknown> = {}) {
-  const raw = rawConfig(redis.url, farms as never, extra);
+  const raw = rawConfig(redis.url, farms, extra);
   const collector = await InProcessCollector.start(raw, { tickMs: 100 });
   const agents: TestAgent[] = [];
   const agent = async (farm: string, host: string) => {

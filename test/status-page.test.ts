@@ -137,7 +137,7 @@ describe('status page', () => {
 
       // The CSV download is one RFC 4180 table with the farm's row.
       const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#download-report').click()]);
-      const rows = csvObjects(await readFile((await download.path())!, 'utf8'));
+      const rows = csvObjects(await readFile(await download.path(), 'utf8'));
       const farmA = rows.find((row) => row.row === 'farm' && row.name === 'farm-a')!;
       expect(farmA).toMatchObject({ seats: '4', peakUsers: '6', maxOveruse: '2', admissions: '2' });
       expect(rows.find((row) => row.row === 'licenseKey')).toMatchObject({ name: 'EU-1', farms: 'farm-a farm-b' });

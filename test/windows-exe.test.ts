@@ -38,7 +38,7 @@ if (WINE_MISSING) {
   describe('rasmon-agent.exe under wine', () => {
     let wine: WinePrefix;
     let redis: RedisServer;
-    const cleanups: Array<() => Promise<unknown> | unknown> = [];
+    const cleanups: Array<() => unknown> = [];
 
     beforeAll(async () => {
       [wine, redis] = await Promise.all([ensureAgentExe().then(() => WinePrefix.create()), RedisServer.start()]);

@@ -134,7 +134,7 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     // Wine keeps no ACLs: the token stays readable by Everyone, which check must say.
     expect(lines[0]).toMatch(/^FAIL token file C:\\rasmon\\token reads, but .*Everyone \(S-1-1-0\)/);
     expect(lines[1]).toBe('ok   source command lists 1 session');
-    expect(lines[2]).toMatch(/^ok   collector ws:\/\/127\.0\.0\.1:\d+ accepted the token for farm farm-w, host rdsh-w1 \(welcome, ack \d+\)$/);
+    expect(lines[2]).toMatch(/^ok {3}collector ws:\/\/127\.0\.0\.1:\d+ accepted the token for farm farm-w, host rdsh-w1 \(welcome, ack \d+\)$/);
     expect(good.code).toBe(1);
 
     const bad = await prefix.exe(['check', '--config', writeConfig('check-bad.json', { tokenFile: 'C:\\rasmon\\bad-token' })]);

@@ -143,7 +143,7 @@ async function main(): Promise<void> {
   const partial = join(WORK, 'rasmon-agent.exe');
   copyFileSync(nodeExe, partial);
   const { inject } = require('postject') as {
-    inject(file: string, name: string, data: Buffer, options: { sentinelFuse: string; overwrite?: boolean }): Promise<void>;
+    inject: (file: string, name: string, data: Buffer, options: { sentinelFuse: string; overwrite?: boolean }) => Promise<void>;
   };
   // postject reports node.exe's Authenticode signature as corrupted once the blob is in: the
   // signature no longer holds, and the exe is signed afresh (README, "Signing").

@@ -220,7 +220,7 @@ export class Spool {
    */
   append(bodies: readonly EventBody[], at: number): Promise<AgentEvent[]> {
     return this.serial(async () => {
-      const events = bodies.map((body) => ({ ...body, seq: (this.lastSeq += 1), at }) as AgentEvent);
+      const events = bodies.map((body) => ({ ...body, seq: (this.lastSeq += 1), at }));
       let added = events.map((event) => ({ event, bytes: Buffer.byteLength(`${JSON.stringify(event)}\n`) }));
       let addedBytes = added.reduce((sum, entry) => sum + entry.bytes, 0);
       if (this.bytes + addedBytes > this.options.maxBytes) {

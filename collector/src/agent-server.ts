@@ -124,7 +124,7 @@ export class AgentServer {
     this.heartbeat = setInterval(() => {
       const slot = this.beatSlots[this.beatStep]!;
       this.beatStep = (this.beatStep + 1) % this.beatSlots.length;
-      for (const connection of slot) void this.beat(connection, intervalMs);
+      for (const connection of slot) void this.beat(connection);
     }, stepMs);
     this.heartbeat.unref();
   }
@@ -206,7 +206,7 @@ export class AgentServer {
   }
 
   /** A connection's heartbeat: terminate it if silent, else ping it and renew its host's lease. */
-  private async beat(connection: AgentConnection, intervalMs: number): Promise<void> {
+  private async beat(connection: AgentConnection): Promise<void> {
     const { engine } = this.options.context;
     const now = Date.now();
     if (!connection.awaitingDrain && now - connection.lastHeard > silenceLimitMs(this.options.context.heartbeatSeconds)) {

@@ -33,7 +33,7 @@ function applyOverrides(raw: unknown, env: NodeJS.ProcessEnv): unknown {
   if (listen !== undefined) merged.listen = listen;
   // A non-mapping redis is left alone so the file's own mistake is still reported.
   if (redisUrl !== undefined && (merged.redis === undefined || isRecord(merged.redis))) {
-    const redis: Record<string, unknown> = { ...(merged.redis as Record<string, unknown> | undefined) };
+    const redis: Record<string, unknown> = { ...merged.redis };
     delete redis.cluster;
     delete redis.sentinel;
     merged.redis = { ...redis, url: redisUrl };

@@ -65,7 +65,7 @@ function duration(ms) {
   return `${minutes} min`;
 }
 
-function when(iso) {
+function utcTime(iso) {
   if (!iso) return 'never';
   const d = new Date(iso);
   return `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
@@ -281,7 +281,7 @@ async function farmPage(id) {
       cell('Host', host.host),
       cell('Status', tag(host.up ? 'ok' : host.retired ? 'warn' : 'bad', hostStatus(host))),
       cell('Connections', String(host.connections), 'num'),
-      cell('Last seen', when(host.lastSeen)),
+      cell('Last seen', utcTime(host.lastSeen)),
       cell('Agent', host.agent || '-'),
       cell('Session source', host.source === undefined ? '-' : host.sourceError ? `failing: ${host.sourceError}` : host.source || '-'),
     ),
@@ -321,7 +321,7 @@ async function farmPage(id) {
           'table',
           { class: 'stack', id: 'exempt' },
           h('thead', {}, h('tr', {}, ['Host', 'User', 'Kind', 'Since'].map((t) => h('th', { scope: 'col' }, t)))),
-          h('tbody', {}, exempt.map((c) => h('tr', {}, cell('Host', c.host), cell('User', c.user), cell('Kind', `${c.via} ${c.kind}`), cell('Since', when(c.since))))),
+          h('tbody', {}, exempt.map((c) => h('tr', {}, cell('Host', c.host), cell('User', c.user), cell('Kind', `${c.via} ${c.kind}`), cell('Since', utcTime(c.since))))),
         ),
     h('h3', {}, 'Daily peaks'),
     chart(history, farm),

@@ -87,7 +87,7 @@ async function main(): Promise<void> {
 
   // Ctrl-C works from the first moment: each part registers how to undo itself as it starts, and
   // stopping undoes them newest first.
-  const undo: Array<() => Promise<unknown> | unknown> = [];
+  const undo: Array<() => unknown> = [];
   const stop = async (reason: string) => {
     if (stopping) return;
     stopping = true;

@@ -3,6 +3,7 @@ import { formatIssue } from './kit/zod-issue.js';
 import { MAX_STATUS_ERROR_CHARS, NAME_PATTERN } from './messages.js';
 
 /** C0 and C1 control characters and DEL: no user, host or session name, nor a status error, has them. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 export const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 const CONTROL = CONTROL_CHARACTERS;
 

@@ -30,14 +30,15 @@ export class CuttingProxy {
 
   /** Listens on a free port of 127.0.0.1, forwarding to `targetPort` there. */
   static async start(targetPort: number): Promise<CuttingProxy> {
-    let proxy: CuttingProxy | undefined;
-    const server = createServer((client) => proxy!.accept(client, targetPort));
+    const server = createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => resolve());
     });
     const address = server.address();
-    proxy = new CuttingProxy(server, typeof address === 'object' && address ? address.port : 0);
+    const proxy = new CuttingProxy(server, typeof address === 'object' && address ? address.port : 0);
+    // No client can connect before this: the port is known only once start() returns.
+    server.on('connection', (client) => proxy.accept(client, targetPort));
     return proxy;
   }
 

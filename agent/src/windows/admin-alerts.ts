@@ -3,6 +3,7 @@
  * collector unreachable for a while, the source failing several polls in a row, and the recovery of
  * each. The agent and the link report what happens; this decides what goes to the Event Log.
  */
+import { inspect } from 'node:util';
 import type { EventName } from './event-ids.js';
 
 export interface AlertOptions {
@@ -68,7 +69,7 @@ export class AdminAlerts {
     this.failures += 1;
     if (this.failures >= this.options.sourceFailuresInARow && !this.failingReported) {
       this.failingReported = true;
-      const reason = error instanceof Error ? error.message : String(error);
+      const reason = error instanceof Error ? error.message : typeof error === 'string' ? error : inspect(error);
       this.report('sourceFailing', `${this.failures} polls failed in a row; the last: ${reason}`);
     }
   }

@@ -7,6 +7,7 @@
  */
 import { mkdirSync, renameSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { inspect } from 'node:util';
 import { createRootLogger, type Logger } from '@rasmon/protocol/kit';
 import { pino } from 'pino';
 import type { Agent } from '../agent.js';
@@ -182,7 +183,7 @@ export function runService(config: AgentConfig): Promise<number> {
       events?.close();
       k.unregister(main);
       k.unregister(handler);
-      if (err) return reject(err as Error);
+      if (err) return reject(err instanceof Error ? err : new Error(inspect(err)));
       if (!ok) {
         return reject(
           new Error('StartServiceCtrlDispatcherW failed: `service run` is what the Service Control Manager starts; install with `service install`, or run the agent in a console without `service run`'),

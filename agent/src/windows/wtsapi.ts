@@ -150,7 +150,7 @@ export class WtsApi implements WtsCalls {
   private sessionsEx = true;
   private processesEx = true;
   private readonly stringAt: StringAt = (address) =>
-    address === 0n ? undefined : (this.api.koffi.decode.string16(address) as string);
+    address === 0n ? undefined : this.api.koffi.decode.string16(address);
 
   private copy(pointer: unknown, bytes: number): Buffer {
     if (bytes === 0) return Buffer.alloc(0);
@@ -277,7 +277,7 @@ export class WtsApi implements WtsCalls {
 
   async waitSystemEvent(): Promise<number | undefined> {
     const flags = [0];
-    const wait = promisify(this.api.waitSystemEvent.async) as (...args: unknown[]) => Promise<unknown>;
+    const wait: (...args: unknown[]) => Promise<unknown> = promisify(this.api.waitSystemEvent.async);
     const ok = await wait(null, WTS_EVENT_ALL, flags);
     return ok ? flags[0] : undefined;
   }

@@ -20,8 +20,11 @@ function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} chars)`;
 }
 
-/** A pino `err` serializer that keeps type, message, code, stack and cause, and no payloads. */
-export function serializeError(value: unknown, depth = 0): LoggedError | unknown {
+/**
+ * A pino `err` serializer that keeps type, message, code, stack and cause, and no payloads: a
+ * LoggedError for an Error or an object with a message, anything else as it came.
+ */
+export function serializeError(value: unknown, depth = 0): unknown {
   if (!(value instanceof Error)) {
     if (typeof value === 'object' && value !== null && typeof (value as { message?: unknown }).message === 'string') {
       const { message, code } = value as { message: string; code?: unknown };
