@@ -1,0 +1,69 @@
+// ESLint over every TypeScript file (type-checked rules, through the tsconfig that builds or checks it)
+// and the plain JavaScript: the status page (browser), the bins and the example (Node).
+import js from '@eslint/js';
+import globals from 'globals';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  {
+    ignores: ['**/node_modules/', '**/dist/', 'coverage/', '.tmp/'],
+  },
+  js.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    extends: [...tseslint.configs.recommendedTypeChecked],
+    languageOptions: {
+      parserOptions: {
+        // The first of these that includes a file types it: the packages' sources, then the tests (with
+        // agent/build), then the bench.
+        project: [
+          './protocol/tsconfig.json',
+          './collector/tsconfig.json',
+          './agent/tsconfig.json',
+          './demo/tsconfig.json',
+          './test/tsconfig.json',
+          './bench/tsconfig.json',
+        ],
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      // Off: an `async` method without `await` is how a Promise-returning contract (a session source's
+      // list(), a dispose()) is met so that a throw becomes a rejection; dropping `async` would change that.
+      '@typescript-eslint/require-await': 'off',
+      // ws types a message as Buffer | ArrayBuffer | Buffer[]; with the default binaryType ('nodebuffer',
+      // never changed here) it is a Buffer, whose toString() is the text.
+      '@typescript-eslint/no-base-to-string': ['error', { ignoredTypeNames: ['ArrayBuffer', 'Error', 'RegExp', 'URL', 'URLSearchParams'] }],
+    },
+  },
+  {
+    // Tests read JSON off the wire (fetch().json(), JSON.parse, Redis replies) as `any` and check its shape
+    // with expect(); typing every read would restate the schemas the tests exist to check.
+    files: ['test/**/*.ts', '*/test/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-call': 'off',
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-return': 'off',
+    },
+  },
+  {
+    // Root tool configs belong to no tsconfig: linted without type information.
+    files: ['*.config.ts'],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: { parserOptions: { project: false, projectService: false } },
+  },
+  {
+    files: ['collector/static/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: globals.browser },
+  },
+  {
+    files: ['**/bin/*.js', 'examples/**/*.mjs', 'eslint.config.js'],
+    languageOptions: { sourceType: 'module', globals: globals.node },
+  },
+);
