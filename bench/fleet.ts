@@ -177,7 +177,7 @@ async function scrapeBackToBack(url: string, seconds: number): Promise<Scraped> 
   `;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const code = await new Promise((resolve) => child.once('exit', resolve));
   if (code !== 0) throw new Error(`the scraping process exited with ${String(code)}`);
   return JSON.parse(output) as Scraped;
