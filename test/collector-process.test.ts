@@ -287,6 +287,23 @@ describe('SIGHUP reload', () => {
     expect((await fresh.hello('farm-a', 'rdsh-3')).type).toBe('welcome');
   });
 
+  it('a reload that binds a token to other hosts closes its connections for them, and keeps the rest', async () => {
+    const c = await processWith([{ id: 'farm-a', seats: 5, agentTokensSha256: [sha256('token-a')] }]);
+    const moved = await c.connect('token-a');
+    await moved.hello('farm-a', 'rdsh-1');
+    const stays = await c.connect('token-a');
+    await stays.hello('farm-a', 'rdsh-2');
+    const revokedBefore = (await c.scrape()).value('rasmon_collector_upgrades_rejected_total', { reason: 'revoked' })!;
+
+    c.reload((farms) => farms.map((farm) => ({ ...farm, agentTokensSha256: [{ sha256: sha256('token-a'), hosts: ['rdsh-2'] }] })));
+    const error = await moved.next<ErrorFrame>('error');
+    expect(error).toMatchObject({ code: 'forbidden', message: 'this token may not claim host rdsh-1 (changed by a reload)' });
+    expect((await within(moved.closed, 'close of the connection whose host was taken away')).code).toBe(1008);
+    expect((await c.scrape()).value('rasmon_collector_upgrades_rejected_total', { reason: 'revoked' })).toBe(revokedBefore + 1);
+    expect(isOpen(stays)).toBe(true);
+    expect((await stays.snapshot(1, [session('1', 'corp\\carol')])).seq).toBe(1);
+  });
+
   it('a removed farm loses its series and refuses its agents, keeps its Redis state, and comes back as it was', async () => {
     const c = await processWith([
       { id: 'farm-a', seats: 5 },
