@@ -466,6 +466,18 @@ describe('secrets', () => {
 
     const output = c.proc.output.join('');
     expect(output).toContain('agent connected');
+    // A connection's lines carry its fields (made when a line is logged, not kept per connection).
+    const lines = output
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const connected = lines.find((line) => line.msg === 'agent connected');
+    expect(connected).toMatchObject({ farm: 'farm-a', host: 'rdsh-1', stream: expect.any(String), conn: expect.any(String) });
+    const closing = lines.filter((line) => line.msg === 'closing agent connection' && line.conn === connected!.conn);
+    expect(closing).toEqual([expect.objectContaining({ farm: 'farm-a', host: 'rdsh-1', code: 'forbidden' })]);
+    const beforeHello = lines.find((line) => line.msg === 'closing agent connection' && line.code === 'bad_frame');
+    expect(beforeHello).toMatchObject({ conn: expect.any(String) });
+    expect(beforeHello).not.toHaveProperty('host');
     expect(output).not.toContain(token);
     expect(output).not.toContain(other);
     expect(output).not.toContain(apiToken);

@@ -64,7 +64,7 @@ export class AgentConnection {
   /** Last time a ping or pong came from the agent, ms. */
   lastHeard = Date.now();
   readonly openedAt = Date.now();
-  private readonly queue: Array<string | Buffer> = [];
+  private queue: Array<string | Buffer> = [];
   private running = false;
   /** Settles when the queue has drained; replaced each time draining starts. */
   private idle: Promise<void> = Promise.resolve();
@@ -83,7 +83,10 @@ export class AgentConnection {
     readonly tokenSha256: string,
     private readonly socket: WebSocket,
     private readonly ctx: ConnectionContext,
-    private log: Logger,
+    /** The agent server's logger; this connection's lines add its own fields to it. */
+    private readonly baseLog: Logger,
+    /** The peer's address, for log lines (the upgrade request itself is not kept). */
+    private readonly remote: string | undefined,
   ) {
     const { framesPerSecond, bytesPerSecond } = ctx.rates;
     this.frameBucket = new TokenBucket(framesPerSecond, framesPerSecond);
@@ -96,6 +99,17 @@ export class AgentConnection {
     });
     socket.on('pong', () => (this.lastHeard = Date.now()));
     socket.on('ping', () => (this.lastHeard = Date.now()));
+  }
+
+  /**
+   * A logger with this connection's fields, made when a line is logged: a child logger kept per
+   * connection would cost every idle connection its bindings for nothing.
+   */
+  get log(): Logger {
+    const claim = this.claim;
+    return this.baseLog.child(
+      claim ? { conn: this.id, remote: this.remote, farm: this.farmId, host: claim.host, stream: claim.stream } : { conn: this.id, remote: this.remote },
+    );
   }
 
   get isClosed(): boolean {
@@ -195,6 +209,8 @@ export class AgentConnection {
       this.close(CloseCode.tryAgainLater, 'redis unavailable');
     } finally {
       this.running = false;
+      // A fresh empty array: the drained one keeps the room its longest burst needed.
+      if (this.queue.length === 0) this.queue = [];
       // Also after a close: a paused socket would never read the agent's close reply, and the
       // connection (and its host's lease) would linger until ws's closing timeout.
       if (this.closed || this.socket.bufferedAmount <= OUTPUT_SOFT_LIMIT) this.socket.resume();
@@ -301,7 +317,6 @@ export class AgentConnection {
     if (this.closed) return;
     this.claim = claim;
     this.agent = hello.agent;
-    this.log = this.log.child({ farm: farm.id, host: claim.host, stream: claim.stream });
     this.ctx.metrics.frames.inc({ type: 'hello', result: 'applied' });
     this.ctx.claimed(this);
     this.log.info({ ack: result.ack, agent: hello.agent }, 'agent connected');

@@ -46,6 +46,15 @@ function refuseUpgrade(socket: Duplex, status: number, reason: string, headers: 
   setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
 }
 
+/**
+ * An upgrading socket's error handler, one function for all: a closure here would hold the scope of
+ * handleUpgrade, the upgrade request with its headers (the bearer token too), for the life of the
+ * connection.
+ */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
 /** Heartbeat work is spread over the interval in steps of this length. */
 const BEAT_STEP_MS = 100;
 
@@ -61,8 +70,8 @@ export class AgentServer {
    */
   private readonly beatSlots: Array<Set<AgentConnection>>;
   private beatStep = 0;
-  /** Claimed connections by farm and host, so that a hello supersedes in O(1). */
-  private readonly byHost = new Map<string, Set<AgentConnection>>();
+  /** The claimed connection of each farm and host, so that a hello supersedes in O(1). */
+  private readonly byHost = new Map<string, AgentConnection>();
   /** sha256 of an agent token → its farm id. */
   private heartbeat: NodeJS.Timeout | undefined;
   private nextId = 0;
@@ -132,7 +141,7 @@ export class AgentServer {
   /** The HTTP server's `upgrade` handler. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const { metrics } = this.options.context;
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     const remote = req.socket.remoteAddress;
     const refuse = (reason: UpgradeRejection, status: number, text: string, headers: Record<string, string> = {}) => {
       metrics.upgradesRejected.inc({ reason });
@@ -161,8 +170,7 @@ export class AgentServer {
   private accept(ws: WebSocket, req: IncomingMessage, farmId: string, tokenSha256: string): void {
     const { context, log } = this.options;
     const id = `${this.options.collectorId}:${(this.nextId += 1)}`;
-    const connLog = log.child({ conn: id, remote: req.socket.remoteAddress });
-    const connection = new AgentConnection(id, farmId, tokenSha256, ws, context, connLog);
+    const connection = new AgentConnection(id, farmId, tokenSha256, ws, context, log, req.socket.remoteAddress);
     // With tls.ca the certificate was verified before the upgrade; without TLS there is none.
     const tls = req.socket as Partial<TLSSocket>;
     connection.peer = typeof tls.getPeerCertificate === 'function' ? peerNames(tls.getPeerCertificate()) : undefined;
@@ -173,7 +181,7 @@ export class AgentServer {
     context.metrics.agentsConnected.set(this.connections.size);
     ws.on('error', (err) => {
       // Oversized frames (1009) and protocol violations arrive here; ws closes the socket itself.
-      connLog.info({ err: { message: err.message, code: (err as { code?: string }).code } }, 'agent socket error');
+      connection.log.info({ err: { message: err.message, code: (err as { code?: string }).code } }, 'agent socket error');
       if ((err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
         context.metrics.frames.inc({ type: 'oversized', result: 'refused' });
       }
@@ -184,7 +192,7 @@ export class AgentServer {
       slot.delete(connection);
       this.unindexHost(connection);
       context.metrics.agentsConnected.set(this.connections.size);
-      connLog.info({ code }, 'agent disconnected');
+      connection.log.info({ code }, 'agent disconnected');
       const release = this.release(connection);
       this.releases.add(release);
       void release.finally(() => this.releases.delete(release));
@@ -245,19 +253,15 @@ export class AgentServer {
   private unindexHost(connection: AgentConnection): void {
     if (!connection.claim) return;
     const key = AgentServer.hostKey(connection);
-    const held = this.byHost.get(key);
-    held?.delete(connection);
-    if (held?.size === 0) this.byHost.delete(key);
+    if (this.byHost.get(key) === connection) this.byHost.delete(key);
   }
 
   /** A newer local connection took a host: older ones for it are superseded now, not at their next renewal. */
   supersedeOthers(newer: AgentConnection): void {
     const key = AgentServer.hostKey(newer);
-    const held = this.byHost.get(key) ?? new Set<AgentConnection>();
-    for (const connection of held) {
-      if (connection !== newer) connection.fail('superseded', 'a newer connection took this host');
-    }
-    this.byHost.set(key, new Set([newer]));
+    const held = this.byHost.get(key);
+    if (held !== undefined && held !== newer) held.fail('superseded', 'a newer connection took this host');
+    this.byHost.set(key, newer);
   }
 
   /** Stops taking agents, lets each finish the frame it is applying, then closes them (1001). */
