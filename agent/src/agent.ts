@@ -6,12 +6,12 @@
  */
 import { FEATURES, statusErrorText, type Session, type StatusFrame } from '@rasmon/protocol';
 import type { Logger } from 'pino';
-import { CollectorLink, type LinkOptions } from './collector-link.js';
+import { CollectorLink, type LinkOptions } from './link/collector-link.js';
 import type { AgentMetrics } from './metrics.js';
-import { SessionDiff, type EventBody } from './session-diff.js';
-import { SessionJournal, applyEvents } from './session-journal.js';
-import type { SessionSource } from './sources/source.js';
-import { Spool, newStream } from './spool.js';
+import { SessionDiff, type EventBody } from './session/session-diff.js';
+import { SessionJournal, applyEvents } from './link/session-journal.js';
+import type { SessionSource } from './session/source.js';
+import { Spool, newStream } from './link/spool.js';
 
 /** How long after a source's change notice the agent polls (one poll per burst of notices). */
 const WAKE_DEBOUNCE_MS = 200;
@@ -205,7 +205,7 @@ export class Agent {
   }
 
   /**
-   * The list the spooled events lead to (session-journal.ts), so that a restarted agent diffs
+   * The list the spooled events lead to (link/session-journal.ts), so that a restarted agent diffs
    * against what it reported: the journal, with the spool's pending events (durable, and written
    * before the journal) applied on top. Losing it is harmless: the snapshot on connect repairs
    * whatever the diff misses.

@@ -13,7 +13,7 @@ import { SUBPROTOCOL } from '@rasmon/protocol';
 import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
 import { tlsOptions } from './agent-setup.js';
-import { agentUrl } from './collector-link.js';
+import { agentUrl } from './link/collector-link.js';
 import { AgentConfigError, readToken, type AgentConfig } from './config.js';
 import { createSource } from './create-source.js';
 import { VERSION } from './version.js';

@@ -131,7 +131,7 @@ export async function main(argv: string[]): Promise<void> {
 
 /** `service <sub>`: loaded only when used, so the Linux agent never touches the Windows modules. */
 async function serviceMain(args: string[], configFile: string | undefined, allowReadableToken: boolean): Promise<void> {
-  const { ServiceCommandError, serviceCommand } = await import('./windows/service-command.js');
+  const { ServiceCommandError, serviceCommand } = await import('./service-command.js');
   if (args.length > 1) fail(`unexpected argument "${args[1]}"`);
   try {
     process.exitCode = await serviceCommand(args[0], configFile, (line) => process.stdout.write(`${line}\n`), { allowReadableToken });

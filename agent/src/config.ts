@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { NAME_PATTERN } from '@rasmon/protocol';
 import { ConfigFileError, formatIssue, RasmonError, readConfigFile } from '@rasmon/protocol/kit';
 import { z } from 'zod';
-import { parseCidr } from './cidr.js';
-import { CLASSIFY_DEFAULTS } from './classify.js';
+import { parseCidr } from './windows/cidr.js';
+import { CLASSIFY_DEFAULTS } from './windows/classify.js';
 
 export class AgentConfigError extends RasmonError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -1,13 +1,13 @@
 /** Builds the configured session source. */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { Classifier } from './classify.js';
+import { Classifier } from './windows/classify.js';
 import type { AgentConfig } from './config.js';
 import { AgentConfigError } from './config.js';
-import { CommandSource } from './sources/command-source.js';
-import { QuserSource } from './sources/quser-source.js';
-import { SessionSimulator } from './sources/simulate.js';
-import type { SessionSource } from './sources/source.js';
+import { CommandSource } from './command/command-source.js';
+import { QuserSource } from './windows/quser-source.js';
+import { SessionSimulator } from './simulator/simulate.js';
+import type { SessionSource } from './session/source.js';
 import { WtsSource } from './windows/wts-source.js';
 
 /** `inputFile`: read a saved output instead of running the source's command (support cases, tests). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CLASSIFY_DEFAULTS, Classifier } from '../src/classify.js';
-import type { RawSession } from '../src/sources/raw-session.js';
+import { CLASSIFY_DEFAULTS, Classifier } from '../src/windows/classify.js';
+import type { RawSession } from '../src/windows/raw-session.js';
 
 const raw = (fields: { [K in keyof RawSession]?: RawSession[K] | undefined } = {}): RawSession => ({
   sessionId: 3,

@@ -14,7 +14,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { SUBPROTOCOL, type AgentEvent, type Session } from '@rasmon/protocol';
 import { Agent } from '../src/agent.js';
 import { AgentMetrics } from '../src/metrics.js';
-import type { SessionSource } from '../src/sources/source.js';
+import type { SessionSource } from '../src/session/source.js';
 
 const LIMITS = { maxFrameBytes: 1_048_576, maxEvents: 1000, maxSessions: 2000 };
 

@@ -4,8 +4,8 @@ process.env.TZ = 'UTC';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseLogonTime, parseQuery, QueryOutputError } from '../src/sources/quser-parser.js';
-import type { RawSession, RawState } from '../src/sources/raw-session.js';
+import { parseLogonTime, parseQuery, QueryOutputError } from '../src/windows/quser-parser.js';
+import type { RawSession, RawState } from '../src/windows/raw-session.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8');
 const utc = (y: number, m: number, d: number, h: number, min: number): number => Date.UTC(y, m - 1, d, h, min);

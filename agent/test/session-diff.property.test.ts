@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ReferenceFarm, canonicalSession, normalizeUser, type Session } from '@rasmon/protocol';
-import { SessionDiff } from '../src/session-diff.js';
+import { SessionDiff } from '../src/session/session-diff.js';
 
 const sessionArb: fc.Arbitrary<Session> = fc.record({
   id: fc.constantFrom('1', '2', '3', '4', '5', '6', '7'),

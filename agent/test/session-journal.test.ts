@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Session } from '@rasmon/protocol';
-import { SessionDiff, type EventBody } from '../src/session-diff.js';
-import { JOURNAL_FILE, SessionJournal } from '../src/session-journal.js';
+import { SessionDiff, type EventBody } from '../src/session/session-diff.js';
+import { JOURNAL_FILE, SessionJournal } from '../src/link/session-journal.js';
 
 const log = pino({ level: 'silent' });
 const session = (id: string, state: Session['state'] = 'active'): Session => ({

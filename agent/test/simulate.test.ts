@@ -1,9 +1,9 @@
 import { parseSession, type Session } from '@rasmon/protocol';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { Random } from '../src/sources/random.js';
-import { SessionSimulator, type SimulationOptions } from '../src/sources/simulate.js';
-import { simulateFleet } from '../src/sources/simulate-fleet.js';
+import { Random } from '../src/simulator/random.js';
+import { SessionSimulator, type SimulationOptions } from '../src/simulator/simulate.js';
+import { simulateFleet } from '../src/simulator/simulate-fleet.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;

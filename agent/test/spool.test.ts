@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { Session } from '@rasmon/protocol';
-import { Spool } from '../src/spool.js';
+import { Spool } from '../src/link/spool.js';
 
 const log = pino({ level: 'silent' });
 const session = (id: string): Session => ({ id, user: `CORP\\u${id}`, admin: false, kind: 'desktop', via: 'ras', state: 'active', since: 1 });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { RawSession } from '../src/sources/raw-session.js';
-import { parseWtsOutput, WtsOutputError } from '../src/sources/wts-output.js';
+import type { RawSession } from '../src/windows/raw-session.js';
+import { parseWtsOutput, WtsOutputError } from '../src/windows/wts-output.js';
 
 const SCRIPT_OUTPUT = readFileSync(new URL('./fixtures/wts-output.json', import.meta.url), 'utf8');
 

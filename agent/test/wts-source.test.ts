@@ -4,7 +4,7 @@
  */
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { Classifier, CLASSIFY_DEFAULTS } from '../src/classify.js';
+import { Classifier, CLASSIFY_DEFAULTS } from '../src/windows/classify.js';
 import { ADMINISTRATORS_SID, LogonAdminCache, resolveAdminSids, tokenIsAdmin, type SessionTokenGroups } from '../src/windows/token-admin.js';
 import type { ProcessEntry, SessionEntry } from '../src/windows/wts-decode.js';
 import { WtsSource } from '../src/windows/wts-source.js';

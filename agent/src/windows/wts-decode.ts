@@ -20,7 +20,7 @@
  *   SubAuthority DWORD[] at 8.
  */
 import { RasmonError } from '@rasmon/protocol/kit';
-import type { RawState } from '../sources/raw-session.js';
+import type { RawState } from './raw-session.js';
 
 export const SESSION_INFO_1W_SIZE = 56;
 export const SESSION_INFOW_SIZE = 24;

@@ -3,7 +3,7 @@
  * line. Anything else is not an event; the callers skip and count it.
  */
 import { parseSession, type Session } from '@rasmon/protocol';
-import type { EventBody } from './session-diff.js';
+import type { EventBody } from '../session/session-diff.js';
 
 /** The line as a JSON object, or undefined when it is not one (torn, garbage, null, an array). */
 export function jsonObject(line: string): Record<string, unknown> | undefined {

@@ -1,10 +1,10 @@
 /** `quser`: parses `query user` output (or a saved `query user` / `query session` text). */
 import { readFile } from 'node:fs/promises';
 import type { Session } from '@rasmon/protocol';
-import type { Classifier } from '../classify.js';
+import type { Classifier } from './classify.js';
 import { parseQuery, type ParseQueryOptions } from './quser-parser.js';
-import { runCommand } from './run-command.js';
-import type { SessionSource } from './source.js';
+import { runCommand } from '../command/run-command.js';
+import type { SessionSource } from '../session/source.js';
 
 export class QuserSource implements SessionSource {
   readonly name = 'quser';

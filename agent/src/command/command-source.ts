@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { parseSession, type Session } from '@rasmon/protocol';
 import type { Logger } from 'pino';
 import { runCommand } from './run-command.js';
-import type { SessionSource } from './source.js';
+import type { SessionSource } from '../session/source.js';
 
 export class CommandSource implements SessionSource {
   readonly name = 'command';

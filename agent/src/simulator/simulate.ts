@@ -19,7 +19,7 @@
  */
 import { NAME_PATTERN, type ClientInfo, type Session, type SessionKind, type SessionState } from '@rasmon/protocol';
 import { Random } from './random.js';
-import type { SessionSource } from './source.js';
+import type { SessionSource } from '../session/source.js';
 
 /** Options of one simulated host. Rates are per simulated minute. */
 export interface SimulationOptions {

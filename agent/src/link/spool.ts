@@ -29,7 +29,7 @@ import type { AgentEvent } from '@rasmon/protocol';
 import { writeFileAtomic } from '@rasmon/protocol/kit';
 import type { Logger } from 'pino';
 import { eventBody, jsonObject } from './event-line.js';
-import type { EventBody } from './session-diff.js';
+import type { EventBody } from '../session/session-diff.js';
 
 interface SpoolState {
   stream: string;

@@ -8,14 +8,14 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve, win32 } from 'node:path';
 import * as sea from 'node:sea';
 import { RasmonError } from '@rasmon/protocol/kit';
-import { AgentConfigError, connectionSettings, loadAgentConfig, readToken } from '../config.js';
-import { serviceCommandLine } from './command-line.js';
-import { describeSid, tokenFileDecision, untrustedReaders } from './dacl.js';
-import { eventSourceRegistered, registerEventSource, unregisterEventSource } from './event-log.js';
-import { getDacl, lockDirectory, lockFile } from './file-lock.js';
-import { installService, SERVICE_NAME, serviceStatus, uninstallService } from './service-manager.js';
-import { runService, serviceLogFile } from './service-run.js';
-import { SERVICE_RUNNING } from './service-state.js';
+import { AgentConfigError, connectionSettings, loadAgentConfig, readToken } from './config.js';
+import { serviceCommandLine } from './windows/command-line.js';
+import { describeSid, tokenFileDecision, untrustedReaders } from './windows/dacl.js';
+import { eventSourceRegistered, registerEventSource, unregisterEventSource } from './windows/event-log.js';
+import { getDacl, lockDirectory, lockFile } from './windows/file-lock.js';
+import { installService, SERVICE_NAME, serviceStatus, uninstallService } from './windows/service-manager.js';
+import { runService, serviceLogFile } from './windows/service-run.js';
+import { SERVICE_RUNNING } from './windows/service-state.js';
 
 export class ServiceCommandError extends RasmonError {
   constructor(message: string) {

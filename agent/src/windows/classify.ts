@@ -4,7 +4,7 @@
  */
 import type { Session } from '@rasmon/protocol';
 import { inRanges, parseCidr, type Cidr } from './cidr.js';
-import type { RawSession } from './sources/raw-session.js';
+import type { RawSession } from './raw-session.js';
 
 export interface ClassifyConfig {
   /** Put before user names that have no domain (`alice` → `CORP\alice`). */

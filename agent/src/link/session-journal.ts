@@ -22,7 +22,7 @@ import type { Session } from '@rasmon/protocol';
 import { writeFileAtomic } from '@rasmon/protocol/kit';
 import type { Logger } from 'pino';
 import { eventBody, jsonObject, readSession } from './event-line.js';
-import type { EventBody } from './session-diff.js';
+import type { EventBody } from '../session/session-diff.js';
 
 export const JOURNAL_FILE = 'sessions.log';
 /** The whole list as earlier versions wrote it on every poll; read once, then replaced by the journal. */
