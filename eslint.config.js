@@ -52,6 +52,11 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-return': 'off',
     },
   },
+  // The agent's layering (agent/src/README.md): a folder imports only itself and the layers below it,
+  // never its parent folder.
+  agentLayer('agent/src/session/**/*.ts', [], 'session/ is the bottom layer'),
+  agentLayer('agent/src/{link,simulator,command}/**/*.ts', ['session'], 'this layer sits on session/ alone'),
+  agentLayer('agent/src/windows/**/*.ts', ['session', 'command'], 'windows/ sits on session/ and command/'),
   {
     // Root tool configs belong to no tsconfig: linted without type information.
     files: ['*.config.ts'],
@@ -67,3 +72,10 @@ export default tseslint.config(
     languageOptions: { sourceType: 'module', globals: globals.node },
   },
 );
+
+/** Forbids imports out of a folder of agent/src except into the named folders below it. */
+function agentLayer(files, below, message) {
+  const allowed = below.length ? `(?!(${below.join('|')})/)` : '';
+  const pattern = { regex: `^\\.\\./${allowed}`, message: `${message} (agent/src/README.md)` };
+  return { files: [files], rules: { 'no-restricted-imports': ['error', { patterns: [pattern] }] } };
+}

@@ -8,13 +8,14 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve, win32 } from 'node:path';
 import * as sea from 'node:sea';
 import { RasmonError } from '@rasmon/protocol/kit';
-import { AgentConfigError, connectionSettings, loadAgentConfig, readToken } from './config.js';
+import { agentFromConfig } from './agent-setup.js';
+import { AgentConfigError, connectionSettings, loadAgentConfig, readToken, type AgentConfig } from './config.js';
 import { serviceCommandLine } from './windows/command-line.js';
 import { describeSid, tokenFileDecision, untrustedReaders } from './windows/dacl.js';
 import { eventSourceRegistered, registerEventSource, unregisterEventSource } from './windows/event-log.js';
 import { getDacl, lockDirectory, lockFile } from './windows/file-lock.js';
 import { installService, SERVICE_NAME, serviceStatus, uninstallService } from './windows/service-manager.js';
-import { runService, serviceLogFile } from './windows/service-run.js';
+import { runService, serviceLogFile, type StartServiceAgent } from './windows/service-run.js';
 import { SERVICE_RUNNING } from './windows/service-state.js';
 
 export class ServiceCommandError extends RasmonError {
@@ -132,6 +133,25 @@ function status(write: (line: string) => void): number {
   return state.state === SERVICE_RUNNING ? 0 : 3;
 }
 
+/** The agent the service runs: built from the configuration, its link's news sent to the alerts. */
+function serviceAgent(config: AgentConfig): StartServiceAgent {
+  return async (log, alerts) => {
+    const agent = await agentFromConfig(config, log, { onPoll: (err) => alerts.polled(err) });
+    try {
+      await agent.start();
+    } catch (err) {
+      await agent.stop().catch(() => undefined);
+      throw err;
+    }
+    agent.connection.on('welcome', () => alerts.connected());
+    agent.connection.on('down', () => alerts.disconnected());
+    agent.connection.on('refused', (status) => {
+      if (status === 401) alerts.tokenRefused();
+    });
+    return agent;
+  };
+}
+
 /** Runs one service subcommand; resolves with the exit code. */
 export async function serviceCommand(
   sub: string | undefined,
@@ -150,7 +170,8 @@ export async function serviceCommand(
       return status(write);
     case 'run': {
       if (!configFile) throw new ServiceCommandError('service run needs --config FILE');
-      return runService(loadAgentConfig(resolve(configFile)));
+      const config = loadAgentConfig(resolve(configFile));
+      return runService(config, serviceAgent(config));
     }
     default:
       throw new ServiceCommandError(`${sub === undefined ? 'missing' : `unknown`} service command${sub ? ` "${sub}"` : ''}\n${SERVICE_USAGE}`);

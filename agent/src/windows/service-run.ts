@@ -10,9 +10,6 @@ import { dirname, join } from 'node:path';
 import { inspect } from 'node:util';
 import { createRootLogger, type Logger } from '@rasmon/protocol/kit';
 import { pino } from 'pino';
-import type { Agent } from '../agent.js';
-import { agentFromConfig } from '../agent-setup.js';
-import type { AgentConfig } from '../config.js';
 import { AdminAlerts } from './admin-alerts.js';
 import { advapi32, type Handle, type ServiceStatus } from './advapi32.js';
 import { EVENTS, type EventName } from './event-ids.js';
@@ -31,8 +28,28 @@ const STOP_MARGIN_MS = 3000;
 const SHUTDOWN_STOP_MS = 4000;
 const LOG_FILE_MAX_BYTES = 16 * 1024 * 1024;
 
+/** What the service reads of the agent's configuration: the spool, and what its log and events name. */
+export interface ServiceConfig {
+  farm?: string | undefined;
+  host: string;
+  source: string;
+  collector?: string | undefined;
+  spool: { dir: string };
+}
+
+/** The running agent, as far as the service is concerned: what it stops. */
+export interface ServiceAgent {
+  stop(): Promise<void>;
+}
+
+/**
+ * Builds and starts the agent with the service's log, reporting to `alerts` what needs an
+ * administrator; an agent that fails to start is stopped before the error is thrown.
+ */
+export type StartServiceAgent = (log: Logger, alerts: AdminAlerts) => Promise<ServiceAgent>;
+
 /** Where the service writes its log: `logs\rasmon-agent.log` beside the spool directory. */
-export function serviceLogFile(config: AgentConfig): string {
+export function serviceLogFile(config: Pick<ServiceConfig, 'spool'>): string {
   return join(dirname(config.spool.dir), 'logs', 'rasmon-agent.log');
 }
 
@@ -47,7 +64,7 @@ function rotateIfLarge(file: string): boolean {
   }
 }
 
-function serviceLogger(config: AgentConfig): { log: Logger; stopRotating: () => void } {
+function serviceLogger(config: ServiceConfig): { log: Logger; stopRotating: () => void } {
   const file = serviceLogFile(config);
   mkdirSync(dirname(file), { recursive: true });
   lockDirectory(dirname(file));
@@ -65,7 +82,7 @@ function serviceLogger(config: AgentConfig): { log: Logger; stopRotating: () => 
  * Runs the service until the SCM stops it; resolves with the process exit code. Fails at once
  * (ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) when not started by the SCM.
  */
-export function runService(config: AgentConfig): Promise<number> {
+export function runService(config: ServiceConfig, startAgent: StartServiceAgent): Promise<number> {
   const api = advapi32();
   const k = api.k;
   const machine = new ServiceStateMachine();
@@ -93,7 +110,7 @@ export function runService(config: AgentConfig): Promise<number> {
   }, k.pointer(api.HandlerEx));
 
   const serve = async () => {
-    let agent: Agent | undefined;
+    let agent: ServiceAgent | undefined;
     let alerts: AdminAlerts | undefined;
     let stopRotating = () => undefined as void;
     try {
@@ -106,14 +123,8 @@ export function runService(config: AgentConfig): Promise<number> {
       lockDirectory(config.spool.dir);
       ({ log, stopRotating } = serviceLogger(config));
       alerts = new AdminAlerts(event);
-      agent = await agentFromConfig(config, log, { onPoll: (err) => alerts!.polled(err) });
       log.info({ farm: config.farm, host: config.host, source: config.source, collector: config.collector }, 'service starting');
-      await agent.start();
-      agent.connection.on('welcome', () => alerts!.connected());
-      agent.connection.on('down', () => alerts!.disconnected());
-      agent.connection.on('refused', (status) => {
-        if (status === 401) alerts!.tokenRefused();
-      });
+      agent = await startAgent(log, alerts);
       alerts.disconnected();
       const { status, stop } = machine.running();
       setStatus(status);
@@ -125,7 +136,6 @@ export function runService(config: AgentConfig): Promise<number> {
       log?.error({ err }, 'service could not start');
       event('serviceFailed', `could not start: ${reason}`);
       alerts?.close();
-      await agent?.stop().catch(() => undefined);
       stopRotating();
       setStatus(machine.stopped(exitCode));
       return;
