@@ -4,14 +4,14 @@
  * every fault the farm the collector holds must equal it — with no event lost where the spool had
  * room for them all, and the snapshot repairing what a full spool had to drop.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { evaluateUsage, normalizeUser, type AgentEvent, type Session } from '@rasmon/protocol';
 import { RedisServer, freePort } from './support/redis-server.js';
-import { CollectorProcess, eventually, rawConfig, within } from './support/collector-harness.js';
+import { CollectorProcess, rawConfig } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';
 import { AgentProcess, readSpool } from './support/agent-process.js';
 import { SimulatedHost } from './support/agent-simulated-host.js';
@@ -151,22 +151,22 @@ async function expectFarmEqualsTruth(collector: CollectorProcess, truth: readonl
 async function settlesToTruth(collector: CollectorProcess, host: SimulatedHost, timeoutMs = 10_000): Promise<void> {
   const truth = host.sessions();
   expect(truth.length, 'a truth with sessions in it').toBeGreaterThan(0);
-  await eventually(() => expectFarmEqualsTruth(collector, truth), timeoutMs);
+  await vi.waitFor(() => expectFarmEqualsTruth(collector, truth), { timeout: timeoutMs });
 }
 
 /** Waits until the agent is welcomed and holds nothing unacked, its last snapshot included. */
 async function agentIdle(agent: AgentProcess, spoolDir: string, timeoutMs = 10_000): Promise<void> {
-  await eventually(async () => {
+  await vi.waitFor(async () => {
     const scrape = await agent.scrape();
     expect(scrape.value('rasmon_agent_connected')).toBe(1);
     expect(scrape.value('rasmon_agent_spool_events')).toBe(0);
     const { state } = readSpool(spoolDir);
     expect(state.acked).toBeGreaterThanOrEqual(state.reserved);
-  }, timeoutMs);
+  }, { timeout: timeoutMs });
 }
 
 async function agentDisconnected(agent: AgentProcess, timeoutMs = 10_000): Promise<void> {
-  await eventually(async () => expect(await agent.metric('rasmon_agent_connected')).toBe(0), timeoutMs);
+  await expect.poll(() => agent.metric('rasmon_agent_connected'), { timeout: timeoutMs }).toBe(0);
 }
 
 /** Collector counters; a series never touched reads as 0. */
@@ -203,14 +203,14 @@ function replay(base: readonly Session[], events: readonly AgentEvent[]): Sessio
  * Returns the spooled events.
  */
 async function spoolHoldsTheTruth(spoolDir: string, base: readonly Session[], ackedSeq: number, truth: readonly Session[]) {
-  return eventually(() => {
+  return vi.waitFor(() => {
     const spool = readSpool(spoolDir);
     expect(spool.state.acked).toBe(ackedSeq);
     const pending = spool.events.filter((event) => event.seq > ackedSeq);
     expect(pending.length).toBeGreaterThan(0);
     expect(truthView(replay(base, pending))).toEqual(truthView(truth));
     return pending;
-  });
+  }, { timeout: 10_000 });
 }
 
 /** The `ack` of each welcome the agent logged, oldest first. */
@@ -247,17 +247,17 @@ describe('collector outage', () => {
       const truthBefore = host.sessions();
 
       collector.signal(signal);
-      const exit = await within(collector.exited, `collector exit after ${signal}`);
+      const exit = await vi.waitFor(() => collector.exited, { timeout: 10_000 });
       if (signal === 'SIGTERM') expect(exit.code).toBe(0);
       else expect(exit.signal).toBe('SIGKILL');
       await agentDisconnected(agent);
 
       await stepWhileAgentPolls(host, 5);
-      await eventually(async () => {
+      await vi.waitFor(async () => {
         const scrape = await agent.scrape();
         expect(scrape.value('rasmon_agent_spool_events')).toBeGreaterThan(0);
         expect(scrape.value('rasmon_agent_connected')).toBe(0);
-      });
+      }, { timeout: 10_000 });
       const spooled = await spoolHoldsTheTruth(spoolDir, truthBefore, ackBefore, host.sessions());
 
       const again = await startCollector(raw, { port: collector.port, configPath: collector.configPath });
@@ -287,15 +287,15 @@ describe('collector outage', () => {
         await sleep(60);
         if (i === 4) collector.signal('SIGKILL');
       }
-      expect((await within(collector.exited, 'collector exit after SIGKILL')).signal).toBe('SIGKILL');
+      expect((await vi.waitFor(() => collector.exited, { timeout: 10_000 })).signal).toBe('SIGKILL');
       await agentDisconnected(agent);
-      const spooled = await eventually(() => {
+      const spooled = await vi.waitFor(() => {
         const spool = readSpool(spoolDir);
         const pending = spool.events.filter((event) => event.seq > spool.state.acked);
         expect(pending.length).toBeGreaterThan(0);
         return { acked: spool.state.acked, lastSeq: pending.at(-1)!.seq };
-      });
-      await eventually(async () => expect(await agent.metric('rasmon_agent_spool_events')).toBeGreaterThan(0));
+      }, { timeout: 10_000 });
+      await expect.poll(() => agent.metric('rasmon_agent_spool_events'), { timeout: 10_000 }).toBeGreaterThan(0);
 
       const again = await startCollector(raw, { port: collector.port, configPath: collector.configPath });
       await settlesToTruth(again, host);
@@ -318,11 +318,11 @@ describe('collector outage', () => {
     const dropLogsBefore = agent.logged('spool full').length;
 
     collector.signal('SIGKILL');
-    await within(collector.exited, 'collector exit after SIGKILL');
+    await vi.waitFor(() => collector.exited, { timeout: 10_000 });
     await agentDisconnected(agent);
     // Short steps: each list read brings well under 4 KiB, many of them far more.
     await stepWhileAgentPolls(host, 16, 10_000);
-    await eventually(async () => expect(await agent.metric('rasmon_agent_spool_dropped_total')).toBeGreaterThan(droppedBefore));
+    await expect.poll(() => agent.metric('rasmon_agent_spool_dropped_total'), { timeout: 10_000 }).toBeGreaterThan(droppedBefore);
     const drops = agent.logged('spool full').slice(dropLogsBefore);
     expect(drops.length).toBeGreaterThan(0);
     expect(drops[0]!.dropped).toBeGreaterThan(0);
@@ -336,7 +336,7 @@ describe('collector outage', () => {
     // The gap left by the dropped events was seen and answered with a resync, and a snapshot healed it.
     expect(again.output.join('')).toContain('seq gap: asking for a snapshot');
     expect(await collectorCount(again, 'rasmon_collector_frames_total', { type: 'events', result: 'refused' })).toBeGreaterThanOrEqual(1);
-    await eventually(() => expect(agent.logged('collector asked for a snapshot').length).toBeGreaterThan(resyncsBefore));
+    await expect.poll(() => agent.logged('collector asked for a snapshot').length, { timeout: 10_000 }).toBeGreaterThan(resyncsBefore);
     await settlesToTruth(again, host);
   });
 });
@@ -351,7 +351,7 @@ describe('agent killed', () => {
     const truthBefore = host.sessions();
 
     collector.signal('SIGKILL');
-    await within(collector.exited, 'collector exit after SIGKILL');
+    await vi.waitFor(() => collector.exited, { timeout: 10_000 });
     await agentDisconnected(agent);
     await stepWhileAgentPolls(host, 4);
     const spooled = await spoolHoldsTheTruth(spoolDir, truthBefore, ackBefore, host.sessions());
@@ -439,7 +439,7 @@ describe('connection faults', () => {
     const cutDone = proxy!.cutNextChunk(1024);
     for (let i = 1; i <= 40; i += 1) host.sim.logon(`CORP\\Burst${String(i).padStart(2, '0')}`, { kind: i % 3 === 0 ? 'app' : 'desktop' });
     host.write();
-    const cut = await within(cutDone, 'a chunk of at least 1 KiB from the agent', 5000);
+    const cut = await vi.waitFor(() => cutDone, { timeout: 5000 });
     expect(cut.chunkBytes).toBeGreaterThan(1024);
     expect(cut.forwardedBytes).toBeLessThan(cut.chunkBytes);
 
@@ -477,7 +477,7 @@ describe('connection faults', () => {
     } finally {
       collector.signal('SIGCONT');
     }
-    await eventually(async () => expect(await agent.metric('rasmon_agent_connected')).toBe(1), 15_000);
+    await expect.poll(() => agent.metric('rasmon_agent_connected'), { timeout: 15_000 }).toBe(1);
     await settlesToTruth(collector, host);
     await agentIdle(agent, spoolDir);
     expect(await corrections(collector)).toBe(0);

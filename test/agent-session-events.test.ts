@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Session } from '@rasmon/protocol';
 import { Agent, type SessionSource } from '@rasmon/agent';
-import { InProcessCollector, eventually, rawConfig } from './support/collector-harness.js';
+import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { RedisServer } from './support/redis-server.js';
 
 const FARM = 'farm-ev';
@@ -97,17 +97,17 @@ describe('session events', () => {
     await agent.start();
     try {
       expect(host.watchers).toBe(1);
-      await eventually(async () => expect(agent.connection.ready).toBe(true));
+      await expect.poll(() => agent.connection.ready, { timeout: 10_000 }).toBe(true);
       const readsAtStart = host.reads;
 
       host.sessions = [session('3-1000', 'CORP\\alice', Date.now() - 1000)];
       host.notify();
-      await eventually(async () => expect(await hostConnections()).toEqual(['3-1000']));
+      await expect.poll(() => hostConnections(), { timeout: 10_000 }).toEqual(['3-1000']);
       expect(host.reads - readsAtStart).toBe(1);
 
       host.sessions = [];
       host.notify(2);
-      await eventually(async () => expect(await hostConnections()).toEqual([]));
+      await expect.poll(() => hostConnections(), { timeout: 10_000 }).toEqual([]);
       expect(host.reads - readsAtStart).toBe(2);
     } finally {
       await agent.stop();

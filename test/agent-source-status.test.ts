@@ -5,7 +5,7 @@
  * the host removes it. Against a collector whose welcome does not list the feature (a WebSocket
  * server inside the test), the agent sends no status at all, and one that lists it gets one.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import { WebSocketServer } from 'ws';
 import { DEFAULT_LIMITS, SUBPROTOCOL } from '@rasmon/protocol';
 import { RedisServer, freePort } from './support/redis-server.js';
-import { InProcessCollector, eventually, rawConfig } from './support/collector-harness.js';
+import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { AgentProcess } from './support/agent-process.js';
 import { Scrape } from './support/prometheus-text.js';
 
@@ -99,12 +99,12 @@ describe('source status against the collector', () => {
     const port = collector.collector.address.port;
     await startAgent(`ws://127.0.0.1:${port}`, source.command, source.dir);
 
-    const failing = await eventually(async () => {
+    const failing = await vi.waitFor(async () => {
       const scrape = await Scrape.from(collector.url);
       expect(scrape.value('ras_agent_up', { farm: FARM, host: HOST })).toBe(1);
       expect(scrape.value('ras_agent_source_up', { farm: FARM, host: HOST })).toBe(0);
       return scrape;
-    });
+    }, { timeout: 10_000 });
     // It never listed: no last success yet.
     expect(failing.all('ras_agent_source_last_success_timestamp_seconds', { farm: FARM, host: HOST })).toEqual([]);
     const entry = await hostEntry();
@@ -114,11 +114,11 @@ describe('source status against the collector', () => {
 
     const before = Date.now();
     source.fail(false);
-    const recovered = await eventually(async () => {
+    const recovered = await vi.waitFor(async () => {
       const scrape = await Scrape.from(collector.url);
       expect(scrape.value('ras_agent_source_up', { farm: FARM, host: HOST })).toBe(1);
       return scrape;
-    });
+    }, { timeout: 10_000 });
     const lastSuccess = recovered.value('ras_agent_source_last_success_timestamp_seconds', { farm: FARM, host: HOST })!;
     expect(lastSuccess * 1000).toBeGreaterThanOrEqual(before - 1000);
     expect(lastSuccess * 1000).toBeLessThanOrEqual(Date.now());
@@ -129,16 +129,16 @@ describe('source status against the collector', () => {
 
     // Failing again keeps the last success.
     source.fail(true);
-    const again = await eventually(async () => {
+    const again = await vi.waitFor(async () => {
       const scrape = await Scrape.from(collector.url);
       expect(scrape.value('ras_agent_source_up', { farm: FARM, host: HOST })).toBe(0);
       return scrape;
-    });
+    }, { timeout: 10_000 });
     expect(again.value('ras_agent_source_last_success_timestamp_seconds', { farm: FARM, host: HOST })).toBeGreaterThanOrEqual(lastSuccess);
   });
 
   it('forgetting the host removes its source status', async () => {
-    await eventually(async () => expect((await hostEntry())?.source).not.toBeNull());
+    await expect.poll(async () => (await hostEntry())?.source, { timeout: 10_000 }).not.toBeNull();
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
     const configPath = join(mkdtempSync(join(tmpdir(), 'rasmon-source-status-')), 'collector.json');
     writeFileSync(configPath, JSON.stringify(raw));
@@ -153,10 +153,10 @@ describe('source status against the collector', () => {
     } finally {
       client.disconnect();
     }
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const scrape = await Scrape.from(collector.url);
       expect(scrape.all('ras_agent_source_up', { farm: FARM })).toEqual([]);
-    });
+    }, { timeout: 10_000 });
     expect(await hostEntry()).toBeUndefined();
   });
 });
@@ -197,17 +197,17 @@ describe('source status against a collector without the feature', () => {
     source.fail(true);
     const fake = await fakeCollector(undefined);
     const agent = await startAgent(fake.url, source.command, source.dir);
-    await eventually(() => expect(fake.frames.some((frame) => frame.type === 'snapshot')).toBe(true));
+    await expect.poll(() => fake.frames.some((frame) => frame.type === 'snapshot'), { timeout: 10_000 }).toBe(true);
     // Fails every poll after the welcome; then heals, which would be a change too.
     const failures = await pollErrors(agent);
-    await eventually(async () => expect(await pollErrors(agent)).toBeGreaterThanOrEqual(failures + 3));
+    await expect.poll(() => pollErrors(agent), { timeout: 10_000 }).toBeGreaterThanOrEqual(failures + 3);
     source.fail(false);
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const scrape = await Scrape.from(agent.metricsUrl);
       const errors = scrape.value('rasmon_agent_poll_errors_total');
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect((await Scrape.from(agent.metricsUrl)).value('rasmon_agent_poll_errors_total')).toBe(errors);
-    });
+    }, { timeout: 10_000 });
     expect(fake.frames.map((frame) => frame.type)).toContain('hello');
     expect(fake.frames.filter((frame) => frame.type === 'status')).toEqual([]);
   });
@@ -217,14 +217,14 @@ describe('source status against a collector without the feature', () => {
     source.fail(true);
     const fake = await fakeCollector(['status']);
     await startAgent(fake.url, source.command, source.dir);
-    const status = await eventually(() => {
+    const status = await vi.waitFor(() => {
       const found = fake.frames.find((frame) => frame.type === 'status');
       expect(found).toBeDefined();
       return found!;
-    });
+    }, { timeout: 10_000 });
     expect(status).toMatchObject({ type: 'status', source: 'command', ok: false });
     expect(status).not.toHaveProperty('seq');
     source.fail(false);
-    await eventually(() => expect(fake.frames.filter((frame) => frame.type === 'status').at(-1)).toMatchObject({ ok: true }));
+    await expect.poll(() => fake.frames.filter((frame) => frame.type === 'status').at(-1), { timeout: 10_000 }).toMatchObject({ ok: true });
   });
 });

@@ -15,10 +15,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import YAML from 'yaml';
 import { RedisServer, freePort } from './support/redis-server.js';
-import { InProcessCollector, eventually, rawConfig } from './support/collector-harness.js';
+import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, end, session, upsert } from './support/agent-client.js';
 import { PrometheusServer } from './support/prometheus-server.js';
 
@@ -106,10 +106,10 @@ class AlertmanagerServer {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const server = new AlertmanagerServer(child, port, dir);
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       if (child.exitCode !== null) throw new Error(`alertmanager exited ${child.exitCode}: ${server.output.join('')}`);
       expect((await fetch(`http://127.0.0.1:${port}/-/ready`)).status).toBe(200);
-    }, 20_000);
+    }, { timeout: 20_000 });
     return server;
   }
 
@@ -188,7 +188,7 @@ describe('Alertmanager with Prometheus and a collector: one page per farm, no fa
     await agent.hello('farm-a', 'rdsh-a1', 'stream-a1');
     await agent.snapshot((seq += 1), sessions.slice(0, 2));
     // Scraped within the seats first, so the admission that follows is an increase Prometheus sees.
-    await eventually(async () => expect(await prometheus.vector('max(ras_license_users{farm="farm-a"})')).toMatchObject([{ value: [expect.any(Number), '2'] }]), 20_000);
+    await vi.waitFor(async () => expect(await prometheus.vector('max(ras_license_users{farm="farm-a"})')).toMatchObject([{ value: [expect.any(Number), '2'] }]), { timeout: 20_000 });
   });
 
   afterAll(async () => {
@@ -208,8 +208,8 @@ describe('Alertmanager with Prometheus and a collector: one page per farm, no fa
   it('sends one notification group for the overused farm, holding only the overuse alert', async () => {
     await agent!.events([upsert((seq += 1), sessions[2]!)]);
     // Prometheus fires the overuse and what it inhibits.
-    await eventually(() => firingIn(['RasLicenseOveruse', 'RasLicenseOveruseGraceRunning', 'RasLicenseOveruseAdmissions']), 20_000);
-    await eventually(() => expect(receiver.forFarm('farm-a').length).toBeGreaterThan(0), 20_000);
+    await vi.waitFor(() => firingIn(['RasLicenseOveruse', 'RasLicenseOveruseGraceRunning', 'RasLicenseOveruseAdmissions']), { timeout: 20_000 });
+    await expect.poll(() => receiver.forFarm('farm-a').length, { timeout: 20_000 }).toBeGreaterThan(0);
     // A few group intervals more: nothing else may arrive for the farm.
     await sleep(4000);
     const sent = receiver.forFarm('farm-a');
@@ -225,7 +225,7 @@ describe('Alertmanager with Prometheus and a collector: one page per farm, no fa
     agent = undefined;
     await collector!.stop();
     collector = undefined;
-    await eventually(async () => expect(await prometheus.vector('up{job="rasmon-collector"} == 0')).toHaveLength(1), 10_000);
+    await expect.poll(() => prometheus.vector('up{job="rasmon-collector"} == 0'), { timeout: 10_000 }).toHaveLength(1);
     await sleep(8000);
     const resolved = receiver.received.slice(before).filter((n) => n.alerts.some((a) => a.status === 'resolved'));
     expect(resolved).toEqual([]);
@@ -240,13 +240,13 @@ describe('Alertmanager with Prometheus and a collector: one page per farm, no fa
     const welcome = await agent.hello('farm-a', 'rdsh-a1', 'stream-a1');
     expect(welcome.ack).toBe(seq);
     await agent.events([end((seq += 1), sessions[2]!.id)]);
-    await eventually(() => {
+    await vi.waitFor(() => {
       const resolved = receiver
         .forFarm('farm-a')
         .flatMap((n) => n.alerts)
         .filter((a) => a.labels.alertname === 'RasLicenseOveruse' && a.status === 'resolved');
       expect(resolved.length).toBeGreaterThan(0);
-    }, 30_000);
+    }, { timeout: 30_000 });
     expect(new Set(receiver.forFarm('farm-a').map((n) => n.groupKey)).size).toBe(1);
   });
 });

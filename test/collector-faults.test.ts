@@ -3,13 +3,13 @@
  * collector killed mid-stream, Redis restarted empty (or not), connections cut without a close,
  * silent agents, and hosts retired after going stale (docs/design.md §2 rule 10).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { RedisKeys } from '@rasmon/collector';
 import { ReferenceFarm, type ErrorFrame, type Session } from '@rasmon/protocol';
 import { RedisServer } from './support/redis-server.js';
-import { CollectorProcess, InProcessCollector, eventually, rawConfig, within } from './support/collector-harness.js';
+import { CollectorProcess, InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, end, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 
@@ -104,8 +104,8 @@ describe('collector killed mid-stream', () => {
       if (frame.type === 'ack' && (acksSeen += 1) === 3) first.signal('SIGKILL');
     });
     for (const frame of frames) agent.send({ type: 'events', events: frame });
-    expect((await within(first.exited, 'exit after SIGKILL')).signal).toBe('SIGKILL');
-    await within(agent.closed, 'close seen by the agent after SIGKILL');
+    expect((await vi.waitFor(() => first.exited, { timeout: 10_000 })).signal).toBe('SIGKILL');
+    await vi.waitFor(() => agent.closed, { timeout: 10_000 });
     const acked = agent.received.flatMap((frame) => (frame.type === 'ack' ? [frame.seq] : []));
     const lastAck = Math.max(...acked);
     expect(lastAck, 'frames were still unacked when the collector died').toBeLessThan(lastSeq);
@@ -191,7 +191,7 @@ describe('Redis restarted', () => {
     expect(await b.next('resync', 15_000)).toEqual({ type: 'resync' });
     expect((await a.snapshot(2, sessionsA)).seq).toBe(2);
     expect((await b.snapshot(2, sessionsB)).seq).toBe(2);
-    await eventually(showTruth);
+    await vi.waitFor(showTruth, { timeout: 10_000 });
     // One resync each, and both agents still connected.
     expect(a.received.filter((frame) => frame.type === 'resync')).toHaveLength(1);
     expect(b.received.filter((frame) => frame.type === 'resync')).toHaveLength(1);
@@ -203,7 +203,7 @@ describe('Redis restarted', () => {
     cleanups.push(() => persistent.stop());
     const { one, two, a, b, showTruth } = await twoCollectors(persistent);
     await persistent.restart();
-    await eventually(() => expect(one.collector.ready && two.collector.ready).toBe(true), 15_000);
+    await expect.poll(() => one.collector.ready && two.collector.ready, { timeout: 15_000 }).toBe(true);
     // Long enough for many farm ticks (100 ms) on both collectors to compare epochs.
     await sleep(1500);
     expect(a.received.filter((frame) => frame.type === 'resync')).toEqual([]);
@@ -235,7 +235,7 @@ describe('connections lost', () => {
   it('a connection cut without a close makes its host stale at once, its users unverified, until the agent is back', async () => {
     const { collector, cut, metric } = await farmWithTwoHosts({ heartbeatSeconds: 1 });
     cut.socket.terminate();
-    await eventually(async () => expect(await metric('ras_agent_up', { host: 'rdsh-1' })).toBe(0), 3000);
+    await expect.poll(() => metric('ras_agent_up', { host: 'rdsh-1' }), { timeout: 3000 }).toBe(0);
     expect(await metric('ras_license_users')).toBe(3);
     expect(await metric('ras_license_users_unverified')).toBe(1);
     expect(await metric('ras_host_connections', { host: 'rdsh-1' })).toBe(3);
@@ -252,7 +252,7 @@ describe('connections lost', () => {
     const { collector, cut, metric } = await farmWithTwoHosts({ heartbeatSeconds: 1 });
     // The agent stops reading: it answers no ping, as a peer behind a dead link would.
     cut.socket.pause();
-    await eventually(async () => expect(await metric('ras_agent_up', { host: 'rdsh-1' })).toBe(0), 10_000);
+    await expect.poll(() => metric('ras_agent_up', { host: 'rdsh-1' }), { timeout: 10_000 }).toBe(0);
     expect((await Scrape.from(collector.url)).value('rasmon_collector_agents_dropped_total', { reason: 'silent' })).toBe(1);
     expect(await metric('ras_license_users_unverified')).toBe(1);
     expect(await metric('ras_license_users')).toBe(3);
@@ -262,10 +262,10 @@ describe('connections lost', () => {
   it('a stale host is retired after hostRetireSeconds and its next snapshot brings its users back', async () => {
     const { collector, cut, metric } = await farmWithTwoHosts({ heartbeatSeconds: 1, hostRetireSeconds: 2 });
     cut.socket.terminate();
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       expect(await metric('ras_host_connections', { host: 'rdsh-1' })).toBe(0);
       expect(await metric('ras_license_users')).toBe(2);
-    }, 12_000);
+    }, { timeout: 12_000 });
     expect(await metric('ras_license_users_unverified')).toBe(0);
     // The host that kept its agent is not retired.
     expect(await metric('ras_host_connections', { host: 'rdsh-2' })).toBe(2);
@@ -287,8 +287,8 @@ describe('connections lost', () => {
     cut.send('{ this is not json');
     expect((await cut.next<ErrorFrame>('error')).code).toBe('bad_frame');
     // docs/design.md §2 rule 10: the lease ends with the connection, not when ws gives up on the closing handshake.
-    await eventually(async () => expect(await metric('ras_agent_up', { host: 'rdsh-1' })).toBe(0), 5000);
+    await expect.poll(() => metric('ras_agent_up', { host: 'rdsh-1' }), { timeout: 5000 }).toBe(0);
     expect(await metric('ras_license_users_unverified')).toBe(1);
-    expect((await within(cut.closed, 'close after bad_frame', 5000)).code).toBe(1007);
+    expect((await vi.waitFor(() => cut.closed, { timeout: 5000 })).code).toBe(1007);
   });
 });

@@ -5,7 +5,7 @@
  * real Redis; after every frame, /metrics and the API must equal `ReferenceFarm`.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   DEFAULT_LIMITS,
   ReferenceFarm,
@@ -16,7 +16,7 @@ import {
   type ParsedEvents,
 } from '@rasmon/protocol';
 import { RedisServer } from './support/redis-server.js';
-import { InProcessCollector, eventually, rawConfig } from './support/collector-harness.js';
+import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 
@@ -174,10 +174,10 @@ describe('collector equals the reference model', () => {
                 slot.agent = undefined;
                 model.disconnect(host, Date.now());
                 // The lease is released when the collector sees the close.
-                await eventually(async () => {
+                await vi.waitFor(async () => {
                   const up = (await Scrape.from(collector.url)).value('ras_agent_up', { farm: 'farm-a', host: host.toLowerCase() });
                   expect(up).toBe(0);
-                });
+                }, { timeout: 10_000 });
                 await expectSameState(collector, model, context);
                 continue;
               }

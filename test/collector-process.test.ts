@@ -10,12 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Redis } from 'ioredis';
 import { RedisKeys } from '@rasmon/collector';
 import type { ErrorFrame } from '@rasmon/protocol';
 import { RedisServer, freePort } from './support/redis-server.js';
-import { CollectorProcess, eventually, rawConfig, sha256, within } from './support/collector-harness.js';
+import { CollectorProcess, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 
@@ -168,10 +168,10 @@ describe('rasmon-collector command line', () => {
     const port = await freePort();
     const flagFile = tempFile('flag.json', JSON.stringify(goodConfig(redis.url, port)));
     const { child, output } = startBin(['--config', flagFile], cleanEnv({ RASMON_CONFIG: envFile }));
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       expect(child.exitCode, output.join('')).toBeNull();
       expect(await status(`http://127.0.0.1:${port}/readyz`)).toBe(200);
-    });
+    }, { timeout: 10_000 });
   });
 
   it("RASMON_LISTEN overrides the file's listen address", async () => {
@@ -179,10 +179,10 @@ describe('rasmon-collector command line', () => {
     const envPort = await freePort();
     const file = tempFile('listen.json', JSON.stringify(goodConfig(redis.url, filePort)));
     const { child, output } = startBin(['--config', file], cleanEnv({ RASMON_LISTEN: `127.0.0.1:${envPort}` }));
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       expect(child.exitCode, output.join('')).toBeNull();
       expect(await status(`http://127.0.0.1:${envPort}/readyz`)).toBe(200);
-    });
+    }, { timeout: 10_000 });
     await expect(fetch(`http://127.0.0.1:${filePort}/healthz`)).rejects.toThrow();
   });
 
@@ -191,17 +191,17 @@ describe('rasmon-collector command line', () => {
     // Control: with the file's dead Redis the collector serves but is not ready.
     const controlPort = await freePort();
     const control = startBin(['--config', tempFile('dead.json', JSON.stringify(goodConfig(deadRedis, controlPort)))], cleanEnv());
-    await eventually(async () => expect(await status(`http://127.0.0.1:${controlPort}/healthz`)).toBe(200));
+    await expect.poll(() => status(`http://127.0.0.1:${controlPort}/healthz`), { timeout: 10_000 }).toBe(200);
     expect(await status(`http://127.0.0.1:${controlPort}/readyz`)).toBe(503);
     expect(control.child.exitCode).toBeNull();
 
     const port = await freePort();
     const file = tempFile('dead-overridden.json', JSON.stringify(goodConfig(deadRedis, port)));
     const { child, output } = startBin(['--config', file], cleanEnv({ REDIS_URL: redis.url }));
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       expect(child.exitCode, output.join('')).toBeNull();
       expect(await status(`http://127.0.0.1:${port}/readyz`)).toBe(200);
-    });
+    }, { timeout: 10_000 });
   });
 });
 
@@ -247,11 +247,11 @@ describe('SIGHUP reload', () => {
     const hashBefore = before.all('rasmon_collector_config_info')[0]?.labels.hash;
 
     c.reload((farms) => farms.map((farm) => ({ ...farm, seats: 7 })));
-    const after = await eventually(async () => {
+    const after = await vi.waitFor(async () => {
       const scrape = await c.scrape();
       expect(scrape.value('ras_license_seats', { farm: 'farm-a' })).toBe(7);
       return scrape;
-    });
+    }, { timeout: 10_000 });
     expect(after.all('rasmon_collector_config_info')[0]?.labels.hash).not.toBe(hashBefore);
     expect(after.value('ras_license_users', { farm: 'farm-a' })).toBe(1);
 
@@ -275,7 +275,7 @@ describe('SIGHUP reload', () => {
     c.reload((farms) => farms.map((farm) => ({ ...farm, agentTokensSha256: [sha256('token-kept')] })));
     const error = await revoked.next<ErrorFrame>('error');
     expect(error.code).toBe('forbidden');
-    expect((await within(revoked.closed, 'close of the revoked connection')).code).toBe(1008);
+    expect((await vi.waitFor(() => revoked.closed, { timeout: 10_000 })).code).toBe(1008);
 
     await expect(TestAgent.connect(c.proc.url, 'token-revoked')).rejects.toSatisfy(
       (err) => err instanceof UpgradeRefused && err.status === 401,
@@ -298,7 +298,7 @@ describe('SIGHUP reload', () => {
     c.reload((farms) => farms.map((farm) => ({ ...farm, agentTokensSha256: [{ sha256: sha256('token-a'), hosts: ['rdsh-2'] }] })));
     const error = await moved.next<ErrorFrame>('error');
     expect(error).toMatchObject({ code: 'forbidden', message: 'this token may not claim host rdsh-1 (changed by a reload)' });
-    expect((await within(moved.closed, 'close of the connection whose host was taken away')).code).toBe(1008);
+    expect((await vi.waitFor(() => moved.closed, { timeout: 10_000 })).code).toBe(1008);
     expect((await c.scrape()).value('rasmon_collector_upgrades_rejected_total', { reason: 'revoked' })).toBe(revokedBefore + 1);
     expect(isOpen(stays)).toBe(true);
     expect((await stays.snapshot(1, [session('1', 'corp\\carol')])).seq).toBe(1);
@@ -320,13 +320,13 @@ describe('SIGHUP reload', () => {
     expect(before.samples.filter((s) => s.labels.farm === 'farm-b').length).toBeGreaterThan(10);
 
     c.reload((farms) => farms.filter((farm) => farm.id !== 'farm-b'));
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const scrape = await c.scrape();
       expect(scrape.samples.filter((s) => s.labels.farm === 'farm-b').map((s) => s.name)).toEqual([]);
-    });
+    }, { timeout: 10_000 });
     // Its connected agent is closed and a new one is refused.
     expect((await b.next<ErrorFrame>('error')).code).toBe('forbidden');
-    expect((await within(b.closed, 'close of the removed farm\'s agent')).code).toBe(1008);
+    expect((await vi.waitFor(() => b.closed, { timeout: 10_000 })).code).toBe(1008);
     await expect(TestAgent.connect(c.proc.url, 'token-farm-b')).rejects.toSatisfy(
       (err) => err instanceof UpgradeRefused && err.status === 401,
     );
@@ -339,12 +339,12 @@ describe('SIGHUP reload', () => {
     expect(await client.hlen(c.keys.host('farm-b', 'rdsh-b1').conns)).toBe(3);
 
     c.reload((farms) => farms);
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const back = await c.scrape();
       expect(back.value('ras_license_users', { farm: 'farm-b' })).toBe(2);
       expect(back.value('ras_host_connections', { farm: 'farm-b', host: 'rdsh-b1' })).toBe(3);
       expect(back.value('ras_license_seats', { farm: 'farm-b' })).toBe(3);
-    });
+    }, { timeout: 10_000 });
     const agent = await c.connect('token-farm-b');
     expect((await agent.hello('farm-b', 'rdsh-b1')).ack).toBe(1);
   });
@@ -359,14 +359,14 @@ describe('SIGHUP reload', () => {
     await b.hello('farm-b', 'rdsh-b1');
     await b.snapshot(1, [session('1', 'corp\\bob')]);
     c.reload((farms) => farms.filter((farm) => farm.id !== 'farm-b'));
-    expect((await within(b.closed, 'close of the removed farm\'s agent')).code).toBe(1008);
+    expect((await vi.waitFor(() => b.closed, { timeout: 10_000 })).code).toBe(1008);
 
     c.reload((farms) => farms);
-    const scrape = await eventually(async () => {
+    const scrape = await vi.waitFor(async () => {
       const s = await c.scrape();
       expect(s.value('ras_license_users', { farm: 'farm-b' })).toBe(1);
       return s;
-    });
+    }, { timeout: 10_000 });
     // Nothing holds a connection for rdsh-b1, and the lease (3 × 15 s) would not have lapsed yet.
     expect(scrape.value('ras_agent_up', { farm: 'farm-b', host: 'rdsh-b1' })).toBe(0);
     expect(scrape.value('ras_license_users_unverified', { farm: 'farm-b' })).toBe(1);
@@ -379,11 +379,11 @@ describe('SIGHUP reload', () => {
     await agent.snapshot(1, [session('1', 'corp\\alice')]);
 
     c.reload((farms) => farms.map((farm) => ({ ...farm, seats: -1 })));
-    const refusal = await eventually(() => {
+    const refusal = await vi.waitFor(() => {
       const line = c.proc.output.join('').split('\n').find((l) => l.includes('reload refused'));
       expect(line).toBeDefined();
       return line!;
-    });
+    }, { timeout: 10_000 });
     expect(refusal).toContain('farms[0].seats');
     expect(c.proc.child.exitCode).toBeNull();
     expect(await status(`${c.proc.url}/readyz`)).toBe(200);
@@ -395,14 +395,12 @@ describe('SIGHUP reload', () => {
     // A file that does not parse at all is refused the same way.
     writeFileSync(c.proc.configPath, '{ "farms": [');
     c.proc.signal('SIGHUP');
-    await eventually(() =>
-      expect(c.proc.output.join('').split('\n').filter((l) => l.includes('reload refused'))).toHaveLength(2),
-    );
+    await expect.poll(() => c.proc.output.join('').split('\n').filter((l) => l.includes('reload refused')), { timeout: 10_000 }).toHaveLength(2);
     expect(c.proc.child.exitCode).toBeNull();
 
     // And the next good file is taken.
     c.reload((farms) => farms.map((farm) => ({ ...farm, seats: 9 })));
-    await eventually(async () => expect((await c.scrape()).value('ras_license_seats', { farm: 'farm-a' })).toBe(9));
+    await expect.poll(async () => (await c.scrape()).value('ras_license_seats', { farm: 'farm-a' }), { timeout: 10_000 }).toBe(9);
     expect(isOpen(agent)).toBe(true);
   });
 });
@@ -417,17 +415,17 @@ describe('SIGTERM', () => {
     // Hold every write in Redis so the next frame is still being applied when SIGTERM arrives.
     await client.call('CLIENT', 'PAUSE', '1500', 'WRITE');
     agent.send({ type: 'events', events: [upsert(2, session('2', 'corp\\bob'))] });
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const list = String(await client.call('CLIENT', 'LIST'));
       expect(list).toMatch(/name=rasmon-collector .*flags=b .*cmd=evalsha/);
-    });
+    }, { timeout: 10_000 });
     await sleep(200);
     c.proc.signal('SIGTERM');
 
     const ack = await agent.next('ack');
     expect(ack).toEqual({ type: 'ack', seq: 2 });
-    expect((await within(agent.closed, 'close after SIGTERM')).code).toBe(1001);
-    expect(await within(c.proc.exited, 'exit after SIGTERM')).toEqual({ code: 0, signal: null });
+    expect((await vi.waitFor(() => agent.closed, { timeout: 10_000 })).code).toBe(1001);
+    expect(await vi.waitFor(() => c.proc.exited, { timeout: 10_000 })).toEqual({ code: 0, signal: null });
     // What was acked is in Redis, and the host was released on the way out.
     expect(await client.hlen(c.keys.farm('farm-a').users)).toBe(2);
     expect(await client.zscore(c.keys.farm('farm-a').lease, 'rdsh-1')).toBeNull();
@@ -462,7 +460,7 @@ describe('secrets', () => {
     await expect(TestAgent.connect(c.proc.url, `${token}x`)).rejects.toBeInstanceOf(UpgradeRefused);
     c.reload((farms) => farms.map((farm) => (farm.id === 'farm-a' ? { ...farm, agentTokensSha256: [sha256(other)] } : farm)));
     expect((await agent.next<ErrorFrame>('error')).code).toBe('forbidden');
-    await eventually(() => expect(c.proc.output.join('')).toContain('configuration reloaded'));
+    await expect.poll(() => c.proc.output.join(''), { timeout: 10_000 }).toContain('configuration reloaded');
 
     const output = c.proc.output.join('');
     expect(output).toContain('agent connected');

@@ -3,9 +3,9 @@
  * `ras_agent_up` 0 from the start and `ras_host_expected` 1, and the API lists it with
  * `"expected": true`; names compare case-insensitively. Real collector, Redis and WebSocket agent.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RedisServer } from './support/redis-server.js';
-import { InProcessCollector, eventually, rawConfig } from './support/collector-harness.js';
+import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, session } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 
@@ -77,11 +77,11 @@ describe('expected hosts', () => {
     await other.hello('farm-a', 'rdsh-7', 'stream-7');
     await other.snapshot(1, []);
     await other.close();
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const scrape = await Scrape.from(collector.url);
       expect(scrape.value('ras_agent_up', { farm: 'farm-a', host: 'rdsh-1' })).toBe(1);
       expect(scrape.value('ras_agent_up', { farm: 'farm-a', host: 'rdsh-7' })).toBe(0);
-    });
+    }, { timeout: 10_000 });
     const scrape = await Scrape.from(collector.url);
     expect(scrape.value('ras_agent_up', { farm: 'farm-a', host: 'rdsh-2' })).toBe(0);
     expect(scrape.all('ras_host_expected', { farm: 'farm-a' }).map((s) => s.labels.host)).toEqual(['rdsh-1', 'rdsh-2']);

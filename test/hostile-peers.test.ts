@@ -9,11 +9,11 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import type { ErrorFrame } from '@rasmon/protocol';
 import { RedisServer } from './support/redis-server.js';
-import { CollectorProcess, eventually, rawConfig, sha256, within } from './support/collector-harness.js';
+import { CollectorProcess, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, session } from './support/agent-client.js';
 import { Scrape, parseMetrics } from './support/prometheus-text.js';
 
@@ -71,7 +71,8 @@ function stalledClient(port: number, text: string): Promise<Socket> {
 
 /** A well-behaved agent's frame is still acked: the collector keeps serving agents under attack. */
 async function stillAcks(a: TestAgent, seq: number): Promise<void> {
-  const ack = await within(a.snapshot(seq, [session(`s${seq}`, 'corp\\calm')]), 'ack for a well-behaved agent', 15_000);
+  const acked = a.snapshot(seq, [session(`s${seq}`, 'corp\\calm')]);
+  const ack = await vi.waitFor(() => acked, { timeout: 15_000 });
   expect(ack.seq).toBe(seq);
 }
 
@@ -95,14 +96,15 @@ describe('bounded memory', () => {
       peak = Math.max(peak, c.rssBytes() - before);
     }
     await stillAcks(good, 2);
-    expect(await within(raw(c.port, 'GET', '/readyz'), '/readyz under the attack', 10_000)).toBe(200);
+    const readyz = raw(c.port, 'GET', '/readyz');
+    expect(await vi.waitFor(() => readyz, { timeout: 10_000 })).toBe(200);
     peak = Math.max(peak, c.rssBytes() - before);
     expect(peak, 'RSS growth under 400 stalled scrapes').toBeLessThan(150 * MiB);
     // Past the write deadline the stalled sockets are cut off: once the peers read, each finds its end.
     await sleep(5000);
     const closed = sockets.map((socket) => new Promise<void>((resolve) => socket.once('close', () => resolve())));
     for (const socket of sockets) socket.resume();
-    await within(Promise.all(closed), 'every stalled scrape cut off by the collector', 15_000);
+    await vi.waitFor(() => Promise.all(closed), { timeout: 15_000 });
   });
 
   it('an agent that sends bad frames and never reads its acks is dropped, within a memory bound', async () => {
@@ -144,7 +146,7 @@ describe('bounded memory', () => {
     }
     // Dropped while it was still sending: not reading is what got it dropped, not going quiet.
     expect(dropped, 'the peer that does not read is dropped').toBe(true);
-    await eventually(async () => expect(await metric(c.url, 'rasmon_collector_agents_connected')).toBe(1));
+    await expect.poll(() => metric(c.url, 'rasmon_collector_agents_connected'), { timeout: 10_000 }).toBe(1);
     await stillAcks(good, 2);
     expect(peak, 'RSS growth while a peer does not read').toBeLessThan(120 * MiB);
     // Not reading, it answers no ping either: whichever deadline passes first drops it, once, and
@@ -172,7 +174,7 @@ describe('bounded sockets', () => {
     // The peers never end their side; the collector destroys the sockets anyway.
     const closed = sockets.map((socket) => new Promise<void>((resolve) => socket.once('close', () => resolve())));
     for (const socket of sockets) socket.resume();
-    await within(Promise.all(closed), 'every refused socket closed by the collector', 10_000);
+    await vi.waitFor(() => Promise.all(closed), { timeout: 10_000 });
     expect(await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'unauthorized' })).toBe(100);
     // Logged with the address, but not once per refusal.
     const lines = c.output.join('').split('\n').filter((line) => line.includes('refused an agent upgrade') || line.includes('refused agent upgrades'));
@@ -219,16 +221,18 @@ describe('honest readiness', () => {
     cleanups.push(() => proc.stop());
     own.signal('SIGSTOP');
     try {
-      const res = await within(fetch(`${proc.url}/readyz`), '/readyz while Redis is frozen', 5000);
+      const readyz = fetch(`${proc.url}/readyz`);
+      const res = await vi.waitFor(() => readyz, { timeout: 5000 });
       expect(res.status).toBe(503);
       expect(await res.text()).toMatch(/redis/);
       // The API does not hang either: it fails within the command timeout.
-      const api = await within(fetch(`${proc.url}/api/v1/farms`), '/api while Redis is frozen', 15_000);
+      const farms = fetch(`${proc.url}/api/v1/farms`);
+      const api = await vi.waitFor(() => farms, { timeout: 15_000 });
       expect(api.status).toBe(503);
     } finally {
       own.signal('SIGCONT');
     }
-    await eventually(async () => expect((await fetch(`${proc.url}/readyz`)).status).toBe(200), 15_000);
+    await expect.poll(async () => (await fetch(`${proc.url}/readyz`)).status, { timeout: 15_000 }).toBe(200);
   });
 
   /** redis_up and each reason of redis_refusing_writes, as one scrape shows them. */
@@ -247,7 +251,7 @@ describe('honest readiness', () => {
     cleanups.push(() => own.stop());
     const proc = await CollectorProcess.start(rawConfig(own.url, [{ id: 'farm-a', seats: 10 }]));
     cleanups.push(() => proc.stop());
-    await eventually(async () => expect(await redisSeries(proc.url)).toEqual(healthy));
+    await expect.poll(() => redisSeries(proc.url), { timeout: 10_000 }).toEqual(healthy);
     const admin = own.client();
     cleanups.push(() => admin.quit());
     await admin.config('SET', 'maxmemory', '1');
@@ -255,12 +259,12 @@ describe('honest readiness', () => {
       const res = await fetch(`${proc.url}/readyz`);
       expect(res.status).toBe(503);
       expect(await res.text()).toContain('refuses writes: OOM');
-      await eventually(async () => expect(await redisSeries(proc.url)).toEqual({ ...healthy, up: 0, oom: 1 }));
+      await expect.poll(() => redisSeries(proc.url), { timeout: 10_000 }).toEqual({ ...healthy, up: 0, oom: 1 });
     } finally {
       await admin.config('SET', 'maxmemory', '0');
     }
-    await eventually(async () => expect((await fetch(`${proc.url}/readyz`)).status).toBe(200));
-    await eventually(async () => expect(await redisSeries(proc.url)).toEqual(healthy));
+    await expect.poll(async () => (await fetch(`${proc.url}/readyz`)).status, { timeout: 10_000 }).toBe(200);
+    await expect.poll(() => redisSeries(proc.url), { timeout: 10_000 }).toEqual(healthy);
   });
 
   it('a Redis turned into a replica (READONLY) is not ready and refusing_writes says readonly; a Redis gone says none', async () => {
@@ -270,26 +274,26 @@ describe('honest readiness', () => {
     cleanups.push(() => own.stop());
     const proc = await CollectorProcess.start(rawConfig(own.url, [{ id: 'farm-a', seats: 10 }]));
     cleanups.push(() => proc.stop());
-    await eventually(async () => expect(await redisSeries(proc.url)).toEqual(healthy));
+    await expect.poll(() => redisSeries(proc.url), { timeout: 10_000 }).toEqual(healthy);
     const admin = own.client();
     cleanups.push(() => admin.disconnect());
     await admin.replicaof('127.0.0.1', primary.port);
     try {
-      await eventually(async () => {
+      await vi.waitFor(async () => {
         const res = await fetch(`${proc.url}/readyz`);
         expect(res.status).toBe(503);
         expect(await res.text()).toContain('refuses writes: READONLY');
-      });
-      await eventually(async () => expect(await redisSeries(proc.url)).toEqual({ ...healthy, up: 0, readonly: 1 }));
+      }, { timeout: 10_000 });
+      await expect.poll(() => redisSeries(proc.url), { timeout: 10_000 }).toEqual({ ...healthy, up: 0, readonly: 1 });
     } finally {
       await admin.replicaof('NO', 'ONE');
     }
-    await eventually(async () => expect((await fetch(`${proc.url}/readyz`)).status).toBe(200));
-    await eventually(async () => expect(await redisSeries(proc.url)).toEqual(healthy));
+    await expect.poll(async () => (await fetch(`${proc.url}/readyz`)).status, { timeout: 10_000 }).toBe(200);
+    await expect.poll(() => redisSeries(proc.url), { timeout: 10_000 }).toEqual(healthy);
     // Unreachable is not a refusal: redis_up 0 with every reason 0 (what RasCollectorRedisDown reads).
     admin.disconnect();
     await own.kill();
-    await eventually(async () => expect(await redisSeries(proc.url)).toEqual({ ...healthy, up: 0 }));
+    await expect.poll(() => redisSeries(proc.url), { timeout: 10_000 }).toEqual({ ...healthy, up: 0 });
   });
 });
 
@@ -367,7 +371,7 @@ describe('logs', () => {
     a.send({ type: 'snapshot', seq: 1, at: Date.now(), sessions: [session('s1', 'corp\\secret-alice', { client: { address: '203.0.113.77' } })] });
     expect((await a.closed).code).toBe(1013);
     await admin.config('SET', 'maxmemory', '0');
-    await eventually(() => expect(proc.output.join('')).toContain('frame could not be applied'));
+    await expect.poll(() => proc.output.join(''), { timeout: 10_000 }).toContain('frame could not be applied');
     const log = proc.output.join('');
     expect(log).not.toContain('secret-alice');
     expect(log).not.toContain('203.0.113.77');
@@ -380,7 +384,7 @@ describe('logs', () => {
       { logLevel: 'debug', waitReady: false },
     );
     cleanups.push(() => wrong.stop());
-    await eventually(() => expect(wrong.output.join('')).toMatch(/WRONGPASS|invalid password|redis/));
+    await expect.poll(() => wrong.output.join(''), { timeout: 10_000 }).toMatch(/WRONGPASS|invalid password|redis/);
     await sleep(500);
     expect(wrong.output.join('')).not.toContain('hunter2-wrong-password');
     await admin.config('SET', 'requirepass', '');
@@ -444,9 +448,9 @@ describe('host caps', () => {
         const a = await agent(c.url, 'token-farm-a', 'farm-a', host);
         await a.close();
       }
-      await eventually(async () => {
+      await vi.waitFor(async () => {
         for (const host of pair) expect(await retired(host)).toBe(1);
-      }, 15_000);
+      }, { timeout: 15_000 });
     }
     const refusals = await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'max_hosts' });
     const real = await TestAgent.connect(c.url, 'token-farm-a');

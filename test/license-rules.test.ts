@@ -2,9 +2,9 @@
  * Each rule of docs/design.md §2 pinned through the real path: a WebSocket agent, the collector, its Lua
  * in a real Redis, and what /metrics and the API then say.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RedisServer } from './support/redis-server.js';
-import { CollectorProcess, InProcessCollector, eventually, rawConfig } from './support/collector-harness.js';
+import { CollectorProcess, InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { parseConfig } from '@rasmon/collector';
 import { TestAgent, end, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
@@ -142,17 +142,15 @@ describe('license rules (docs/design.md §2)', () => {
     expect(await farm.metric('ras_license_overuse_grace_start_timestamp_seconds')).toBe(started);
     // More seats than it recorded reset it.
     farm.reload({ seats: 5 });
-    await eventually(async () =>
-      expect(await farm.metric('ras_license_overuse_grace_start_timestamp_seconds')).toBeUndefined(),
-    );
+    await expect.poll(() => farm.metric('ras_license_overuse_grace_start_timestamp_seconds'), { timeout: 10_000 }).toBeUndefined();
     expect(await farm.metric('ras_license_overuse_grace_exhausted')).toBe(0);
     // A later overuse starts a new grace, found by the clock without any frame.
     farm.reload({ seats: 1 });
-    const restarted = await eventually(async () => {
+    const restarted = await vi.waitFor(async () => {
       const value = await farm.metric('ras_license_overuse_grace_start_timestamp_seconds');
       expect(value).toBeGreaterThan(started!);
       return value;
-    });
+    }, { timeout: 10_000 });
     expect(restarted).toBeGreaterThan(started!);
     await farm.stop();
   });
@@ -202,7 +200,7 @@ describe('license rules (docs/design.md §2)', () => {
     await a.snapshot(1, [session('1', 'corp\\alice'), session('2', 'corp\\bob')]);
     await b.snapshot(1, [session('1', 'corp\\bob')]);
     await a.close();
-    await eventually(async () => expect(await farm.metric('ras_agent_up', { host: 'rdsh-1' })).toBe(0));
+    await expect.poll(() => farm.metric('ras_agent_up', { host: 'rdsh-1' }), { timeout: 10_000 }).toBe(0);
     expect(await farm.metric('ras_agent_up', { host: 'rdsh-2' })).toBe(1);
     expect(await farm.metric('ras_license_users')).toBe(2);
     expect(await farm.metric('ras_license_users_unverified')).toBe(1);
@@ -218,7 +216,7 @@ describe('license rules (docs/design.md §2)', () => {
     await a.snapshot(1, [session('1', 'corp\\alice'), session('2', 'corp\\bob')]);
     await a.close();
     expect(await farm.metric('ras_host_retired', { host: 'rdsh-1' })).toBe(0);
-    await eventually(async () => expect(await farm.metric('ras_host_connections', { host: 'rdsh-1' })).toBe(0));
+    await expect.poll(() => farm.metric('ras_host_connections', { host: 'rdsh-1' }), { timeout: 10_000 }).toBe(0);
     expect(await farm.metric('ras_license_users')).toBe(0);
     expect(await farm.metric('ras_host_retired', { host: 'rdsh-1' })).toBe(1);
     const back = await farm.agent('rdsh-1');
@@ -309,7 +307,7 @@ describe('one clock (docs/design.md §2 rule 11)', () => {
       expect(await up()).toBe(1);
       dying.signal('SIGKILL');
       await dying.exited;
-      await eventually(async () => expect(await up()).toBe(0), 15_000);
+      await expect.poll(() => up(), { timeout: 15_000 }).toBe(0);
       const scrape = await Scrape.from(watcher.url);
       expect(scrape.value('ras_license_users', { farm: 'farm-a' })).toBe(1);
       expect(scrape.value('ras_license_users_unverified', { farm: 'farm-a' })).toBe(1);

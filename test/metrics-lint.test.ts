@@ -5,9 +5,9 @@
  * `ras_connections` label sets (0 where none), and never turns a user into a label.
  */
 import { spawn } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RedisServer } from './support/redis-server.js';
-import { InProcessCollector, eventually, rawConfig } from './support/collector-harness.js';
+import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, end, session, upsert } from './support/agent-client.js';
 import { parseMetrics, Scrape } from './support/prometheus-text.js';
 import { AgentMetrics } from '@rasmon/agent';
@@ -144,9 +144,9 @@ beforeAll(async () => {
   await expect(TestAgent.connect(collector.url, 'not-a-token')).rejects.toBeInstanceOf(UpgradeRefused);
   // A host whose agent went away: stale, still counted.
   two.socket.terminate();
-  await eventually(async () => {
+  await vi.waitFor(async () => {
     expect((await Scrape.from(collector.url)).value('ras_agent_up', { farm: 'farm-a', host: 'rdsh-2' })).toBe(0);
-  });
+  }, { timeout: 10_000 });
   text = await (await fetch(`${collector.url}/metrics`)).text();
 });
 

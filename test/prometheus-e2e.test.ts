@@ -28,12 +28,12 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import YAML from 'yaml';
 import { evaluateUsage, normalizeUser, type Session } from '@rasmon/protocol';
 import { SessionSimulator, simulateFleet } from '@rasmon/agent';
 import { RedisServer } from './support/redis-server.js';
-import { InProcessCollector, eventually, rawConfig } from './support/collector-harness.js';
+import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, upsert } from './support/agent-client.js';
 import { PrometheusServer, type Sample } from './support/prometheus-server.js';
 
@@ -211,7 +211,7 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
     const targets = collectors.map((c) => `127.0.0.1:${c.collector.address.port}`);
     prometheus = await PrometheusServer.start(targets, ruleFiles);
     // Ready is not scraping yet: Prometheus applies its targets a few seconds after start.
-    await eventually(async () => expect(value(await prometheus.vector(`up{job="${JOB}"}`))).toEqual([1, 1]), 20_000);
+    await vi.waitFor(async () => expect(value(await prometheus.vector(`up{job="${JOB}"}`))).toEqual([1, 1]), { timeout: 20_000 });
 
     // A refused upgrade (wrong token), early enough for increase() over 1m to have two samples.
     await expect(TestAgent.connect(collectors[0]!.url, 'not-a-token')).rejects.toBeInstanceOf(UpgradeRefused);
@@ -266,7 +266,7 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
     expect(farmA()).toMatchObject({ users: 7, overuseUsers: 2 });
   };
   const scraped = () =>
-    eventually(async () => expect(value(await prometheus.vector('max by (farm) (ras_license_overuse_users{farm="farm-a"})'))).toEqual([2]), 15_000);
+    expect.poll(async () => value(await prometheus.vector('max by (farm) (ras_license_overuse_users{farm="farm-a"})')), { timeout: 15_000 }).toEqual([2]);
 
   /** The alerting rules that watch ras_license_overuse_users, shortest `for` first. */
   const overuseAlerts = () =>
@@ -280,10 +280,10 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
     );
     const loaded = answer.data.groups.flatMap((group) => group.rules);
     expect(loaded.map((rule) => rule.name).sort()).toEqual(rules.map((rule) => rule.name).sort());
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const now = (await prometheus.api<typeof answer>('/api/v1/rules')).data.groups.flatMap((group) => group.rules);
       expect(now.filter((rule) => rule.health !== 'ok'), 'rules not evaluated ok').toEqual([]);
-    }, 10_000);
+    }, { timeout: 10_000 });
   });
 
   it('keeps the overuse alert quiet while farm-a is within its seats', async () => {
@@ -292,7 +292,7 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
     const alerts = overuseAlerts();
     expect(alerts.map((rule) => rule.name), 'an alert rule whose expr reads ras_license_overuse_users').not.toEqual([]);
     // Prometheus has scraped the 4 users and evaluated the rules since.
-    await eventually(async () => expect(value(await prometheus.vector('max by (farm) (ras_license_users{farm="farm-a"})'))).toEqual([4]), 15_000);
+    await expect.poll(async () => value(await prometheus.vector('max by (farm) (ras_license_users{farm="farm-a"})')), { timeout: 15_000 }).toEqual([4]);
     await sleep(2500);
     const firing = (await prometheus.alerts()).filter((alert) => alerts.some((rule) => rule.name === alert.labels.alertname));
     expect(firing).toEqual([]);
@@ -304,11 +304,11 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
     const [alert] = overuseAlerts();
     expect(alert, 'an alert rule whose expr reads ras_license_overuse_users').toBeDefined();
     expect(alert!.for, `${alert!.name} waits ${alert!.for} s before firing`).toBeLessThanOrEqual(MAX_OVERUSE_FOR_SECONDS);
-    const firing = await eventually(async () => {
+    const firing = await vi.waitFor(async () => {
       const found = (await prometheus.alerts()).filter((a) => a.labels.alertname === alert!.name && a.state === 'firing');
       expect(found.map((a) => a.labels.farm)).toContain('farm-a');
       return found;
-    }, (alert!.for + 20) * 1000);
+    }, { timeout: (alert!.for + 20) * 1000 });
     expect(firing.map((a) => a.labels.farm), 'one alert per farm, never one per collector').toEqual(['farm-a']);
     expect(Date.now() - started).toBeLessThan((alert!.for + 20) * 1000);
   });
@@ -323,18 +323,18 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
     for (const [farm, users] of Object.entries(expected)) {
       // The raw series really come from both collectors (once both have been scraped since the
       // last change): a sum would count the farm twice.
-      await eventually(async () => {
+      await vi.waitFor(async () => {
         expect(value(await prometheus.vector(`count(ras_license_users{farm="${farm}"})`))).toEqual([2]);
         expect(value(await prometheus.vector(`sum(ras_license_users{farm="${farm}"})`))).toEqual([2 * users]);
-      }, 15_000);
+      }, { timeout: 15_000 });
       expect(value(await prometheus.vector(substitute(usersExpr!, farm)))).toEqual([users]);
     }
     // The panels beside it agree with the truth too.
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       expect(value(await prometheus.vector('max by (farm) (ras_license_overuse_users{farm="farm-a"})'))).toEqual([2]);
       expect(value(await prometheus.vector('max by (farm) (ras_license_users_unverified{farm="farm-a"})'))).toEqual([farmA().unverifiedUsers]);
       expect(value(await prometheus.vector('max by (farm) (ras_connections_exempt{farm="farm-a"})'))).toEqual([farmA().exemptConnections]);
-    }, 10_000);
+    }, { timeout: 10_000 });
     expect(farmA().unverifiedUsers).toBe(1);
   });
 
@@ -416,10 +416,10 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
     await pushOverSeats();
     await scraped();
     for (const query of queries) {
-      await eventually(async () => {
+      await vi.waitFor(async () => {
         const names = (await prometheus.vector(query)).filter((s) => s.metric.farm === 'farm-a').map((s) => s.metric.alertname);
         expect(names).toContain('RasLicenseOveruse');
-      }, (MAX_OVERUSE_FOR_SECONDS + 30) * 1000);
+      }, { timeout: (MAX_OVERUSE_FOR_SECONDS + 30) * 1000 });
     }
   });
 

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MAX_COLLECTOR_FRAME_BYTES, MAX_LISTED_REJECTIONS, MAX_REJECTION_ID_CHARS, type AckFrame, type ErrorFrame, type WelcomeFrame } from '@rasmon/protocol';
 import { RedisServer } from './support/redis-server.js';
-import { InProcessCollector, eventually, rawConfig } from './support/collector-harness.js';
+import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, end, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 
@@ -623,7 +623,7 @@ describe('Redis unreachable', () => {
     expect((await fetch(`${c.url}/readyz`)).status).toBe(200);
 
     await own.kill();
-    await eventually(async () => expect((await fetch(`${c.url}/readyz`)).status).toBe(503), 5000);
+    await expect.poll(async () => (await fetch(`${c.url}/readyz`)).status, { timeout: 5000 }).toBe(503);
     // Two heartbeats (1 s) whose lease renewals fail: the idle connection must stay open.
     await sleep(2200);
     expect(agent.socket.readyState).toBe(agent.socket.OPEN);
@@ -634,7 +634,7 @@ describe('Redis unreachable', () => {
     expect(agent.received.filter((f) => f.type === 'ack' && f.seq === 2)).toEqual([]);
 
     await own.restart();
-    await eventually(async () => expect((await fetch(`${c.url}/readyz`)).status).toBe(200), 10_000);
+    await expect.poll(async () => (await fetch(`${c.url}/readyz`)).status, { timeout: 10_000 }).toBe(200);
     const again = await helloAgent(c.url, 'rdsh-1');
     // Redis came back empty: the stream is unknown again, and the agent's snapshot is applied.
     expect(again.welcome.ack).toBe(0);

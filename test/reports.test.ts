@@ -7,9 +7,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RedisServer } from './support/redis-server.js';
-import { InProcessCollector, eventually, rawConfig, sha256 } from './support/collector-harness.js';
+import { InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, end, session } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 import { csvObjects } from './support/csv.js';
@@ -56,11 +56,11 @@ describe('day records', () => {
     await a.snapshot(1, [session('1', 'corp\\a'), session('2', 'corp\\b'), session('3', 'corp\\c'), session('4', 'corp\\d')]);
     await a.events([end(2, '4')]);
     // Time over seats is counted by the Redis clock in tenths of a minute.
-    const history = await eventually(async () => {
+    const history = await vi.waitFor(async () => {
       const body = await farm.json('/api/v1/farms/farm-a/history');
       expect(body.days[0].minutesOverSeats).toBeGreaterThanOrEqual(0.1);
       return body;
-    }, 20_000);
+    }, { timeout: 20_000 });
     expect(history.farm).toBe('farm-a');
     expect(history.days).toHaveLength(1);
     const [day] = history.days;
@@ -101,11 +101,11 @@ describe('day records', () => {
       overMs: 60_000,
       overSince: midnight - 120_000,
     });
-    const stored = await eventually(async () => {
+    const stored = await vi.waitFor(async () => {
       const value = await client.hget(peaks, String(todayNumber - 1));
       expect(value).toContain(',');
       return value;
-    });
+    }, { timeout: 10_000 });
     expect(stored).toBe(`9,${midnight - 3_600_000},1,4,3,180000`);
     const history = await farm.json(`/api/v1/farms/farm-a/history?from=${dayText(todayNumber - 10)}&to=${today()}`);
     expect(history.days.map((d: any) => d.day)).toEqual([dayText(todayNumber - 5), dayText(todayNumber - 1), today()]);

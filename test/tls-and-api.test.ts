@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { RedisServer } from './support/redis-server.js';
 import { InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
@@ -15,7 +15,6 @@ import { TestAgent, session } from './support/agent-client.js';
 import { pino } from 'pino';
 import { Agent } from '@rasmon/agent';
 import { Scrape, parseMetrics } from './support/prometheus-text.js';
-import { eventually } from './support/collector-harness.js';
 
 let redis: RedisServer;
 let dir: string;
@@ -170,7 +169,7 @@ describe('TLS', () => {
     try {
       await agent.start();
       const url = `https://127.0.0.1:${collector.collector.address.port}`;
-      const users = await eventually(async () => {
+      const users = await vi.waitFor(async () => {
         const body = await new Promise<string>((resolve, reject) => {
           const req = request(`${url}/metrics`, { ca: readFileSync(join(dir, 'ca.pem')), cert: readFileSync(join(dir, 'client.pem')), key: readFileSync(join(dir, 'client.key')) }, (res) => {
             let text = '';
@@ -183,7 +182,7 @@ describe('TLS', () => {
         const value = new Scrape(parseMetrics(body)).value('ras_license_users', { farm: 'farm-a' });
         expect(value).toBe(2);
         return value;
-      });
+      }, { timeout: 10_000 });
       expect(users).toBe(2);
     } finally {
       await agent.stop();

@@ -11,11 +11,11 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AgentEvent } from '@rasmon/protocol';
 import { SimulatedHost } from './support/agent-simulated-host.js';
 import { readSpool } from './support/agent-process.js';
-import { CollectorProcess, eventually, rawConfig, within } from './support/collector-harness.js';
+import { CollectorProcess, rawConfig } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';
 import { RedisServer, freePort } from './support/redis-server.js';
 import { ensureAgentExe, WINE_MISSING, WinePrefix, type WineProcess } from './support/wine.js';
@@ -137,10 +137,10 @@ if (WINE_MISSING) {
       async function startExe(): Promise<WineProcess> {
         const agent = await wine.startExe(['--config', windowsPath(configPath)]);
         cleanups.push(() => agent.kill());
-        await eventually(async () => {
+        await vi.waitFor(async () => {
           if (agent.child.exitCode !== null) throw new Error(`exe exited ${agent.child.exitCode}: ${agent.stdout}${agent.stderr}`);
           expect((await fetch(`${metricsUrl}/metrics`)).status).toBe(200);
-        }, 60_000);
+        }, { timeout: 60_000 });
         return agent;
       }
 
@@ -148,7 +148,7 @@ if (WINE_MISSING) {
       async function collectorHasTruth(target: CollectorProcess): Promise<void> {
         const truth = host.sessions();
         expect(truth.length).toBeGreaterThan(0);
-        await eventually(async () => {
+        await vi.waitFor(async () => {
           const res = await fetch(`${target.url}/api/v1/farms/${FARM}`);
           const detail = (await res.json()) as { connections: Array<{ id: string; host: string; state: string }> };
           const ids = detail.connections.filter((c) => c.host === HOST).map((c) => `${c.id}:${c.state}`);
@@ -156,15 +156,15 @@ if (WINE_MISSING) {
           const scrape = await Scrape.from(target.url);
           expect(scrape.value('ras_host_connections', { farm: FARM, host: HOST })).toBe(truth.length);
           expect(scrape.value('ras_agent_up', { farm: FARM, host: HOST })).toBe(1);
-        }, 30_000);
+        }, { timeout: 30_000 });
       }
 
       async function agentIdle(): Promise<void> {
-        await eventually(async () => {
+        await vi.waitFor(async () => {
           const scrape = await Scrape.from(metricsUrl);
           expect(scrape.value('rasmon_agent_connected')).toBe(1);
           expect(scrape.value('rasmon_agent_spool_events')).toBe(0);
-        }, 30_000);
+        }, { timeout: 30_000 });
       }
 
       const count = async (target: CollectorProcess, name: string, labels: Record<string, string>) =>
@@ -183,18 +183,18 @@ if (WINE_MISSING) {
 
         // The collector goes away; the host keeps changing; the exe spools, then is killed.
         collector.signal('SIGKILL');
-        await within(collector.exited, 'collector exit');
-        await eventually(async () => expect((await Scrape.from(metricsUrl)).value('rasmon_agent_connected')).toBe(0), 30_000);
+        await vi.waitFor(() => collector.exited, { timeout: 10_000 });
+        await expect.poll(async () => (await Scrape.from(metricsUrl)).value('rasmon_agent_connected'), { timeout: 30_000 }).toBe(0);
         for (let i = 0; i < 3; i += 1) {
           host.step(30_000);
           await sleep(600);
         }
         let spooled: AgentEvent[] = [];
-        await eventually(async () => {
+        await vi.waitFor(async () => {
           spooled = readSpool(spoolDir).events.filter((event) => event.seq > ackBefore);
           expect(spooled.length).toBeGreaterThan(0);
           expect((await Scrape.from(metricsUrl)).value('rasmon_agent_spool_events')).toBe(spooled.length);
-        }, 30_000);
+        }, { timeout: 30_000 });
         await agent.kill();
         const killed = readSpool(spoolDir);
         expect(killed.events.filter((event) => event.seq > ackBefore).length).toBeGreaterThan(0);

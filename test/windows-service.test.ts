@@ -14,9 +14,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Session } from '@rasmon/protocol';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readSpool } from './support/agent-process.js';
-import { eventually, InProcessCollector, rawConfig } from './support/collector-harness.js';
+import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';
 import { freePort, RedisServer } from './support/redis-server.js';
 import { ensureAgentExe, WINE_MISSING, WinePrefix } from './support/wine.js';
@@ -174,10 +174,10 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     const status = await prefix.exe(['service', 'status']);
     expect(status, 'service status').toMatchObject({ code: 0, stdout: expect.stringMatching(/^rasmon-agent: running \(pid \d+\)\r?\n$/) });
 
-    await eventually(async () => expect(await connections('desktop')).toBe(1), 30_000);
+    await expect.poll(() => connections('desktop'), { timeout: 30_000 }).toBe(1);
     // A change streams while the service runs.
     writeSessions([session('1-a', 'CORP\\alice', 'desktop'), session('2-b', 'CORP\\bob', 'app')]);
-    await eventually(async () => expect(await connections('app')).toBe(1), 30_000);
+    await expect.poll(() => connections('app'), { timeout: 30_000 }).toBe(1);
     expect(serviceLog().some((line) => line.eventId === 1000)).toBe(true);
 
     const uninstall = await prefix.exe(['service', 'uninstall']);
@@ -206,12 +206,12 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
   it('a service stop with the collector down keeps the spooled events; the next install sends them', async () => {
     const config = writeConfig('agent.json', { reconnect: { initialSeconds: 0.2, maxSeconds: 0.5 } });
     await exeOk(['service', 'install', '--config', config, '--allow-readable-token']);
-    await eventually(async () => expect(await connections('app')).toBe(1), 30_000);
+    await expect.poll(() => connections('app'), { timeout: 30_000 }).toBe(1);
     await collector!.stop();
     collector = undefined;
     // A logoff and a logon while the collector is away: they wait in the spool.
     writeSessions([session('2-b', 'CORP\\bob', 'app'), session('3-c', 'CORP\\carol', 'app')]);
-    await eventually(() => expect(spooled()).toHaveLength(2), 30_000);
+    await expect.poll(() => spooled(), { timeout: 30_000 }).toHaveLength(2);
 
     const stoppedAt = Date.now();
     await exeOk(['service', 'uninstall']);
@@ -223,11 +223,11 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
 
     collector = await startCollector();
     await exeOk(['service', 'install', '--config', config, '--allow-readable-token']);
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       expect(await connections('app')).toBe(2);
       expect((await connections('desktop')) ?? 0).toBe(0);
-    }, 30_000);
-    await eventually(() => expect(spooled()).toEqual([]), 30_000);
+    }, { timeout: 30_000 });
+    await expect.poll(() => spooled(), { timeout: 30_000 }).toEqual([]);
     await exeOk(['service', 'uninstall']);
   });
 
@@ -236,7 +236,7 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     const startedAt = Date.now();
     await exeOk(['service', 'install', '--config', config, '--allow-readable-token']);
     const since = () => serviceLog().filter((line) => (line.time as number) >= startedAt);
-    await eventually(() => expect(since().filter((line) => line.msg === 'collector refused the token (401)').length).toBeGreaterThanOrEqual(4), 30_000);
+    await expect.poll(() => since().filter((line) => line.msg === 'collector refused the token (401)').length, { timeout: 30_000 }).toBeGreaterThanOrEqual(4);
     expect(since().filter((line) => line.eventId === 2001)).toHaveLength(1);
     await exeOk(['service', 'uninstall']);
   });
