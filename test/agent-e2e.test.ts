@@ -4,7 +4,7 @@
  * every fault the farm the collector holds must equal it — with no event lost where the spool had
  * room for them all, and the snapshot repairing what a full spool had to drop.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,13 +23,9 @@ const TOKEN = 'token-farm-a';
 const SEATS = 1000;
 
 let redis: RedisServer;
-const cleanups: Array<() => unknown> = [];
 
 beforeAll(async () => {
   redis = await RedisServer.start();
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 afterAll(async () => {
   await redis?.stop();
@@ -37,13 +33,13 @@ afterAll(async () => {
 
 async function startCollector(raw: Record<string, unknown>, options: { port?: number; configPath?: string } = {}) {
   const collector = await CollectorProcess.start(raw, options);
-  cleanups.push(() => collector.stop());
+  onTestFinished(() => collector.stop());
   return collector;
 }
 
 async function startAgent(config: Record<string, unknown>, options: { configPath?: string } = {}) {
   const agent = await AgentProcess.start(config, options);
-  cleanups.push(() => agent.kill());
+  onTestFinished(() => agent.kill());
   return agent;
 }
 
@@ -68,7 +64,7 @@ async function rig(options: {
   via?: (collectorPort: number) => Promise<string>;
 }): Promise<Rig> {
   const dir = mkdtempSync(join(tmpdir(), 'rasmon-agent-e2e-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
   const host = new SimulatedHost(dir, { seed: options.seed, host: HOST });
   const raw = rawConfig(redis.url, [{ id: FARM, seats: SEATS, token: TOKEN }], options.collectorExtra ?? {});
   const collector = await startCollector(raw);
@@ -341,7 +337,6 @@ describe('collector outage', () => {
   });
 });
 
-
 describe('agent killed', () => {
   it('the agent SIGKILLed with unacked events in its spool and restarted replays those events once', async () => {
     const { host, raw, collector, agent, agentConfig, spoolDir } = await rig({ seed: 31 });
@@ -426,7 +421,7 @@ describe('connection faults', () => {
       seed: 51,
       via: async (port) => {
         proxy = await CuttingProxy.start(port);
-        cleanups.push(() => proxy!.close());
+        onTestFinished(() => proxy!.close());
         return proxy.url;
       },
     });

@@ -5,7 +5,7 @@
  * the host removes it. Against a collector whose welcome does not list the feature (a WebSocket
  * server inside the test), the agent sends no status at all, and one that lists it gets one.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,15 +31,10 @@ interface HostEntry {
   sourceError: string | null;
 }
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
 /** A `command` source that lists no sessions, or fails (exit 3, a message with control characters) while `fail` exists. */
 function failingSource(): { dir: string; command: string; fail(on: boolean): void } {
   const dir = mkdtempSync(join(tmpdir(), 'rasmon-source-status-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
   const script = join(dir, 'list.sh');
   const flag = join(dir, 'fail');
   writeFileSync(
@@ -69,7 +64,7 @@ async function startAgent(url: string, command: string, dir: string): Promise<Ag
     reconnect: { initialSeconds: 0.1, maxSeconds: 0.5 },
     metrics: { listen: `127.0.0.1:${await freePort()}` },
   });
-  cleanups.push(() => agent.kill());
+  onTestFinished(() => agent.kill());
   return agent;
 }
 
@@ -139,7 +134,7 @@ describe('source status against the collector', () => {
 
   it('forgetting the host removes its source status', async () => {
     await expect.poll(async () => (await hostEntry())?.source, { timeout: 10_000 }).not.toBeNull();
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+    // The previous test's agent was killed when it finished; what it reported stays in Redis.
     const configPath = join(mkdtempSync(join(tmpdir(), 'rasmon-source-status-')), 'collector.json');
     writeFileSync(configPath, JSON.stringify(raw));
     const forgot = await run(process.execPath, [COLLECTOR_BIN, 'forget-host', '--config', configPath, '--farm', FARM, '--host', HOST], {
@@ -179,7 +174,7 @@ describe('source status against a collector without the feature', () => {
         }
       });
     });
-    cleanups.push(
+    onTestFinished(
       () =>
         new Promise<void>((resolve) => {
           for (const client of server.clients) client.terminate();

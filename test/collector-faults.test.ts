@@ -3,7 +3,7 @@
  * collector killed mid-stream, Redis restarted empty (or not), connections cut without a close,
  * silent agents, and hosts retired after going stale (docs/design.md §2 rule 10).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { RedisKeys } from '@rasmon/collector';
@@ -15,15 +15,11 @@ import { Scrape } from './support/prometheus-text.js';
 
 let redis: RedisServer;
 let client: Redis;
-const cleanups: Array<() => unknown> = [];
 
 beforeAll(async () => {
   redis = await RedisServer.start();
   client = redis.client();
   client.on('error', () => undefined);
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 afterAll(async () => {
   client.disconnect();
@@ -34,13 +30,13 @@ const prefixOf = (raw: Record<string, unknown>) => (raw.redis as { prefix: strin
 
 async function inProcess(raw: Record<string, unknown>, tickMs = 100): Promise<InProcessCollector> {
   const collector = await InProcessCollector.start(raw, { tickMs });
-  cleanups.push(() => collector.stop());
+  onTestFinished(() => collector.stop());
   return collector;
 }
 
 async function agentOn(url: string, host: string, stream = `stream-${host}`, token = 'token-farm-a'): Promise<TestAgent> {
   const agent = await TestAgent.connect(url, token);
-  cleanups.push(() => agent.socket.terminate());
+  onTestFinished(() => agent.socket.terminate());
   await agent.hello('farm-a', host, stream);
   return agent;
 }
@@ -89,7 +85,7 @@ describe('collector killed mid-stream', () => {
     const raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 4 }]);
     const keys = new RedisKeys(prefixOf(raw));
     const first = await CollectorProcess.start(raw);
-    cleanups.push(() => first.stop());
+    onTestFinished(() => first.stop());
 
     const initial = [session('1', 'corp\\u0'), session('2', 'corp\\u1', { kind: 'app' })];
     const { events, open } = scriptedStream(600, 2, initial);
@@ -112,9 +108,9 @@ describe('collector killed mid-stream', () => {
     const applied = Number(await client.hget(keys.host('farm-a', 'rdsh-1').host, 'seq'));
 
     const second = await CollectorProcess.start(raw, { port: first.port, configPath: first.configPath });
-    cleanups.push(() => second.stop());
+    onTestFinished(() => second.stop());
     const again = await TestAgent.connect(second.url, 'token-farm-a');
-    cleanups.push(() => again.socket.terminate());
+    onTestFinished(() => again.socket.terminate());
     const welcome = await again.hello('farm-a', 'rdsh-1', 'stream-k');
     expect(welcome.ack).toBe(applied);
     expect(welcome.ack).toBeGreaterThanOrEqual(lastAck);
@@ -200,7 +196,7 @@ describe('Redis restarted', () => {
 
   it('a Redis that kept its data across a restart causes no resync and the farm survives', async () => {
     const persistent = await RedisServer.start({ persistent: true });
-    cleanups.push(() => persistent.stop());
+    onTestFinished(() => persistent.stop());
     const { one, two, a, b, showTruth } = await twoCollectors(persistent);
     await persistent.restart();
     await expect.poll(() => one.collector.ready && two.collector.ready, { timeout: 15_000 }).toBe(true);

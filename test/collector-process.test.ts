@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { Redis } from 'ioredis';
 import { RedisKeys } from '@rasmon/collector';
 import type { ErrorFrame } from '@rasmon/protocol';
@@ -23,14 +23,10 @@ const BIN = fileURLToPath(new URL('../collector/bin/rasmon-collector.js', import
 
 let redis: RedisServer;
 let client: Redis;
-const cleanups: Array<() => unknown> = [];
 
 beforeAll(async () => {
   redis = await RedisServer.start();
   client = redis.client();
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 afterAll(async () => {
   client.disconnect();
@@ -82,7 +78,7 @@ function startBin(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess
   child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   const exited = new Promise((resolve) => child.once('exit', resolve));
-  cleanups.push(async () => {
+  onTestFinished(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
       await exited;
@@ -212,9 +208,9 @@ async function processWith(
 ) {
   const raw = rawConfig(redis.url, farms, extra);
   const proc = await CollectorProcess.start(raw);
-  cleanups.push(() => proc.stop());
+  onTestFinished(() => proc.stop());
   const agents: TestAgent[] = [];
-  cleanups.push(() => {
+  onTestFinished(() => {
     for (const a of agents) a.socket.terminate();
   });
   const connect = async (token: string) => {

@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import type { ErrorFrame } from '@rasmon/protocol';
 import { RedisServer } from './support/redis-server.js';
@@ -22,13 +22,9 @@ const BIN = new URL('../collector/bin/rasmon-collector.js', import.meta.url).pat
 const run = promisify(execFile);
 
 let redis: RedisServer;
-const cleanups: Array<() => unknown> = [];
 
 beforeAll(async () => {
   redis = await RedisServer.start();
-});
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 afterAll(async () => {
   await redis?.stop();
@@ -40,13 +36,13 @@ async function collector(
   options: Parameters<typeof CollectorProcess.start>[1] = {},
 ) {
   const proc = await CollectorProcess.start(rawConfig(redis.url, farms, extra), options);
-  cleanups.push(() => proc.stop());
+  onTestFinished(() => proc.stop());
   return proc;
 }
 
 async function agent(url: string, token: string, farm: string, host: string): Promise<TestAgent> {
   const a = await TestAgent.connect(url, token);
-  cleanups.push(() => a.socket.terminate());
+  onTestFinished(() => a.socket.terminate());
   await a.hello(farm, host);
   return a;
 }
@@ -89,7 +85,7 @@ describe('bounded memory', () => {
     const before = c.rssBytes();
     const sockets: Socket[] = [];
     for (let i = 0; i < 400; i += 1) sockets.push(await stalledClient(c.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'));
-    cleanups.push(() => sockets.forEach((socket) => socket.destroy()));
+    onTestFinished(() => sockets.forEach((socket) => socket.destroy()));
     let peak = 0;
     for (let i = 0; i < 8; i += 1) {
       await sleep(250);
@@ -170,7 +166,7 @@ describe('bounded sockets', () => {
         ),
       ),
     );
-    cleanups.push(() => sockets.forEach((socket) => socket.destroy()));
+    onTestFinished(() => sockets.forEach((socket) => socket.destroy()));
     // The peers never end their side; the collector destroys the sockets anyway.
     const closed = sockets.map((socket) => new Promise<void>((resolve) => socket.once('close', () => resolve())));
     for (const socket of sockets) socket.resume();
@@ -206,7 +202,7 @@ describe('bounded sockets', () => {
     // 300 less the 256 kept for HTTP: 44 agents.
     const agents: TestAgent[] = [];
     for (let i = 0; i < 44; i += 1) agents.push(await TestAgent.connect(c.url, 'token-farm-a'));
-    cleanups.push(() => agents.forEach((a) => a.socket.terminate()));
+    onTestFinished(() => agents.forEach((a) => a.socket.terminate()));
     await expect(TestAgent.connect(c.url, 'token-farm-a')).rejects.toMatchObject({ status: 503 });
     expect((await fetch(`${c.url}/readyz`)).status).toBe(200);
     expect(await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'too_many_connections' })).toBe(1);
@@ -216,9 +212,9 @@ describe('bounded sockets', () => {
 describe('honest readiness', () => {
   it('a frozen Redis makes /readyz 503 within its probe timeout, and ready again when it resumes', async () => {
     const own = await RedisServer.start();
-    cleanups.push(() => own.stop());
+    onTestFinished(() => own.stop());
     const proc = await CollectorProcess.start(rawConfig(own.url, [{ id: 'farm-a', seats: 10 }]));
-    cleanups.push(() => proc.stop());
+    onTestFinished(() => proc.stop());
     own.signal('SIGSTOP');
     try {
       const readyz = fetch(`${proc.url}/readyz`);
@@ -248,12 +244,12 @@ describe('honest readiness', () => {
 
   it('a Redis that refuses writes (maxmemory) is not ready, redis_up is 0 and refusing_writes says oom', async () => {
     const own = await RedisServer.start();
-    cleanups.push(() => own.stop());
+    onTestFinished(() => own.stop());
     const proc = await CollectorProcess.start(rawConfig(own.url, [{ id: 'farm-a', seats: 10 }]));
-    cleanups.push(() => proc.stop());
+    onTestFinished(() => proc.stop());
     await expect.poll(() => redisSeries(proc.url), { timeout: 10_000 }).toEqual(healthy);
     const admin = own.client();
-    cleanups.push(() => admin.quit());
+    onTestFinished(async () => void (await admin.quit()));
     await admin.config('SET', 'maxmemory', '1');
     try {
       const res = await fetch(`${proc.url}/readyz`);
@@ -269,14 +265,14 @@ describe('honest readiness', () => {
 
   it('a Redis turned into a replica (READONLY) is not ready and refusing_writes says readonly; a Redis gone says none', async () => {
     const primary = await RedisServer.start();
-    cleanups.push(() => primary.stop());
+    onTestFinished(() => primary.stop());
     const own = await RedisServer.start();
-    cleanups.push(() => own.stop());
+    onTestFinished(() => own.stop());
     const proc = await CollectorProcess.start(rawConfig(own.url, [{ id: 'farm-a', seats: 10 }]));
-    cleanups.push(() => proc.stop());
+    onTestFinished(() => proc.stop());
     await expect.poll(() => redisSeries(proc.url), { timeout: 10_000 }).toEqual(healthy);
     const admin = own.client();
-    cleanups.push(() => admin.disconnect());
+    onTestFinished(() => admin.disconnect());
     await admin.replicaof('127.0.0.1', primary.port);
     try {
       await vi.waitFor(async () => {
@@ -361,12 +357,12 @@ describe('input edges', () => {
 describe('logs', () => {
   it('a refused frame is logged without its arguments; a failed Redis login without the password', async () => {
     const own = await RedisServer.start();
-    cleanups.push(() => own.stop());
+    onTestFinished(() => own.stop());
     const proc = await CollectorProcess.start(rawConfig(own.url, [{ id: 'farm-a', seats: 10 }]), { logLevel: 'debug' });
-    cleanups.push(() => proc.stop());
+    onTestFinished(() => proc.stop());
     const a = await agent(proc.url, 'token-farm-a', 'farm-a', 'rdsh-1');
     const admin = own.client();
-    cleanups.push(() => admin.quit());
+    onTestFinished(async () => void (await admin.quit()));
     await admin.config('SET', 'maxmemory', '1');
     a.send({ type: 'snapshot', seq: 1, at: Date.now(), sessions: [session('s1', 'corp\\secret-alice', { client: { address: '203.0.113.77' } })] });
     expect((await a.closed).code).toBe(1013);
@@ -383,7 +379,7 @@ describe('logs', () => {
       rawConfig(`redis://:hunter2-wrong-password@127.0.0.1:${own.port}`, [{ id: 'farm-a', seats: 10 }]),
       { logLevel: 'debug', waitReady: false },
     );
-    cleanups.push(() => wrong.stop());
+    onTestFinished(() => wrong.stop());
     await expect.poll(() => wrong.output.join(''), { timeout: 10_000 }).toMatch(/WRONGPASS|invalid password|redis/);
     await sleep(500);
     expect(wrong.output.join('')).not.toContain('hunter2-wrong-password');
@@ -409,7 +405,7 @@ describe('host identity', () => {
     const attempts = ['rdsh-1', 'RDSH-1', ...Array.from({ length: 18 }, (_, i) => `fake-${i}`)];
     for (const host of attempts) {
       const hostile = await TestAgent.connect(c.url, 'token-leaked');
-      cleanups.push(() => hostile.socket.terminate());
+      onTestFinished(() => hostile.socket.terminate());
       hostile.send({ type: 'hello', farm: 'farm-a', host, stream: 'stream-x' });
       const error = await hostile.next<ErrorFrame>('error');
       expect(error.code).toBe('forbidden');
@@ -454,7 +450,7 @@ describe('host caps', () => {
     }
     const refusals = await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'max_hosts' });
     const real = await TestAgent.connect(c.url, 'token-farm-a');
-    cleanups.push(() => real.socket.terminate());
+    onTestFinished(() => real.socket.terminate());
     real.send({ type: 'hello', farm: 'farm-a', host: 'rdsh-new', stream: 'stream-1' });
     const error = await real.next<ErrorFrame>('error');
     expect(error).toEqual({

@@ -3,7 +3,7 @@
  * with its close code, rejected items, duplicates, seq gaps, ownership of a host across
  * collectors, and Redis going away. Each refusal must leave the farm exactly as it was.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MAX_COLLECTOR_FRAME_BYTES, MAX_LISTED_REJECTIONS, MAX_REJECTION_ID_CHARS, type AckFrame, type ErrorFrame, type WelcomeFrame } from '@rasmon/protocol';
 import { RedisServer } from './support/redis-server.js';
@@ -23,20 +23,17 @@ afterAll(async () => {
   await redis.stop();
 });
 
-/** Every agent a test opened; closed after each test so no test leaks a host owner. */
-const opened: TestAgent[] = [];
-afterEach(async () => {
-  await Promise.all(
-    opened.splice(0).map(async (agent) => {
-      // A collector that never completes the closing handshake must not hang the suite.
-      if (!(await Promise.race([agent.close(), sleep(1000, undefined)]))) agent.socket.terminate();
-    }),
-  );
-});
+/** Closes an agent when the test that opened it finishes, so no test leaks a host owner. */
+function closeWithTest(agent: TestAgent): void {
+  onTestFinished(async () => {
+    // A collector that never completes the closing handshake must not hang the suite.
+    if (!(await Promise.race([agent.close(), sleep(1000, undefined)]))) agent.socket.terminate();
+  });
+}
 
 async function connect(url: string, token = TOKEN_A, track = true): Promise<TestAgent> {
   const agent = await TestAgent.connect(url, token);
-  if (track) opened.push(agent);
+  if (track) closeWithTest(agent);
   return agent;
 }
 
@@ -144,7 +141,7 @@ describe('upgrade refusals', () => {
     const before = await total(c.url, 'rasmon_collector_upgrades_rejected_total', { reason });
     const refused = await TestAgent.connect(c.url, token, { ...(path ? { path } : {}), ...(protocols ? { protocols } : {}) }).then(
       (agent) => {
-        opened.push(agent);
+        closeWithTest(agent);
         return undefined;
       },
       (err: unknown) => err,

@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { AgentEvent } from '@rasmon/protocol';
 import { SimulatedHost } from './support/agent-simulated-host.js';
 import { readSpool } from './support/agent-process.js';
@@ -38,13 +38,11 @@ if (WINE_MISSING) {
   describe('rasmon-agent.exe under wine', () => {
     let wine: WinePrefix;
     let redis: RedisServer;
-    const cleanups: Array<() => unknown> = [];
 
     beforeAll(async () => {
       [wine, redis] = await Promise.all([ensureAgentExe().then(() => WinePrefix.create()), RedisServer.start()]);
     }, 600_000);
     afterAll(async () => {
-      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
       await wine?.dispose();
       await redis?.stop();
     });
@@ -105,11 +103,9 @@ if (WINE_MISSING) {
 
       beforeAll(async () => {
         dir = mkdtempSync(join(tmpdir(), 'rasmon-exe-e2e-'));
-        cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
         host = new SimulatedHost(dir, { seed: 71, host: HOST });
         raw = rawConfig(redis.url, [{ id: FARM, seats: 1000, token: TOKEN }]);
         collector = await CollectorProcess.start(raw);
-        cleanups.push(() => collector.stop());
         writeFileSync(join(dir, 'token'), `${TOKEN}\n`);
         spoolDir = join(dir, 'spool');
         const metricsPort = await freePort();
@@ -133,10 +129,14 @@ if (WINE_MISSING) {
           }),
         );
       }, 120_000);
+      afterAll(async () => {
+        await collector?.stop();
+        if (dir) rmSync(dir, { recursive: true, force: true });
+      });
 
       async function startExe(): Promise<WineProcess> {
         const agent = await wine.startExe(['--config', windowsPath(configPath)]);
-        cleanups.push(() => agent.kill());
+        onTestFinished(() => agent.kill());
         await vi.waitFor(async () => {
           if (agent.child.exitCode !== null) throw new Error(`exe exited ${agent.child.exitCode}: ${agent.stdout}${agent.stderr}`);
           expect((await fetch(`${metricsUrl}/metrics`)).status).toBe(200);
@@ -200,8 +200,9 @@ if (WINE_MISSING) {
         expect(killed.events.filter((event) => event.seq > ackBefore).length).toBeGreaterThan(0);
 
         // Both back: the spooled events arrive once, and no snapshot has anything to correct.
-        collector = await CollectorProcess.start(raw, { port: collector.port, configPath: collector.configPath });
-        cleanups.push(() => collector.stop());
+        const restarted = await CollectorProcess.start(raw, { port: collector.port, configPath: collector.configPath });
+        onTestFinished(() => restarted.stop());
+        collector = restarted;
         await startExe();
         await collectorHasTruth(collector);
         await agentIdle();

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SUBPROTOCOL, type AgentEvent, type Session } from '@rasmon/protocol';
 import { Agent } from '../src/agent.js';
@@ -100,11 +100,6 @@ class ListSource implements SessionSource {
   }
 }
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
 interface Rig {
   agent: Agent;
   source: ListSource;
@@ -119,7 +114,7 @@ async function startAgent(
   options: { sessions?: Session[]; backoff?: { initialMs: number; maxMs: number }; welcomeTimeoutMs?: number; resyncMinIntervalMs?: number } = {},
 ): Promise<Rig> {
   const spoolDir = mkdtempSync(join(tmpdir(), 'rasmon-hostile-'));
-  cleanups.push(() => rmSync(spoolDir, { recursive: true, force: true }));
+  onTestFinished(() => rmSync(spoolDir, { recursive: true, force: true }));
   const logLines: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -149,13 +144,13 @@ async function startAgent(
     ...(options.resyncMinIntervalMs === undefined ? {} : { resyncMinIntervalMs: options.resyncMinIntervalMs }),
   });
   await agent.start();
-  cleanups.push(() => agent.stop());
+  onTestFinished(() => agent.stop());
   return { agent, source, metrics, spoolDir, logLines };
 }
 
 async function fake(onHello: (conn: Conn) => void): Promise<FakeCollector> {
   const collector = await FakeCollector.start(onHello);
-  cleanups.push(() => collector.stop());
+  onTestFinished(() => collector.stop());
   return collector;
 }
 

@@ -2,7 +2,7 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Session } from '@rasmon/protocol';
 import { SessionDiff, type EventBody } from '../src/session/session-diff.js';
 import { JOURNAL_FILE, SessionJournal } from '../src/link/session-journal.js';
@@ -20,15 +20,12 @@ const session = (id: string, state: Session['state'] = 'active'): Session => ({
 const hosts = (count: number) => Array.from({ length: count }, (_, i) => session(String(i + 1)));
 const lineBytes = (bodies: readonly EventBody[]) => bodies.reduce((sum, body) => sum + Buffer.byteLength(`${JSON.stringify(body)}\n`), 0);
 
-const dirs: string[] = [];
+/** A directory of its own, removed when the test finishes. */
 function dir(): string {
   const path = mkdtempSync(join(tmpdir(), 'rasmon-journal-'));
-  dirs.push(path);
+  onTestFinished(() => rmSync(path, { recursive: true, force: true }));
   return path;
 }
-afterEach(() => {
-  for (const path of dirs.splice(0)) rmSync(path, { recursive: true, force: true });
-});
 
 /** A journal started from `list` (as the agent starts it), with a diff beside it. */
 async function started(path: string, list: readonly Session[]) {
