@@ -211,6 +211,11 @@ describe('history and report endpoints', () => {
     expect(await bad('/api/v1/report?from=2020-01-01&to=2026-01-01')).toEqual({ status: 400, error: 'the period from 2020-01-01 to 2026-01-01 is longer than 1000 days' });
     expect(await bad('/api/v1/report?format=xml')).toEqual({ status: 400, error: 'format must be json or csv' });
     expect(await bad('/api/v1/farms/nope/history')).toEqual({ status: 404, error: 'no farm nope' });
+    // A bad escape is the request's fault, not Redis's; so is a segment that cannot be a farm id.
+    expect(await bad('/api/v1/farms/%E0%A4%A/history')).toEqual({ status: 400, error: 'a farm id matches ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' });
+    expect(await bad('/api/v1/farms/.hidden/history')).toEqual({ status: 400, error: 'a farm id matches ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' });
+    // Farm ids compare case-insensitively here too.
+    expect((await farm.get('/api/v1/farms/FARM-A/history', auth)).status).toBe(200);
     // No period: the last full calendar month (UTC).
     const report = (await (await farm.get('/api/v1/report', auth)).json()) as any;
     const now = new Date();

@@ -5,13 +5,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cluster, Redis } from 'ioredis';
-import { DAY_MS, NAME_PATTERN, utcDay } from '@rasmon/protocol';
+import { DAY_MS, utcDay } from '@rasmon/protocol';
 import { bearerToken } from './bearer-token.js';
 import { sha256Hex, type CollectorConfig, type FarmConfig } from './config.js';
 import type { FarmDirectory } from './farm-directory.js';
 import { readFarmDetail, type FarmReader, type FarmState } from './farm-reader.js';
 import type { RedisKeys } from './redis-keys.js';
-import { ReportApi } from './report-api.js';
+import { BAD_FARM_ID, farmIdParam, ReportApi } from './report-api.js';
 
 /** ISO-8601, or null for no time or one a Date cannot hold (a stored value must not fail the whole answer). */
 const iso = (ms: number | undefined) => {
@@ -19,14 +19,6 @@ const iso = (ms: number | undefined) => {
   const date = new Date(ms);
   return Number.isNaN(date.getTime()) ? null : date.toISOString();
 };
-
-function decoded(segment: string): string | undefined {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
-  }
-}
 
 /** An expected host whose agent has never reported: neither up nor stale, just missing. */
 function neverReported(host: { expected: boolean; up: boolean; retired: boolean; lastSeen: unknown }): boolean {
@@ -104,7 +96,7 @@ export class Api {
       return true;
     }
     try {
-      if (await this.reports.handle(req, res, path, config)) return true;
+      if (await this.reports.handle(req, res, path)) return true;
     } catch (err) {
       send(res, 503, { error: `Redis cannot answer: ${(err as Error).message}` });
       return true;
@@ -120,9 +112,9 @@ export class Api {
         send(res, 200, { farms: read.farms.map(farmSummary) });
         return true;
       }
-      const id = decoded(farmId);
-      if (id === undefined || !NAME_PATTERN.test(id)) {
-        send(res, 400, { error: 'a farm id matches ' + NAME_PATTERN.source });
+      const id = farmIdParam(farmId);
+      if (id === undefined) {
+        send(res, 400, BAD_FARM_ID);
         return true;
       }
       const farm = this.options.farms().get(id);

@@ -8,6 +8,7 @@ import { isIPv6 } from 'node:net';
 import { DEFAULT_LIMITS, LIMIT_RANGES, NAME_PATTERN } from '@rasmon/protocol';
 import { RasmonError, reportIssue } from '@rasmon/protocol/kit';
 import { z } from 'zod';
+import { farmIdKey } from './farm-directory.js';
 
 /** The values used for every key the configuration leaves out. */
 export const CONFIG_DEFAULTS = Object.freeze({
@@ -352,7 +353,7 @@ function checkConsistency(config: CollectorConfig, source: string): void {
     if (farm.seats === undefined && farm.license !== 'spla') {
       throw located(`farms[${index}].seats`, 'is required (only a license: spla farm may leave it out)', source);
     }
-    const earlier = farmIndexById.get(farm.id.toLowerCase());
+    const earlier = farmIndexById.get(farmIdKey(farm.id));
     if (earlier !== undefined) {
       throw located(
         `farms[${index}].id`,
@@ -360,7 +361,7 @@ function checkConsistency(config: CollectorConfig, source: string): void {
         source,
       );
     }
-    farmIndexById.set(farm.id.toLowerCase(), index);
+    farmIndexById.set(farmIdKey(farm.id), index);
     // A token identifies its farm at upgrade time, so one token opening two farms would be ambiguous.
     if (farm.hostIdentity === 'certificate' && config.tls?.ca === undefined) {
       throw located(

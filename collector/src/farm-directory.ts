@@ -9,8 +9,8 @@ import { normalizeHost } from '@rasmon/protocol';
 import type { FarmConfig } from './config.js';
 import type { FarmRules } from './license-engine.js';
 
-/** The one case rule for farm ids: they compare case-insensitively. */
-function idKey(id: string): string {
+/** The one case rule for farm ids: they compare case-insensitively (two ids are one farm when their keys are equal). */
+export function farmIdKey(id: string): string {
   return id.toLowerCase();
 }
 
@@ -81,7 +81,7 @@ export class FarmDirectory {
         rules: Object.freeze(farmRules(config)),
         hostPatterns: config.hosts?.map(globToRegExp),
       };
-      this.byId.set(idKey(config.id), entry);
+      this.byId.set(farmIdKey(config.id), entry);
       for (const token of config.agentTokensSha256) {
         this.byToken.set(token.sha256, { farm: entry, hostPatterns: token.hosts?.map(globToRegExp) });
       }
@@ -99,7 +99,7 @@ export class FarmDirectory {
 
   /** The farm with this id, compared case-insensitively. */
   get(id: string): FarmConfig | undefined {
-    return this.byId.get(idKey(id))?.config;
+    return this.byId.get(farmIdKey(id))?.config;
   }
 
   /** The farm an agent token (its lower-case hex sha256) opens, if any. */
@@ -109,7 +109,7 @@ export class FarmDirectory {
 
   /** The farm's license rules as the scripts take them; undefined when it is not configured. */
   rules(id: string): FarmRules | undefined {
-    return this.byId.get(idKey(id))?.rules;
+    return this.byId.get(farmIdKey(id))?.rules;
   }
 
   /**
@@ -118,7 +118,7 @@ export class FarmDirectory {
    * a farm that is not configured.
    */
   hostAllowed(id: string, host: string): boolean {
-    const entry = this.byId.get(idKey(id));
+    const entry = this.byId.get(farmIdKey(id));
     if (!entry) return false;
     return matches(entry.hostPatterns, host);
   }

@@ -6,8 +6,8 @@
 import type { FarmDirectory } from './farm-directory.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cluster, Redis } from 'ioredis';
-import { DAY_MS } from '@rasmon/protocol';
-import type { CollectorConfig, FarmConfig } from './config.js';
+import { DAY_MS, NAME_PATTERN } from '@rasmon/protocol';
+import type { FarmConfig } from './config.js';
 import { historyCsv, reportCsv } from './csv.js';
 import { readHistory } from './day-records.js';
 import type { RedisKeys } from './redis-keys.js';
@@ -18,6 +18,20 @@ import { PeriodError, dayText, lastFullMonth, parsePeriod, type Period } from '.
 export const HISTORY_DEFAULT_DAYS = 450;
 
 type Format = 'json' | 'csv';
+
+/** The farm id in a path segment, or undefined when the segment is not one (bad escape, not a name). */
+export function farmIdParam(segment: string): string | undefined {
+  let id: string;
+  try {
+    id = decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+  return NAME_PATTERN.test(id) ? id : undefined;
+}
+
+/** The answer to a path segment that is not a farm id. */
+export const BAD_FARM_ID = { error: `a farm id matches ${NAME_PATTERN.source}` };
 
 /** The answer's form: `format=` wins, else `Accept: text/csv` asks for CSV; undefined for a bad `format`. */
 export function chooseFormat(url: URL, accept: string | undefined): Format | undefined {
@@ -53,7 +67,7 @@ export class ReportApi {
   constructor(private readonly options: ReportApiOptions) {}
 
   /** Answers a history or report path; returns false for any other path. */
-  async handle(req: IncomingMessage, res: ServerResponse, path: string, config: CollectorConfig): Promise<boolean> {
+  async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
     const history = /^\/api\/v1\/farms\/([^/]+)\/history\/?$/.exec(path);
     const report = /^\/api\/v1\/report\/?$/.test(path);
     if (!history && !report) return false;
@@ -65,7 +79,11 @@ export class ReportApi {
     }
     let farm: FarmConfig | undefined;
     if (history) {
-      const id = decodeURIComponent(history[1]!);
+      const id = farmIdParam(history[1]!);
+      if (id === undefined) {
+        sendJson(res, 400, BAD_FARM_ID);
+        return true;
+      }
       farm = this.options.farms().get(id);
       if (!farm) {
         sendJson(res, 404, { error: `no farm ${id}` });
@@ -84,7 +102,7 @@ export class ReportApi {
       return true;
     }
     const span = `${dayText(period.fromDay)}-${dayText(period.toDay)}`;
-    const read = await readHistory(this.options.redis, this.options.keys, farm ? [farm] : config.farms, period);
+    const read = await readHistory(this.options.redis, this.options.keys, farm ? [farm] : this.options.farms().list(), period);
     if (farm) {
       const days = read.farms[0]!.days;
       if (format === 'csv') sendCsv(res, historyCsv(read.farms), `rasmon-history-${farm.id}-${span}.csv`);

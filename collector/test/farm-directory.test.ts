@@ -1,17 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig, sha256Hex } from '../src/config.js';
 import type { PeerCertificate } from 'node:tls';
-import { FarmDirectory, peerNames } from '../src/farm-directory.js';
+import { farmIdKey, FarmDirectory, peerNames } from '../src/farm-directory.js';
 
-const config = parseConfig(
-  {
-    farms: [
-      { id: 'Farm-A', seats: 5, license: 'primary', expires: '2030-01-01T00:00:00Z', agentTokensSha256: [sha256Hex('a')], hosts: ['rdsh-*'] },
-      { id: 'farm-b', seats: 7, license: 'sublicense', expires: '2030-01-01T00:00:00Z', agentTokensSha256: [sha256Hex('b')], countDisconnected: false },
-    ],
-  },
-  'test',
-);
+const rawFarms = [
+  { id: 'Farm-A', seats: 5, license: 'primary', expires: '2030-01-01T00:00:00Z', agentTokensSha256: [sha256Hex('a')], hosts: ['rdsh-*'] },
+  { id: 'farm-b', seats: 7, license: 'sublicense', expires: '2030-01-01T00:00:00Z', agentTokensSha256: [sha256Hex('b')], countDisconnected: false },
+];
+const config = parseConfig({ farms: rawFarms }, 'test');
 
 describe('FarmDirectory', () => {
   const farms = new FarmDirectory(config.farms);
@@ -38,6 +34,12 @@ describe('FarmDirectory', () => {
     expect(farms.hostAllowed('farm-a', 'gw-01')).toBe(false);
     expect(farms.hostAllowed('farm-b', 'anything')).toBe(true);
     expect(farms.hostAllowed('farm-c', 'rdsh-01')).toBe(false);
+  });
+
+  it('compares farm ids by one case rule, the one parseConfig holds ids unique by', () => {
+    expect(farmIdKey('Farm-A')).toBe(farmIdKey('farm-a'));
+    expect(farmIdKey('farm-a')).not.toBe(farmIdKey('farm-b'));
+    expect(() => parseConfig({ farms: [rawFarms[0], { ...rawFarms[1], id: 'FARM-a' }] }, 'test')).toThrow(/compared case-insensitively/);
   });
 });
 
