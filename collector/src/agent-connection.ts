@@ -23,8 +23,9 @@ import {
   type StatusFrame,
 } from '@rasmon/protocol';
 import type { FarmConfig } from './config.js';
+import type { FarmEpochs } from './farm-clock.js';
 import type { FarmDirectory, PeerNames } from './farm-directory.js';
-import type { ApplyResult, HostClaim, LicenseEngine } from './license-engine.js';
+import type { ApplyResult, FarmRules, HelloResult, HostClaim, LicenseEngine } from './license-engine.js';
 import type { Logger } from './logger.js';
 import type { CollectorMetrics, UpgradeRejection } from './metrics.js';
 import { TokenBucket } from './rate-limit.js';
@@ -43,12 +44,13 @@ export interface ConnectionContext {
   /** Frames and bytes one connection may send per second (token buckets; beyond, it is not read). */
   rates: { framesPerSecond: number; bytesPerSecond: number };
   heartbeatSeconds: number;
-  /** The farms of the configuration loaded now (a reload replaces the directory). */
+  /**
+   * The farms of the configuration loaded now (a reload replaces the directory): asked at every
+   * engine call for the farm's rules, so a reload applies from the next frame on.
+   */
   farms(): FarmDirectory;
-  /** The farm's epoch as this collector knows it. */
-  epoch(farm: string): Promise<string>;
-  /** The farm's data is gone or was recreated: re-claim its hosts and resync its agents. */
-  epochLost(farm: string): Promise<void>;
+  /** The farms' epochs; a check that finds one changed has every connection of the farm take its host again. */
+  epochs: FarmEpochs;
   /** A hello of this connection took its host: older local connections for it are superseded. */
   claimed(connection: AgentConnection): void;
 }
@@ -283,9 +285,10 @@ export class AgentConnection {
     if (this.claim) return reject('bad_hello', 'bad_hello', 'hello was already sent on this connection');
     if (!hello) return reject('bad_hello', 'bad_hello', `invalid hello: ${problem ?? 'invalid'}`);
     const farms = this.ctx.farms();
+    // The token's farm and the one the hello names: the same entry of the directory, which
+    // compares ids by its one case rule.
     const farm = farms.get(this.farmId);
-    const rules = farms.rules(this.farmId);
-    if (!farm || !rules || farm !== farms.get(hello.farm)) {
+    if (!farm || farm !== farms.get(hello.farm)) {
       return reject('forbidden', 'forbidden', `this token is not valid for farm ${hello.farm}`);
     }
     if (!farms.hostAllowed(farm.id, hello.host)) {
@@ -300,19 +303,19 @@ export class AgentConnection {
       return this.fail('forbidden', identity.message, { logged: this.identityRefusals === undefined });
     }
     const claim: HostClaim = {
-      farm: rules,
       host: normalizeHost(hello.host),
       owner: this.id,
       stream: hello.stream,
-      epoch: await this.ctx.epoch(farm.id),
+      epoch: await this.ctx.epochs.epoch(farm.id),
     };
-    let result = await this.ctx.engine.hello(claim, hello.agent, farm);
-    if (result.kind === 'epoch') {
-      await this.ctx.epochLost(farm.id);
-      claim.epoch = await this.ctx.epoch(farm.id);
-      result = await this.ctx.engine.hello(claim, hello.agent, farm);
+    let taken = await this.take(claim, hello.agent);
+    if (taken?.result.kind === 'epoch') {
+      claim.epoch = await this.ctx.epochs.check(farm.id);
+      taken = await this.take(claim, hello.agent);
     }
-    if (result.kind === 'full') return reject('forbidden', 'max_hosts', farmFull(farm, result.cap));
+    if (!taken) return this.farmGone();
+    const { result } = taken;
+    if (result.kind === 'full') return reject('forbidden', 'max_hosts', farmFull(taken.farm, result.cap));
     if (result.kind !== 'ok') throw new Error('the farm epoch changed twice during one hello');
     if (this.closed) return;
     this.claim = claim;
@@ -330,57 +333,68 @@ export class AgentConnection {
   }
 
   /**
-   * Redis answered that this connection's epoch is not the farm's: let the collector check the farm
-   * (which re-takes every host of it here), and re-take this host if that did not.
+   * Redis answered that this connection's epoch is not the farm's: check the farm's epoch (a change
+   * has the agent server re-take every host of the farm here before the check settles), and re-take
+   * this host if that did not.
    */
   async epochLost(): Promise<void> {
-    await this.ctx.epochLost(this.farmId);
-    const epoch = await this.ctx.epoch(this.farmId);
+    const epoch = await this.ctx.epochs.check(this.farmId);
     if (this.claim && this.claim.epoch !== epoch) await this.reclaim(epoch);
-  }
-
-  /**
-   * Brings the claim's farm rules (seats, countDisconnected, grace seed) up to the configuration
-   * loaded now; false when the farm is no longer configured (the claim keeps its last rules).
-   */
-  syncRules(): boolean {
-    const rules = this.ctx.farms().rules(this.farmId);
-    if (!rules || !this.claim) return false;
-    this.claim.farm = rules;
-    return true;
   }
 
   /** Re-takes the host after the farm's data was lost, then asks for a snapshot. */
   async reclaim(epoch: string): Promise<void> {
     const claim = this.claim;
-    const farm = this.ctx.farms().get(this.farmId);
-    if (!claim || !farm || this.closed || !this.syncRules()) return;
+    if (!claim || this.closed || !this.ctx.farms().get(this.farmId)) return;
     claim.epoch = epoch;
-    const result = await this.ctx.engine.hello(claim, this.agent, farm);
-    if (result.kind === 'full') return this.fail('forbidden', farmFull(farm, result.cap));
-    if (result.kind === 'ok') {
+    const taken = await this.take(claim, this.agent);
+    if (!taken) return;
+    if (taken.result.kind === 'full') return this.fail('forbidden', farmFull(taken.farm, taken.result.cap));
+    if (taken.result.kind === 'ok') {
       this.awaitingSnapshot = false;
       this.resync();
     }
   }
 
+  /** The farm's rules in the configuration loaded now; undefined once a reload removed the farm. */
+  private rules(): FarmRules | undefined {
+    return this.ctx.farms().rules(this.farmId);
+  }
+
+  /** A frame of a farm that a reload removed (the reload closes its connections; this is the backstop). */
+  private farmGone(): void {
+    this.fail('forbidden', `farm ${this.farmId} is no longer configured`);
+  }
+
+  /** The hello script for this connection, under the farm's configuration now; undefined when it is gone. */
+  private async take(claim: HostClaim, agent: string | undefined): Promise<{ result: HelloResult; farm: FarmConfig } | undefined> {
+    const farms = this.ctx.farms();
+    const farm = farms.get(this.farmId);
+    const rules = farms.rules(this.farmId);
+    if (!farm || !rules) return undefined;
+    return { result: await this.ctx.engine.hello(rules, claim, agent, farm), farm };
+  }
+
   private async snapshot(claim: HostClaim, frame: ParsedSnapshot): Promise<void> {
-    if (!this.syncRules()) return this.fail('forbidden', `farm ${this.farmId} is no longer configured`);
-    const result = await this.timed(() => this.ctx.engine.applySnapshot(claim, frame.seq, frame.sessions));
+    const rules = this.rules();
+    if (!rules) return this.farmGone();
+    const result = await this.timed(() => this.ctx.engine.applySnapshot(rules, claim, frame.seq, frame.sessions));
     if (result.kind === 'ok' || result.kind === 'gap') this.awaitingSnapshot = false;
     await this.answer('snapshot', result, frame.rejected, frame.sessions.length);
   }
 
   private async events(claim: HostClaim, frame: ParsedEvents): Promise<void> {
-    if (!this.syncRules()) return this.fail('forbidden', `farm ${this.farmId} is no longer configured`);
-    const result = await this.timed(() => this.ctx.engine.applyEvents(claim, frame.events));
+    const rules = this.rules();
+    if (!rules) return this.farmGone();
+    const result = await this.timed(() => this.ctx.engine.applyEvents(rules, claim, frame.events));
     await this.answer('events', result, frame.rejected, frame.events.length);
   }
 
   /** The agent's source health: kept for the host, not answered (it has no seq). */
   private async status(claim: HostClaim, status: StatusFrame): Promise<void> {
-    if (!this.syncRules()) return this.fail('forbidden', `farm ${this.farmId} is no longer configured`);
-    const result = await this.ctx.engine.reportStatus(claim, status);
+    const rules = this.rules();
+    if (!rules) return this.farmGone();
+    const result = await this.ctx.engine.reportStatus(rules, claim, status);
     if (result === 'superseded') {
       this.refuse('status');
       return this.fail('superseded', 'a newer connection took this host');

@@ -1,7 +1,7 @@
 /**
  * The `/v1/agent` endpoint: authenticates the HTTP upgrade (bearer token checked against each
  * farm's sha256 list, 401 otherwise), then keeps every agent connection, its heartbeat and its
- * host lease.
+ * host lease, and resyncs a farm's connections when the farm's epoch changes.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -72,7 +72,6 @@ export class AgentServer {
   private beatStep = 0;
   /** The claimed connection of each farm and host, so that a hello supersedes in O(1). */
   private readonly byHost = new Map<string, AgentConnection>();
-  /** sha256 of an agent token → its farm id. */
   private heartbeat: NodeJS.Timeout | undefined;
   private nextId = 0;
   private draining = false;
@@ -82,6 +81,7 @@ export class AgentServer {
   private readonly identityRefusals: RefusalLog;
 
   constructor(private readonly options: AgentServerOptions) {
+    options.context.epochs.onEpochChange((farm, epoch) => this.resyncFarm(farm, epoch));
     this.upgradeLimiter = new KeyedRateLimiter(options.limits.upgradesPerSecondPerAddress, options.limits.upgradeBurstPerAddress);
     this.refusals = new RefusalLog(options.log);
     this.identityRefusals = new RefusalLog(options.log, HELLO_REFUSALS);
@@ -101,15 +101,22 @@ export class AgentServer {
   }
 
   /**
-   * The configuration's farms were replaced: closes the connections whose token was revoked or whose
-   * host the farm no longer allows.
+   * The configuration's farms were replaced: closes the connections whose token was revoked (or
+   * whose farm was removed) or whose host the farm no longer allows.
    */
   farmsChanged(): void {
     const farms = this.options.context.farms();
     for (const connection of this.connections) {
-      if (farms.byTokenHash(connection.tokenSha256)?.id !== connection.farmId) {
+      const farm = farms.byTokenHash(connection.tokenSha256);
+      if (!farm || farm !== farms.get(connection.farmId)) {
         this.options.context.metrics.upgradesRejected.inc({ reason: 'revoked' });
         connection.fail('forbidden', 'the token of this connection was revoked');
+        continue;
+      }
+      if (farm.id !== connection.farmId) {
+        // The farm's Redis keys are named by its id as written: the agent comes back under the new one.
+        this.options.context.metrics.upgradesRejected.inc({ reason: 'revoked' });
+        connection.fail('forbidden', `farm ${connection.farmId} is now configured as ${farm.id}`);
         continue;
       }
       const host = connection.claim?.host;
@@ -202,11 +209,11 @@ export class AgentServer {
   /** The host's lease ends at once with its connection (docs/design.md §2 rule 10), if this connection still owns it. */
   private async release(connection: AgentConnection): Promise<void> {
     const claim = connection.claim;
-    if (!claim) return;
     // A farm removed by a reload is released under the rules it had.
-    connection.syncRules();
+    const rules = this.options.context.farms().releaseRules(connection.farmId);
+    if (!claim || !rules) return;
     try {
-      await this.options.context.engine.release(claim);
+      await this.options.context.engine.release(rules, claim);
     } catch (err) {
       // The lease lapses by itself within 3 heartbeats.
       this.options.log.warn({ err, conn: connection.id }, 'could not release host lease');
@@ -231,9 +238,10 @@ export class AgentServer {
     }
     connection.ping();
     const claim = connection.claim;
-    if (!claim || connection.isClosed || !connection.syncRules()) return;
+    const rules = this.options.context.farms().rules(connection.farmId);
+    if (!claim || connection.isClosed || !rules) return;
     try {
-      const result = await engine.renew(claim);
+      const result = await engine.renew(rules, claim);
       if (result === 'superseded') connection.fail('superseded', 'a newer connection took this host');
       else if (result === 'epoch') await connection.epochLost();
     } catch {
@@ -241,9 +249,14 @@ export class AgentServer {
     }
   }
 
-  /** Connections of one farm that have said hello. */
-  claimedConnections(farm: string): AgentConnection[] {
-    return [...this.connections].filter((connection) => connection.claim && connection.farmId === farm);
+  /** The farm's data was lost: take its hosts again and ask each of its agents here for a snapshot. */
+  private async resyncFarm(farm: string, epoch: string): Promise<void> {
+    const claimed = [...this.connections].filter((connection) => connection.claim && connection.farmId === farm);
+    await Promise.all(
+      claimed.map((connection) =>
+        connection.reclaim(epoch).catch((err: Error) => this.options.log.warn({ err, conn: connection.id }, 'could not resync agent')),
+      ),
+    );
   }
 
   private static hostKey(connection: AgentConnection): string {

@@ -106,7 +106,6 @@ export class Collector {
       log: this.log.child({ module: 'clock' }),
       farms: () => this.farms,
       hostRetireSeconds: config.hostRetireSeconds,
-      onEpochChange: (farm, epoch) => this.resyncFarm(farm, epoch),
       onRound: (ok) => void this.afterRound(ok),
       ...(options.tickMs === undefined ? {} : { intervalMs: options.tickMs }),
     });
@@ -128,8 +127,7 @@ export class Collector {
         },
         heartbeatSeconds: config.heartbeatSeconds,
         farms: () => this.farms,
-        epoch: (farm) => this.clock.epoch(farm),
-        epochLost: async (farm) => void (await this.clock.check(farm)),
+        epochs: this.clock,
         claimed: (connection) => this.agents.supersedeOthers(connection),
       },
     });
@@ -204,20 +202,11 @@ export class Collector {
     const ignored = restartOnly.filter((key) => JSON.stringify(config[key]) !== JSON.stringify(this.config[key]));
     if (ignored.length > 0) this.log.warn({ keys: ignored }, 'these settings change only with a restart');
     this.config = { ...this.config, api: config.api, farms: config.farms };
-    this.farms = new FarmDirectory(config.farms);
+    this.farms = new FarmDirectory(config.farms, this.farms);
     this.clock.retain(this.farms);
     this.agents.farmsChanged();
     this.metrics.setConfigHash(configHash(this.config));
     this.log.info({ farms: config.farms.map((farm) => farm.id) }, 'configuration reloaded');
-  }
-
-  /** The farm's data was lost: take its hosts again and ask each of its agents here for a snapshot. */
-  private async resyncFarm(farm: string, epoch: string): Promise<void> {
-    await Promise.all(
-      this.agents.claimedConnections(farm).map((connection) =>
-        connection.reclaim(epoch).catch((err: Error) => this.log.warn({ err, conn: connection.id }, 'could not resync agent')),
-      ),
-    );
   }
 
   /**

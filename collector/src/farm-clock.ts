@@ -1,27 +1,43 @@
 /**
  * Time-driven rules (docs/design.md §2 rule 11): every second, for every farm, the farm's tick and the hosts it
  * names as due (lapsed leases, retirements). Also the watch on each farm's epoch, by which a
- * collector notices Redis coming back empty and resyncs its agents.
+ * collector notices Redis coming back empty: an epoch change is told to whoever listens (the agent
+ * server resyncs its agents); the clock knows nothing of connections.
  */
 import { DAY_MS } from '@rasmon/protocol';
 import type { FarmDirectory } from './farm-directory.js';
 import type { LicenseEngine } from './license-engine.js';
 import type { Logger } from './logger.js';
 
+/**
+ * Hears that a farm's epoch is not the one this collector knew: its data was lost or recreated.
+ * The check that found the change settles only once every listener has, so whoever waits on a check
+ * (a connection whose frame Redis answered with `epoch`) goes on with its host taken again.
+ */
+export type EpochChangeListener = (farm: string, epoch: string) => Promise<void>;
+
+/** The farms' epochs as the agent server and its connections use them. */
+export interface FarmEpochs {
+  /** The farm's epoch as known here; asks Redis (creating one) the first time. */
+  epoch(farm: string): Promise<string>;
+  /** Reads the farm's epoch from Redis now; listeners hear of a change before this settles. */
+  check(farm: string): Promise<string>;
+  onEpochChange(listener: EpochChangeListener): void;
+}
+
 export interface FarmClockOptions {
   engine: LicenseEngine;
   log: Logger;
   farms: () => FarmDirectory;
   hostRetireSeconds: number;
-  /** Called when a farm's epoch is not the one this collector knew: its data was lost. */
-  onEpochChange: (farm: string, epoch: string) => Promise<void>;
   /** Called after each round with whether Redis answered it. */
   onRound?: (ok: boolean) => void;
   intervalMs?: number;
 }
 
-export class FarmClock {
+export class FarmClock implements FarmEpochs {
   private readonly epochs = new Map<string, string>();
+  private readonly epochListeners: EpochChangeListener[] = [];
   private readonly checks = new Map<string, Promise<string>>();
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> | undefined;
@@ -46,9 +62,13 @@ export class FarmClock {
     return this.epochs.get(farm) ?? this.check(farm);
   }
 
+  onEpochChange(listener: EpochChangeListener): void {
+    this.epochListeners.push(listener);
+  }
+
   /**
-   * Reads the farm's epoch now (through its tick) and reacts if it changed. Concurrent callers
-   * share one check.
+   * Reads the farm's epoch now (through its tick) and tells the listeners if it changed. Concurrent
+   * callers share one check.
    */
   check(farm: string): Promise<string> {
     let pending = this.checks.get(farm);
@@ -77,7 +97,7 @@ export class FarmClock {
     this.epochs.set(id, epoch);
     if (known !== undefined && known !== epoch) {
       this.options.log.warn({ farm: id }, 'farm data lost or recreated in Redis: asking its agents for snapshots');
-      await this.options.onEpochChange(id, epoch);
+      await Promise.all(this.epochListeners.map((listener) => listener(id, epoch)));
     }
     for (const host of hostsDue) {
       const { lapsed, retired } = await this.options.engine.maintainHost(rules, host, retireMs);

@@ -2,7 +2,8 @@
  * The farms of the running configuration, and the one place that answers "which farm is this and
  * what may it do": lookup by id (case-insensitive, like the hello), by the sha256 of an agent token,
  * the farm's license rules for the scripts, and whether it allows a host name (patterns compiled
- * once). A reload replaces the whole directory; nothing holds on to an old farm.
+ * once). A reload replaces the whole directory; nothing holds on to an old farm. Callers ask it
+ * at the time they act, so what they do follows the configuration loaded then.
  */
 import type { PeerCertificate } from 'node:tls';
 import { normalizeHost } from '@rasmon/protocol';
@@ -71,9 +72,15 @@ export class FarmDirectory {
   private readonly byId = new Map<string, Entry>();
   private readonly byToken = new Map<string, TokenEntry>();
   private readonly farms: readonly FarmConfig[];
+  /** Rules of the farms the reload that made this directory removed (or respelled), by their old id. */
+  private readonly removed = new Map<string, FarmRules>();
 
-  /** `farms` were validated by `parseConfig`: ids unique in any case, each token hash in one farm. */
-  constructor(farms: readonly FarmConfig[]) {
+  /**
+   * `farms` were validated by `parseConfig`: ids unique in any case, each token hash in one farm.
+   * `previous` is the directory a reload replaces: the rules of the farms it drops are kept for
+   * {@link releaseRules}.
+   */
+  constructor(farms: readonly FarmConfig[], previous?: FarmDirectory) {
     this.farms = Object.freeze([...farms]);
     for (const config of farms) {
       const entry: Entry = {
@@ -85,6 +92,9 @@ export class FarmDirectory {
       for (const token of config.agentTokensSha256) {
         this.byToken.set(token.sha256, { farm: entry, hostPatterns: token.hosts?.map(globToRegExp) });
       }
+    }
+    for (const { config, rules } of previous?.byId.values() ?? []) {
+      if (this.get(config.id)?.id !== config.id) this.removed.set(config.id, rules);
     }
   }
 
@@ -110,6 +120,18 @@ export class FarmDirectory {
   /** The farm's license rules as the scripts take them; undefined when it is not configured. */
   rules(id: string): FarmRules | undefined {
     return this.byId.get(farmIdKey(id))?.rules;
+  }
+
+  /**
+   * The rules to release a host claimed under farm id `id` (spelled as it was then: the farm's Redis
+   * keys are named by it): the farm's rules, or for a farm that the reload making this directory
+   * removed or respelled, the rules it had. That reload closes the farm's connections, and each
+   * releases its host as it closes (docs/design.md §2 rule 10); a farm removed by an earlier reload
+   * is unknown.
+   */
+  releaseRules(id: string): FarmRules | undefined {
+    const rules = this.rules(id);
+    return rules?.id === id ? rules : this.removed.get(id);
   }
 
   /**

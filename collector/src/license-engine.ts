@@ -12,10 +12,11 @@ import { runScript } from './scripts.js';
 
 export type { FarmRules } from './script-args.js';
 
-/** Who is asking: one agent connection for one host. */
-export interface HostClaim extends HostIdentity {
-  farm: FarmRules;
-}
+/**
+ * Who is asking: one agent connection for one host. Identity only; the farm's rules are passed to
+ * each call, as the farm directory gives them at the time of the call.
+ */
+export type HostClaim = HostIdentity;
 
 /** `full`: `hosts` when the farm has maxHosts hosts that are not retired, `known` when it knows maxKnownHosts. */
 export type HelloResult = { kind: 'ok'; ack: number } | { kind: 'full'; cap: 'hosts' | 'known' } | { kind: 'epoch' };
@@ -68,8 +69,8 @@ export class LicenseEngine {
     return { host: normalizeHost(claim.host), owner: claim.owner, stream: claim.stream, epoch: claim.epoch };
   }
 
-  async hello(claim: HostClaim, agent: string | undefined, caps: HostCaps): Promise<HelloResult> {
-    const reply = await runScript(this.redis, scriptCalls.hello(this.keys, claim.farm, this.identity(claim), agent, this.leaseMs, caps));
+  async hello(farm: FarmRules, claim: HostClaim, agent: string | undefined, caps: HostCaps): Promise<HelloResult> {
+    const reply = await runScript(this.redis, scriptCalls.hello(this.keys, farm, this.identity(claim), agent, this.leaseMs, caps));
     const [code, detail] = reply as [string, (number | string)?];
     if (code === 'ok' && typeof detail === 'number') return { kind: 'ok', ack: detail };
     if (code === 'full' && (detail === 'hosts' || detail === 'known')) return { kind: 'full', cap: detail };
@@ -77,20 +78,21 @@ export class LicenseEngine {
     return unexpected('hello', reply);
   }
 
-  applyEvents(claim: HostClaim, events: readonly ParsedEvent[]): Promise<ApplyResult> {
-    return this.apply(claim, { type: 'events', events });
+  applyEvents(farm: FarmRules, claim: HostClaim, events: readonly ParsedEvent[]): Promise<ApplyResult> {
+    return this.apply(farm, claim, { type: 'events', events });
   }
 
-  applySnapshot(claim: HostClaim, seq: number, sessions: readonly Session[]): Promise<ApplyResult> {
-    return this.apply(claim, { type: 'snapshot', seq, sessions });
+  applySnapshot(farm: FarmRules, claim: HostClaim, seq: number, sessions: readonly Session[]): Promise<ApplyResult> {
+    return this.apply(farm, claim, { type: 'snapshot', seq, sessions });
   }
 
   private async apply(
+    farm: FarmRules,
     claim: HostClaim,
     frame: { type: 'events'; events: readonly ParsedEvent[] } | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
   ): Promise<ApplyResult> {
     const settings = { leaseMs: this.leaseMs, maxSessions: this.maxSessions };
-    const reply = (await runScript(this.redis, scriptCalls.applyFrame(this.keys, claim.farm, this.identity(claim), settings, frame))) as unknown[];
+    const reply = (await runScript(this.redis, scriptCalls.applyFrame(this.keys, farm, this.identity(claim), settings, frame))) as unknown[];
     const code = reply[0];
     if (code === 'epoch' || code === 'superseded') return { kind: code };
     if ((code === 'ok' || code === 'gap') && reply.length === 6) {
@@ -101,22 +103,22 @@ export class LicenseEngine {
     return unexpected('applyFrame', reply);
   }
 
-  async renew(claim: HostClaim): Promise<RenewResult> {
-    const reply = await runScript(this.redis, scriptCalls.renewLease(this.keys, claim.farm, this.identity(claim), this.leaseMs));
+  async renew(farm: FarmRules, claim: HostClaim): Promise<RenewResult> {
+    const reply = await runScript(this.redis, scriptCalls.renewLease(this.keys, farm, this.identity(claim), this.leaseMs));
     if (reply === 'ok' || reply === 'superseded' || reply === 'epoch') return reply;
     return unexpected('renewLease', reply);
   }
 
   /** Keeps the agent's latest source status for its host. */
-  async reportStatus(claim: HostClaim, status: StatusFrame): Promise<RenewResult> {
-    const reply = await runScript(this.redis, scriptCalls.reportStatus(this.keys, claim.farm, this.identity(claim), status));
+  async reportStatus(farm: FarmRules, claim: HostClaim, status: StatusFrame): Promise<RenewResult> {
+    const reply = await runScript(this.redis, scriptCalls.reportStatus(this.keys, farm, this.identity(claim), status));
     if (reply === 'ok' || reply === 'superseded' || reply === 'epoch') return reply;
     return unexpected('reportStatus', reply);
   }
 
   /** Releases the host if this connection still owns it; returns whether it did. */
-  async release(claim: HostClaim): Promise<boolean> {
-    const reply = await runScript(this.redis, scriptCalls.release(this.keys, claim.farm, this.identity(claim)));
+  async release(farm: FarmRules, claim: HostClaim): Promise<boolean> {
+    const reply = await runScript(this.redis, scriptCalls.release(this.keys, farm, this.identity(claim)));
     if (reply === 'ok' || reply === 'superseded') return reply === 'ok';
     return unexpected('release', reply);
   }

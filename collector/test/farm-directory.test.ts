@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig, sha256Hex } from '../src/config.js';
+import { parseConfig, sha256Hex, type FarmConfig } from '../src/config.js';
 import type { PeerCertificate } from 'node:tls';
 import { farmIdKey, FarmDirectory, peerNames } from '../src/farm-directory.js';
 
@@ -87,5 +87,38 @@ describe('host identity', () => {
     expect(farms.hostIdentityRefusal(sha256Hex('cert'), 'rdsh-07', undefined)?.reason).toBe('certificate_name');
     // A farm without hostIdentity: certificate ignores the certificate.
     expect(farms.hostIdentityRefusal(sha256Hex('any'), 'rdsh-08', peer)).toBeUndefined();
+  });
+});
+
+describe('FarmDirectory after a reload', () => {
+  const [farmA, farmB] = config.farms as [FarmConfig, FarmConfig];
+  const before = new FarmDirectory(config.farms);
+
+  it('takes the rules of the new configuration', () => {
+    const after = new FarmDirectory([{ ...farmA, seats: 9 }, farmB], before);
+    expect(after.rules('Farm-A')?.seats).toBe(9);
+    expect(after.releaseRules('Farm-A')?.seats).toBe(9);
+    expect(before.rules('Farm-A')?.seats).toBe(5);
+  });
+
+  it('refuses a removed farm everything but releasing its hosts under the rules it had', () => {
+    const after = new FarmDirectory([farmA], before);
+    expect(after.get('farm-b')).toBeUndefined();
+    expect(after.rules('farm-b')).toBeUndefined();
+    expect(after.byTokenHash(sha256Hex('b'))).toBeUndefined();
+    expect(after.hostAllowed('farm-b', 'anything')).toBe(false);
+    expect(after.releaseRules('farm-b')).toEqual({ id: 'farm-b', seats: 7, countDisconnected: false });
+    // Only the reload that removed it keeps them.
+    expect(new FarmDirectory([farmA], after).releaseRules('farm-b')).toBeUndefined();
+    // Back in the configuration, it has its new rules.
+    expect(new FarmDirectory([farmA, { ...farmB, seats: 8 }], after).releaseRules('farm-b')?.seats).toBe(8);
+  });
+
+  it('releases a host claimed under a respelled id under the rules of that spelling', () => {
+    // Redis keys are named by the id as written: "farm-a"'s rules would release in another farm's keys.
+    const after = new FarmDirectory([{ ...farmA, id: 'farm-a', seats: 9 }, farmB], before);
+    expect(after.get('Farm-A')?.id).toBe('farm-a');
+    expect(after.releaseRules('Farm-A')).toEqual({ id: 'Farm-A', seats: 5, countDisconnected: true });
+    expect(after.releaseRules('farm-a')?.seats).toBe(9);
   });
 });
