@@ -31,7 +31,7 @@ import type { CollectorMetrics, UpgradeRejection } from './metrics.js';
 import { TokenBucket } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
 
-/** Above this many bytes unsent to an agent, the collector stops reading it until they drain. */
+/** Above this many bytes unsent to an agent, the collector stops reading it until it has read them. */
 export const OUTPUT_SOFT_LIMIT = 256 * 1024;
 /** Above this many, the agent is dropped at once. */
 export const OUTPUT_HARD_LIMIT = 4 * 1024 * 1024;
@@ -68,14 +68,15 @@ export class AgentConnection {
   readonly openedAt = Date.now();
   private queue: Array<string | Buffer> = [];
   private running = false;
-  /** Settles when the queue has drained; replaced each time draining starts. */
+  /** Settles when the queue is empty; replaced each time pumping starts. */
   private idle: Promise<void> = Promise.resolve();
   private closed = false;
   /** A resync was sent; no other is sent until a snapshot arrives. */
   private awaitingSnapshot = false;
   private readonly frameBucket: TokenBucket;
   private readonly byteBucket: TokenBucket;
-  private drainTimer: NodeJS.Timeout | undefined;
+  /** Polls whether an agent that does not read has caught up; see {@link awaitCatchUp}. */
+  private catchUpTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly id: string,
@@ -119,11 +120,11 @@ export class AgentConnection {
   }
 
   /**
-   * Not read while its unsent acks drain: its pongs are not read either, so it is judged by the
-   * drain deadline (dropped as `not_reading`), not by silence.
+   * Not read while it catches up on its unsent acks: its pongs are not read either, so it is judged
+   * by the catch-up deadline (dropped as `not_reading`), not by silence.
    */
-  get awaitingDrain(): boolean {
-    return this.drainTimer !== undefined;
+  get awaitingCatchUp(): boolean {
+    return this.catchUpTimer !== undefined;
   }
 
   /** Resolves once the frames already received are handled. */
@@ -154,7 +155,7 @@ export class AgentConnection {
 
   terminate(): void {
     this.closed = true;
-    clearInterval(this.drainTimer);
+    clearInterval(this.catchUpTimer);
     this.socket.terminate();
   }
 
@@ -183,10 +184,11 @@ export class AgentConnection {
   private enqueue(data: string | Buffer): void {
     if (this.closed) return;
     this.queue.push(data);
-    if (!this.running) void this.drain();
+    if (!this.running) void this.pump();
   }
 
-  private drain(): Promise<void> {
+  /** Handles the queued frames one at a time until none is left. */
+  private pump(): Promise<void> {
     this.idle = this.runQueue();
     return this.idle;
   }
@@ -216,7 +218,7 @@ export class AgentConnection {
       // Also after a close: a paused socket would never read the agent's close reply, and the
       // connection (and its host's lease) would linger until ws's closing timeout.
       if (this.closed || this.socket.bufferedAmount <= OUTPUT_SOFT_LIMIT) this.socket.resume();
-      else this.awaitDrain();
+      else this.awaitCatchUp();
     }
   }
 
@@ -225,22 +227,22 @@ export class AgentConnection {
    * more), and drop it if it has not caught up within two heartbeats — like Redis's
    * client-output-buffer-limit.
    */
-  private awaitDrain(): void {
-    if (this.drainTimer) return;
+  private awaitCatchUp(): void {
+    if (this.catchUpTimer) return;
     const since = Date.now();
     const limitMs = 2 * this.ctx.heartbeatSeconds * 1000;
-    this.drainTimer = setInterval(() => {
+    this.catchUpTimer = setInterval(() => {
       if (this.closed || this.socket.bufferedAmount <= OUTPUT_SOFT_LIMIT) {
-        clearInterval(this.drainTimer);
-        this.drainTimer = undefined;
+        clearInterval(this.catchUpTimer);
+        this.catchUpTimer = undefined;
         this.socket.resume();
       } else if (Date.now() - since > limitMs) {
-        clearInterval(this.drainTimer);
-        this.drainTimer = undefined;
+        clearInterval(this.catchUpTimer);
+        this.catchUpTimer = undefined;
         this.dropUnreading();
       }
     }, 50);
-    this.drainTimer.unref();
+    this.catchUpTimer.unref();
   }
 
   private dropUnreading(): void {

@@ -224,7 +224,7 @@ export class AgentServer {
   private async beat(connection: AgentConnection): Promise<void> {
     const { engine } = this.options.context;
     const now = Date.now();
-    if (!connection.awaitingDrain && now - connection.lastHeard > silenceLimitMs(this.options.context.heartbeatSeconds)) {
+    if (!connection.awaitingCatchUp && now - connection.lastHeard > silenceLimitMs(this.options.context.heartbeatSeconds)) {
       this.options.log.info({ conn: connection.id }, 'agent silent for two heartbeats (no pong): terminating');
       this.options.context.metrics.agentsDropped.inc({ reason: 'silent' });
       connection.terminate();
