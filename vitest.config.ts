@@ -5,7 +5,13 @@ import { configDefaults, defineConfig } from 'vitest/config';
  * Prometheus, Alertmanager, amtool, docker-compose, wine or Chromium; the packages' own tests
  * (protocol/test, collector/test, agent/test) need none of them.
  */
-const UNIT_IN_TEST = ['test/dashboard.test.ts', 'test/prometheus-rule-files.test.ts', 'test/compose-files.test.ts', 'test/demo-cli.test.ts'];
+const UNIT_IN_TEST = [
+  'test/dashboard.test.ts',
+  'test/prometheus-rule-files.test.ts',
+  'test/compose-files.test.ts',
+  'test/demo-cli.test.ts',
+  'test/design-citations.test.ts',
+];
 
 export default defineConfig({
   test: {

@@ -68,7 +68,7 @@ describe('forget-host', () => {
     await agent(c.url, 'rdsh-2', [session('1', 'corp\\cat')]);
     await gone.close();
     const before = await Scrape.from(c.url);
-    // bob's admin desktop is exempt (rule 2).
+    // bob's admin desktop is exempt (docs/design.md §2 rule 2).
     expect(before.value('ras_license_users', { farm: 'farm-a' })).toBe(2);
     expect(before.value('ras_connections_exempt', { farm: 'farm-a' })).toBe(1);
     expect(await traces(prefix, 'rdsh-1')).not.toEqual([]);

@@ -1,5 +1,5 @@
 /**
- * Day records (docs/design.md §2 rule 7 and §7): per farm and UTC day, the peak users and when it was
+ * Day records (docs/design.md §2 rule 7 and §4): per farm and UTC day, the peak users and when it was
  * reached, the seats that day, the highest overuse, the overuse admissions and the time over seats.
  *
  * The Lua scripts keep the current day in the farm's meta hash and, when the day turns, write the

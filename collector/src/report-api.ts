@@ -1,6 +1,6 @@
 /**
  * `GET /api/v1/farms/{farm}/history?from=&to=` (day records) and `GET /api/v1/report?from=&to=` (per farm
- * and per license key), as JSON or as CSV with `format=csv` or `Accept: text/csv` (docs/design.md §7).
+ * and per license key), as JSON or as CSV with `format=csv` or `Accept: text/csv` (docs/design.md §4).
  * Called by the API after its method and token checks.
  */
 import type { FarmDirectory } from './farm-directory.js';
@@ -14,7 +14,7 @@ import type { RedisKeys } from './redis-keys.js';
 import { buildReport } from './report.js';
 import { PeriodError, dayText, lastFullMonth, parsePeriod, type Period } from './report-period.js';
 
-/** How many days the history lists when no period is given: every day the farm keeps (rule 7). */
+/** How many days the history lists when no period is given: every day the farm keeps (docs/design.md §2 rule 7). */
 export const HISTORY_DEFAULT_DAYS = 450;
 
 type Format = 'json' | 'csv';

@@ -1,5 +1,5 @@
 /**
- * The license report of a period (docs/design.md §7): per farm from its day records, and per license
+ * The license report of a period (docs/design.md §4): per farm from its day records, and per license
  * key the farms activated with it and the sum of their period peaks. A pure function of the records,
  * shared by `GET /api/v1/report` and `rasmon-collector report`.
  */

@@ -1,5 +1,5 @@
 /**
- * Validation of the frames a collector sends an agent (DESIGN §3). An agent trusts nothing that
+ * Validation of the frames a collector sends an agent (docs/design.md §3). An agent trusts nothing that
  * arrives at its URL: whoever answers there, or sits in the middle of `ws://`, could send anything.
  * Unknown fields are ignored (and dropped), so a newer collector's additions do not break it.
  */

@@ -1,4 +1,4 @@
-/** Time-driven license facts (rules 8 and 9): pure functions of configuration, records and now. */
+/** Time-driven license facts (docs/design.md §2 rules 8 and 9): pure functions of configuration, records and now. */
 
 /** `spla`: a service provider's key, billed by period peak; its expiry follows the primary rules. */
 export type LicenseKind = 'primary' | 'sublicense' | 'spla';

@@ -101,7 +101,7 @@ else
   if seq <= host.seq then
     duplicates = 1
   else
-    -- Rule 6: the ends of what the snapshot no longer lists, then its sessions in order.
+    -- docs/design.md §2 rule 6: the ends of what the snapshot no longer lists, then its sessions in order.
     local correcting = host.synced and not host.retired
     if host.retired then
       host.retired = false

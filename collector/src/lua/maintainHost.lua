@@ -1,5 +1,5 @@
 --[[
-  Time-driven changes of one host (rules 10 and 3), found by tick: a lapsed lease turns the host
+  Time-driven changes of one host (docs/design.md §2 rules 10 and 3), found by tick: a lapsed lease turns the host
   stale; a host stale for hostRetireSeconds since its last renewal is retired; a host indexed under
   another countDisconnected than the farm's now is indexed again. Conditions are checked again
   here, so any number of collectors may run it.

@@ -1,6 +1,6 @@
 --[[
   Releases a host's lease at once when its owning connection closes: the host turns stale and its
-  connections keep counting, unverified (rule 10). A connection that no longer owns the host
+  connections keep counting, unverified (docs/design.md §2 rule 10). A connection that no longer owns the host
   changes nothing.
 
   KEYS: farm, host

@@ -1,5 +1,5 @@
 --[[
-  Renews the lease of a host for the connection that owns it (a heartbeat, rule 10).
+  Renews the lease of a host for the connection that owns it (a heartbeat, docs/design.md §2 rule 10).
 
   KEYS: farm, host
   ARGV: farm rules (1-3, see includes/farm-state.lua), then
