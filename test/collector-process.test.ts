@@ -368,6 +368,24 @@ describe('SIGHUP reload', () => {
     expect(scrape.value('ras_license_users_unverified', { farm: 'farm-b' })).toBe(1);
   });
 
+  it('a reload that changes only the case of a farm id closes its agents, which come back under the new spelling', async () => {
+    // The farm's Redis keys are named by its id as written (docs/design.md §4).
+    const c = await processWith([{ id: 'farm-a', seats: 5 }]);
+    const agent = await c.connect('token-farm-a');
+    await agent.hello('farm-a', 'rdsh-1');
+    await agent.snapshot(1, [session('1', 'corp\\alice')]);
+    c.reload((farms) => farms.map((farm) => ({ ...farm, id: 'Farm-A' })));
+    expect(await agent.next<ErrorFrame>('error')).toMatchObject({ code: 'forbidden', message: 'farm farm-a is now configured as Farm-A' });
+    expect((await vi.waitFor(() => agent.closed, { timeout: 10_000 })).code).toBe(1008);
+    // Released under the old spelling at once, not left to its lease.
+    await expect.poll(() => client.zscore(c.keys.farm('farm-a').lease, 'rdsh-1'), { timeout: 10_000 }).toBeNull();
+    const back = await c.connect('token-farm-a');
+    expect((await back.hello('farm-a', 'rdsh-1')).ack).toBe(0);
+    expect((await back.snapshot(1, [session('1', 'corp\\alice')])).seq).toBe(1);
+    expect(await client.hlen(c.keys.farm('Farm-A').users)).toBe(1);
+    expect((await c.scrape()).value('ras_license_users', { farm: 'Farm-A' })).toBe(1);
+  });
+
   it('a broken config on SIGHUP leaves the collector running with the old one', async () => {
     const c = await processWith([{ id: 'farm-a', seats: 5 }]);
     const agent = await c.connect('token-farm-a');
