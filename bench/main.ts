@@ -14,7 +14,27 @@ import { runFleet } from './fleet.js';
 import { runIngest } from './ingest.js';
 import { load } from './common.js';
 
-const { values } = parseArgs({
+const USAGE = `usage: npm run bench -- [--parts ingest,fleet] [--profile]
+  ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
+  fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]`;
+
+/** A mistake in how the bench was asked to run: one line and the usage, exit 2. */
+class UsageError extends Error {}
+
+function usageError(message: string): never {
+  console.error(`bench: ${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+let values: ReturnType<typeof parseOptions>['values'];
+try {
+  ({ values } = parseOptions());
+} catch (err) {
+  usageError(err instanceof Error ? err.message : String(err));
+}
+
+function parseOptions() {
+  return parseArgs({
   options: {
     parts: { type: 'string', default: 'ingest,fleet' },
     profile: { type: 'boolean', default: false },
@@ -28,22 +48,29 @@ const { values } = parseArgs({
     'farm-sessions': { type: 'string', default: '20' },
     heartbeat: { type: 'string', default: '15' },
     'scrape-seconds': { type: 'string', default: '10' },
+    help: { type: 'boolean', default: false },
   },
-});
+  });
+}
 
 function number(name: keyof typeof values): number {
   const value = Number(values[name]);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
+  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${name} must be a positive number, not ${String(values[name])}`);
   return value;
 }
 
 async function main(): Promise<void> {
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
   const parts = new Set(String(values.parts).split(','));
-  for (const part of parts) if (part !== 'ingest' && part !== 'fleet') throw new Error(`unknown part ${part}`);
+  for (const part of parts) if (part !== 'ingest' && part !== 'fleet') throw new UsageError(`unknown part ${part} (ingest, fleet)`);
   const fleet = { farms: number('farms'), hosts: number('farm-hosts') };
   const fdLimit = Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
   if (parts.has('fleet') && fdLimit < fleet.farms * fleet.hosts + 1000) {
-    throw new Error(`the open-file limit (${fdLimit}) is below ${fleet.farms * fleet.hosts + 1000}: raise it with ulimit -n`);
+    console.error(`bench: the open-file limit (${fdLimit}) is below ${fleet.farms * fleet.hosts + 1000}: raise it with ulimit -n`);
+    process.exit(1);
   }
   console.log(
     `${new Date().toISOString()} ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, ${load()}`,
@@ -74,6 +101,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
+  if (err instanceof UsageError) usageError(err.message);
   console.error(err);
   process.exit(1);
 });
