@@ -30,13 +30,19 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       // Off: an `async` method without `await` is how a Promise-returning contract (a session source's
       // list(), a dispose()) is met so that a throw becomes a rejection; dropping `async` would change that.
       '@typescript-eslint/require-await': 'off',
       // ws types a message as Buffer | ArrayBuffer | Buffer[]; with the default binaryType ('nodebuffer',
       // never changed here) it is a Buffer, whose toString() is the text.
-      '@typescript-eslint/no-base-to-string': ['error', { ignoredTypeNames: ['ArrayBuffer', 'Error', 'RegExp', 'URL', 'URLSearchParams'] }],
+      '@typescript-eslint/no-base-to-string': [
+        'error',
+        { ignoredTypeNames: ['ArrayBuffer', 'Error', 'RegExp', 'URL', 'URLSearchParams'] },
+      ],
     },
   },
   {

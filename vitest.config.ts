@@ -24,7 +24,12 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['protocol/test/**/*.test.ts', 'collector/test/**/*.test.ts', 'agent/test/**/*.test.ts', ...UNIT_IN_TEST],
+          include: [
+            'protocol/test/**/*.test.ts',
+            'collector/test/**/*.test.ts',
+            'agent/test/**/*.test.ts',
+            ...UNIT_IN_TEST,
+          ],
         },
       },
       {

@@ -53,7 +53,9 @@ const windowsPath = (path: string) => `Z:${path.replaceAll('/', '\\')}`;
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
 function rssBytes(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'))!;
   return Number(line.split(/\s+/)[1]) * 1024;
 }
 
@@ -103,7 +105,12 @@ interface Rig {
   tokenFile: string;
 }
 
-function agentConfig(rig: Rig, extra: Record<string, unknown>, metricsPort: number, paths: (p: string) => string = (p) => p) {
+function agentConfig(
+  rig: Rig,
+  extra: Record<string, unknown>,
+  metricsPort: number,
+  paths: (p: string) => string = (p) => p,
+) {
   const path = join(mkdtempSync(join(rig.dir, 'agent-')), 'agent.json');
   writeFileSync(
     path,
@@ -131,7 +138,10 @@ async function nodeAgentCost(rig: Rig): Promise<{ rss: number; cpuPercent: numbe
     },
     port,
   );
-  const child = spawn(process.execPath, [BUNDLE, '--config', config], { stdio: 'ignore', env: { ...process.env, RASMON_LOG_LEVEL: 'warn' } });
+  const child = spawn(process.execPath, [BUNDLE, '--config', config], {
+    stdio: 'ignore',
+    env: { ...process.env, RASMON_LOG_LEVEL: 'warn' },
+  });
   try {
     await untilMetrics(`http://127.0.0.1:${port}`, child, 'agent');
     const result = await sample(child.pid!, SECONDS);
@@ -173,8 +183,12 @@ async function writeCost(rig: Rig): Promise<WriteFigures> {
     port,
   );
   const cli = join(REPO_ROOT, 'agent', 'bin', 'rasmon-agent.js');
-  const child = spawn(process.execPath, [cli, '--config', config], { stdio: 'ignore', env: { ...process.env, RASMON_LOG_LEVEL: 'warn' } });
-  const polls = async () => (await Scrape.from(`http://127.0.0.1:${port}`)).value('rasmon_agent_poll_duration_seconds_count') ?? 0;
+  const child = spawn(process.execPath, [cli, '--config', config], {
+    stdio: 'ignore',
+    env: { ...process.env, RASMON_LOG_LEVEL: 'warn' },
+  });
+  const polls = async () =>
+    (await Scrape.from(`http://127.0.0.1:${port}`)).value('rasmon_agent_poll_duration_seconds_count') ?? 0;
   try {
     await untilMetrics(`http://127.0.0.1:${port}`, child, 'agent');
     await sleep(3000);
@@ -210,11 +224,17 @@ async function baselineCost(): Promise<{ rss: number; cpuPercent: number }> {
 }
 
 /** execve calls of the process and its descendants while attached, and the polls meanwhile. */
-async function processesPerPoll(pid: number, metricsUrl: string, seconds: number): Promise<{ processes: number; polls: number } | string> {
+async function processesPerPoll(
+  pid: number,
+  metricsUrl: string,
+  seconds: number,
+): Promise<{ processes: number; polls: number } | string> {
   if (spawnSync('sh', ['-c', 'command -v strace']).status !== 0) return 'strace not installed';
   const out = join(mkdtempSync(join(tmpdir(), 'rasmon-strace-')), 'trace.txt');
   const polls0 = (await Scrape.from(metricsUrl)).value('rasmon_agent_poll_duration_seconds_count') ?? 0;
-  const strace = spawn('strace', ['-f', '-qq', '-e', 'trace=execve', '-o', out, '-p', String(pid)], { stdio: 'ignore' });
+  const strace = spawn('strace', ['-f', '-qq', '-e', 'trace=execve', '-o', out, '-p', String(pid)], {
+    stdio: 'ignore',
+  });
   await sleep(seconds * 1000);
   const exited = new Promise((resolve) => strace.once('exit', resolve));
   strace.kill('SIGINT');
@@ -267,8 +287,12 @@ async function exeFigures(rig: Rig): Promise<ExeFigures | string> {
         const before = await Scrape.from(metricsUrl);
         await sleep(SECONDS * 1000);
         const after = await Scrape.from(metricsUrl);
-        const polls = (after.value('rasmon_agent_poll_duration_seconds_count') ?? 0) - (before.value('rasmon_agent_poll_duration_seconds_count') ?? 0);
-        const seconds = (after.value('rasmon_agent_poll_duration_seconds_sum') ?? 0) - (before.value('rasmon_agent_poll_duration_seconds_sum') ?? 0);
+        const polls =
+          (after.value('rasmon_agent_poll_duration_seconds_count') ?? 0) -
+          (before.value('rasmon_agent_poll_duration_seconds_count') ?? 0);
+        const seconds =
+          (after.value('rasmon_agent_poll_duration_seconds_sum') ?? 0) -
+          (before.value('rasmon_agent_poll_duration_seconds_sum') ?? 0);
         const traced = await processesPerPoll(agent.child.pid!, metricsUrl, Math.min(SECONDS, 10));
         if (source === 'wts') {
           figures.wtsPolls = polls;
@@ -306,7 +330,18 @@ class BenchHost implements SessionSource {
   }
 
   logon(n: number): void {
-    this.sessions = [...this.sessions, { id: `${n}-${Date.now()}`, user: `CORP\\u${n}`, admin: false, kind: 'desktop', via: 'ras', state: 'active', since: Date.now() }];
+    this.sessions = [
+      ...this.sessions,
+      {
+        id: `${n}-${Date.now()}`,
+        user: `CORP\\u${n}`,
+        admin: false,
+        kind: 'desktop',
+        via: 'ras',
+        state: 'active',
+        since: Date.now(),
+      },
+    ];
     this.onChange?.();
   }
 }
@@ -391,7 +426,9 @@ async function main(): Promise<void> {
     if (typeof exe === 'string') lines.push(`exe under wine: skipped (${exe})`);
     else {
       const perPoll = (t: ExeFigures['wtsProcesses']) =>
-        typeof t === 'string' || t === undefined ? `not counted (${t ?? 'no data'})` : `${(t.processes / Math.max(1, t.polls)).toFixed(2)} (${t.processes} over ${t.polls} polls)`;
+        typeof t === 'string' || t === undefined
+          ? `not counted (${t ?? 'no data'})`
+          : `${(t.processes / Math.max(1, t.polls)).toFixed(2)} (${t.processes} over ${t.polls} polls)`;
       lines.push(
         `exe under wine, wts poll: ${exe.wtsPollMs?.toFixed(2) ?? '?'} ms mean over ${exe.wtsPolls} polls (wine: no user sessions)`,
         `processes started per poll: wts ${perPoll(exe.wtsProcesses)}; command (cmd.exe) ${perPoll(exe.commandProcesses)}, ${exe.commandPollMs?.toFixed(1) ?? '?'} ms a poll`,
@@ -418,7 +455,13 @@ async function onlyWrites(): Promise<void> {
   writeFileSync(tokenFile, `${TOKEN}\n`);
   try {
     step(`agent disk writes at ${SESSIONS} sessions`);
-    const writes = await writeCost({ redis, collector, collectorPort: collector.collector.address.port, dir, tokenFile });
+    const writes = await writeCost({
+      redis,
+      collector,
+      collectorPort: collector.collector.address.port,
+      dir,
+      tokenFile,
+    });
     process.stdout.write(`${writeLine(writes)}\n`);
   } finally {
     await collector.stop();

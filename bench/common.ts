@@ -26,7 +26,9 @@ export function rssKiB(pid: number): number {
 }
 
 export function load(): string {
-  return `load ${loadavg().map((n) => n.toFixed(2)).join(' ')}`;
+  return `load ${loadavg()
+    .map((n) => n.toFixed(2))
+    .join(' ')}`;
 }
 
 export function section(title: string): void {
@@ -52,7 +54,10 @@ export async function startCollector(config: Record<string, unknown>, port: numb
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i += 1) {
     if (i > 400 || child.exitCode !== null) throw new Error('collector did not become ready');
-    const ready = await fetch(`${url}/readyz`).then((r) => r.status === 200, () => false);
+    const ready = await fetch(`${url}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ready) break;
     await sleep(50);
   }
@@ -73,9 +78,13 @@ export async function startCollector(config: Record<string, unknown>, port: numb
 /** Runs redis-benchmark against the bench's Redis; returns requests per second, or undefined. */
 export function redisBenchmark(port: number, args: string[]): number | undefined {
   try {
-    const out = execFileSync('redis-benchmark', ['-p', String(port), '-q', '-n', '200000', '-P', '16', '-c', '20', ...args], {
-      encoding: 'utf8',
-    });
+    const out = execFileSync(
+      'redis-benchmark',
+      ['-p', String(port), '-q', '-n', '200000', '-P', '16', '-c', '20', ...args],
+      {
+        encoding: 'utf8',
+      },
+    );
     const match = /([\d.]+) requests per second/.exec(out);
     return match ? Number(match[1]) : undefined;
   } catch {
@@ -93,7 +102,11 @@ export function random(seed: number): () => number {
 }
 
 /** Runs `task` over `items` with at most `limit` at once. */
-export async function pool<T>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function pool<T>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(limit, items.length) }, async () => {

@@ -64,7 +64,9 @@ class Probe {
   static async connect(url: string): Promise<Probe> {
     const agent = await TestAgent.connect(url, token(0));
     await agent.hello(farmId(0), 'probe', 'probe-stream');
-    await agent.snapshot(1, [{ id: '1', user: 'corp\\probe', admin: false, kind: 'desktop', via: 'ras', state: 'active', since: 1 }]);
+    await agent.snapshot(1, [
+      { id: '1', user: 'corp\\probe', admin: false, kind: 'desktop', via: 'ras', state: 'active', since: 1 },
+    ]);
     return new Probe(agent);
   }
 
@@ -77,7 +79,15 @@ class Probe {
       active = !active;
       this.seq += 1;
       this.sent.set(this.seq, Date.now());
-      const session = { id: '1', user: 'corp\\probe', admin: false, kind: 'desktop', via: 'ras', state: active ? 'active' : 'disconnected', since: 1 };
+      const session = {
+        id: '1',
+        user: 'corp\\probe',
+        admin: false,
+        kind: 'desktop',
+        via: 'ras',
+        state: active ? 'active' : 'disconnected',
+        since: 1,
+      };
       this.agent.send({ type: 'events', events: [{ seq: this.seq, at: Date.now(), op: 'upsert', session }] });
     }, 20);
   }
@@ -133,14 +143,18 @@ async function bareWsPerConnection(count: number): Promise<number> {
   await sleep(500);
   const before = rssKiB(child.pid!);
   const sockets: WebSocket[] = [];
-  await pool(Array.from({ length: count }, (_, i) => i), 100, async () => {
-    const socket = new WebSocket(`ws://127.0.0.1:${port}/`);
-    await new Promise((resolve, reject) => {
-      socket.once('open', resolve);
-      socket.once('error', reject);
-    });
-    sockets.push(socket);
-  });
+  await pool(
+    Array.from({ length: count }, (_, i) => i),
+    100,
+    async () => {
+      const socket = new WebSocket(`ws://127.0.0.1:${port}/`);
+      await new Promise((resolve, reject) => {
+        socket.once('open', resolve);
+        socket.once('error', reject);
+      });
+      sockets.push(socket);
+    },
+  );
   await sleep(1000);
   const after = rssKiB(child.pid!);
   await closeAll(sockets);
@@ -175,7 +189,9 @@ async function scrapeBackToBack(url: string, seconds: number): Promise<Scraped> 
     }
     console.log(JSON.stringify(out));
   `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const code = await new Promise((resolve) => child.once('exit', resolve));
@@ -212,7 +228,9 @@ export async function runFleet(redis: RedisServer, options: FleetOptions): Promi
     const rssBefore = rssKiB(collector.process.pid!);
     const t0 = Date.now();
     sockets = await connectFleet(collector, options);
-    console.log(`${count} agents connected, said hello and sent a snapshot in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(
+      `${count} agents connected, said hello and sent a snapshot in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
     probe = await Probe.connect(collector.url);
 
     // Idle: the probe alone sends; everyone else only answers pings and has its lease renewed.
@@ -235,7 +253,9 @@ export async function runFleet(redis: RedisServer, options: FleetOptions): Promi
     const { latencies: scrapes, bytes, collectorLagMax } = scraped;
     console.log(`/metrics back to back: ${latencySummary(scrapes)}, ${(bytes / 1e6).toFixed(2)} MB`);
     console.log(`probe ack during scrapes: ${latencySummary(probe.latencies)}`);
-    console.log(`collector event-loop delay during scrapes, worst since the scrape before: ${latencySummary(collectorLagMax)}`);
+    console.log(
+      `collector event-loop delay during scrapes, worst since the scrape before: ${latencySummary(collectorLagMax)}`,
+    );
   } finally {
     await probe?.close();
     await closeAll(sockets);

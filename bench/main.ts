@@ -35,27 +35,28 @@ try {
 
 function parseOptions() {
   return parseArgs({
-  options: {
-    parts: { type: 'string', default: 'ingest,fleet' },
-    profile: { type: 'boolean', default: false },
-    hosts: { type: 'string', default: '20' },
-    seconds: { type: 'string', default: '10' },
-    batch: { type: 'string', default: '500' },
-    window: { type: 'string', default: '2' },
-    sessions: { type: 'string', default: '200' },
-    farms: { type: 'string', default: '100' },
-    'farm-hosts': { type: 'string', default: '100' },
-    'farm-sessions': { type: 'string', default: '20' },
-    heartbeat: { type: 'string', default: '15' },
-    'scrape-seconds': { type: 'string', default: '10' },
-    help: { type: 'boolean', default: false },
-  },
+    options: {
+      parts: { type: 'string', default: 'ingest,fleet' },
+      profile: { type: 'boolean', default: false },
+      hosts: { type: 'string', default: '20' },
+      seconds: { type: 'string', default: '10' },
+      batch: { type: 'string', default: '500' },
+      window: { type: 'string', default: '2' },
+      sessions: { type: 'string', default: '200' },
+      farms: { type: 'string', default: '100' },
+      'farm-hosts': { type: 'string', default: '100' },
+      'farm-sessions': { type: 'string', default: '20' },
+      heartbeat: { type: 'string', default: '15' },
+      'scrape-seconds': { type: 'string', default: '10' },
+      help: { type: 'boolean', default: false },
+    },
   });
 }
 
 function number(name: keyof typeof values): number {
   const value = Number(values[name]);
-  if (!Number.isFinite(value) || value <= 0) throw new UsageError(`--${name} must be a positive number, not ${String(values[name])}`);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new UsageError(`--${name} must be a positive number, not ${String(values[name])}`);
   return value;
 }
 
@@ -65,11 +66,14 @@ async function main(): Promise<void> {
     return;
   }
   const parts = new Set(String(values.parts).split(','));
-  for (const part of parts) if (part !== 'ingest' && part !== 'fleet') throw new UsageError(`unknown part ${part} (ingest, fleet)`);
+  for (const part of parts)
+    if (part !== 'ingest' && part !== 'fleet') throw new UsageError(`unknown part ${part} (ingest, fleet)`);
   const fleet = { farms: number('farms'), hosts: number('farm-hosts') };
   const fdLimit = Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
   if (parts.has('fleet') && fdLimit < fleet.farms * fleet.hosts + 1000) {
-    console.error(`bench: the open-file limit (${fdLimit}) is below ${fleet.farms * fleet.hosts + 1000}: raise it with ulimit -n`);
+    console.error(
+      `bench: the open-file limit (${fdLimit}) is below ${fleet.farms * fleet.hosts + 1000}: raise it with ulimit -n`,
+    );
     process.exit(1);
   }
   console.log(

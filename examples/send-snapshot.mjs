@@ -10,7 +10,14 @@ const ws = new WebSocket(`${base}/v1/agent`, ['rasmon.v1'], {
 });
 const since = Date.now() - 3_600_000;
 const session = (id, user, fields = {}) => ({
-  id, user, admin: false, kind: 'desktop', via: 'ras', state: 'active', since, ...fields,
+  id,
+  user,
+  admin: false,
+  kind: 'desktop',
+  via: 'ras',
+  state: 'active',
+  since,
+  ...fields,
 });
 
 ws.on('unexpected-response', (_req, res) => {
@@ -21,19 +28,25 @@ ws.on('error', (err) => {
   console.error(`cannot reach the collector at ${base}: ${err.message}`);
   process.exit(1);
 });
-ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', farm: 'farm-a', host: 'rdsh-demo', stream: `demo-${Date.now()}` })));
+ws.on('open', () =>
+  ws.send(JSON.stringify({ type: 'hello', farm: 'farm-a', host: 'rdsh-demo', stream: `demo-${Date.now()}` })),
+);
 ws.on('message', (data) => {
   const frame = JSON.parse(data.toString());
   console.log('collector:', JSON.stringify(frame));
   if (frame.type === 'welcome') {
-    ws.send(JSON.stringify({
-      type: 'snapshot', seq: 1, at: Date.now(),
-      sessions: [
-        session('1', 'CORP\\alice'),
-        session('2', 'corp\\bob', { state: 'disconnected' }),
-        session('3', 'corp\\admin', { admin: true }),
-      ],
-    }));
+    ws.send(
+      JSON.stringify({
+        type: 'snapshot',
+        seq: 1,
+        at: Date.now(),
+        sessions: [
+          session('1', 'CORP\\alice'),
+          session('2', 'corp\\bob', { state: 'disconnected' }),
+          session('3', 'corp\\admin', { admin: true }),
+        ],
+      }),
+    );
   } else if (frame.type === 'ack' && frame.seq === 1) {
     ws.send(JSON.stringify({ type: 'events', events: [{ seq: 2, at: Date.now(), op: 'end', id: '2' }] }));
   } else if (frame.type === 'ack' && frame.seq === 2) {

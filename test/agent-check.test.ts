@@ -33,7 +33,12 @@ function agent(...args: string[]): Promise<{ code: number | null; stdout: string
 
 function config(name: string, extra: Record<string, unknown>): string {
   const sessions = join(dir, 'sessions.json');
-  writeFileSync(sessions, JSON.stringify([{ id: '1-a', user: 'CORP\\alice', admin: false, kind: 'desktop', via: 'ras', state: 'active', since: Date.now() }]));
+  writeFileSync(
+    sessions,
+    JSON.stringify([
+      { id: '1-a', user: 'CORP\\alice', admin: false, kind: 'desktop', via: 'ras', state: 'active', since: Date.now() },
+    ]),
+  );
   const path = join(dir, name);
   writeFileSync(
     path,
@@ -76,7 +81,9 @@ describe('rasmon-agent check', () => {
 
   it('exits 1 when the collector refuses the token, saying so', async () => {
     const run = await agent('check', '--config', config('bad.json', { tokenFile: join(dir, 'bad-token') }));
-    expect(run.stdout).toContain(`FAIL collector ${collector.url.replace('http://', 'ws://')}: refused the token (HTTP 401)`);
+    expect(run.stdout).toContain(
+      `FAIL collector ${collector.url.replace('http://', 'ws://')}: refused the token (HTTP 401)`,
+    );
     expect(run.code).toBe(1);
   });
 
@@ -85,7 +92,11 @@ describe('rasmon-agent check', () => {
     const run = await agent(
       'check',
       '--config',
-      config('broken.json', { tokenFile: join(dir, 'missing'), collector: `ws://127.0.0.1:${port}`, command: 'exit 3' }),
+      config('broken.json', {
+        tokenFile: join(dir, 'missing'),
+        collector: `ws://127.0.0.1:${port}`,
+        command: 'exit 3',
+      }),
     );
     const lines = run.stdout.trim().split('\n');
     expect(lines[0]).toBe(`FAIL token file ${join(dir, 'missing')}: cannot be read`);
@@ -93,8 +104,14 @@ describe('rasmon-agent check', () => {
     expect(lines[2]).toBe(`FAIL collector ws://127.0.0.1:${port}: not tried without a token`);
     expect(run.code).toBe(1);
 
-    const unreachable = await agent('check', '--config', config('unreachable.json', { collector: `ws://127.0.0.1:${port}` }));
-    expect(unreachable.stdout).toMatch(new RegExp(`^FAIL collector ws://127\\.0\\.0\\.1:${port}: unreachable: .*ECONNREFUSED`, 'm'));
+    const unreachable = await agent(
+      'check',
+      '--config',
+      config('unreachable.json', { collector: `ws://127.0.0.1:${port}` }),
+    );
+    expect(unreachable.stdout).toMatch(
+      new RegExp(`^FAIL collector ws://127\\.0\\.0\\.1:${port}: unreachable: .*ECONNREFUSED`, 'm'),
+    );
     expect(unreachable.code).toBe(1);
   });
 });

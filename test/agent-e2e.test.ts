@@ -134,7 +134,14 @@ async function expectFarmEqualsTruth(collector: CollectorProcess, truth: readonl
   const usage = evaluateUsage({
     seats: SEATS,
     countDisconnected: true,
-    hosts: [{ host: HOST, live: true, retired: false, connections: truth.map((s) => ({ ...s, user: normalizeUser(s.user) })) }],
+    hosts: [
+      {
+        host: HOST,
+        live: true,
+        retired: false,
+        connections: truth.map((s) => ({ ...s, user: normalizeUser(s.user) })),
+      },
+    ],
   });
   const scrape = await Scrape.from(collector.url);
   expect(scrape.value('ras_license_users', { farm: FARM })).toBe(usage.users);
@@ -152,13 +159,16 @@ async function settlesToTruth(collector: CollectorProcess, host: SimulatedHost, 
 
 /** Waits until the agent is welcomed and holds nothing unacked, its last snapshot included. */
 async function agentIdle(agent: AgentProcess, spoolDir: string, timeoutMs = 10_000): Promise<void> {
-  await vi.waitFor(async () => {
-    const scrape = await agent.scrape();
-    expect(scrape.value('rasmon_agent_connected')).toBe(1);
-    expect(scrape.value('rasmon_agent_spool_events')).toBe(0);
-    const { state } = readSpool(spoolDir);
-    expect(state.acked).toBeGreaterThanOrEqual(state.reserved);
-  }, { timeout: timeoutMs });
+  await vi.waitFor(
+    async () => {
+      const scrape = await agent.scrape();
+      expect(scrape.value('rasmon_agent_connected')).toBe(1);
+      expect(scrape.value('rasmon_agent_spool_events')).toBe(0);
+      const { state } = readSpool(spoolDir);
+      expect(state.acked).toBeGreaterThanOrEqual(state.reserved);
+    },
+    { timeout: timeoutMs },
+  );
 }
 
 async function agentDisconnected(agent: AgentProcess, timeoutMs = 10_000): Promise<void> {
@@ -166,7 +176,11 @@ async function agentDisconnected(agent: AgentProcess, timeoutMs = 10_000): Promi
 }
 
 /** Collector counters; a series never touched reads as 0. */
-async function collectorCount(collector: CollectorProcess, name: string, labels: Record<string, string>): Promise<number> {
+async function collectorCount(
+  collector: CollectorProcess,
+  name: string,
+  labels: Record<string, string>,
+): Promise<number> {
   return (await Scrape.from(collector.url)).value(name, labels) ?? 0;
 }
 
@@ -198,15 +212,23 @@ function replay(base: readonly Session[], events: readonly AgentEvent[]): Sessio
  * `ackedSeq` was acked), gives `truth`: the agent has read every change and made it durable.
  * Returns the spooled events.
  */
-async function spoolHoldsTheTruth(spoolDir: string, base: readonly Session[], ackedSeq: number, truth: readonly Session[]) {
-  return vi.waitFor(() => {
-    const spool = readSpool(spoolDir);
-    expect(spool.state.acked).toBe(ackedSeq);
-    const pending = spool.events.filter((event) => event.seq > ackedSeq);
-    expect(pending.length).toBeGreaterThan(0);
-    expect(truthView(replay(base, pending))).toEqual(truthView(truth));
-    return pending;
-  }, { timeout: 10_000 });
+async function spoolHoldsTheTruth(
+  spoolDir: string,
+  base: readonly Session[],
+  ackedSeq: number,
+  truth: readonly Session[],
+) {
+  return vi.waitFor(
+    () => {
+      const spool = readSpool(spoolDir);
+      expect(spool.state.acked).toBe(ackedSeq);
+      const pending = spool.events.filter((event) => event.seq > ackedSeq);
+      expect(pending.length).toBeGreaterThan(0);
+      expect(truthView(replay(base, pending))).toEqual(truthView(truth));
+      return pending;
+    },
+    { timeout: 10_000 },
+  );
 }
 
 /** The `ack` of each welcome the agent logged, oldest first. */
@@ -224,8 +246,12 @@ describe('agent and collector in steady state', () => {
     }
     await agentIdle(agent, spoolDir);
     // The steps arrived as events: one snapshot (on connect), and it had nothing to correct.
-    expect(await collectorCount(collector, 'rasmon_collector_frames_total', { type: 'snapshot', result: 'applied' })).toBe(1);
-    expect(await collectorCount(collector, 'rasmon_collector_frames_total', { type: 'events', result: 'applied' })).toBeGreaterThanOrEqual(10);
+    expect(
+      await collectorCount(collector, 'rasmon_collector_frames_total', { type: 'snapshot', result: 'applied' }),
+    ).toBe(1);
+    expect(
+      await collectorCount(collector, 'rasmon_collector_frames_total', { type: 'events', result: 'applied' }),
+    ).toBeGreaterThanOrEqual(10);
     expect(await corrections(collector)).toBe(0);
     expect(await collectorCount(collector, 'rasmon_collector_events_total', { result: 'duplicate' })).toBe(0);
     expect(agent.logged('collector silent')).toEqual([]);
@@ -249,11 +275,14 @@ describe('collector outage', () => {
       await agentDisconnected(agent);
 
       await stepWhileAgentPolls(host, 5);
-      await vi.waitFor(async () => {
-        const scrape = await agent.scrape();
-        expect(scrape.value('rasmon_agent_spool_events')).toBeGreaterThan(0);
-        expect(scrape.value('rasmon_agent_connected')).toBe(0);
-      }, { timeout: 10_000 });
+      await vi.waitFor(
+        async () => {
+          const scrape = await agent.scrape();
+          expect(scrape.value('rasmon_agent_spool_events')).toBeGreaterThan(0);
+          expect(scrape.value('rasmon_agent_connected')).toBe(0);
+        },
+        { timeout: 10_000 },
+      );
       const spooled = await spoolHoldsTheTruth(spoolDir, truthBefore, ackBefore, host.sessions());
 
       const again = await startCollector(raw, { port: collector.port, configPath: collector.configPath });
@@ -261,7 +290,9 @@ describe('collector outage', () => {
       await agentIdle(agent, spoolDir);
       // The replayed events alone made the state right: the snapshot sent on connect found nothing to fix.
       expect(await corrections(again)).toBe(0);
-      expect(await collectorCount(again, 'rasmon_collector_frames_total', { type: 'events', result: 'applied' })).toBeGreaterThanOrEqual(1);
+      expect(
+        await collectorCount(again, 'rasmon_collector_frames_total', { type: 'events', result: 'applied' }),
+      ).toBeGreaterThanOrEqual(1);
       expect(await collectorCount(again, 'rasmon_collector_events_total', { result: 'duplicate' })).toBe(0);
       expect(welcomeAcks(agent).at(-1)).toBe(ackBefore);
       const spool = readSpool(spoolDir);
@@ -285,12 +316,15 @@ describe('collector outage', () => {
       }
       expect((await vi.waitFor(() => collector.exited, { timeout: 10_000 })).signal).toBe('SIGKILL');
       await agentDisconnected(agent);
-      const spooled = await vi.waitFor(() => {
-        const spool = readSpool(spoolDir);
-        const pending = spool.events.filter((event) => event.seq > spool.state.acked);
-        expect(pending.length).toBeGreaterThan(0);
-        return { acked: spool.state.acked, lastSeq: pending.at(-1)!.seq };
-      }, { timeout: 10_000 });
+      const spooled = await vi.waitFor(
+        () => {
+          const spool = readSpool(spoolDir);
+          const pending = spool.events.filter((event) => event.seq > spool.state.acked);
+          expect(pending.length).toBeGreaterThan(0);
+          return { acked: spool.state.acked, lastSeq: pending.at(-1)!.seq };
+        },
+        { timeout: 10_000 },
+      );
       await expect.poll(() => agent.metric('rasmon_agent_spool_events'), { timeout: 10_000 }).toBeGreaterThan(0);
 
       const again = await startCollector(raw, { port: collector.port, configPath: collector.configPath });
@@ -318,7 +352,9 @@ describe('collector outage', () => {
     await agentDisconnected(agent);
     // Short steps: each list read brings well under 4 KiB, many of them far more.
     await stepWhileAgentPolls(host, 16, 10_000);
-    await expect.poll(() => agent.metric('rasmon_agent_spool_dropped_total'), { timeout: 10_000 }).toBeGreaterThan(droppedBefore);
+    await expect
+      .poll(() => agent.metric('rasmon_agent_spool_dropped_total'), { timeout: 10_000 })
+      .toBeGreaterThan(droppedBefore);
     const drops = agent.logged('spool full').slice(dropLogsBefore);
     expect(drops.length).toBeGreaterThan(0);
     expect(drops[0]!.dropped).toBeGreaterThan(0);
@@ -331,8 +367,12 @@ describe('collector outage', () => {
     await agentIdle(agent, spoolDir);
     // The gap left by the dropped events was seen and answered with a resync, and a snapshot healed it.
     expect(again.output.join('')).toContain('seq gap: asking for a snapshot');
-    expect(await collectorCount(again, 'rasmon_collector_frames_total', { type: 'events', result: 'refused' })).toBeGreaterThanOrEqual(1);
-    await expect.poll(() => agent.logged('collector asked for a snapshot').length, { timeout: 10_000 }).toBeGreaterThan(resyncsBefore);
+    expect(
+      await collectorCount(again, 'rasmon_collector_frames_total', { type: 'events', result: 'refused' }),
+    ).toBeGreaterThanOrEqual(1);
+    await expect
+      .poll(() => agent.logged('collector asked for a snapshot').length, { timeout: 10_000 })
+      .toBeGreaterThan(resyncsBefore);
     await settlesToTruth(again, host);
   });
 });
@@ -364,7 +404,9 @@ describe('agent killed', () => {
     // Once: nothing reached the collector twice, and no snapshot had to fix what the events did.
     expect(await corrections(again)).toBe(0);
     expect(await collectorCount(again, 'rasmon_collector_events_total', { result: 'duplicate' })).toBe(0);
-    expect(await collectorCount(again, 'rasmon_collector_frames_total', { type: 'events', result: 'duplicate' })).toBe(0);
+    expect(await collectorCount(again, 'rasmon_collector_frames_total', { type: 'events', result: 'duplicate' })).toBe(
+      0,
+    );
     // Replayed from the spool, on the same stream, resuming after the last ack.
     const after = readSpool(spoolDir);
     expect(after.state.stream).toBe(killed.state.stream);
@@ -408,7 +450,9 @@ describe('agent restarted', () => {
     const restarted = await startAgent(agentConfig, { configPath: agent.configPath });
     await settlesToTruth(collector, host);
     await agentIdle(restarted, spoolDir);
-    const sent = readSpool(spoolDir).events.filter((event) => event.op === 'end').map((event) => (event as { id: string }).id);
+    const sent = readSpool(spoolDir)
+      .events.filter((event) => event.op === 'end')
+      .map((event) => (event as { id: string }).id);
     for (const session of ended) expect(sent, `an end for ${session.id}`).toContain(session.id);
     expect(await corrections(collector)).toBe(0);
   });
@@ -432,7 +476,8 @@ describe('connection faults', () => {
 
     // Forty logons at once: one events frame of several KiB, cut in the middle of its first chunk.
     const cutDone = proxy!.cutNextChunk(1024);
-    for (let i = 1; i <= 40; i += 1) host.sim.logon(`CORP\\Burst${String(i).padStart(2, '0')}`, { kind: i % 3 === 0 ? 'app' : 'desktop' });
+    for (let i = 1; i <= 40; i += 1)
+      host.sim.logon(`CORP\\Burst${String(i).padStart(2, '0')}`, { kind: i % 3 === 0 ? 'app' : 'desktop' });
     host.write();
     const cut = await vi.waitFor(() => cutDone, { timeout: 5000 });
     expect(cut.chunkBytes).toBeGreaterThan(1024);

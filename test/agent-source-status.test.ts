@@ -94,12 +94,15 @@ describe('source status against the collector', () => {
     const port = collector.collector.address.port;
     await startAgent(`ws://127.0.0.1:${port}`, source.command, source.dir);
 
-    const failing = await vi.waitFor(async () => {
-      const scrape = await Scrape.from(collector.url);
-      expect(scrape.value('ras_agent_up', { farm: FARM, host: HOST })).toBe(1);
-      expect(scrape.value('ras_agent_source_up', { farm: FARM, host: HOST })).toBe(0);
-      return scrape;
-    }, { timeout: 10_000 });
+    const failing = await vi.waitFor(
+      async () => {
+        const scrape = await Scrape.from(collector.url);
+        expect(scrape.value('ras_agent_up', { farm: FARM, host: HOST })).toBe(1);
+        expect(scrape.value('ras_agent_source_up', { farm: FARM, host: HOST })).toBe(0);
+        return scrape;
+      },
+      { timeout: 10_000 },
+    );
     // It never listed: no last success yet.
     expect(failing.all('ras_agent_source_last_success_timestamp_seconds', { farm: FARM, host: HOST })).toEqual([]);
     const entry = await hostEntry();
@@ -109,11 +112,14 @@ describe('source status against the collector', () => {
 
     const before = Date.now();
     source.fail(false);
-    const recovered = await vi.waitFor(async () => {
-      const scrape = await Scrape.from(collector.url);
-      expect(scrape.value('ras_agent_source_up', { farm: FARM, host: HOST })).toBe(1);
-      return scrape;
-    }, { timeout: 10_000 });
+    const recovered = await vi.waitFor(
+      async () => {
+        const scrape = await Scrape.from(collector.url);
+        expect(scrape.value('ras_agent_source_up', { farm: FARM, host: HOST })).toBe(1);
+        return scrape;
+      },
+      { timeout: 10_000 },
+    );
     const lastSuccess = recovered.value('ras_agent_source_last_success_timestamp_seconds', { farm: FARM, host: HOST })!;
     expect(lastSuccess * 1000).toBeGreaterThanOrEqual(before - 1000);
     expect(lastSuccess * 1000).toBeLessThanOrEqual(Date.now());
@@ -124,12 +130,17 @@ describe('source status against the collector', () => {
 
     // Failing again keeps the last success.
     source.fail(true);
-    const again = await vi.waitFor(async () => {
-      const scrape = await Scrape.from(collector.url);
-      expect(scrape.value('ras_agent_source_up', { farm: FARM, host: HOST })).toBe(0);
-      return scrape;
-    }, { timeout: 10_000 });
-    expect(again.value('ras_agent_source_last_success_timestamp_seconds', { farm: FARM, host: HOST })).toBeGreaterThanOrEqual(lastSuccess);
+    const again = await vi.waitFor(
+      async () => {
+        const scrape = await Scrape.from(collector.url);
+        expect(scrape.value('ras_agent_source_up', { farm: FARM, host: HOST })).toBe(0);
+        return scrape;
+      },
+      { timeout: 10_000 },
+    );
+    expect(
+      again.value('ras_agent_source_last_success_timestamp_seconds', { farm: FARM, host: HOST }),
+    ).toBeGreaterThanOrEqual(lastSuccess);
   });
 
   it('forgetting the host removes its source status', async () => {
@@ -137,9 +148,13 @@ describe('source status against the collector', () => {
     // The previous test's agent was killed when it finished; what it reported stays in Redis.
     const configPath = join(mkdtempSync(join(tmpdir(), 'rasmon-source-status-')), 'collector.json');
     writeFileSync(configPath, JSON.stringify(raw));
-    const forgot = await run(process.execPath, [COLLECTOR_BIN, 'forget-host', '--config', configPath, '--farm', FARM, '--host', HOST], {
-      env: { ...process.env, RASMON_LOG_LEVEL: 'warn' },
-    });
+    const forgot = await run(
+      process.execPath,
+      [COLLECTOR_BIN, 'forget-host', '--config', configPath, '--farm', FARM, '--host', HOST],
+      {
+        env: { ...process.env, RASMON_LOG_LEVEL: 'warn' },
+      },
+    );
     expect(forgot.stdout).toContain(HOST);
     const client = redis.client();
     try {
@@ -148,10 +163,13 @@ describe('source status against the collector', () => {
     } finally {
       client.disconnect();
     }
-    await vi.waitFor(async () => {
-      const scrape = await Scrape.from(collector.url);
-      expect(scrape.all('ras_agent_source_up', { farm: FARM })).toEqual([]);
-    }, { timeout: 10_000 });
+    await vi.waitFor(
+      async () => {
+        const scrape = await Scrape.from(collector.url);
+        expect(scrape.all('ras_agent_source_up', { farm: FARM })).toEqual([]);
+      },
+      { timeout: 10_000 },
+    );
     expect(await hostEntry()).toBeUndefined();
   });
 });
@@ -197,12 +215,15 @@ describe('source status against a collector without the feature', () => {
     const failures = await pollErrors(agent);
     await expect.poll(() => pollErrors(agent), { timeout: 10_000 }).toBeGreaterThanOrEqual(failures + 3);
     source.fail(false);
-    await vi.waitFor(async () => {
-      const scrape = await Scrape.from(agent.metricsUrl);
-      const errors = scrape.value('rasmon_agent_poll_errors_total');
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      expect((await Scrape.from(agent.metricsUrl)).value('rasmon_agent_poll_errors_total')).toBe(errors);
-    }, { timeout: 10_000 });
+    await vi.waitFor(
+      async () => {
+        const scrape = await Scrape.from(agent.metricsUrl);
+        const errors = scrape.value('rasmon_agent_poll_errors_total');
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect((await Scrape.from(agent.metricsUrl)).value('rasmon_agent_poll_errors_total')).toBe(errors);
+      },
+      { timeout: 10_000 },
+    );
     expect(fake.frames.map((frame) => frame.type)).toContain('hello');
     expect(fake.frames.filter((frame) => frame.type === 'status')).toEqual([]);
   });
@@ -212,14 +233,19 @@ describe('source status against a collector without the feature', () => {
     source.fail(true);
     const fake = await fakeCollector(['status']);
     await startAgent(fake.url, source.command, source.dir);
-    const status = await vi.waitFor(() => {
-      const found = fake.frames.find((frame) => frame.type === 'status');
-      expect(found).toBeDefined();
-      return found!;
-    }, { timeout: 10_000 });
+    const status = await vi.waitFor(
+      () => {
+        const found = fake.frames.find((frame) => frame.type === 'status');
+        expect(found).toBeDefined();
+        return found!;
+      },
+      { timeout: 10_000 },
+    );
     expect(status).toMatchObject({ type: 'status', source: 'command', ok: false });
     expect(status).not.toHaveProperty('seq');
     source.fail(false);
-    await expect.poll(() => fake.frames.filter((frame) => frame.type === 'status').at(-1), { timeout: 10_000 }).toMatchObject({ ok: true });
+    await expect
+      .poll(() => fake.frames.filter((frame) => frame.type === 'status').at(-1), { timeout: 10_000 })
+      .toMatchObject({ ok: true });
   });
 });

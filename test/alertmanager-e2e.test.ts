@@ -33,7 +33,13 @@ const ruleFiles = () =>
     .map((name) => join(RULES_DIR, name));
 
 interface AmConfig {
-  route: { receiver: string; group_by?: string[]; group_wait?: string; group_interval?: string; routes?: Array<Record<string, unknown>> };
+  route: {
+    receiver: string;
+    group_by?: string[];
+    group_wait?: string;
+    group_interval?: string;
+    routes?: Array<Record<string, unknown>>;
+  };
   receivers: Array<{ name: string; webhook_configs?: Array<{ url: string }> }>;
   inhibit_rules: Array<{ source_matchers: string[]; target_matchers: string[]; equal?: string[] }>;
 }
@@ -106,10 +112,14 @@ class AlertmanagerServer {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const server = new AlertmanagerServer(child, port, dir);
-    await vi.waitFor(async () => {
-      if (child.exitCode !== null) throw new Error(`alertmanager exited ${child.exitCode}: ${server.output.join('')}`);
-      expect((await fetch(`http://127.0.0.1:${port}/-/ready`)).status).toBe(200);
-    }, { timeout: 20_000 });
+    await vi.waitFor(
+      async () => {
+        if (child.exitCode !== null)
+          throw new Error(`alertmanager exited ${child.exitCode}: ${server.output.join('')}`);
+        expect((await fetch(`http://127.0.0.1:${port}/-/ready`)).status).toBe(200);
+      },
+      { timeout: 20_000 },
+    );
     return server;
   }
 
@@ -139,9 +149,10 @@ describe('the shipped Alertmanager configuration', () => {
     expect(severities).toEqual(['severity="critical"', 'severity="warning"', 'severity="info"']);
     const alerts = new Set(
       ruleFiles().flatMap((file) =>
-        ((YAML.parse(readFileSync(file, 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string }> }> }).groups ?? []).flatMap((group) =>
-          group.rules.flatMap((rule) => (rule.alert ? [rule.alert] : [])),
-        ),
+        (
+          (YAML.parse(readFileSync(file, 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string }> }> }).groups ??
+          []
+        ).flatMap((group) => group.rules.flatMap((rule) => (rule.alert ? [rule.alert] : []))),
       ),
     );
     const named = config.inhibit_rules.flatMap((rule) =>
@@ -170,7 +181,14 @@ describe('Alertmanager with Prometheus and a collector: one page per farm, no fa
   beforeAll(async () => {
     redis = await RedisServer.start();
     const port = await freePort();
-    raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 2 }, { id: 'farm-b', seats: 100 }], { listen: `127.0.0.1:${port}` });
+    raw = rawConfig(
+      redis.url,
+      [
+        { id: 'farm-a', seats: 2 },
+        { id: 'farm-b', seats: 100 },
+      ],
+      { listen: `127.0.0.1:${port}` },
+    );
     collector = await InProcessCollector.start(raw);
 
     receiver = await WebhookReceiver.start();
@@ -182,13 +200,21 @@ describe('Alertmanager with Prometheus and a collector: one page per farm, no fa
       for (const hook of r.webhook_configs ?? []) hook.url = `http://127.0.0.1:${receiver.port}/${r.name}`;
     }
     alertmanager = await AlertmanagerServer.start(config);
-    prometheus = await PrometheusServer.start([`127.0.0.1:${port}`], ruleFiles(), { alertmanager: `127.0.0.1:${alertmanager.port}` });
+    prometheus = await PrometheusServer.start([`127.0.0.1:${port}`], ruleFiles(), {
+      alertmanager: `127.0.0.1:${alertmanager.port}`,
+    });
 
     agent = await TestAgent.connect(collector.url, 'token-farm-a');
     await agent.hello('farm-a', 'rdsh-a1', 'stream-a1');
     await agent.snapshot((seq += 1), sessions.slice(0, 2));
     // Scraped within the seats first, so the admission that follows is an increase Prometheus sees.
-    await vi.waitFor(async () => expect(await prometheus.vector('max(ras_license_users{farm="farm-a"})')).toMatchObject([{ value: [expect.any(Number), '2'] }]), { timeout: 20_000 });
+    await vi.waitFor(
+      async () =>
+        expect(await prometheus.vector('max(ras_license_users{farm="farm-a"})')).toMatchObject([
+          { value: [expect.any(Number), '2'] },
+        ]),
+      { timeout: 20_000 },
+    );
   });
 
   afterAll(async () => {
@@ -201,20 +227,27 @@ describe('Alertmanager with Prometheus and a collector: one page per farm, no fa
   });
 
   const firingIn = async (names: string[]) => {
-    const alerts = (await prometheus.alerts()).filter((a) => a.labels.farm === 'farm-a' && a.state === 'firing').map((a) => a.labels.alertname);
+    const alerts = (await prometheus.alerts())
+      .filter((a) => a.labels.farm === 'farm-a' && a.state === 'firing')
+      .map((a) => a.labels.alertname);
     for (const name of names) expect(alerts).toContain(name);
   };
 
   it('sends one notification group for the overused farm, holding only the overuse alert', async () => {
     await agent!.events([upsert((seq += 1), sessions[2]!)]);
     // Prometheus fires the overuse and what it inhibits.
-    await vi.waitFor(() => firingIn(['RasLicenseOveruse', 'RasLicenseOveruseGraceRunning', 'RasLicenseOveruseAdmissions']), { timeout: 20_000 });
+    await vi.waitFor(
+      () => firingIn(['RasLicenseOveruse', 'RasLicenseOveruseGraceRunning', 'RasLicenseOveruseAdmissions']),
+      { timeout: 20_000 },
+    );
     await expect.poll(() => receiver.forFarm('farm-a').length, { timeout: 20_000 }).toBeGreaterThan(0);
     // A few group intervals more: nothing else may arrive for the farm.
     await sleep(4000);
     const sent = receiver.forFarm('farm-a');
     expect(new Set(sent.map((n) => n.groupKey)).size, 'notification groups for farm-a').toBe(1);
-    expect([...new Set(sent.flatMap((n) => n.alerts.map((a) => `${a.labels.alertname} ${a.status}`)))]).toEqual(['RasLicenseOveruse firing']);
+    expect([...new Set(sent.flatMap((n) => n.alerts.map((a) => `${a.labels.alertname} ${a.status}`)))]).toEqual([
+      'RasLicenseOveruse firing',
+    ]);
     expect(sent[0]!.receiver).toBe('team');
     expect(receiver.forFarm('farm-b')).toEqual([]);
   });
@@ -240,13 +273,16 @@ describe('Alertmanager with Prometheus and a collector: one page per farm, no fa
     const welcome = await agent.hello('farm-a', 'rdsh-a1', 'stream-a1');
     expect(welcome.ack).toBe(seq);
     await agent.events([end((seq += 1), sessions[2]!.id)]);
-    await vi.waitFor(() => {
-      const resolved = receiver
-        .forFarm('farm-a')
-        .flatMap((n) => n.alerts)
-        .filter((a) => a.labels.alertname === 'RasLicenseOveruse' && a.status === 'resolved');
-      expect(resolved.length).toBeGreaterThan(0);
-    }, { timeout: 30_000 });
+    await vi.waitFor(
+      () => {
+        const resolved = receiver
+          .forFarm('farm-a')
+          .flatMap((n) => n.alerts)
+          .filter((a) => a.labels.alertname === 'RasLicenseOveruse' && a.status === 'resolved');
+        expect(resolved.length).toBeGreaterThan(0);
+      },
+      { timeout: 30_000 },
+    );
     expect(new Set(receiver.forFarm('farm-a').map((n) => n.groupKey)).size).toBe(1);
   });
 });

@@ -34,7 +34,12 @@ async function inProcess(raw: Record<string, unknown>, tickMs = 100): Promise<In
   return collector;
 }
 
-async function agentOn(url: string, host: string, stream = `stream-${host}`, token = 'token-farm-a'): Promise<TestAgent> {
+async function agentOn(
+  url: string,
+  host: string,
+  stream = `stream-${host}`,
+  token = 'token-farm-a',
+): Promise<TestAgent> {
   const agent = await TestAgent.connect(url, token);
   onTestFinished(() => agent.socket.terminate());
   await agent.hello('farm-a', host, stream);
@@ -117,7 +122,10 @@ describe('collector killed mid-stream', () => {
 
     // A replay of what was applied before the kill is only duplicates, answered with the ack.
     expect(await again.events(frames[0]!)).toEqual({ type: 'ack', seq: welcome.ack });
-    for (const frame of chunks(events.filter((event) => event.seq > welcome.ack), 50)) {
+    for (const frame of chunks(
+      events.filter((event) => event.seq > welcome.ack),
+      50,
+    )) {
       expect((await again.events(frame)).seq).toBe(frame.at(-1)!.seq);
     }
 
@@ -249,7 +257,9 @@ describe('connections lost', () => {
     // The agent stops reading: it answers no ping, as a peer behind a dead link would.
     cut.socket.pause();
     await expect.poll(() => metric('ras_agent_up', { host: 'rdsh-1' }), { timeout: 10_000 }).toBe(0);
-    expect((await Scrape.from(collector.url)).value('rasmon_collector_agents_dropped_total', { reason: 'silent' })).toBe(1);
+    expect(
+      (await Scrape.from(collector.url)).value('rasmon_collector_agents_dropped_total', { reason: 'silent' }),
+    ).toBe(1);
     expect(await metric('ras_license_users_unverified')).toBe(1);
     expect(await metric('ras_license_users')).toBe(3);
     expect(await metric('ras_agent_up', { host: 'rdsh-2' })).toBe(1);
@@ -258,10 +268,13 @@ describe('connections lost', () => {
   it('a stale host is retired after hostRetireSeconds and its next snapshot brings its users back', async () => {
     const { collector, cut, metric } = await farmWithTwoHosts({ heartbeatSeconds: 1, hostRetireSeconds: 2 });
     cut.socket.terminate();
-    await vi.waitFor(async () => {
-      expect(await metric('ras_host_connections', { host: 'rdsh-1' })).toBe(0);
-      expect(await metric('ras_license_users')).toBe(2);
-    }, { timeout: 12_000 });
+    await vi.waitFor(
+      async () => {
+        expect(await metric('ras_host_connections', { host: 'rdsh-1' })).toBe(0);
+        expect(await metric('ras_license_users')).toBe(2);
+      },
+      { timeout: 12_000 },
+    );
     expect(await metric('ras_license_users_unverified')).toBe(0);
     // The host that kept its agent is not retired.
     expect(await metric('ras_host_connections', { host: 'rdsh-2' })).toBe(2);

@@ -21,7 +21,16 @@ import { TestAgent } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 
 const HOSTS = ['rdsh-1', 'RDSH-2', 'rdsh-3'];
-const USERS = ['corp\\alice', 'CORP\\Alice', ' corp\\bob', 'corp\\carol', 'corp\\dave', 'corp\\eve', 'corp\\adm1', 'CORP\\ADM2'];
+const USERS = [
+  'corp\\alice',
+  'CORP\\Alice',
+  ' corp\\bob',
+  'corp\\carol',
+  'corp\\dave',
+  'corp\\eve',
+  'corp\\adm1',
+  'CORP\\ADM2',
+];
 const IDS = ['1', '2', '3', '4', '5', '6'];
 
 const sessionArb = fc.record({
@@ -45,7 +54,11 @@ const itemSessionArb = fc.oneof(
 
 type Command =
   | { type: 'snapshot'; host: number; sessions: unknown[]; jump: number }
-  | { type: 'events'; host: number; items: Array<{ op: 'upsert'; session: unknown } | { op: 'end'; id: string } | { op: 'bogus' }> }
+  | {
+      type: 'events';
+      host: number;
+      items: Array<{ op: 'upsert'; session: unknown } | { op: 'end'; id: string } | { op: 'bogus' }>;
+    }
   | { type: 'replay'; host: number }
   | { type: 'drop'; host: number };
 
@@ -112,9 +125,7 @@ async function expectSameState(collector: InProcessCollector, model: ReferenceFa
         .all('ras_connections', farm)
         .map((s) => [`${s.labels.kind}|${s.labels.via}|${s.labels.admin}|${s.labels.session_state}`, s.value]),
     ),
-    hostConnections: Object.fromEntries(
-      scrape.all('ras_host_connections', farm).map((s) => [s.labels.host, s.value]),
-    ),
+    hostConnections: Object.fromEntries(scrape.all('ras_host_connections', farm).map((s) => [s.labels.host, s.value])),
   };
   const hosts = model.hostViews();
   const want = {
@@ -128,9 +139,7 @@ async function expectSameState(collector: InProcessCollector, model: ReferenceFa
     corrections: model.snapshotCorrections,
     graceStarted: model.graceStartedAt !== undefined,
     labels: Object.fromEntries(countByLabels(usage.connections)),
-    hostConnections: Object.fromEntries(
-      hosts.map((host) => [host.host, host.retired ? 0 : host.connections.length]),
-    ),
+    hostConnections: Object.fromEntries(hosts.map((host) => [host.host, host.retired ? 0 : host.connections.length])),
   };
   expect(got, context).toEqual(want);
 
@@ -140,7 +149,13 @@ async function expectSameState(collector: InProcessCollector, model: ReferenceFa
   };
   const key = (c: { host: unknown; id: unknown }) => `${String(c.host)}/${String(c.id)}`;
   const apiConnections = detail.connections
-    .map((c) => ({ key: key(c), user: c.user, label: `${String(c.kind)}|${String(c.via)}|${String(c.admin)}|${String(c.state)}`, exempt: c.exempt, consumes: c.consumes }))
+    .map((c) => ({
+      key: key(c),
+      user: c.user,
+      label: `${String(c.kind)}|${String(c.via)}|${String(c.admin)}|${String(c.state)}`,
+      exempt: c.exempt,
+      consumes: c.consumes,
+    }))
     .sort((a, b) => a.key.localeCompare(b.key));
   const modelConnections = usage.connections
     .map((c) => ({ key: key(c), user: c.user, label: connectionLabelKey(c), exempt: c.exempt, consumes: c.consumes }))
@@ -174,10 +189,16 @@ describe('collector equals the reference model', () => {
                 slot.agent = undefined;
                 model.disconnect(host, Date.now());
                 // The lease is released when the collector sees the close.
-                await vi.waitFor(async () => {
-                  const up = (await Scrape.from(collector.url)).value('ras_agent_up', { farm: 'farm-a', host: host.toLowerCase() });
-                  expect(up).toBe(0);
-                }, { timeout: 10_000 });
+                await vi.waitFor(
+                  async () => {
+                    const up = (await Scrape.from(collector.url)).value('ras_agent_up', {
+                      farm: 'farm-a',
+                      host: host.toLowerCase(),
+                    });
+                    expect(up).toBe(0);
+                  },
+                  { timeout: 10_000 },
+                );
                 await expectSameState(collector, model, context);
                 continue;
               }

@@ -164,10 +164,13 @@ describe('rasmon-collector command line', () => {
     const port = await freePort();
     const flagFile = tempFile('flag.json', JSON.stringify(goodConfig(redis.url, port)));
     const { child, output } = startBin(['--config', flagFile], cleanEnv({ RASMON_CONFIG: envFile }));
-    await vi.waitFor(async () => {
-      expect(child.exitCode, output.join('')).toBeNull();
-      expect(await status(`http://127.0.0.1:${port}/readyz`)).toBe(200);
-    }, { timeout: 10_000 });
+    await vi.waitFor(
+      async () => {
+        expect(child.exitCode, output.join('')).toBeNull();
+        expect(await status(`http://127.0.0.1:${port}/readyz`)).toBe(200);
+      },
+      { timeout: 10_000 },
+    );
   });
 
   it("RASMON_LISTEN overrides the file's listen address", async () => {
@@ -175,10 +178,13 @@ describe('rasmon-collector command line', () => {
     const envPort = await freePort();
     const file = tempFile('listen.json', JSON.stringify(goodConfig(redis.url, filePort)));
     const { child, output } = startBin(['--config', file], cleanEnv({ RASMON_LISTEN: `127.0.0.1:${envPort}` }));
-    await vi.waitFor(async () => {
-      expect(child.exitCode, output.join('')).toBeNull();
-      expect(await status(`http://127.0.0.1:${envPort}/readyz`)).toBe(200);
-    }, { timeout: 10_000 });
+    await vi.waitFor(
+      async () => {
+        expect(child.exitCode, output.join('')).toBeNull();
+        expect(await status(`http://127.0.0.1:${envPort}/readyz`)).toBe(200);
+      },
+      { timeout: 10_000 },
+    );
     await expect(fetch(`http://127.0.0.1:${filePort}/healthz`)).rejects.toThrow();
   });
 
@@ -186,7 +192,10 @@ describe('rasmon-collector command line', () => {
     const deadRedis = `redis://127.0.0.1:${await freePort()}`;
     // Control: with the file's dead Redis the collector serves but is not ready.
     const controlPort = await freePort();
-    const control = startBin(['--config', tempFile('dead.json', JSON.stringify(goodConfig(deadRedis, controlPort)))], cleanEnv());
+    const control = startBin(
+      ['--config', tempFile('dead.json', JSON.stringify(goodConfig(deadRedis, controlPort)))],
+      cleanEnv(),
+    );
     await expect.poll(() => status(`http://127.0.0.1:${controlPort}/healthz`), { timeout: 10_000 }).toBe(200);
     expect(await status(`http://127.0.0.1:${controlPort}/readyz`)).toBe(503);
     expect(control.child.exitCode).toBeNull();
@@ -194,10 +203,13 @@ describe('rasmon-collector command line', () => {
     const port = await freePort();
     const file = tempFile('dead-overridden.json', JSON.stringify(goodConfig(deadRedis, port)));
     const { child, output } = startBin(['--config', file], cleanEnv({ REDIS_URL: redis.url }));
-    await vi.waitFor(async () => {
-      expect(child.exitCode, output.join('')).toBeNull();
-      expect(await status(`http://127.0.0.1:${port}/readyz`)).toBe(200);
-    }, { timeout: 10_000 });
+    await vi.waitFor(
+      async () => {
+        expect(child.exitCode, output.join('')).toBeNull();
+        expect(await status(`http://127.0.0.1:${port}/readyz`)).toBe(200);
+      },
+      { timeout: 10_000 },
+    );
   });
 });
 
@@ -243,11 +255,14 @@ describe('SIGHUP reload', () => {
     const hashBefore = before.all('rasmon_collector_config_info')[0]?.labels.hash;
 
     c.reload((farms) => farms.map((farm) => ({ ...farm, seats: 7 })));
-    const after = await vi.waitFor(async () => {
-      const scrape = await c.scrape();
-      expect(scrape.value('ras_license_seats', { farm: 'farm-a' })).toBe(7);
-      return scrape;
-    }, { timeout: 10_000 });
+    const after = await vi.waitFor(
+      async () => {
+        const scrape = await c.scrape();
+        expect(scrape.value('ras_license_seats', { farm: 'farm-a' })).toBe(7);
+        return scrape;
+      },
+      { timeout: 10_000 },
+    );
     expect(after.all('rasmon_collector_config_info')[0]?.labels.hash).not.toBe(hashBefore);
     expect(after.value('ras_license_users', { farm: 'farm-a' })).toBe(1);
 
@@ -291,11 +306,18 @@ describe('SIGHUP reload', () => {
     await stays.hello('farm-a', 'rdsh-2');
     const revokedBefore = (await c.scrape()).value('rasmon_collector_upgrades_rejected_total', { reason: 'revoked' })!;
 
-    c.reload((farms) => farms.map((farm) => ({ ...farm, agentTokensSha256: [{ sha256: sha256('token-a'), hosts: ['rdsh-2'] }] })));
+    c.reload((farms) =>
+      farms.map((farm) => ({ ...farm, agentTokensSha256: [{ sha256: sha256('token-a'), hosts: ['rdsh-2'] }] })),
+    );
     const error = await moved.next<ErrorFrame>('error');
-    expect(error).toMatchObject({ code: 'forbidden', message: 'this token may not claim host rdsh-1 (changed by a reload)' });
+    expect(error).toMatchObject({
+      code: 'forbidden',
+      message: 'this token may not claim host rdsh-1 (changed by a reload)',
+    });
     expect((await vi.waitFor(() => moved.closed, { timeout: 10_000 })).code).toBe(1008);
-    expect((await c.scrape()).value('rasmon_collector_upgrades_rejected_total', { reason: 'revoked' })).toBe(revokedBefore + 1);
+    expect((await c.scrape()).value('rasmon_collector_upgrades_rejected_total', { reason: 'revoked' })).toBe(
+      revokedBefore + 1,
+    );
     expect(isOpen(stays)).toBe(true);
     expect((await stays.snapshot(1, [session('1', 'corp\\carol')])).seq).toBe(1);
   });
@@ -310,16 +332,23 @@ describe('SIGHUP reload', () => {
     await a.snapshot(1, [session('1', 'corp\\alice')]);
     const b = await c.connect('token-farm-b');
     await b.hello('farm-b', 'rdsh-b1');
-    await b.snapshot(1, [session('1', 'corp\\bob'), session('2', 'corp\\carol'), session('3', 'corp\\bob', { kind: 'app' })]);
+    await b.snapshot(1, [
+      session('1', 'corp\\bob'),
+      session('2', 'corp\\carol'),
+      session('3', 'corp\\bob', { kind: 'app' }),
+    ]);
     const before = await c.scrape();
     expect(before.value('ras_license_users', { farm: 'farm-b' })).toBe(2);
     expect(before.samples.filter((s) => s.labels.farm === 'farm-b').length).toBeGreaterThan(10);
 
     c.reload((farms) => farms.filter((farm) => farm.id !== 'farm-b'));
-    await vi.waitFor(async () => {
-      const scrape = await c.scrape();
-      expect(scrape.samples.filter((s) => s.labels.farm === 'farm-b').map((s) => s.name)).toEqual([]);
-    }, { timeout: 10_000 });
+    await vi.waitFor(
+      async () => {
+        const scrape = await c.scrape();
+        expect(scrape.samples.filter((s) => s.labels.farm === 'farm-b').map((s) => s.name)).toEqual([]);
+      },
+      { timeout: 10_000 },
+    );
     // Its connected agent is closed and a new one is refused.
     expect((await b.next<ErrorFrame>('error')).code).toBe('forbidden');
     expect((await vi.waitFor(() => b.closed, { timeout: 10_000 })).code).toBe(1008);
@@ -335,12 +364,15 @@ describe('SIGHUP reload', () => {
     expect(await client.hlen(c.keys.host('farm-b', 'rdsh-b1').conns)).toBe(3);
 
     c.reload((farms) => farms);
-    await vi.waitFor(async () => {
-      const back = await c.scrape();
-      expect(back.value('ras_license_users', { farm: 'farm-b' })).toBe(2);
-      expect(back.value('ras_host_connections', { farm: 'farm-b', host: 'rdsh-b1' })).toBe(3);
-      expect(back.value('ras_license_seats', { farm: 'farm-b' })).toBe(3);
-    }, { timeout: 10_000 });
+    await vi.waitFor(
+      async () => {
+        const back = await c.scrape();
+        expect(back.value('ras_license_users', { farm: 'farm-b' })).toBe(2);
+        expect(back.value('ras_host_connections', { farm: 'farm-b', host: 'rdsh-b1' })).toBe(3);
+        expect(back.value('ras_license_seats', { farm: 'farm-b' })).toBe(3);
+      },
+      { timeout: 10_000 },
+    );
     const agent = await c.connect('token-farm-b');
     expect((await agent.hello('farm-b', 'rdsh-b1')).ack).toBe(1);
   });
@@ -358,11 +390,14 @@ describe('SIGHUP reload', () => {
     expect((await vi.waitFor(() => b.closed, { timeout: 10_000 })).code).toBe(1008);
 
     c.reload((farms) => farms);
-    const scrape = await vi.waitFor(async () => {
-      const s = await c.scrape();
-      expect(s.value('ras_license_users', { farm: 'farm-b' })).toBe(1);
-      return s;
-    }, { timeout: 10_000 });
+    const scrape = await vi.waitFor(
+      async () => {
+        const s = await c.scrape();
+        expect(s.value('ras_license_users', { farm: 'farm-b' })).toBe(1);
+        return s;
+      },
+      { timeout: 10_000 },
+    );
     // Nothing holds a connection for rdsh-b1, and the lease (3 × 15 s) would not have lapsed yet.
     expect(scrape.value('ras_agent_up', { farm: 'farm-b', host: 'rdsh-b1' })).toBe(0);
     expect(scrape.value('ras_license_users_unverified', { farm: 'farm-b' })).toBe(1);
@@ -375,7 +410,10 @@ describe('SIGHUP reload', () => {
     await agent.hello('farm-a', 'rdsh-1');
     await agent.snapshot(1, [session('1', 'corp\\alice')]);
     c.reload((farms) => farms.map((farm) => ({ ...farm, id: 'Farm-A' })));
-    expect(await agent.next<ErrorFrame>('error')).toMatchObject({ code: 'forbidden', message: 'farm farm-a is now configured as Farm-A' });
+    expect(await agent.next<ErrorFrame>('error')).toMatchObject({
+      code: 'forbidden',
+      message: 'farm farm-a is now configured as Farm-A',
+    });
     expect((await vi.waitFor(() => agent.closed, { timeout: 10_000 })).code).toBe(1008);
     // Released under the old spelling at once, not left to its lease.
     await expect.poll(() => client.zscore(c.keys.farm('farm-a').lease, 'rdsh-1'), { timeout: 10_000 }).toBeNull();
@@ -393,11 +431,17 @@ describe('SIGHUP reload', () => {
     await agent.snapshot(1, [session('1', 'corp\\alice')]);
 
     c.reload((farms) => farms.map((farm) => ({ ...farm, seats: -1 })));
-    const refusal = await vi.waitFor(() => {
-      const line = c.proc.output.join('').split('\n').find((l) => l.includes('reload refused'));
-      expect(line).toBeDefined();
-      return line!;
-    }, { timeout: 10_000 });
+    const refusal = await vi.waitFor(
+      () => {
+        const line = c.proc.output
+          .join('')
+          .split('\n')
+          .find((l) => l.includes('reload refused'));
+        expect(line).toBeDefined();
+        return line!;
+      },
+      { timeout: 10_000 },
+    );
     expect(refusal).toContain('farms[0].seats');
     expect(c.proc.child.exitCode).toBeNull();
     expect(await status(`${c.proc.url}/readyz`)).toBe(200);
@@ -409,12 +453,23 @@ describe('SIGHUP reload', () => {
     // A file that does not parse at all is refused the same way.
     writeFileSync(c.proc.configPath, '{ "farms": [');
     c.proc.signal('SIGHUP');
-    await expect.poll(() => c.proc.output.join('').split('\n').filter((l) => l.includes('reload refused')), { timeout: 10_000 }).toHaveLength(2);
+    await expect
+      .poll(
+        () =>
+          c.proc.output
+            .join('')
+            .split('\n')
+            .filter((l) => l.includes('reload refused')),
+        { timeout: 10_000 },
+      )
+      .toHaveLength(2);
     expect(c.proc.child.exitCode).toBeNull();
 
     // And the next good file is taken.
     c.reload((farms) => farms.map((farm) => ({ ...farm, seats: 9 })));
-    await expect.poll(async () => (await c.scrape()).value('ras_license_seats', { farm: 'farm-a' }), { timeout: 10_000 }).toBe(9);
+    await expect
+      .poll(async () => (await c.scrape()).value('ras_license_seats', { farm: 'farm-a' }), { timeout: 10_000 })
+      .toBe(9);
     expect(isOpen(agent)).toBe(true);
   });
 });
@@ -429,10 +484,13 @@ describe('SIGTERM', () => {
     // Hold every write in Redis so the next frame is still being applied when SIGTERM arrives.
     await client.call('CLIENT', 'PAUSE', '1500', 'WRITE');
     agent.send({ type: 'events', events: [upsert(2, session('2', 'corp\\bob'))] });
-    await vi.waitFor(async () => {
-      const list = String(await client.call('CLIENT', 'LIST'));
-      expect(list).toMatch(/name=rasmon-collector .*flags=b .*cmd=evalsha/);
-    }, { timeout: 10_000 });
+    await vi.waitFor(
+      async () => {
+        const list = String(await client.call('CLIENT', 'LIST'));
+        expect(list).toMatch(/name=rasmon-collector .*flags=b .*cmd=evalsha/);
+      },
+      { timeout: 10_000 },
+    );
     await sleep(200);
     c.proc.signal('SIGTERM');
 
@@ -458,7 +516,8 @@ describe('secrets', () => {
       ],
       { api: { tokensSha256: [sha256(apiToken)] } },
     );
-    const api = (bearer: string) => fetch(`${c.proc.url}/api/v1/farms`, { headers: { Authorization: `Bearer ${bearer}` } });
+    const api = (bearer: string) =>
+      fetch(`${c.proc.url}/api/v1/farms`, { headers: { Authorization: `Bearer ${bearer}` } });
     expect((await api(apiToken)).status).toBe(200);
     expect((await api(token)).status).toBe(401);
     const agent = await c.connect(token);
@@ -472,7 +531,9 @@ describe('secrets', () => {
     badFrame.send('not json');
     expect((await badFrame.next<ErrorFrame>('error')).code).toBe('bad_frame');
     await expect(TestAgent.connect(c.proc.url, `${token}x`)).rejects.toBeInstanceOf(UpgradeRefused);
-    c.reload((farms) => farms.map((farm) => (farm.id === 'farm-a' ? { ...farm, agentTokensSha256: [sha256(other)] } : farm)));
+    c.reload((farms) =>
+      farms.map((farm) => (farm.id === 'farm-a' ? { ...farm, agentTokensSha256: [sha256(other)] } : farm)),
+    );
     expect((await agent.next<ErrorFrame>('error')).code).toBe('forbidden');
     await expect.poll(() => c.proc.output.join(''), { timeout: 10_000 }).toContain('configuration reloaded');
 
@@ -484,7 +545,12 @@ describe('secrets', () => {
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
     const connected = lines.find((line) => line.msg === 'agent connected');
-    expect(connected).toMatchObject({ farm: 'farm-a', host: 'rdsh-1', stream: expect.any(String), conn: expect.any(String) });
+    expect(connected).toMatchObject({
+      farm: 'farm-a',
+      host: 'rdsh-1',
+      stream: expect.any(String),
+      conn: expect.any(String),
+    });
     const closing = lines.filter((line) => line.msg === 'closing agent connection' && line.conn === connected!.conn);
     expect(closing).toEqual([expect.objectContaining({ farm: 'farm-a', host: 'rdsh-1', code: 'forbidden' })]);
     const beforeHello = lines.find((line) => line.msg === 'closing agent connection' && line.code === 'bad_frame');

@@ -18,7 +18,18 @@ const DS_VAR = '${datasource}';
 // encloses it most closely. It skips strings, label matchers `{…}`, ranges `[…]` and comments.
 
 const AGGREGATORS = new Set([
-  'sum', 'min', 'max', 'avg', 'group', 'stddev', 'stdvar', 'count', 'count_values', 'bottomk', 'topk', 'quantile',
+  'sum',
+  'min',
+  'max',
+  'avg',
+  'group',
+  'stddev',
+  'stdvar',
+  'count',
+  'count_values',
+  'bottomk',
+  'topk',
+  'quantile',
 ]);
 /** Words that are never metric names where they stand (operators, modifiers, literals). */
 const KEYWORDS = new Set(['and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan', 'atan2']);
@@ -104,7 +115,8 @@ export function selectorsOf(expr: string): SelectorUse[] {
   const labelList = (): string[] => {
     if (tokens[i]?.kind !== '(') throw new Error(`expected a label list in ${expr}`);
     const labels: string[] = [];
-    for (i += 1; tokens[i] && tokens[i]!.kind !== ')'; i += 1) if (tokens[i]!.kind === 'ident') labels.push(tokens[i]!.text);
+    for (i += 1; tokens[i] && tokens[i]!.kind !== ')'; i += 1)
+      if (tokens[i]!.kind === 'ident') labels.push(tokens[i]!.text);
     if (!tokens[i]) throw new Error(`unclosed label list in ${expr}`);
     i += 1;
     return labels;
@@ -112,7 +124,11 @@ export function selectorsOf(expr: string): SelectorUse[] {
   while (i < tokens.length) {
     const token = tokens[i]!;
     const next = tokens[i + 1];
-    if (token.kind === 'ident' && AGGREGATORS.has(token.text) && (next?.kind === '(' || next?.text === 'by' || next?.text === 'without')) {
+    if (
+      token.kind === 'ident' &&
+      AGGREGATORS.has(token.text) &&
+      (next?.kind === '(' || next?.text === 'by' || next?.text === 'without')
+    ) {
       const frame: Frame = { kind: 'aggregation', op: token.text };
       i += 1;
       if (tokens[i]!.kind === 'ident') {
@@ -128,7 +144,11 @@ export function selectorsOf(expr: string): SelectorUse[] {
       if (tokens[i]?.kind !== '(') continue; // group_left without labels
       const labels = labelList();
       // `max(x) by (farm)`: the postfix grouping belongs to the aggregation just closed.
-      if ((token.text === 'by' || token.text === 'without') && lastClosed?.kind === 'aggregation' && !lastClosed.grouping) {
+      if (
+        (token.text === 'by' || token.text === 'without') &&
+        lastClosed?.kind === 'aggregation' &&
+        !lastClosed.grouping
+      ) {
         lastClosed.grouping = { mode: token.text, labels };
       }
     } else if (token.kind === 'ident' && next?.kind === '(') {
@@ -148,7 +168,8 @@ export function selectorsOf(expr: string): SelectorUse[] {
     } else if (token.kind === 'matchers') {
       // A selector made of matchers alone (`{__name__="…"}`) hides its metric from this check.
       const previous = tokens[i - 1];
-      if (previous?.kind !== 'ident') throw new Error(`a selector without a metric name is not checked: ${token.text} in ${expr}`);
+      if (previous?.kind !== 'ident')
+        throw new Error(`a selector without a metric name is not checked: ${token.text} in ${expr}`);
       i += 1;
     } else {
       i += 1;
@@ -178,8 +199,14 @@ export function aggregationProblems(expr: string): string[] {
     if (!isFarmMetric(metric)) continue;
     if (!aggregation) {
       problems.push(`${metric} is not aggregated`);
-    } else if (aggregation.op !== 'max' || aggregation.grouping?.mode !== 'by' || !aggregation.grouping.labels.includes('farm')) {
-      const grouping = aggregation.grouping ? ` ${aggregation.grouping.mode} (${aggregation.grouping.labels.join(', ')})` : '';
+    } else if (
+      aggregation.op !== 'max' ||
+      aggregation.grouping?.mode !== 'by' ||
+      !aggregation.grouping.labels.includes('farm')
+    ) {
+      const grouping = aggregation.grouping
+        ? ` ${aggregation.grouping.mode} (${aggregation.grouping.labels.join(', ')})`
+        : '';
       problems.push(`${metric} is first aggregated by ${aggregation.op}${grouping}, not max by (farm…)`);
     }
   }
@@ -202,7 +229,10 @@ interface Panel {
   id: number;
   type: string;
   title?: string;
-  fieldConfig?: { defaults?: { unit?: string; min?: number; max?: number; thresholds?: Thresholds }; overrides?: Override[] };
+  fieldConfig?: {
+    defaults?: { unit?: string; min?: number; max?: number; thresholds?: Thresholds };
+    overrides?: Override[];
+  };
   transformations?: Array<{ id: string; options: { renameByName?: Record<string, string> } }>;
   gridPos?: { x: number; y: number; w: number; h: number };
   datasource?: { type?: string; uid?: string };
@@ -311,7 +341,10 @@ function metricTable(markdown: string, from: RegExp, to: RegExp): Set<string> {
  */
 function designMetricTables(): Array<{ source: string; names: Set<string> }> {
   return [
-    { source: 'README.md ## Metrics', names: metricTable(readFileSync(`${ROOT}README.md`, 'utf8'), /^## Metrics/, /^## /) },
+    {
+      source: 'README.md ## Metrics',
+      names: metricTable(readFileSync(`${ROOT}README.md`, 'utf8'), /^## Metrics/, /^## /),
+    },
     {
       source: 'docs/design.md ### Metrics',
       names: metricTable(readFileSync(`${ROOT}docs/design.md`, 'utf8'), /^### Metrics/, /^##+ /),
@@ -364,13 +397,19 @@ describe('the PromQL aggregation check', () => {
   });
 
   it('sees through strings, label matchers and ranges', () => {
-    expect(selectorsOf('max by (farm) (increase(ras_license_overuse_admissions_total{farm=~"max(x)|ras_y"}[5m:1m]))')).toEqual([
-      { metric: 'ras_license_overuse_admissions_total', aggregation: { kind: 'aggregation', op: 'max', grouping: { mode: 'by', labels: ['farm'] } } },
+    expect(
+      selectorsOf('max by (farm) (increase(ras_license_overuse_admissions_total{farm=~"max(x)|ras_y"}[5m:1m]))'),
+    ).toEqual([
+      {
+        metric: 'ras_license_overuse_admissions_total',
+        aggregation: { kind: 'aggregation', op: 'max', grouping: { mode: 'by', labels: ['farm'] } },
+      },
     ]);
-    expect(selectorsOf('up{job="rasmon-collector"} == bool 1 and on (instance) rasmon_collector_redis_up').map((s) => s.metric)).toEqual([
-      'up',
-      'rasmon_collector_redis_up',
-    ]);
+    expect(
+      selectorsOf('up{job="rasmon-collector"} == bool 1 and on (instance) rasmon_collector_redis_up').map(
+        (s) => s.metric,
+      ),
+    ).toEqual(['up', 'rasmon_collector_redis_up']);
     expect(() => selectorsOf('max by (farm) (ras_license_users')).toThrow(/unbalanced/);
   });
 });
@@ -432,10 +471,14 @@ describe('the Grafana dashboard', () => {
   });
 
   it('deduplicates every farm-level series with max by (farm…) before anything else touches it', () => {
-    const problems = exprs.flatMap(({ panel, expr }) => aggregationProblems(expr).map((problem) => `${panel}: ${problem}`));
+    const problems = exprs.flatMap(({ panel, expr }) =>
+      aggregationProblems(expr).map((problem) => `${panel}: ${problem}`),
+    );
     expect(problems).toEqual([]);
     // The check has something to bite on: most of the dashboard is farm series.
-    expect(exprs.filter(({ expr }) => selectorsOf(expr).some((s) => isFarmMetric(s.metric))).length).toBeGreaterThan(25);
+    expect(exprs.filter(({ expr }) => selectorsOf(expr).some((s) => isFarmMetric(s.metric))).length).toBeGreaterThan(
+      25,
+    );
   });
 
   it('fails that check when one max by (farm) of the dashboard becomes a sum', () => {
@@ -443,11 +486,17 @@ describe('the Grafana dashboard', () => {
     for (const [from, to] of [
       ['max by (farm) (ras_license_users', 'sum by (farm) (ras_license_users'],
       ['max by (farm, host) (ras_agent_up', 'max by (host) (ras_agent_up'],
-      ['max by (farm, kind, via, admin, session_state) (ras_connections{', 'sum by (farm, kind, via, admin, session_state) (ras_connections{'],
+      [
+        'max by (farm, kind, via, admin, session_state) (ras_connections{',
+        'sum by (farm, kind, via, admin, session_state) (ras_connections{',
+      ],
     ] as const) {
       expect(text, from).toContain(from);
       const mutated = allExprs(loadDashboard(text.replace(from, to)));
-      expect(mutated.flatMap(({ expr }) => aggregationProblems(expr)), `after ${from} -> ${to}`).not.toEqual([]);
+      expect(
+        mutated.flatMap(({ expr }) => aggregationProblems(expr)),
+        `after ${from} -> ${to}`,
+      ).not.toEqual([]);
     }
   });
 
@@ -457,7 +506,11 @@ describe('the Grafana dashboard', () => {
       ...exprs.flatMap(({ expr }) => selectorsOf(expr).map((s) => s.metric)),
       ...dashboard.templating.list
         .filter((variable) => variable.type === 'query')
-        .map((variable) => /label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(variableQuery(variable))?.[1] ?? `unparsed: ${variableQuery(variable)}`),
+        .map(
+          (variable) =>
+            /label_values\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(variableQuery(variable))?.[1] ??
+            `unparsed: ${variableQuery(variable)}`,
+        ),
     ]);
     // The README's table documents every metric the collector exports: docs/design.md §4's and rasmon's own.
     const unknown = [...used].filter(
@@ -466,7 +519,9 @@ describe('the Grafana dashboard', () => {
     expect(unknown, `not in ${readme!.source}`).toEqual([]);
     for (const { source, names } of [readme!, ...design]) {
       expect(names.size, source).toBeGreaterThan(25);
-      const base = [...names].filter((name) => !/_(bucket|sum|count)$/.test(name) || !names.has(name.replace(/_(bucket|sum|count)$/, '')));
+      const base = [...names].filter(
+        (name) => !/_(bucket|sum|count)$/.test(name) || !names.has(name.replace(/_(bucket|sum|count)$/, '')),
+      );
       const unused = base.filter((name) => !used.has(name) && ![...used].some((u) => u.startsWith(`${name}_`)));
       expect(unused, `metrics of ${source} no panel shows`).toEqual([]);
       const undocumented = [...names].filter((name) => !readme!.names.has(name));
@@ -495,7 +550,16 @@ describe('the Grafana dashboard', () => {
     const table = dashboard.panels[1]!;
     expect(table).toMatchObject({ type: 'table', title: 'Farms', gridPos: { y: 1, w: 24 } });
     expect(tableColumns(table)).toEqual([
-      'Farm', 'Users', 'Seats', 'Usage', 'Overuse users', 'Grace left', 'Days to expiry', 'Hosts up', 'Hosts expected', 'Source failures',
+      'Farm',
+      'Users',
+      'Seats',
+      'Usage',
+      'Overuse users',
+      'Grace left',
+      'Days to expiry',
+      'Hosts up',
+      'Hosts expected',
+      'Source failures',
     ]);
     // One row per farm: the targets are merged on farm (prometheus-e2e checks each answers one series per farm).
     expect(table.transformations?.[0]?.id).toBe('merge');
@@ -512,16 +576,25 @@ describe('the Grafana dashboard', () => {
     };
     for (const [column, pattern] of Object.entries(metrics)) expect(columnExpr(table, column), column).toMatch(pattern);
     // Counts are 0, not empty, for a farm with none: each count falls back to the farm's seats times 0.
-    for (const column of ['Hosts up', 'Hosts expected', 'Source failures']) expect(columnExpr(table, column), column).toMatch(/ or on \(farm\) \(0 \* max by \(farm\) \(ras_license_seats/);
-    for (const column of tableColumns(table).slice(1)) expect(columnProperties(table, column).get('unit'), `${column} unit`).toBeTruthy();
+    for (const column of ['Hosts up', 'Hosts expected', 'Source failures'])
+      expect(columnExpr(table, column), column).toMatch(/ or on \(farm\) \(0 \* max by \(farm\) \(ras_license_seats/);
+    for (const column of tableColumns(table).slice(1))
+      expect(columnProperties(table, column).get('unit'), `${column} unit`).toBeTruthy();
     for (const column of ['Usage', 'Overuse users', 'Grace left', 'Days to expiry', 'Source failures']) {
       const properties = columnProperties(table, column);
       const thresholds = properties.get('thresholds') as Thresholds | undefined;
       expect(thresholds?.steps.length, `${column} thresholds`).toBeGreaterThanOrEqual(2);
       expect(properties.get('custom.cellOptions'), column).toEqual({ type: 'color-background' });
     }
-    expect((columnProperties(table, 'Usage').get('thresholds') as Thresholds).steps.map((s) => s.value)).toEqual([null, 90, 100, 150]);
-    expect((columnProperties(table, 'Days to expiry').get('thresholds') as Thresholds).steps.map((s) => s.value)).toEqual([null, 3, 14, 30]);
+    expect((columnProperties(table, 'Usage').get('thresholds') as Thresholds).steps.map((s) => s.value)).toEqual([
+      null,
+      90,
+      100,
+      150,
+    ]);
+    expect(
+      (columnProperties(table, 'Days to expiry').get('thresholds') as Thresholds).steps.map((s) => s.value),
+    ).toEqual([null, 3, 14, 30]);
   });
 
   it('links each farm to the collector API that lists its users over the limit, and to the status page', () => {
@@ -529,7 +602,8 @@ describe('the Grafana dashboard', () => {
     expect(collector).toMatchObject({ type: 'textbox' });
     expect(variableQuery(collector!)).toMatch(/^https?:\/\/[^/]+$/);
     const table = dashboard.panels[1]!;
-    const links = (column: string) => (columnProperties(table, column).get('links') as Array<{ url: string }>).map((link) => link.url);
+    const links = (column: string) =>
+      (columnProperties(table, column).get('links') as Array<{ url: string }>).map((link) => link.url);
     expect(links('Farm')).toEqual(['${collector}/api/v1/farms/${__value.raw}', '${collector}/']);
     expect(links('Overuse users')).toContain('${collector}/api/v1/farms/${__data.fields.Farm}');
     expect(dashboard.links?.map((link) => link.url)).toContain('${collector}/');
@@ -537,13 +611,15 @@ describe('the Grafana dashboard', () => {
 
   it('shows retired, expected and source-failing hosts as such in the hosts table', () => {
     const hosts = panels.find((panel) => panel.type === 'table' && panel.title === 'Hosts')!;
-    expect(tableColumns(hosts)).toEqual(expect.arrayContaining(['Agent', 'Expected', 'Retired', 'Source', 'Source last success']));
+    expect(tableColumns(hosts)).toEqual(
+      expect.arrayContaining(['Agent', 'Expected', 'Retired', 'Source', 'Source last success']),
+    );
     expect(columnExpr(hosts, 'Retired')).toMatch(/max by \(farm, host\) \(ras_host_retired\{/);
     expect(columnExpr(hosts, 'Expected')).toMatch(/max by \(farm, host\) \(ras_host_expected\{/);
     expect(columnExpr(hosts, 'Source')).toMatch(/max by \(farm, host\) \(ras_agent_source_up\{/);
     const texts = (column: string) =>
-      (columnProperties(hosts, column).get('mappings') as Array<{ options: Record<string, { text: string }> }>).flatMap((m) =>
-        Object.entries(m.options).map(([value, { text }]) => `${value}=${text}`),
+      (columnProperties(hosts, column).get('mappings') as Array<{ options: Record<string, { text: string }> }>).flatMap(
+        (m) => Object.entries(m.options).map(([value, { text }]) => `${value}=${text}`),
       );
     expect(texts('Retired')).toEqual(['1=retired']);
     expect(texts('Expected')).toEqual(['1=expected']);
@@ -551,7 +627,7 @@ describe('the Grafana dashboard', () => {
     expect(texts('Agent').sort()).toEqual(['0=DOWN', '1=UP']);
   });
 
-  it('annotates the time series with firing alerts from Prometheus, and keeps Grafana\'s own', () => {
+  it("annotates the time series with firing alerts from Prometheus, and keeps Grafana's own", () => {
     const list = dashboard.annotations?.list ?? [];
     expect(list.find((a) => a.builtIn === 1)).toMatchObject({ enable: true });
     const alerts = list.filter((a) => a.expr !== undefined);

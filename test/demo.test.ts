@@ -20,7 +20,11 @@ describe('npm run demo', () => {
     // The status page's address comes first, right after the start line.
     expect(run.out.split('\n')[1]).toMatch(/^status page http:\/\/127\.0\.0\.1:\d+\/ {3}\(open it in a browser\)$/);
     const table = run.out.split('\n');
-    const last = (farm: string) => table.filter((line) => line.startsWith(farm)).at(-1)!.split(/\s{2,}/);
+    const last = (farm: string) =>
+      table
+        .filter((line) => line.startsWith(farm))
+        .at(-1)!
+        .split(/\s{2,}/);
     const [, overUsers, overuse, , , , hostsUp, license, grace] = last('farm-overuse');
     const [used, seats] = overUsers!.split('/').map(Number);
     expect(used).toBeGreaterThan(seats!);

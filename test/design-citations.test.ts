@@ -16,7 +16,8 @@ const NOT_SOURCE = new Set(['node_modules', 'dist', 'coverage', '.tmp']);
 function sourceFiles(dir = ''): string[] {
   return readdirSync(new URL(dir || '.', ROOT), { withFileTypes: true }).flatMap((entry) => {
     const path = `${dir}${entry.name}`;
-    if (entry.isDirectory()) return NOT_SOURCE.has(entry.name) || entry.name.startsWith('.') ? [] : sourceFiles(`${path}/`);
+    if (entry.isDirectory())
+      return NOT_SOURCE.has(entry.name) || entry.name.startsWith('.') ? [] : sourceFiles(`${path}/`);
     return entry.isFile() && CITING.test(entry.name) && entry.name !== 'package-lock.json' ? [path] : [];
   });
 }
@@ -34,14 +35,17 @@ function problems(path: string, text: string): string[] {
   // "RFC 6455 §7" and the like cite another document.
   for (const match of text.matchAll(/(\S+) §(\d+)/g)) {
     if (/^\d+$/.test(match[1]!) || match[1]!.startsWith('RFC')) continue;
-    if (!sections.has(Number(match[2]))) found.push(`${path}:${line(match.index)}: §${match[2]} is not a section of docs/design.md`);
+    if (!sections.has(Number(match[2])))
+      found.push(`${path}:${line(match.index)}: §${match[2]} is not a section of docs/design.md`);
   }
   for (const match of text.matchAll(/\b[Rr]ules? (\d+)(?:(?:-| and | to )(\d+))?/g)) {
     for (const number of [match[1], match[2]]) {
-      if (number !== undefined && !rules.has(Number(number))) found.push(`${path}:${line(match.index)}: rule ${number} is not a rule of docs/design.md §2`);
+      if (number !== undefined && !rules.has(Number(number)))
+        found.push(`${path}:${line(match.index)}: rule ${number} is not a rule of docs/design.md §2`);
     }
     const sectionNamed = text.slice(Math.max(0, match.index - 3), match.index) === '§2 ';
-    if (!sectionNamed && !text.includes('docs/design.md §2')) found.push(`${path}:${line(match.index)}: "${match[0]}" without saying it is docs/design.md §2's`);
+    if (!sectionNamed && !text.includes('docs/design.md §2'))
+      found.push(`${path}:${line(match.index)}: "${match[0]}" without saying it is docs/design.md §2's`);
   }
   return found;
 }
@@ -55,7 +59,9 @@ describe('citations of docs/design.md', () => {
   it('finds a citation that does not resolve', () => {
     expect(problems('a.ts', '// see DESIGN §3')).toEqual(['a.ts: cites "DESIGN" (cite docs/design.md)']);
     expect(problems('a.ts', '// docs/design.md §9')).toEqual(['a.ts:1: §9 is not a section of docs/design.md']);
-    expect(problems('a.ts', '// docs/design.md §2 rule 12')).toEqual(['a.ts:1: rule 12 is not a rule of docs/design.md §2']);
+    expect(problems('a.ts', '// docs/design.md §2 rule 12')).toEqual([
+      'a.ts:1: rule 12 is not a rule of docs/design.md §2',
+    ]);
     expect(problems('a.lua', '-- (rule 10)')).toEqual(['a.lua:1: "rule 10" without saying it is docs/design.md §2\'s']);
     expect(problems('a.ts', "readFileSync('../shared/x.md')")).toEqual(['a.ts: reads ../shared']);
     expect(problems('a.ts', '// RFC 6455 §7; docs/design.md §2 rules 7 and 8, rule 10')).toEqual([]);
@@ -65,7 +71,9 @@ describe('citations of docs/design.md', () => {
   it('every file of the repository cites sections and rules that exist', () => {
     const files = sourceFiles();
     expect(files.length).toBeGreaterThan(50);
-    const found = files.flatMap((path) => (path === 'test/design-citations.test.ts' ? [] : problems(path, readFileSync(new URL(path, ROOT), 'utf8'))));
+    const found = files.flatMap((path) =>
+      path === 'test/design-citations.test.ts' ? [] : problems(path, readFileSync(new URL(path, ROOT), 'utf8')),
+    );
     expect(found).toEqual([]);
   });
 });

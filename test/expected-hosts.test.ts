@@ -56,16 +56,38 @@ describe('expected hosts', () => {
     // A farm without expectedHosts has no host series before an agent connects.
     expect(scrape.all('ras_agent_up', { farm: 'farm-b' })).toEqual([]);
     expect(await hosts('farm-a')).toEqual([
-      { host: 'rdsh-1', up: false, retired: false, lastSeen: null, connections: 0, agent: null, expected: true, source: null, sourceError: null },
-      { host: 'rdsh-2', up: false, retired: false, lastSeen: null, connections: 0, agent: null, expected: true, source: null, sourceError: null },
+      {
+        host: 'rdsh-1',
+        up: false,
+        retired: false,
+        lastSeen: null,
+        connections: 0,
+        agent: null,
+        expected: true,
+        source: null,
+        sourceError: null,
+      },
+      {
+        host: 'rdsh-2',
+        up: false,
+        retired: false,
+        lastSeen: null,
+        connections: 0,
+        agent: null,
+        expected: true,
+        source: null,
+        sourceError: null,
+      },
     ]);
   });
 
   it('counts expected hosts that never reported apart from stale ones in the farm summary', async () => {
     const summary = async () =>
-      ((await (await fetch(`${collector.url}/api/v1/farms`)).json()) as { farms: { id: string; hostsUp: number; hostsStale: number; hostsExpected: number }[] }).farms.find(
-        (farm) => farm.id === 'farm-a',
-      );
+      (
+        (await (await fetch(`${collector.url}/api/v1/farms`)).json()) as {
+          farms: { id: string; hostsUp: number; hostsStale: number; hostsExpected: number }[];
+        }
+      ).farms.find((farm) => farm.id === 'farm-a');
     expect(await summary()).toMatchObject({ hostsUp: 0, hostsStale: 0, hostsExpected: 2 });
   });
 
@@ -77,11 +99,14 @@ describe('expected hosts', () => {
     await other.hello('farm-a', 'rdsh-7', 'stream-7');
     await other.snapshot(1, []);
     await other.close();
-    await vi.waitFor(async () => {
-      const scrape = await Scrape.from(collector.url);
-      expect(scrape.value('ras_agent_up', { farm: 'farm-a', host: 'rdsh-1' })).toBe(1);
-      expect(scrape.value('ras_agent_up', { farm: 'farm-a', host: 'rdsh-7' })).toBe(0);
-    }, { timeout: 10_000 });
+    await vi.waitFor(
+      async () => {
+        const scrape = await Scrape.from(collector.url);
+        expect(scrape.value('ras_agent_up', { farm: 'farm-a', host: 'rdsh-1' })).toBe(1);
+        expect(scrape.value('ras_agent_up', { farm: 'farm-a', host: 'rdsh-7' })).toBe(0);
+      },
+      { timeout: 10_000 },
+    );
     const scrape = await Scrape.from(collector.url);
     expect(scrape.value('ras_agent_up', { farm: 'farm-a', host: 'rdsh-2' })).toBe(0);
     expect(scrape.all('ras_host_expected', { farm: 'farm-a' }).map((s) => s.labels.host)).toEqual(['rdsh-1', 'rdsh-2']);

@@ -46,14 +46,21 @@ describe('farm series', () => {
   });
 
   it('a scrape with nothing changed serves the same farm series, multi-byte label values whole', async () => {
-    const c = await InProcessCollector.start(rawConfig(redis.url, [{ id: 'farm-e', seats: 3 }, { id: 'farm-f', seats: 2 }]));
+    const c = await InProcessCollector.start(
+      rawConfig(redis.url, [
+        { id: 'farm-e', seats: 3 },
+        { id: 'farm-f', seats: 2 },
+      ]),
+    );
     onTestFinished(() => c.stop());
     const agent = await TestAgent.connect(c.url, 'token-farm-e');
     onTestFinished(async () => void (await agent.close()));
     await agent.hello('farm-e', 'rdsh-1', 'stream-1', 'agent-ünïcödé-✓ 1.0');
     await agent.snapshot(1, [session('1', 'corp\\ann')]);
     const farmLines = async () =>
-      (await fetch(`${c.url}/metrics`).then((r) => r.text())).split('\n').filter((line) => /^(# (HELP|TYPE) )?ras_/.test(line));
+      (await fetch(`${c.url}/metrics`).then((r) => r.text()))
+        .split('\n')
+        .filter((line) => /^(# (HELP|TYPE) )?ras_/.test(line));
     const first = await farmLines();
     expect(first.filter((line) => line.startsWith('ras_agent_info'))).toEqual([
       'ras_agent_info{farm="farm-e",host="rdsh-1",agent="agent-ünïcödé-✓ 1.0"} 1',

@@ -50,7 +50,9 @@ async function traces(prefix: string, host: string): Promise<string[]> {
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: { ...process.env, RASMON_LOG_LEVEL: 'warn' } });
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+      env: { ...process.env, RASMON_LOG_LEVEL: 'warn' },
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -89,7 +91,9 @@ describe('forget-host', () => {
     expect(await client.hgetall(`${prefix}:{farm-a}:users`)).toEqual({ 'corp\\cat': '1' });
 
     // Nothing left to forget; then the host reports again, as a new host.
-    expect(await cli(['forget-host', '--config', configPath, '--farm', 'farm-a', '--host', 'rdsh-1'])).toMatchObject({ code: 1 });
+    expect(await cli(['forget-host', '--config', configPath, '--farm', 'farm-a', '--host', 'rdsh-1'])).toMatchObject({
+      code: 1,
+    });
     const back = await TestAgent.connect(c.url, 'token-farm-a');
     onTestFinished(async () => void (await back.close()));
     expect((await back.hello('farm-a', 'rdsh-1', 'stream-1')).ack).toBe(0);
@@ -123,7 +127,9 @@ describe('forgetHostsAfterDays', () => {
     await agent(c.url, 'rdsh-live', [session('1', 'corp\\fay')]);
     await retiring.close();
     // Retired first (1 s), still known …
-    await expect.poll(async () => (await client.sismember(`${prefix}:{farm-a}:retired`, 'rdsh-old')) === 1, { timeout: 10_000 }).toBe(true);
+    await expect
+      .poll(async () => (await client.sismember(`${prefix}:{farm-a}:retired`, 'rdsh-old')) === 1, { timeout: 10_000 })
+      .toBe(true);
     expect((await Scrape.from(c.url)).value('ras_host_retired', { farm: 'farm-a', host: 'rdsh-old' })).toBe(1);
     // … then forgotten (3 s after it was last seen).
     await expect.poll(() => traces(prefix, 'rdsh-old'), { timeout: 15_000, interval: 200 }).toEqual([]);

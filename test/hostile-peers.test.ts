@@ -84,7 +84,8 @@ describe('bounded memory', () => {
     await stillAcks(good, 1);
     const before = c.rssBytes();
     const sockets: Socket[] = [];
-    for (let i = 0; i < 400; i += 1) sockets.push(await stalledClient(c.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'));
+    for (let i = 0; i < 400; i += 1)
+      sockets.push(await stalledClient(c.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'));
     onTestFinished(() => sockets.forEach((socket) => socket.destroy()));
     let peak = 0;
     for (let i = 0; i < 8; i += 1) {
@@ -118,7 +119,10 @@ describe('bounded memory', () => {
     const before = c.rssBytes();
     // 16 KB frames of a thousand invalid items, as fast as the socket takes them, until the
     // collector drops the peer (at most 20 s).
-    const bad = JSON.stringify({ type: 'events', events: Array.from({ length: 1000 }, (_, i) => ({ seq: i + 1, at: -1, op: 'end', id: 'x' })) });
+    const bad = JSON.stringify({
+      type: 'events',
+      events: Array.from({ length: 1000 }, (_, i) => ({ seq: i + 1, at: -1, op: 'end', id: 'x' })),
+    });
     let peak = 0;
     let sent = 0;
     let dropped = false;
@@ -130,7 +134,8 @@ describe('bounded memory', () => {
         break;
       }
       if (hostile.socket.bufferedAmount < 4 * MiB) {
-        for (let i = 0; i < 20; i += 1) hostile.socket.send(bad.replace(/"seq":(\d+)/g, (_m, n: string) => `"seq":${Number(n) + sent * 1000}`));
+        for (let i = 0; i < 20; i += 1)
+          hostile.socket.send(bad.replace(/"seq":(\d+)/g, (_m, n: string) => `"seq":${Number(n) + sent * 1000}`));
         sent += 20;
       }
       await sleep(20);
@@ -150,7 +155,9 @@ describe('bounded memory', () => {
     const notReading = await metric(c.url, 'rasmon_collector_agents_dropped_total', { reason: 'not_reading' });
     const silent = await metric(c.url, 'rasmon_collector_agents_dropped_total', { reason: 'silent' });
     expect(notReading + silent).toBe(1);
-    expect(c.output.join('')).toContain(notReading === 1 ? 'agent does not read what the collector sends' : 'agent silent for two heartbeats');
+    expect(c.output.join('')).toContain(
+      notReading === 1 ? 'agent does not read what the collector sends' : 'agent silent for two heartbeats',
+    );
   });
 });
 
@@ -173,14 +180,19 @@ describe('bounded sockets', () => {
     await vi.waitFor(() => Promise.all(closed), { timeout: 10_000 });
     expect(await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'unauthorized' })).toBe(100);
     // Logged with the address, but not once per refusal.
-    const lines = c.output.join('').split('\n').filter((line) => line.includes('refused an agent upgrade') || line.includes('refused agent upgrades'));
+    const lines = c.output
+      .join('')
+      .split('\n')
+      .filter((line) => line.includes('refused an agent upgrade') || line.includes('refused agent upgrades'));
     expect(lines.length).toBeGreaterThanOrEqual(1);
     expect(lines.length).toBeLessThanOrEqual(3);
     expect(lines[0]).toContain('127.0.0.1');
   });
 
   it('upgrades over the per-address rate get 429 before any token is checked', async () => {
-    const c = await collector([{ id: 'farm-a', seats: 10 }], { limits: { upgradesPerSecondPerAddress: 5, upgradeBurstPerAddress: 10 } });
+    const c = await collector([{ id: 'farm-a', seats: 10 }], {
+      limits: { upgradesPerSecondPerAddress: 5, upgradeBurstPerAddress: 10 },
+    });
     const statuses = await Promise.all(
       Array.from({ length: 40 }, async () => {
         try {
@@ -194,11 +206,15 @@ describe('bounded sockets', () => {
     );
     expect(statuses.filter((status) => status === 429).length).toBeGreaterThanOrEqual(25);
     expect(statuses.filter((status) => status === 401).length).toBeLessThanOrEqual(15);
-    expect(await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'rate_limited' })).toBeGreaterThanOrEqual(25);
+    expect(
+      await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'rate_limited' }),
+    ).toBeGreaterThanOrEqual(25);
   });
 
   it('agents beyond the connection cap get 503 while /readyz and /metrics still answer', async () => {
-    const c = await collector([{ id: 'farm-a', seats: 10 }], { limits: { maxConnections: 300, upgradeBurstPerAddress: 1000 } });
+    const c = await collector([{ id: 'farm-a', seats: 10 }], {
+      limits: { maxConnections: 300, upgradeBurstPerAddress: 1000 },
+    });
     // 300 less the 256 kept for HTTP: 44 agents.
     const agents: TestAgent[] = [];
     for (let i = 0; i < 44; i += 1) agents.push(await TestAgent.connect(c.url, 'token-farm-a'));
@@ -275,11 +291,14 @@ describe('honest readiness', () => {
     onTestFinished(() => admin.disconnect());
     await admin.replicaof('127.0.0.1', primary.port);
     try {
-      await vi.waitFor(async () => {
-        const res = await fetch(`${proc.url}/readyz`);
-        expect(res.status).toBe(503);
-        expect(await res.text()).toContain('refuses writes: READONLY');
-      }, { timeout: 10_000 });
+      await vi.waitFor(
+        async () => {
+          const res = await fetch(`${proc.url}/readyz`);
+          expect(res.status).toBe(503);
+          expect(await res.text()).toContain('refuses writes: READONLY');
+        },
+        { timeout: 10_000 },
+      );
       await expect.poll(() => redisSeries(proc.url), { timeout: 10_000 }).toEqual({ ...healthy, up: 0, readonly: 1 });
     } finally {
       await admin.replicaof('NO', 'ONE');
@@ -311,7 +330,8 @@ describe('input edges', () => {
     expect(await raw(c.port, 'GET', '//evil.example/api/v1/farms')).toBe(400);
     expect(await raw(c.port, 'GET', '/api/v1/farms/%ff')).toBe(400);
     for (const method of ['POST', 'PUT', 'DELETE', 'TRACE']) {
-      for (const path of ['/metrics', '/healthz', '/readyz']) expect(await raw(c.port, method, path), `${method} ${path}`).toBe(405);
+      for (const path of ['/metrics', '/healthz', '/readyz'])
+        expect(await raw(c.port, method, path), `${method} ${path}`).toBe(405);
     }
     expect(await raw(c.port, 'HEAD', '/metrics')).toBe(200);
   });
@@ -319,7 +339,10 @@ describe('input edges', () => {
   it('a session that starts after the last valid date is rejected, and the farm API keeps answering', async () => {
     const c = await collector([{ id: 'farm-a', seats: 10 }]);
     const a = await agent(c.url, 'token-farm-a', 'farm-a', 'rdsh-1');
-    const ack = await a.snapshot(1, [session('s1', 'corp\\alice', { since: 9007199254740991 }), session('s2', 'corp\\bob')]);
+    const ack = await a.snapshot(1, [
+      session('s1', 'corp\\alice', { since: 9007199254740991 }),
+      session('s2', 'corp\\bob'),
+    ]);
     expect(ack.rejected).toHaveLength(1);
     const res = await fetch(`${c.url}/api/v1/farms/farm-a`);
     expect(res.status).toBe(200);
@@ -331,7 +354,9 @@ describe('input edges', () => {
     await a.snapshot(1, [session('s1', 'corp\\alice')]);
     const text = await (await fetch(`${c.url}/metrics`)).text();
     expect(text).not.toContain('function');
-    expect(new Scrape(parseMetrics(text)).value('ras_host_connections', { farm: 'farm-a', host: 'constructor' })).toBe(1);
+    expect(new Scrape(parseMetrics(text)).value('ras_host_connections', { farm: 'farm-a', host: 'constructor' })).toBe(
+      1,
+    );
   });
 
   it('a depth bomb is a bad frame, not a Redis failure', async () => {
@@ -347,7 +372,11 @@ describe('input edges', () => {
   it('control characters in names are rejected, so they reach neither /metrics nor the API', async () => {
     const c = await collector([{ id: 'farm-a', seats: 10 }]);
     const a = await agent(c.url, 'token-farm-a', 'farm-a', 'rdsh-1');
-    const ack = await a.snapshot(1, [session('s1', 'corp\\al\rice'), session('s\u001b[2J', 'corp\\bob'), session('s3', 'corp\\carol')]);
+    const ack = await a.snapshot(1, [
+      session('s1', 'corp\\al\rice'),
+      session('s\u001b[2J', 'corp\\bob'),
+      session('s3', 'corp\\carol'),
+    ]);
     expect(ack.rejected).toHaveLength(2);
     const detail = await (await fetch(`${c.url}/api/v1/farms/farm-a`)).text();
     expect(detail).not.toMatch(/\\r|\\u001b/);
@@ -364,7 +393,12 @@ describe('logs', () => {
     const admin = own.client();
     onTestFinished(async () => void (await admin.quit()));
     await admin.config('SET', 'maxmemory', '1');
-    a.send({ type: 'snapshot', seq: 1, at: Date.now(), sessions: [session('s1', 'corp\\secret-alice', { client: { address: '203.0.113.77' } })] });
+    a.send({
+      type: 'snapshot',
+      seq: 1,
+      at: Date.now(),
+      sessions: [session('s1', 'corp\\secret-alice', { client: { address: '203.0.113.77' } })],
+    });
     expect((await a.closed).code).toBe(1013);
     await admin.config('SET', 'maxmemory', '0');
     await expect.poll(() => proc.output.join(''), { timeout: 10_000 }).toContain('frame could not be applied');
@@ -393,7 +427,10 @@ describe('host identity', () => {
       {
         id: 'farm-a',
         seats: 10,
-        agentTokensSha256: [{ sha256: sha256('token-rdsh-1'), hosts: ['rdsh-1'] }, { sha256: sha256('token-leaked'), hosts: ['rdsh-0?'] }],
+        agentTokensSha256: [
+          { sha256: sha256('token-rdsh-1'), hosts: ['rdsh-1'] },
+          { sha256: sha256('token-leaked'), hosts: ['rdsh-0?'] },
+        ],
       },
     ]);
     const good = await agent(c.url, 'token-rdsh-1', 'farm-a', 'rdsh-1');
@@ -412,7 +449,9 @@ describe('host identity', () => {
       expect(error.message).toBe(`this token may not claim host ${host}`);
       expect((await hostile.closed).code).toBe(1008);
     }
-    expect(await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'token_hosts' })).toBe(attempts.length);
+    expect(await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'token_hosts' })).toBe(
+      attempts.length,
+    );
     // The good agent kept its host: not superseded, still acked, and the fakes hold no host.
     await stillAcks(good, 2);
     const api = (await (await fetch(`${c.url}/api/v1/farms/farm-a`)).json()) as { hosts: Array<{ host: string }> };
@@ -421,9 +460,16 @@ describe('host identity', () => {
     const lines = c.output.join('').split('\n');
     const refusals = lines.filter((line) => line.includes('refused an agent hello'));
     expect(refusals).toHaveLength(1);
-    expect(JSON.parse(refusals[0]!)).toMatchObject({ reason: 'token_hosts', farm: 'farm-a', status: 'forbidden', detail: 'this token may not claim host rdsh-1' });
+    expect(JSON.parse(refusals[0]!)).toMatchObject({
+      reason: 'token_hosts',
+      farm: 'farm-a',
+      status: 'forbidden',
+      detail: 'this token may not claim host rdsh-1',
+    });
     expect(refusals[0]).not.toContain('127.0.0.1');
-    expect(lines.filter((line) => line.includes('may not claim') && !line.includes('refused an agent hello'))).toEqual([]);
+    expect(lines.filter((line) => line.includes('may not claim') && !line.includes('refused an agent hello'))).toEqual(
+      [],
+    );
   });
 });
 
@@ -436,17 +482,27 @@ describe('host caps', () => {
   }
 
   it('retired hosts count toward maxKnownHosts: made-up hosts cannot grow the farm without bound, and forget-host frees them', async () => {
-    const c = await collector([{ id: 'farm-a', seats: 10, maxHosts: 2, maxKnownHosts: 4 }], { heartbeatSeconds: 1, hostRetireSeconds: 1 });
-    const retired = async (host: string) => (await Scrape.from(c.url)).value('ras_host_retired', { farm: 'farm-a', host });
+    const c = await collector([{ id: 'farm-a', seats: 10, maxHosts: 2, maxKnownHosts: 4 }], {
+      heartbeatSeconds: 1,
+      hostRetireSeconds: 1,
+    });
+    const retired = async (host: string) =>
+      (await Scrape.from(c.url)).value('ras_host_retired', { farm: 'farm-a', host });
     // Hosts that come and go: each pair is retired, which frees maxHosts but not maxKnownHosts.
-    for (const pair of [['fake-1', 'fake-2'], ['fake-3', 'fake-4']]) {
+    for (const pair of [
+      ['fake-1', 'fake-2'],
+      ['fake-3', 'fake-4'],
+    ]) {
       for (const host of pair) {
         const a = await agent(c.url, 'token-farm-a', 'farm-a', host);
         await a.close();
       }
-      await vi.waitFor(async () => {
-        for (const host of pair) expect(await retired(host)).toBe(1);
-      }, { timeout: 15_000 });
+      await vi.waitFor(
+        async () => {
+          for (const host of pair) expect(await retired(host)).toBe(1);
+        },
+        { timeout: 15_000 },
+      );
     }
     const refusals = await metric(c.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'max_hosts' });
     const real = await TestAgent.connect(c.url, 'token-farm-a');
@@ -482,7 +538,8 @@ describe('fairness', () => {
     const hog = await agent(c.url, 'token-farm-a', 'farm-a', 'rdsh-hog');
     const good = await agent(c.url, 'token-farm-b', 'farm-b', 'rdsh-good');
     // 200 frames at 20 a second take the hog ten seconds; the other farm's frame goes meanwhile.
-    for (let seq = 1; seq <= 200; seq += 1) hog.send({ type: 'snapshot', seq, at: Date.now(), sessions: [session(`h${seq}`, 'corp\\hog')] });
+    for (let seq = 1; seq <= 200; seq += 1)
+      hog.send({ type: 'snapshot', seq, at: Date.now(), sessions: [session(`h${seq}`, 'corp\\hog')] });
     await stillAcks(good, 1);
     const hogAcks = hog.received.filter((frame) => frame.type === 'ack').length;
     expect(hogAcks).toBeLessThan(200);

@@ -71,7 +71,11 @@ describe('license rules (docs/design.md §2)', () => {
   it('when an exempt admin desktop ends the next one becomes exempt', async () => {
     const farm = await farmWith(10);
     const a = await farm.agent('rdsh-1');
-    await a.snapshot(1, [admin('1', 'corp\\adm1', 1), admin('2', 'corp\\adm2', 2, { via: 'rdp' }), admin('3', 'corp\\adm3', 3)]);
+    await a.snapshot(1, [
+      admin('1', 'corp\\adm1', 1),
+      admin('2', 'corp\\adm2', 2, { via: 'rdp' }),
+      admin('3', 'corp\\adm3', 3),
+    ]);
     expect(await farm.metric('ras_license_users')).toBe(1);
     await a.events([end(2, '1')]);
     expect(await farm.metric('ras_license_users')).toBe(0);
@@ -87,7 +91,12 @@ describe('license rules (docs/design.md §2)', () => {
     await a.snapshot(1, [session('1', 'corp\\alice', { state: 'disconnected' })]);
     expect(await farm.metric('ras_license_users')).toBe(1);
     expect(
-      await farm.metric('ras_connections', { kind: 'desktop', via: 'ras', admin: 'false', session_state: 'disconnected' }),
+      await farm.metric('ras_connections', {
+        kind: 'desktop',
+        via: 'ras',
+        admin: 'false',
+        session_state: 'disconnected',
+      }),
     ).toBe(1);
     await farm.stop();
   });
@@ -142,15 +151,20 @@ describe('license rules (docs/design.md §2)', () => {
     expect(await farm.metric('ras_license_overuse_grace_start_timestamp_seconds')).toBe(started);
     // More seats than it recorded reset it.
     farm.reload({ seats: 5 });
-    await expect.poll(() => farm.metric('ras_license_overuse_grace_start_timestamp_seconds'), { timeout: 10_000 }).toBeUndefined();
+    await expect
+      .poll(() => farm.metric('ras_license_overuse_grace_start_timestamp_seconds'), { timeout: 10_000 })
+      .toBeUndefined();
     expect(await farm.metric('ras_license_overuse_grace_exhausted')).toBe(0);
     // A later overuse starts a new grace, found by the clock without any frame.
     farm.reload({ seats: 1 });
-    const restarted = await vi.waitFor(async () => {
-      const value = await farm.metric('ras_license_overuse_grace_start_timestamp_seconds');
-      expect(value).toBeGreaterThan(started!);
-      return value;
-    }, { timeout: 10_000 });
+    const restarted = await vi.waitFor(
+      async () => {
+        const value = await farm.metric('ras_license_overuse_grace_start_timestamp_seconds');
+        expect(value).toBeGreaterThan(started!);
+        return value;
+      },
+      { timeout: 10_000 },
+    );
     expect(restarted).toBeGreaterThan(started!);
     await farm.stop();
   });
@@ -175,12 +189,16 @@ describe('license rules (docs/design.md §2)', () => {
     const sub = await farmWith(5, { license: 'sublicense', expires: expired });
     expect(await sub.metric('ras_license_state', { state: 'expired' })).toBe(1);
     expect(await sub.metric('ras_license_state', { state: 'grace' })).toBe(0);
-    expect(await sub.metric('ras_license_grace_end_timestamp_seconds')).toBe(await sub.metric('ras_license_expiry_timestamp_seconds'));
+    expect(await sub.metric('ras_license_grace_end_timestamp_seconds')).toBe(
+      await sub.metric('ras_license_expiry_timestamp_seconds'),
+    );
     expect(await sub.metric('ras_license_info', { license: 'sublicense' })).toBe(1);
     await sub.stop();
     const primary = await farmWith(5, { license: 'primary', expires: expired });
     expect(await primary.metric('ras_license_state', { state: 'grace' })).toBe(1);
-    expect(await primary.metric('ras_license_grace_end_timestamp_seconds')).toBe(Date.parse(expired) / 1000 + 30 * 86400);
+    expect(await primary.metric('ras_license_grace_end_timestamp_seconds')).toBe(
+      Date.parse(expired) / 1000 + 30 * 86400,
+    );
     await primary.stop();
   });
 

@@ -88,7 +88,10 @@ function promtool(text: string): Promise<Lint> {
 function findings(lint: Lint): string[] {
   expect([0, 3], `promtool could not check the scrape: ${lint.lines.join('\n')}`).toContain(lint.status);
   const parsed = lint.lines.map((line) => /^([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$/.exec(line));
-  expect(parsed.filter((match) => match === null), `unexpected promtool output: ${lint.lines.join('\n')}`).toEqual([]);
+  expect(
+    parsed.filter((match) => match === null),
+    `unexpected promtool output: ${lint.lines.join('\n')}`,
+  ).toEqual([]);
   if (lint.status === 3) expect(lint.lines.length).toBeGreaterThan(0);
   else expect(lint.lines).toEqual([]);
   return lint.lines;
@@ -144,9 +147,12 @@ beforeAll(async () => {
   await expect(TestAgent.connect(collector.url, 'not-a-token')).rejects.toBeInstanceOf(UpgradeRefused);
   // A host whose agent went away: stale, still counted.
   two.socket.terminate();
-  await vi.waitFor(async () => {
-    expect((await Scrape.from(collector.url)).value('ras_agent_up', { farm: 'farm-a', host: 'rdsh-2' })).toBe(0);
-  }, { timeout: 10_000 });
+  await vi.waitFor(
+    async () => {
+      expect((await Scrape.from(collector.url)).value('ras_agent_up', { farm: 'farm-a', host: 'rdsh-2' })).toBe(0);
+    },
+    { timeout: 10_000 },
+  );
   text = await (await fetch(`${collector.url}/metrics`)).text();
 });
 
@@ -179,7 +185,12 @@ describe('/metrics', () => {
     expect(findings(await promtool(beforeOveruse))).toEqual([]);
     // Node's process metrics are there (only the ones promtool rejects are dropped).
     const names = new Set(parseMetrics(text).map((sample) => sample.name));
-    for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_active_handles']) {
+    for (const name of [
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_seconds',
+      'nodejs_active_handles',
+    ]) {
       expect(names, name).toContain(name);
     }
   });
@@ -203,9 +214,11 @@ describe('/metrics', () => {
     }
     // farm-b holds one active non-admin RDP desktop: that set is 1, the other 15 are 0.
     const b = scrape.all('ras_connections', { farm: 'farm-b' });
-    expect(b.filter((s) => s.value !== 0).map((s) => [s.labels.kind, s.labels.via, s.labels.admin, s.labels.session_state, s.value])).toEqual([
-      ['desktop', 'rdp', 'false', 'active', 1],
-    ]);
+    expect(
+      b
+        .filter((s) => s.value !== 0)
+        .map((s) => [s.labels.kind, s.labels.via, s.labels.admin, s.labels.session_state, s.value]),
+    ).toEqual([['desktop', 'rdp', 'false', 'active', 1]]);
     expect(new Scrape(parseMetrics(beforeOveruse)).all('ras_connections', { farm: 'farm-a' })).toHaveLength(16);
   });
 
@@ -218,9 +231,13 @@ describe('/metrics', () => {
     const sampled = new Set(parseMetrics(text).map((sample) => sample.name));
     const missing = TABLE.filter(([name]) => !types.has(name)).map(([name]) => name);
     expect(missing).toEqual([]);
-    const mistyped = TABLE.filter(([name, type]) => types.get(name) !== type).map(([name, type]) => `${name}: ${types.get(name)}, not ${type}`);
+    const mistyped = TABLE.filter(([name, type]) => types.get(name) !== type).map(
+      ([name, type]) => `${name}: ${types.get(name)}, not ${type}`,
+    );
     expect(mistyped).toEqual([]);
-    const unsampled = TABLE.filter(([name, type]) => !sampled.has(type === 'histogram' ? `${name}_count` : name)).map(([name]) => name);
+    const unsampled = TABLE.filter(([name, type]) => !sampled.has(type === 'histogram' ? `${name}_count` : name)).map(
+      ([name]) => name,
+    );
     expect(unsampled).toEqual([]);
   });
 
@@ -243,7 +260,9 @@ describe('/metrics', () => {
     const scrape = new Scrape(parseMetrics(text));
     const rasSamples = scrape.samples.filter((sample) => sample.name.startsWith('ras_'));
     const userLabels = rasSamples.filter((sample) =>
-      Object.values(sample.labels).some((value) => USERS.some((user) => value.toLowerCase().includes(user.split('\\')[1]!))),
+      Object.values(sample.labels).some((value) =>
+        USERS.some((user) => value.toLowerCase().includes(user.split('\\')[1]!)),
+      ),
     );
     expect(userLabels).toEqual([]);
     for (const sample of scrape.all('ras_connections')) {
@@ -260,6 +279,8 @@ describe('/metrics', () => {
     }
     expect(scrape.value('ras_license_state', { farm: 'farm-b', state: 'expired' })).toBe(1);
     expect(scrape.value('ras_license_info', { farm: 'farm-b', license: 'sublicense' })).toBe(1);
-    expect(scrape.value('ras_agent_info', { farm: 'farm-a', host: 'rdsh-1', agent: 'rasmon-agent/0.1.0 (test)' })).toBe(1);
+    expect(scrape.value('ras_agent_info', { farm: 'farm-a', host: 'rdsh-1', agent: 'rasmon-agent/0.1.0 (test)' })).toBe(
+      1,
+    );
   });
 });

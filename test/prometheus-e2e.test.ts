@@ -68,7 +68,9 @@ function substitute(expr: string, farm = '.*'): string {
 /** `ras_*`, `up` and recorded (`farm:…`, `threshold:…`) selectors of an expression with their matchers (`name{…}`). */
 function selectorsIn(expr: string): string[] {
   const found = new Set<string>();
-  for (const match of expr.matchAll(/(?<![\w:])((?:ras|rasmon)_[a-z0-9_]+|up|(?:farm|threshold|rasmon):[a-z0-9_:]+)(?![\w:])\s*(\{[^}]*\})?(?!\s*\()/g)) {
+  for (const match of expr.matchAll(
+    /(?<![\w:])((?:ras|rasmon)_[a-z0-9_]+|up|(?:farm|threshold|rasmon):[a-z0-9_:]+)(?![\w:])\s*(\{[^}]*\})?(?!\s*\()/g,
+  )) {
     const quotesBefore = expr.slice(0, match.index).split('"').length - 1;
     if (quotesBefore % 2 === 1) continue; // inside a label value
     found.add(`${match[1]}${match[2] ?? ''}`);
@@ -101,7 +103,10 @@ interface RuleSpec {
 function readRules(files: string[]): RuleSpec[] {
   return files.flatMap((file) => {
     const doc = YAML.parse(readFileSync(file, 'utf8')) as {
-      groups?: Array<{ name: string; rules?: Array<{ alert?: string; record?: string; expr: string | number; for?: string }> }>;
+      groups?: Array<{
+        name: string;
+        rules?: Array<{ alert?: string; record?: string; expr: string | number; for?: string }>;
+      }>;
     };
     return (doc?.groups ?? []).flatMap((group) =>
       (group.rules ?? []).map((rule) => ({
@@ -211,14 +216,25 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
     const targets = collectors.map((c) => `127.0.0.1:${c.collector.address.port}`);
     prometheus = await PrometheusServer.start(targets, ruleFiles);
     // Ready is not scraping yet: Prometheus applies its targets a few seconds after start.
-    await vi.waitFor(async () => expect(value(await prometheus.vector(`up{job="${JOB}"}`))).toEqual([1, 1]), { timeout: 20_000 });
+    await vi.waitFor(async () => expect(value(await prometheus.vector(`up{job="${JOB}"}`))).toEqual([1, 1]), {
+      timeout: 20_000,
+    });
 
     // A refused upgrade (wrong token), early enough for increase() over 1m to have two samples.
     await expect(TestAgent.connect(collectors[0]!.url, 'not-a-token')).rejects.toBeInstanceOf(UpgradeRefused);
 
     // farm-b: a simulated fleet, one host per collector, a snapshot, then ten simulated minutes later another.
-    const fleet = simulateFleet({ seed: 20240611, hosts: 2, users: 60, admins: 2, hostPrefix: 'rdsh-b', startMs: Date.now() - 3_600_000 });
-    const bHosts = await Promise.all(fleet.map(({ simulator }, i) => Host.connect(collectors[i % 2]!, 'farm-b', simulator)));
+    const fleet = simulateFleet({
+      seed: 20240611,
+      hosts: 2,
+      users: 60,
+      admins: 2,
+      hostPrefix: 'rdsh-b',
+      startMs: Date.now() - 3_600_000,
+    });
+    const bHosts = await Promise.all(
+      fleet.map(({ simulator }, i) => Host.connect(collectors[i % 2]!, 'farm-b', simulator)),
+    );
     for (const host of bHosts) await host.snapshot();
     for (const host of bHosts) {
       host.sim.advanceTo(host.sim.now + 600_000);
@@ -249,11 +265,12 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
     await redis?.stop();
   });
 
-  const farmA = () => truth(5, [
-    { sim: a1.sim, live: true },
-    { sim: a2.sim, live: true },
-    { sim: a3.sim, live: false },
-  ]);
+  const farmA = () =>
+    truth(5, [
+      { sim: a1.sim, live: true },
+      { sim: a2.sim, live: true },
+      { sim: a3.sim, live: false },
+    ]);
 
   /**
    * Pushes farm-a from 4 to 7 users (5 seats), once, and waits until Prometheus has scraped it.
@@ -266,35 +283,56 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
     expect(farmA()).toMatchObject({ users: 7, overuseUsers: 2 });
   };
   const scraped = () =>
-    expect.poll(async () => value(await prometheus.vector('max by (farm) (ras_license_overuse_users{farm="farm-a"})')), { timeout: 15_000 }).toEqual([2]);
+    expect
+      .poll(async () => value(await prometheus.vector('max by (farm) (ras_license_overuse_users{farm="farm-a"})')), {
+        timeout: 15_000,
+      })
+      .toEqual([2]);
 
   /** The alerting rules that watch ras_license_overuse_users, shortest `for` first. */
   const overuseAlerts = () =>
-    rules.filter((rule) => rule.kind === 'alert' && /\bras_license_overuse_users\b/.test(rule.expr)).sort((a, b) => a.for - b.for);
+    rules
+      .filter((rule) => rule.kind === 'alert' && /\bras_license_overuse_users\b/.test(rule.expr))
+      .sort((a, b) => a.for - b.for);
 
   it('loads every rule file of deploy/prometheus/rules (and there must be some)', async () => {
     expect(ruleFiles, `no *.yml rule files in ${RULES_DIR}`).not.toEqual([]);
     expect(rules.length, 'rules in the rule files').toBeGreaterThan(0);
-    const answer = await prometheus.api<{ data: { groups: Array<{ file: string; rules: Array<{ name: string; health: string; lastError?: string }> }> } }>(
-      '/api/v1/rules',
-    );
+    const answer = await prometheus.api<{
+      data: { groups: Array<{ file: string; rules: Array<{ name: string; health: string; lastError?: string }> }> };
+    }>('/api/v1/rules');
     const loaded = answer.data.groups.flatMap((group) => group.rules);
     expect(loaded.map((rule) => rule.name).sort()).toEqual(rules.map((rule) => rule.name).sort());
-    await vi.waitFor(async () => {
-      const now = (await prometheus.api<typeof answer>('/api/v1/rules')).data.groups.flatMap((group) => group.rules);
-      expect(now.filter((rule) => rule.health !== 'ok'), 'rules not evaluated ok').toEqual([]);
-    }, { timeout: 10_000 });
+    await vi.waitFor(
+      async () => {
+        const now = (await prometheus.api<typeof answer>('/api/v1/rules')).data.groups.flatMap((group) => group.rules);
+        expect(
+          now.filter((rule) => rule.health !== 'ok'),
+          'rules not evaluated ok',
+        ).toEqual([]);
+      },
+      { timeout: 10_000 },
+    );
   });
 
   it('keeps the overuse alert quiet while farm-a is within its seats', async () => {
     expect(overused, 'runs before farm-a goes over its seats').toBeUndefined();
     expect(farmA().users).toBe(4);
     const alerts = overuseAlerts();
-    expect(alerts.map((rule) => rule.name), 'an alert rule whose expr reads ras_license_overuse_users').not.toEqual([]);
+    expect(
+      alerts.map((rule) => rule.name),
+      'an alert rule whose expr reads ras_license_overuse_users',
+    ).not.toEqual([]);
     // Prometheus has scraped the 4 users and evaluated the rules since.
-    await expect.poll(async () => value(await prometheus.vector('max by (farm) (ras_license_users{farm="farm-a"})')), { timeout: 15_000 }).toEqual([4]);
+    await expect
+      .poll(async () => value(await prometheus.vector('max by (farm) (ras_license_users{farm="farm-a"})')), {
+        timeout: 15_000,
+      })
+      .toEqual([4]);
     await sleep(2500);
-    const firing = (await prometheus.alerts()).filter((alert) => alerts.some((rule) => rule.name === alert.labels.alertname));
+    const firing = (await prometheus.alerts()).filter((alert) =>
+      alerts.some((rule) => rule.name === alert.labels.alertname),
+    );
     expect(firing).toEqual([]);
   });
 
@@ -303,19 +341,31 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
     await pushOverSeats();
     const [alert] = overuseAlerts();
     expect(alert, 'an alert rule whose expr reads ras_license_overuse_users').toBeDefined();
-    expect(alert!.for, `${alert!.name} waits ${alert!.for} s before firing`).toBeLessThanOrEqual(MAX_OVERUSE_FOR_SECONDS);
-    const firing = await vi.waitFor(async () => {
-      const found = (await prometheus.alerts()).filter((a) => a.labels.alertname === alert!.name && a.state === 'firing');
-      expect(found.map((a) => a.labels.farm)).toContain('farm-a');
-      return found;
-    }, { timeout: (alert!.for + 20) * 1000 });
-    expect(firing.map((a) => a.labels.farm), 'one alert per farm, never one per collector').toEqual(['farm-a']);
+    expect(alert!.for, `${alert!.name} waits ${alert!.for} s before firing`).toBeLessThanOrEqual(
+      MAX_OVERUSE_FOR_SECONDS,
+    );
+    const firing = await vi.waitFor(
+      async () => {
+        const found = (await prometheus.alerts()).filter(
+          (a) => a.labels.alertname === alert!.name && a.state === 'firing',
+        );
+        expect(found.map((a) => a.labels.farm)).toContain('farm-a');
+        return found;
+      },
+      { timeout: (alert!.for + 20) * 1000 },
+    );
+    expect(
+      firing.map((a) => a.labels.farm),
+      'one alert per farm, never one per collector',
+    ).toEqual(['farm-a']);
     expect(Date.now() - started).toBeLessThan((alert!.for + 20) * 1000);
   });
 
   it('counts each farm once although both collectors export it (the dashboard users query)', async () => {
     await pushOverSeats();
-    const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: Array<{ title?: string; targets?: Array<{ expr: string }> }> };
+    const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as {
+      panels: Array<{ title?: string; targets?: Array<{ expr: string }> }>;
+    };
     const usersExpr = dashboard.panels.find((panel) => panel.title === 'Users in use')?.targets?.[0]?.expr;
     expect(usersExpr, 'the "Users in use" panel').toBeDefined();
     const expected = { 'farm-a': farmA().users, 'farm-b': truth(100, fleetB).users };
@@ -323,18 +373,28 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
     for (const [farm, users] of Object.entries(expected)) {
       // The raw series really come from both collectors (once both have been scraped since the
       // last change): a sum would count the farm twice.
-      await vi.waitFor(async () => {
-        expect(value(await prometheus.vector(`count(ras_license_users{farm="${farm}"})`))).toEqual([2]);
-        expect(value(await prometheus.vector(`sum(ras_license_users{farm="${farm}"})`))).toEqual([2 * users]);
-      }, { timeout: 15_000 });
+      await vi.waitFor(
+        async () => {
+          expect(value(await prometheus.vector(`count(ras_license_users{farm="${farm}"})`))).toEqual([2]);
+          expect(value(await prometheus.vector(`sum(ras_license_users{farm="${farm}"})`))).toEqual([2 * users]);
+        },
+        { timeout: 15_000 },
+      );
       expect(value(await prometheus.vector(substitute(usersExpr!, farm)))).toEqual([users]);
     }
     // The panels beside it agree with the truth too.
-    await vi.waitFor(async () => {
-      expect(value(await prometheus.vector('max by (farm) (ras_license_overuse_users{farm="farm-a"})'))).toEqual([2]);
-      expect(value(await prometheus.vector('max by (farm) (ras_license_users_unverified{farm="farm-a"})'))).toEqual([farmA().unverifiedUsers]);
-      expect(value(await prometheus.vector('max by (farm) (ras_connections_exempt{farm="farm-a"})'))).toEqual([farmA().exemptConnections]);
-    }, { timeout: 10_000 });
+    await vi.waitFor(
+      async () => {
+        expect(value(await prometheus.vector('max by (farm) (ras_license_overuse_users{farm="farm-a"})'))).toEqual([2]);
+        expect(value(await prometheus.vector('max by (farm) (ras_license_users_unverified{farm="farm-a"})'))).toEqual([
+          farmA().unverifiedUsers,
+        ]);
+        expect(value(await prometheus.vector('max by (farm) (ras_connections_exempt{farm="farm-a"})'))).toEqual([
+          farmA().exemptConnections,
+        ]);
+      },
+      { timeout: 10_000 },
+    );
     expect(farmA().unverifiedUsers).toBe(1);
   });
 
@@ -343,7 +403,10 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
     const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: Panel[] };
     const panels = dashboard.panels.flatMap((panel) => [panel, ...(panel.panels ?? [])]);
     const exprs = panels.flatMap((panel) =>
-      (panel.targets ?? []).map((target) => ({ where: `panel ${panel.id} "${panel.title}" ${target.refId}`, expr: substitute(target.expr) })),
+      (panel.targets ?? []).map((target) => ({
+        where: `panel ${panel.id} "${panel.title}" ${target.refId}`,
+        expr: substitute(target.expr),
+      })),
     );
     expect(exprs.length).toBeGreaterThan(20);
     await pushOverSeats();
@@ -357,7 +420,8 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
       else if ((answer.data!.result as Sample[]).length === 0) {
         const pending: string[] = [];
         for (const name of SOURCE_HEALTH_SERIES) {
-          if (new RegExp(`\\b${name}\\b`).test(expr) && (await prometheus.vector(`count(${name})`)).length === 0) pending.push(name);
+          if (new RegExp(`\\b${name}\\b`).test(expr) && (await prometheus.vector(`count(${name})`)).length === 0)
+            pending.push(name);
         }
         if (pending.length === 0) failures.push(`${where}: ${expr}: no data`);
       }
@@ -382,25 +446,52 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
       for (const sample of samples) (rows[sample.metric.farm!] ??= {})[target.refId] = Number(sample.value[1]);
     }
     const a = rows['farm-a']!;
-    expect({ users: a.A, seats: a.B, usage: a.C, overuse: a.D, hostsUp: a.G, expected: a.H, sourceFailures: a.I }).toEqual({
-      users: 7, seats: 5, usage: 140, overuse: 2, hostsUp: 2, expected: 3, sourceFailures: 0,
+    expect({
+      users: a.A,
+      seats: a.B,
+      usage: a.C,
+      overuse: a.D,
+      hostsUp: a.G,
+      expected: a.H,
+      sourceFailures: a.I,
+    }).toEqual({
+      users: 7,
+      seats: 5,
+      usage: 140,
+      overuse: 2,
+      hostsUp: 2,
+      expected: 3,
+      sourceFailures: 0,
     });
     expect(a.E).toBeGreaterThan(6 * 86_400);
     expect(a.E).toBeLessThanOrEqual(7 * 86_400);
     expect(rows['farm-b']!.F).toBeGreaterThan(9.9);
     expect(rows['farm-b']!.F).toBeLessThanOrEqual(10);
-    expect({ expected: rows['farm-b']!.H, sourceFailures: rows['farm-b']!.I }).toEqual({ expected: 0, sourceFailures: 0 });
+    expect({ expected: rows['farm-b']!.H, sourceFailures: rows['farm-b']!.I }).toEqual({
+      expected: 0,
+      sourceFailures: 0,
+    });
   });
 
-  it("links a farm to the collector API that lists the users over the limit, and to the status page", async () => {
+  it('links a farm to the collector API that lists the users over the limit, and to the status page', async () => {
     type Link = { url: string };
-    type Panel = { type: string; title?: string; fieldConfig?: { overrides?: Array<{ matcher: { options: string }; properties: Array<{ id: string; value: unknown }> }> } };
+    type Panel = {
+      type: string;
+      title?: string;
+      fieldConfig?: {
+        overrides?: Array<{ matcher: { options: string }; properties: Array<{ id: string; value: unknown }> }>;
+      };
+    };
     const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: Panel[] };
     const table = dashboard.panels.find((panel) => panel.type === 'table' && panel.title === 'Farms')!;
-    const farmLinks = table.fieldConfig!.overrides!.find((o) => o.matcher.options === 'Farm')!.properties.find((p) => p.id === 'links')!.value as Link[];
+    const farmLinks = table
+      .fieldConfig!.overrides!.find((o) => o.matcher.options === 'Farm')!
+      .properties.find((p) => p.id === 'links')!.value as Link[];
     await pushOverSeats();
     // As Grafana fills them in: the collector variable, and the clicked cell's farm.
-    const urls = farmLinks.map((link) => link.url.replaceAll('${collector}', collectors[1]!.url).replaceAll('${__value.raw}', 'farm-a'));
+    const urls = farmLinks.map((link) =>
+      link.url.replaceAll('${collector}', collectors[1]!.url).replaceAll('${__value.raw}', 'farm-a'),
+    );
     expect(urls).toEqual([`${collectors[1]!.url}/api/v1/farms/farm-a`, `${collectors[1]!.url}/`]);
     const detail = (await (await fetch(urls[0]!)).json()) as { overLimit: string[] };
     expect(detail.overLimit).toHaveLength(2);
@@ -410,16 +501,23 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
   });
 
   it('annotates with firing alerts: the annotation query runs and finds the overuse alert', async () => {
-    const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { annotations: { list: Array<{ expr?: string }> } };
+    const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as {
+      annotations: { list: Array<{ expr?: string }> };
+    };
     const queries = dashboard.annotations.list.filter((a) => a.expr !== undefined).map((a) => substitute(a.expr!));
     expect(queries.length).toBeGreaterThan(0);
     await pushOverSeats();
     await scraped();
     for (const query of queries) {
-      await vi.waitFor(async () => {
-        const names = (await prometheus.vector(query)).filter((s) => s.metric.farm === 'farm-a').map((s) => s.metric.alertname);
-        expect(names).toContain('RasLicenseOveruse');
-      }, { timeout: (MAX_OVERUSE_FOR_SECONDS + 30) * 1000 });
+      await vi.waitFor(
+        async () => {
+          const names = (await prometheus.vector(query))
+            .filter((s) => s.metric.farm === 'farm-a')
+            .map((s) => s.metric.alertname);
+          expect(names).toContain('RasLicenseOveruse');
+        },
+        { timeout: (MAX_OVERUSE_FOR_SECONDS + 30) * 1000 },
+      );
     }
   });
 

@@ -12,16 +12,22 @@ import YAML from 'yaml';
 import { alertTests, CONFIG, ruleFiles, rulesOf, RUNBOOKS } from './support/prometheus-rules.js';
 
 /** Farm series (docs/design.md §4): read from Redis, the same on every collector. */
-const FARM_SERIES = /(?<![\w:])(ras_license_[a-z_]+|ras_agent_[a-z_]+|ras_host_[a-z_]+|ras_connections(?:_exempt)?|ras_farm_[a-z_]+|ras_snapshot_corrections_total)\b/g;
+const FARM_SERIES =
+  /(?<![\w:])(ras_license_[a-z_]+|ras_agent_[a-z_]+|ras_host_[a-z_]+|ras_connections(?:_exempt)?|ras_farm_[a-z_]+|ras_snapshot_corrections_total)\b/g;
 /** A farm series read straight inside `max by (farm)` or `max by (farm, <its other label>)` (through increase/rate/timestamp). */
-const AGGREGATED = /max by \(farm(?:, (?:host|license|state))?\) \((?:(?:increase|rate|delta|max_over_time|timestamp)\()?(ras_[a-z_]+)\b/g;
+const AGGREGATED =
+  /max by \(farm(?:, (?:host|license|state))?\) \((?:(?:increase|rate|delta|max_over_time|timestamp)\()?(ras_[a-z_]+)\b/g;
 
 describe('Prometheus rules and config (files)', () => {
   it('scrapes job rasmon-collector every 15s and loads rules/*.yml', () => {
     const config = YAML.parse(readFileSync(CONFIG, 'utf8')) as {
       global?: { scrape_interval?: string; evaluation_interval?: string };
       rule_files?: string[];
-      scrape_configs?: Array<{ job_name: string; scrape_interval?: string; static_configs?: Array<{ targets: string[] }> }>;
+      scrape_configs?: Array<{
+        job_name: string;
+        scrape_interval?: string;
+        static_configs?: Array<{ targets: string[] }>;
+      }>;
     };
     expect(config.global?.evaluation_interval).toBe('15s');
     expect(config.rule_files).toEqual(['rules/*.yml']);
@@ -32,12 +38,15 @@ describe('Prometheus rules and config (files)', () => {
   });
 
   it('gives every alert a severity, summary, description and runbook_url', () => {
-    const alerts = ruleFiles().flatMap(rulesOf).filter((rule) => rule.alert);
+    const alerts = ruleFiles()
+      .flatMap(rulesOf)
+      .filter((rule) => rule.alert);
     expect(alerts.length).toBeGreaterThan(0);
     const problems = alerts.flatMap((rule) => {
       const missing: string[] = [];
       if (!['critical', 'warning', 'info'].includes(rule.labels?.severity ?? '')) missing.push('severity label');
-      for (const key of ['summary', 'description', 'runbook_url']) if (!rule.annotations?.[key]) missing.push(`${key} annotation`);
+      for (const key of ['summary', 'description', 'runbook_url'])
+        if (!rule.annotations?.[key]) missing.push(`${key} annotation`);
       return missing.map((what) => `${rule.alert}: ${what}`);
     });
     expect(problems).toEqual([]);
@@ -50,14 +59,22 @@ describe('Prometheus rules and config (files)', () => {
     const base = settings[0]!.labels?.base ?? '';
     expect(base).toMatch(/^https:\/\/[^\s#]+\/docs\/runbooks\.md$/);
     // GitHub's heading anchors: lower case, spaces to dashes, other punctuation dropped.
-    const slug = (heading: string) => heading.trim().toLowerCase().replace(/[^a-z0-9 _-]/g, '').replace(/ /g, '-');
+    const slug = (heading: string) =>
+      heading
+        .trim()
+        .toLowerCase()
+        .replace(/[^a-z0-9 _-]/g, '')
+        .replace(/ /g, '-');
     const anchors = readFileSync(RUNBOOKS, 'utf8')
       .split('\n')
       .flatMap((line) => (/^#{2,3} /.test(line) ? [slug(line.replace(/^#+ /, ''))] : []));
     const alerts = rules.filter((rule) => rule.alert);
     const problems = alerts.flatMap((rule) => {
       const url = rule.annotations?.runbook_url ?? '';
-      const match = /^\{\{ with query "rasmon:runbooks:info" \}\}\{\{ \. \| first \| label "base" \}\}\{\{ end \}\}#([a-z0-9_-]+)$/.exec(url);
+      const match =
+        /^\{\{ with query "rasmon:runbooks:info" \}\}\{\{ \. \| first \| label "base" \}\}\{\{ end \}\}#([a-z0-9_-]+)$/.exec(
+          url,
+        );
       if (!match) return [`${rule.alert}: runbook_url is not <base>#<anchor>: ${url}`];
       if (match[1] !== rule.alert!.toLowerCase()) return [`${rule.alert}: links to #${match[1]}, not its own section`];
       return anchors.includes(match[1]) ? [] : [`${rule.alert}: no section #${match[1]} in docs/runbooks.md`];
@@ -96,5 +113,4 @@ describe('Prometheus rules and config (files)', () => {
     // And no test names an alert that does not exist (promtool would just expect nothing of it).
     expect(tests.map((test) => test.alertname).filter((name) => !alerts.includes(name))).toEqual([]);
   });
-
 });

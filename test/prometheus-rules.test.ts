@@ -12,7 +12,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { ALERT_RULES, CONFIG, PROM_DIR, ROOT, RULE_TESTS, RULES_DIR, ruleFiles, type AlertTest } from './support/prometheus-rules.js';
+import {
+  ALERT_RULES,
+  CONFIG,
+  PROM_DIR,
+  ROOT,
+  RULE_TESTS,
+  RULES_DIR,
+  ruleFiles,
+  type AlertTest,
+} from './support/prometheus-rules.js';
 
 const PROMTOOL = 'promtool';
 
@@ -75,7 +84,9 @@ describe('Prometheus rules and config (promtool)', () => {
     /** promtool test rules on a copy of the tree whose alert rules have `from` replaced by `to`. */
     function testMutant(from: string, to: string, alert: string): Run {
       const rules = original();
-      expect(rules.split(from).length - 1, `"${from}" must occur once in ${ALERT_RULES} (update this mutation)`).toBe(1);
+      expect(rules.split(from).length - 1, `"${from}" must occur once in ${ALERT_RULES} (update this mutation)`).toBe(
+        1,
+      );
       const dir = mkdtempSync(join(tmpdir(), 'rasmon-rules-mutant-'));
       scratch.push(dir);
       mkdirSync(join(dir, 'rules'));
@@ -83,7 +94,9 @@ describe('Prometheus rules and config (promtool)', () => {
       writeFileSync(join(dir, 'rules', 'rasmon-alerts.yml'), rules.replace(from, to));
       // Only the test groups that check the alert the mutant should break: they are what must catch it.
       const tests = YAML.parse(readFileSync(RULE_TESTS, 'utf8')) as { tests: Array<{ alert_rule_test?: AlertTest[] }> };
-      tests.tests = tests.tests.filter((group) => (group.alert_rule_test ?? []).some((test) => test.alertname === alert));
+      tests.tests = tests.tests.filter((group) =>
+        (group.alert_rule_test ?? []).some((test) => test.alertname === alert),
+      );
       expect(tests.tests.length, `unit tests of ${alert}`).toBeGreaterThan(0);
       writeFileSync(join(dir, 'tests', 'rasmon-alerts.test.yml'), YAML.stringify(tests));
       // The mutant is still valid rules: what fails below is the unit tests, not the syntax.

@@ -5,7 +5,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MAX_COLLECTOR_FRAME_BYTES, MAX_LISTED_REJECTIONS, MAX_REJECTION_ID_CHARS, type AckFrame, type ErrorFrame, type WelcomeFrame } from '@rasmon/protocol';
+import {
+  MAX_COLLECTOR_FRAME_BYTES,
+  MAX_LISTED_REJECTIONS,
+  MAX_REJECTION_ID_CHARS,
+  type AckFrame,
+  type ErrorFrame,
+  type WelcomeFrame,
+} from '@rasmon/protocol';
 import { RedisServer } from './support/redis-server.js';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, end, session, upsert } from './support/agent-client.js';
@@ -98,14 +105,19 @@ const connectionIds = async (url: string, host: string): Promise<string[]> =>
 
 /** Waits for the error frame and the close that must follow it. */
 async function expectError(agent: TestAgent, code: ErrorFrame['code'], close: number, timeoutMs = 2000): Promise<void> {
-  expect(await agent.next<ErrorFrame>('error', timeoutMs)).toEqual({ type: 'error', code, message: expect.stringMatching(/\S/) });
+  expect(await agent.next<ErrorFrame>('error', timeoutMs)).toEqual({
+    type: 'error',
+    code,
+    message: expect.stringMatching(/\S/),
+  });
   expect(await closeCode(agent)).toBe(close);
 }
 
 /** The close code the agent saw, failing instead of hanging when the collector never closes. */
 async function closeCode(agent: TestAgent, timeoutMs = 2000): Promise<number> {
   const closed = await Promise.race([agent.closed, sleep(timeoutMs, undefined)]);
-  if (!closed) throw new Error(`connection still open after ${timeoutMs} ms; received ${JSON.stringify(agent.received)}`);
+  if (!closed)
+    throw new Error(`connection still open after ${timeoutMs} ms; received ${JSON.stringify(agent.received)}`);
   return closed.code;
 }
 
@@ -129,28 +141,59 @@ describe('upgrade refusals', () => {
     await c.stop();
   });
 
-  const refusals: Array<{ name: string; token: string | undefined; path?: string; protocols?: string[]; status: number; reason: string }> = [
+  const refusals: Array<{
+    name: string;
+    token: string | undefined;
+    path?: string;
+    protocols?: string[];
+    status: number;
+    reason: string;
+  }> = [
     { name: 'a missing token is answered 401', token: undefined, status: 401, reason: 'unauthorized' },
     { name: 'an unknown token is answered 401', token: 'token-nobody', status: 401, reason: 'unauthorized' },
-    { name: 'a path other than /v1/agent is answered 404', token: TOKEN_A, path: '/v1/agents', status: 404, reason: 'not_found' },
-    { name: 'an upgrade without a subprotocol is answered 400', token: TOKEN_A, protocols: [], status: 400, reason: 'subprotocol' },
-    { name: 'an upgrade offering only another subprotocol is answered 400', token: TOKEN_A, protocols: ['rasmon.v2'], status: 400, reason: 'subprotocol' },
+    {
+      name: 'a path other than /v1/agent is answered 404',
+      token: TOKEN_A,
+      path: '/v1/agents',
+      status: 404,
+      reason: 'not_found',
+    },
+    {
+      name: 'an upgrade without a subprotocol is answered 400',
+      token: TOKEN_A,
+      protocols: [],
+      status: 400,
+      reason: 'subprotocol',
+    },
+    {
+      name: 'an upgrade offering only another subprotocol is answered 400',
+      token: TOKEN_A,
+      protocols: ['rasmon.v2'],
+      status: 400,
+      reason: 'subprotocol',
+    },
   ];
 
-  it.each(refusals)('$name, with no WebSocket, and counted by reason', async ({ token, path, protocols, status, reason }) => {
-    const before = await total(c.url, 'rasmon_collector_upgrades_rejected_total', { reason });
-    const refused = await TestAgent.connect(c.url, token, { ...(path ? { path } : {}), ...(protocols ? { protocols } : {}) }).then(
-      (agent) => {
-        closeWithTest(agent);
-        return undefined;
-      },
-      (err: unknown) => err,
-    );
-    expect(refused).toBeInstanceOf(UpgradeRefused);
-    expect((refused as UpgradeRefused).status).toBe(status);
-    expect(await total(c.url, 'rasmon_collector_upgrades_rejected_total', { reason })).toBe(before + 1);
-    expect(await total(c.url, 'rasmon_collector_agents_connected')).toBe(0);
-  });
+  it.each(refusals)(
+    '$name, with no WebSocket, and counted by reason',
+    async ({ token, path, protocols, status, reason }) => {
+      const before = await total(c.url, 'rasmon_collector_upgrades_rejected_total', { reason });
+      const refused = await TestAgent.connect(c.url, token, {
+        ...(path ? { path } : {}),
+        ...(protocols ? { protocols } : {}),
+      }).then(
+        (agent) => {
+          closeWithTest(agent);
+          return undefined;
+        },
+        (err: unknown) => err,
+      );
+      expect(refused).toBeInstanceOf(UpgradeRefused);
+      expect((refused as UpgradeRefused).status).toBe(status);
+      expect(await total(c.url, 'rasmon_collector_upgrades_rejected_total', { reason })).toBe(before + 1);
+      expect(await total(c.url, 'rasmon_collector_agents_connected')).toBe(0);
+    },
+  );
 
   it('a known token with the rasmon.v1 subprotocol is let in (the refusals above are not blanket)', async () => {
     const before = await total(c.url, 'rasmon_collector_upgrades_rejected_total');
@@ -164,9 +207,14 @@ describe('malformed frames: bad_frame, close 1007, nothing applied', () => {
   let c: InProcessCollector;
   const valid = () => session(`new-${Math.random().toString(36).slice(2, 8)}`, 'corp\\mallory');
   beforeAll(async () => {
-    c = await InProcessCollector.start(rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }], { limits: LIMITS }), { tickMs: 100 });
+    c = await InProcessCollector.start(rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }], { limits: LIMITS }), {
+      tickMs: 100,
+    });
     const keeper = await helloAgent(c.url, 'rdsh-1', { keep: true });
-    await keeper.agent.snapshot(1, [session('k1', 'corp\\alice'), session('k2', 'corp\\bob', { state: 'disconnected' })]);
+    await keeper.agent.snapshot(1, [
+      session('k1', 'corp\\alice'),
+      session('k2', 'corp\\bob', { state: 'disconnected' }),
+    ]);
     // The host the bad frames target holds connections too, so a wrongly applied snapshot or end would show.
     const target = await helloAgent(c.url, 'rdsh-2', { keep: true });
     expect(target.welcome.limits).toEqual(LIMITS);
@@ -179,8 +227,14 @@ describe('malformed frames: bad_frame, close 1007, nothing applied', () => {
 
   /** Each frame would change the farm if the collector took it. */
   const badFrames: Array<{ name: string; frame: (seq: number) => unknown }> = [
-    { name: 'a frame that is not JSON', frame: (seq) => JSON.stringify({ type: 'events', events: [upsert(seq, valid())] }).slice(0, -2) },
-    { name: 'a JSON array instead of an object', frame: (seq) => JSON.stringify([{ type: 'events', events: [upsert(seq, valid())] }]) },
+    {
+      name: 'a frame that is not JSON',
+      frame: (seq) => JSON.stringify({ type: 'events', events: [upsert(seq, valid())] }).slice(0, -2),
+    },
+    {
+      name: 'a JSON array instead of an object',
+      frame: (seq) => JSON.stringify([{ type: 'events', events: [upsert(seq, valid())] }]),
+    },
     { name: 'a JSON string instead of an object', frame: () => JSON.stringify('events') },
     { name: 'JSON null', frame: () => 'null' },
     { name: 'a frame of unknown type', frame: (seq) => ({ type: 'event', events: [upsert(seq, valid())] }) },
@@ -192,14 +246,29 @@ describe('malformed frames: bad_frame, close 1007, nothing applied', () => {
         return { type: 'events', events: [upsert(seq, valid()), unnumbered] };
       },
     },
-    { name: 'an events frame with a seq that is not a positive integer', frame: (seq) => ({ type: 'events', events: [upsert(seq, valid()), upsert(0, valid())] }) },
-    { name: 'an events frame with a seq given as a string', frame: (seq) => ({ type: 'events', events: [{ ...upsert(seq, valid()), seq: String(seq) }] }) },
-    { name: 'an events frame with an item that is not an object', frame: (seq) => ({ type: 'events', events: [upsert(seq, valid()), 42] }) },
+    {
+      name: 'an events frame with a seq that is not a positive integer',
+      frame: (seq) => ({ type: 'events', events: [upsert(seq, valid()), upsert(0, valid())] }),
+    },
+    {
+      name: 'an events frame with a seq given as a string',
+      frame: (seq) => ({ type: 'events', events: [{ ...upsert(seq, valid()), seq: String(seq) }] }),
+    },
+    {
+      name: 'an events frame with an item that is not an object',
+      frame: (seq) => ({ type: 'events', events: [upsert(seq, valid()), 42] }),
+    },
     { name: 'a snapshot missing its seq', frame: () => ({ type: 'snapshot', at: Date.now(), sessions: [valid()] }) },
-    { name: 'a snapshot with a fractional seq', frame: (seq) => ({ type: 'snapshot', seq: seq + 0.5, at: Date.now(), sessions: [valid()] }) },
+    {
+      name: 'a snapshot with a fractional seq',
+      frame: (seq) => ({ type: 'snapshot', seq: seq + 0.5, at: Date.now(), sessions: [valid()] }),
+    },
     { name: 'events that are not a list', frame: (seq) => ({ type: 'events', events: { 0: upsert(seq, valid()) } }) },
     { name: 'an events frame without events', frame: () => ({ type: 'events' }) },
-    { name: 'sessions that are not a list', frame: (seq) => ({ type: 'snapshot', seq, at: Date.now(), sessions: { 0: valid() } }) },
+    {
+      name: 'sessions that are not a list',
+      frame: (seq) => ({ type: 'snapshot', seq, at: Date.now(), sessions: { 0: valid() } }),
+    },
     {
       name: 'more events than maxEvents',
       frame: (seq) => ({ type: 'events', events: [0, 1, 2, 3].map((i) => upsert(seq + i, valid())) }),
@@ -210,7 +279,8 @@ describe('malformed frames: bad_frame, close 1007, nothing applied', () => {
     },
     {
       name: 'a binary frame holding a valid events frame',
-      frame: (seq) => Buffer.from(JSON.stringify({ type: 'events', events: [upsert(seq, valid()), end(seq + 1, 't1')] })),
+      frame: (seq) =>
+        Buffer.from(JSON.stringify({ type: 'events', events: [upsert(seq, valid()), end(seq + 1, 't1')] })),
     },
   ];
 
@@ -239,7 +309,10 @@ describe('malformed frames: bad_frame, close 1007, nothing applied', () => {
     const { agent, welcome } = await helloAgent(c.url, 'rdsh-2');
     const before = await farmState(c.url);
     // Valid but for its size: unknown fields are ignored, so only the limit can refuse it.
-    const big = { ...upsert(welcome.ack + 1, session('huge', 'corp\\mallory')), padding: 'x'.repeat(LIMITS.maxFrameBytes) };
+    const big = {
+      ...upsert(welcome.ack + 1, session('huge', 'corp\\mallory')),
+      padding: 'x'.repeat(LIMITS.maxFrameBytes),
+    };
     agent.send({ type: 'events', events: [big] });
     expect(await closeCode(agent)).toBe(1009);
     expect(agent.received.filter((f) => f.type === 'ack')).toEqual([]);
@@ -251,7 +324,10 @@ describe('malformed frames: bad_frame, close 1007, nothing applied', () => {
     const { agent } = await helloAgent(c.url, 'rdsh-3');
     const three = [session('e1', 'corp\\x1'), session('e2', 'corp\\x2'), session('e3', 'corp\\x3')];
     expect(await agent.snapshot(1, three)).toEqual({ type: 'ack', seq: 1 });
-    expect(await agent.events([end(2, 'e1'), end(3, 'e2'), upsert(4, session('e4', 'corp\\x4'))])).toEqual({ type: 'ack', seq: 4 });
+    expect(await agent.events([end(2, 'e1'), end(3, 'e2'), upsert(4, session('e4', 'corp\\x4'))])).toEqual({
+      type: 'ack',
+      seq: 4,
+    });
     expect(await connectionIds(c.url, 'rdsh-3')).toEqual(['e3', 'e4']);
   });
 });
@@ -277,7 +353,10 @@ describe('hello: hello_required, bad_hello, forbidden (close 1008), nothing clai
   const helloRefusals = () => total(c.url, 'rasmon_collector_upgrades_rejected_total');
 
   it.each([
-    { name: 'a snapshot', frame: { type: 'snapshot', seq: 5, at: Date.now(), sessions: [session('h1', 'corp\\mallory')] } },
+    {
+      name: 'a snapshot',
+      frame: { type: 'snapshot', seq: 5, at: Date.now(), sessions: [session('h1', 'corp\\mallory')] },
+    },
     { name: 'an events frame', frame: { type: 'events', events: [upsert(5, session('h2', 'corp\\mallory'))] } },
   ])('$name before hello gets hello_required and close 1008', async ({ frame }) => {
     const agent = await connect(c.url);
@@ -434,7 +513,12 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
     const ack = await agent.events([
       upsert(2, session('r1', 'corp\\alice')),
       { seq: 3, at: Date.now(), op: 'replace', session: session('bad-op', 'corp\\mallory') },
-      { seq: 4, at: Date.now(), op: 'upsert', session: { ...session('bad-session', 'corp\\mallory'), kind: 'console' } },
+      {
+        seq: 4,
+        at: Date.now(),
+        op: 'upsert',
+        session: { ...session('bad-session', 'corp\\mallory'), kind: 'console' },
+      },
       { seq: 5, at: -1, op: 'upsert', session: session('bad-at', 'corp\\mallory') },
       { seq: 6, at: Date.now(), op: 'end', id: '' },
       upsert(7, session('r2', 'corp\\bob')),
@@ -461,10 +545,15 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
     const ack = await agent.events(bad);
     expect(ack.seq).toBe(1000);
     expect(ack.rejected).toHaveLength(MAX_LISTED_REJECTIONS);
-    expect(ack.rejected!.map((rejection) => rejection.seq)).toEqual(Array.from({ length: MAX_LISTED_REJECTIONS }, (_, i) => i + 1));
+    expect(ack.rejected!.map((rejection) => rejection.seq)).toEqual(
+      Array.from({ length: MAX_LISTED_REJECTIONS }, (_, i) => i + 1),
+    );
     expect(await total(c.url, 'rasmon_collector_events_total', { result: 'rejected' })).toBe(rejectedBefore + 1000);
     const longId = { ...session('i'.repeat(5000), 'corp\\zoe'), admin: 'no' };
-    const snapshotAck = await agent.snapshot(2000, Array.from({ length: 200 }, () => longId));
+    const snapshotAck = await agent.snapshot(
+      2000,
+      Array.from({ length: 200 }, () => longId),
+    );
     expect(snapshotAck.rejected).toHaveLength(MAX_LISTED_REJECTIONS);
     expect(snapshotAck.rejected![0]!.id).toHaveLength(MAX_REJECTION_ID_CHARS);
     expect(JSON.stringify(snapshotAck).length).toBeLessThan(MAX_COLLECTOR_FRAME_BYTES);
@@ -487,7 +576,9 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
         { seq: 1, reason: expect.stringMatching(/\S/), id: 's1' },
       ]),
     );
-    const connections = (await farmDetail(c.url)).connections.filter((connection: any) => connection.host === 'rdsh-snap');
+    const connections = (await farmDetail(c.url)).connections.filter(
+      (connection: any) => connection.host === 'rdsh-snap',
+    );
     expect(connections.map((connection: any) => [connection.id, connection.user])).toEqual([
       ['s1', 'corp\\alice'],
       ['s2', 'corp\\bob'],
@@ -515,7 +606,10 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
     const dupAfterEvents = await duplicates();
     expect(dupAfterEvents).toBe(dupBefore + 2);
 
-    expect(await agent.snapshot(1, [session('d1', 'corp\\alice'), session('d8', 'corp\\mallory')])).toEqual({ type: 'ack', seq: 4 });
+    expect(await agent.snapshot(1, [session('d1', 'corp\\alice'), session('d8', 'corp\\mallory')])).toEqual({
+      type: 'ack',
+      seq: 4,
+    });
     expect(await agent.snapshot(4, [])).toEqual({ type: 'ack', seq: 4 });
     expect(await farmState(c.url)).toEqual(before);
     expect(await duplicates()).toBeGreaterThan(dupAfterEvents);
@@ -526,7 +620,11 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
     const { agent, welcome } = await helloAgent(c.url, 'rdsh-dup');
     expect(welcome.ack).toBe(4);
     const dupBefore = await total(c.url, 'rasmon_collector_events_total', { result: 'duplicate' });
-    const ack = await agent.events([end(3, 'd2'), upsert(4, session('d7', 'corp\\mallory')), upsert(5, session('d5', 'corp\\erin'))]);
+    const ack = await agent.events([
+      end(3, 'd2'),
+      upsert(4, session('d7', 'corp\\mallory')),
+      upsert(5, session('d5', 'corp\\erin')),
+    ]);
     expect(ack).toEqual({ type: 'ack', seq: 5 });
     expect(await connectionIds(c.url, 'rdsh-dup')).toEqual(['d2', 'd3', 'd5']);
     expect(await total(c.url, 'rasmon_collector_events_total', { result: 'duplicate' })).toBe(dupBefore + 2);
@@ -545,7 +643,13 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
     expect(await agent.next('resync', 2000)).toEqual({ type: 'resync' });
     expect(await connectionIds(c.url, 'rdsh-gap')).toEqual(['g1', 'g2', 'g3']);
 
-    const snapshot = [session('g1', 'corp\\alice'), session('g3', 'corp\\carol'), session('g4', 'corp\\dave'), session('g5', 'corp\\erin'), session('g6', 'corp\\frank')];
+    const snapshot = [
+      session('g1', 'corp\\alice'),
+      session('g3', 'corp\\carol'),
+      session('g4', 'corp\\dave'),
+      session('g5', 'corp\\erin'),
+      session('g6', 'corp\\frank'),
+    ];
     expect(await agent.snapshot(6, snapshot)).toEqual({ type: 'ack', seq: 6 });
     expect(await connectionIds(c.url, 'rdsh-gap')).toEqual(['g1', 'g3', 'g4', 'g5', 'g6']);
     expect(await agent.events([end(7, 'g1')])).toEqual({ type: 'ack', seq: 7 });
@@ -558,7 +662,9 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
     const first = await helloAgent(c.url, 'rdsh-stream', { stream: 'install-1' });
     expect(first.welcome.ack).toBe(0);
     await first.agent.snapshot(1, [session('w1', 'corp\\alice')]);
-    expect(await first.agent.events([upsert(2, session('w2', 'corp\\bob')), upsert(3, session('w3', 'corp\\carol'))])).toEqual({
+    expect(
+      await first.agent.events([upsert(2, session('w2', 'corp\\bob')), upsert(3, session('w3', 'corp\\carol'))]),
+    ).toEqual({
       type: 'ack',
       seq: 3,
     });
@@ -584,7 +690,9 @@ describe('rejected items, duplicates, gaps and stream identity', () => {
 
 describe('hello deadline', () => {
   it('a connection that never says hello is closed with hello_required after two heartbeats', async () => {
-    const c = await InProcessCollector.start(rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }], { heartbeatSeconds: 1 }));
+    const c = await InProcessCollector.start(
+      rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }], { heartbeatSeconds: 1 }),
+    );
     try {
       const silent = await TestAgent.connect(c.url, TOKEN_A);
       const talker = await TestAgent.connect(c.url, TOKEN_A);
@@ -607,7 +715,9 @@ describe('Redis unreachable', () => {
   let c: InProcessCollector;
   beforeAll(async () => {
     own = await RedisServer.start();
-    c = await InProcessCollector.start(rawConfig(own.url, [{ id: 'farm-a', seats: 10 }], { heartbeatSeconds: 1 }), { tickMs: 100 });
+    c = await InProcessCollector.start(rawConfig(own.url, [{ id: 'farm-a', seats: 10 }], { heartbeatSeconds: 1 }), {
+      tickMs: 100,
+    });
   });
   afterAll(async () => {
     await c.stop();
@@ -635,6 +745,9 @@ describe('Redis unreachable', () => {
     const again = await helloAgent(c.url, 'rdsh-1');
     // Redis came back empty: the stream is unknown again, and the agent's snapshot is applied.
     expect(again.welcome.ack).toBe(0);
-    expect(await again.agent.snapshot(2, [session('x1', 'corp\\alice'), session('x2', 'corp\\bob')])).toEqual({ type: 'ack', seq: 2 });
+    expect(await again.agent.snapshot(2, [session('x1', 'corp\\alice'), session('x2', 'corp\\bob')])).toEqual({
+      type: 'ack',
+      seq: 2,
+    });
   });
 });

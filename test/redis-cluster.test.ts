@@ -20,10 +20,15 @@ afterAll(async () => {
 describe('Redis Cluster', () => {
   it('applies and reads farms whose keys live on different shards', async () => {
     const farms = ['farm-a', 'farm-b', 'farm-c', 'farm-d', 'farm-e', 'farm-f'];
-    const raw = rawConfig('redis://127.0.0.1:1', farms.map((id, i) => ({ id, seats: i + 1 })));
+    const raw = rawConfig(
+      'redis://127.0.0.1:1',
+      farms.map((id, i) => ({ id, seats: i + 1 })),
+    );
     raw.redis = { cluster: { nodes: cluster.addresses }, prefix: 'cl' };
     const collector = await InProcessCollector.start(raw);
-    const admin = new Cluster(cluster.addresses.map((address) => ({ host: '127.0.0.1', port: Number(address.split(':')[1]) })));
+    const admin = new Cluster(
+      cluster.addresses.map((address) => ({ host: '127.0.0.1', port: Number(address.split(':')[1]) })),
+    );
     try {
       // The farms' keys really are spread over more than one shard.
       const slots = new Set(await Promise.all(farms.map((id) => admin.cluster('KEYSLOT', `cl:{${id}}:meta`))));

@@ -39,7 +39,8 @@ async function started(farms: Array<Record<string, unknown> & { id: string }>, e
     await a.hello(farm, host, `stream-${host}`);
     return a;
   };
-  const get = async (path: string, headers: Record<string, string> = {}) => fetch(`${collector.url}${path}`, { headers });
+  const get = async (path: string, headers: Record<string, string> = {}) =>
+    fetch(`${collector.url}${path}`, { headers });
   const json = async (path: string) => (await get(path)).json() as Promise<any>;
   const stop = async () => {
     await Promise.all(agents.map((a) => a.close()));
@@ -53,14 +54,22 @@ describe('day records', () => {
     const farm = await started([{ id: 'farm-a', seats: 2 }]);
     const a = await farm.agent('farm-a', 'rdsh-1');
     const before = Date.now();
-    await a.snapshot(1, [session('1', 'corp\\a'), session('2', 'corp\\b'), session('3', 'corp\\c'), session('4', 'corp\\d')]);
+    await a.snapshot(1, [
+      session('1', 'corp\\a'),
+      session('2', 'corp\\b'),
+      session('3', 'corp\\c'),
+      session('4', 'corp\\d'),
+    ]);
     await a.events([end(2, '4')]);
     // Time over seats is counted by the Redis clock in tenths of a minute.
-    const history = await vi.waitFor(async () => {
-      const body = await farm.json('/api/v1/farms/farm-a/history');
-      expect(body.days[0].minutesOverSeats).toBeGreaterThanOrEqual(0.1);
-      return body;
-    }, { timeout: 20_000 });
+    const history = await vi.waitFor(
+      async () => {
+        const body = await farm.json('/api/v1/farms/farm-a/history');
+        expect(body.days[0].minutesOverSeats).toBeGreaterThanOrEqual(0.1);
+        return body;
+      },
+      { timeout: 20_000 },
+    );
     expect(history.farm).toBe('farm-a');
     expect(history.days).toHaveLength(1);
     const [day] = history.days;
@@ -101,11 +110,14 @@ describe('day records', () => {
       overMs: 60_000,
       overSince: midnight - 120_000,
     });
-    const stored = await vi.waitFor(async () => {
-      const value = await client.hget(peaks, String(todayNumber - 1));
-      expect(value).toContain(',');
-      return value;
-    }, { timeout: 10_000 });
+    const stored = await vi.waitFor(
+      async () => {
+        const value = await client.hget(peaks, String(todayNumber - 1));
+        expect(value).toContain(',');
+        return value;
+      },
+      { timeout: 10_000 },
+    );
     expect(stored).toBe(`9,${midnight - 3_600_000},1,4,3,180000`);
     const history = await farm.json(`/api/v1/farms/farm-a/history?from=${dayText(todayNumber - 10)}&to=${today()}`);
     expect(history.days.map((d: any) => d.day)).toEqual([dayText(todayNumber - 5), dayText(todayNumber - 1), today()]);
@@ -155,14 +167,33 @@ describe('history and report endpoints', () => {
     const b = await farm.agent('farm-b', 'rdsh-1');
     await b.snapshot(1, [session('1', 'corp\\x'), session('2', 'corp\\y'), session('3', 'corp\\z')]);
     const s = await farm.agent('farm-s', 'rdsh-1');
-    await s.snapshot(1, Array.from({ length: 4 }, (_, i) => session(String(i), `corp\\s${i}`)));
+    await s.snapshot(
+      1,
+      Array.from({ length: 4 }, (_, i) => session(String(i), `corp\\s${i}`)),
+    );
     const report = await farm.json(`/api/v1/report?from=${today()}&to=${today()}`);
     expect(report.from).toBe(today());
     const byFarm = Object.fromEntries(report.farms.map((f: any) => [f.farm, f]));
-    expect(byFarm['farm-a']).toMatchObject({ seats: 1, peakUsers: 2, peakDay: today(), daysOverSeats: 1, maxOveruse: 1, admissions: 1, billedUsers: null, licenseKey: 'EU key 1' });
+    expect(byFarm['farm-a']).toMatchObject({
+      seats: 1,
+      peakUsers: 2,
+      peakDay: today(),
+      daysOverSeats: 1,
+      maxOveruse: 1,
+      admissions: 1,
+      billedUsers: null,
+      licenseKey: 'EU key 1',
+    });
     expect(byFarm['farm-b']).toMatchObject({ seats: 5, peakUsers: 3, daysOverSeats: 0, maxOveruse: 0, admissions: 0 });
     // SPLA: no seats, so no overuse; billed by the period peak.
-    expect(byFarm['farm-s']).toMatchObject({ license: 'spla', seats: null, peakUsers: 4, billedUsers: 4, maxOveruse: 0, daysOverSeats: 0 });
+    expect(byFarm['farm-s']).toMatchObject({
+      license: 'spla',
+      seats: null,
+      peakUsers: 4,
+      billedUsers: 4,
+      maxOveruse: 0,
+      daysOverSeats: 0,
+    });
     expect(report.licenseKeys).toEqual([
       { licenseKey: 'EU key 1', farms: ['farm-a', 'farm-b'], peakUsersSum: 5 },
       { licenseKey: 'SPLA/2026', farms: ['farm-s'], peakUsersSum: 4 },
@@ -170,7 +201,9 @@ describe('history and report endpoints', () => {
 
     const csv = await farm.get(`/api/v1/report?from=${today()}&to=${today()}&format=csv`);
     expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
-    expect(csv.headers.get('content-disposition')).toBe(`attachment; filename="rasmon-report-${today()}-${today()}.csv"`);
+    expect(csv.headers.get('content-disposition')).toBe(
+      `attachment; filename="rasmon-report-${today()}-${today()}.csv"`,
+    );
     const rows = csvObjects(await csv.text());
     expect(rows.map((r) => [r.row, r.name, r.peakUsers])).toEqual([
       ['farm', 'farm-a', '2'],
@@ -182,9 +215,13 @@ describe('history and report endpoints', () => {
     expect(rows[2]).toMatchObject({ seats: '', billedUsers: '4', license: 'spla' });
     expect(rows[3]!.farms).toBe('farm-a farm-b');
 
-    const accepted = await farm.get(`/api/v1/farms/farm-a/history?from=${today()}&to=${today()}`, { Accept: 'text/csv' });
+    const accepted = await farm.get(`/api/v1/farms/farm-a/history?from=${today()}&to=${today()}`, {
+      Accept: 'text/csv',
+    });
     const days = csvObjects(await accepted.text());
-    expect(days).toEqual([expect.objectContaining({ farm: 'farm-a', day: today(), peakUsers: '2', seats: '1', maxOveruse: '1' })]);
+    expect(days).toEqual([
+      expect.objectContaining({ farm: 'farm-a', day: today(), peakUsers: '2', seats: '1', maxOveruse: '1' }),
+    ]);
 
     // The license key groups farms in ras_license_info; an SPLA farm without seats has no seats series.
     const scrape = await Scrape.from(farm.collector.url);
@@ -205,15 +242,33 @@ describe('history and report endpoints', () => {
       const res = await farm.get(path, auth);
       return { status: res.status, error: ((await res.json()) as any).error };
     };
-    expect(await bad('/api/v1/report?from=2026-02-30&to=2026-03-01')).toEqual({ status: 400, error: 'from must be a date YYYY-MM-DD (UTC), got "2026-02-30"' });
-    expect(await bad('/api/v1/report?from=2026-03-02&to=2026-03-01')).toEqual({ status: 400, error: 'from 2026-03-02 is after to 2026-03-01' });
-    expect(await bad('/api/v1/report?from=2026-03-02')).toEqual({ status: 400, error: 'from and to go together: give both or neither' });
-    expect(await bad('/api/v1/report?from=2020-01-01&to=2026-01-01')).toEqual({ status: 400, error: 'the period from 2020-01-01 to 2026-01-01 is longer than 1000 days' });
+    expect(await bad('/api/v1/report?from=2026-02-30&to=2026-03-01')).toEqual({
+      status: 400,
+      error: 'from must be a date YYYY-MM-DD (UTC), got "2026-02-30"',
+    });
+    expect(await bad('/api/v1/report?from=2026-03-02&to=2026-03-01')).toEqual({
+      status: 400,
+      error: 'from 2026-03-02 is after to 2026-03-01',
+    });
+    expect(await bad('/api/v1/report?from=2026-03-02')).toEqual({
+      status: 400,
+      error: 'from and to go together: give both or neither',
+    });
+    expect(await bad('/api/v1/report?from=2020-01-01&to=2026-01-01')).toEqual({
+      status: 400,
+      error: 'the period from 2020-01-01 to 2026-01-01 is longer than 1000 days',
+    });
     expect(await bad('/api/v1/report?format=xml')).toEqual({ status: 400, error: 'format must be json or csv' });
     expect(await bad('/api/v1/farms/nope/history')).toEqual({ status: 404, error: 'no farm nope' });
     // A bad escape is the request's fault, not Redis's; so is a segment that cannot be a farm id.
-    expect(await bad('/api/v1/farms/%E0%A4%A/history')).toEqual({ status: 400, error: 'a farm id matches ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' });
-    expect(await bad('/api/v1/farms/.hidden/history')).toEqual({ status: 400, error: 'a farm id matches ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' });
+    expect(await bad('/api/v1/farms/%E0%A4%A/history')).toEqual({
+      status: 400,
+      error: 'a farm id matches ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
+    });
+    expect(await bad('/api/v1/farms/.hidden/history')).toEqual({
+      status: 400,
+      error: 'a farm id matches ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
+    });
     // Farm ids compare case-insensitively here too.
     expect((await farm.get('/api/v1/farms/FARM-A/history', auth)).status).toBe(200);
     // No period: the last full calendar month (UTC).
@@ -266,7 +321,9 @@ describe('rasmon-collector report', () => {
     expect(json.code).toBe(0);
     const report = JSON.parse(json.stdout);
     const now = new Date();
-    expect(report.from).toBe(new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1)).toISOString().slice(0, 10));
+    expect(report.from).toBe(
+      new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1)).toISOString().slice(0, 10),
+    );
 
     for (const args of [
       ['--from', '2026-13-01', '--to', '2026-12-31'],

@@ -20,11 +20,18 @@ const SCREENSHOTS = process.env.RASMON_SCREENSHOTS === '1';
 let redis: RedisServer;
 let browser: Browser;
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: install Debian's chromium or set CHROMIUM_PATH`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`no Chromium at ${CHROMIUM}: install Debian's chromium or set CHROMIUM_PATH`);
   redis = await RedisServer.start();
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+    ],
   });
 });
 afterAll(async () => {
@@ -70,9 +77,15 @@ async function lab(extra: Record<string, unknown> = {}) {
   const a2 = await agent('farm-a', 'rdsh-a2');
   await a2.snapshot(1, [session('1', 'corp\\dave', { kind: 'app' })]);
   const b1 = await agent('farm-b', 'rdsh-b1');
-  await b1.snapshot(1, Array.from({ length: 6 }, (_, i) => session(String(i), `corp\\user${i}`)));
+  await b1.snapshot(
+    1,
+    Array.from({ length: 6 }, (_, i) => session(String(i), `corp\\user${i}`)),
+  );
   const s1 = await agent('farm-spla', 'rdsh-s1');
-  await s1.snapshot(1, Array.from({ length: 5 }, (_, i) => session(String(i), `tenant\\u${i}`)));
+  await s1.snapshot(
+    1,
+    Array.from({ length: 5 }, (_, i) => session(String(i), `tenant\\u${i}`)),
+  );
   const stop = async () => {
     await Promise.all(agents.map((a) => a.close()));
     await collector.stop();
@@ -102,8 +115,12 @@ describe('status page', () => {
         const seats = scrape.value('ras_license_seats', { farm });
         expect(await rowText(page, farm, 'Users / seats')).toContain(`${users} / ${seats}`);
       }
-      expect(await rowText(page, 'farm-spla', 'Users / seats')).toContain(`${scrape.value('ras_license_users', { farm: 'farm-spla' })} users`);
-      expect(await rowText(page, 'farm-a', 'Overuse')).toBe(scrape.value('ras_license_overuse_users', { farm: 'farm-a' })! > 0 ? 'OVER by 1' : 'within seats');
+      expect(await rowText(page, 'farm-spla', 'Users / seats')).toContain(
+        `${scrape.value('ras_license_users', { farm: 'farm-spla' })} users`,
+      );
+      expect(await rowText(page, 'farm-a', 'Overuse')).toBe(
+        scrape.value('ras_license_overuse_users', { farm: 'farm-a' })! > 0 ? 'OVER by 1' : 'within seats',
+      );
       expect(await rowText(page, 'farm-a', 'Hosts')).toBe('2 up, 0 stale, 0 retired');
       expect(await rowText(page, 'farm-a', 'License')).toMatch(/^active \d+ days to expiry$/);
       expect(await rowText(page, 'farm-a', 'Overuse grace')).toBe('not started');
@@ -112,7 +129,9 @@ describe('status page', () => {
       expect(await rowText(page, 'farm-a', 'Users / seats')).toContain('4 / 4');
       const sent = Date.now();
       await a1.events([upsert(2, session('5', 'corp\\erin')), upsert(3, session('6', 'corp\\frank'))]);
-      await page.locator('#farms tr[data-farm="farm-a"] td[data-label="Overuse"]', { hasText: 'OVER by 2' }).waitFor({ timeout: 10_000 });
+      await page
+        .locator('#farms tr[data-farm="farm-a"] td[data-label="Overuse"]', { hasText: 'OVER by 2' })
+        .waitFor({ timeout: 10_000 });
       const shownAfterMs = Date.now() - sent;
       expect(await rowText(page, 'farm-a', 'Users / seats')).toContain('6 / 4');
       expect(await rowText(page, 'farm-a', 'Overuse grace')).toMatch(/^7 d 0 h left|^6 d 23 h left/);

@@ -27,8 +27,33 @@ beforeAll(async () => {
   redis = await RedisServer.start();
   dir = mkdtempSync(join(tmpdir(), 'rasmon-tls-'));
   // A CA that signs the server's certificate (for 127.0.0.1) and one client's.
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=rasmon test CA', '-keyout', 'ca.key', '-out', 'ca.pem');
-  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr');
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=rasmon test CA',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+  );
+  openssl(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    '/CN=127.0.0.1',
+    '-keyout',
+    'server.key',
+    '-out',
+    'server.csr',
+  );
 }, 60_000);
 afterAll(async () => {
   await redis?.stop();
@@ -39,14 +64,44 @@ function signServer(): void {
   execFileSync('sh', ['-c', 'printf "subjectAltName=IP:127.0.0.1\\n" > san.cnf'], { cwd: dir });
   execFileSync(
     'openssl',
-    ['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.cnf', '-out', 'server.pem'],
+    [
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      'san.cnf',
+      '-out',
+      'server.pem',
+    ],
     { cwd: dir, stdio: 'ignore' },
   );
 }
 
 function clientCert(): void {
   openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=rdsh-1', '-keyout', 'client.key', '-out', 'client.csr');
-  openssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-out', 'client.pem');
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    'client.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-out',
+    'client.pem',
+  );
 }
 
 function wssAgent(url: string, options: Record<string, unknown>): Promise<WebSocket> {
@@ -92,7 +147,11 @@ describe('TLS', () => {
     const ca = readFileSync(join(dir, 'ca.pem'));
     try {
       await expect(wssAgent(url, { ca })).rejects.toThrow();
-      const socket = await wssAgent(url, { ca, cert: readFileSync(join(dir, 'client.pem')), key: readFileSync(join(dir, 'client.key')) });
+      const socket = await wssAgent(url, {
+        ca,
+        cert: readFileSync(join(dir, 'client.pem')),
+        key: readFileSync(join(dir, 'client.key')),
+      });
       expect(socket.protocol).toBe('rasmon.v1');
       socket.close();
     } finally {
@@ -102,14 +161,49 @@ describe('TLS', () => {
 
   it('with hostIdentity certificate a hello may claim only a name of its client certificate (CN or DNS SAN, any case)', async () => {
     // A second client certificate whose CN is no host, with its host name as a DNS SAN.
-    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=agent of rdsh-2', '-keyout', 'san.key', '-out', 'san.csr');
-    execFileSync('sh', ['-c', 'printf "subjectAltName=DNS:RDSH-2.corp.example,DNS:rdsh-2\\n" > client-san.cnf'], { cwd: dir });
-    openssl('x509', '-req', '-in', 'san.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'client-san.cnf', '-out', 'san.pem');
+    openssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      '/CN=agent of rdsh-2',
+      '-keyout',
+      'san.key',
+      '-out',
+      'san.csr',
+    );
+    execFileSync('sh', ['-c', 'printf "subjectAltName=DNS:RDSH-2.corp.example,DNS:rdsh-2\\n" > client-san.cnf'], {
+      cwd: dir,
+    });
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      'san.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      'client-san.cnf',
+      '-out',
+      'san.pem',
+    );
     const tls = { cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), ca: join(dir, 'ca.pem') };
-    const collector = await InProcessCollector.start(rawConfig(redis.url, [{ id: 'farm-a', seats: 5, hostIdentity: 'certificate' }], { tls }));
+    const collector = await InProcessCollector.start(
+      rawConfig(redis.url, [{ id: 'farm-a', seats: 5, hostIdentity: 'certificate' }], { tls }),
+    );
     const url = `https://127.0.0.1:${collector.collector.address.port}`;
     const ca = readFileSync(join(dir, 'ca.pem'));
-    const withCert = (name: string) => ({ ca, cert: readFileSync(join(dir, `${name}.pem`)), key: readFileSync(join(dir, `${name}.key`)) });
+    const withCert = (name: string) => ({
+      ca,
+      cert: readFileSync(join(dir, `${name}.pem`)),
+      key: readFileSync(join(dir, `${name}.key`)),
+    });
     /** The first frame answering a hello, and the close code when it is an error. */
     const hello = async (cert: string, host: string) => {
       const socket = await wssAgent(url, withCert(cert));
@@ -125,7 +219,11 @@ describe('TLS', () => {
       // client.pem's CN is rdsh-1.
       expect((await hello('client', 'RDSH-1')).frame.type).toBe('welcome');
       const refused = await hello('client', 'rdsh-2');
-      expect(refused.frame).toEqual({ type: 'error', code: 'forbidden', message: 'host rdsh-2 is not a name of this client certificate' });
+      expect(refused.frame).toEqual({
+        type: 'error',
+        code: 'forbidden',
+        message: 'host rdsh-2 is not a name of this client certificate',
+      });
       expect(refused.code).toBe(1008);
       expect((await hello('san', 'rdsh-2')).frame.type).toBe('welcome');
       expect((await hello('san', 'rdsh-2.corp.example')).frame.type).toBe('welcome');
@@ -139,7 +237,11 @@ describe('TLS', () => {
         req.on('error', reject);
         req.end();
       });
-      expect(new Scrape(parseMetrics(metrics)).value('rasmon_collector_upgrades_rejected_total', { reason: 'certificate_name' })).toBe(2);
+      expect(
+        new Scrape(parseMetrics(metrics)).value('rasmon_collector_upgrades_rejected_total', {
+          reason: 'certificate_name',
+        }),
+      ).toBe(2);
     } finally {
       await collector.stop();
     }
@@ -147,7 +249,9 @@ describe('TLS', () => {
 
   it('the agent connects over wss:// with a custom CA and a client certificate, and its sessions arrive', async () => {
     const tls = { cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), ca: join(dir, 'ca.pem') };
-    const collector = await InProcessCollector.start(rawConfig(redis.url, [{ id: 'farm-a', seats: 5 }], { tls }), { tickMs: 100 });
+    const collector = await InProcessCollector.start(rawConfig(redis.url, [{ id: 'farm-a', seats: 5 }], { tls }), {
+      tickMs: 100,
+    });
     const sessions = [session('1', 'CORP\\alice'), session('2', 'CORP\\bob')];
     const agent = new Agent({
       source: { name: 'fixed', list: async () => sessions },
@@ -169,20 +273,31 @@ describe('TLS', () => {
     try {
       await agent.start();
       const url = `https://127.0.0.1:${collector.collector.address.port}`;
-      const users = await vi.waitFor(async () => {
-        const body = await new Promise<string>((resolve, reject) => {
-          const req = request(`${url}/metrics`, { ca: readFileSync(join(dir, 'ca.pem')), cert: readFileSync(join(dir, 'client.pem')), key: readFileSync(join(dir, 'client.key')) }, (res) => {
-            let text = '';
-            res.on('data', (chunk) => (text += chunk));
-            res.on('end', () => resolve(text));
+      const users = await vi.waitFor(
+        async () => {
+          const body = await new Promise<string>((resolve, reject) => {
+            const req = request(
+              `${url}/metrics`,
+              {
+                ca: readFileSync(join(dir, 'ca.pem')),
+                cert: readFileSync(join(dir, 'client.pem')),
+                key: readFileSync(join(dir, 'client.key')),
+              },
+              (res) => {
+                let text = '';
+                res.on('data', (chunk) => (text += chunk));
+                res.on('end', () => resolve(text));
+              },
+            );
+            req.on('error', reject);
+            req.end();
           });
-          req.on('error', reject);
-          req.end();
-        });
-        const value = new Scrape(parseMetrics(body)).value('ras_license_users', { farm: 'farm-a' });
-        expect(value).toBe(2);
-        return value;
-      }, { timeout: 10_000 });
+          const value = new Scrape(parseMetrics(body)).value('ras_license_users', { farm: 'farm-a' });
+          expect(value).toBe(2);
+          return value;
+        },
+        { timeout: 10_000 },
+      );
       expect(users).toBe(2);
     } finally {
       await agent.stop();
@@ -196,7 +311,12 @@ describe('TLS', () => {
     try {
       const body = await new Promise<string>((resolve, reject) => {
         const req = request(
-          { host: '127.0.0.1', port: collector.collector.address.port, path: '/metrics', ca: readFileSync(join(dir, 'ca.pem')) },
+          {
+            host: '127.0.0.1',
+            port: collector.collector.address.port,
+            path: '/metrics',
+            ca: readFileSync(join(dir, 'ca.pem')),
+          },
           (res) => {
             let text = '';
             res.on('data', (chunk) => (text += chunk));
@@ -223,7 +343,9 @@ describe('JSON API', () => {
       const wrong = await fetch(`${collector.url}/api/v1/farms`, { headers: { Authorization: 'Bearer nope' } });
       expect(wrong.status).toBe(401);
       // An agent token is not an API token.
-      const agentToken = await fetch(`${collector.url}/api/v1/farms`, { headers: { Authorization: 'Bearer token-farm-a' } });
+      const agentToken = await fetch(`${collector.url}/api/v1/farms`, {
+        headers: { Authorization: 'Bearer token-farm-a' },
+      });
       expect(agentToken.status).toBe(401);
       const ok = await fetch(`${collector.url}/api/v1/farms`, { headers: { Authorization: 'Bearer api-secret' } });
       expect(ok.status).toBe(200);
@@ -255,10 +377,18 @@ describe('JSON API', () => {
     const agent = await TestAgent.connect(collector.url, 'token-farm-a');
     try {
       await agent.hello('farm-a', 'RDSH-1', 's', 'rasmon-agent/0.1.0');
-      await agent.snapshot(1, [session('1', 'CORP\\Alice', { since: 1_700_000_000_000, client: { name: 'LAPTOP-7', address: '10.1.2.3' } })]);
+      await agent.snapshot(1, [
+        session('1', 'CORP\\Alice', { since: 1_700_000_000_000, client: { name: 'LAPTOP-7', address: '10.1.2.3' } }),
+      ]);
       const detail = (await (await fetch(`${collector.url}/api/v1/farms/FARM-A`)).json()) as any;
       expect(detail.hosts).toEqual([
-        expect.objectContaining({ host: 'rdsh-1', up: true, retired: false, connections: 1, agent: 'rasmon-agent/0.1.0' }),
+        expect.objectContaining({
+          host: 'rdsh-1',
+          up: true,
+          retired: false,
+          connections: 1,
+          agent: 'rasmon-agent/0.1.0',
+        }),
       ]);
       expect(detail.connections).toEqual([
         {

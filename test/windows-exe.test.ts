@@ -22,7 +22,9 @@ import { ensureAgentExe, WINE_MISSING, WinePrefix, type WineProcess } from './su
 
 const AGENT_BIN = new URL('../agent/bin/rasmon-agent.js', import.meta.url).pathname;
 const FIXTURES = new URL('../agent/test/fixtures/', import.meta.url).pathname;
-const VERSION = (JSON.parse(readFileSync(new URL('../agent/package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../agent/package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 const FARM = 'farm-w';
 const HOST = 'rdsh-w1';
 const TOKEN = 'token-farm-w';
@@ -60,7 +62,9 @@ if (WINE_MISSING) {
       const started = Date.now();
       const args = ['sessions', '--host', HOST, '--source', 'quser', '--input'];
       // All at once: each exe start under wine takes a while on a busy machine.
-      const exes = await Promise.all(fixtures.map((name) => wine.exe([...args, windowsPath(join(FIXTURES, name))], { env: { TZ: 'UTC' } })));
+      const exes = await Promise.all(
+        fixtures.map((name) => wine.exe([...args, windowsPath(join(FIXTURES, name))], { env: { TZ: 'UTC' } })),
+      );
       for (const [index, name] of fixtures.entries()) {
         const linux = spawnSync(process.execPath, [AGENT_BIN, ...args, join(FIXTURES, name)], {
           encoding: 'utf8',
@@ -79,7 +83,9 @@ if (WINE_MISSING) {
     }, 180_000);
 
     it('lists the sessions through the WTS API in-process (koffi from the exe), without error', async () => {
-      const run = await wine.exe(['sessions', '--host', HOST, '--source', 'wts'], { env: { RASMON_LOG_LEVEL: 'debug' } });
+      const run = await wine.exe(['sessions', '--host', HOST, '--source', 'wts'], {
+        env: { RASMON_LOG_LEVEL: 'debug' },
+      });
       expect(run.code, run.stderr).toBe(0);
       // wine's wtsapi32 has no user sessions to list.
       expect(JSON.parse(run.stdout)).toEqual([]);
@@ -137,10 +143,14 @@ if (WINE_MISSING) {
       async function startExe(): Promise<WineProcess> {
         const agent = await wine.startExe(['--config', windowsPath(configPath)]);
         onTestFinished(() => agent.kill());
-        await vi.waitFor(async () => {
-          if (agent.child.exitCode !== null) throw new Error(`exe exited ${agent.child.exitCode}: ${agent.stdout}${agent.stderr}`);
-          expect((await fetch(`${metricsUrl}/metrics`)).status).toBe(200);
-        }, { timeout: 60_000 });
+        await vi.waitFor(
+          async () => {
+            if (agent.child.exitCode !== null)
+              throw new Error(`exe exited ${agent.child.exitCode}: ${agent.stdout}${agent.stderr}`);
+            expect((await fetch(`${metricsUrl}/metrics`)).status).toBe(200);
+          },
+          { timeout: 60_000 },
+        );
         return agent;
       }
 
@@ -148,23 +158,29 @@ if (WINE_MISSING) {
       async function collectorHasTruth(target: CollectorProcess): Promise<void> {
         const truth = host.sessions();
         expect(truth.length).toBeGreaterThan(0);
-        await vi.waitFor(async () => {
-          const res = await fetch(`${target.url}/api/v1/farms/${FARM}`);
-          const detail = (await res.json()) as { connections: Array<{ id: string; host: string; state: string }> };
-          const ids = detail.connections.filter((c) => c.host === HOST).map((c) => `${c.id}:${c.state}`);
-          expect(ids.sort()).toEqual(truth.map((s) => `${s.id}:${s.state}`).sort());
-          const scrape = await Scrape.from(target.url);
-          expect(scrape.value('ras_host_connections', { farm: FARM, host: HOST })).toBe(truth.length);
-          expect(scrape.value('ras_agent_up', { farm: FARM, host: HOST })).toBe(1);
-        }, { timeout: 30_000 });
+        await vi.waitFor(
+          async () => {
+            const res = await fetch(`${target.url}/api/v1/farms/${FARM}`);
+            const detail = (await res.json()) as { connections: Array<{ id: string; host: string; state: string }> };
+            const ids = detail.connections.filter((c) => c.host === HOST).map((c) => `${c.id}:${c.state}`);
+            expect(ids.sort()).toEqual(truth.map((s) => `${s.id}:${s.state}`).sort());
+            const scrape = await Scrape.from(target.url);
+            expect(scrape.value('ras_host_connections', { farm: FARM, host: HOST })).toBe(truth.length);
+            expect(scrape.value('ras_agent_up', { farm: FARM, host: HOST })).toBe(1);
+          },
+          { timeout: 30_000 },
+        );
       }
 
       async function agentIdle(): Promise<void> {
-        await vi.waitFor(async () => {
-          const scrape = await Scrape.from(metricsUrl);
-          expect(scrape.value('rasmon_agent_connected')).toBe(1);
-          expect(scrape.value('rasmon_agent_spool_events')).toBe(0);
-        }, { timeout: 30_000 });
+        await vi.waitFor(
+          async () => {
+            const scrape = await Scrape.from(metricsUrl);
+            expect(scrape.value('rasmon_agent_connected')).toBe(1);
+            expect(scrape.value('rasmon_agent_spool_events')).toBe(0);
+          },
+          { timeout: 30_000 },
+        );
       }
 
       const count = async (target: CollectorProcess, name: string, labels: Record<string, string>) =>
@@ -184,17 +200,22 @@ if (WINE_MISSING) {
         // The collector goes away; the host keeps changing; the exe spools, then is killed.
         collector.signal('SIGKILL');
         await vi.waitFor(() => collector.exited, { timeout: 10_000 });
-        await expect.poll(async () => (await Scrape.from(metricsUrl)).value('rasmon_agent_connected'), { timeout: 30_000 }).toBe(0);
+        await expect
+          .poll(async () => (await Scrape.from(metricsUrl)).value('rasmon_agent_connected'), { timeout: 30_000 })
+          .toBe(0);
         for (let i = 0; i < 3; i += 1) {
           host.step(30_000);
           await sleep(600);
         }
         let spooled: AgentEvent[] = [];
-        await vi.waitFor(async () => {
-          spooled = readSpool(spoolDir).events.filter((event) => event.seq > ackBefore);
-          expect(spooled.length).toBeGreaterThan(0);
-          expect((await Scrape.from(metricsUrl)).value('rasmon_agent_spool_events')).toBe(spooled.length);
-        }, { timeout: 30_000 });
+        await vi.waitFor(
+          async () => {
+            spooled = readSpool(spoolDir).events.filter((event) => event.seq > ackBefore);
+            expect(spooled.length).toBeGreaterThan(0);
+            expect((await Scrape.from(metricsUrl)).value('rasmon_agent_spool_events')).toBe(spooled.length);
+          },
+          { timeout: 30_000 },
+        );
         await agent.kill();
         const killed = readSpool(spoolDir);
         expect(killed.events.filter((event) => event.seq > ackBefore).length).toBeGreaterThan(0);

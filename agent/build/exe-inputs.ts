@@ -45,7 +45,10 @@ export function exeInputsDigest(root = REPO_ROOT): string {
   for (const file of INPUT_FILES) if (existsSync(join(root, file))) files.push(join(root, file));
   const hash = createHash('sha256');
   for (const file of files.map((f) => relative(root, f).split('\\').join('/')).sort()) {
-    hash.update(`${file}\0`).update(readFileSync(join(root, file))).update('\0');
+    hash
+      .update(`${file}\0`)
+      .update(readFileSync(join(root, file)))
+      .update('\0');
   }
   return hash.digest('hex');
 }

@@ -28,7 +28,11 @@ export function tlsOptions(config: AgentConfig): { ca?: Buffer; cert?: Buffer; k
 }
 
 /** The agent, its metrics served when `metrics.listen` is set; not started. */
-export async function agentFromConfig(config: AgentConfig, log: Logger, hooks: Pick<AgentOptions, 'onPoll'> = {}): Promise<Agent> {
+export async function agentFromConfig(
+  config: AgentConfig,
+  log: Logger,
+  hooks: Pick<AgentOptions, 'onPoll'> = {},
+): Promise<Agent> {
   const settings = connectionSettings(config);
   const token = readToken(settings.tokenFile);
   const metrics = new AgentMetrics();

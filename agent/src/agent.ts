@@ -81,7 +81,11 @@ export class Agent {
     const { log } = this.options;
     this.spool = await Spool.open({ ...this.options.spool, log: log.child({ module: 'spool' }) });
     await this.restoreSessions();
-    this.link = new CollectorLink({ ...this.options.link, stream: this.spool.stream, log: log.child({ module: 'link' }) });
+    this.link = new CollectorLink({
+      ...this.options.link,
+      stream: this.spool.stream,
+      log: log.child({ module: 'link' }),
+    });
     this.link.on('welcome', (ack) => this.welcomed(ack));
     this.link.on('ack', (frame) => {
       if (this.snapshotInFlight !== undefined && frame.seq >= this.snapshotInFlight) this.snapshotInFlight = undefined;
@@ -215,7 +219,11 @@ export class Agent {
     const sessions = await this.journal.read();
     applyEvents(
       sessions,
-      this.spool.pendingAfter(0).map((event): EventBody => (event.op === 'end' ? { op: 'end', id: event.id } : { op: 'upsert', session: event.session })),
+      this.spool
+        .pendingAfter(0)
+        .map((event): EventBody =>
+          event.op === 'end' ? { op: 'end', id: event.id } : { op: 'upsert', session: event.session },
+        ),
     );
     this.diff.restore([...sessions.values()]);
     await this.journal.compact(this.diff.sessions());
@@ -297,8 +305,13 @@ export class Agent {
       // Room for the envelope {"type":"events","events":[...]}.
       if (size > maxFrameBytes - 64) {
         // It would be refused (1009) at every attempt, holding up everything after it.
-        this.options.log.error({ seq: event.seq, bytes: size, maxFrameBytes }, 'event larger than any frame the collector accepts: dropped');
-        void this.spool.discard(event.seq, 'larger than the collector frame limit').then(() => this.updateSpoolMetrics());
+        this.options.log.error(
+          { seq: event.seq, bytes: size, maxFrameBytes },
+          'event larger than any frame the collector accepts: dropped',
+        );
+        void this.spool
+          .discard(event.seq, 'larger than the collector frame limit')
+          .then(() => this.updateSpoolMetrics());
         continue;
       }
       if (frame.length >= maxEvents || bytes + size > maxFrameBytes - 64) sendFrame();
@@ -323,7 +336,9 @@ export class Agent {
     }
     // Measured with the longest seq: a snapshot cannot be split, so one over the limit is not sent.
     const { maxFrameBytes } = this.link.limits;
-    const bytes = Buffer.byteLength(JSON.stringify({ type: 'snapshot', seq: Number.MAX_SAFE_INTEGER, at: Date.now(), sessions }));
+    const bytes = Buffer.byteLength(
+      JSON.stringify({ type: 'snapshot', seq: Number.MAX_SAFE_INTEGER, at: Date.now(), sessions }),
+    );
     if (bytes > maxFrameBytes) {
       this.options.log.error(
         { sessions: sessions.length, bytes, maxFrameBytes },

@@ -40,7 +40,12 @@ async function tokenLine(config: AgentConfig): Promise<{ line: CheckLine; token?
   try {
     token = readToken(config.tokenFile);
   } catch (err) {
-    return { line: { ok: false, text: `token file ${config.tokenFile}: ${(err as Error).message.replace(/^tokenFile: \S+ /, '')}` } };
+    return {
+      line: {
+        ok: false,
+        text: `token file ${config.tokenFile}: ${(err as Error).message.replace(/^tokenFile: \S+ /, '')}`,
+      },
+    };
   }
   if (process.platform === 'win32') {
     const { getDacl } = await import('./windows/file-lock.js');
@@ -49,7 +54,13 @@ async function tokenLine(config: AgentConfig): Promise<{ line: CheckLine; token?
     try {
       readers = untrustedReaders(getDacl(config.tokenFile));
     } catch (err) {
-      return { line: { ok: false, text: `token file ${config.tokenFile} reads, but its ACL cannot be read: ${(err as Error).message}` }, token };
+      return {
+        line: {
+          ok: false,
+          text: `token file ${config.tokenFile} reads, but its ACL cannot be read: ${(err as Error).message}`,
+        },
+        token,
+      };
     }
     if (readers.length > 0) {
       return {
@@ -60,7 +71,10 @@ async function tokenLine(config: AgentConfig): Promise<{ line: CheckLine; token?
         token,
       };
     }
-    return { line: { ok: true, text: `token file ${config.tokenFile} reads; only SYSTEM and Administrators can read it` }, token };
+    return {
+      line: { ok: true, text: `token file ${config.tokenFile} reads; only SYSTEM and Administrators can read it` },
+      token,
+    };
   }
   return { line: { ok: true, text: `token file ${config.tokenFile} reads` }, token };
 }
@@ -68,7 +82,10 @@ async function tokenLine(config: AgentConfig): Promise<{ line: CheckLine; token?
 async function sourceLine(config: AgentConfig, log: Logger): Promise<CheckLine> {
   try {
     const sessions = await createSource(config, log).list(Date.now());
-    return { ok: true, text: `source ${config.source} lists ${sessions.length} session${sessions.length === 1 ? '' : 's'}` };
+    return {
+      ok: true,
+      text: `source ${config.source} lists ${sessions.length} session${sessions.length === 1 ? '' : 's'}`,
+    };
   } catch (err) {
     return { ok: false, text: `source ${config.source} cannot list the sessions: ${(err as Error).message}` };
   }
@@ -104,11 +121,23 @@ export function collectorLine(config: AgentConfig, token: string, timeoutMs = 10
     }
     socket.on('unexpected-response', (_req, res) => {
       res.resume();
-      done(fail(res.statusCode === 401 ? 'refused the token (HTTP 401)' : `refused the connection (HTTP ${res.statusCode})`));
+      done(
+        fail(
+          res.statusCode === 401 ? 'refused the token (HTTP 401)' : `refused the connection (HTTP ${res.statusCode})`,
+        ),
+      );
     });
     socket.on('error', (err) => done(fail(`unreachable: ${err.message}`)));
     socket.on('open', () => {
-      socket.send(JSON.stringify({ type: 'hello', farm: config.farm, host: config.host, stream: spoolStream(config), agent: `rasmon-agent/${VERSION}` }));
+      socket.send(
+        JSON.stringify({
+          type: 'hello',
+          farm: config.farm,
+          host: config.host,
+          stream: spoolStream(config),
+          agent: `rasmon-agent/${VERSION}`,
+        }),
+      );
     });
     socket.on('message', (data) => {
       let frame: { type?: string; ack?: number; code?: string; message?: string };
@@ -117,7 +146,11 @@ export function collectorLine(config: AgentConfig, token: string, timeoutMs = 10
       } catch {
         return done(fail('answered with a frame that is not JSON'));
       }
-      if (frame.type === 'welcome') done({ ok: true, text: `collector ${collector} accepted the token for farm ${config.farm}, host ${config.host} (welcome, ack ${frame.ack})` });
+      if (frame.type === 'welcome')
+        done({
+          ok: true,
+          text: `collector ${collector} accepted the token for farm ${config.farm}, host ${config.host} (welcome, ack ${frame.ack})`,
+        });
       else if (frame.type === 'error') done(fail(`refused the hello: ${frame.code}: ${frame.message}`));
     });
     socket.on('close', (code) => done(fail(`closed the connection (${code}) before its welcome`)));
@@ -134,7 +167,8 @@ export async function runCheck(config: AgentConfig, log: Logger, write: (line: s
   const { line, token } = await tokenLine(config);
   print(line);
   print(await sourceLine(config, log));
-  if (!config.collector || !config.farm) print({ ok: false, text: `collector: ${config.collector ? 'farm' : 'collector'} is not set` });
+  if (!config.collector || !config.farm)
+    print({ ok: false, text: `collector: ${config.collector ? 'farm' : 'collector'} is not set` });
   else if (token === undefined) print({ ok: false, text: `collector ${config.collector}: not tried without a token` });
   else {
     try {

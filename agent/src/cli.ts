@@ -53,9 +53,11 @@ export async function main(argv: string[]): Promise<void> {
   if (values.help) return void process.stdout.write(`${USAGE}\n`);
   if (values.version) return void process.stdout.write(`${VERSION}\n`);
   const command = positionals[0];
-  if (command === 'service') return serviceMain(positionals.slice(1), values.config, values['allow-readable-token'] ?? false);
+  if (command === 'service')
+    return serviceMain(positionals.slice(1), values.config, values['allow-readable-token'] ?? false);
   if (values['allow-readable-token']) fail('--allow-readable-token belongs to service install');
-  if (command !== undefined && command !== 'sessions' && command !== 'check') fail(`unknown command "${command}"\n${USAGE}`);
+  if (command !== undefined && command !== 'sessions' && command !== 'check')
+    fail(`unknown command "${command}"\n${USAGE}`);
   if (command !== 'sessions' && values.input) fail('--input belongs to the sessions command');
 
   let config: AgentConfig;
@@ -110,7 +112,10 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof AgentConfigError) fail(err.message);
     throw err;
   }
-  log.info({ farm: config.farm, host: config.host, source: config.source, collector: config.collector }, 'agent starting');
+  log.info(
+    { farm: config.farm, host: config.host, source: config.source, collector: config.collector },
+    'agent starting',
+  );
   await agent.start();
   let stopping = false;
   const stop = (signal: string) => {
@@ -134,7 +139,9 @@ async function serviceMain(args: string[], configFile: string | undefined, allow
   const { ServiceCommandError, serviceCommand } = await import('./service-command.js');
   if (args.length > 1) fail(`unexpected argument "${args[1]}"`);
   try {
-    process.exitCode = await serviceCommand(args[0], configFile, (line) => process.stdout.write(`${line}\n`), { allowReadableToken });
+    process.exitCode = await serviceCommand(args[0], configFile, (line) => process.stdout.write(`${line}\n`), {
+      allowReadableToken,
+    });
     // The stopped service leaves nothing to wait for; koffi's callbacks would keep the loop alive.
     if (args[0] === 'run') process.exit();
   } catch (err) {

@@ -30,7 +30,9 @@ const cidr = z.string().refine((text) => {
 }, 'must be an IP address or CIDR range such as 10.0.0.0/8');
 
 const defaultSpoolDir =
-  process.platform === 'win32' ? join(process.env.ProgramData ?? 'C:\\ProgramData', 'rasmon', 'spool') : '/var/lib/rasmon-agent/spool';
+  process.platform === 'win32'
+    ? join(process.env.ProgramData ?? 'C:\\ProgramData', 'rasmon', 'spool')
+    : '/var/lib/rasmon-agent/spool';
 
 const schema = z.strictObject({
   collector: z
@@ -38,7 +40,9 @@ const schema = z.strictObject({
     .refine((url) => /^wss?:\/\/[^/]/.test(url), 'must be a ws:// or wss:// URL')
     .optional(),
   tokenFile: z.string().min(1).optional(),
-  tls: z.strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() }).optional(),
+  tls: z
+    .strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() })
+    .optional(),
   farm: name.optional(),
   host: name.optional(),
   source: z.enum(['wts', 'quser', 'command', 'simulate']).default('wts'),
@@ -51,7 +55,11 @@ const schema = z.strictObject({
   spool: z
     .strictObject({
       dir: z.string().min(1).default(defaultSpoolDir),
-      maxBytes: z.number().int().min(4096).default(64 * 1024 * 1024),
+      maxBytes: z
+        .number()
+        .int()
+        .min(4096)
+        .default(64 * 1024 * 1024),
     })
     .default({ dir: defaultSpoolDir, maxBytes: 64 * 1024 * 1024 }),
   domain: z.string().min(1).optional(),
@@ -78,7 +86,11 @@ const schema = z.strictObject({
     .prefault({}),
   metrics: z.strictObject({ listen: z.string().regex(/^[^:]*:\d{1,5}$/, 'must be "host:port"') }).optional(),
   reconnect: z
-    .strictObject({ initialSeconds: seconds.default(1), maxSeconds: seconds.default(60), supersededSeconds: seconds.default(60) })
+    .strictObject({
+      initialSeconds: seconds.default(1),
+      maxSeconds: seconds.default(60),
+      supersededSeconds: seconds.default(60),
+    })
     .prefault({}),
 });
 

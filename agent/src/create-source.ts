@@ -22,7 +22,11 @@ export function createSource(config: AgentConfig, log: Logger, inputFile?: strin
         ...(inputFile ? { inputFile } : {}),
       });
     case 'quser':
-      return new QuserSource(classifier, config.quser.dateOrder ? { dateOrder: config.quser.dateOrder } : {}, inputFile);
+      return new QuserSource(
+        classifier,
+        config.quser.dateOrder ? { dateOrder: config.quser.dateOrder } : {},
+        inputFile,
+      );
     case 'command':
       if (!config.command && !inputFile) throw new AgentConfigError('command: required by source "command"');
       return new CommandSource(config.command, log, inputFile);
@@ -30,7 +34,10 @@ export function createSource(config: AgentConfig, log: Logger, inputFile?: strin
       if (inputFile) throw new AgentConfigError('--input: the simulate source reads no saved output');
       const sim = config.simulate;
       const domain = config.domain ?? 'SIM';
-      const users = Array.from({ length: sim.users }, (_, i) => `${domain}\\${sim.userPrefix}${String(i + 1).padStart(3, '0')}`);
+      const users = Array.from(
+        { length: sim.users },
+        (_, i) => `${domain}\\${sim.userPrefix}${String(i + 1).padStart(3, '0')}`,
+      );
       const admins = Array.from({ length: sim.admins }, (_, i) => `${domain}\\admin${String(i + 1).padStart(2, '0')}`);
       return new SessionSimulator({
         seed: sim.seed ?? createHash('sha256').update(config.host).digest().readUInt32BE(0),

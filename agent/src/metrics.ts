@@ -4,10 +4,26 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export class AgentMetrics {
   readonly registry = new Registry();
-  readonly connected = new Gauge({ name: 'rasmon_agent_connected', help: '1 while welcomed by a collector', registers: [this.registry] });
-  readonly sessions = new Gauge({ name: 'rasmon_agent_sessions', help: 'Sessions in the last list read', registers: [this.registry] });
-  readonly spoolEvents = new Gauge({ name: 'rasmon_agent_spool_events', help: 'Events spooled and not yet acked', registers: [this.registry] });
-  readonly spoolBytes = new Gauge({ name: 'rasmon_agent_spool_bytes', help: 'Bytes of events spooled and not yet acked', registers: [this.registry] });
+  readonly connected = new Gauge({
+    name: 'rasmon_agent_connected',
+    help: '1 while welcomed by a collector',
+    registers: [this.registry],
+  });
+  readonly sessions = new Gauge({
+    name: 'rasmon_agent_sessions',
+    help: 'Sessions in the last list read',
+    registers: [this.registry],
+  });
+  readonly spoolEvents = new Gauge({
+    name: 'rasmon_agent_spool_events',
+    help: 'Events spooled and not yet acked',
+    registers: [this.registry],
+  });
+  readonly spoolBytes = new Gauge({
+    name: 'rasmon_agent_spool_bytes',
+    help: 'Bytes of events spooled and not yet acked',
+    registers: [this.registry],
+  });
   readonly spoolDropped = new Counter({
     name: 'rasmon_agent_spool_dropped_total',
     help: 'Events lost: dropped from a full spool, corrupt or torn on disk, set aside with a corrupt state, or larger than any frame',
@@ -29,12 +45,20 @@ export class AgentMetrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
-  readonly pollErrors = new Counter({ name: 'rasmon_agent_poll_errors_total', help: 'Failed reads of the session source', registers: [this.registry] });
+  readonly pollErrors = new Counter({
+    name: 'rasmon_agent_poll_errors_total',
+    help: 'Failed reads of the session source',
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     // Gauges named `_total`, which `promtool check metrics` rejects; their per-type breakdowns stay.
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    for (const name of [
+      'nodejs_active_handles_total',
+      'nodejs_active_requests_total',
+      'nodejs_active_resources_total',
+    ]) {
       this.registry.removeSingleMetric(name);
     }
   }

@@ -61,7 +61,9 @@ function secureTokenFile(path: string, options: ServiceCommandOptions, write: (l
     lockFile(path);
     const still = untrustedReaders(getDacl(path));
     if (still.length === 0) {
-      write(`token file ${path}: was readable by ${decision.readers.map(describeSid).join(', ')}; now SYSTEM and Administrators only`);
+      write(
+        `token file ${path}: was readable by ${decision.readers.map(describeSid).join(', ')}; now SYSTEM and Administrators only`,
+      );
       return;
     }
     failure = `is still readable by ${still.map(describeSid).join(', ')} after locking it (a file system that keeps no Windows ACLs?)`;
@@ -69,12 +71,18 @@ function secureTokenFile(path: string, options: ServiceCommandOptions, write: (l
     failure = `is readable by ${decision.readers.map(describeSid).join(', ')} and cannot be locked (${(err as Error).message})`;
   }
   if (!options.allowReadableToken) {
-    throw new ServiceCommandError(`token file ${path} ${failure}: not installed (move it to an NTFS volume, or pass --allow-readable-token)`);
+    throw new ServiceCommandError(
+      `token file ${path} ${failure}: not installed (move it to an NTFS volume, or pass --allow-readable-token)`,
+    );
   }
   write(`WARNING token file ${path} ${failure}; installing anyway (--allow-readable-token)`);
 }
 
-async function install(configFile: string, options: ServiceCommandOptions, write: (line: string) => void): Promise<number> {
+async function install(
+  configFile: string,
+  options: ServiceCommandOptions,
+  write: (line: string) => void,
+): Promise<number> {
   const configPath = resolve(configFile);
   const config = loadAgentConfig(configPath);
   const settings = connectionSettings(config);
@@ -86,7 +94,8 @@ async function install(configFile: string, options: ServiceCommandOptions, write
     ['tls.cert', config.tls?.cert],
     ['tls.key', config.tls?.key],
   ] as const) {
-    if (path !== undefined && !win32.isAbsolute(path)) throw new AgentConfigError(`${key}: must be an absolute path for the service (${path})`);
+    if (path !== undefined && !win32.isAbsolute(path))
+      throw new AgentConfigError(`${key}: must be an absolute path for the service (${path})`);
   }
   const tokenFile = settings.tokenFile;
   readToken(tokenFile);
@@ -108,7 +117,9 @@ async function install(configFile: string, options: ServiceCommandOptions, write
   write(`event source ${SERVICE_NAME} registered in the Application log`);
   const state = await installService(commandLine, (line) => write(`note: ${line}`));
   if (state.state !== SERVICE_RUNNING) {
-    write(`service ${SERVICE_NAME} installed but ${state.name} (exit code ${state.serviceExitCode || state.exitCode}); see the Application log and ${serviceLogFile(config)}`);
+    write(
+      `service ${SERVICE_NAME} installed but ${state.name} (exit code ${state.serviceExitCode || state.exitCode}); see the Application log and ${serviceLogFile(config)}`,
+    );
     return 1;
   }
   write(`service ${SERVICE_NAME} installed and running (pid ${state.pid}): ${commandLine}`);
@@ -118,7 +129,11 @@ async function install(configFile: string, options: ServiceCommandOptions, write
 async function uninstall(write: (line: string) => void): Promise<number> {
   const { removed } = await uninstallService();
   if (eventSourceRegistered()) unregisterEventSource();
-  write(removed ? `service ${SERVICE_NAME} stopped and removed; its configuration, token and spool are left in place` : `service ${SERVICE_NAME} is not installed`);
+  write(
+    removed
+      ? `service ${SERVICE_NAME} stopped and removed; its configuration, token and spool are left in place`
+      : `service ${SERVICE_NAME} is not installed`,
+  );
   return 0;
 }
 
@@ -129,7 +144,9 @@ function status(write: (line: string) => void): number {
     return 4;
   }
   const exit = state.serviceExitCode || state.exitCode;
-  write(`${SERVICE_NAME}: ${state.name}${state.pid ? ` (pid ${state.pid})` : ''}${state.state !== SERVICE_RUNNING && exit ? `, last exit code ${exit}` : ''}`);
+  write(
+    `${SERVICE_NAME}: ${state.name}${state.pid ? ` (pid ${state.pid})` : ''}${state.state !== SERVICE_RUNNING && exit ? `, last exit code ${exit}` : ''}`,
+  );
   return state.state === SERVICE_RUNNING ? 0 : 3;
 }
 
@@ -174,6 +191,8 @@ export async function serviceCommand(
       return runService(config, serviceAgent(config));
     }
     default:
-      throw new ServiceCommandError(`${sub === undefined ? 'missing' : `unknown`} service command${sub ? ` "${sub}"` : ''}\n${SERVICE_USAGE}`);
+      throw new ServiceCommandError(
+        `${sub === undefined ? 'missing' : `unknown`} service command${sub ? ` "${sub}"` : ''}\n${SERVICE_USAGE}`,
+      );
   }
 }

@@ -9,7 +9,10 @@ describe('Event Log alerts: one event per condition, not one per retry', () => {
   beforeEach(() => {
     vi.useFakeTimers();
     reported = [];
-    alerts = new AdminAlerts((name, detail) => reported.push([name, detail]), { unreachableAfterMs: 60_000, sourceFailuresInARow: 3 });
+    alerts = new AdminAlerts((name, detail) => reported.push([name, detail]), {
+      unreachableAfterMs: 60_000,
+      sourceFailuresInARow: 3,
+    });
   });
   afterEach(() => {
     alerts.close();

@@ -2,14 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { CLASSIFY_DEFAULTS, Classifier } from '../src/windows/classify.js';
 import type { RawSession } from '../src/windows/raw-session.js';
 
-const raw = (fields: { [K in keyof RawSession]?: RawSession[K] | undefined } = {}): RawSession => ({
-  sessionId: 3,
-  user: 'alice',
-  state: 'active',
-  sessionName: 'rdp-tcp#1',
-  logonTime: 1_700_000_000_000,
-  ...fields,
-}) as RawSession;
+const raw = (fields: { [K in keyof RawSession]?: RawSession[K] | undefined } = {}): RawSession =>
+  ({
+    sessionId: 3,
+    user: 'alice',
+    state: 'active',
+    sessionName: 'rdp-tcp#1',
+    logonTime: 1_700_000_000_000,
+    ...fields,
+  }) as RawSession;
 
 const classifier = (config: Partial<typeof CLASSIFY_DEFAULTS> & { domain?: string } = {}) =>
   new Classifier({ ...CLASSIFY_DEFAULTS, ...config });
@@ -18,10 +19,20 @@ describe('classification', () => {
   it('puts the configured domain before bare user names, and keeps DOMAIN\\user and UPNs as they are', () => {
     const c = classifier({ domain: 'CORP' });
     const [a, b, d, e] = c.classify(
-      [raw({ sessionId: 2 }), raw({ sessionId: 3, user: 'OTHER\\bob' }), raw({ sessionId: 4, user: 'carol', domain: 'LAB' }), raw({ sessionId: 5, user: 'dave@corp.example' })],
+      [
+        raw({ sessionId: 2 }),
+        raw({ sessionId: 3, user: 'OTHER\\bob' }),
+        raw({ sessionId: 4, user: 'carol', domain: 'LAB' }),
+        raw({ sessionId: 5, user: 'dave@corp.example' }),
+      ],
       0,
     );
-    expect([a!.user, b!.user, d!.user, e!.user]).toEqual(['CORP\\alice', 'OTHER\\bob', 'LAB\\carol', 'dave@corp.example']);
+    expect([a!.user, b!.user, d!.user, e!.user]).toEqual([
+      'CORP\\alice',
+      'OTHER\\bob',
+      'LAB\\carol',
+      'dave@corp.example',
+    ]);
   });
 
   it('leaves out the services session, listeners, rows without a user, and the console unless configured', () => {
@@ -33,18 +44,30 @@ describe('classification', () => {
       raw({ sessionId: 8, protocolType: 0, sessionName: '' }),
       raw({ sessionId: 9 }),
     ];
-    expect(classifier().classify(list, 0).map((s) => s.id)).toEqual(['9-1700000000000']);
-    expect(classifier({ includeConsole: true }).classify(list, 0).map((s) => s.id)).toHaveLength(3);
+    expect(
+      classifier()
+        .classify(list, 0)
+        .map((s) => s.id),
+    ).toEqual(['9-1700000000000']);
+    expect(
+      classifier({ includeConsole: true })
+        .classify(list, 0)
+        .map((s) => s.id),
+    ).toHaveLength(3);
   });
 
-  it('tells ras from rdp by the gateways\' address ranges or client names, and says ras when none are configured', () => {
+  it("tells ras from rdp by the gateways' address ranges or client names, and says ras when none are configured", () => {
     const list = [
       raw({ sessionId: 2, clientAddress: '10.20.0.5' }),
       raw({ sessionId: 3, clientAddress: '192.168.1.9' }),
       raw({ sessionId: 4, clientName: 'RAS-GW01' }),
       raw({ sessionId: 5 }),
     ];
-    expect(classifier().classify(list, 0).map((s) => s.via)).toEqual(['ras', 'ras', 'ras', 'ras']);
+    expect(
+      classifier()
+        .classify(list, 0)
+        .map((s) => s.via),
+    ).toEqual(['ras', 'ras', 'ras', 'ras']);
     const c = classifier({ rasGateways: ['10.20.0.0/16', 'fd00::/8'], rasClientNames: ['ras-gw01'] });
     expect(c.classify(list, 0).map((s) => s.via)).toEqual(['ras', 'rdp', 'ras', 'rdp']);
     expect(c.classify([raw({ clientAddress: 'fd00::17' })], 0)[0]!.via).toBe('ras');
@@ -59,7 +82,10 @@ describe('classification', () => {
   it('marks published-app sessions by their RemoteApp shell processes', () => {
     const c = classifier();
     const [desktop, app] = c.classify(
-      [raw({ sessionId: 2, processes: ['explorer.exe'] }), raw({ sessionId: 3, processes: ['RDPINIT.EXE', 'excel.exe'] })],
+      [
+        raw({ sessionId: 2, processes: ['explorer.exe'] }),
+        raw({ sessionId: 3, processes: ['RDPINIT.EXE', 'excel.exe'] }),
+      ],
       0,
     );
     expect(desktop!.kind).toBe('desktop');
@@ -68,13 +94,20 @@ describe('classification', () => {
 
   it('takes admins from the source and from the configured accounts, in any case', () => {
     const c = classifier({ domain: 'CORP', adminUsers: ['corp\\ops'] });
-    const [a, b, d] = c.classify([raw({ sessionId: 2, admin: true }), raw({ sessionId: 3, user: 'OPS' }), raw({ sessionId: 4 })], 0);
+    const [a, b, d] = c.classify(
+      [raw({ sessionId: 2, admin: true }), raw({ sessionId: 3, user: 'OPS' }), raw({ sessionId: 4 })],
+      0,
+    );
     expect([a!.admin, b!.admin, d!.admin]).toEqual([true, true, false]);
   });
 
   it('reports any state but disconnected as active', () => {
     const [a, b, d] = classifier().classify(
-      [raw({ sessionId: 2, state: 'disconnected', sessionName: '' }), raw({ sessionId: 3, state: 'idle' }), raw({ sessionId: 4 })],
+      [
+        raw({ sessionId: 2, state: 'disconnected', sessionName: '' }),
+        raw({ sessionId: 3, state: 'idle' }),
+        raw({ sessionId: 4 }),
+      ],
       0,
     );
     expect([a!.state, b!.state, d!.state]).toEqual(['disconnected', 'active', 'active']);

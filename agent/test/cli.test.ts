@@ -21,7 +21,15 @@ function config(text: string): string {
 describe('rasmon-agent sessions', () => {
   it('prints what the agent would send from a saved quser output, domain put before bare names', () => {
     const path = config('farm: farm-a\nhost: rdsh-1\ndomain: CORP\n');
-    const run = agent('sessions', '--config', path, '--source', 'quser', '--input', join(FIXTURES, 'quser-en-disconnected.txt'));
+    const run = agent(
+      'sessions',
+      '--config',
+      path,
+      '--source',
+      'quser',
+      '--input',
+      join(FIXTURES, 'quser-en-disconnected.txt'),
+    );
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const sessions = JSON.parse(run.stdout) as Array<Record<string, unknown>>;
@@ -42,7 +50,15 @@ describe('rasmon-agent sessions', () => {
   });
 
   it('treats "No User exists" as an empty host', () => {
-    const run = agent('sessions', '--host', 'rdsh-1', '--source', 'quser', '--input', join(FIXTURES, 'quser-no-user.txt'));
+    const run = agent(
+      'sessions',
+      '--host',
+      'rdsh-1',
+      '--source',
+      'quser',
+      '--input',
+      join(FIXTURES, 'quser-no-user.txt'),
+    );
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toEqual([]);
   });

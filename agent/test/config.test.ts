@@ -31,9 +31,13 @@ describe('agent configuration', () => {
 
   it('polls every 5 s by default with the sources that hear of no session change, as configured otherwise', () => {
     for (const source of ['quser', 'command', 'simulate']) {
-      expect(loadAgentConfig(file('a.yaml', `farm: farm-a\nhost: rdsh-1\nsource: ${source}\n`)).pollIntervalSeconds).toBe(5);
+      expect(
+        loadAgentConfig(file('a.yaml', `farm: farm-a\nhost: rdsh-1\nsource: ${source}\n`)).pollIntervalSeconds,
+      ).toBe(5);
     }
-    expect(loadAgentConfig(file('a.yaml', 'farm: farm-a\nhost: rdsh-1\npollIntervalSeconds: 20\n')).pollIntervalSeconds).toBe(20);
+    expect(
+      loadAgentConfig(file('a.yaml', 'farm: farm-a\nhost: rdsh-1\npollIntervalSeconds: 20\n')).pollIntervalSeconds,
+    ).toBe(20);
   });
 
   it('defaults the host to the machine name', () => {
@@ -41,7 +45,7 @@ describe('agent configuration', () => {
     expect(loadAgentConfig(file('a.json', '{"farm":"farm-a"}')).host).toBe(name);
   });
 
-  it('lets flags win over the file, the spool directory without losing the file\'s spool size', () => {
+  it("lets flags win over the file, the spool directory without losing the file's spool size", () => {
     const path = file('a.yaml', 'farm: farm-a\nhost: rdsh-1\nsource: quser\nspool: { dir: /x, maxBytes: 8192 }\n');
     const config = loadAgentConfig(path, { host: 'rdsh-2', source: 'simulate', spoolDir: '/y' });
     expect(config).toMatchObject({ host: 'rdsh-2', source: 'simulate', spool: { dir: '/y', maxBytes: 8192 } });
@@ -49,9 +53,15 @@ describe('agent configuration', () => {
 
   it('names the bad key in one line', () => {
     expectError(() => loadAgentConfig(file('a.yaml', 'farm: farm-a\nsoruce: wts\n')), 'soruce: unknown key');
-    expectError(() => loadAgentConfig(file('a.yaml', 'collector: http://x\n')), /^collector: must be a ws:\/\/ or wss:\/\/ URL$/);
+    expectError(
+      () => loadAgentConfig(file('a.yaml', 'collector: http://x\n')),
+      /^collector: must be a ws:\/\/ or wss:\/\/ URL$/,
+    );
     expectError(() => loadAgentConfig(file('a.yaml', 'source: magic\n')), /^source: /);
-    expectError(() => loadAgentConfig(file('a.yaml', 'classify: { rasGateways: ["10.0.0.0/99"] }\n')), /^classify\.rasGateways\[0\]: /);
+    expectError(
+      () => loadAgentConfig(file('a.yaml', 'classify: { rasGateways: ["10.0.0.0/99"] }\n')),
+      /^classify\.rasGateways\[0\]: /,
+    );
     expectError(() => loadAgentConfig(file('a.yaml', 'pollIntervalSeconds: 0\n')), /^pollIntervalSeconds: /);
     expectError(() => loadAgentConfig(file('a.yaml', 'host: "bad host"\n')), /^host: /);
     expectError(() => loadAgentConfig(file('a.txt', 'farm: a\n')), /must end in \.yaml, \.yml or \.json/);

@@ -111,7 +111,12 @@ interface Rig {
 
 async function startAgent(
   url: string,
-  options: { sessions?: Session[]; backoff?: { initialMs: number; maxMs: number }; welcomeTimeoutMs?: number; resyncMinIntervalMs?: number } = {},
+  options: {
+    sessions?: Session[];
+    backoff?: { initialMs: number; maxMs: number };
+    welcomeTimeoutMs?: number;
+    resyncMinIntervalMs?: number;
+  } = {},
 ): Promise<Rig> {
   const spoolDir = mkdtempSync(join(tmpdir(), 'rasmon-hostile-'));
   onTestFinished(() => rmSync(spoolDir, { recursive: true, force: true }));
@@ -154,7 +159,8 @@ async function fake(onHello: (conn: Conn) => void): Promise<FakeCollector> {
   return collector;
 }
 
-const state = (rig: Rig) => JSON.parse(readFileSync(join(rig.spoolDir, 'state.json'), 'utf8')) as { stream: string; acked: number };
+const state = (rig: Rig) =>
+  JSON.parse(readFileSync(join(rig.spoolDir, 'state.json'), 'utf8')) as { stream: string; acked: number };
 const dropped = async (rig: Rig) => (await rig.metrics.spoolDropped.get()).values[0]?.value ?? 0;
 const logBytes = (rig: Rig) => rig.logLines.reduce((sum, line) => sum + line.length, 0);
 
@@ -165,8 +171,14 @@ describe('an agent that distrusts the wire', () => {
     ['not JSON', '{"type":'],
     ['an ack whose seq is text', '{"type":"ack","seq":"12"}'],
     ['an ack with a negative seq', '{"type":"ack","seq":-1}'],
-    ['a welcome with a heartbeat of 1e12 s', JSON.stringify({ type: 'welcome', ack: 0, heartbeatSeconds: 1e12, limits: LIMITS })],
-    ['a welcome with a frame limit of 1 byte', JSON.stringify({ type: 'welcome', ack: 0, heartbeatSeconds: 15, limits: { ...LIMITS, maxFrameBytes: 1 } })],
+    [
+      'a welcome with a heartbeat of 1e12 s',
+      JSON.stringify({ type: 'welcome', ack: 0, heartbeatSeconds: 1e12, limits: LIMITS }),
+    ],
+    [
+      'a welcome with a frame limit of 1 byte',
+      JSON.stringify({ type: 'welcome', ack: 0, heartbeatSeconds: 15, limits: { ...LIMITS, maxFrameBytes: 1 } }),
+    ],
   ] as const) {
     it(`${what} from the collector is a protocol error: disconnect, nothing saved, no crash`, async () => {
       let sendBad = true;
@@ -217,7 +229,9 @@ describe('an agent that distrusts the wire', () => {
       expect(await dropped(rig)).toBe(0);
       // New events still get fresh seqs.
       rig.source.sessions = [session('1'), session('2'), session('3')];
-      await vi.waitFor(() => expect(collector.events(collector.conns[1]!).at(-1)?.seq).toBeGreaterThan(3), { timeout: 5000 });
+      await vi.waitFor(() => expect(collector.events(collector.conns[1]!).at(-1)?.seq).toBeGreaterThan(3), {
+        timeout: 5000,
+      });
     });
   }
 
@@ -237,7 +251,10 @@ describe('an agent that distrusts the wire', () => {
     await vi.waitFor(() => expect(second.hello).toBeDefined());
     expect(second.hello!.stream).not.toBe(before);
     await vi.waitFor(() => expect(rig.agent.spoolState.depth).toBe(0), { timeout: 5000 });
-    expect(collector.events(second).map((event) => (event.op === 'upsert' ? event.session.id : event.id))).toEqual(['1', '2']);
+    expect(collector.events(second).map((event) => (event.op === 'upsert' ? event.session.id : event.id))).toEqual([
+      '1',
+      '2',
+    ]);
     expect(collector.events(second).map((event) => event.seq)).toEqual([1, 2]);
     expect(await dropped(rig)).toBe(0);
   });
@@ -257,7 +274,9 @@ describe('an agent that distrusts the wire', () => {
       });
     });
     const rig = await startAgent(collector.url, { sessions: [session('1')], resyncMinIntervalMs: 50 });
-    await vi.waitFor(() => expect(collector.conns[0] && collector.snapshots(collector.conns[0])).toHaveLength(2), { timeout: 5000 });
+    await vi.waitFor(() => expect(collector.conns[0] && collector.snapshots(collector.conns[0])).toHaveLength(2), {
+      timeout: 5000,
+    });
     // It is still in flight (never acked): the rest of the storm waits for it.
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(collector.snapshots(collector.conns[0]!)).toHaveLength(2);
@@ -293,12 +312,16 @@ describe('an agent that distrusts the wire', () => {
   it('logs an unknown frame type once per connection, cut short, and ignores it', async () => {
     const collector = await fake((conn) => {
       conn.socket.send(welcome(0));
-      for (let i = 0; i < 200; i += 1) conn.socket.send(JSON.stringify({ type: `future-${'y'.repeat(20_000)}`, data: 'z'.repeat(20_000) }));
+      for (let i = 0; i < 200; i += 1)
+        conn.socket.send(JSON.stringify({ type: `future-${'y'.repeat(20_000)}`, data: 'z'.repeat(20_000) }));
       conn.socket.send(JSON.stringify({ type: 'error', code: 'c'.repeat(10_000), message: 'm'.repeat(40_000) }));
       conn.socket.close(1008);
     });
     const rig = await startAgent(collector.url);
-    await vi.waitFor(() => expect(rig.logLines.some((line) => line.includes('collector closed the connection'))).toBe(true), { timeout: 5000 });
+    await vi.waitFor(
+      () => expect(rig.logLines.some((line) => line.includes('collector closed the connection'))).toBe(true),
+      { timeout: 5000 },
+    );
     const unknown = rig.logLines.filter((line) => line.includes('does not know'));
     expect(unknown).toHaveLength(1);
     expect(unknown[0]!.length).toBeLessThan(500);
@@ -338,11 +361,16 @@ describe('an agent that distrusts the wire', () => {
         if (seq !== undefined) conn.socket.send(JSON.stringify({ type: 'ack', seq }));
       });
     });
-    const huge = session('huge', { client: { name: '\u0001'.repeat(256), address: '\u0002'.repeat(256) }, user: `CORP\\${'\u0003'.repeat(250)}` });
+    const huge = session('huge', {
+      client: { name: '\u0001'.repeat(256), address: '\u0002'.repeat(256) },
+      user: `CORP\\${'\u0003'.repeat(250)}`,
+    });
     const rig = await startAgent(collector.url, { sessions: [session('1'), huge, session('2')] });
     await vi.waitFor(async () => expect(await dropped(rig)).toBe(1), { timeout: 5000 });
     await vi.waitFor(() => expect(rig.agent.spoolState.depth).toBe(0), { timeout: 5000 });
-    const ids = collector.events(collector.conns[0]!).map((event) => (event.op === 'upsert' ? event.session.id : event.id));
+    const ids = collector
+      .events(collector.conns[0]!)
+      .map((event) => (event.op === 'upsert' ? event.session.id : event.id));
     expect(ids).toEqual(['1', '2']);
     expect(collector.conns).toHaveLength(1);
   });
@@ -352,9 +380,12 @@ describe('an agent that distrusts the wire', () => {
     const collector = await fake((conn) => conn.socket.send(welcome(0, { limits: small })));
     const sessions = Array.from({ length: 120 }, (_, i) => session(String(i)));
     const rig = await startAgent(collector.url, { sessions });
-    await vi.waitFor(() => expect(rig.logLines.some((line) => line.includes('snapshot larger than the collector accepts'))).toBe(true), {
-      timeout: 5000,
-    });
+    await vi.waitFor(
+      () => expect(rig.logLines.some((line) => line.includes('snapshot larger than the collector accepts'))).toBe(true),
+      {
+        timeout: 5000,
+      },
+    );
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(collector.conns).toHaveLength(1);
     expect(collector.snapshots(collector.conns[0]!)).toHaveLength(0);

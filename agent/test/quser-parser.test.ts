@@ -13,15 +13,33 @@ const utc = (y: number, m: number, d: number, h: number, min: number): number =>
 describe('parseQuery on real and derived outputs', () => {
   it('reads English quser: a disconnected row has an empty session name, > is stripped, AM/PM times', () => {
     expect(parseQuery(fixture('quser-en-disconnected.txt'))).toEqual<RawSession[]>([
-      { sessionId: 2, user: 'admin.xxxxxxxx', state: 'disconnected', sessionName: '', logonTime: utc(2017, 7, 20, 13, 19) },
-      { sessionId: 3, user: 'admin.xxxxx', state: 'active', sessionName: 'rdp-tcp#54', logonTime: utc(2017, 7, 21, 5, 35) },
+      {
+        sessionId: 2,
+        user: 'admin.xxxxxxxx',
+        state: 'disconnected',
+        sessionName: '',
+        logonTime: utc(2017, 7, 20, 13, 19),
+      },
+      {
+        sessionId: 3,
+        user: 'admin.xxxxx',
+        state: 'active',
+        sessionName: 'rdp-tcp#54',
+        logonTime: utc(2017, 7, 21, 5, 35),
+      },
       { sessionId: 5, user: 'vertigoray', state: 'active', sessionName: 'console', logonTime: utc(2017, 8, 9, 16, 40) },
     ]);
   });
 
   it('reads German quser with its day-first date', () => {
     expect(parseQuery(fixture('quser-de.txt'))).toEqual<RawSession[]>([
-      { sessionId: 5, user: 'thorgil.eisenhand', state: 'active', sessionName: 'rdp-tcp#10', logonTime: utc(2021, 9, 7, 17, 58) },
+      {
+        sessionId: 5,
+        user: 'thorgil.eisenhand',
+        state: 'active',
+        sessionName: 'rdp-tcp#10',
+        logonTime: utc(2021, 9, 7, 17, 58),
+      },
     ]);
   });
 
@@ -49,9 +67,27 @@ describe('parseQuery on real and derived outputs', () => {
 
   it('reads a column-wide user name, a longer one that pushes its row right, idle "none", 12 AM and 12 PM', () => {
     expect(parseQuery(fixture('quser-en-long-user.txt'))).toEqual<RawSession[]>([
-      { sessionId: 4, user: 'reporting.svc.europe', state: 'active', sessionName: 'rdp-tcp#12', logonTime: utc(2024, 3, 14, 0, 5) },
-      { sessionId: 6, user: 'sophie.vandermeulen', state: 'active', sessionName: 'rdp-tcp#13', logonTime: utc(2024, 3, 14, 12, 30) },
-      { sessionId: 9, user: 'bartholomew.nakamura-lee', state: 'active', sessionName: 'rdp-tcp#15', logonTime: utc(2024, 11, 2, 9, 7) },
+      {
+        sessionId: 4,
+        user: 'reporting.svc.europe',
+        state: 'active',
+        sessionName: 'rdp-tcp#12',
+        logonTime: utc(2024, 3, 14, 0, 5),
+      },
+      {
+        sessionId: 6,
+        user: 'sophie.vandermeulen',
+        state: 'active',
+        sessionName: 'rdp-tcp#13',
+        logonTime: utc(2024, 3, 14, 12, 30),
+      },
+      {
+        sessionId: 9,
+        user: 'bartholomew.nakamura-lee',
+        state: 'active',
+        sessionName: 'rdp-tcp#15',
+        logonTime: utc(2024, 11, 2, 9, 7),
+      },
       { sessionId: 11, user: 'jo', state: 'disconnected', sessionName: '', logonTime: utc(2024, 12, 31, 23, 59) },
     ]);
   });
@@ -69,7 +105,9 @@ describe('parseQuery on awkward input', () => {
   it('refuses a text without a recognizable header, naming the columns it expected', () => {
     const read = () => parseQuery('Error [5]: Access is denied.\r\n');
     expect(read).toThrow(QueryOutputError);
-    expect(read).toThrow(/no recognizable header.*USERNAME SESSIONNAME ID STATE.*got "Error \[5\]: Access is denied\."/);
+    expect(read).toThrow(
+      /no recognizable header.*USERNAME SESSIONNAME ID STATE.*got "Error \[5\]: Access is denied\."/,
+    );
     expect(() => parseQuery('')).toThrow(/query output is empty/);
   });
 
@@ -84,11 +122,15 @@ describe('parseQuery on awkward input', () => {
       ' console                                     1  Wartet',
       ' rdp-tcp#2         ann                       2  Active',
     ].join('\n');
-    expect(parseQuery(text)).toEqual<RawSession[]>([{ sessionId: 2, user: 'ann', state: 'active', sessionName: 'rdp-tcp#2' }]);
+    expect(parseQuery(text)).toEqual<RawSession[]>([
+      { sessionId: 2, user: 'ann', state: 'active', sessionName: 'rdp-tcp#2' },
+    ]);
   });
 
   it('refuses a line under the header that is not a session row', () => {
-    expect(() => parseQuery(`${EN_HEADER}\nquser : the RPC server is unavailable\n`)).toThrow(/line 2 is not a session row/);
+    expect(() => parseQuery(`${EN_HEADER}\nquser : the RPC server is unavailable\n`)).toThrow(
+      /line 2 is not a session row/,
+    );
   });
 
   it('finds the header under leading noise, such as a PsExec banner', () => {
@@ -124,7 +166,12 @@ describe('parseQuery on awkward input', () => {
 
   it('takes the id under the ID title when a user name also holds a number and a state word', () => {
     const text = `${EN_HEADER}\n kiosk 3 Idle          rdp-tcp#3           4  Active          .  1/2/2024 3:04 PM\n`;
-    expect(parseQuery(text)[0]).toMatchObject({ user: 'kiosk 3 Idle', sessionName: 'rdp-tcp#3', sessionId: 4, state: 'active' });
+    expect(parseQuery(text)[0]).toMatchObject({
+      user: 'kiosk 3 Idle',
+      sessionName: 'rdp-tcp#3',
+      sessionId: 4,
+      state: 'active',
+    });
   });
 
   it('takes day first from the dateOrder option, for an English host with a day-first regional format', () => {
@@ -163,8 +210,9 @@ describe('parseLogonTime', () => {
 
 /** Renders rows in quser's column layout; like printf, a long value pushes the rest of its row right. */
 function renderQuser(header: string, rows: readonly string[][]): string {
-  const lines = rows.map(([marker, user, session, id, state, idle, logon]) =>
-    `${marker}${user!.padEnd(20)}  ${session!.padEnd(16)} ${id!.padStart(4)}  ${state!.padEnd(6)}${idle!.padStart(11)}  ${logon}`,
+  const lines = rows.map(
+    ([marker, user, session, id, state, idle, logon]) =>
+      `${marker}${user!.padEnd(20)}  ${session!.padEnd(16)} ${id!.padStart(4)}  ${state!.padEnd(6)}${idle!.padStart(11)}  ${logon}`,
   );
   return [header, ...lines].join('\r\n');
 }
@@ -197,9 +245,16 @@ describe('parseQuery on generated tables', () => {
   const nameChar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789._-äöüé');
   const row = fc.record({
     user: fc
-      .tuple(fc.string({ unit: nameChar, minLength: 1, maxLength: 10 }), fc.option(fc.string({ unit: nameChar, minLength: 1, maxLength: 9 })))
+      .tuple(
+        fc.string({ unit: nameChar, minLength: 1, maxLength: 10 }),
+        fc.option(fc.string({ unit: nameChar, minLength: 1, maxLength: 9 })),
+      )
       .map(([first, second]) => (second === null ? first : `${first} ${second}`)),
-    session: fc.oneof(fc.constant(''), fc.constant('console'), fc.nat(999).map((n) => `rdp-tcp#${n}`)),
+    session: fc.oneof(
+      fc.constant(''),
+      fc.constant('console'),
+      fc.nat(999).map((n) => `rdp-tcp#${n}`),
+    ),
     sessionId: fc.integer({ min: 1, max: 65535 }),
     state: fc.constantFrom<keyof (typeof LANGUAGES)[number]['states']>('active', 'disconnected', 'connected', 'idle'),
     idle: fc.constantFrom('.', 'none', 'aucun', 'Kein', '7', '1:39', '15+15:12'),
@@ -214,7 +269,15 @@ describe('parseQuery on generated tables', () => {
       fc.property(fc.constantFrom(...LANGUAGES), fc.array(row, { maxLength: 8 }), (language, rows) => {
         const text = renderQuser(
           language.header,
-          rows.map((r) => [r.marker, r.user, r.session, String(r.sessionId), language.states[r.state], r.idle, language.date(r.logon)]),
+          rows.map((r) => [
+            r.marker,
+            r.user,
+            r.session,
+            String(r.sessionId),
+            language.states[r.state],
+            r.idle,
+            language.date(r.logon),
+          ]),
         );
         const expected = rows.map<RawSession>((r) => ({
           sessionId: r.sessionId,

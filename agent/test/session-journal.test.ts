@@ -18,7 +18,8 @@ const session = (id: string, state: Session['state'] = 'active'): Session => ({
   since: 1,
 });
 const hosts = (count: number) => Array.from({ length: count }, (_, i) => session(String(i + 1)));
-const lineBytes = (bodies: readonly EventBody[]) => bodies.reduce((sum, body) => sum + Buffer.byteLength(`${JSON.stringify(body)}\n`), 0);
+const lineBytes = (bodies: readonly EventBody[]) =>
+  bodies.reduce((sum, body) => sum + Buffer.byteLength(`${JSON.stringify(body)}\n`), 0);
 
 /** A directory of its own, removed when the test finishes. */
 function dir(): string {
@@ -76,8 +77,11 @@ describe('session journal', () => {
   it('compacts into one list line once the appends outgrow the list, and the list reads back the same', async () => {
     const path = dir();
     const { diff, journal, poll } = await started(path, hosts(3));
-    for (let i = 0; i < 4000; i += 1) await poll([session('1'), session('2'), session('3', i % 2 === 0 ? 'disconnected' : 'active')]);
-    const lines = readFileSync(join(path, JOURNAL_FILE), 'utf8').split('\n').filter((line) => line !== '');
+    for (let i = 0; i < 4000; i += 1)
+      await poll([session('1'), session('2'), session('3', i % 2 === 0 ? 'disconnected' : 'active')]);
+    const lines = readFileSync(join(path, JOURNAL_FILE), 'utf8')
+      .split('\n')
+      .filter((line) => line !== '');
     // 4000 polls of ~140 bytes would be ~560 KB uncompacted; the floor is 256 KiB.
     expect(statSync(join(path, JOURNAL_FILE)).size).toBeLessThan(300 * 1024);
     expect(lines.length).toBeLessThan(4000);

@@ -149,27 +149,30 @@ describe('SessionSimulator', () => {
     { seed: 2, initialSessions: undefined },
     { seed: 3, initialSessions: 0 },
     { seed: 4, initialSessions: 0 },
-  ])('seed $seed, initial $initialSessions: the host stays near targetSessions for a day', ({ seed, initialSessions }) => {
-    const sim = simulator({ seed, targetSessions: 40, ...(initialSessions !== undefined && { initialSessions }) });
-    const sizes: number[] = [];
-    let disconnected = 0;
-    for (let t = START; t <= START + 24 * HOUR; t += MINUTE) {
-      sim.advanceTo(t);
-      if (t < START + HOUR) continue;
-      const list = sim.sessions();
-      sizes.push(list.length);
-      disconnected += list.filter((s) => s.state === 'disconnected').length;
-    }
-    const mean = sizes.reduce((sum, size) => sum + size, 0) / sizes.length;
-    expect(mean).toBeGreaterThan(34);
-    expect(mean).toBeLessThan(44);
-    expect(Math.min(...sizes)).toBeGreaterThanOrEqual(10);
-    expect(Math.max(...sizes)).toBeLessThanOrEqual(80);
-    // About a fifth disconnected: (disconnects − reconnects) / logoffs = (0.5 − 0.3) / 1.
-    const disconnectedShare = disconnected / sizes.reduce((sum, size) => sum + size, 0);
-    expect(disconnectedShare).toBeGreaterThan(0.14);
-    expect(disconnectedShare).toBeLessThan(0.26);
-  });
+  ])(
+    'seed $seed, initial $initialSessions: the host stays near targetSessions for a day',
+    ({ seed, initialSessions }) => {
+      const sim = simulator({ seed, targetSessions: 40, ...(initialSessions !== undefined && { initialSessions }) });
+      const sizes: number[] = [];
+      let disconnected = 0;
+      for (let t = START; t <= START + 24 * HOUR; t += MINUTE) {
+        sim.advanceTo(t);
+        if (t < START + HOUR) continue;
+        const list = sim.sessions();
+        sizes.push(list.length);
+        disconnected += list.filter((s) => s.state === 'disconnected').length;
+      }
+      const mean = sizes.reduce((sum, size) => sum + size, 0) / sizes.length;
+      expect(mean).toBeGreaterThan(34);
+      expect(mean).toBeLessThan(44);
+      expect(Math.min(...sizes)).toBeGreaterThanOrEqual(10);
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(80);
+      // About a fifth disconnected: (disconnects − reconnects) / logoffs = (0.5 − 0.3) / 1.
+      const disconnectedShare = disconnected / sizes.reduce((sum, size) => sum + size, 0);
+      expect(disconnectedShare).toBeGreaterThan(0.14);
+      expect(disconnectedShare).toBeLessThan(0.26);
+    },
+  );
 
   test('a host far above its target sheds sessions back toward it', () => {
     const sim = simulator({ targetSessions: 20, initialSessions: 0, users: USERS.slice(0, 60), admins: [] });
@@ -220,7 +223,12 @@ describe('SessionSimulator', () => {
   });
 
   test('the domain goes before bare user names only', () => {
-    const sim = simulator({ domain: 'LAB', users: ['alice', 'OTHER\\bob', 'carol@lab.example'], admins: ['alice'], targetSessions: 3 });
+    const sim = simulator({
+      domain: 'LAB',
+      users: ['alice', 'OTHER\\bob', 'carol@lab.example'],
+      admins: ['alice'],
+      targetSessions: 3,
+    });
     sim.advanceTo(START + 24 * HOUR);
     expect(sim.logon('dave').user).toBe('LAB\\dave');
     expect(sim.logon('alice').admin).toBe(true);
@@ -234,10 +242,23 @@ describe('SessionSimulator', () => {
   });
 
   test('forced logon, disconnect, reconnect and logoff change exactly the named session', () => {
-    const sim = simulator({ initialSessions: 0, logonsPerMinute: 0, logoffsPerMinute: 0, disconnectsPerMinute: 0, reconnectsPerMinute: 0 });
+    const sim = simulator({
+      initialSessions: 0,
+      logonsPerMinute: 0,
+      logoffsPerMinute: 0,
+      disconnectsPerMinute: 0,
+      reconnectsPerMinute: 0,
+    });
     sim.advanceTo(START + MINUTE);
     const desktop = sim.logon('CORP\\adm-alice', { via: 'rdp' });
-    expect(desktop).toMatchObject({ user: 'CORP\\adm-alice', admin: true, kind: 'desktop', via: 'rdp', state: 'active', since: START + MINUTE });
+    expect(desktop).toMatchObject({
+      user: 'CORP\\adm-alice',
+      admin: true,
+      kind: 'desktop',
+      via: 'rdp',
+      state: 'active',
+      since: START + MINUTE,
+    });
     const app = sim.logon('CORP\\adm-alice', { kind: 'app', since: START, client: undefined });
     expect(app.client).toBeUndefined();
     expect(app.id).not.toBe(desktop.id);
@@ -306,37 +327,53 @@ describe('SessionSimulator', () => {
   test('invariants hold for any seed and any mix of advances and forced changes', () => {
     const step = fc.oneof(
       fc.record({ op: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 2 * HOUR }) }),
-      fc.record({ op: fc.constantFrom('logoff' as const, 'disconnect' as const, 'reconnect' as const), pick: fc.nat() }),
-      fc.record({ op: fc.constant('logon' as const), user: fc.constantFrom(...USERS.slice(0, 5), ...ADMINS), kind: fc.constantFrom('desktop' as const, 'app' as const) }),
+      fc.record({
+        op: fc.constantFrom('logoff' as const, 'disconnect' as const, 'reconnect' as const),
+        pick: fc.nat(),
+      }),
+      fc.record({
+        op: fc.constant('logon' as const),
+        user: fc.constantFrom(...USERS.slice(0, 5), ...ADMINS),
+        kind: fc.constantFrom('desktop' as const, 'app' as const),
+      }),
     );
     fc.assert(
-      fc.property(fc.integer(), fc.integer({ min: 1, max: 30 }), fc.array(step, { maxLength: 25 }), (seed, target, steps) => {
-        const sim = simulator({ seed, targetSessions: target, logonsPerMinute: target / 5 });
-        const observer = new Observer();
-        observer.look(sim);
-        for (const s of steps) {
-          const live = sim.sessions();
-          const id = live.length > 0 && 'pick' in s ? live[s.pick % live.length]?.id : undefined;
-          if (s.op === 'advance') sim.advanceTo(sim.now + s.ms);
-          else if (s.op === 'logon') sim.logon(s.user, { kind: s.kind });
-          else if (id !== undefined) sim[s.op](id);
-          for (const session of observer.look(sim)) expect(session.admin).toBe(ADMINS.includes(session.user));
-        }
-        expect(observer.problems).toEqual([]);
-      }),
+      fc.property(
+        fc.integer(),
+        fc.integer({ min: 1, max: 30 }),
+        fc.array(step, { maxLength: 25 }),
+        (seed, target, steps) => {
+          const sim = simulator({ seed, targetSessions: target, logonsPerMinute: target / 5 });
+          const observer = new Observer();
+          observer.look(sim);
+          for (const s of steps) {
+            const live = sim.sessions();
+            const id = live.length > 0 && 'pick' in s ? live[s.pick % live.length]?.id : undefined;
+            if (s.op === 'advance') sim.advanceTo(sim.now + s.ms);
+            else if (s.op === 'logon') sim.logon(s.user, { kind: s.kind });
+            else if (id !== undefined) sim[s.op](id);
+            for (const session of observer.look(sim)) expect(session.admin).toBe(ADMINS.includes(session.user));
+          }
+          expect(observer.problems).toEqual([]);
+        },
+      ),
       { numRuns: 150 },
     );
   });
 
   test('for any seed, advancing in arbitrary steps ends where one jump ends', () => {
     fc.assert(
-      fc.property(fc.integer(), fc.array(fc.integer({ min: 0, max: HOUR }), { minLength: 1, maxLength: 20 }), (seed, gaps) => {
-        const stepped = simulator({ seed });
-        for (const gap of gaps) stepped.advanceTo(stepped.now + gap);
-        const jumped = simulator({ seed });
-        jumped.advanceTo(stepped.now);
-        expect(stepped.sessions()).toEqual(jumped.sessions());
-      }),
+      fc.property(
+        fc.integer(),
+        fc.array(fc.integer({ min: 0, max: HOUR }), { minLength: 1, maxLength: 20 }),
+        (seed, gaps) => {
+          const stepped = simulator({ seed });
+          for (const gap of gaps) stepped.advanceTo(stepped.now + gap);
+          const jumped = simulator({ seed });
+          jumped.advanceTo(stepped.now);
+          expect(stepped.sessions()).toEqual(jumped.sessions());
+        },
+      ),
       { numRuns: 100 },
     );
   });
@@ -347,7 +384,9 @@ describe('simulateFleet', () => {
 
   test('spreads users over hosts, some on two, administrators on every host, ids unique across the fleet', () => {
     const fleet = simulateFleet(fleetOptions);
-    expect(fleet.map((f) => f.host)).toEqual(Array.from({ length: 12 }, (_, i) => `rdsh-${String(i + 1).padStart(2, '0')}`));
+    expect(fleet.map((f) => f.host)).toEqual(
+      Array.from({ length: 12 }, (_, i) => `rdsh-${String(i + 1).padStart(2, '0')}`),
+    );
     const hostsOfUser = new Map<string, Set<string>>();
     const ids = new Set<string>();
     let sessions = 0;

@@ -1,5 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -8,7 +17,15 @@ import type { Session } from '@rasmon/protocol';
 import { Spool } from '../src/link/spool.js';
 
 const log = pino({ level: 'silent' });
-const session = (id: string): Session => ({ id, user: `CORP\\u${id}`, admin: false, kind: 'desktop', via: 'ras', state: 'active', since: 1 });
+const session = (id: string): Session => ({
+  id,
+  user: `CORP\\u${id}`,
+  admin: false,
+  kind: 'desktop',
+  via: 'ras',
+  state: 'active',
+  since: 1,
+});
 const upsert = (id: string) => ({ op: 'upsert' as const, session: session(id) });
 
 function dir(): string {
@@ -106,7 +123,10 @@ describe('spool', () => {
   it('acked lines leave the log once they outgrow the pending ones and 1 MiB', async () => {
     const path = dir();
     const spool = await Spool.open({ dir: path, maxBytes: 8 << 20, log });
-    const events = await spool.append(Array.from({ length: 8000 }, (_, i) => upsert(String(i))), 1);
+    const events = await spool.append(
+      Array.from({ length: 8000 }, (_, i) => upsert(String(i))),
+      1,
+    );
     expect(statSync(join(path, 'events.log')).size).toBeGreaterThan(1 << 20);
     await spool.ack(events.at(-1)!.seq);
     expect(readFileSync(join(path, 'events.log'), 'utf8')).toBe('');
@@ -117,7 +137,10 @@ describe('spool', () => {
   it('a single batch larger than the spool keeps only its newest events', async () => {
     const path = dir();
     const spool = await Spool.open({ dir: path, maxBytes: 4096, log });
-    const kept = await spool.append(Array.from({ length: 60 }, (_, i) => upsert(String(i))), 1);
+    const kept = await spool.append(
+      Array.from({ length: 60 }, (_, i) => upsert(String(i))),
+      1,
+    );
     expect(spool.sizeBytes).toBeLessThanOrEqual(4096);
     expect(spool.dropped).toBe(60 - kept.length);
     expect(kept.at(-1)!.seq).toBe(60);
@@ -195,7 +218,10 @@ describe('spool that never loses silently', () => {
     const old = spool.stream;
     const stream = await spool.restartStream();
     expect(stream).not.toBe(old);
-    expect(spool.pendingAfter(0).map((e) => [e.seq, e.op === 'upsert' ? e.session.id : e.id])).toEqual([[1, '2'], [2, '3']]);
+    expect(spool.pendingAfter(0).map((e) => [e.seq, e.op === 'upsert' ? e.session.id : e.id])).toEqual([
+      [1, '2'],
+      [2, '3'],
+    ]);
     await spool.close();
     const again = await Spool.open({ dir: path, maxBytes: 1 << 20, log });
     expect(again.stream).toBe(stream);
@@ -219,48 +245,51 @@ describe('spool that never loses silently', () => {
    * Needs root (mount); elsewhere the test is skipped and says so.
    */
   const canMount = process.getuid?.() === 0 && process.platform === 'linux';
-  it.skipIf(!canMount)('on a full disk keeps the events in memory, never leaves half a line, and writes them all once there is room', async () => {
-    const mountPoint = dir();
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mountPoint]);
-    try {
-      const path = join(mountPoint, 'spool');
-      const spool = await Spool.open({ dir: path, maxBytes: 1 << 20, log });
-      // Fill the disk but for a few KB.
-      const filler = join(mountPoint, 'filler');
-      writeFileSync(filler, Buffer.alloc(48 * 1024));
+  it.skipIf(!canMount)(
+    'on a full disk keeps the events in memory, never leaves half a line, and writes them all once there is room',
+    async () => {
+      const mountPoint = dir();
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mountPoint]);
       try {
-        for (let i = 0; ; i += 1) appendFileSync(filler, Buffer.alloc(1024));
-      } catch {
-        // ENOSPC: full.
+        const path = join(mountPoint, 'spool');
+        const spool = await Spool.open({ dir: path, maxBytes: 1 << 20, log });
+        // Fill the disk but for a few KB.
+        const filler = join(mountPoint, 'filler');
+        writeFileSync(filler, Buffer.alloc(48 * 1024));
+        try {
+          for (let i = 0; ; i += 1) appendFileSync(filler, Buffer.alloc(1024));
+        } catch {
+          // ENOSPC: full.
+        }
+        let sent = 0;
+        for (let i = 0; i < 40; i += 1) {
+          const events = await spool.append(
+            Array.from({ length: 5 }, (_, j) => upsert(`${i}-${j}`)),
+            i,
+          );
+          sent += events.length;
+          // Whatever reached the disk is whole lines, in order.
+          const seqs = wholeLines(path);
+          expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+        }
+        expect(sent).toBe(200);
+        expect(spool.writeErrors).toBeGreaterThan(0);
+        expect(spool.dropped).toBe(0);
+        expect(spool.pendingAfter(0)).toHaveLength(200);
+        expect(wholeLines(path).length).toBeLessThan(200);
+        // Room again: the next write brings the log up to date.
+        rmSync(filler);
+        await spool.append([upsert('last')], 99);
+        expect(wholeLines(path)).toEqual(Array.from({ length: 201 }, (_, i) => i + 1));
+        await spool.close();
+        const again = await Spool.open({ dir: path, maxBytes: 1 << 20, log });
+        expect(again.pendingAfter(0)).toHaveLength(201);
+        expect(again.dropped).toBe(0);
+        await again.close();
+      } finally {
+        execFileSync('umount', [mountPoint]);
+        rmSync(mountPoint, { recursive: true });
       }
-      let sent = 0;
-      for (let i = 0; i < 40; i += 1) {
-        const events = await spool.append(
-          Array.from({ length: 5 }, (_, j) => upsert(`${i}-${j}`)),
-          i,
-        );
-        sent += events.length;
-        // Whatever reached the disk is whole lines, in order.
-        const seqs = wholeLines(path);
-        expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
-      }
-      expect(sent).toBe(200);
-      expect(spool.writeErrors).toBeGreaterThan(0);
-      expect(spool.dropped).toBe(0);
-      expect(spool.pendingAfter(0)).toHaveLength(200);
-      expect(wholeLines(path).length).toBeLessThan(200);
-      // Room again: the next write brings the log up to date.
-      rmSync(filler);
-      await spool.append([upsert('last')], 99);
-      expect(wholeLines(path)).toEqual(Array.from({ length: 201 }, (_, i) => i + 1));
-      await spool.close();
-      const again = await Spool.open({ dir: path, maxBytes: 1 << 20, log });
-      expect(again.pendingAfter(0)).toHaveLength(201);
-      expect(again.dropped).toBe(0);
-      await again.close();
-    } finally {
-      execFileSync('umount', [mountPoint]);
-      rmSync(mountPoint, { recursive: true });
-    }
-  });
+    },
+  );
 });

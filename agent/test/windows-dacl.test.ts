@@ -1,12 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { DIRECTORY_SDDL, FILE_SDDL, parseDacl, SddlError, tokenFileDecision, untrustedReaders } from '../src/windows/dacl.js';
+import {
+  DIRECTORY_SDDL,
+  FILE_SDDL,
+  parseDacl,
+  SddlError,
+  tokenFileDecision,
+  untrustedReaders,
+} from '../src/windows/dacl.js';
 
 describe('token file DACL decisions (by SID, any display language)', () => {
   it('keeps the DACL the agent sets: SYSTEM and Administrators only', () => {
     expect(tokenFileDecision(FILE_SDDL)).toEqual({ action: 'keep' });
     expect(tokenFileDecision(DIRECTORY_SDDL)).toEqual({ action: 'keep' });
     // The same by numeric SIDs, as Windows may print them, and with an owner and group before the DACL.
-    expect(tokenFileDecision('O:BAG:SYD:PAI(A;;FA;;;S-1-5-18)(A;;0x1f01ff;;;S-1-5-32-544)')).toEqual({ action: 'keep' });
+    expect(tokenFileDecision('O:BAG:SYD:PAI(A;;FA;;;S-1-5-18)(A;;0x1f01ff;;;S-1-5-32-544)')).toEqual({
+      action: 'keep',
+    });
   });
 
   it('locks a file that inherits read access for Users, as a new file under C:\\ProgramData does', () => {

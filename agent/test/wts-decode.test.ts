@@ -107,7 +107,12 @@ describe('WTSINFOW (WTSSessionInfo)', () => {
     buffer.writeBigInt64LE(fileTime(logon + 60_000), 192); // LastInputTime
     buffer.writeBigInt64LE(fileTime(logon), 200); // LogonTime
     buffer.writeBigInt64LE(fileTime(logon + 3_600_000), 208); // CurrentTime
-    expect(decodeWtsInfo(buffer)).toEqual({ state: 'active', sessionId: 7, logonTime: logon, connectTime: logon + 1000 });
+    expect(decodeWtsInfo(buffer)).toEqual({
+      state: 'active',
+      sessionId: 7,
+      logonTime: logon,
+      connectTime: logon + 1000,
+    });
   });
 
   it('leaves the logon time out when Windows has none (0)', () => {
@@ -199,7 +204,9 @@ function sid(authority: number, ...subs: number[]): Buffer {
 describe('SIDs and TOKEN_GROUPS', () => {
   it('writes SIDs as S-1-…', () => {
     expect(sidToString(sid(5, 32, 544))).toBe('S-1-5-32-544');
-    expect(sidToString(sid(5, 21, 3_623_811_015, 3_361_044_348, 30_300_820, 1013))).toBe('S-1-5-21-3623811015-3361044348-30300820-1013');
+    expect(sidToString(sid(5, 21, 3_623_811_015, 3_361_044_348, 30_300_820, 1013))).toBe(
+      'S-1-5-21-3623811015-3361044348-30300820-1013',
+    );
     expect(() => sidToString(Buffer.from([2, 0, 0, 0, 0, 0, 0, 5]))).toThrow(WtsDecodeError);
   });
 

@@ -5,7 +5,13 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Classifier, CLASSIFY_DEFAULTS } from '../src/windows/classify.js';
-import { ADMINISTRATORS_SID, LogonAdminCache, resolveAdminSids, tokenIsAdmin, type SessionTokenGroups } from '../src/windows/token-admin.js';
+import {
+  ADMINISTRATORS_SID,
+  LogonAdminCache,
+  resolveAdminSids,
+  tokenIsAdmin,
+  type SessionTokenGroups,
+} from '../src/windows/token-admin.js';
 import type { ProcessEntry, SessionEntry } from '../src/windows/wts-decode.js';
 import { WtsSource } from '../src/windows/wts-source.js';
 import type { WtsCalls } from '../src/windows/wtsapi.js';
@@ -104,7 +110,14 @@ describe('the wts source', () => {
     const host = new FakeHost();
     host.sessionList = [
       { sessionId: 0, state: 'disconnected' },
-      { sessionId: 1, state: 'active', sessionName: 'Console', userName: 'local.admin', domainName: 'RDSH-01', protocolType: 0 },
+      {
+        sessionId: 1,
+        state: 'active',
+        sessionName: 'Console',
+        userName: 'local.admin',
+        domainName: 'RDSH-01',
+        protocolType: 0,
+      },
       {
         sessionId: 2,
         state: 'active',
@@ -180,7 +193,16 @@ describe('the wts source', () => {
   it('asks for a token once per logon, again for a new logon in the same session id', async () => {
     const host = new FakeHost();
     const logon1 = ms('2026-12-01T08:00:00Z');
-    host.sessionList = [{ sessionId: 2, state: 'active', userName: 'alice', domainName: 'CORP', logonTime: logon1, token: { groups: [USERS] } }];
+    host.sessionList = [
+      {
+        sessionId: 2,
+        state: 'active',
+        userName: 'alice',
+        domainName: 'CORP',
+        logonTime: logon1,
+        token: { groups: [USERS] },
+      },
+    ];
     const wts = source(host);
     for (let poll = 0; poll < 5; poll += 1) expect((await wts.list(logon1 + poll * 1000))[0]!.admin).toBe(false);
     expect(host.counts.token).toBe(1);
@@ -196,7 +218,16 @@ describe('the wts source', () => {
     host.sessionList = [];
     expect(await wts.list(logon1 + 20_000)).toEqual([]);
     const logon2 = logon1 + 30_000;
-    host.sessionList = [{ sessionId: 2, state: 'active', userName: 'alice', domainName: 'CORP', logonTime: logon2, token: { groups: [USERS, group(ADMINISTRATORS_SID)] } }];
+    host.sessionList = [
+      {
+        sessionId: 2,
+        state: 'active',
+        userName: 'alice',
+        domainName: 'CORP',
+        logonTime: logon2,
+        token: { groups: [USERS, group(ADMINISTRATORS_SID)] },
+      },
+    ];
     expect((await wts.list(logon2))[0]!.admin).toBe(true);
     expect(host.counts.token).toBe(2);
   });
@@ -214,10 +245,31 @@ describe('the wts source', () => {
     const host = new FakeHost();
     host.accounts.set('corp\\rds-helpdesk', HELPDESK);
     host.sessionList = [
-      { sessionId: 6, state: 'active', userName: 'erin', domainName: 'CORP', logonTime: 1, token: { groups: [USERS, group(HELPDESK)] } },
-      { sessionId: 7, state: 'active', userName: 'frank', domainName: 'CORP', logonTime: 2, token: { groups: [USERS, group('S-1-5-21-9-9-9-500')] } },
+      {
+        sessionId: 6,
+        state: 'active',
+        userName: 'erin',
+        domainName: 'CORP',
+        logonTime: 1,
+        token: { groups: [USERS, group(HELPDESK)] },
+      },
+      {
+        sessionId: 7,
+        state: 'active',
+        userName: 'frank',
+        domainName: 'CORP',
+        logonTime: 2,
+        token: { groups: [USERS, group('S-1-5-21-9-9-9-500')] },
+      },
       // Elevated admin whose linked full token holds the group, as UAC splits them.
-      { sessionId: 8, state: 'active', userName: 'gina', domainName: 'CORP', logonTime: 3, token: { groups: [USERS], linked: [USERS, group(HELPDESK)] } },
+      {
+        sessionId: 8,
+        state: 'active',
+        userName: 'gina',
+        domainName: 'CORP',
+        logonTime: 3,
+        token: { groups: [USERS], linked: [USERS, group(HELPDESK)] },
+      },
     ];
     const wts = source(host, { adminGroups: ['CORP\\rds-helpdesk', 's-1-5-21-9-9-9-500'] });
     for (let poll = 0; poll < 4; poll += 1) {

@@ -111,7 +111,9 @@ export class AgentConnection {
   get log(): Logger {
     const claim = this.claim;
     return this.baseLog.child(
-      claim ? { conn: this.id, remote: this.remote, farm: this.farmId, host: claim.host, stream: claim.stream } : { conn: this.id, remote: this.remote },
+      claim
+        ? { conn: this.id, remote: this.remote, farm: this.farmId, host: claim.host, stream: claim.stream }
+        : { conn: this.id, remote: this.remote },
     );
   }
 
@@ -201,7 +203,10 @@ export class AgentConnection {
         const data = this.queue.shift()!;
         // Over its rate, the connection waits (not read meanwhile): one farm's hosts cannot
         // take the Redis time of another's.
-        const wait = Math.max(this.frameBucket.take(1), this.byteBucket.take(typeof data === 'string' ? Buffer.byteLength(data) : data.length));
+        const wait = Math.max(
+          this.frameBucket.take(1),
+          this.byteBucket.take(typeof data === 'string' ? Buffer.byteLength(data) : data.length),
+        );
         if (wait > 0) await sleep(wait);
         if (this.closed) break;
         await this.handle(data);
@@ -246,7 +251,10 @@ export class AgentConnection {
   }
 
   private dropUnreading(): void {
-    this.log.warn({ buffered: this.socket.bufferedAmount }, 'agent does not read what the collector sends: dropping it');
+    this.log.warn(
+      { buffered: this.socket.bufferedAmount },
+      'agent does not read what the collector sends: dropping it',
+    );
     this.ctx.metrics.agentsDropped.inc({ reason: 'not_reading' });
     this.terminate();
   }
@@ -369,7 +377,10 @@ export class AgentConnection {
   }
 
   /** The hello script for this connection, under the farm's configuration now; undefined when it is gone. */
-  private async take(claim: HostClaim, agent: string | undefined): Promise<{ result: HelloResult; farm: FarmConfig } | undefined> {
+  private async take(
+    claim: HostClaim,
+    agent: string | undefined,
+  ): Promise<{ result: HelloResult; farm: FarmConfig } | undefined> {
     const farms = this.ctx.farms();
     const farm = farms.get(this.farmId);
     const rules = farms.rules(this.farmId);
@@ -445,7 +456,11 @@ export class AgentConnection {
       m.events.inc({ result: 'duplicate' }, result.duplicates);
     }
     m.frames.inc({ type, result: result.applied > 0 ? 'applied' : result.kind === 'gap' ? 'refused' : 'duplicate' });
-    this.send(rejected.length > 0 ? { type: 'ack', seq: result.lastSeq, rejected: listed(rejected) } : { type: 'ack', seq: result.lastSeq });
+    this.send(
+      rejected.length > 0
+        ? { type: 'ack', seq: result.lastSeq, rejected: listed(rejected) }
+        : { type: 'ack', seq: result.lastSeq },
+    );
     if (result.kind === 'gap') {
       this.log.info({ lastSeq: result.lastSeq }, 'seq gap: asking for a snapshot');
       this.resync();

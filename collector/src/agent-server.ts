@@ -82,7 +82,10 @@ export class AgentServer {
 
   constructor(private readonly options: AgentServerOptions) {
     options.context.epochs.onEpochChange((farm, epoch) => this.resyncFarm(farm, epoch));
-    this.upgradeLimiter = new KeyedRateLimiter(options.limits.upgradesPerSecondPerAddress, options.limits.upgradeBurstPerAddress);
+    this.upgradeLimiter = new KeyedRateLimiter(
+      options.limits.upgradesPerSecondPerAddress,
+      options.limits.upgradeBurstPerAddress,
+    );
     this.refusals = new RefusalLog(options.log);
     this.identityRefusals = new RefusalLog(options.log, HELLO_REFUSALS);
     this.wss = new WebSocketServer({
@@ -125,7 +128,8 @@ export class AgentServer {
         connection.fail('forbidden', `host ${host} is no longer among the hosts of farm ${connection.farmId}`);
         continue;
       }
-      const identity = host === undefined ? undefined : farms.hostIdentityRefusal(connection.tokenSha256, host, connection.peer);
+      const identity =
+        host === undefined ? undefined : farms.hostIdentityRefusal(connection.tokenSha256, host, connection.peer);
       if (identity) {
         this.options.context.metrics.upgradesRejected.inc({ reason: 'revoked' });
         connection.fail('forbidden', `${identity.message} (changed by a reload)`);
@@ -156,7 +160,8 @@ export class AgentServer {
       refuseUpgrade(socket, status, text, headers);
     };
     // Before anything that costs: a peer over its rate gets no token check.
-    if (!this.upgradeLimiter.allow(remote ?? '')) return refuse('rate_limited', 429, 'Too Many Requests', { 'Retry-After': '1' });
+    if (!this.upgradeLimiter.allow(remote ?? ''))
+      return refuse('rate_limited', 429, 'Too Many Requests', { 'Retry-After': '1' });
     const path = (req.url ?? '/').split('?')[0];
     if (path !== AGENT_PATH) return refuse('not_found', 404, 'Not Found');
     if (this.draining) return refuse('draining', 503, 'Service Unavailable', { 'Retry-After': '1' });
@@ -170,7 +175,8 @@ export class AgentServer {
       return refuse('unauthorized', 401, 'Unauthorized', { 'WWW-Authenticate': 'Bearer realm="rasmon"' });
     }
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
-    if (!offered.includes(SUBPROTOCOL)) return refuse('subprotocol', 400, `Bad Request: subprotocol ${SUBPROTOCOL} required`);
+    if (!offered.includes(SUBPROTOCOL))
+      return refuse('subprotocol', 400, `Bad Request: subprotocol ${SUBPROTOCOL} required`);
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, farmId, tokenSha256));
   }
 
@@ -188,7 +194,10 @@ export class AgentServer {
     context.metrics.agentsConnected.set(this.connections.size);
     ws.on('error', (err) => {
       // Oversized frames (1009) and protocol violations arrive here; ws closes the socket itself.
-      connection.log.info({ err: { message: err.message, code: (err as { code?: string }).code } }, 'agent socket error');
+      connection.log.info(
+        { err: { message: err.message, code: (err as { code?: string }).code } },
+        'agent socket error',
+      );
       if ((err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
         context.metrics.frames.inc({ type: 'oversized', result: 'refused' });
       }
@@ -224,7 +233,10 @@ export class AgentServer {
   private async beat(connection: AgentConnection): Promise<void> {
     const { engine } = this.options.context;
     const now = Date.now();
-    if (!connection.awaitingCatchUp && now - connection.lastHeard > silenceLimitMs(this.options.context.heartbeatSeconds)) {
+    if (
+      !connection.awaitingCatchUp &&
+      now - connection.lastHeard > silenceLimitMs(this.options.context.heartbeatSeconds)
+    ) {
       this.options.log.info({ conn: connection.id }, 'agent silent for two heartbeats (no pong): terminating');
       this.options.context.metrics.agentsDropped.inc({ reason: 'silent' });
       connection.terminate();
@@ -233,7 +245,10 @@ export class AgentServer {
     if (!connection.claim && now - connection.openedAt > silenceLimitMs(this.options.context.heartbeatSeconds)) {
       // An authenticated socket that never says hello holds a slot for nothing.
       this.options.context.metrics.upgradesRejected.inc({ reason: 'hello_required' });
-      connection.fail('hello_required', `no hello within ${silenceLimitMs(this.options.context.heartbeatSeconds) / 1000} s`);
+      connection.fail(
+        'hello_required',
+        `no hello within ${silenceLimitMs(this.options.context.heartbeatSeconds) / 1000} s`,
+      );
       return;
     }
     connection.ping();
@@ -254,7 +269,9 @@ export class AgentServer {
     const claimed = [...this.connections].filter((connection) => connection.claim && connection.farmId === farm);
     await Promise.all(
       claimed.map((connection) =>
-        connection.reclaim(epoch).catch((err: Error) => this.options.log.warn({ err, conn: connection.id }, 'could not resync agent')),
+        connection
+          .reclaim(epoch)
+          .catch((err: Error) => this.options.log.warn({ err, conn: connection.id }, 'could not resync agent')),
       ),
     );
   }

@@ -79,7 +79,12 @@ export class Api {
   private readonly reports: ReportApi;
 
   constructor(private readonly options: ApiOptions) {
-    this.reports = new ReportApi({ redis: options.redis, keys: options.keys, now: async () => (await options.reader.read([])).now, farms: options.farms });
+    this.reports = new ReportApi({
+      redis: options.redis,
+      keys: options.keys,
+      now: async () => (await options.reader.read([])).now,
+      farms: options.farms,
+    });
   }
 
   /** Handles a request under `/api/`; returns false when the path is not the API's. */
@@ -92,7 +97,12 @@ export class Api {
     }
     const config = this.options.config();
     if (!this.authorized(req, config)) {
-      send(res, 401, { error: 'a bearer token listed in api.tokensSha256 is required' }, { 'WWW-Authenticate': 'Bearer realm="rasmon"' });
+      send(
+        res,
+        401,
+        { error: 'a bearer token listed in api.tokensSha256 is required' },
+        { 'WWW-Authenticate': 'Bearer realm="rasmon"' },
+      );
       return true;
     }
     try {

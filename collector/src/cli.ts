@@ -72,7 +72,8 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
 
-  const load = (): CollectorConfig => loadConfig({ ...(values.config ? { path: values.config } : {}), env: process.env });
+  const load = (): CollectorConfig =>
+    loadConfig({ ...(values.config ? { path: values.config } : {}), env: process.env });
   let config: CollectorConfig;
   try {
     config = load();

@@ -42,7 +42,10 @@ export function requestPath(target: string | undefined): string | undefined {
 }
 
 /** The HTTPS server; a file that is not usable PEM is a configuration error naming the key. */
-function tlsServer(tls: NonNullable<CollectorConfig['tls']>, handler: (req: IncomingMessage, res: ServerResponse) => void): Server {
+function tlsServer(
+  tls: NonNullable<CollectorConfig['tls']>,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Server {
   try {
     return createHttpsServer(
       {
@@ -131,7 +134,13 @@ export class Collector {
         claimed: (connection) => this.agents.supersedeOthers(connection),
       },
     });
-    this.api = new Api({ redis: this.redis, keys: this.keys, reader: this.reader, config: () => this.config, farms: () => this.farms });
+    this.api = new Api({
+      redis: this.redis,
+      keys: this.keys,
+      reader: this.reader,
+      config: () => this.config,
+      farms: () => this.farms,
+    });
     const handler = (req: IncomingMessage, res: ServerResponse) => this.admit(req, res);
     this.server = config.tls ? tlsServer(config.tls, handler) : createHttpServer(handler);
     this.server.on('upgrade', (req, socket, head) => this.agents.handleUpgrade(req, socket, head));
@@ -161,7 +170,8 @@ export class Collector {
     const { host, port } = this.config.listen;
     await new Promise<void>((resolve, reject) => {
       const failed = (err: NodeJS.ErrnoException) => {
-        const why = err.code === 'EADDRINUSE' ? 'the address is in use' : err.code === 'EACCES' ? 'not permitted' : err.message;
+        const why =
+          err.code === 'EADDRINUSE' ? 'the address is in use' : err.code === 'EACCES' ? 'not permitted' : err.message;
         reject(new ConfigError(`listen: cannot listen on ${host}:${port}: ${why}`, { key: 'listen', cause: err }));
       };
       this.server.once('error', failed);
@@ -242,7 +252,8 @@ export class Collector {
     } catch (err) {
       const message = (err as Error).message;
       const error = /^(OOM|READONLY|MISCONF|NOREPLICAS)\b/.exec(message)?.[1];
-      if (error !== undefined) return { problem: `redis refuses writes: ${error}`, refusal: error.toLowerCase() as RedisWriteRefusal };
+      if (error !== undefined)
+        return { problem: `redis refuses writes: ${error}`, refusal: error.toLowerCase() as RedisWriteRefusal };
       return { problem: `redis does not answer: ${message.slice(0, 100)}` };
     } finally {
       clearTimeout(timer);
@@ -308,7 +319,10 @@ export class Collector {
       if (path === '/metrics') {
         const farms = await this.farmText();
         const own = Buffer.from(await this.metrics.registry.metrics());
-        res.writeHead(200, { 'Content-Type': this.metrics.registry.contentType, 'Content-Length': String(farms.length + own.length) });
+        res.writeHead(200, {
+          'Content-Type': this.metrics.registry.contentType,
+          'Content-Length': String(farms.length + own.length),
+        });
         if (req.method === 'HEAD') {
           res.end();
         } else {

@@ -131,11 +131,9 @@ function tokenHashList() {
   return z.array(tokenHash, { error: 'must be a list of sha256 hex strings' });
 }
 
-const hostPattern = z
-  .string({ error: 'must be a host-name pattern' })
-  .regex(/^[A-Za-z0-9._*?-]{1,255}$/, {
-    error: 'must be a host-name pattern of letters, digits, ".", "_", "-", "*" and "?"',
-  });
+const hostPattern = z.string({ error: 'must be a host-name pattern' }).regex(/^[A-Za-z0-9._*?-]{1,255}$/, {
+  error: 'must be a host-name pattern of letters, digits, ".", "_", "-", "*" and "?"',
+});
 
 // An empty list would refuse every agent; that is a mistake, not a policy.
 function hostPatternList(leaveOut: string) {
@@ -147,7 +145,10 @@ function hostPatternList(leaveOut: string) {
 const TOKEN_ENTRY_HINT = 'must be a sha256 hex string or a mapping { sha256, hosts }';
 
 /** `{ sha256, hosts }`: a token that may claim only the host names its patterns match. */
-const tokenEntry = z.strictObject({ sha256: tokenHash, hosts: hostPatternList('any host of the farm').optional() }, { error: TOKEN_ENTRY_HINT });
+const tokenEntry = z.strictObject(
+  { sha256: tokenHash, hosts: hostPatternList('any host of the farm').optional() },
+  { error: TOKEN_ENTRY_HINT },
+);
 const plainToken = tokenHash.transform((sha256) => ({ sha256 }));
 
 /**
@@ -166,49 +167,57 @@ const agentToken = z.unknown().transform((value, ctx): z.output<typeof tokenEntr
 /** Which host names a hello may claim, besides the farm's and the token's `hosts`. */
 export const HOST_IDENTITIES = ['token', 'certificate'] as const;
 
-const farmSchema = z.strictObject(
-  {
-    // Agents name their farm in the hello, so an id must be a valid protocol name.
-    id: z.string({ error: 'must be a string' }).regex(NAME_PATTERN, {
-      error: 'must be 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit',
-    }),
-    // Licensed concurrent users. Only an SPLA farm may leave them out (checkConsistency): it bills by
-    // period peak, and seats, where the provider set them, are a sublicense cap.
-    seats: integer(0).optional(),
-    license: z.enum(['primary', 'sublicense', 'spla'], { error: 'must be "primary", "sublicense" or "spla"' }),
-    // Reports and CSV files carry it as is: a plain label cannot turn into a spreadsheet formula.
-    licenseKey: z
-      .string({ error: 'must be a string' })
-      .regex(LICENSE_KEY_LABEL, {
-        error: 'must be 1 to 64 letters, digits, spaces, ".", "_", ":", "/" or "-", starting with a letter or digit (a label, not the key)',
-      })
-      .optional(),
-    expires: isoTime,
-    agentTokensSha256: z.array(agentToken, { error: 'must be a list of sha256 hex strings or { sha256, hosts } mappings' }),
-    // certificate: the hello's host must be the client certificate's name (needs tls.ca).
-    hostIdentity: z.enum(HOST_IDENTITIES, { error: 'must be "token" or "certificate"' }).default('token'),
-    countDisconnected: z
-      .boolean({ error: 'must be true or false' })
-      .default(CONFIG_DEFAULTS.farm.countDisconnected),
-    overuseGraceDays: positiveNumber().default(CONFIG_DEFAULTS.farm.overuseGraceDays),
-    expiryGraceDays: nonNegativeNumber().default(CONFIG_DEFAULTS.farm.expiryGraceDays),
-    overuseGraceStartedAt: isoTime.optional(),
-    hosts: hostPatternList('any host').optional(),
-    maxHosts: integer(1).default(CONFIG_DEFAULTS.farm.maxHosts),
-    // Hosts the farm may know, retired ones included; by default twice maxHosts (below).
-    maxKnownHosts: integer(1).optional(),
-    // Host names compare case-insensitively (docs/design.md §2 rule 1): kept in lower case, once each.
-    expectedHosts: z
-      .array(z.string({ error: 'must be a host name' }).regex(NAME_PATTERN, { error: `must be a host name matching ${NAME_PATTERN.source}` }), {
-        error: 'must be a list of host names',
-      })
-      .max(CONFIG_DEFAULTS.farm.maxHosts, { error: `must list at most ${CONFIG_DEFAULTS.farm.maxHosts} hosts` })
-      .default([])
-      .transform((names) => [...new Set(names.map((name) => name.toLowerCase()))]),
-    forgetHostsAfterDays: positiveNumber().default(CONFIG_DEFAULTS.farm.forgetHostsAfterDays),
-  },
-  { error: 'must be a mapping' },
-).transform((farm) => ({ ...farm, maxKnownHosts: farm.maxKnownHosts ?? 2 * farm.maxHosts }));
+const farmSchema = z
+  .strictObject(
+    {
+      // Agents name their farm in the hello, so an id must be a valid protocol name.
+      id: z.string({ error: 'must be a string' }).regex(NAME_PATTERN, {
+        error: 'must be 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit',
+      }),
+      // Licensed concurrent users. Only an SPLA farm may leave them out (checkConsistency): it bills by
+      // period peak, and seats, where the provider set them, are a sublicense cap.
+      seats: integer(0).optional(),
+      license: z.enum(['primary', 'sublicense', 'spla'], { error: 'must be "primary", "sublicense" or "spla"' }),
+      // Reports and CSV files carry it as is: a plain label cannot turn into a spreadsheet formula.
+      licenseKey: z
+        .string({ error: 'must be a string' })
+        .regex(LICENSE_KEY_LABEL, {
+          error:
+            'must be 1 to 64 letters, digits, spaces, ".", "_", ":", "/" or "-", starting with a letter or digit (a label, not the key)',
+        })
+        .optional(),
+      expires: isoTime,
+      agentTokensSha256: z.array(agentToken, {
+        error: 'must be a list of sha256 hex strings or { sha256, hosts } mappings',
+      }),
+      // certificate: the hello's host must be the client certificate's name (needs tls.ca).
+      hostIdentity: z.enum(HOST_IDENTITIES, { error: 'must be "token" or "certificate"' }).default('token'),
+      countDisconnected: z.boolean({ error: 'must be true or false' }).default(CONFIG_DEFAULTS.farm.countDisconnected),
+      overuseGraceDays: positiveNumber().default(CONFIG_DEFAULTS.farm.overuseGraceDays),
+      expiryGraceDays: nonNegativeNumber().default(CONFIG_DEFAULTS.farm.expiryGraceDays),
+      overuseGraceStartedAt: isoTime.optional(),
+      hosts: hostPatternList('any host').optional(),
+      maxHosts: integer(1).default(CONFIG_DEFAULTS.farm.maxHosts),
+      // Hosts the farm may know, retired ones included; by default twice maxHosts (below).
+      maxKnownHosts: integer(1).optional(),
+      // Host names compare case-insensitively (docs/design.md §2 rule 1): kept in lower case, once each.
+      expectedHosts: z
+        .array(
+          z
+            .string({ error: 'must be a host name' })
+            .regex(NAME_PATTERN, { error: `must be a host name matching ${NAME_PATTERN.source}` }),
+          {
+            error: 'must be a list of host names',
+          },
+        )
+        .max(CONFIG_DEFAULTS.farm.maxHosts, { error: `must list at most ${CONFIG_DEFAULTS.farm.maxHosts} hosts` })
+        .default([])
+        .transform((names) => [...new Set(names.map((name) => name.toLowerCase()))]),
+      forgetHostsAfterDays: positiveNumber().default(CONFIG_DEFAULTS.farm.forgetHostsAfterDays),
+    },
+    { error: 'must be a mapping' },
+  )
+  .transform((farm) => ({ ...farm, maxKnownHosts: farm.maxKnownHosts ?? 2 * farm.maxHosts }));
 
 const hostPortList = z
   .array(z.string({ error: NODE_HINT }).refine(isRedisNode, { error: NODE_HINT }), {
@@ -250,23 +259,35 @@ const configSchema = z.strictObject(
       .transform((text) => parseListen(text) as { host: string; port: number })
       .prefault(CONFIG_DEFAULTS.listen),
     redis: redisSchema.prefault({}),
-    heartbeatSeconds: between(LIMIT_RANGES.heartbeatSeconds.min, LIMIT_RANGES.heartbeatSeconds.max, { whole: false }).default(
-      CONFIG_DEFAULTS.heartbeatSeconds,
-    ),
-    hostRetireSeconds: positiveNumber().max(10 * 366 * 86_400, { error: 'must be at most ten years' }).default(CONFIG_DEFAULTS.hostRetireSeconds),
+    heartbeatSeconds: between(LIMIT_RANGES.heartbeatSeconds.min, LIMIT_RANGES.heartbeatSeconds.max, {
+      whole: false,
+    }).default(CONFIG_DEFAULTS.heartbeatSeconds),
+    hostRetireSeconds: positiveNumber()
+      .max(10 * 366 * 86_400, { error: 'must be at most ten years' })
+      .default(CONFIG_DEFAULTS.hostRetireSeconds),
     limits: z
       .strictObject(
         {
-          maxFrameBytes: between(LIMIT_RANGES.maxFrameBytes.min, LIMIT_RANGES.maxFrameBytes.max).default(CONFIG_DEFAULTS.limits.maxFrameBytes),
-          maxEvents: between(LIMIT_RANGES.maxEvents.min, LIMIT_RANGES.maxEvents.max).default(CONFIG_DEFAULTS.limits.maxEvents),
-          maxSessions: between(LIMIT_RANGES.maxSessions.min, LIMIT_RANGES.maxSessions.max).default(CONFIG_DEFAULTS.limits.maxSessions),
+          maxFrameBytes: between(LIMIT_RANGES.maxFrameBytes.min, LIMIT_RANGES.maxFrameBytes.max).default(
+            CONFIG_DEFAULTS.limits.maxFrameBytes,
+          ),
+          maxEvents: between(LIMIT_RANGES.maxEvents.min, LIMIT_RANGES.maxEvents.max).default(
+            CONFIG_DEFAULTS.limits.maxEvents,
+          ),
+          maxSessions: between(LIMIT_RANGES.maxSessions.min, LIMIT_RANGES.maxSessions.max).default(
+            CONFIG_DEFAULTS.limits.maxSessions,
+          ),
           maxConnections: between(300, 1_000_000).default(CONFIG_DEFAULTS.limits.maxConnections),
           upgradesPerSecondPerAddress: between(1, 100_000).default(CONFIG_DEFAULTS.limits.upgradesPerSecondPerAddress),
           upgradeBurstPerAddress: between(1, 1_000_000).default(CONFIG_DEFAULTS.limits.upgradeBurstPerAddress),
           maxHttpRequests: between(1, 10_000).default(CONFIG_DEFAULTS.limits.maxHttpRequests),
           httpTimeoutSeconds: between(1, 300, { whole: false }).default(CONFIG_DEFAULTS.limits.httpTimeoutSeconds),
-          framesPerSecondPerConnection: between(1, 100_000).default(CONFIG_DEFAULTS.limits.framesPerSecondPerConnection),
-          bytesPerSecondPerConnection: between(4096, 1 << 30).default(CONFIG_DEFAULTS.limits.bytesPerSecondPerConnection),
+          framesPerSecondPerConnection: between(1, 100_000).default(
+            CONFIG_DEFAULTS.limits.framesPerSecondPerConnection,
+          ),
+          bytesPerSecondPerConnection: between(4096, 1 << 30).default(
+            CONFIG_DEFAULTS.limits.bytesPerSecondPerConnection,
+          ),
         },
         { error: 'must be a mapping' },
       )
@@ -276,10 +297,7 @@ const configSchema = z.strictObject(
         {
           cert: z.string({ error: 'must be a file path' }).min(1, { error: 'must be a file path' }),
           key: z.string({ error: 'must be a file path' }).min(1, { error: 'must be a file path' }),
-          ca: z
-            .string({ error: 'must be a file path' })
-            .min(1, { error: 'must be a file path' })
-            .optional(),
+          ca: z.string({ error: 'must be a file path' }).min(1, { error: 'must be a file path' }).optional(),
         },
         { error: 'must be a mapping' },
       )
@@ -287,9 +305,7 @@ const configSchema = z.strictObject(
     api: z
       .strictObject({ tokensSha256: tokenHashList().default(() => []) }, { error: 'must be a mapping' })
       .prefault({}),
-    farms: z
-      .array(farmSchema, { error: 'must be a list of farms' })
-      .min(1, { error: 'must list at least one farm' }),
+    farms: z.array(farmSchema, { error: 'must be a list of farms' }).min(1, { error: 'must list at least one farm' }),
   },
   { error: 'must be a mapping of settings' },
 );
@@ -332,9 +348,7 @@ function checkReadableFile(key: string, file: string, source: string): void {
 
 /** The checks that span several keys, which a per-field schema cannot express. */
 function checkConsistency(config: CollectorConfig, source: string): void {
-  const backends = (['url', 'cluster', 'sentinel'] as const).filter(
-    (name) => config.redis[name] !== undefined,
-  );
+  const backends = (['url', 'cluster', 'sentinel'] as const).filter((name) => config.redis[name] !== undefined);
   if (backends.length > 1) {
     throw located(
       `redis.${backends[1]}`,
@@ -371,14 +385,22 @@ function checkConsistency(config: CollectorConfig, source: string): void {
       );
     }
     if (farm.maxKnownHosts < farm.maxHosts) {
-      throw located(`farms[${index}].maxKnownHosts`, `must be at least maxHosts (${farm.maxHosts}): retired hosts are known too`, source);
+      throw located(
+        `farms[${index}].maxKnownHosts`,
+        `must be at least maxHosts (${farm.maxHosts}): retired hosts are known too`,
+        source,
+      );
     }
     const hostsByToken = new Map<string, string>();
     farm.agentTokensSha256.forEach(({ sha256: hash, hosts }, tokenIndex) => {
       // Listed twice in one farm is harmless unless the two entries allow different hosts.
       const allowed = JSON.stringify(hosts ?? null);
       if ((hostsByToken.get(hash) ?? allowed) !== allowed) {
-        throw located(`farms[${index}].agentTokensSha256[${tokenIndex}]`, 'is listed twice in this farm with different hosts', source);
+        throw located(
+          `farms[${index}].agentTokensSha256[${tokenIndex}]`,
+          'is listed twice in this farm with different hosts',
+          source,
+        );
       }
       hostsByToken.set(hash, allowed);
       const owner = farmIndexByToken.get(hash);
@@ -437,7 +459,10 @@ function canonical(value: unknown): unknown {
  * JSON), exported in `rasmon_collector_config_info` so collectors running different configs stand out.
  */
 export function configHash(config: CollectorConfig): string {
-  return createHash('sha256').update(JSON.stringify(canonical(config))).digest('hex').slice(0, 12);
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(config)))
+    .digest('hex')
+    .slice(0, 12);
 }
 
 /** Lower-case hex sha256 of a token's UTF-8 bytes, the form tokens are stored in the config. */

@@ -9,7 +9,16 @@ import type { Report } from './report.js';
 
 const OPTIONS = { header: true, record_delimiter: 'windows', quote_record_delimiter: true } as const;
 
-export const HISTORY_COLUMNS = ['farm', 'day', 'peakUsers', 'peakAt', 'seats', 'maxOveruse', 'admissions', 'minutesOverSeats'] as const;
+export const HISTORY_COLUMNS = [
+  'farm',
+  'day',
+  'peakUsers',
+  'peakAt',
+  'seats',
+  'maxOveruse',
+  'admissions',
+  'minutesOverSeats',
+] as const;
 
 /** One row per farm and day. */
 export function historyCsv(histories: readonly FarmHistory[]): string {

@@ -31,7 +31,17 @@ export interface DayRecord {
 }
 
 /** The meta fields the current day is kept in (see includes/farm-state.lua). */
-export const DAY_META_FIELDS = ['day', 'peakToday', 'peakAt', 'daySeats', 'overToday', 'admissions', 'admDay', 'overMs', 'overSince'] as const;
+export const DAY_META_FIELDS = [
+  'day',
+  'peakToday',
+  'peakAt',
+  'daySeats',
+  'overToday',
+  'admissions',
+  'admDay',
+  'overMs',
+  'overSince',
+] as const;
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 const minutes = (ms: number | undefined) => (ms === undefined ? null : Math.round(ms / 6000) / 10);
@@ -104,7 +114,12 @@ export async function readHistory(
   const histories = await Promise.all(
     farms.map(async (farm): Promise<FarmHistory> => {
       const k = keys.farm(farm.id);
-      const replies = ((await redis.pipeline([['hgetall', k.peaks], ['hmget', k.meta, ...DAY_META_FIELDS]]).exec()) ?? []) as Reply[];
+      const replies = ((await redis
+        .pipeline([
+          ['hgetall', k.peaks],
+          ['hmget', k.meta, ...DAY_META_FIELDS],
+        ])
+        .exec()) ?? []) as Reply[];
       for (const [err] of replies) if (err) throw err;
       const stored = (replies[0]?.[1] ?? {}) as Record<string, string>;
       const metaValues = (replies[1]?.[1] ?? []) as Array<string | null>;

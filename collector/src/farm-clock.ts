@@ -107,7 +107,10 @@ export class FarmClock implements FarmEpochs {
     for (const host of hostsToForget) {
       const result = await this.options.engine.forgetHost(rules, host, forgetMs);
       if (result.kind === 'forgotten') {
-        this.options.log.info({ farm: id, host, days: farm.forgetHostsAfterDays }, 'retired host forgotten: its keys and series are gone');
+        this.options.log.info(
+          { farm: id, host, days: farm.forgetHostsAfterDays },
+          'retired host forgotten: its keys and series are gone',
+        );
       }
     }
     return epoch;

@@ -161,7 +161,9 @@ export class FarmReader {
     const values = replies.map(([, value]) => value);
     return {
       now,
-      farms: farms.map((farm, index) => this.farmState(farm, values.slice(index * perFarm, (index + 1) * perFarm), now)),
+      farms: farms.map((farm, index) =>
+        this.farmState(farm, values.slice(index * perFarm, (index + 1) * perFarm), now),
+      ),
     };
   }
 
@@ -214,7 +216,17 @@ export class FarmReader {
     // An expected host that never connected is down from the start, so RasAgentDown covers it.
     const known = new Set(hosts.map((host) => host.host));
     for (const host of farm.expectedHosts) {
-      if (!known.has(host)) hosts.push({ host, up: false, retired: false, lastSeen: undefined, connections: 0, agent: undefined, expected: true, source: undefined });
+      if (!known.has(host))
+        hosts.push({
+          host,
+          up: false,
+          retired: false,
+          lastSeen: undefined,
+          connections: 0,
+          agent: undefined,
+          expected: true,
+          source: undefined,
+        });
     }
     return {
       id: farm.id,
@@ -289,7 +301,7 @@ export async function readFarmDetail(
     }
   });
   connections.sort((a, b) => a.host.localeCompare(b.host) || a.since - b.since || (a.id < b.id ? -1 : 1));
-  const overLimit = state.overuseUsers > 0 ? ((replies.at(-1)![1] as string[]).slice().reverse()) : [];
+  const overLimit = state.overuseUsers > 0 ? (replies.at(-1)![1] as string[]).slice().reverse() : [];
   return { connections, overLimit };
 }
 

@@ -34,7 +34,12 @@ function labels(pairs: Record<string, string>): string {
     .join(',');
 }
 
-function farmFamily(name: string, help: string, value: (farm: FarmState) => number | undefined, type: Family['type'] = 'gauge'): Family {
+function farmFamily(
+  name: string,
+  help: string,
+  value: (farm: FarmState) => number | undefined,
+  type: Family['type'] = 'gauge',
+): Family {
   return {
     name,
     help,
@@ -46,7 +51,11 @@ function farmFamily(name: string, help: string, value: (farm: FarmState) => numb
   };
 }
 
-function hostFamily(name: string, help: string, value: (host: FarmState['hosts'][number]) => number | undefined): Family {
+function hostFamily(
+  name: string,
+  help: string,
+  value: (host: FarmState['hosts'][number]) => number | undefined,
+): Family {
   return {
     name,
     help,
@@ -74,7 +83,11 @@ export const FARM_FAMILIES: readonly Family[] = [
   },
   farmFamily('ras_license_seats', 'Licensed concurrent users', (farm) => farm.seats),
   farmFamily('ras_license_users', 'Users in use now', (farm) => farm.users),
-  farmFamily('ras_license_users_unverified', 'Users in use held only through stale hosts', (farm) => farm.unverifiedUsers),
+  farmFamily(
+    'ras_license_users_unverified',
+    'Users in use held only through stale hosts',
+    (farm) => farm.unverifiedUsers,
+  ),
   farmFamily('ras_license_overuse_users', 'Users in use above the seats', (farm) => farm.overuseUsers),
   farmFamily(
     'ras_license_overuse_admissions_total',
@@ -89,17 +102,25 @@ export const FARM_FAMILIES: readonly Family[] = [
     help: 'License expiry state (1 for the current one)',
     type: 'gauge',
     lines: (farm) =>
-      EXPIRY_STATES.map((state) => `ras_license_state{${labels({ farm: farm.id, state })}} ${state === farm.state ? 1 : 0}\n`).join(''),
+      EXPIRY_STATES.map(
+        (state) => `ras_license_state{${labels({ farm: farm.id, state })}} ${state === farm.state ? 1 : 0}\n`,
+      ).join(''),
   },
   farmFamily('ras_license_expiry_timestamp_seconds', 'License expiry', (farm) => seconds(farm.expires)),
-  farmFamily('ras_license_grace_end_timestamp_seconds', 'End of the expiry grace (the expiry for sublicenses)', (farm) =>
-    seconds(farm.graceEnd),
+  farmFamily(
+    'ras_license_grace_end_timestamp_seconds',
+    'End of the expiry grace (the expiry for sublicenses)',
+    (farm) => seconds(farm.graceEnd),
   ),
-  farmFamily('ras_license_overuse_grace_start_timestamp_seconds', 'Start of the overuse grace, while one has started', (farm) =>
-    farm.overuseGrace.started ? seconds(farm.overuseGrace.startedAtMs!) : undefined,
+  farmFamily(
+    'ras_license_overuse_grace_start_timestamp_seconds',
+    'Start of the overuse grace, while one has started',
+    (farm) => (farm.overuseGrace.started ? seconds(farm.overuseGrace.startedAtMs!) : undefined),
   ),
-  farmFamily('ras_license_overuse_grace_end_timestamp_seconds', 'End of the overuse grace, while one has started', (farm) =>
-    farm.overuseGrace.started ? seconds(farm.overuseGrace.endMs!) : undefined,
+  farmFamily(
+    'ras_license_overuse_grace_end_timestamp_seconds',
+    'End of the overuse grace, while one has started',
+    (farm) => (farm.overuseGrace.started ? seconds(farm.overuseGrace.endMs!) : undefined),
   ),
   farmFamily('ras_license_overuse_grace_exhausted', '1 once the overuse grace has run out', (farm) =>
     farm.overuseGrace.exhausted ? 1 : 0,
@@ -125,15 +146,23 @@ export const FARM_FAMILIES: readonly Family[] = [
   farmFamily('ras_connections_exempt', 'Admin connections exempt from licensing', (farm) => farm.exemptConnections),
   hostFamily('ras_host_connections', 'Connections per host, stale hosts included', (host) => host.connections),
   hostFamily('ras_agent_up', '1 while the host agent holds a live lease', (host) => (host.up ? 1 : 0)),
-  hostFamily('ras_host_retired', '1 while the host is retired: its connections do not count until its next snapshot', (host) =>
-    host.retired ? 1 : 0,
+  hostFamily(
+    'ras_host_retired',
+    '1 while the host is retired: its connections do not count until its next snapshot',
+    (host) => (host.retired ? 1 : 0),
   ),
-  hostFamily('ras_host_expected', '1 for a host listed in the farm\'s expectedHosts', (host) => (host.expected ? 1 : undefined)),
-  hostFamily('ras_agent_source_up', "1 while the host agent's session source lists sessions, 0 while it fails (from the agent's status)", (host) =>
-    host.source === undefined ? undefined : host.source.ok ? 1 : 0,
+  hostFamily('ras_host_expected', "1 for a host listed in the farm's expectedHosts", (host) =>
+    host.expected ? 1 : undefined,
   ),
-  hostFamily('ras_agent_source_last_success_timestamp_seconds', "When the host agent's session source last listed the sessions", (host) =>
-    host.source?.lastListAt === undefined ? undefined : seconds(host.source.lastListAt),
+  hostFamily(
+    'ras_agent_source_up',
+    "1 while the host agent's session source lists sessions, 0 while it fails (from the agent's status)",
+    (host) => (host.source === undefined ? undefined : host.source.ok ? 1 : 0),
+  ),
+  hostFamily(
+    'ras_agent_source_last_success_timestamp_seconds',
+    "When the host agent's session source last listed the sessions",
+    (host) => (host.source?.lastListAt === undefined ? undefined : seconds(host.source.lastListAt)),
   ),
   hostFamily('ras_agent_last_seen_timestamp_seconds', 'Last lease renewal of the host agent', (host) =>
     host.lastSeen === undefined ? undefined : seconds(host.lastSeen),
@@ -145,7 +174,8 @@ export const FARM_FAMILIES: readonly Family[] = [
     lines: (farm) => {
       let out = '';
       for (const host of farm.hosts) {
-        if (host.agent !== undefined) out += `ras_agent_info{${labels({ farm: farm.id, host: host.host, agent: host.agent })}} 1\n`;
+        if (host.agent !== undefined)
+          out += `ras_agent_info{${labels({ farm: farm.id, host: host.host, agent: host.agent })}} 1\n`;
       }
       return out;
     },

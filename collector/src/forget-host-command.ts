@@ -54,7 +54,8 @@ export async function forgetHost(argv: string[], fail: (message: string) => neve
   const farms = new FarmDirectory(config.farms);
   const farm = farms.get(values.farm);
   const rules = farms.rules(values.farm);
-  if (!farm || !rules) fail(`farm ${values.farm} is not in the configuration (farms: ${config.farms.map((f) => f.id).join(', ')})`);
+  if (!farm || !rules)
+    fail(`farm ${values.farm} is not in the configuration (farms: ${config.farms.map((f) => f.id).join(', ')})`);
 
   const log = createLogger();
   const redis = createRedis(config.redis);
@@ -62,13 +63,21 @@ export async function forgetHost(argv: string[], fail: (message: string) => neve
   try {
     defineScripts(redis);
     await redis.connect();
-    const engine = new LicenseEngine(redis, new RedisKeys(config.redis.prefix), leaseMs(config.heartbeatSeconds), config.limits.maxSessions);
+    const engine = new LicenseEngine(
+      redis,
+      new RedisKeys(config.redis.prefix),
+      leaseMs(config.heartbeatSeconds),
+      config.limits.maxSessions,
+    );
     const result = await engine.forgetHost(rules, host);
     if (result.kind !== 'forgotten') {
       process.stderr.write(`rasmon-collector: farm ${farm.id} has no host ${host}\n`);
       return 1;
     }
-    log.info({ farm: farm.id, host, wasLive: result.wasLive }, 'host forgotten by forget-host: its keys and series are gone');
+    log.info(
+      { farm: farm.id, host, wasLive: result.wasLive },
+      'host forgotten by forget-host: its keys and series are gone',
+    );
     process.stdout.write(
       `forgot host ${host} of farm ${farm.id}` +
         (result.wasLive ? ' (its agent was connected: if it reports again it is a new host)' : '') +

@@ -70,7 +70,10 @@ export class LicenseEngine {
   }
 
   async hello(farm: FarmRules, claim: HostClaim, agent: string | undefined, caps: HostCaps): Promise<HelloResult> {
-    const reply = await runScript(this.redis, scriptCalls.hello(this.keys, farm, this.identity(claim), agent, this.leaseMs, caps));
+    const reply = await runScript(
+      this.redis,
+      scriptCalls.hello(this.keys, farm, this.identity(claim), agent, this.leaseMs, caps),
+    );
     const [code, detail] = reply as [string, (number | string)?];
     if (code === 'ok' && typeof detail === 'number') return { kind: 'ok', ack: detail };
     if (code === 'full' && (detail === 'hosts' || detail === 'known')) return { kind: 'full', cap: detail };
@@ -89,22 +92,37 @@ export class LicenseEngine {
   private async apply(
     farm: FarmRules,
     claim: HostClaim,
-    frame: { type: 'events'; events: readonly ParsedEvent[] } | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
+    frame:
+      | { type: 'events'; events: readonly ParsedEvent[] }
+      | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
   ): Promise<ApplyResult> {
     const settings = { leaseMs: this.leaseMs, maxSessions: this.maxSessions };
-    const reply = (await runScript(this.redis, scriptCalls.applyFrame(this.keys, farm, this.identity(claim), settings, frame))) as unknown[];
+    const reply = (await runScript(
+      this.redis,
+      scriptCalls.applyFrame(this.keys, farm, this.identity(claim), settings, frame),
+    )) as unknown[];
     const code = reply[0];
     if (code === 'epoch' || code === 'superseded') return { kind: code };
     if ((code === 'ok' || code === 'gap') && reply.length === 6) {
       const [previousSeq, lastSeq, applied, duplicates] = reply.slice(1, 5) as number[];
       const hostFull = reply[5] as number[];
-      return { kind: code, previousSeq: previousSeq!, lastSeq: lastSeq!, applied: applied!, duplicates: duplicates!, hostFull };
+      return {
+        kind: code,
+        previousSeq: previousSeq!,
+        lastSeq: lastSeq!,
+        applied: applied!,
+        duplicates: duplicates!,
+        hostFull,
+      };
     }
     return unexpected('applyFrame', reply);
   }
 
   async renew(farm: FarmRules, claim: HostClaim): Promise<RenewResult> {
-    const reply = await runScript(this.redis, scriptCalls.renewLease(this.keys, farm, this.identity(claim), this.leaseMs));
+    const reply = await runScript(
+      this.redis,
+      scriptCalls.renewLease(this.keys, farm, this.identity(claim), this.leaseMs),
+    );
     if (reply === 'ok' || reply === 'superseded' || reply === 'epoch') return reply;
     return unexpected('renewLease', reply);
   }
@@ -125,9 +143,13 @@ export class LicenseEngine {
 
   /** Farm-wide time-driven work; returns the farm's epoch (creating one if the data was lost). */
   async tick(farm: FarmRules, hostRetireMs: number, forgetMs: number): Promise<TickResult> {
-    const reply = await runScript(this.redis, scriptCalls.tick(this.keys, farm, LicenseEngine.newEpoch(), hostRetireMs, forgetMs));
+    const reply = await runScript(
+      this.redis,
+      scriptCalls.tick(this.keys, farm, LicenseEngine.newEpoch(), hostRetireMs, forgetMs),
+    );
     const [epoch, hostsDue, hostsToForget] = reply as [unknown, unknown, unknown];
-    if (typeof epoch !== 'string' || !Array.isArray(hostsDue) || !Array.isArray(hostsToForget)) return unexpected('tick', reply);
+    if (typeof epoch !== 'string' || !Array.isArray(hostsDue) || !Array.isArray(hostsToForget))
+      return unexpected('tick', reply);
     return { epoch, hostsDue: hostsDue as string[], hostsToForget: hostsToForget as string[] };
   }
 
@@ -136,15 +158,25 @@ export class LicenseEngine {
    * long; without, whatever its state.
    */
   async forgetHost(farm: FarmRules, host: string, forgetMs?: number): Promise<ForgetResult> {
-    const reply = (await runScript(this.redis, scriptCalls.forgetHost(this.keys, farm, normalizeHost(host), forgetMs))) as unknown[];
+    const reply = (await runScript(
+      this.redis,
+      scriptCalls.forgetHost(this.keys, farm, normalizeHost(host), forgetMs),
+    )) as unknown[];
     if (reply[0] === 'forgotten') return { kind: 'forgotten', wasLive: reply[1] === 1 };
     if (reply[0] === 'unknown' || reply[0] === 'kept') return { kind: reply[0] };
     return unexpected('forgetHost', reply);
   }
 
   /** Lease lapse, retirement and re-indexing of one host, each only when due. */
-  async maintainHost(farm: FarmRules, host: string, hostRetireMs: number): Promise<{ lapsed: boolean; retired: boolean }> {
-    const reply = (await runScript(this.redis, scriptCalls.maintainHost(this.keys, farm, normalizeHost(host), hostRetireMs))) as number[];
+  async maintainHost(
+    farm: FarmRules,
+    host: string,
+    hostRetireMs: number,
+  ): Promise<{ lapsed: boolean; retired: boolean }> {
+    const reply = (await runScript(
+      this.redis,
+      scriptCalls.maintainHost(this.keys, farm, normalizeHost(host), hostRetireMs),
+    )) as number[];
     const [lapsed, retired] = reply;
     return { lapsed: lapsed === 1, retired: retired === 1 };
   }

@@ -45,16 +45,30 @@ export type RedisWriteRefusal = (typeof REDIS_WRITE_REFUSALS)[number];
  * per-type breakdowns (`nodejs_active_handles{type}`, `nodejs_active_requests{type}`,
  * `nodejs_active_resources{type}`) stay and sum to the same.
  */
-export const MISLABELLED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+export const MISLABELLED_DEFAULTS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
 
 export class CollectorMetrics {
   readonly registry = new Registry();
 
   // The collector itself.
   readonly buildInfo = this.gauge('rasmon_collector_build_info', 'Collector build (always 1)', ['version']);
-  readonly configInfo = this.gauge('rasmon_collector_config_info', 'Hash of the loaded configuration (always 1)', ['hash']);
-  readonly agentsConnected = this.gauge('rasmon_collector_agents_connected', 'Agent connections this collector holds', []);
-  readonly redisUp = this.gauge('rasmon_collector_redis_up', '1 while Redis answers and takes writes (0 also while it refuses them: OOM, READONLY)', []);
+  readonly configInfo = this.gauge('rasmon_collector_config_info', 'Hash of the loaded configuration (always 1)', [
+    'hash',
+  ]);
+  readonly agentsConnected = this.gauge(
+    'rasmon_collector_agents_connected',
+    'Agent connections this collector holds',
+    [],
+  );
+  readonly redisUp = this.gauge(
+    'rasmon_collector_redis_up',
+    '1 while Redis answers and takes writes (0 also while it refuses them: OOM, READONLY)',
+    [],
+  );
   readonly redisRefusingWrites: Gauge<'reason'> = new Gauge({
     name: 'rasmon_collector_redis_refusing_writes',
     help: '1 while Redis answers but refuses writes, by the error it gives (oom, readonly, misconf, noreplicas); 0 otherwise',

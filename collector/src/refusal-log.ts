@@ -16,8 +16,18 @@ export interface RefusalKind {
   countField: string;
 }
 
-export const UPGRADE_REFUSALS: RefusalKind = { first: 'refused an agent upgrade', summary: 'refused agent upgrades', keyField: 'remote', countField: 'addresses' };
-export const HELLO_REFUSALS: RefusalKind = { first: 'refused an agent hello', summary: 'refused agent hellos', keyField: 'farm', countField: 'farms' };
+export const UPGRADE_REFUSALS: RefusalKind = {
+  first: 'refused an agent upgrade',
+  summary: 'refused agent upgrades',
+  keyField: 'remote',
+  countField: 'addresses',
+};
+export const HELLO_REFUSALS: RefusalKind = {
+  first: 'refused an agent hello',
+  summary: 'refused agent hellos',
+  keyField: 'farm',
+  countField: 'farms',
+};
 
 export class RefusalLog {
   private window: { reasons: Map<string, number>; addresses: Map<string, number> } | undefined;
@@ -60,7 +70,10 @@ export class RefusalLog {
       .slice(0, TOP_ADDRESSES)
       .map(([remote, count]) => ({ [this.kind.keyField]: remote, count }));
     const refused = Object.fromEntries(window.reasons);
-    this.log.warn({ refused, [this.kind.countField]: window.addresses.size, top, windowSeconds: this.windowMs / 1000 }, this.kind.summary);
+    this.log.warn(
+      { refused, [this.kind.countField]: window.addresses.size, top, windowSeconds: this.windowMs / 1000 },
+      this.kind.summary,
+    );
     // The next window opens with the next refusal, logged at once only if this one was quiet.
     this.window = { reasons: new Map(), addresses: new Map() };
     this.timer = setTimeout(() => this.flush(), this.windowMs);

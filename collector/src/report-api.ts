@@ -95,14 +95,23 @@ export class ReportApi {
     const fallback: Period = farm ? { fromDay: today - HISTORY_DEFAULT_DAYS + 1, toDay: today } : lastFullMonth(now);
     let period: Period;
     try {
-      period = parsePeriod(url.searchParams.get('from') ?? undefined, url.searchParams.get('to') ?? undefined, fallback);
+      period = parsePeriod(
+        url.searchParams.get('from') ?? undefined,
+        url.searchParams.get('to') ?? undefined,
+        fallback,
+      );
     } catch (err) {
       if (!(err instanceof PeriodError)) throw err;
       sendJson(res, 400, { error: err.message });
       return true;
     }
     const span = `${dayText(period.fromDay)}-${dayText(period.toDay)}`;
-    const read = await readHistory(this.options.redis, this.options.keys, farm ? [farm] : this.options.farms().list(), period);
+    const read = await readHistory(
+      this.options.redis,
+      this.options.keys,
+      farm ? [farm] : this.options.farms().list(),
+      period,
+    );
     if (farm) {
       const days = read.farms[0]!.days;
       if (format === 'csv') sendCsv(res, historyCsv(read.farms), `rasmon-history-${farm.id}-${span}.csv`);

@@ -43,14 +43,29 @@ function table(header: string[], rows: Array<Array<string | number | null>>): st
   const widths = header.map((title, index) => Math.max(title.length, ...cells.map((row) => row[index]!.length)));
   const numeric = header.map((_, index) => rows.every((row) => typeof row[index] === 'number' || row[index] === null));
   const line = (row: string[]) =>
-    row.map((text, index) => (numeric[index] ? text.padStart(widths[index]!) : text.padEnd(widths[index]!))).join('  ').trimEnd();
+    row
+      .map((text, index) => (numeric[index] ? text.padStart(widths[index]!) : text.padEnd(widths[index]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((width) => '-'.repeat(width))), ...cells.map(line)].join('\n');
 }
 
 /** The report as text for a mail: the period, a table of farms, and one of license keys if any. */
 export function reportTable(report: Report): string {
   const farms = table(
-    ['farm', 'license', 'license key', 'seats', 'peak', 'peak day', 'billed', 'days over', 'minutes over', 'admissions', 'max overuse'],
+    [
+      'farm',
+      'license',
+      'license key',
+      'seats',
+      'peak',
+      'peak day',
+      'billed',
+      'days over',
+      'minutes over',
+      'admissions',
+      'max overuse',
+    ],
     report.farms.map((farm) => [
       farm.farm,
       farm.license,

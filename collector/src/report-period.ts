@@ -56,7 +56,12 @@ export function monthToDate(nowMs: number): Period {
  * Reads `from` and `to` (either may be missing: then `fallback` gives both). A date that is not a real
  * `YYYY-MM-DD`, `from` after `to`, or a period longer than {@link MAX_PERIOD_DAYS} is a {@link PeriodError}.
  */
-export function parsePeriod(from: string | undefined, to: string | undefined, fallback: Period, names = { from: 'from', to: 'to' }): Period {
+export function parsePeriod(
+  from: string | undefined,
+  to: string | undefined,
+  fallback: Period,
+  names = { from: 'from', to: 'to' },
+): Period {
   if (from === undefined && to === undefined) return fallback;
   const fromDay = from === undefined ? undefined : parseDay(from);
   const toDay = to === undefined ? undefined : parseDay(to);

@@ -6,7 +6,16 @@
 import { canonicalSession, type ParsedEvent, type Session, type StatusFrame } from '@rasmon/protocol';
 import { farmKeyList, hostKeyList, type RedisKeys } from './redis-keys.js';
 
-export const SCRIPT_NAMES = ['applyFrame', 'hello', 'renewLease', 'release', 'maintainHost', 'tick', 'forgetHost', 'reportStatus'] as const;
+export const SCRIPT_NAMES = [
+  'applyFrame',
+  'hello',
+  'renewLease',
+  'release',
+  'maintainHost',
+  'tick',
+  'forgetHost',
+  'reportStatus',
+] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 export type ScriptArg = string | number;
@@ -47,7 +56,12 @@ function ruleArgs(rules: FarmRules): Array<readonly [string, ScriptArg]> {
   ];
 }
 
-function call(script: ScriptName, keys: string[], rules: FarmRules, args: Array<readonly [string, ScriptArg]>): ScriptCall {
+function call(
+  script: ScriptName,
+  keys: string[],
+  rules: FarmRules,
+  args: Array<readonly [string, ScriptArg]>,
+): ScriptCall {
   return { script, keys, args: [...ruleArgs(rules), ...args] };
 }
 
@@ -91,7 +105,14 @@ export interface Settings {
 }
 
 export const scriptCalls = {
-  hello(keys: RedisKeys, rules: FarmRules, who: HostIdentity, agent: string | undefined, leaseMs: number, caps: HostCaps): ScriptCall {
+  hello(
+    keys: RedisKeys,
+    rules: FarmRules,
+    who: HostIdentity,
+    agent: string | undefined,
+    leaseMs: number,
+    caps: HostCaps,
+  ): ScriptCall {
     return call('hello', hostKeys(keys, rules.id, who.host), rules, [
       ['epoch', who.epoch],
       ['owner', who.owner],
@@ -109,7 +130,9 @@ export const scriptCalls = {
     rules: FarmRules,
     who: HostIdentity,
     settings: Settings,
-    frame: { type: 'events'; events: readonly ParsedEvent[] } | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
+    frame:
+      | { type: 'events'; events: readonly ParsedEvent[] }
+      | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
   ): ScriptCall {
     return call('applyFrame', hostKeys(keys, rules.id, who.host), rules, [
       ['epoch', who.epoch],
@@ -161,7 +184,15 @@ export const scriptCalls = {
       ['epoch', who.epoch],
       ['owner', who.owner],
       ['host', who.host],
-      ['status', JSON.stringify({ source, ok, ...(error === undefined ? {} : { error }), ...(lastListAt === undefined ? {} : { lastListAt }) })],
+      [
+        'status',
+        JSON.stringify({
+          source,
+          ok,
+          ...(error === undefined ? {} : { error }),
+          ...(lastListAt === undefined ? {} : { lastListAt }),
+        }),
+      ],
     ]);
   },
 

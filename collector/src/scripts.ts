@@ -28,7 +28,8 @@ function readLua(path: string): string {
 export function scriptSource(name: string, dir: string = LUA_DIR): string {
   const expand = (source: string, chain: string[]): string =>
     source.replace(INCLUDE, (_, include: string) => {
-      if (!/^[a-z][a-z0-9-]*$/.test(include)) throw new ScriptError(`${chain.join(' → ')}: bad include name "${include}"`);
+      if (!/^[a-z][a-z0-9-]*$/.test(include))
+        throw new ScriptError(`${chain.join(' → ')}: bad include name "${include}"`);
       const file = `includes/${include}.lua`;
       if (chain.includes(file)) throw new ScriptError(`Lua include cycle: ${[...chain, file].join(' → ')}`);
       return expand(readLua(dir + file), [...chain, file]);

@@ -17,7 +17,8 @@ const FILES: Record<string, { file: string; type: string }> = {
 
 // Scripts and styles only from the collector itself: no inline code, no other origin.
 const SECURITY_HEADERS = {
-  'Content-Security-Policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'Content-Security-Policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',
 };
@@ -41,7 +42,12 @@ export class StatusPage {
       res.end('only GET is supported\n');
       return true;
     }
-    res.writeHead(200, { 'Content-Type': file.type, 'Content-Length': file.body.length, 'Cache-Control': 'no-cache', ...SECURITY_HEADERS });
+    res.writeHead(200, {
+      'Content-Type': file.type,
+      'Content-Length': file.body.length,
+      'Cache-Control': 'no-cache',
+      ...SECURITY_HEADERS,
+    });
     res.end(req.method === 'HEAD' ? undefined : file.body);
     return true;
   }

@@ -32,7 +32,8 @@ function h(tag, attrs, ...children) {
 function svg(tag, attrs, ...children) {
   const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
   for (const [key, value] of Object.entries(attrs || {})) el.setAttribute(key, String(value));
-  for (const child of children.flat()) if (child) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  for (const child of children.flat())
+    if (child) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   return el;
 }
 
@@ -76,7 +77,8 @@ function tag(kind, text) {
 }
 
 function usersCell(farm) {
-  if (farm.seats === null) return [h('span', { class: 'usage' }, `${farm.users} users`), ' ', h('span', { class: 'muted' }, '(no seat cap)')];
+  if (farm.seats === null)
+    return [h('span', { class: 'usage' }, `${farm.users} users`), ' ', h('span', { class: 'muted' }, '(no seat cap)')];
   const ratio = farm.seats > 0 ? Math.min(1, farm.users / farm.seats) : farm.users > 0 ? 1 : 0;
   const over = farm.users > farm.seats;
   return [
@@ -112,7 +114,8 @@ function licenseCell(farm) {
     const days = Math.floor(toExpiry / DAY_MS);
     return [tag(days < 30 ? 'warn' : 'ok', 'active'), ` ${days} days to expiry`];
   }
-  if (farm.state === 'grace') return [tag('warn', 'expiry grace'), ` ends in ${duration(Date.parse(farm.graceEnd) - Date.now())}`];
+  if (farm.state === 'grace')
+    return [tag('warn', 'expiry grace'), ` ends in ${duration(Date.parse(farm.graceEnd) - Date.now())}`];
   return tag('bad', 'EXPIRED');
 }
 
@@ -148,12 +151,25 @@ async function overview() {
     return h(
       'tr',
       { 'data-farm': farm.id },
-      cell('Farm', [h('a', { href: `#/farm/${encodeURIComponent(farm.id)}` }, farm.id), farm.licenseKey ? h('div', { class: 'muted' }, `key: ${farm.licenseKey}`) : null]),
+      cell('Farm', [
+        h('a', { href: `#/farm/${encodeURIComponent(farm.id)}` }, farm.id),
+        farm.licenseKey ? h('div', { class: 'muted' }, `key: ${farm.licenseKey}`) : null,
+      ]),
       cell('Users / seats', usersCell(farm)),
       cell('Overuse', overuseCell(farm)),
       cell('Overuse grace', graceCell(farm)),
       cell('License', licenseCell(farm)),
-      cell('Hosts', counts ? hostsText(counts) : hostsText({ up: farm.hostsUp, stale: farm.hostsStale, retired: farm.hostsRetired, expected: farm.hostsExpected })),
+      cell(
+        'Hosts',
+        counts
+          ? hostsText(counts)
+          : hostsText({
+              up: farm.hostsUp,
+              stale: farm.hostsStale,
+              retired: farm.hostsRetired,
+              expected: farm.hostsExpected,
+            }),
+      ),
       cell('Peak today', String(farm.peakUsersToday), 'num'),
     );
   });
@@ -163,7 +179,17 @@ async function overview() {
       'table',
       { class: 'stack', id: 'farms' },
       h('caption', {}, `${data.farms.length} farm(s). Select a farm for its hosts, users over the limit and history.`),
-      h('thead', {}, h('tr', {}, ['Farm', 'Users / seats', 'Overuse', 'Overuse grace', 'License', 'Hosts', 'Peak today'].map((t, i) => h('th', { scope: 'col', class: i === 6 ? 'num' : undefined }, t)))),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Farm', 'Users / seats', 'Overuse', 'Overuse grace', 'License', 'Hosts', 'Peak today'].map((t, i) =>
+            h('th', { scope: 'col', class: i === 6 ? 'num' : undefined }, t),
+          ),
+        ),
+      ),
       h('tbody', {}, rows),
     ),
   ];
@@ -189,7 +215,13 @@ function chart(history, farm) {
   const bars = days.map((d) =>
     svg(
       'rect',
-      { class: d.seats !== null && d.peakUsers > d.seats ? 'peak over' : 'peak', x: x(d.day) + (slot - barWidth) / 2, y: y(d.peakUsers), width: barWidth, height: y(0) - y(d.peakUsers) },
+      {
+        class: d.seats !== null && d.peakUsers > d.seats ? 'peak over' : 'peak',
+        x: x(d.day) + (slot - barWidth) / 2,
+        y: y(d.peakUsers),
+        width: barWidth,
+        height: y(0) - y(d.peakUsers),
+      },
       svg('title', {}, `${d.day}: peak ${d.peakUsers}${d.seats !== null ? ` of ${d.seats} seats` : ''}`),
     ),
   );
@@ -199,7 +231,8 @@ function chart(history, farm) {
     const x0 = x(d.day);
     seatsPath += `${seatsPath ? 'L' : 'M'}${x0},${y(d.seats)}L${x0 + slot},${y(d.seats)}`;
   }
-  if (!seatsPath && farm.seats !== null) seatsPath = `M${pad.left},${y(farm.seats)}L${width - pad.right},${y(farm.seats)}`;
+  if (!seatsPath && farm.seats !== null)
+    seatsPath = `M${pad.left},${y(farm.seats)}L${width - pad.right},${y(farm.seats)}`;
   const labels = [
     svg('text', { x: 2, y: y(top) + 4 }, String(top)),
     svg('text', { x: 2, y: y(0) }, '0'),
@@ -212,12 +245,20 @@ function chart(history, farm) {
     svg(
       'svg',
       { class: 'chart', viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-labelledby': 'chart-title' },
-      svg('title', { id: 'chart-title' }, `Daily peak users of ${farm.id} from ${days[0].day} to ${days[days.length - 1].day}, with the seats as a dashed line`),
+      svg(
+        'title',
+        { id: 'chart-title' },
+        `Daily peak users of ${farm.id} from ${days[0].day} to ${days[days.length - 1].day}, with the seats as a dashed line`,
+      ),
       bars,
       seatsPath ? svg('path', { class: 'seats', d: seatsPath }) : null,
       labels,
     ),
-    h('figcaption', { class: 'legend' }, 'Bars: daily peak users (UTC days; red where above the seats). Dashed line: seats.'),
+    h(
+      'figcaption',
+      { class: 'legend' },
+      'Bars: daily peak users (UTC days; red where above the seats). Dashed line: seats.',
+    ),
     h(
       'details',
       {},
@@ -225,14 +266,37 @@ function chart(history, farm) {
       h(
         'table',
         {},
-        h('thead', {}, h('tr', {}, ['Day', 'Peak users', 'Seats', 'Highest overuse', 'Admissions', 'Minutes over seats'].map((t) => h('th', { scope: 'col' }, t)))),
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ['Day', 'Peak users', 'Seats', 'Highest overuse', 'Admissions', 'Minutes over seats'].map((t) =>
+              h('th', { scope: 'col' }, t),
+            ),
+          ),
+        ),
         h(
           'tbody',
           {},
           days
             .slice()
             .reverse()
-            .map((d) => h('tr', {}, [d.day, d.peakUsers, d.seats ?? '-', d.maxOveruse ?? '-', d.admissions ?? '-', d.minutesOverSeats ?? '-'].map((v) => h('td', {}, String(v))))),
+            .map((d) =>
+              h(
+                'tr',
+                {},
+                [
+                  d.day,
+                  d.peakUsers,
+                  d.seats ?? '-',
+                  d.maxOveruse ?? '-',
+                  d.admissions ?? '-',
+                  d.minutesOverSeats ?? '-',
+                ].map((v) => h('td', {}, String(v))),
+              ),
+            ),
         ),
       ),
     ),
@@ -283,7 +347,10 @@ async function farmPage(id) {
       cell('Connections', String(host.connections), 'num'),
       cell('Last seen', utcTime(host.lastSeen)),
       cell('Agent', host.agent || '-'),
-      cell('Session source', host.source === undefined ? '-' : host.sourceError ? `failing: ${host.sourceError}` : host.source || '-'),
+      cell(
+        'Session source',
+        host.source === undefined ? '-' : host.sourceError ? `failing: ${host.sourceError}` : host.source || '-',
+      ),
     ),
   );
   const csvName = `rasmon-report-${period.from}-${period.to}.csv`;
@@ -293,10 +360,25 @@ async function farmPage(id) {
     h(
       'div',
       { class: 'cards' },
-      card('Users / seats', farm.seats === null ? `${farm.users} (no cap)` : `${farm.users} / ${farm.seats}`, 'card-users'),
-      card('Overuse', farm.seats === null ? 'none (SPLA)' : farm.overuseUsers > 0 ? `OVER by ${farm.overuseUsers}` : 'within seats', 'card-overuse'),
+      card(
+        'Users / seats',
+        farm.seats === null ? `${farm.users} (no cap)` : `${farm.users} / ${farm.seats}`,
+        'card-users',
+      ),
+      card(
+        'Overuse',
+        farm.seats === null ? 'none (SPLA)' : farm.overuseUsers > 0 ? `OVER by ${farm.overuseUsers}` : 'within seats',
+        'card-overuse',
+      ),
       card('Overuse grace', graceCell(farm).textContent, 'card-grace'),
-      card('License', [].concat(licenseCell(farm)).map((n) => (n instanceof Node ? n.textContent : n)).join(''), 'card-license'),
+      card(
+        'License',
+        []
+          .concat(licenseCell(farm))
+          .map((n) => (n instanceof Node ? n.textContent : n))
+          .join(''),
+        'card-license',
+      ),
       card('Hosts', hostsText(counts), 'card-hosts'),
       card('Peak today / ever', `${farm.peakUsersToday} / ${farm.peakUsers}`, 'card-peak'),
     ),
@@ -304,14 +386,32 @@ async function farmPage(id) {
     farm.overLimit.length === 0
       ? h('p', { id: 'over-limit', class: 'muted' }, 'None: every user in use has a seat.')
       : [
-          h('p', {}, `${farm.overLimit.length} user(s) above the ${farm.seats} seats, the most recent to start using a license (the ones RAS would have made wait), oldest first:`),
-          h('ol', { id: 'over-limit', class: 'over-list', 'aria-labelledby': 'over-title' }, farm.overLimit.map((user) => h('li', {}, user))),
+          h(
+            'p',
+            {},
+            `${farm.overLimit.length} user(s) above the ${farm.seats} seats, the most recent to start using a license (the ones RAS would have made wait), oldest first:`,
+          ),
+          h(
+            'ol',
+            { id: 'over-limit', class: 'over-list', 'aria-labelledby': 'over-title' },
+            farm.overLimit.map((user) => h('li', {}, user)),
+          ),
         ],
     h('h3', {}, 'Hosts'),
     h(
       'table',
       { class: 'stack', id: 'hosts' },
-      h('thead', {}, h('tr', {}, ['Host', 'Status', 'Connections', 'Last seen', 'Agent', 'Session source'].map((t, i) => h('th', { scope: 'col', class: i === 2 ? 'num' : undefined }, t)))),
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['Host', 'Status', 'Connections', 'Last seen', 'Agent', 'Session source'].map((t, i) =>
+            h('th', { scope: 'col', class: i === 2 ? 'num' : undefined }, t),
+          ),
+        ),
+      ),
       h('tbody', {}, hostRows.length ? hostRows : h('tr', {}, h('td', { colspan: 6 }, 'No host has reported yet.'))),
     ),
     h('h3', {}, 'Exempt admin desktops'),
@@ -320,8 +420,29 @@ async function farmPage(id) {
       : h(
           'table',
           { class: 'stack', id: 'exempt' },
-          h('thead', {}, h('tr', {}, ['Host', 'User', 'Kind', 'Since'].map((t) => h('th', { scope: 'col' }, t)))),
-          h('tbody', {}, exempt.map((c) => h('tr', {}, cell('Host', c.host), cell('User', c.user), cell('Kind', `${c.via} ${c.kind}`), cell('Since', utcTime(c.since))))),
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              ['Host', 'User', 'Kind', 'Since'].map((t) => h('th', { scope: 'col' }, t)),
+            ),
+          ),
+          h(
+            'tbody',
+            {},
+            exempt.map((c) =>
+              h(
+                'tr',
+                {},
+                cell('Host', c.host),
+                cell('User', c.user),
+                cell('Kind', `${c.via} ${c.kind}`),
+                cell('Since', utcTime(c.since)),
+              ),
+            ),
+          ),
         ),
     h('h3', {}, 'Daily peaks'),
     chart(history, farm),
@@ -330,7 +451,23 @@ async function farmPage(id) {
       ? h(
           'table',
           { class: 'stack', id: 'month' },
-          h('thead', {}, h('tr', {}, ['Peak users', 'Peak day', 'Days over seats', 'Minutes over seats', 'Admissions', 'Highest overuse', 'Billed users'].map((t) => h('th', { scope: 'col' }, t)))),
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              [
+                'Peak users',
+                'Peak day',
+                'Days over seats',
+                'Minutes over seats',
+                'Admissions',
+                'Highest overuse',
+                'Billed users',
+              ].map((t) => h('th', { scope: 'col' }, t)),
+            ),
+          ),
           h(
             'tbody',
             {},
@@ -351,8 +488,25 @@ async function farmPage(id) {
     h(
       'div',
       { class: 'actions' },
-      h('button', { type: 'button', id: 'download-report', onclick: () => download(`/api/v1/report?from=${period.from}&to=${period.to}&format=csv`, csvName).catch(showError) }, 'Download this month’s report (CSV)'),
-      h('button', { type: 'button', id: 'download-history', onclick: () => download(`${path}/history?format=csv`, `rasmon-history-${farm.id}.csv`).catch(showError) }, 'Download the daily history (CSV)'),
+      h(
+        'button',
+        {
+          type: 'button',
+          id: 'download-report',
+          onclick: () =>
+            download(`/api/v1/report?from=${period.from}&to=${period.to}&format=csv`, csvName).catch(showError),
+        },
+        'Download this month’s report (CSV)',
+      ),
+      h(
+        'button',
+        {
+          type: 'button',
+          id: 'download-history',
+          onclick: () => download(`${path}/history?format=csv`, `rasmon-history-${farm.id}.csv`).catch(showError),
+        },
+        'Download the daily history (CSV)',
+      ),
     ),
   ];
 }

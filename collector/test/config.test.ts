@@ -139,8 +139,21 @@ describe('parseConfig', () => {
   });
 
   it('reads agent tokens as hashes or as { sha256, hosts } mappings, the two forms mixed', () => {
-    const config = parseConfig(withFarm({ agentTokensSha256: [HASH_A, { sha256: HASH_B.toUpperCase(), hosts: ['rdsh-0*'] }, { sha256: sha256Hex('token-c') }] }), 'test');
-    expect(config.farms[0]?.agentTokensSha256).toEqual([{ sha256: HASH_A }, { sha256: HASH_B, hosts: ['rdsh-0*'] }, { sha256: sha256Hex('token-c') }]);
+    const config = parseConfig(
+      withFarm({
+        agentTokensSha256: [
+          HASH_A,
+          { sha256: HASH_B.toUpperCase(), hosts: ['rdsh-0*'] },
+          { sha256: sha256Hex('token-c') },
+        ],
+      }),
+      'test',
+    );
+    expect(config.farms[0]?.agentTokensSha256).toEqual([
+      { sha256: HASH_A },
+      { sha256: HASH_B, hosts: ['rdsh-0*'] },
+      { sha256: sha256Hex('token-c') },
+    ]);
     expect(config.farms[0]?.hostIdentity).toBe('token');
   });
 
@@ -187,38 +200,126 @@ describe('parseConfig', () => {
     ['expires without timezone', withFarm({ expires: '2027-06-30T00:00:00' }), 'farms[0].expires: must be an ISO-8601'],
     ['expires as a date only', withFarm({ expires: '2027-06-30' }), 'farms[0].expires: must be an ISO-8601'],
     ['expires on a day that does not exist', withFarm({ expires: '2027-02-30T00:00:00Z' }), 'farms[0].expires:'],
-    ['a token instead of its hash', withFarm({ agentTokensSha256: [HASH_A, 'secret'] }), 'farms[0].agentTokensSha256[1]: must be 64 hex'],
-    ['a token mapping with a token in it', withFarm({ agentTokensSha256: [{ sha256: 'secret', hosts: ['a'] }] }), 'farms[0].agentTokensSha256[0].sha256: must be 64 hex'],
-    ['a token mapping without its hash', withFarm({ agentTokensSha256: [{ hosts: ['rdsh-1'] }] }), 'farms[0].agentTokensSha256[0].sha256: is required'],
-    ['a token mapping with no hosts', withFarm({ agentTokensSha256: [{ sha256: HASH_A, hosts: [] }] }), 'farms[0].agentTokensSha256[0].hosts: must list at least one pattern'],
-    ['a token mapping with a bad pattern', withFarm({ agentTokensSha256: [{ sha256: HASH_A, hosts: ['rdsh 1'] }] }), 'farms[0].agentTokensSha256[0].hosts[0]: must be a host-name pattern'],
-    ['a token mapping with a misspelt key', withFarm({ agentTokensSha256: [{ sha256: HASH_A, host: ['rdsh-1'] }] }), 'farms[0].agentTokensSha256[0].host: unknown key'],
-    ['a token that is a number', withFarm({ agentTokensSha256: [5] }), 'farms[0].agentTokensSha256[0]: must be a sha256 hex string or a mapping { sha256, hosts }'],
-    ['an unknown hostIdentity', withFarm({ hostIdentity: 'cn' }), 'farms[0].hostIdentity: must be "token" or "certificate"'],
-    ['hostIdentity certificate without client certificates', withFarm({ hostIdentity: 'certificate' }), 'farms[0].hostIdentity: certificate needs client certificates: set tls.ca'],
+    [
+      'a token instead of its hash',
+      withFarm({ agentTokensSha256: [HASH_A, 'secret'] }),
+      'farms[0].agentTokensSha256[1]: must be 64 hex',
+    ],
+    [
+      'a token mapping with a token in it',
+      withFarm({ agentTokensSha256: [{ sha256: 'secret', hosts: ['a'] }] }),
+      'farms[0].agentTokensSha256[0].sha256: must be 64 hex',
+    ],
+    [
+      'a token mapping without its hash',
+      withFarm({ agentTokensSha256: [{ hosts: ['rdsh-1'] }] }),
+      'farms[0].agentTokensSha256[0].sha256: is required',
+    ],
+    [
+      'a token mapping with no hosts',
+      withFarm({ agentTokensSha256: [{ sha256: HASH_A, hosts: [] }] }),
+      'farms[0].agentTokensSha256[0].hosts: must list at least one pattern',
+    ],
+    [
+      'a token mapping with a bad pattern',
+      withFarm({ agentTokensSha256: [{ sha256: HASH_A, hosts: ['rdsh 1'] }] }),
+      'farms[0].agentTokensSha256[0].hosts[0]: must be a host-name pattern',
+    ],
+    [
+      'a token mapping with a misspelt key',
+      withFarm({ agentTokensSha256: [{ sha256: HASH_A, host: ['rdsh-1'] }] }),
+      'farms[0].agentTokensSha256[0].host: unknown key',
+    ],
+    [
+      'a token that is a number',
+      withFarm({ agentTokensSha256: [5] }),
+      'farms[0].agentTokensSha256[0]: must be a sha256 hex string or a mapping { sha256, hosts }',
+    ],
+    [
+      'an unknown hostIdentity',
+      withFarm({ hostIdentity: 'cn' }),
+      'farms[0].hostIdentity: must be "token" or "certificate"',
+    ],
+    [
+      'hostIdentity certificate without client certificates',
+      withFarm({ hostIdentity: 'certificate' }),
+      'farms[0].hostIdentity: certificate needs client certificates: set tls.ca',
+    ],
     ['a bad api token hash', { ...minimal(), api: { tokensSha256: ['abc'] } }, 'api.tokensSha256[0]: must be 64 hex'],
     ['a bad license', withFarm({ license: 'trial' }), 'farms[0].license: must be "primary", "sublicense" or "spla"'],
     ['a bad farm id', withFarm({ id: '-farm' }), 'farms[0].id: must be 1 to 64'],
-    ['a license key label that could be a formula', withFarm({ licenseKey: '=HYPERLINK("x")' }), 'farms[0].licenseKey: must be 1 to 64 letters'],
-    ['a primary farm without seats', withFarm({ seats: undefined, licenseKey: 'k' }), 'farms[0].seats: is required (only a license: spla farm may leave it out)'],
+    [
+      'a license key label that could be a formula',
+      withFarm({ licenseKey: '=HYPERLINK("x")' }),
+      'farms[0].licenseKey: must be 1 to 64 letters',
+    ],
+    [
+      'a primary farm without seats',
+      withFarm({ seats: undefined, licenseKey: 'k' }),
+      'farms[0].seats: is required (only a license: spla farm may leave it out)',
+    ],
     ['zero overuse grace', withFarm({ overuseGraceDays: 0 }), 'farms[0].overuseGraceDays: must be a number > 0'],
     ['negative expiry grace', withFarm({ expiryGraceDays: -1 }), 'farms[0].expiryGraceDays: must be a number >= 0'],
     ['zero maxHosts', withFarm({ maxHosts: 0 }), 'farms[0].maxHosts: must be an integer >= 1'],
-    ['maxKnownHosts below maxHosts', withFarm({ maxHosts: 10, maxKnownHosts: 9 }), 'farms[0].maxKnownHosts: must be at least maxHosts (10)'],
+    [
+      'maxKnownHosts below maxHosts',
+      withFarm({ maxHosts: 10, maxKnownHosts: 9 }),
+      'farms[0].maxKnownHosts: must be at least maxHosts (10)',
+    ],
     ['fractional maxKnownHosts', withFarm({ maxKnownHosts: 10.5 }), 'farms[0].maxKnownHosts: must be an integer >= 1'],
-    ['a bad expected host', withFarm({ expectedHosts: ['rdsh-1', 'rdsh 2'] }), 'farms[0].expectedHosts[1]: must be a host name'],
-    ['expectedHosts not a list', withFarm({ expectedHosts: 'rdsh-1' }), 'farms[0].expectedHosts: must be a list of host names'],
+    [
+      'a bad expected host',
+      withFarm({ expectedHosts: ['rdsh-1', 'rdsh 2'] }),
+      'farms[0].expectedHosts[1]: must be a host name',
+    ],
+    [
+      'expectedHosts not a list',
+      withFarm({ expectedHosts: 'rdsh-1' }),
+      'farms[0].expectedHosts: must be a list of host names',
+    ],
     ['empty hosts', withFarm({ hosts: [] }), 'farms[0].hosts: must list at least one pattern'],
     ['a bad host pattern', withFarm({ hosts: ['rdsh-*', 'a b'] }), 'farms[0].hosts[1]: must be a host-name pattern'],
-    ['a countDisconnected string', withFarm({ countDisconnected: 'yes' }), 'farms[0].countDisconnected: must be true or false'],
+    [
+      'a countDisconnected string',
+      withFarm({ countDisconnected: 'yes' }),
+      'farms[0].countDisconnected: must be true or false',
+    ],
     ['zero heartbeat', { ...minimal(), heartbeatSeconds: 0 }, 'heartbeatSeconds: must be a number from 1 to 300'],
-    ['a sub-second heartbeat', { ...minimal(), heartbeatSeconds: 0.5 }, 'heartbeatSeconds: must be a number from 1 to 300'],
-    ['a heartbeat that overflows timers', { ...minimal(), heartbeatSeconds: 1e12 }, 'heartbeatSeconds: must be a number from 1 to 300'],
-    ['fractional maxEvents', { ...minimal(), limits: { maxEvents: 1.5 } }, 'limits.maxEvents: must be an integer from 1 to 100000'],
-    ['a frame limit that locks agents out', { ...minimal(), limits: { maxFrameBytes: 1 } }, 'limits.maxFrameBytes: must be an integer from 4096 to 16777216'],
-    ['a frame limit that is no limit', { ...minimal(), limits: { maxFrameBytes: 1e15 } }, 'limits.maxFrameBytes: must be an integer from 4096 to 16777216'],
-    ['a connection cap below the reserve', { ...minimal(), limits: { maxConnections: 10 } }, 'limits.maxConnections: must be an integer from 300 to 1000000'],
-    ['an HTTP timeout of an hour', { ...minimal(), limits: { httpTimeoutSeconds: 3600 } }, 'limits.httpTimeoutSeconds: must be a number from 1 to 300'],
+    [
+      'a sub-second heartbeat',
+      { ...minimal(), heartbeatSeconds: 0.5 },
+      'heartbeatSeconds: must be a number from 1 to 300',
+    ],
+    [
+      'a heartbeat that overflows timers',
+      { ...minimal(), heartbeatSeconds: 1e12 },
+      'heartbeatSeconds: must be a number from 1 to 300',
+    ],
+    [
+      'fractional maxEvents',
+      { ...minimal(), limits: { maxEvents: 1.5 } },
+      'limits.maxEvents: must be an integer from 1 to 100000',
+    ],
+    [
+      'a frame limit that locks agents out',
+      { ...minimal(), limits: { maxFrameBytes: 1 } },
+      'limits.maxFrameBytes: must be an integer from 4096 to 16777216',
+    ],
+    [
+      'a frame limit that is no limit',
+      { ...minimal(), limits: { maxFrameBytes: 1e15 } },
+      'limits.maxFrameBytes: must be an integer from 4096 to 16777216',
+    ],
+    [
+      'a connection cap below the reserve',
+      { ...minimal(), limits: { maxConnections: 10 } },
+      'limits.maxConnections: must be an integer from 300 to 1000000',
+    ],
+    [
+      'an HTTP timeout of an hour',
+      { ...minimal(), limits: { httpTimeoutSeconds: 3600 } },
+      'limits.httpTimeoutSeconds: must be a number from 1 to 300',
+    ],
     ['an unknown top-level key', { ...minimal(), heartbeatSecond: 5 }, 'heartbeatSecond: unknown key'],
     ['an unknown farm key', withFarm({ seets: 5 }), 'farms[0].seets: unknown key'],
     ['an unknown nested key', { ...minimal(), limits: { maxFrames: 5 } }, 'limits.maxFrames: unknown key'],
@@ -229,13 +330,21 @@ describe('parseConfig', () => {
     ['a listen number', { ...minimal(), listen: 9420 }, 'listen: must be "host:port"'],
     ['a non-redis url', { ...minimal(), redis: { url: 'http://r:6379' } }, 'redis.url: must be a redis://'],
     ['a bad redis prefix', { ...minimal(), redis: { prefix: '{x}' } }, 'redis.prefix: must be 1 to 64'],
-    ['a cluster node without port', { ...minimal(), redis: { cluster: { nodes: ['r1'] } } }, 'redis.cluster.nodes[0]: must be "host:port"'],
+    [
+      'a cluster node without port',
+      { ...minimal(), redis: { cluster: { nodes: ['r1'] } } },
+      'redis.cluster.nodes[0]: must be "host:port"',
+    ],
     [
       'url and cluster together',
       { ...minimal(), redis: { url: 'redis://r:1', cluster: { nodes: ['r1:7000'] } } },
       'redis.cluster: cannot be combined with redis.url',
     ],
-    ['sentinel without name', { ...minimal(), redis: { sentinel: { sentinels: ['s:1'] } } }, 'redis.sentinel.name: is required'],
+    [
+      'sentinel without name',
+      { ...minimal(), redis: { sentinel: { sentinels: ['s:1'] } } },
+      'redis.sentinel.name: is required',
+    ],
     ['tls without key', { ...minimal(), tls: { cert: '/x' } }, 'tls.key: is required'],
     ['a top level list', [] as unknown as Record<string, unknown>, 'test: must be a mapping of settings'],
   ])('rejects %s, naming the key', (_name, raw, expected) => {
@@ -243,7 +352,8 @@ describe('parseConfig', () => {
   });
 
   it('an SPLA farm may leave out its seats and carries its license key label', () => {
-    const farm = parseConfig(withFarm({ license: 'spla', seats: undefined, licenseKey: 'SPLA EU/2026' }), 'test').farms[0]!;
+    const farm = parseConfig(withFarm({ license: 'spla', seats: undefined, licenseKey: 'SPLA EU/2026' }), 'test')
+      .farms[0]!;
     expect(farm.license).toBe('spla');
     expect(farm.seats).toBeUndefined();
     expect(farm.licenseKey).toBe('SPLA EU/2026');
@@ -289,8 +399,12 @@ describe('parseConfig', () => {
 
   it('rejects a token listed twice in one farm with different hosts, and takes it twice with the same', () => {
     const twice = (second: unknown) => withFarm({ agentTokensSha256: [{ sha256: HASH_A, hosts: ['rdsh-1'] }, second] });
-    expect(parseError(twice(HASH_A))).toMatch(/^farms\[0\]\.agentTokensSha256\[1\]: is listed twice in this farm with different hosts/);
-    expect(parseConfig(twice({ sha256: HASH_A.toUpperCase(), hosts: ['rdsh-1'] }), 'test').farms[0]?.agentTokensSha256).toHaveLength(2);
+    expect(parseError(twice(HASH_A))).toMatch(
+      /^farms\[0\]\.agentTokensSha256\[1\]: is listed twice in this farm with different hosts/,
+    );
+    expect(
+      parseConfig(twice({ sha256: HASH_A.toUpperCase(), hosts: ['rdsh-1'] }), 'test').farms[0]?.agentTokensSha256,
+    ).toHaveLength(2);
   });
 
   it('rejects a tls file that does not exist, naming the key and the path', () => {
@@ -302,7 +416,9 @@ describe('parseConfig', () => {
 
   it('rejects a tls ca that is a directory', () => {
     const cert = writeTemp('cert.pem', 'cert');
-    expect(parseError({ ...minimal(), tls: { cert, key: cert, ca: dir } })).toMatch(/^tls\.ca: .* is not a regular file/);
+    expect(parseError({ ...minimal(), tls: { cert, key: cert, ca: dir } })).toMatch(
+      /^tls\.ca: .* is not a regular file/,
+    );
   });
 
   it('rejects an empty document', () => {
@@ -337,7 +453,12 @@ describe('loadConfig', () => {
 
   it('refuses a YAML alias bomb in one line', () => {
     const lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
-    for (let i = 1; i < 9; i += 1) lines.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    for (let i = 1; i < 9; i += 1)
+      lines.push(
+        `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9)
+          .fill(`*${String.fromCharCode(96 + i)}`)
+          .join(',')}]`,
+      );
     const bomb = writeTemp('bomb.yaml', `${lines.join('\n')}\n`);
     let message = '';
     try {
@@ -535,7 +656,13 @@ describe('configHash', () => {
     const reordered = parseConfig(
       {
         farms: [
-          { agentTokensSha256: [HASH_A], expires: '2027-06-30T00:00:00Z', license: 'primary', seats: 250, id: 'farm-a' },
+          {
+            agentTokensSha256: [HASH_A],
+            expires: '2027-06-30T00:00:00Z',
+            license: 'primary',
+            seats: 250,
+            id: 'farm-a',
+          },
         ],
       },
       'test',

@@ -4,8 +4,22 @@ import type { PeerCertificate } from 'node:tls';
 import { farmIdKey, FarmDirectory, peerNames } from '../src/farm-directory.js';
 
 const rawFarms = [
-  { id: 'Farm-A', seats: 5, license: 'primary', expires: '2030-01-01T00:00:00Z', agentTokensSha256: [sha256Hex('a')], hosts: ['rdsh-*'] },
-  { id: 'farm-b', seats: 7, license: 'sublicense', expires: '2030-01-01T00:00:00Z', agentTokensSha256: [sha256Hex('b')], countDisconnected: false },
+  {
+    id: 'Farm-A',
+    seats: 5,
+    license: 'primary',
+    expires: '2030-01-01T00:00:00Z',
+    agentTokensSha256: [sha256Hex('a')],
+    hosts: ['rdsh-*'],
+  },
+  {
+    id: 'farm-b',
+    seats: 7,
+    license: 'sublicense',
+    expires: '2030-01-01T00:00:00Z',
+    agentTokensSha256: [sha256Hex('b')],
+    countDisconnected: false,
+  },
 ];
 const config = parseConfig({ farms: rawFarms }, 'test');
 
@@ -39,7 +53,9 @@ describe('FarmDirectory', () => {
   it('compares farm ids by one case rule, the one parseConfig holds ids unique by', () => {
     expect(farmIdKey('Farm-A')).toBe(farmIdKey('farm-a'));
     expect(farmIdKey('farm-a')).not.toBe(farmIdKey('farm-b'));
-    expect(() => parseConfig({ farms: [rawFarms[0], { ...rawFarms[1], id: 'FARM-a' }] }, 'test')).toThrow(/compared case-insensitively/);
+    expect(() => parseConfig({ farms: [rawFarms[0], { ...rawFarms[1], id: 'FARM-a' }] }, 'test')).toThrow(
+      /compared case-insensitively/,
+    );
   });
 });
 
@@ -54,7 +70,13 @@ describe('host identity', () => {
           expires: '2030-01-01T00:00:00Z',
           agentTokensSha256: [sha256Hex('any'), { sha256: sha256Hex('bound'), hosts: ['rdsh-0?'] }],
         },
-        { id: 'farm-c', seats: 5, license: 'primary', expires: '2030-01-01T00:00:00Z', agentTokensSha256: [sha256Hex('cert')] },
+        {
+          id: 'farm-c',
+          seats: 5,
+          license: 'primary',
+          expires: '2030-01-01T00:00:00Z',
+          agentTokensSha256: [sha256Hex('cert')],
+        },
       ],
     },
     'test',
@@ -64,13 +86,19 @@ describe('host identity', () => {
 
   it('a token with hosts may claim only the names they match, in any case; a plain hash any host', () => {
     expect(farms.hostIdentityRefusal(sha256Hex('bound'), 'RDSH-01', undefined)).toBeUndefined();
-    expect(farms.hostIdentityRefusal(sha256Hex('bound'), 'rdsh-10', undefined)).toEqual({ reason: 'token_hosts', message: 'this token may not claim host rdsh-10' });
+    expect(farms.hostIdentityRefusal(sha256Hex('bound'), 'rdsh-10', undefined)).toEqual({
+      reason: 'token_hosts',
+      message: 'this token may not claim host rdsh-10',
+    });
     expect(farms.hostIdentityRefusal(sha256Hex('any'), 'rdsh-10', undefined)).toBeUndefined();
     expect(farms.hostIdentityRefusal(sha256Hex('nope'), 'rdsh-01', undefined)?.reason).toBe('token_hosts');
   });
 
   it('reads a certificate subject CN and DNS SANs, lower case, and nothing else', () => {
-    const peer = peerNames({ subject: { CN: 'RDSH-07' }, subjectaltname: 'DNS:rdsh-07.corp.example, IP Address:10.0.0.7, DNS:Alias-7' } as PeerCertificate);
+    const peer = peerNames({
+      subject: { CN: 'RDSH-07' },
+      subjectaltname: 'DNS:rdsh-07.corp.example, IP Address:10.0.0.7, DNS:Alias-7',
+    } as PeerCertificate);
     expect([...peer!.names]).toEqual(['rdsh-07', 'rdsh-07.corp.example', 'alias-7']);
     expect(peerNames({} as PeerCertificate)).toBeUndefined();
     expect(peerNames(undefined)).toBeUndefined();

@@ -27,7 +27,10 @@ describe('report periods', () => {
     const fallback = { fromDay: 0, toDay: 0 };
     expect(() => parsePeriod('2026-02-02', '2026-02-01', fallback)).toThrow(PeriodError);
     expect(() => parsePeriod(undefined, '2026-02-01', fallback)).toThrow('from and to go together');
-    expect(parsePeriod('2026-02-01', '2026-02-01', fallback)).toEqual({ fromDay: day('2026-02-01'), toDay: day('2026-02-01') });
+    expect(parsePeriod('2026-02-01', '2026-02-01', fallback)).toEqual({
+      fromDay: day('2026-02-01'),
+      toDay: day('2026-02-01'),
+    });
   });
 });
 
@@ -42,12 +45,37 @@ describe('day records', () => {
       admissions: 5,
       minutesOverSeats: 1.5,
     });
-    expect(parseStoredDay(day('2026-11-02'), '7')).toMatchObject({ peakUsers: 7, seats: null, admissions: null, minutesOverSeats: null });
+    expect(parseStoredDay(day('2026-11-02'), '7')).toMatchObject({
+      peakUsers: 7,
+      seats: null,
+      admissions: null,
+      minutesOverSeats: null,
+    });
     expect(parseStoredDay(day('2026-11-03'), '12,,,,,')).toMatchObject({ peakUsers: 12, peakAt: null, seats: null });
     const today = day('2026-11-04');
     const now = today * DAY_MS + 3_600_000;
-    const open = openDay({ day: String(today), peakToday: '9', peakAt: String(now - 60_000), daySeats: '8', overToday: '1', admissions: '10', admDay: '7', overMs: '60000', overSince: String(now - 120_000) }, now);
-    expect(open).toMatchObject({ day: '2026-11-04', peakUsers: 9, seats: 8, maxOveruse: 1, admissions: 3, minutesOverSeats: 3 });
+    const open = openDay(
+      {
+        day: String(today),
+        peakToday: '9',
+        peakAt: String(now - 60_000),
+        daySeats: '8',
+        overToday: '1',
+        admissions: '10',
+        admDay: '7',
+        overMs: '60000',
+        overSince: String(now - 120_000),
+      },
+      now,
+    );
+    expect(open).toMatchObject({
+      day: '2026-11-04',
+      peakUsers: 9,
+      seats: 8,
+      maxOveruse: 1,
+      admissions: 3,
+      minutesOverSeats: 3,
+    });
   });
 });
 
@@ -55,14 +83,35 @@ describe('report', () => {
   const config = parseConfig(
     {
       farms: [
-        { id: 'a', seats: 10, license: 'primary', licenseKey: 'K', expires: '2027-01-01T00:00:00Z', agentTokensSha256: [] },
-        { id: 'b', seats: 5, license: 'sublicense', licenseKey: 'K', expires: '2027-01-01T00:00:00Z', agentTokensSha256: [] },
+        {
+          id: 'a',
+          seats: 10,
+          license: 'primary',
+          licenseKey: 'K',
+          expires: '2027-01-01T00:00:00Z',
+          agentTokensSha256: [],
+        },
+        {
+          id: 'b',
+          seats: 5,
+          license: 'sublicense',
+          licenseKey: 'K',
+          expires: '2027-01-01T00:00:00Z',
+          agentTokensSha256: [],
+        },
         { id: 's', license: 'spla', expires: '2027-01-01T00:00:00Z', agentTokensSha256: [] },
       ],
     },
     'test',
   );
-  const record = (d: string, peakUsers: number, seats: number | null, maxOveruse: number, minutes: number, admissions: number) => ({
+  const record = (
+    d: string,
+    peakUsers: number,
+    seats: number | null,
+    maxOveruse: number,
+    minutes: number,
+    admissions: number,
+  ) => ({
     day: d,
     peakUsers,
     peakAt: `${d}T10:00:00.000Z`,
@@ -76,15 +125,45 @@ describe('report', () => {
     const [a, b, s] = config.farms;
     const report = buildReport(
       [
-        { farm: a!, days: [record('2026-11-01', 8, 10, 0, 0, 0), record('2026-11-02', 13, 10, 3, 12.5, 4), record('2026-11-03', 13, 12, 1, 2, 1)] },
-        { farm: b!, days: [record('2026-11-01', 6, 5, 1, 0.1, 1), { ...record('2026-10-31', 9, null, 0, 0, 0), maxOveruse: null, minutesOverSeats: null, admissions: null }] },
+        {
+          farm: a!,
+          days: [
+            record('2026-11-01', 8, 10, 0, 0, 0),
+            record('2026-11-02', 13, 10, 3, 12.5, 4),
+            record('2026-11-03', 13, 12, 1, 2, 1),
+          ],
+        },
+        {
+          farm: b!,
+          days: [
+            record('2026-11-01', 6, 5, 1, 0.1, 1),
+            { ...record('2026-10-31', 9, null, 0, 0, 0), maxOveruse: null, minutesOverSeats: null, admissions: null },
+          ],
+        },
         { farm: s!, days: [record('2026-11-01', 40, null, 0, 0, 0), record('2026-11-02', 44, null, 0, 0, 0)] },
       ],
       { fromDay: day('2026-10-31'), toDay: day('2026-11-30') },
       Date.UTC(2026, 11, 1),
     );
-    expect(report.farms[0]).toMatchObject({ farm: 'a', seats: 12, peakUsers: 13, peakDay: '2026-11-02', daysOverSeats: 2, minutesOverSeats: 14.5, admissions: 5, maxOveruse: 3, billedUsers: null });
-    expect(report.farms[1]).toMatchObject({ farm: 'b', seats: 5, peakUsers: 9, peakDay: '2026-10-31', daysPeakOnly: 1, daysRecorded: 2 });
+    expect(report.farms[0]).toMatchObject({
+      farm: 'a',
+      seats: 12,
+      peakUsers: 13,
+      peakDay: '2026-11-02',
+      daysOverSeats: 2,
+      minutesOverSeats: 14.5,
+      admissions: 5,
+      maxOveruse: 3,
+      billedUsers: null,
+    });
+    expect(report.farms[1]).toMatchObject({
+      farm: 'b',
+      seats: 5,
+      peakUsers: 9,
+      peakDay: '2026-10-31',
+      daysPeakOnly: 1,
+      daysRecorded: 2,
+    });
     expect(report.farms[2]).toMatchObject({ farm: 's', seats: null, peakUsers: 44, billedUsers: 44, maxOveruse: 0 });
     expect(report.licenseKeys).toEqual([{ licenseKey: 'K', farms: ['a', 'b'], peakUsersSum: 22 }]);
   });

@@ -9,7 +9,15 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ScriptError } from '../src/errors.js';
 import { RedisKeys, farmKeyList, hostKeyList } from '../src/redis-keys.js';
-import { SCRIPT_NAMES, packEvents, packSnapshot, scriptCalls, type FarmRules, type ScriptCall, type ScriptName } from '../src/script-args.js';
+import {
+  SCRIPT_NAMES,
+  packEvents,
+  packSnapshot,
+  scriptCalls,
+  type FarmRules,
+  type ScriptCall,
+  type ScriptName,
+} from '../src/script-args.js';
 import { scriptSource } from '../src/scripts.js';
 
 const LUA_DIR = fileURLToPath(new URL('../src/lua/', import.meta.url));
@@ -19,7 +27,10 @@ const header = (file: string) => /^--\[\[([\s\S]*?)\]\]/.exec(readFileSync(join(
 function argNames(text: string): Array<[number, string]> {
   const section = text.slice(text.indexOf('ARGV'));
   const end = section.search(/^\s*(Output|Reads)/m);
-  return [...(end < 0 ? section : section.slice(0, end)).matchAll(/^\s+(\d+) (\w+)\b/gm)].map((m) => [Number(m[1]), m[2]!]);
+  return [...(end < 0 ? section : section.slice(0, end)).matchAll(/^\s+(\d+) (\w+)\b/gm)].map((m) => [
+    Number(m[1]),
+    m[2]!,
+  ]);
 }
 
 /** How many keys a header says the script takes, from the key groups it names. */
@@ -29,19 +40,45 @@ function keyCount(text: string, groups: { farm: number; host: number }): number 
 }
 
 const keys = new RedisKeys('t');
-const rules: FarmRules = { id: 'farm-a', seats: 10, countDisconnected: false, overuseGraceStartedAt: 1_700_000_000_000 };
+const rules: FarmRules = {
+  id: 'farm-a',
+  seats: 10,
+  countDisconnected: false,
+  overuseGraceStartedAt: 1_700_000_000_000,
+};
 const who = { host: 'rdsh-1', owner: 'c:1', stream: 's', epoch: 'e' };
-const session = { id: '1', user: 'corp\\a', admin: false, kind: 'desktop', via: 'ras', state: 'active', since: 5, client: { name: 'pc' } } as const;
+const session = {
+  id: '1',
+  user: 'corp\\a',
+  admin: false,
+  kind: 'desktop',
+  via: 'ras',
+  state: 'active',
+  since: 5,
+  client: { name: 'pc' },
+} as const;
 
 const calls: Record<ScriptName, ScriptCall> = {
-  applyFrame: scriptCalls.applyFrame(keys, rules, who, { leaseMs: 45_000, maxSessions: 2000 }, { type: 'events', events: [] }),
+  applyFrame: scriptCalls.applyFrame(
+    keys,
+    rules,
+    who,
+    { leaseMs: 45_000, maxSessions: 2000 },
+    { type: 'events', events: [] },
+  ),
   hello: scriptCalls.hello(keys, rules, who, 'rasmon-agent/1', 45_000, { maxHosts: 5000, maxKnownHosts: 10_000 }),
   renewLease: scriptCalls.renewLease(keys, rules, who, 45_000),
   release: scriptCalls.release(keys, rules, who),
   maintainHost: scriptCalls.maintainHost(keys, rules, 'rdsh-1', 86_400_000),
   tick: scriptCalls.tick(keys, rules, 'fresh', 86_400_000, 30 * 86_400_000),
   forgetHost: scriptCalls.forgetHost(keys, rules, 'rdsh-1', 30 * 86_400_000),
-  reportStatus: scriptCalls.reportStatus(keys, rules, who, { type: 'status', source: 'wts', ok: false, error: 'x', lastListAt: 5 }),
+  reportStatus: scriptCalls.reportStatus(keys, rules, who, {
+    type: 'status',
+    source: 'wts',
+    ok: false,
+    error: 'x',
+    lastListAt: 5,
+  }),
 };
 
 describe('script arguments', () => {
@@ -89,8 +126,15 @@ describe('script arguments', () => {
 
   it('packs each session once as its canonical JSON and once as the fields the index reads', () => {
     const item = { seq: 3, at: 1, op: 'upsert', session } as const;
-    const [packed] = JSON.parse(packEvents([item, { seq: 4, at: 1, op: 'end', id: '1' }, { seq: 5, at: 1, op: 'invalid' } as never])) as unknown[][];
-    expect(packed).toEqual([3, 'u', JSON.stringify(session), { id: '1', user: 'corp\\a', admin: false, kind: 'desktop', via: 'ras', state: 'active', since: 5 }]);
+    const [packed] = JSON.parse(
+      packEvents([item, { seq: 4, at: 1, op: 'end', id: '1' }, { seq: 5, at: 1, op: 'invalid' } as never]),
+    ) as unknown[][];
+    expect(packed).toEqual([
+      3,
+      'u',
+      JSON.stringify(session),
+      { id: '1', user: 'corp\\a', admin: false, kind: 'desktop', via: 'ras', state: 'active', since: 5 },
+    ]);
     expect(JSON.parse(packEvents([{ seq: 4, at: 1, op: 'end', id: '1' }]))).toEqual([[4, 'e', '1']]);
     const [pair] = JSON.parse(packSnapshot([session])) as unknown[][];
     expect(pair![0]).toBe(JSON.stringify(session));
@@ -123,7 +167,9 @@ describe('the include loader', () => {
 
   it('fails on an include that includes itself, directly or through another', () => {
     const self = luaDir({ 'main.lua': '--- @include "loop"\n', 'includes/loop.lua': '--- @include "loop"\n' });
-    expect(() => scriptSource('main', self)).toThrow(/include cycle: main\.lua → includes\/loop\.lua → includes\/loop\.lua/);
+    expect(() => scriptSource('main', self)).toThrow(
+      /include cycle: main\.lua → includes\/loop\.lua → includes\/loop\.lua/,
+    );
     const pair = luaDir({
       'main.lua': '--- @include "a"\n',
       'includes/a.lua': '--- @include "b"\n',

@@ -42,9 +42,36 @@ interface FarmPlan {
 
 function plans(now: number): FarmPlan[] {
   return [
-    { id: 'farm-overuse', seats: 40, license: 'primary', expires: now + 200 * DAY_MS, hostPrefix: 'ovr', users: 140, admins: 2, note: 'more users than seats' },
-    { id: 'farm-grace', seats: 150, license: 'primary', expires: now - 10 * DAY_MS, hostPrefix: 'grc', users: 110, admins: 2, note: 'license expired 10 days ago' },
-    { id: 'farm-healthy', seats: 200, license: 'primary', expires: now + 365 * DAY_MS, hostPrefix: 'ok', users: 90, admins: 1, note: 'well within its seats' },
+    {
+      id: 'farm-overuse',
+      seats: 40,
+      license: 'primary',
+      expires: now + 200 * DAY_MS,
+      hostPrefix: 'ovr',
+      users: 140,
+      admins: 2,
+      note: 'more users than seats',
+    },
+    {
+      id: 'farm-grace',
+      seats: 150,
+      license: 'primary',
+      expires: now - 10 * DAY_MS,
+      hostPrefix: 'grc',
+      users: 110,
+      admins: 2,
+      note: 'license expired 10 days ago',
+    },
+    {
+      id: 'farm-healthy',
+      seats: 200,
+      license: 'primary',
+      expires: now + 365 * DAY_MS,
+      hostPrefix: 'ok',
+      users: 90,
+      admins: 1,
+      note: 'well within its seats',
+    },
   ];
 }
 

@@ -18,7 +18,9 @@ export interface FarmSummary {
 
 function duration(ms: number): string {
   const hours = Math.max(0, Math.floor(ms / 3_600_000));
-  return hours >= 24 ? `${Math.floor(hours / 24)}d ${hours % 24}h` : `${hours}h ${Math.floor((ms % 3_600_000) / 60_000)}m`;
+  return hours >= 24
+    ? `${Math.floor(hours / 24)}d ${hours % 24}h`
+    : `${hours}h ${Math.floor((ms % 3_600_000) / 60_000)}m`;
 }
 
 function licenseText(farm: FarmSummary, now: number): string {
@@ -35,7 +37,17 @@ function overuseGraceText(farm: FarmSummary, now: number): string {
 }
 
 export function renderFarms(farms: readonly FarmSummary[], now: number): string {
-  const header = ['farm', 'users/seats', 'overuse', 'admissions', 'peak today', 'exempt', 'hosts up', 'license', 'overuse grace'];
+  const header = [
+    'farm',
+    'users/seats',
+    'overuse',
+    'admissions',
+    'peak today',
+    'exempt',
+    'hosts up',
+    'license',
+    'overuse grace',
+  ];
   const rows = farms.map((farm) => [
     farm.id,
     `${farm.users}/${farm.seats}`,
@@ -49,6 +61,11 @@ export function renderFarms(farms: readonly FarmSummary[], now: number): string 
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: string[]) =>
-    cells.map((cell, column) => (column === 0 || column >= 7 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ').trimEnd();
+    cells
+      .map((cell, column) =>
+        column === 0 || column >= 7 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!),
+      )
+      .join('  ')
+      .trimEnd();
   return [`${new Date(now).toISOString().slice(11, 19)} UTC`, line(header), ...rows.map(line)].join('\n');
 }

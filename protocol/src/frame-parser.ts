@@ -9,7 +9,15 @@ import {
   statusSchema,
   upsertItemSchema,
 } from './frame-schema.js';
-import { MAX_STATUS_ERROR_CHARS, type EndEvent, type HelloFrame, type Limits, type Rejection, type StatusFrame, type UpsertEvent } from './messages.js';
+import {
+  MAX_STATUS_ERROR_CHARS,
+  type EndEvent,
+  type HelloFrame,
+  type Limits,
+  type Rejection,
+  type StatusFrame,
+  type UpsertEvent,
+} from './messages.js';
 import { normalizeUser, type Session } from './session.js';
 
 /** An event item that failed validation: skipped, but its seq still counts as applied. */
@@ -67,7 +75,8 @@ function nestsDeeperThan(text: string, max: number): boolean {
   for (let i = 0; i < text.length; i += 1) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i += 1; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i += 1; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) {
       inString = true;
@@ -144,7 +153,9 @@ export function parseAgentFrame(text: string, limits: Limits): ParseResult {
   const type = raw.type;
   if (typeof type !== 'string' || !FRAME_TYPES.has(type)) {
     return badFrame(
-      typeof type === 'string' ? `unknown frame type ${JSON.stringify(type.slice(0, 40))}` : `frame type must be a string, not ${describeType(type)}`,
+      typeof type === 'string'
+        ? `unknown frame type ${JSON.stringify(type.slice(0, 40))}`
+        : `frame type must be a string, not ${describeType(type)}`,
     );
   }
 

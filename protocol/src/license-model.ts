@@ -114,7 +114,9 @@ export const CONNECTION_LABEL_KEYS: readonly string[] = Object.freeze(
   (['desktop', 'app'] as const).flatMap((kind) =>
     (['ras', 'rdp'] as const).flatMap((via) =>
       [false, true].flatMap((admin) =>
-        (['active', 'disconnected'] as const).map((state) => connectionLabelKey({ kind, via, admin, state } as Session)),
+        (['active', 'disconnected'] as const).map((state) =>
+          connectionLabelKey({ kind, via, admin, state } as Session),
+        ),
       ),
     ),
   ),

@@ -103,7 +103,9 @@ describe('parseAgentFrame: bad_frame', () => {
   it('refuses a depth bomb as a bad frame, cheaply, whatever field holds it', () => {
     const bomb = '['.repeat(200_000) + ']'.repeat(200_000);
     expect(badFrame(`{"type":${bomb}}`)).toMatch(/nests deeper than/);
-    expect(badFrame(`{"type":"events","events":[{"seq":1,"at":1,"op":"end","id":"a","x":${bomb}}]}`)).toMatch(/nests deeper than/);
+    expect(badFrame(`{"type":"events","events":[{"seq":1,"at":1,"op":"end","id":"a","x":${bomb}}]}`)).toMatch(
+      /nests deeper than/,
+    );
     // Brackets inside strings are text, not nesting.
     const text = JSON.stringify({ type: 'events', events: [{ seq: 1, at: 1, op: 'end', id: '['.repeat(100) }] });
     expect(parseAgentFrame(text, DEFAULT_LIMITS).ok).toBe(true);
@@ -215,7 +217,17 @@ describe('parseAgentFrame: hello', () => {
   });
 
   it.each(['farm', 'host'])('reports a problem for a bad %s name', (field) => {
-    for (const bad of ['', '-starts-with-dash', '.dot', '_under', 'has space', 'slash/x', 'ümlaut', `x${'y'.repeat(64)}`, 'tail\n']) {
+    for (const bad of [
+      '',
+      '-starts-with-dash',
+      '.dot',
+      '_under',
+      'has space',
+      'slash/x',
+      'ümlaut',
+      `x${'y'.repeat(64)}`,
+      'tail\n',
+    ]) {
       const parsed = parseHello(hello({ [field]: bad }));
       expect(parsed.hello, JSON.stringify(bad)).toBeUndefined();
       expect(parsed.problem, JSON.stringify(bad)).toMatch(new RegExp(`^${field}:`));
@@ -309,7 +321,10 @@ describe('parseAgentFrame: snapshots', () => {
       type: 'snapshot',
       seq: 9,
       at: 1_700_000_001_000,
-      sessions: [session({ id: 'b' }), session({ id: 'a', admin: true, kind: 'app', via: 'rdp', state: 'disconnected' })],
+      sessions: [
+        session({ id: 'b' }),
+        session({ id: 'a', admin: true, kind: 'app', via: 'rdp', state: 'disconnected' }),
+      ],
     });
     expect(parsed.seq).toBe(9);
     expect(parsed.at).toBe(1_700_000_001_000);
@@ -358,7 +373,11 @@ describe('parseAgentFrame: snapshots', () => {
       type: 'snapshot',
       seq: 2,
       at: 1,
-      sessions: [session({ id: 'dup', user: 'first' }), session({ id: 'other' }), session({ id: 'dup', user: 'second' })],
+      sessions: [
+        session({ id: 'dup', user: 'first' }),
+        session({ id: 'other' }),
+        session({ id: 'dup', user: 'second' }),
+      ],
     });
     expect(parsed.sessions.map((s) => [s.id, s.user])).toEqual([
       ['dup', 'first'],
@@ -400,7 +419,10 @@ describe('parseAgentFrame: unknown fields and normalization', () => {
   });
 
   it('normalizes users: trimmed and lower case', () => {
-    const parsed = parseEvents({ type: 'events', events: [upsert(1, { session: session({ user: '  CORP\\Alice ' }) })] });
+    const parsed = parseEvents({
+      type: 'events',
+      events: [upsert(1, { session: session({ user: '  CORP\\Alice ' }) })],
+    });
     expect(parsed.events[0]).toMatchObject({ session: { user: 'corp\\alice' } });
   });
 
@@ -441,7 +463,14 @@ describe('values that would break an output later', () => {
 });
 
 describe('parseAgentFrame: status', () => {
-  const status = (overrides: Record<string, unknown> = {}) => ({ type: 'status', source: 'wts', ok: false, error: 'access denied', lastListAt: 1_700_000_000_000, ...overrides });
+  const status = (overrides: Record<string, unknown> = {}) => ({
+    type: 'status',
+    source: 'wts',
+    ok: false,
+    error: 'access denied',
+    lastListAt: 1_700_000_000_000,
+    ...overrides,
+  });
   const parsed = (frame: unknown) => {
     const result = parseAgentFrame(JSON.stringify(frame), DEFAULT_LIMITS);
     if (!result.ok || result.frame.type !== 'status') throw new Error(`not a status: ${JSON.stringify(result)}`);
@@ -449,9 +478,24 @@ describe('parseAgentFrame: status', () => {
   };
 
   it('keeps source, ok, error and lastListAt, drops unknown fields, and an error beside ok true', () => {
-    expect(parsed({ ...status(), seq: 4, extra: 1 })).toEqual({ type: 'status', source: 'wts', ok: false, error: 'access denied', lastListAt: 1_700_000_000_000 });
-    expect(parsed(status({ ok: true, error: 'stale' }))).toEqual({ type: 'status', source: 'wts', ok: true, lastListAt: 1_700_000_000_000 });
-    expect(parsed({ type: 'status', source: 'quser', ok: false })).toEqual({ type: 'status', source: 'quser', ok: false });
+    expect(parsed({ ...status(), seq: 4, extra: 1 })).toEqual({
+      type: 'status',
+      source: 'wts',
+      ok: false,
+      error: 'access denied',
+      lastListAt: 1_700_000_000_000,
+    });
+    expect(parsed(status({ ok: true, error: 'stale' }))).toEqual({
+      type: 'status',
+      source: 'wts',
+      ok: true,
+      lastListAt: 1_700_000_000_000,
+    });
+    expect(parsed({ type: 'status', source: 'quser', ok: false })).toEqual({
+      type: 'status',
+      source: 'quser',
+      ok: false,
+    });
   });
 
   it('refuses a long error, control characters, a bad source or ok, a bad lastListAt', () => {

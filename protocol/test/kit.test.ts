@@ -49,7 +49,9 @@ describe('readConfigFile', () => {
   });
 
   it('treats a YAML warning as an error: an unknown tag would change a value silently', () => {
-    expect(refusal(file('tag.yaml', 'seats: !seats 5\n')).message).toMatch(/^config file .*tag\.yaml: line 1, column \d+: /);
+    expect(refusal(file('tag.yaml', 'seats: !seats 5\n')).message).toMatch(
+      /^config file .*tag\.yaml: line 1, column \d+: /,
+    );
   });
 
   it('refuses a directory, a file that is not regular, and a file larger than the limit', () => {
@@ -69,7 +71,9 @@ describe('readConfigFile', () => {
     expect(missing.message).toBe(`config file ${join(dir, 'none.yaml')}: not found`);
     expect(missing.unreadable).toBe(true);
     expect(missing.code).toBe('RASMON_CONFIG_FILE');
-    expect(refusal(file('c.toml', 'a = 1')).message).toMatch(/has unsupported extension "\.toml"; must end in \.yaml, \.yml or \.json$/);
+    expect(refusal(file('c.toml', 'a = 1')).message).toMatch(
+      /has unsupported extension "\.toml"; must end in \.yaml, \.yml or \.json$/,
+    );
     expect(refusal(file('noext', 'a: 1')).message).toMatch(/has no extension/);
   });
 });
@@ -82,14 +86,21 @@ describe('formatIssue', () => {
     expect(bad.success || formatIssue(bad.error)).toBe('farms[0].seats: must be a number');
     const typo = schema.safeParse({ farms: [{ seets: 1 }] });
     expect(typo.success || formatIssue(typo.error)).toBe('farms[0].seets: unknown key');
-    expect(typo.success || formatIssue(typo.error, { prefix: '[3]', unknownKeys: 'field' })).toBe('[3].farms[0]: unknown field "seets"');
+    expect(typo.success || formatIssue(typo.error, { prefix: '[3]', unknownKeys: 'field' })).toBe(
+      '[3].farms[0]: unknown field "seets"',
+    );
   });
 
   it('says "is required" for an absent key when given the raw input', () => {
     const raw = { farms: [{}] };
     const missing = schema.safeParse(raw);
-    expect(missing.success || reportIssue(missing.error, raw)).toEqual({ key: 'farms[0].seats', sentence: 'is required' });
-    expect(missing.success || formatIssue(missing.error, { prefix: 'config' })).toBe('config.farms[0].seats: must be a number');
+    expect(missing.success || reportIssue(missing.error, raw)).toEqual({
+      key: 'farms[0].seats',
+      sentence: 'is required',
+    });
+    expect(missing.success || formatIssue(missing.error, { prefix: 'config' })).toBe(
+      'config.farms[0].seats: must be a number',
+    );
   });
 });
 
@@ -108,7 +119,8 @@ describe('createRootLogger', () => {
     const lines: Array<Record<string, unknown>> = [];
     const stream = new Writable({
       write(chunk: Buffer, _encoding, done) {
-        for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+        for (const line of chunk.toString().split('\n'))
+          if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
         done();
       },
     });
@@ -118,7 +130,10 @@ describe('createRootLogger', () => {
   it('redacts tokens, authorization headers and passwords wherever they sit', () => {
     const { lines, stream } = capture();
     const log = createRootLogger('test', {}, stream);
-    log.info({ token: 't1', headers: { authorization: 'Bearer t2' }, redis: { password: 'p' }, authorization: 'x' }, 'hello');
+    log.info(
+      { token: 't1', headers: { authorization: 'Bearer t2' }, redis: { password: 'p' }, authorization: 'x' },
+      'hello',
+    );
     const text = JSON.stringify(lines);
     for (const secret of ['t1', 'Bearer t2', '"p"', '"x"']) expect(text).not.toContain(secret);
     expect(lines[0]).toMatchObject({ name: 'test', msg: 'hello', token: '[redacted]' });
@@ -126,7 +141,10 @@ describe('createRootLogger', () => {
 
   it('logs an error with its stack, code and cause', () => {
     const { lines, stream } = capture();
-    createRootLogger('test', {}, stream).error({ err: new RasmonError('RASMON_X', 'outer', { cause: new Error('inner') }) }, 'failed');
+    createRootLogger('test', {}, stream).error(
+      { err: new RasmonError('RASMON_X', 'outer', { cause: new Error('inner') }) },
+      'failed',
+    );
     const err = lines[0]?.err as Record<string, unknown>;
     expect(err.code).toBe('RASMON_X');
     expect(err.stack).toMatch(/outer/);

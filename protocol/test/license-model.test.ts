@@ -84,7 +84,10 @@ describe('evaluateUsage: consumption by connection type and rights', () => {
   });
 
   it('two admin desktops of either via on one host are exempt', () => {
-    const usage = usageOf([adminDesktop('corp\\a1', T0, { via: 'ras' }), adminDesktop('corp\\a2', T0 + 1, { via: 'rdp' })]);
+    const usage = usageOf([
+      adminDesktop('corp\\a1', T0, { via: 'ras' }),
+      adminDesktop('corp\\a2', T0 + 1, { via: 'rdp' }),
+    ]);
     expect(usage.users).toBe(0);
     expect(usage.exemptConnections).toBe(2);
   });
@@ -175,7 +178,7 @@ describe('evaluateUsage: consumption by connection type and rights', () => {
     expect([...crowded.consumingUsers]).toEqual(['corp\\b3']);
   });
 
-  it('a disconnected session still holds its user\'s license', () => {
+  it("a disconnected session still holds its user's license", () => {
     const usage = usageOf([conn('corp\\alice', { state: 'disconnected' })]);
     expect(usage.users).toBe(1);
     expect(usage.connections[0]).toMatchObject({ consumes: true });
@@ -233,7 +236,7 @@ describe('evaluateUsage: consumption by connection type and rights', () => {
     expect(usageOf(four, { seats: 0 }).overuseUsers).toBe(4);
   });
 
-  it('a stale host\'s users still count and are unverified', () => {
+  it("a stale host's users still count and are unverified", () => {
     const usage = evaluateUsage({
       seats: 10,
       countDisconnected: true,
@@ -609,11 +612,7 @@ describe('ReferenceFarm', () => {
     farm.snapshot('rdsh-01', [kept, changed, conn('c', { id: 'ended' })], T0);
     farm.snapshot('rdsh-01', [kept, changed], T0 + 1);
     expect(farm.snapshotCorrections).toBe(1);
-    farm.snapshot(
-      'rdsh-01',
-      [{ ...kept }, { ...changed, state: 'disconnected' }, conn('d', { id: 'added' })],
-      T0 + 2,
-    );
+    farm.snapshot('rdsh-01', [{ ...kept }, { ...changed, state: 'disconnected' }, conn('d', { id: 'added' })], T0 + 2);
     expect(farm.snapshotCorrections).toBe(3);
     // A snapshot that agrees with what the farm holds corrects nothing.
     farm.snapshot('rdsh-01', [{ ...kept }, { ...changed, state: 'disconnected' }, conn('d', { id: 'added' })], T0 + 3);

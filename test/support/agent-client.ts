@@ -72,9 +72,11 @@ export class TestAgent {
         const frame = this.received[this.cursor++]!;
         if (type === undefined || frame.type === type) return frame as T;
       }
-      if (this.socket.readyState === WebSocket.CLOSED) throw new Error(`connection closed while waiting for ${type ?? 'a frame'}`);
+      if (this.socket.readyState === WebSocket.CLOSED)
+        throw new Error(`connection closed while waiting for ${type ?? 'a frame'}`);
       const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new Error(`no ${type ?? 'frame'} within ${timeoutMs} ms; received ${JSON.stringify(this.received)}`);
+      if (remaining <= 0)
+        throw new Error(`no ${type ?? 'frame'} within ${timeoutMs} ms; received ${JSON.stringify(this.received)}`);
       await Promise.race([new Promise<void>((resolve) => this.waiters.push(resolve)), sleep(remaining)]);
     }
   }

@@ -153,5 +153,10 @@ export function readSpool(dir: string): SpoolFiles {
     .split('\n')
     .filter((line) => line !== '')
     .map((line) => JSON.parse(line) as AgentEvent);
-  return { state, events, pending: events.filter((event) => event.seq > state.acked), logBytes: Buffer.byteLength(text) };
+  return {
+    state,
+    events,
+    pending: events.filter((event) => event.seq > state.acked),
+    logBytes: Buffer.byteLength(text),
+  };
 }

@@ -25,7 +25,11 @@ export interface FarmSpec {
 }
 
 /** A raw config object (as a file would hold it) with one agent token per farm. */
-export function rawConfig(redisUrl: string, farms: FarmSpec[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function rawConfig(
+  redisUrl: string,
+  farms: FarmSpec[],
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return {
     listen: '127.0.0.1:0',
     redis: { url: redisUrl, prefix: `t${randomBytes(4).toString('hex')}` },

@@ -48,7 +48,8 @@ export class PrometheusServer {
       rule_files: ['rules/*.yml'],
       scrape_configs: [{ job_name: options.job ?? 'rasmon-collector', static_configs: [{ targets }] }],
     };
-    if (options.alertmanager) config.alerting = { alertmanagers: [{ static_configs: [{ targets: [options.alertmanager] }] }] };
+    if (options.alertmanager)
+      config.alerting = { alertmanagers: [{ static_configs: [{ targets: [options.alertmanager] }] }] };
     writeFileSync(join(dir, 'prometheus.yml'), YAML.stringify(config));
     const port = await freePort();
     const child = spawn(
@@ -107,7 +108,9 @@ export class PrometheusServer {
   }
 
   async alerts(): Promise<Array<{ labels: Record<string, string>; state: string }>> {
-    const answer = await this.api<{ data: { alerts: Array<{ labels: Record<string, string>; state: string }> } }>('/api/v1/alerts');
+    const answer = await this.api<{ data: { alerts: Array<{ labels: Record<string, string>; state: string }> } }>(
+      '/api/v1/alerts',
+    );
     return answer.data.alerts;
   }
 

@@ -60,7 +60,11 @@ export class RedisServer {
     );
     exited.catch(() => undefined);
     for (let attempt = 0; attempt < 100; attempt += 1) {
-      const probe = new Redis(this.port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      const probe = new Redis(this.port, '127.0.0.1', {
+        lazyConnect: true,
+        retryStrategy: () => null,
+        maxRetriesPerRequest: 0,
+      });
       probe.on('error', () => undefined);
       try {
         await Promise.race([probe.connect().then(() => probe.ping()), exited]);
@@ -109,11 +113,17 @@ export class RedisCluster {
     const nodes = await Promise.all(Array.from({ length: masters }, () => RedisClusterNode.start()));
     const addresses = nodes.map((node) => `127.0.0.1:${node.port}`);
     await new Promise<void>((resolve, reject) => {
-      const child = spawn('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'], {
-        stdio: 'ignore',
-      });
+      const child = spawn(
+        'redis-cli',
+        ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes'],
+        {
+          stdio: 'ignore',
+        },
+      );
       child.once('error', reject);
-      child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited ${code}`))));
+      child.once('exit', (code) =>
+        code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited ${code}`)),
+      );
     });
     const probe = new Redis(nodes[0]!.port, '127.0.0.1');
     try {
@@ -152,7 +162,11 @@ class RedisClusterNode {
     args.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf');
     const node = new RedisClusterNode(port, dir, spawn('redis-server', args, { stdio: 'ignore' }));
     for (let attempt = 0; attempt < 100; attempt += 1) {
-      const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      const probe = new Redis(port, '127.0.0.1', {
+        lazyConnect: true,
+        retryStrategy: () => null,
+        maxRetriesPerRequest: 0,
+      });
       probe.on('error', () => undefined);
       try {
         await probe.connect();

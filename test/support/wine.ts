@@ -36,17 +36,23 @@ export async function ensureAgentExe(): Promise<string> {
       mine = true;
     } catch {
       // Another test file builds it; a lock older than a build can take was left by a killed run.
-      if (existsSync(LOCK) && Date.now() - statSync(LOCK).mtimeMs > 10 * 60_000) rmSync(LOCK, { recursive: true, force: true });
+      if (existsSync(LOCK) && Date.now() - statSync(LOCK).mtimeMs > 10 * 60_000)
+        rmSync(LOCK, { recursive: true, force: true });
     }
     if (mine) {
       try {
         if (!currentExeStamp()) {
-          execFileSync('npm', ['run', '--silent', 'build:agent-exe'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 10 * 60_000 });
+          execFileSync('npm', ['run', '--silent', 'build:agent-exe'], {
+            cwd: REPO_ROOT,
+            stdio: ['ignore', 'ignore', 'pipe'],
+            timeout: 10 * 60_000,
+          });
         }
       } finally {
         rmSync(LOCK, { recursive: true, force: true });
       }
-      if (!currentExeStamp()) throw new Error('npm run build:agent-exe did not produce a current dist/rasmon-agent.exe');
+      if (!currentExeStamp())
+        throw new Error('npm run build:agent-exe did not produce a current dist/rasmon-agent.exe');
       return EXE_PATH;
     }
     if (waited > 1200) throw new Error('timed out waiting for another build of rasmon-agent.exe');
@@ -96,7 +102,11 @@ export class WinePrefix {
   static async create(): Promise<WinePrefix> {
     const prefix = new WinePrefix(mkdtempSync(join(tmpdir(), 'rasmon-wine-')));
     await prefix.run('wineboot', ['-i'], 180_000);
-    const version = await prefix.run('wine', ['reg', 'add', 'HKCU\\Software\\Wine', '/v', 'Version', '/d', 'win10', '/f'], 60_000);
+    const version = await prefix.run(
+      'wine',
+      ['reg', 'add', 'HKCU\\Software\\Wine', '/v', 'Version', '/d', 'win10', '/f'],
+      60_000,
+    );
     if (version.code !== 0) throw new Error(`wine reg add failed: ${version.stderr}`);
     return prefix;
   }
@@ -129,7 +139,12 @@ export class WinePrefix {
     return this.start('wine', [EXE_PATH, ...args], env);
   }
 
-  async run(program: string, args: readonly string[], timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<ExeResult> {
+  async run(
+    program: string,
+    args: readonly string[],
+    timeoutMs: number,
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<ExeResult> {
     const proc = await this.start(program, args, env);
     const timer = setTimeout(() => void proc.kill(), timeoutMs);
     const { code } = await proc.exited;

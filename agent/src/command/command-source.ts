@@ -37,7 +37,8 @@ export class CommandSource implements SessionSource {
     const sessions: Session[] = [];
     raw.forEach((item, index) => {
       const parsed = parseSession(item);
-      if ('reason' in parsed) this.log.warn({ index, reason: parsed.reason }, 'command printed an invalid session: left out');
+      if ('reason' in parsed)
+        this.log.warn({ index, reason: parsed.reason }, 'command printed an invalid session: left out');
       else sessions.push(parsed.session);
     });
     return sessions;

@@ -20,7 +20,12 @@ export function runCommand(
     execFile(
       file,
       args,
-      { shell: options.shell ?? false, timeout: options.timeoutMs ?? 30_000, maxBuffer: 64 * 1024 * 1024, windowsHide: true },
+      {
+        shell: options.shell ?? false,
+        timeout: options.timeoutMs ?? 30_000,
+        maxBuffer: 64 * 1024 * 1024,
+        windowsHide: true,
+      },
       (err, stdout, stderr) => {
         const failure = err as (NodeJS.ErrnoException & { killed?: boolean; code?: number | string }) | null;
         if (failure && (typeof failure.code !== 'number' || failure.killed)) {

@@ -183,7 +183,10 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
     this.sentUpTo = 0;
     this.unknownFrames = 0;
     socket.on('unexpected-response', (_req, res) => {
-      log.error({ status: res.statusCode }, res.statusCode === 401 ? 'collector refused the token (401)' : 'collector refused the connection');
+      log.error(
+        { status: res.statusCode },
+        res.statusCode === 401 ? 'collector refused the token (401)' : 'collector refused the connection',
+      );
       res.resume();
       socket.terminate();
       this.emit('refused', res.statusCode ?? 0);
@@ -211,7 +214,8 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
       if (parsed.kind === 'unknown') {
         // Ignored, for a newer collector's sake; logged once per connection, the type cut short.
         this.unknownFrames += 1;
-        if (this.unknownFrames === 1) log.warn({ type: parsed.type }, 'collector sent a frame type this agent does not know: ignored');
+        if (this.unknownFrames === 1)
+          log.warn({ type: parsed.type }, 'collector sent a frame type this agent does not know: ignored');
         return;
       }
       this.onFrame(parsed.frame);
@@ -264,7 +268,10 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
         this.lastAckAt = Date.now();
         if (frame.rejected?.length) {
           const first = frame.rejected[0]!;
-          log.warn({ rejected: frame.rejected.length, first: { seq: first.seq, reason: clip(first.reason) } }, 'collector rejected events');
+          log.warn(
+            { rejected: frame.rejected.length, first: { seq: first.seq, reason: clip(first.reason) } },
+            'collector rejected events',
+          );
         }
         this.emit('ack', frame);
         break;

@@ -96,7 +96,10 @@ export class SessionJournal {
       if (line === '') continue;
       const body = readBody(line);
       if (!body) {
-        this.log.warn({ file: JOURNAL_FILE, line: i + 1 }, 'session journal ends in a torn or corrupt line: read up to it');
+        this.log.warn(
+          { file: JOURNAL_FILE, line: i + 1 },
+          'session journal ends in a torn or corrupt line: read up to it',
+        );
         break;
       }
       applyEvents(sessions, [body]);
@@ -114,7 +117,7 @@ export class SessionJournal {
     const data = Buffer.from(bodies.map((body) => `${JSON.stringify(body)}\n`).join(''));
     try {
       this.file ??= await open(this.path, 'a');
-      for (let offset = 0; offset < data.length; ) offset += (await this.file.write(data, offset)).bytesWritten;
+      for (let offset = 0; offset < data.length;) offset += (await this.file.write(data, offset)).bytesWritten;
       this.appendedBytes += data.length;
       this.recovered();
     } catch (err) {
@@ -176,7 +179,10 @@ export class SessionJournal {
   private failed(err: unknown): void {
     if (this.failing) return;
     this.failing = true;
-    this.log.warn({ err: { code: (err as NodeJS.ErrnoException).code } }, 'could not write the session list beside the spool; trying again with the next events');
+    this.log.warn(
+      { err: { code: (err as NodeJS.ErrnoException).code } },
+      'could not write the session list beside the spool; trying again with the next events',
+    );
   }
 
   private recovered(): void {

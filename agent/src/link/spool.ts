@@ -382,7 +382,10 @@ export class Spool {
       this.bytes += bytes;
     }
     if (corrupt > 0) this.noteDropped(corrupt, 'corrupt or torn lines in the spool log (skipped)');
-    this.options.log.info({ pending: this.entries.length, acked: this.state.acked, lastSeq: this.lastSeq }, 'spool recovered');
+    this.options.log.info(
+      { pending: this.entries.length, acked: this.state.acked, lastSeq: this.lastSeq },
+      'spool recovered',
+    );
     this.logDirty = true;
     await this.persist();
   }
@@ -395,12 +398,14 @@ export class Spool {
         return;
       }
       if (this.unwritten === 0) return;
-      const lines = this.entries.slice(this.entries.length - this.unwritten).map((entry) => `${JSON.stringify(entry.event)}\n`);
+      const lines = this.entries
+        .slice(this.entries.length - this.unwritten)
+        .map((entry) => `${JSON.stringify(entry.event)}\n`);
       const data = Buffer.from(lines.join(''));
       const file = await this.logFile();
       try {
         // One write may take only part (a nearly full disk); the rest then fails with ENOSPC.
-        for (let offset = 0; offset < data.length; ) offset += (await file.write(data, offset)).bytesWritten;
+        for (let offset = 0; offset < data.length;) offset += (await file.write(data, offset)).bytesWritten;
         await file.sync();
       } catch (err) {
         // Cut a half-written line back off, or the next write would be glued onto it.
@@ -427,7 +432,10 @@ export class Spool {
       if (!this.failing) {
         this.failing = true;
         this.options.log.error(
-          { err: { code: (err as NodeJS.ErrnoException).code, message: (err as Error).message }, inMemory: this.unwritten },
+          {
+            err: { code: (err as NodeJS.ErrnoException).code, message: (err as Error).message },
+            inMemory: this.unwritten,
+          },
           'spool write failed: events are held in memory (within the spool size) and sent; writing again with the next event',
         );
       }
@@ -448,7 +456,10 @@ export class Spool {
     await this.writeState();
     await this.file?.close().catch(() => undefined);
     this.file = undefined;
-    await writeFileAtomic(join(this.options.dir, LOG_FILE), this.entries.map((entry) => `${JSON.stringify(entry.event)}\n`).join(''));
+    await writeFileAtomic(
+      join(this.options.dir, LOG_FILE),
+      this.entries.map((entry) => `${JSON.stringify(entry.event)}\n`).join(''),
+    );
     this.fileBytes = this.bytes;
     this.unwritten = 0;
     this.logDirty = false;
@@ -464,7 +475,10 @@ export class Spool {
   /** The ack in acked.json when it belongs to `stream` (0 when missing or unreadable). */
   private static async readAck(options: SpoolOptions, stream: string): Promise<number> {
     try {
-      const raw = JSON.parse(await readFile(join(options.dir, ACK_FILE), 'utf8')) as { stream?: unknown; acked?: unknown };
+      const raw = JSON.parse(await readFile(join(options.dir, ACK_FILE), 'utf8')) as {
+        stream?: unknown;
+        acked?: unknown;
+      };
       return raw.stream === stream && isSafeSeq(raw.acked) ? raw.acked : 0;
     } catch {
       return 0;

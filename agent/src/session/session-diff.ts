@@ -12,7 +12,9 @@ export class SessionDiff {
 
   /** The list as of the last `next`, in id order. */
   sessions(): Session[] {
-    return [...this.current.values()].map((entry) => entry.session).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return [...this.current.values()]
+      .map((entry) => entry.session)
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   /** Starts from a list already reported (by an earlier run of the agent), emitting nothing. */

@@ -324,9 +324,7 @@ export class SessionSimulator implements SessionSource {
     } else if (draw < logons + logoffs) {
       const position = this.rng.int(0, this.live.size - 1);
       this.end(
-        position < this.active.size
-          ? this.active.at(position)
-          : this.disconnected.at(position - this.active.size),
+        position < this.active.size ? this.active.at(position) : this.disconnected.at(position - this.active.size),
       );
     } else if (draw < logons + logoffs + disconnects) {
       this.setState(this.draw(this.active), 'disconnected');

@@ -13,7 +13,10 @@ export interface AlertOptions {
   sourceFailuresInARow: number;
 }
 
-export const ALERT_DEFAULTS: Readonly<AlertOptions> = Object.freeze({ unreachableAfterMs: 5 * 60_000, sourceFailuresInARow: 3 });
+export const ALERT_DEFAULTS: Readonly<AlertOptions> = Object.freeze({
+  unreachableAfterMs: 5 * 60_000,
+  sourceFailuresInARow: 3,
+});
 
 export type Report = (event: EventName, detail?: string) => void;
 
@@ -37,7 +40,10 @@ export class AdminAlerts {
       // A refused token already says why nothing arrives.
       if (this.refusedReported || this.unreachableReported) return;
       this.unreachableReported = true;
-      this.report('collectorUnreachable', `not connected for ${Math.round(this.options.unreachableAfterMs / 60_000)} minutes`);
+      this.report(
+        'collectorUnreachable',
+        `not connected for ${Math.round(this.options.unreachableAfterMs / 60_000)} minutes`,
+      );
     }, this.options.unreachableAfterMs);
     this.unreachableTimer.unref();
   }

@@ -69,7 +69,9 @@ export interface ScAction {
   Delay: number;
 }
 
-type Fn<A extends unknown[], R> = ((...args: A) => R) & { async: (...args: [...A, (err: unknown, result: R) => void]) => void };
+type Fn<A extends unknown[], R> = ((...args: A) => R) & {
+  async: (...args: [...A, (err: unknown, result: R) => void]) => void;
+};
 
 function bind(k: Koffi) {
   const advapi32 = k.load('advapi32.dll');
@@ -102,7 +104,9 @@ function bind(k: Koffi) {
   });
   k.struct('SERVICE_FAILURE_ACTIONS_FLAG', { fFailureActionsOnNonCrashFailures: 'int' });
   const ServiceMain = k.proto('void __stdcall LPSERVICE_MAIN_FUNCTIONW(uint32 argc, void *argv)');
-  const HandlerEx = k.proto('uint32 __stdcall LPHANDLER_FUNCTION_EX(uint32 control, uint32 eventType, void *eventData, void *context)');
+  const HandlerEx = k.proto(
+    'uint32 __stdcall LPHANDLER_FUNCTION_EX(uint32 control, uint32 eventType, void *eventData, void *context)',
+  );
   k.struct('SERVICE_TABLE_ENTRYW', { lpServiceName: 'str16', lpServiceProc: k.pointer(ServiceMain) });
 
   return {
@@ -118,13 +122,18 @@ function bind(k: Koffi) {
     CreateServiceW: advapi32.func(
       'void *__stdcall CreateServiceW(void *scm, str16 name, str16 displayName, uint32 access, uint32 serviceType, uint32 startType, uint32 errorControl, str16 binaryPath, str16 loadOrderGroup, void *tagId, str16 dependencies, str16 startName, str16 password)',
     ) as Fn<[Handle, string, string, number, number, number, number, string, null, null, null, null, null], Handle>,
-    OpenServiceW: advapi32.func('void *__stdcall OpenServiceW(void *scm, str16 name, uint32 access)') as Fn<[Handle, string, number], Handle>,
+    OpenServiceW: advapi32.func('void *__stdcall OpenServiceW(void *scm, str16 name, uint32 access)') as Fn<
+      [Handle, string, number],
+      Handle
+    >,
     CloseServiceHandle: advapi32.func('int __stdcall CloseServiceHandle(void *handle)') as Fn<[Handle], number>,
-    StartServiceW: advapi32.func('int __stdcall StartServiceW(void *service, uint32 argc, void *argv)') as Fn<[Handle, number, null], number>,
-    ControlService: advapi32.func('int __stdcall ControlService(void *service, uint32 control, _Out_ SERVICE_STATUS *status)') as Fn<
-      [Handle, number, Partial<ServiceStatus>],
+    StartServiceW: advapi32.func('int __stdcall StartServiceW(void *service, uint32 argc, void *argv)') as Fn<
+      [Handle, number, null],
       number
     >,
+    ControlService: advapi32.func(
+      'int __stdcall ControlService(void *service, uint32 control, _Out_ SERVICE_STATUS *status)',
+    ) as Fn<[Handle, number, Partial<ServiceStatus>], number>,
     DeleteService: advapi32.func('int __stdcall DeleteService(void *service)') as Fn<[Handle], number>,
     QueryServiceStatusEx: advapi32.func(
       'int __stdcall QueryServiceStatusEx(void *service, int infoLevel, _Out_ SERVICE_STATUS_PROCESS *buffer, uint32 size, _Out_ uint32 *needed)',
@@ -134,20 +143,32 @@ function bind(k: Koffi) {
     ) as Fn<[Handle, number, { lpDescription: string }], number>,
     ChangeServiceConfig2W_failureActions: advapi32.func(
       'int __stdcall ChangeServiceConfig2W(void *service, uint32 level, SERVICE_FAILURE_ACTIONSW *info)',
-    ) as Fn<[Handle, number, { dwResetPeriod: number; lpRebootMsg: null; lpCommand: null; cActions: number; lpsaActions: bigint }], number>,
+    ) as Fn<
+      [
+        Handle,
+        number,
+        { dwResetPeriod: number; lpRebootMsg: null; lpCommand: null; cActions: number; lpsaActions: bigint },
+      ],
+      number
+    >,
     ChangeServiceConfig2W_failureActionsFlag: advapi32.func(
       'int __stdcall ChangeServiceConfig2W(void *service, uint32 level, SERVICE_FAILURE_ACTIONS_FLAG *info)',
     ) as Fn<[Handle, number, { fFailureActionsOnNonCrashFailures: number }], number>,
-    StartServiceCtrlDispatcherW: advapi32.func('int __stdcall StartServiceCtrlDispatcherW(SERVICE_TABLE_ENTRYW *table)') as Fn<
-      [Array<{ lpServiceName: string | null; lpServiceProc: bigint | null }>],
-      number
-    >,
+    StartServiceCtrlDispatcherW: advapi32.func(
+      'int __stdcall StartServiceCtrlDispatcherW(SERVICE_TABLE_ENTRYW *table)',
+    ) as Fn<[Array<{ lpServiceName: string | null; lpServiceProc: bigint | null }>], number>,
     RegisterServiceCtrlHandlerExW: advapi32.func(
       'void *__stdcall RegisterServiceCtrlHandlerExW(str16 name, LPHANDLER_FUNCTION_EX *handler, void *context)',
     ) as Fn<[string, bigint, null], Handle>,
-    SetServiceStatus: advapi32.func('int __stdcall SetServiceStatus(void *handle, SERVICE_STATUS *status)') as Fn<[Handle, ServiceStatus], number>,
+    SetServiceStatus: advapi32.func('int __stdcall SetServiceStatus(void *handle, SERVICE_STATUS *status)') as Fn<
+      [Handle, ServiceStatus],
+      number
+    >,
 
-    RegisterEventSourceW: advapi32.func('void *__stdcall RegisterEventSourceW(str16 server, str16 source)') as Fn<[null, string], Handle>,
+    RegisterEventSourceW: advapi32.func('void *__stdcall RegisterEventSourceW(str16 server, str16 source)') as Fn<
+      [null, string],
+      Handle
+    >,
     DeregisterEventSource: advapi32.func('int __stdcall DeregisterEventSource(void *handle)') as Fn<[Handle], number>,
     ReportEventW: advapi32.func(
       'int __stdcall ReportEventW(void *log, uint16 type, uint16 category, uint32 eventId, void *sid, uint16 numStrings, uint32 dataSize, str16 *strings, void *data)',
@@ -159,8 +180,14 @@ function bind(k: Koffi) {
     RegSetValueExW: advapi32.func(
       'int32 __stdcall RegSetValueExW(void *key, str16 name, uint32 reserved, uint32 type, const uint8 *data, uint32 size)',
     ) as Fn<[Handle, string, number, number, Buffer, number], number>,
-    RegDeleteTreeW: advapi32.func('int32 __stdcall RegDeleteTreeW(void *key, str16 subKey)') as Fn<[bigint, string], number>,
-    RegDeleteKeyW: advapi32.func('int32 __stdcall RegDeleteKeyW(void *key, str16 subKey)') as Fn<[bigint, string], number>,
+    RegDeleteTreeW: advapi32.func('int32 __stdcall RegDeleteTreeW(void *key, str16 subKey)') as Fn<
+      [bigint, string],
+      number
+    >,
+    RegDeleteKeyW: advapi32.func('int32 __stdcall RegDeleteKeyW(void *key, str16 subKey)') as Fn<
+      [bigint, string],
+      number
+    >,
     RegOpenKeyExW: advapi32.func(
       'int32 __stdcall RegOpenKeyExW(void *key, str16 subKey, uint32 options, uint32 sam, _Out_ void **result)',
     ) as Fn<[bigint, string, number, number, Handle[]], number>,
@@ -193,7 +220,8 @@ let bound: Advapi32 | undefined;
 
 /** The bindings; throws a clear error off Windows. */
 export function advapi32(): Advapi32 {
-  if (process.platform !== 'win32') throw new Error('the Windows service, Event Log and ACL calls exist only on Windows');
+  if (process.platform !== 'win32')
+    throw new Error('the Windows service, Event Log and ACL calls exist only on Windows');
   bound ??= bind(loadKoffi());
   return bound;
 }

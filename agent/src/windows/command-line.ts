@@ -107,7 +107,8 @@ export function serviceCommandLine(exePath: string, configPath: string, leadingA
     if (!win32.isAbsolute(path) || !/^([A-Za-z]:\\|\\\\)/.test(path)) {
       throw new CommandLineError(`${what} path must be absolute (C:\\... or \\\\server\\...): ${path}`);
     }
-    if (/["\0\r\n]/.test(path)) throw new CommandLineError(`${what} path contains a quote or a control character: ${path}`);
+    if (/["\0\r\n]/.test(path))
+      throw new CommandLineError(`${what} path contains a quote or a control character: ${path}`);
   }
   return joinCommandLine(exePath, [...leadingArgs, 'service', 'run', '--config', configPath]);
 }

@@ -49,7 +49,7 @@ export const EVENTS = {
     id: 2001,
     level: 'error',
     summary: 'The collector refused the agent token (HTTP 401): this host reports nothing.',
-    action: 'Put the farm\'s current token in the token file, then restart the service.',
+    action: "Put the farm's current token in the token file, then restart the service.",
   },
   collectorUnreachable: {
     id: 2002,
@@ -66,7 +66,7 @@ export const EVENTS = {
   sourceFailing: {
     id: 3001,
     level: 'error',
-    summary: 'The session source has failed several polls in a row: the collector keeps this host\'s last list.',
+    summary: "The session source has failed several polls in a row: the collector keeps this host's last list.",
     action: 'Read the reason in the event; run `rasmon-agent.exe sessions --config FILE` to reproduce it.',
   },
   sourceRecovered: {

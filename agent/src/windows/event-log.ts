@@ -4,7 +4,18 @@
  * supported Windows Server, whose every message is "%1": Event Viewer then shows the event's own text
  * instead of "the description for Event ID ... cannot be found".
  */
-import { advapi32, ERROR_FILE_NOT_FOUND, ERROR_SUCCESS, HKEY_LOCAL_MACHINE, KEY_ALL_ACCESS, REG_DWORD, REG_EXPAND_SZ, REG_OPTION_NON_VOLATILE, Win32Error, type Handle } from './advapi32.js';
+import {
+  advapi32,
+  ERROR_FILE_NOT_FOUND,
+  ERROR_SUCCESS,
+  HKEY_LOCAL_MACHINE,
+  KEY_ALL_ACCESS,
+  REG_DWORD,
+  REG_EXPAND_SZ,
+  REG_OPTION_NON_VOLATILE,
+  Win32Error,
+  type Handle,
+} from './advapi32.js';
 import { EVENT_SOURCE, EVENTS, EventType, type EventName } from './event-ids.js';
 
 export const EVENT_SOURCE_KEY = `SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\${EVENT_SOURCE}`;
@@ -25,7 +36,17 @@ function dword(value: number): Buffer {
 export function registerEventSource(): void {
   const api = advapi32();
   const key: Handle[] = [null];
-  const status = api.RegCreateKeyExW(HKEY_LOCAL_MACHINE, EVENT_SOURCE_KEY, 0, null, REG_OPTION_NON_VOLATILE, KEY_ALL_ACCESS, null, key, [0]);
+  const status = api.RegCreateKeyExW(
+    HKEY_LOCAL_MACHINE,
+    EVENT_SOURCE_KEY,
+    0,
+    null,
+    REG_OPTION_NON_VOLATILE,
+    KEY_ALL_ACCESS,
+    null,
+    key,
+    [0],
+  );
   if (status !== ERROR_SUCCESS) throw new Win32Error(`RegCreateKeyExW(HKLM\\${EVENT_SOURCE_KEY})`, status);
   try {
     for (const [name, type, data] of [
@@ -44,9 +65,11 @@ export function registerEventSource(): void {
 export function unregisterEventSource(): void {
   const api = advapi32();
   const status = api.RegDeleteTreeW(HKEY_LOCAL_MACHINE, EVENT_SOURCE_KEY);
-  if (status !== ERROR_SUCCESS && status !== ERROR_FILE_NOT_FOUND) throw new Win32Error(`RegDeleteTreeW(HKLM\\${EVENT_SOURCE_KEY})`, status);
+  if (status !== ERROR_SUCCESS && status !== ERROR_FILE_NOT_FOUND)
+    throw new Win32Error(`RegDeleteTreeW(HKLM\\${EVENT_SOURCE_KEY})`, status);
   const key = api.RegDeleteKeyW(HKEY_LOCAL_MACHINE, EVENT_SOURCE_KEY);
-  if (key !== ERROR_SUCCESS && key !== ERROR_FILE_NOT_FOUND) throw new Win32Error(`RegDeleteKeyW(HKLM\\${EVENT_SOURCE_KEY})`, key);
+  if (key !== ERROR_SUCCESS && key !== ERROR_FILE_NOT_FOUND)
+    throw new Win32Error(`RegDeleteKeyW(HKLM\\${EVENT_SOURCE_KEY})`, key);
 }
 
 /** True when the source's key exists. */
@@ -87,7 +110,19 @@ export class EventLog {
     if (!this.handle) return false;
     const api = advapi32();
     const event = EVENTS[name];
-    return api.ReportEventW(this.handle, EventType[event.level], 0, event.id, null, 1, 0, [eventText(name, detail)], null) !== 0;
+    return (
+      api.ReportEventW(
+        this.handle,
+        EventType[event.level],
+        0,
+        event.id,
+        null,
+        1,
+        0,
+        [eventText(name, detail)],
+        null,
+      ) !== 0
+    );
   }
 
   close(): void {

@@ -46,11 +46,28 @@ export function setDacl(path: string, sddl: string): void {
 export function getDacl(path: string): string {
   const api = advapi32();
   const descriptor: Handle[] = [null];
-  const status = api.GetNamedSecurityInfoW(path, SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, null, null, null, null, descriptor);
+  const status = api.GetNamedSecurityInfoW(
+    path,
+    SE_FILE_OBJECT,
+    DACL_SECURITY_INFORMATION,
+    null,
+    null,
+    null,
+    null,
+    descriptor,
+  );
   if (status !== ERROR_SUCCESS) throw new Win32Error(`GetNamedSecurityInfoW(${path})`, status);
   try {
     const text: Handle[] = [null];
-    if (!api.ConvertSecurityDescriptorToStringSecurityDescriptorW(descriptor[0]!, SDDL_REVISION_1, DACL_SECURITY_INFORMATION, text, [0])) {
+    if (
+      !api.ConvertSecurityDescriptorToStringSecurityDescriptorW(
+        descriptor[0]!,
+        SDDL_REVISION_1,
+        DACL_SECURITY_INFORMATION,
+        text,
+        [0],
+      )
+    ) {
       throw new Win32Error('ConvertSecurityDescriptorToStringSecurityDescriptorW', api.GetLastError());
     }
     try {

@@ -136,8 +136,8 @@ function sameWord(a: string, b: string): boolean {
   return sa.length >= 2 && sa === skeleton(b);
 }
 
-const STATE_LIST: ReadonlyArray<readonly [string, RawState]> = Object.entries(STATE_WORDS).flatMap(
-  ([state, words]) => words.map((word) => [word, state as RawState] as const),
+const STATE_LIST: ReadonlyArray<readonly [string, RawState]> = Object.entries(STATE_WORDS).flatMap(([state, words]) =>
+  words.map((word) => [word, state as RawState] as const),
 );
 
 function stateOf(word: string | undefined): RawState | undefined {
@@ -178,7 +178,7 @@ function parseHeader(line: string): Header | undefined {
   const words = tokenize(line);
   const columns: Column[] = [];
   const votes = new Map<QueryLanguage, number>();
-  for (let i = 0; i < words.length; ) {
+  for (let i = 0; i < words.length;) {
     // Titles can share words (`TEMPS INACT TEMPS SESSION`), so the longest title matching here wins.
     const label = LABEL_WORDS.find((l) => l.words.every((w, k) => sameWord(w, words[i + k]?.text ?? '')));
     const span = label?.words.length ?? 1;

@@ -5,16 +5,7 @@
 
 /** WTS_CONNECTSTATE_CLASS names, as the sources report them. */
 export type RawState =
-  | 'active'
-  | 'connected'
-  | 'connectquery'
-  | 'shadow'
-  | 'disconnected'
-  | 'idle'
-  | 'listen'
-  | 'reset'
-  | 'down'
-  | 'init';
+  'active' | 'connected' | 'connectquery' | 'shadow' | 'disconnected' | 'idle' | 'listen' | 'reset' | 'down' | 'init';
 
 export interface RawSession {
   /** The WTS session id (unique on the host while the session lives). */

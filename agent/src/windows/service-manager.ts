@@ -29,12 +29,18 @@ import {
   type ScAction,
   type ServiceStatusProcess,
 } from './advapi32.js';
-import { SERVICE_RUNNING, SERVICE_STOPPED, START_WAIT_HINT_MS, STATE_NAMES, STOP_WAIT_HINT_MS } from './service-state.js';
+import {
+  SERVICE_RUNNING,
+  SERVICE_STOPPED,
+  START_WAIT_HINT_MS,
+  STATE_NAMES,
+  STOP_WAIT_HINT_MS,
+} from './service-state.js';
 
 export const SERVICE_NAME = 'rasmon-agent';
 export const SERVICE_DISPLAY_NAME = 'rasmon agent';
 export const SERVICE_DESCRIPTION =
-  'Streams this RD Session Host\'s sessions to the rasmon collector (Parallels RAS license monitoring). Stopping it stops the reporting of this host.';
+  "Streams this RD Session Host's sessions to the rasmon collector (Parallels RAS license monitoring). Stopping it stops the reporting of this host.";
 
 /** Restart after 10 s, then 60 s, then 5 minutes; the count starts again after a day without failure. */
 export const RECOVERY: { resetSeconds: number; actions: ScAction[] } = {
@@ -96,7 +102,10 @@ async function waitFor(api: Advapi32, service: Handle, wanted: number, timeoutMs
  * Creates the service with `commandLine` (see command-line.ts), configures it and starts it; a
  * service created but not configured is deleted again. `note` hears what this Windows lacks.
  */
-export async function installService(commandLine: string, note: (line: string) => void = () => undefined): Promise<ServiceState> {
+export async function installService(
+  commandLine: string,
+  note: (line: string) => void = () => undefined,
+): Promise<ServiceState> {
   const api = advapi32();
   const scm = api.OpenSCManagerW(null, null, SC_MANAGER_ALL_ACCESS);
   if (!scm) throw new Win32Error('OpenSCManagerW', api.GetLastError());
@@ -134,7 +143,9 @@ export async function installService(commandLine: string, note: (line: string) =
 }
 
 function configureService(api: Advapi32, service: Handle, note: (line: string) => void): void {
-  if (!api.ChangeServiceConfig2W_description(service, SERVICE_CONFIG_DESCRIPTION, { lpDescription: SERVICE_DESCRIPTION })) {
+  if (
+    !api.ChangeServiceConfig2W_description(service, SERVICE_CONFIG_DESCRIPTION, { lpDescription: SERVICE_DESCRIPTION })
+  ) {
     throw new Win32Error('ChangeServiceConfig2W(SERVICE_CONFIG_DESCRIPTION)', api.GetLastError());
   }
   const actions = RECOVERY.actions;
@@ -153,10 +164,15 @@ function configureService(api: Advapi32, service: Handle, note: (line: string) =
     api.k.free(memory);
   }
   // Also restart when the agent stops itself with an error, not only when the process dies.
-  if (!api.ChangeServiceConfig2W_failureActionsFlag(service, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, { fFailureActionsOnNonCrashFailures: 1 })) {
+  if (
+    !api.ChangeServiceConfig2W_failureActionsFlag(service, SERVICE_CONFIG_FAILURE_ACTIONS_FLAG, {
+      fFailureActionsOnNonCrashFailures: 1,
+    })
+  ) {
     const code = api.GetLastError();
     // Every Windows since Vista has it; wine does not.
-    if (code !== ERROR_INVALID_LEVEL) throw new Win32Error('ChangeServiceConfig2W(SERVICE_CONFIG_FAILURE_ACTIONS_FLAG)', code);
+    if (code !== ERROR_INVALID_LEVEL)
+      throw new Win32Error('ChangeServiceConfig2W(SERVICE_CONFIG_FAILURE_ACTIONS_FLAG)', code);
     note('this system cannot restart the service after it stops on an error, only after a crash');
   }
 }
@@ -181,7 +197,8 @@ export async function uninstallService(): Promise<{ removed: boolean; lastState?
           if (code !== ERROR_SERVICE_NOT_ACTIVE) throw new Win32Error('ControlService(SERVICE_CONTROL_STOP)', code);
         }
         state = await waitFor(api, service, SERVICE_STOPPED, STOP_WAIT_HINT_MS + 5000);
-        if (state.state !== SERVICE_STOPPED) throw new Error(`the service did not stop (it is ${state.name}); nothing removed`);
+        if (state.state !== SERVICE_STOPPED)
+          throw new Error(`the service did not stop (it is ${state.name}); nothing removed`);
       }
       if (!api.DeleteService(service)) throw new Win32Error('DeleteService', api.GetLastError());
       return { removed: true, lastState: state };

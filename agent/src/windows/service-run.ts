@@ -105,7 +105,8 @@ export function runService(config: ServiceConfig, startAgent: StartServiceAgent)
   const handler = k.register((control: number) => {
     const outcome = machine.control(control);
     setStatus(outcome.status);
-    if (outcome.stop) requestStop(control === SERVICE_CONTROL_SHUTDOWN ? SHUTDOWN_STOP_MS : STOP_WAIT_HINT_MS - STOP_MARGIN_MS);
+    if (outcome.stop)
+      requestStop(control === SERVICE_CONTROL_SHUTDOWN ? SHUTDOWN_STOP_MS : STOP_WAIT_HINT_MS - STOP_MARGIN_MS);
     return outcome.reply;
   }, k.pointer(api.HandlerEx));
 
@@ -123,13 +124,19 @@ export function runService(config: ServiceConfig, startAgent: StartServiceAgent)
       lockDirectory(config.spool.dir);
       ({ log, stopRotating } = serviceLogger(config));
       alerts = new AdminAlerts(event);
-      log.info({ farm: config.farm, host: config.host, source: config.source, collector: config.collector }, 'service starting');
+      log.info(
+        { farm: config.farm, host: config.host, source: config.source, collector: config.collector },
+        'service starting',
+      );
       agent = await startAgent(log, alerts);
       alerts.disconnected();
       const { status, stop } = machine.running();
       setStatus(status);
       if (stop) requestStop(STOP_WAIT_HINT_MS - STOP_MARGIN_MS);
-      event('serviceStarted', `farm ${config.farm}, host ${config.host}, source ${config.source}, collector ${config.collector}`);
+      event(
+        'serviceStarted',
+        `farm ${config.farm}, host ${config.host}, source ${config.source}, collector ${config.collector}`,
+      );
     } catch (err) {
       exitCode = 1;
       const reason = (err as Error).message;
@@ -196,7 +203,9 @@ export function runService(config: ServiceConfig, startAgent: StartServiceAgent)
       if (err) return reject(err instanceof Error ? err : new Error(inspect(err)));
       if (!ok) {
         return reject(
-          new Error('StartServiceCtrlDispatcherW failed: `service run` is what the Service Control Manager starts; install with `service install`, or run the agent in a console without `service run`'),
+          new Error(
+            'StartServiceCtrlDispatcherW failed: `service run` is what the Service Control Manager starts; install with `service install`, or run the agent in a console without `service run`',
+          ),
         );
       }
       resolve(exitCode);

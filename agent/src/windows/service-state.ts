@@ -37,8 +37,7 @@ export const STOP_WAIT_HINT_MS = 15_000;
 
 export type ControlOutcome =
   /** Begin stopping: report the stop-pending status now, then run the agent's stop. */
-  | { reply: number; stop: true; status: ServiceStatus }
-  | { reply: number; stop: false; status?: ServiceStatus };
+  { reply: number; stop: true; status: ServiceStatus } | { reply: number; stop: false; status?: ServiceStatus };
 
 export class ServiceStateMachine {
   private state = SERVICE_STOPPED;

@@ -84,7 +84,8 @@ function text(value: string | undefined): string | undefined {
 }
 
 function withText<T extends object>(entry: T, fields: Record<string, string | undefined>): T {
-  for (const [key, value] of Object.entries(fields)) if (text(value) !== undefined) Object.assign(entry, { [key]: value });
+  for (const [key, value] of Object.entries(fields))
+    if (text(value) !== undefined) Object.assign(entry, { [key]: value });
   return entry;
 }
 
@@ -94,7 +95,10 @@ export function decodeSessionInfo1(buffer: Buffer, count: number, stringAt: Stri
   const entries: SessionEntry[] = [];
   for (let i = 0; i < count; i += 1) {
     const at = i * SESSION_INFO_1W_SIZE;
-    const entry: SessionEntry = { sessionId: buffer.readUInt32LE(at + 8), state: state(buffer.readUInt32LE(at + 4), `session [${i}]`) };
+    const entry: SessionEntry = {
+      sessionId: buffer.readUInt32LE(at + 8),
+      state: state(buffer.readUInt32LE(at + 4), `session [${i}]`),
+    };
     entries.push(
       withText(entry, {
         sessionName: stringAt(buffer.readBigUInt64LE(at + 16)),
@@ -112,7 +116,10 @@ export function decodeSessionInfo(buffer: Buffer, count: number, stringAt: Strin
   const entries: SessionEntry[] = [];
   for (let i = 0; i < count; i += 1) {
     const at = i * SESSION_INFOW_SIZE;
-    const entry: SessionEntry = { sessionId: buffer.readUInt32LE(at), state: state(buffer.readUInt32LE(at + 16), `session [${i}]`) };
+    const entry: SessionEntry = {
+      sessionId: buffer.readUInt32LE(at),
+      state: state(buffer.readUInt32LE(at + 16), `session [${i}]`),
+    };
     entries.push(withText(entry, { sessionName: stringAt(buffer.readBigUInt64LE(at + 8)) }));
   }
   return entries;
@@ -166,7 +173,7 @@ function ipv6Text(bytes: Buffer): string {
   const groups = Array.from({ length: 8 }, (_, i) => bytes.readUInt16BE(i * 2));
   let bestStart = -1;
   let bestLength = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i += 1;
       continue;
@@ -196,7 +203,13 @@ export function decodeProtocolType(buffer: Buffer): number | undefined {
   return buffer.length >= 2 ? buffer.readUInt16LE(0) : undefined;
 }
 
-function decodeProcesses(buffer: Buffer, count: number, size: number, stringAt: StringAt, what: string): ProcessEntry[] {
+function decodeProcesses(
+  buffer: Buffer,
+  count: number,
+  size: number,
+  stringAt: StringAt,
+  what: string,
+): ProcessEntry[] {
   need(buffer, count * size, what);
   const entries: ProcessEntry[] = [];
   for (let i = 0; i < count; i += 1) {
@@ -234,7 +247,8 @@ export function sidToString(buffer: Buffer, offset = 0): string {
   need(buffer, offset + 8, 'SID');
   const revision = buffer.readUInt8(offset);
   const subCount = buffer.readUInt8(offset + 1);
-  if (revision !== 1 || subCount > 15) throw new WtsDecodeError(`SID: revision ${revision}, ${subCount} sub-authorities`);
+  if (revision !== 1 || subCount > 15)
+    throw new WtsDecodeError(`SID: revision ${revision}, ${subCount} sub-authorities`);
   need(buffer, offset + 8 + subCount * 4, 'SID');
   const authority = buffer.readUIntBE(offset + 2, 6);
   const parts = [`S-1-${authority}`];
@@ -265,7 +279,8 @@ export function decodeTokenGroups(buffer: Buffer, address: bigint): TokenGroup[]
   for (let i = 0; i < count; i += 1) {
     const at = 8 + i * SID_AND_ATTRIBUTES_SIZE;
     const offset = buffer.readBigUInt64LE(at) - address;
-    if (offset < 0n || offset >= BigInt(buffer.length)) throw new WtsDecodeError(`TOKEN_GROUPS [${i}]: SID outside the buffer`);
+    if (offset < 0n || offset >= BigInt(buffer.length))
+      throw new WtsDecodeError(`TOKEN_GROUPS [${i}]: SID outside the buffer`);
     groups.push({ sid: sidToString(buffer, Number(offset)), attributes: buffer.readUInt32LE(at + 8) });
   }
   return groups;

@@ -70,7 +70,10 @@ export function parseWtsOutput(json: string): RawSession[] {
   if (!list.success) throw new WtsOutputError('the saved wts reading is not a JSON array of sessions');
   return list.data.map((item, index) => {
     const parsed = wtsSessionSchema.safeParse(item);
-    if (!parsed.success) throw new WtsOutputError(`saved wts output ${formatIssue(parsed.error, { prefix: `[${index}]`, unknownKeys: 'field' })}`);
+    if (!parsed.success)
+      throw new WtsOutputError(
+        `saved wts output ${formatIssue(parsed.error, { prefix: `[${index}]`, unknownKeys: 'field' })}`,
+      );
     return dropNulls(parsed.data);
   });
 }

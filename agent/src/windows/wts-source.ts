@@ -19,7 +19,13 @@ import type { SessionSource } from '../session/source.js';
 import { parseWtsOutput } from './wts-output.js';
 import { LogonAdminCache, resolveAdminSids, tokenIsAdmin } from './token-admin.js';
 import { WTS_EVENT_FLUSH, WtsApi, WtsInfoClass, type WtsCalls } from './wtsapi.js';
-import { decodeClientAddress, decodeProtocolType, decodeWideString, decodeWtsInfo, imagesBySession } from './wts-decode.js';
+import {
+  decodeClientAddress,
+  decodeProtocolType,
+  decodeWideString,
+  decodeWtsInfo,
+  imagesBySession,
+} from './wts-decode.js';
 
 /** States with no user session behind them: no query is spent on them. */
 const NO_USER_STATES = new Set(['listen', 'down', 'init', 'reset']);
@@ -70,7 +76,10 @@ export class WtsSource implements SessionSource {
     const all = api.sessions();
     const entries = all.filter((entry) => entry.sessionId !== 0 && entry.userName && !NO_USER_STATES.has(entry.state));
     const images = api.processes();
-    this.options.log.debug({ sessions: all.length, userSessions: entries.length, processes: images?.length }, 'wts read');
+    this.options.log.debug(
+      { sessions: all.length, userSessions: entries.length, processes: images?.length },
+      'wts read',
+    );
     const bySession = images ? imagesBySession(images) : undefined;
     const logons = new Set<string>();
     const sessions: RawSession[] = [];
@@ -115,7 +124,10 @@ export class WtsSource implements SessionSource {
     this.unresolved = unresolved;
     this.unresolvedAt = nowMs;
     if (unresolved.length > 0) {
-      this.options.log.warn({ adminGroups: unresolved }, 'adminGroups not found; their members do not count as admins until they are');
+      this.options.log.warn(
+        { adminGroups: unresolved },
+        'adminGroups not found; their members do not count as admins until they are',
+      );
     }
     // New SIDs change decisions already taken: decide every logon again.
     if (hadUnresolved > unresolved.length && hadUnresolved > 0) this.admins.retain(new Set());
@@ -137,7 +149,9 @@ export class WtsSource implements SessionSource {
         if (flags === undefined) {
           if (failures === 0) this.options.log.warn('cannot wait for session events: polling only until it can');
           failures += 1;
-          await sleep(Math.min(WAIT_RETRY_MS.max, WAIT_RETRY_MS.initial * 2 ** Math.min(failures - 1, 10)), undefined, { ref: false });
+          await sleep(Math.min(WAIT_RETRY_MS.max, WAIT_RETRY_MS.initial * 2 ** Math.min(failures - 1, 10)), undefined, {
+            ref: false,
+          });
           continue;
         }
         if (failures > 0) this.options.log.info('waiting for session events again');

@@ -128,8 +128,14 @@ function bind(): Bindings {
       'int __stdcall WTSQuerySessionInformationW(void *hServer, uint32_t SessionId, int WTSInfoClass, _Out_ void **ppBuffer, _Out_ uint32_t *pBytesReturned)',
     ),
     freeMemory: fn(wtsapi, 'void __stdcall WTSFreeMemory(void *pMemory)'),
-    freeMemoryEx: fn(wtsapi, 'int __stdcall WTSFreeMemoryExW(int WTSTypeClass, void *pMemory, uint32_t NumberOfEntries)'),
-    waitSystemEvent: fn(wtsapi, 'int __stdcall WTSWaitSystemEvent(void *hServer, uint32_t EventMask, _Out_ uint32_t *pEventFlags)'),
+    freeMemoryEx: fn(
+      wtsapi,
+      'int __stdcall WTSFreeMemoryExW(int WTSTypeClass, void *pMemory, uint32_t NumberOfEntries)',
+    ),
+    waitSystemEvent: fn(
+      wtsapi,
+      'int __stdcall WTSWaitSystemEvent(void *hServer, uint32_t EventMask, _Out_ uint32_t *pEventFlags)',
+    ),
     queryUserToken: fn(wtsapi, 'int __stdcall WTSQueryUserToken(uint32_t SessionId, _Out_ void **phToken)'),
     getTokenInformation: fn(
       advapi,
@@ -172,7 +178,8 @@ export class WtsApi implements WtsCalls {
       // Not there (wine) or refused: the older call lists the same sessions.
       this.sessionsEx = false;
     }
-    if (!api.enumerateSessions(null, 0, 1, out, count)) throw new WtsCallError('WTSEnumerateSessionsW', api.getLastError() as number);
+    if (!api.enumerateSessions(null, 0, 1, out, count))
+      throw new WtsCallError('WTSEnumerateSessionsW', api.getLastError() as number);
     let entries: SessionEntry[];
     try {
       entries = decodeSessionInfo(this.copy(out[0], count[0]! * SESSION_INFOW_SIZE), count[0]!, this.stringAt);
@@ -235,7 +242,10 @@ export class WtsApi implements WtsCalls {
       if (!groups) return undefined;
       const result: SessionTokenGroups = { groups };
       const elevation = Buffer.alloc(4);
-      if (api.getTokenInformation(token[0], TOKEN_ELEVATION_TYPE, elevation, 4, [0]) && elevation.readUInt32LE(0) === TOKEN_ELEVATION_TYPE_LIMITED) {
+      if (
+        api.getTokenInformation(token[0], TOKEN_ELEVATION_TYPE, elevation, 4, [0]) &&
+        elevation.readUInt32LE(0) === TOKEN_ELEVATION_TYPE_LIMITED
+      ) {
         const linked = Buffer.alloc(8);
         if (api.getTokenInformation(token[0], TOKEN_LINKED_TOKEN, linked, 8, [0])) {
           const handle = linked.readBigUInt64LE(0);

@@ -28,12 +28,19 @@ export function serializeError(value: unknown, depth = 0): unknown {
   if (!(value instanceof Error)) {
     if (typeof value === 'object' && value !== null && typeof (value as { message?: unknown }).message === 'string') {
       const { message, code } = value as { message: string; code?: unknown };
-      return { type: 'Object', message: clip(message, MAX_MESSAGE_CHARS), ...(typeof code === 'string' ? { code } : {}) };
+      return {
+        type: 'Object',
+        message: clip(message, MAX_MESSAGE_CHARS),
+        ...(typeof code === 'string' ? { code } : {}),
+      };
     }
     return value;
   }
   const err = value as Error & { code?: unknown; command?: { name?: unknown } };
-  const logged: LoggedError = { type: err.constructor?.name ?? 'Error', message: clip(String(err.message), MAX_MESSAGE_CHARS) };
+  const logged: LoggedError = {
+    type: err.constructor?.name ?? 'Error',
+    message: clip(String(err.message), MAX_MESSAGE_CHARS),
+  };
   if (typeof err.code === 'string') logged.code = err.code;
   if (typeof err.command?.name === 'string') logged.command = err.command.name;
   if (err.stack) logged.stack = clip(err.stack, 4 * MAX_MESSAGE_CHARS);

@@ -55,7 +55,10 @@ export function reportIssue(error: z.ZodError, raw?: unknown, options: IssueWord
  * A zod error as one line, `key: sentence`, the key under `prefix` when one is given
  * (`session.user: must not be blank`).
  */
-export function formatIssue(error: z.ZodError, options: IssueWording & { prefix?: string; raw?: unknown } = {}): string {
+export function formatIssue(
+  error: z.ZodError,
+  options: IssueWording & { prefix?: string; raw?: unknown } = {},
+): string {
   const { key, sentence } = reportIssue(error, options.raw, options);
   const prefix = options.prefix ?? '';
   const path = prefix === '' ? key : key === '' ? prefix : key.startsWith('[') ? `${prefix}${key}` : `${prefix}.${key}`;
