@@ -3,7 +3,7 @@
  * line naming the key and exits 2), serves until SIGTERM or SIGINT (drains, exits 0), and
  * re-reads the farms on SIGHUP.
  */
-import { parseArgs } from 'node:util';
+import { parseFlags } from './cli-flags.js';
 import { Collector } from './collector.js';
 import { ConfigError, type CollectorConfig } from './config.js';
 import { loadConfig } from './config-loader.js';
@@ -48,21 +48,15 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = code;
     return;
   }
-  let values: { config?: string; help?: boolean; version?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string', short: 'c' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    fail(`${(err as Error).message}\n${USAGE}`);
-  }
+  const values = parseFlags(
+    argv,
+    {
+      config: { type: 'string', short: 'c' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+    },
+    (message) => fail(`${message}\n${USAGE}`),
+  );
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
     return;

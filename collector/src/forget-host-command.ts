@@ -3,8 +3,8 @@
  * series now (a decommissioned host), under the farm's configured rules. Exit 0 when forgotten,
  * 1 when the farm holds no such host or Redis cannot be reached, 2 on bad usage or configuration.
  */
-import { parseArgs } from 'node:util';
 import { leaseMs, normalizeHost } from '@rasmon/protocol';
+import { parseFlags } from './cli-flags.js';
 import { ConfigError } from './config.js';
 import { loadConfig } from './config-loader.js';
 import { FarmDirectory } from './farm-directory.js';
@@ -21,22 +21,16 @@ that name that reports again is a new host. Retired hosts are forgotten by thems
 farm's forgetHostsAfterDays.`;
 
 export async function forgetHost(argv: string[], fail: (message: string) => never): Promise<number> {
-  let values: { config?: string; farm?: string; host?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string', short: 'c' },
-        farm: { type: 'string' },
-        host: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    fail(`${(err as Error).message}\n${FORGET_USAGE}`);
-  }
+  const values = parseFlags(
+    argv,
+    {
+      config: { type: 'string', short: 'c' },
+      farm: { type: 'string' },
+      host: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    (message) => fail(`${message}\n${FORGET_USAGE}`),
+  );
   if (values.help) {
     process.stdout.write(`${FORGET_USAGE}\n`);
     return 0;

@@ -3,8 +3,8 @@
  * records from Redis, prints the report of the period and exits, for a monthly cron mail. The
  * period defaults to the last full calendar month (UTC, by the Redis clock).
  */
-import { parseArgs } from 'node:util';
 import { RasmonError } from '@rasmon/protocol/kit';
+import { parseFlags } from './cli-flags.js';
 import { ConfigError, type CollectorConfig } from './config.js';
 import { loadConfig } from './config-loader.js';
 import { reportCsv } from './csv.js';
@@ -94,22 +94,18 @@ export function reportTable(report: Report): string {
 }
 
 function parse(argv: string[]): { config: string | undefined; from?: string; to?: string; format: Format } {
-  let values: { config?: string; from?: string; to?: string; format?: string };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string', short: 'c' },
-        from: { type: 'string' },
-        to: { type: 'string' },
-        format: { type: 'string' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const values = parseFlags(
+    argv,
+    {
+      config: { type: 'string', short: 'c' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      format: { type: 'string' },
+    },
+    (message) => {
+      throw new UsageError(message);
+    },
+  );
   const format = values.format ?? 'table';
   if (!(FORMATS as readonly string[]).includes(format)) {
     throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(format.slice(0, 40))}`);
