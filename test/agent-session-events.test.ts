@@ -11,6 +11,7 @@ import type { Session } from '@rasmon/protocol';
 import { Agent, type SessionSource } from '@rasmon/agent';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { RedisServer } from './support/redis-server.js';
+import { session } from './support/agent-client.js';
 
 const FARM = 'farm-ev';
 const HOST = 'rdsh-ev1';
@@ -43,16 +44,6 @@ class EventedHost implements SessionSource {
     for (let i = 0; i < times; i += 1) this.onChange?.();
   }
 }
-
-const session = (id: string, user: string, since: number): Session => ({
-  id,
-  user,
-  admin: false,
-  kind: 'desktop',
-  via: 'ras',
-  state: 'active',
-  since,
-});
 
 let redis: RedisServer;
 let collector: InProcessCollector;
@@ -100,7 +91,7 @@ describe('session events', () => {
       await expect.poll(() => agent.connection.ready, { timeout: 10_000 }).toBe(true);
       const readsAtStart = host.reads;
 
-      host.sessions = [session('3-1000', 'CORP\\alice', Date.now() - 1000)];
+      host.sessions = [session('3-1000', 'CORP\\alice', { since: Date.now() - 1000 })];
       host.notify();
       await expect.poll(() => hostConnections(), { timeout: 10_000 }).toEqual(['3-1000']);
       expect(host.reads - readsAtStart).toBe(1);

@@ -15,14 +15,13 @@ import { promisify } from 'node:util';
 import { WebSocketServer } from 'ws';
 import { DEFAULT_LIMITS, SUBPROTOCOL } from '@rasmon/protocol';
 import { RedisServer, freePort } from './support/redis-server.js';
-import { InProcessCollector, rawConfig } from './support/collector-harness.js';
+import { COLLECTOR_BIN, InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { AgentProcess } from './support/agent-process.js';
 import { Scrape } from './support/prometheus-text.js';
 
 const FARM = 'farm-a';
 const HOST = 'rdsh-01';
 const TOKEN = 'token-farm-a';
-const COLLECTOR_BIN = new URL('../collector/bin/rasmon-collector.js', import.meta.url).pathname;
 const run = promisify(execFile);
 
 interface HostEntry {

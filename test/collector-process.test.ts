@@ -8,18 +8,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { Redis } from 'ioredis';
 import { RedisKeys } from '@rasmon/collector';
 import type { ErrorFrame } from '@rasmon/protocol';
 import { RedisServer, freePort } from './support/redis-server.js';
-import { CollectorProcess, rawConfig, sha256 } from './support/collector-harness.js';
+import { COLLECTOR_BIN, CollectorProcess, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
-
-const BIN = fileURLToPath(new URL('../collector/bin/rasmon-collector.js', import.meta.url));
 
 let redis: RedisServer;
 let client: Redis;
@@ -58,7 +55,7 @@ interface Run {
 /** Runs the bin to completion (killed after 10 s, which fails the test through its exit code). */
 function runBin(args: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawn(process.execPath, [COLLECTOR_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -73,7 +70,7 @@ function runBin(args: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise<Ru
 
 /** Starts the bin and leaves it running; the test's cleanup kills it. */
 function startBin(args: string[], env: NodeJS.ProcessEnv): { child: ChildProcess; output: string[] } {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, [COLLECTOR_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const output: string[] = [];
   child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString()));

@@ -11,11 +11,10 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { Redis } from 'ioredis';
 import { RedisServer } from './support/redis-server.js';
-import { InProcessCollector, rawConfig } from './support/collector-harness.js';
+import { COLLECTOR_BIN, InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, session } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 
-const BIN = new URL('../collector/bin/rasmon-collector.js', import.meta.url).pathname;
 const run = promisify(execFile);
 
 let redis: RedisServer;
@@ -50,7 +49,7 @@ async function traces(prefix: string, host: string): Promise<string[]> {
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
+    const { stdout, stderr } = await run(process.execPath, [COLLECTOR_BIN, ...args], {
       env: { ...process.env, RASMON_LOG_LEVEL: 'warn' },
     });
     return { code: 0, stdout, stderr };

@@ -13,12 +13,11 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'v
 import { WebSocket } from 'ws';
 import type { ErrorFrame } from '@rasmon/protocol';
 import { RedisServer } from './support/redis-server.js';
-import { CollectorProcess, rawConfig, sha256 } from './support/collector-harness.js';
+import { COLLECTOR_BIN, CollectorProcess, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, session } from './support/agent-client.js';
 import { Scrape, parseMetrics } from './support/prometheus-text.js';
 
 const MiB = 1024 * 1024;
-const BIN = new URL('../collector/bin/rasmon-collector.js', import.meta.url).pathname;
 const run = promisify(execFile);
 
 let redis: RedisServer;
@@ -476,9 +475,13 @@ describe('host identity', () => {
 describe('host caps', () => {
   /** `rasmon-collector forget-host`, as an administrator runs it. */
   function forgetHost(configPath: string, farm: string, host: string): Promise<unknown> {
-    return run(process.execPath, [BIN, 'forget-host', '--config', configPath, '--farm', farm, '--host', host], {
-      env: { ...process.env, RASMON_LOG_LEVEL: 'warn' },
-    });
+    return run(
+      process.execPath,
+      [COLLECTOR_BIN, 'forget-host', '--config', configPath, '--farm', farm, '--host', host],
+      {
+        env: { ...process.env, RASMON_LOG_LEVEL: 'warn' },
+      },
+    );
   }
 
   it('retired hosts count toward maxKnownHosts: made-up hosts cannot grow the farm without bound, and forget-host frees them', async () => {

@@ -9,13 +9,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RedisServer } from './support/redis-server.js';
-import { InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
+import { COLLECTOR_BIN, InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, end, session } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 import { csvObjects } from './support/csv.js';
 
 const DAY_MS = 86_400_000;
-const BIN = new URL('../collector/bin/rasmon-collector.js', import.meta.url).pathname;
 const run = promisify(execFile);
 
 let redis: RedisServer;
@@ -284,7 +283,7 @@ describe('history and report endpoints', () => {
 describe('rasmon-collector report', () => {
   async function command(args: string[]) {
     try {
-      const { stdout, stderr } = await run(process.execPath, [BIN, 'report', ...args]);
+      const { stdout, stderr } = await run(process.execPath, [COLLECTOR_BIN, 'report', ...args]);
       return { code: 0, stdout, stderr };
     } catch (err) {
       const failed = err as { code: number; stdout: string; stderr: string };

@@ -12,6 +12,7 @@ import { pino } from 'pino';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { SUBPROTOCOL, type AgentEvent, type Session } from '@rasmon/protocol';
+import { session } from './support/sessions.js';
 import { Agent } from '../src/agent.js';
 import { AgentMetrics } from '../src/metrics.js';
 import type { SessionSource } from '../src/session/source.js';
@@ -79,17 +80,6 @@ class FakeCollector {
 
 const welcome = (ack: number, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ type: 'welcome', ack, heartbeatSeconds: 15, limits: LIMITS, ...extra });
-
-const session = (id: string, extra: Partial<Session> = {}): Session => ({
-  id,
-  user: `CORP\\u${id}`,
-  admin: false,
-  kind: 'desktop',
-  via: 'ras',
-  state: 'active',
-  since: 1,
-  ...extra,
-});
 
 /** A session source the test sets directly. */
 class ListSource implements SessionSource {

@@ -4,19 +4,11 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { Session } from '@rasmon/protocol';
+import { session } from './support/sessions.js';
 import { SessionDiff, type EventBody } from '../src/session/session-diff.js';
 import { JOURNAL_FILE, SessionJournal } from '../src/link/session-journal.js';
 
 const log = pino({ level: 'silent' });
-const session = (id: string, state: Session['state'] = 'active'): Session => ({
-  id,
-  user: `CORP\\u${id}`,
-  admin: false,
-  kind: 'desktop',
-  via: 'ras',
-  state,
-  since: 1,
-});
 const hosts = (count: number) => Array.from({ length: count }, (_, i) => session(String(i + 1)));
 const lineBytes = (bodies: readonly EventBody[]) =>
   bodies.reduce((sum, body) => sum + Buffer.byteLength(`${JSON.stringify(body)}\n`), 0);
@@ -50,7 +42,7 @@ describe('session journal', () => {
       const list = hosts(count);
       const { journal, poll } = await started(path, list);
       const size = statSync(join(path, JOURNAL_FILE)).size;
-      const next = [...list.slice(1), session('1', 'disconnected'), session('new')].slice(0, count);
+      const next = [...list.slice(1), session('1', { state: 'disconnected' }), session('new')].slice(0, count);
       const events = await poll(next);
       expect(events.length).toBeGreaterThan(0);
       const added = statSync(join(path, JOURNAL_FILE)).size - size;
@@ -67,8 +59,8 @@ describe('session journal', () => {
   it('reads back, without a close (as a killed agent leaves it), the list the appended events lead to', async () => {
     const path = dir();
     const { diff, journal, poll } = await started(path, hosts(5));
-    await poll([session('1'), session('2', 'disconnected'), session('6')]);
-    await poll([session('2', 'disconnected'), session('6'), session('7')]);
+    await poll([session('1'), session('2', { state: 'disconnected' }), session('6')]);
+    await poll([session('2', { state: 'disconnected' }), session('6'), session('7')]);
     const read = await new SessionJournal(path, log).read();
     expect([...read.values()].sort((a, b) => (a.id < b.id ? -1 : 1))).toEqual(diff.sessions());
     await journal.close(diff.sessions());
@@ -78,7 +70,7 @@ describe('session journal', () => {
     const path = dir();
     const { diff, journal, poll } = await started(path, hosts(3));
     for (let i = 0; i < 4000; i += 1)
-      await poll([session('1'), session('2'), session('3', i % 2 === 0 ? 'disconnected' : 'active')]);
+      await poll([session('1'), session('2'), session('3', { state: i % 2 === 0 ? 'disconnected' : 'active' })]);
     const lines = readFileSync(join(path, JOURNAL_FILE), 'utf8')
       .split('\n')
       .filter((line) => line !== '');

@@ -13,19 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { Session } from '@rasmon/protocol';
+import { session } from './support/sessions.js';
 import { Spool } from '../src/link/spool.js';
 
 const log = pino({ level: 'silent' });
-const session = (id: string): Session => ({
-  id,
-  user: `CORP\\u${id}`,
-  admin: false,
-  kind: 'desktop',
-  via: 'ras',
-  state: 'active',
-  since: 1,
-});
 const upsert = (id: string) => ({ op: 'upsert' as const, session: session(id) });
 
 function dir(): string {

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Collector, parseConfig, type CollectorConfig } from '@rasmon/collector';
 import { freePort } from './redis-server.js';
@@ -68,7 +69,8 @@ export class InProcessCollector {
   }
 }
 
-const BIN = new URL('../../collector/bin/rasmon-collector.js', import.meta.url).pathname;
+/** The collector's bin, as `npm install` puts it on the PATH. */
+export const COLLECTOR_BIN = fileURLToPath(new URL('../../collector/bin/rasmon-collector.js', import.meta.url));
 
 /** The collector as operators run it: `rasmon-collector --config FILE`. */
 export class CollectorProcess {
@@ -93,7 +95,7 @@ export class CollectorProcess {
     const port = options.port ?? (await freePort());
     const configPath = options.configPath ?? join(mkdtempSync(join(tmpdir(), 'rasmon-collector-')), 'collector.yaml');
     writeFileSync(configPath, JSON.stringify({ ...raw, listen: `127.0.0.1:${port}` }));
-    const child = spawn(process.execPath, [BIN, '--config', configPath], {
+    const child = spawn(process.execPath, [COLLECTOR_BIN, '--config', configPath], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, RASMON_LOG_LEVEL: options.logLevel ?? 'info' },
     });
