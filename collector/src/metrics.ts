@@ -2,11 +2,11 @@
  * The collector's own metrics of docs/design.md §4, kept in process on a private registry. The farm
  * series, read from Redis, are rendered by farm-series.ts.
  */
-import { readdirSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-/** How long a count of open file descriptors is reused: counting walks one entry per connection. */
-const OPEN_FDS_MAX_AGE_MS = 10_000;
+/** Default metrics whose count walks one entry per connection, and how long such a count is reused. */
+const CONNECTION_WALKS = ['process_open_fds', 'nodejs_active_handles', 'nodejs_active_resources'];
+const CONNECTION_WALK_MAX_AGE_MS = 10_000;
 
 /** Reasons of `rasmon_collector_upgrades_rejected_total`. */
 export const UPGRADE_REJECTIONS = [
@@ -110,7 +110,7 @@ export class CollectorMetrics {
   constructor(version: string) {
     collectDefaultMetrics({ register: this.registry });
     for (const name of MISLABELLED_DEFAULTS) this.registry.removeSingleMetric(name);
-    this.replaceOpenFds();
+    this.throttleConnectionWalks();
     this.buildInfo.set({ version }, 1);
     // Known label values start at 0, so a healthy collector shows 0 rather than no series.
     for (const type of ['hello', 'snapshot', 'events', 'status']) {
@@ -138,29 +138,23 @@ export class CollectorMetrics {
   }
 
   /**
-   * prom-client's process_open_fds lists /proc/self/fd on every scrape, which is one entry per agent
-   * connection; the same gauge here counts at most every 10 s.
+   * prom-client's default metrics that walk one entry per agent connection on every scrape:
+   * process_open_fds lists /proc/self/fd, nodejs_active_handles and nodejs_active_resources list
+   * every socket, holding the event loop meanwhile (at 10,000 connections, about half of a scrape). Each is counted
+   * at most every 10 s here and shows its last count in between.
    */
-  private replaceOpenFds(): void {
-    const name = 'process_open_fds';
-    if (!this.registry.getSingleMetric(name)) return;
-    this.registry.removeSingleMetric(name);
-    let counted = { at: 0, fds: 0 };
-    new Gauge({
-      name,
-      help: 'Number of open file descriptors.',
-      registers: [this.registry],
-      collect() {
-        const now = Date.now();
-        if (now - counted.at >= OPEN_FDS_MAX_AGE_MS) {
-          try {
-            counted = { at: now, fds: readdirSync('/proc/self/fd').length - 1 };
-          } catch {
-            return;
-          }
-        }
-        this.set(counted.fds);
-      },
-    });
+  private throttleConnectionWalks(): void {
+    for (const name of CONNECTION_WALKS) {
+      const metric = this.registry.getSingleMetric(name) as { collect?: (this: unknown) => unknown } | undefined;
+      const collect = metric?.collect;
+      if (!metric || !collect) continue;
+      let countedAt = -Infinity;
+      metric.collect = function (this: unknown) {
+        const now = performance.now();
+        if (now - countedAt < CONNECTION_WALK_MAX_AGE_MS) return;
+        countedAt = now;
+        return collect.call(this);
+      };
+    }
   }
 }
