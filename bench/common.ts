@@ -47,7 +47,9 @@ export async function startCollector(config: Record<string, unknown>, port: numb
   const configPath = join(dir, 'collector.json');
   writeFileSync(configPath, JSON.stringify({ listen: `127.0.0.1:${port}`, ...config }));
   const bin = new URL('../../../collector/bin/rasmon-collector.js', import.meta.url).pathname;
-  const child = spawn(process.execPath, [bin, '--config', configPath], {
+  // RASMON_BENCH_COLLECTOR_FLAGS: Node flags for the collector, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+  const flags = process.env.RASMON_BENCH_COLLECTOR_FLAGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...flags, bin, '--config', configPath], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, RASMON_LOG_LEVEL: 'warn' },
   });

@@ -1,11 +1,12 @@
 /**
  * A large fleet held by one collector: farms × hosts agents, each connected, said hello and sent a
- * snapshot, then left idle. Measures, with one more agent probing (a one-event frame every 20 ms):
+ * snapshot, then left idle. Measures, with one more agent probing from a process of its own (a
+ * one-event frame every 20 ms):
  * its ack latency while the fleet idles through at least two heartbeats, then /metrics latency and
  * size during back-to-back scrapes and the probe's acks meanwhile; and the collector's RSS per idle
  * connection beside a bare `ws` server holding as many connections.
  */
-import { spawn } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import type { Session } from '@rasmon/protocol';
@@ -36,69 +37,42 @@ function hostSessions(f: number, h: number, count: number): Session[] {
   }));
 }
 
-/** One agent sending a one-event frame every 20 ms and timing each ack. */
-class Probe {
-  readonly latencies: number[] = [];
-  /** Worst ack per second of the run, to show periodic spikes. */
-  readonly worstPerSecond: number[] = [];
-  private timer: NodeJS.Timeout | undefined;
-  private seq = 1;
-  private sent = new Map<number, number>();
-  private started = 0;
+interface Timed {
+  latencies: number[];
+  worstPerSecond: number[];
+}
 
-  private constructor(private readonly agent: TestAgent) {
-    agent.socket.on('message', (data) => {
-      const frame = JSON.parse(data.toString()) as { type: string; seq?: number };
-      if (frame.type !== 'ack') return;
-      for (const [seq, at] of this.sent) {
-        if (seq > frame.seq!) break;
-        const latency = Date.now() - at;
-        this.latencies.push(latency);
-        const second = Math.floor((at - this.started) / 1000);
-        this.worstPerSecond[second] = Math.max(this.worstPerSecond[second] ?? 0, latency);
-        this.sent.delete(seq);
-      }
-    });
-  }
+/** One agent sending a one-event frame every 20 ms and timing each ack, in its own process (bench/probe.ts). */
+class Probe {
+  private constructor(private readonly child: ChildProcess) {}
 
   static async connect(url: string): Promise<Probe> {
-    const agent = await TestAgent.connect(url, token(0));
-    await agent.hello(farmId(0), 'probe', 'probe-stream');
-    await agent.snapshot(1, [
-      { id: '1', user: 'corp\\probe', admin: false, kind: 'desktop', via: 'ras', state: 'active', since: 1 },
-    ]);
-    return new Probe(agent);
+    const script = new URL('./probe.js', import.meta.url).pathname;
+    const child = fork(script, [url, token(0), farmId(0)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    await new Promise<void>((resolve, reject) => {
+      child.once('message', () => resolve());
+      child.once('exit', (code) => reject(new Error(`the probe exited with ${String(code)} before it was ready`)));
+    });
+    child.removeAllListeners('exit');
+    return new Probe(child);
   }
 
   start(): void {
-    this.latencies.length = 0;
-    this.worstPerSecond.length = 0;
-    this.started = Date.now();
-    let active = true;
-    this.timer = setInterval(() => {
-      active = !active;
-      this.seq += 1;
-      this.sent.set(this.seq, Date.now());
-      const session = {
-        id: '1',
-        user: 'corp\\probe',
-        admin: false,
-        kind: 'desktop',
-        via: 'ras',
-        state: active ? 'active' : 'disconnected',
-        since: 1,
-      };
-      this.agent.send({ type: 'events', events: [{ seq: this.seq, at: Date.now(), op: 'upsert', session }] });
-    }, 20);
+    this.child.send({ type: 'start' });
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    for (let i = 0; i < 200 && this.sent.size > 0; i += 1) await sleep(10);
+  /** Stops sending; resolves with what was timed since start, once the acks due have come. */
+  stop(): Promise<Timed> {
+    const timed = new Promise<Timed>((resolve) => this.child.once('message', (message) => resolve(message as Timed)));
+    this.child.send({ type: 'stop' });
+    return timed;
   }
 
-  close(): Promise<unknown> {
-    return this.agent.close();
+  async close(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.disconnect();
+    await exited;
   }
 }
 
@@ -199,6 +173,27 @@ async function scrapeBackToBack(url: string, seconds: number): Promise<Scraped> 
   return JSON.parse(output) as Scraped;
 }
 
+/** The collector's apply-duration histogram: cumulative count per upper bound (seconds, as text). */
+async function applyBuckets(url: string): Promise<Map<string, number>> {
+  const body = await fetch(`${url}/metrics`).then((r) => r.text());
+  const buckets = new Map<string, number>();
+  for (const [, le, count] of body.matchAll(/^rasmon_collector_apply_duration_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm))
+    buckets.set(le!, Number(count));
+  return buckets;
+}
+
+/** "≤5 ms 480, ≤10 ms 9, …": how many applies fell in each bucket between two readings. */
+function bucketDelta(before: Map<string, number>, after: Map<string, number>): string {
+  let below = 0;
+  const parts: string[] = [];
+  for (const [le, count] of after) {
+    const inBucket = count - (before.get(le) ?? 0) - below;
+    below += inBucket;
+    if (inBucket > 0) parts.push(`${le === '+Inf' ? '>1 s' : `≤${Number(le) * 1000} ms`} ${inBucket}`);
+  }
+  return parts.join(', ') || 'none';
+}
+
 export async function runFleet(redis: RedisServer, options: FleetOptions): Promise<void> {
   const { farms, hosts, sessions, heartbeatSeconds, scrapeSeconds } = options;
   const count = farms * hosts;
@@ -237,9 +232,9 @@ export async function runFleet(redis: RedisServer, options: FleetOptions): Promi
     const idleMs = Math.round(2.2 * heartbeatSeconds * 1000);
     probe.start();
     await sleep(idleMs);
-    await probe.stop();
-    console.log(`idle fleet, probe ack: ${latencySummary(probe.latencies)}`);
-    console.log(`idle fleet, probe's worst ack per second (ms): ${probe.worstPerSecond.map((n) => n ?? 0).join(' ')}`);
+    const idle = await probe.stop();
+    console.log(`idle fleet, probe ack: ${latencySummary(idle.latencies)}`);
+    console.log(`idle fleet, probe's worst ack per second (ms): ${idle.worstPerSecond.join(' ')}`);
     const rssAfter = rssKiB(collector.process.pid!);
     console.log(
       `collector RSS: ${(rssBefore / 1024).toFixed(0)} MiB before, ${(rssAfter / 1024).toFixed(0)} MiB with ${count} connections = ${((rssAfter - rssBefore) / count).toFixed(1)} KiB per connection`,
@@ -247,14 +242,18 @@ export async function runFleet(redis: RedisServer, options: FleetOptions): Promi
 
     // Back-to-back scrapes with the probe running, from another process as Prometheus would scrape:
     // reading a 2.5 MB body here would stall the probe's own event loop and count against the collector.
+    const appliesBefore = await applyBuckets(collector.url);
     probe.start();
     const scraped = await scrapeBackToBack(`${collector.url}/metrics`, scrapeSeconds);
-    await probe.stop();
+    const during = await probe.stop();
     const { latencies: scrapes, bytes, collectorLagMax } = scraped;
     console.log(`/metrics back to back: ${latencySummary(scrapes)}, ${(bytes / 1e6).toFixed(2)} MB`);
-    console.log(`probe ack during scrapes: ${latencySummary(probe.latencies)}`);
+    console.log(`probe ack during scrapes: ${latencySummary(during.latencies)}`);
     console.log(
       `collector event-loop delay during scrapes, worst since the scrape before: ${latencySummary(collectorLagMax)}`,
+    );
+    console.log(
+      `collector's apply of the probe's frames during scrapes: ${bucketDelta(appliesBefore, await applyBuckets(collector.url))}`,
     );
   } finally {
     await probe?.close();
