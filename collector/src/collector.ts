@@ -16,7 +16,7 @@ import { ConfigError, configHash, type CollectorConfig } from './config.js';
 import { FarmDirectory } from './farm-directory.js';
 import { FarmClock } from './farm-clock.js';
 import { FarmReader } from './farm-reader.js';
-import { FarmSeries } from './farm-series.js';
+import { FarmSeriesThread } from './farm-series-thread.js';
 import { LicenseEngine } from './license-engine.js';
 import { serializeError } from '@rasmon/protocol/kit';
 import { createLogger, type Logger } from './logger.js';
@@ -80,7 +80,7 @@ export class Collector {
   private readonly keys: RedisKeys;
   private readonly engine: LicenseEngine;
   private readonly reader: FarmReader;
-  private readonly farmSeries: FarmSeries;
+  private readonly farmSeries: FarmSeriesThread;
   private readonly clock: FarmClock;
   private readonly agents: AgentServer;
   private readonly api: Api;
@@ -102,7 +102,7 @@ export class Collector {
     this.scriptSources = defineScripts(this.redis);
     this.engine = new LicenseEngine(this.redis, this.keys, leaseMs(config.heartbeatSeconds), config.limits.maxSessions);
     this.reader = new FarmReader(this.redis, this.keys);
-    this.farmSeries = new FarmSeries(this.reader);
+    this.farmSeries = new FarmSeriesThread(config.redis);
     const collectorId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.clock = new FarmClock({
       engine: this.engine,
@@ -167,6 +167,7 @@ export class Collector {
     });
     this.redis.on('error', (err: Error) => this.log.debug({ err }, 'redis connection error'));
     this.redis.connect().catch((err: Error) => this.log.warn({ err }, 'redis is not reachable yet; retrying'));
+    this.farmSeries.start();
     const { host, port } = this.config.listen;
     await new Promise<void>((resolve, reject) => {
       const failed = (err: NodeJS.ErrnoException) => {
@@ -297,7 +298,6 @@ export class Collector {
     } catch (err) {
       // A failed read must not fail the scrape: farm series go away and redis_up says why.
       this.log.warn({ err }, 'could not read farm state for /metrics');
-      this.farmSeries.clear();
       this.metrics.redisUp.set(0);
       return Buffer.alloc(0);
     }
@@ -360,6 +360,7 @@ export class Collector {
     this.log.info({ agents: this.agents.size }, 'draining');
     await this.agents.drain(timeoutMs);
     await this.clock.stop();
+    await this.farmSeries.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
