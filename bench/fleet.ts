@@ -249,6 +249,7 @@ export async function runFleet(redis: RedisServer, options: FleetOptions): Promi
     const { latencies: scrapes, bytes, collectorLagMax } = scraped;
     console.log(`/metrics back to back: ${latencySummary(scrapes)}, ${(bytes / 1e6).toFixed(2)} MB`);
     console.log(`probe ack during scrapes: ${latencySummary(during.latencies)}`);
+    console.log(`collector RSS after the scrapes: ${(rssKiB(collector.process.pid!) / 1024).toFixed(0)} MiB`);
     console.log(
       `collector event-loop delay during scrapes, worst since the scrape before: ${latencySummary(collectorLagMax)}`,
     );

@@ -20,7 +20,9 @@ async function listen(count: number): Promise<Server[]> {
         }),
     ),
   );
-  onTestFinished(() => Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve)))));
+  onTestFinished(async () => {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  });
   return servers;
 }
 
