@@ -1,5 +1,5 @@
-# rasmon: one image for the collector and the agent (simulated agents in docker-compose).
-FROM node:20-bookworm-slim AS build
+# rasmon: one image for the collector and the agent (simulated agents in docker-compose), on Node 24 LTS.
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json tsconfig.base.json ./
 COPY protocol/package.json protocol/
@@ -13,7 +13,7 @@ COPY agent agent
 COPY demo demo
 RUN npx tsc -b
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
