@@ -397,17 +397,27 @@ end
 --------------------------------------------------------------------------------------------------
 -- Users: who consumes, where, and what changed during the current item.
 
--- user → { consuming, on live hosts } at the item's start, then the same as of now
-local touched, touchedList = {}, {}
+-- user → { consuming, on live hosts } at the item's start, then the same as of now. settle runs
+-- after every item, so these tables are emptied and their entries reused rather than made anew.
+local touched, touchedList, touchedCount = {}, {}, 0
+local entries = {}
+-- Users who started consuming during the item, emptied by settle.
+local started = {}
 
 local function touch(user)
   local entry = touched[user]
   if entry == nil then
     local total = cget(usersHash, user) or 0
     local live = cget(liveHash, user) or 0
-    entry = { total, live, total, live }
+    touchedCount = touchedCount + 1
+    entry = entries[touchedCount]
+    if entry == nil then
+      entry = {}
+      entries[touchedCount] = entry
+    end
+    entry[1], entry[2], entry[3], entry[4] = total, live, total, live
     touched[user] = entry
-    touchedList[#touchedList + 1] = user
+    touchedList[touchedCount] = user
   end
   return entry
 end
@@ -426,11 +436,13 @@ end
 -- Closes one item (rule 6): users who started consuming get their place in the order and, while
 -- the farm is above its seats, count as an overuse admission; then peaks and the grace start.
 local function settle(now)
-  if #touchedList == 0 then return end
+  if touchedCount == 0 then return end
   local users = usersNow()
-  local started = {}
-  for _, user in ipairs(touchedList) do
+  for i = 1, touchedCount do
+    local user = touchedList[i]
     local entry = touched[user]
+    touched[user] = nil
+    touchedList[i] = nil
     local wasUnverified = entry[1] > 0 and entry[2] == 0
     local isUnverified = entry[3] > 0 and entry[4] == 0
     if wasUnverified ~= isUnverified then
@@ -442,13 +454,15 @@ local function settle(now)
       setOrder(user, false)
     end
   end
-  table.sort(started, bytesLess)
-  for _, user in ipairs(started) do
+  touchedCount = 0
+  -- Places go in byte order of the users; an event's item mostly starts one user or none.
+  if #started > 1 then table.sort(started, bytesLess) end
+  for i = 1, #started do
     farm.nextOrder = farm.nextOrder + 1
-    setOrder(user, farm.nextOrder)
+    setOrder(started[i], farm.nextOrder)
     if users > seats then farm.admissions = farm.admissions + 1 end
+    started[i] = nil
   end
-  touched, touchedList = {}, {}
   if users > farm.peak then farm.peak = users end
   if users > farm.peakToday then
     farm.peakToday = users
