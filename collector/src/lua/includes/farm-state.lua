@@ -148,9 +148,31 @@ local function creset(hash)
   hash.values, hash.dirty, hash.dirtyList = {}, {}, {}
 end
 
--- users and live: user → consuming connections (absent at zero).
-local usersHash = cachedHash(F.users, tonumber)
-local liveHash = cachedHash(F.live, tonumber)
+-- users and live: user → consuming connections (absent at zero). Their values are small integers,
+-- the same few over and over: each distinct one is converted once per script, as tonumber and
+-- string.format cost several table lookups each.
+local countOf, countText = {}, {}
+
+local function decodeCount(text)
+  local n = countOf[text]
+  if n == nil then
+    n = tonumber(text)
+    countOf[text] = n
+  end
+  return n
+end
+
+local function encodeCount(n)
+  local text = countText[n]
+  if text == nil then
+    text = int(n)
+    countText[n] = text
+  end
+  return text
+end
+
+local usersHash = cachedHash(F.users, decodeCount)
+local liveHash = cachedHash(F.live, decodeCount)
 -- The number of fields of users (users in use), read once and then kept.
 local usersInUse = nil
 
@@ -278,8 +300,8 @@ end
 -- Writes back the farm record and every counter the script changed.
 local function saveFarm()
   flushConns()
-  cflush(usersHash, int)
-  cflush(liveHash, int)
+  cflush(usersHash, encodeCount)
+  cflush(liveHash, encodeCount)
   for _, label in ipairs(labelList) do
     local delta = labelDeltas[label]
     if delta ~= 0 and rcall('HINCRBY', F.labels, label, delta) <= 0 then rcall('HDEL', F.labels, label) end
