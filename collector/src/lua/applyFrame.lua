@@ -46,9 +46,9 @@ local items = cjson.decode(ARGV[11])
 local function prefetch(ids, recs)
   cprefetch(connsHash, ids)
   local users = {}
-  for _, rec in ipairs(recs) do users[#users + 1] = rec.user end
-  for _, id in ipairs(ids) do
-    local held = heldRecord(id)
+  for i = 1, #recs do users[i] = recs[i].user end
+  for i = 1, #ids do
+    local held = heldRecord(ids[i])
     if held then users[#users + 1] = held.user end
   end
   cprefetch(usersHash, users)
@@ -58,7 +58,8 @@ end
 if ARGV[10] == 'events' then
   if not host.retired then
     local ids, recs = {}, {}
-    for _, item in ipairs(items) do
+    for i = 1, #items do
+      local item = items[i]
       if item[1] > host.seq then
         if item[2] == 'u' then
           ids[#ids + 1] = item[4].id
@@ -70,7 +71,8 @@ if ARGV[10] == 'events' then
     end
     prefetch(ids, recs)
   end
-  for _, item in ipairs(items) do
+  for i = 1, #items do
+    local item = items[i]
     local seq = item[1]
     if seq <= host.seq then
       duplicates = duplicates + 1
@@ -109,22 +111,24 @@ else
     end
     local heldIds = rcall('HKEYS', H.conns)
     local listed, ids, recs = {}, {}, {}
-    for _, id in ipairs(heldIds) do ids[#ids + 1] = id end
-    for _, pair in ipairs(items) do
+    for i = 1, #heldIds do ids[i] = heldIds[i] end
+    for i = 1, #items do
+      local pair = items[i]
       listed[pair[2].id] = true
       ids[#ids + 1] = pair[2].id
       recs[#recs + 1] = pair[2]
     end
     prefetch(ids, recs)
-    for _, id in ipairs(heldIds) do
+    for i = 1, #heldIds do
+      local id = heldIds[i]
       if not listed[id] then
         if correcting then farm.corrections = farm.corrections + 1 end
         endConn(host, id)
         settle(now)
       end
     end
-    for _, pair in ipairs(items) do
-      local json, rec = pair[1], pair[2]
+    for i = 1, #items do
+      local json, rec = items[i][1], items[i][2]
       if correcting and heldJson(rec.id) ~= json then
         farm.corrections = farm.corrections + 1
       end

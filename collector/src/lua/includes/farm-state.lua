@@ -21,6 +21,9 @@
   Reads and writes of users, live, labels, counts, order and a host's conns go through the
   tables below: each field is read at most once per script (a frame prefetches all it will need
   in one HMGET per hash) and written back once, at its end, by saveFarm.
+
+  Loops over lists as long as a frame are numeric (for i = 1, #list): ipairs costs a call of its
+  iterator per element.
 ]]
 local rcall = redis.call
 
@@ -101,7 +104,8 @@ end
 -- Reads, in one HMGET per chunk, the fields not read yet.
 local function cprefetch(hash, fields)
   local missing, seen = {}, {}
-  for _, field in ipairs(fields) do
+  for i = 1, #fields do
+    local field = fields[i]
     if hash.values[field] == nil and not seen[field] then
       seen[field] = true
       missing[#missing + 1] = field
@@ -129,7 +133,9 @@ end
 
 local function cflush(hash, encode)
   local set, del = {}, {}
-  for _, field in ipairs(hash.dirtyList) do
+  local dirtyList = hash.dirtyList
+  for i = 1, #dirtyList do
+    local field = dirtyList[i]
     local value = hash.values[field]
     if value then
       set[#set + 1] = field
@@ -312,7 +318,8 @@ local function saveFarm()
     countDelta = 0
   end
   local add, rem = {}, {}
-  for _, user in ipairs(orderList) do
+  for i = 1, #orderList do
+    local user = orderList[i]
     local place = orderOps[user]
     if place then
       add[#add + 1] = int(place)
@@ -606,7 +613,7 @@ end
 local function indexHost(host)
   local all = {}
   eachConn(host, function(rec) all[#all + 1] = rec end)
-  for _, rec in ipairs(all) do indexConn(host, rec) end
+  for i = 1, #all do indexConn(host, all[i]) end
 end
 
 --------------------------------------------------------------------------------------------------
