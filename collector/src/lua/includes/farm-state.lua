@@ -187,9 +187,9 @@ local function usersNow()
   return usersInUse
 end
 
--- Adds delta to a user's count, dropping it at zero; returns the new value.
-local function shift(hash, user, delta)
-  local old = cget(hash, user) or 0
+-- Adds delta to a user's count, old as its touched entry holds it, dropping it at zero; returns the
+-- new value.
+local function shift(hash, user, old, delta)
   local value = old + delta
   if value <= 0 then value = 0 end
   if value ~= old then
@@ -246,8 +246,9 @@ local function connsHeld()
   return connCount
 end
 
-local function putConn(rec, json)
-  if not cget(connsHash, rec.id) then connCount = connsHeld() + 1 end
+-- isNew: the host did not hold the connection.
+local function putConn(rec, json, isNew)
+  if isNew then connCount = connsHeld() + 1 end
   cset(connsHash, rec.id, json)
   records[rec.id] = rec
 end
@@ -451,15 +452,17 @@ local function touch(user)
   return entry
 end
 
+-- Every change of users and live goes through these two, so a touched user's entry always holds
+-- its counts as of now.
 local function consume(host, user, delta)
   local entry = touch(user)
-  entry[3] = shift(usersHash, user, delta)
-  if host.live then entry[4] = shift(liveHash, user, delta) end
+  entry[3] = shift(usersHash, user, entry[3], delta)
+  if host.live then entry[4] = shift(liveHash, user, entry[4], delta) end
 end
 
 local function shiftLive(user, delta)
   local entry = touch(user)
-  entry[4] = shift(liveHash, user, delta)
+  entry[4] = shift(liveHash, user, entry[4], delta)
 end
 
 -- Closes one item (rule 6): users who started consuming get their place in the order and, while
@@ -514,8 +517,9 @@ local function eligible(rec, host)
   return rec.admin and rec.kind == 'desktop' and counts(rec, host)
 end
 
+-- admin is a boolean (the frame schema): spelt out, as tostring costs a call.
 local function labelOf(rec)
-  return rec.kind .. '|' .. rec.via .. '|' .. tostring(rec.admin) .. '|' .. rec.state
+  return rec.kind .. '|' .. rec.via .. '|' .. (rec.admin and 'true' or 'false') .. '|' .. rec.state
 end
 
 local function userOf(id)
@@ -572,7 +576,7 @@ local function upsertConn(host, rec, json)
   local held = heldJson(rec.id)
   if held == json then return end
   if held then unindexConn(host, heldRecord(rec.id)) end
-  putConn(rec, json)
+  putConn(rec, json, not held)
   indexConn(host, rec)
 end
 
