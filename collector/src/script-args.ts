@@ -69,26 +69,28 @@ function hostKeys(keys: RedisKeys, farm: string, host: string): string[] {
   return [...farmKeyList(keys.farm(farm)), ...hostKeyList(keys.host(farm, host))];
 }
 
-/** The fields of a session the Lua index reads, decoded with the frame. */
-function indexed(session: Session): Omit<Session, 'client'> {
-  const { id, user, admin, kind, via, state, since } = session;
-  return { id, user, admin, kind, via, state, since };
+/** The fields of a session the Lua index reads, decoded with the frame, in the order applyFrame.lua reads them. */
+function indexed(session: Session): Array<string | boolean | number> {
+  return [session.id, session.user, session.admin, session.kind, session.via, session.state, session.since];
 }
 
-/** Event items: `[seq, 'u', json, session] | [seq, 'e', id] | [seq, 'x']`. */
+/**
+ * Event items, flat (one array, each item's fields one after another): `seq, 'u', json, ...session`,
+ * `seq, 'e', id` or `seq, 'x'`.
+ */
 export function packEvents(events: readonly ParsedEvent[]): string {
-  return JSON.stringify(
-    events.map((event) => {
-      if (event.op === 'upsert') return [event.seq, 'u', canonicalSession(event.session), indexed(event.session)];
-      if (event.op === 'end') return [event.seq, 'e', event.id];
-      return [event.seq, 'x'];
-    }),
-  );
+  const items: Array<string | boolean | number> = [];
+  for (const event of events) {
+    if (event.op === 'upsert') items.push(event.seq, 'u', canonicalSession(event.session), ...indexed(event.session));
+    else if (event.op === 'end') items.push(event.seq, 'e', event.id);
+    else items.push(event.seq, 'x');
+  }
+  return JSON.stringify(items);
 }
 
-/** Snapshot items: `[json, session]`. */
+/** Snapshot items, flat: `json, ...session` for each session. */
 export function packSnapshot(sessions: readonly Session[]): string {
-  return JSON.stringify(sessions.map((session) => [canonicalSession(session), indexed(session)]));
+  return JSON.stringify(sessions.flatMap((session) => [canonicalSession(session), ...indexed(session)]));
 }
 
 /** A farm's host limits: hosts not retired, and hosts known (retired ones included). */

@@ -10,11 +10,16 @@
     8 leaseMs       lease length (ms)
     9 maxSessions   most connections a host may hold (limits.maxSessions)
    10 type          'events' or 'snapshot'
-   11 items         events: JSON [[seq, 'u', json, session] | [seq, 'e', id] | [seq, 'x'], ...]
-                    ('x': rejected by validation, skipped but its seq counts as applied)
-                    snapshot: JSON [[json, session], ...]
-                    json: the session's canonical JSON (what is stored); session: the same, decoded
-                    with the frame, so that no session is decoded twice
+   11 items         JSON, one flat array: the fields of each item one after another, as many as
+                    its kind has (an array or object per item would cost a table each to decode)
+                    events:   seq, 'u', json, session...   an upsert
+                              seq, 'e', id                 an end
+                              seq, 'x'                     rejected by validation, skipped but its
+                                                           seq counts as applied
+                    snapshot: json, session...             each session
+                    json: the session's canonical JSON (what is stored); session...: the same,
+                    decoded with the frame so that no session is decoded twice, as its id, user,
+                    admin, kind, via, state and since
    12 snapshotSeq   the snapshot's seq, '' for events
 
   Output:
@@ -40,13 +45,23 @@ local prev = host.seq
 local maxSessions = tonumber(ARGV[9])
 local applied, duplicates, full = 0, 0, {}
 local result = 'ok'
-local items = cjson.decode(ARGV[11])
+local flat = cjson.decode(ARGV[11])
+local size = #flat
+
+-- The session whose fields start at flat[k].
+local function sessionAt(k)
+  return {
+    id = flat[k], user = flat[k + 1], admin = flat[k + 2], kind = flat[k + 3], via = flat[k + 4],
+    state = flat[k + 5], since = flat[k + 6],
+  }
+end
+
+-- How many fields an event item has, by its op; an upsert's session starts at its fourth.
+local WIDTH = { u = 10, e = 3, x = 2 }
 
 -- Everything the frame will read, in one HMGET per hash: its connections, then their users.
-local function prefetch(ids, recs)
+local function prefetch(ids, users)
   cprefetch(connsHash, ids)
-  local users = {}
-  for i = 1, #recs do users[i] = recs[i].user end
   for i = 1, #ids do
     local held = heldRecord(ids[i])
     if held then users[#users + 1] = held.user end
@@ -57,37 +72,40 @@ end
 
 if ARGV[10] == 'events' then
   if not host.retired then
-    local ids, recs = {}, {}
-    for i = 1, #items do
-      local item = items[i]
-      if item[1] > host.seq then
-        if item[2] == 'u' then
-          ids[#ids + 1] = item[4].id
-          recs[#recs + 1] = item[4]
-        elseif item[2] == 'e' then
-          ids[#ids + 1] = item[3]
+    local ids, users = {}, {}
+    local k = 1
+    while k <= size do
+      local op = flat[k + 1]
+      if flat[k] > host.seq then
+        if op == 'u' then
+          -- The session's id and user, its first two fields.
+          ids[#ids + 1] = flat[k + 3]
+          users[#users + 1] = flat[k + 4]
+        elseif op == 'e' then
+          ids[#ids + 1] = flat[k + 2]
         end
       end
+      k = k + WIDTH[op]
     end
-    prefetch(ids, recs)
+    prefetch(ids, users)
   end
-  for i = 1, #items do
-    local item = items[i]
-    local seq = item[1]
+  local k = 1
+  while k <= size do
+    local seq, op = flat[k], flat[k + 1]
     if seq <= host.seq then
       duplicates = duplicates + 1
     elseif seq == host.seq + 1 then
       -- A retired host's events wait for the snapshot that follows every connect.
       if not host.retired then
-        if item[2] == 'u' then
-          local rec = item[4]
+        if op == 'u' then
+          local rec = sessionAt(k + 3)
           if not heldJson(rec.id) and connsHeld() >= maxSessions then
             full[#full + 1] = seq
           else
-            upsertConn(host, rec, item[3])
+            upsertConn(host, rec, flat[k + 2])
           end
-        elseif item[2] == 'e' then
-          endConn(host, item[3])
+        elseif op == 'e' then
+          endConn(host, flat[k + 2])
         end
         settle(now)
       end
@@ -97,6 +115,7 @@ if ARGV[10] == 'events' then
       result = 'gap'
       break
     end
+    k = k + WIDTH[op]
   end
 else
   local seq = tonumber(ARGV[12])
@@ -110,15 +129,18 @@ else
       rcall('SREM', F.retired, host.name)
     end
     local heldIds = rcall('HKEYS', H.conns)
-    local listed, ids, recs = {}, {}, {}
+    local listed, ids, users, jsons, recs = {}, {}, {}, {}, {}
     for i = 1, #heldIds do ids[i] = heldIds[i] end
-    for i = 1, #items do
-      local pair = items[i]
-      listed[pair[2].id] = true
-      ids[#ids + 1] = pair[2].id
-      recs[#recs + 1] = pair[2]
+    -- Each session: its json, then its fields.
+    for k = 1, size, 8 do
+      local rec = sessionAt(k + 1)
+      listed[rec.id] = true
+      ids[#ids + 1] = rec.id
+      users[#users + 1] = rec.user
+      jsons[#jsons + 1] = flat[k]
+      recs[#recs + 1] = rec
     end
-    prefetch(ids, recs)
+    prefetch(ids, users)
     for i = 1, #heldIds do
       local id = heldIds[i]
       if not listed[id] then
@@ -127,8 +149,8 @@ else
         settle(now)
       end
     end
-    for i = 1, #items do
-      local json, rec = items[i][1], items[i][2]
+    for i = 1, #recs do
+      local json, rec = jsons[i], recs[i]
       if correcting and heldJson(rec.id) ~= json then
         farm.corrections = farm.corrections + 1
       end
