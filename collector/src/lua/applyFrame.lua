@@ -48,7 +48,8 @@ local result = 'ok'
 local flat = cjson.decode(ARGV[11])
 local size = #flat
 
--- The session whose fields start at flat[k].
+-- The session whose SESSION_FIELDS fields start at flat[k].
+local SESSION_FIELDS = 7
 local function sessionAt(k)
   return {
     id = flat[k], user = flat[k + 1], admin = flat[k + 2], kind = flat[k + 3], via = flat[k + 4],
@@ -57,7 +58,7 @@ local function sessionAt(k)
 end
 
 -- How many fields an event item has, by its op; an upsert's session starts at its fourth.
-local WIDTH = { u = 10, e = 3, x = 2 }
+local WIDTH = { u = 3 + SESSION_FIELDS, e = 3, x = 2 }
 
 -- Everything the frame will read, in one HMGET per hash: its connections, then their users.
 local function prefetch(ids, users)
@@ -132,7 +133,7 @@ else
     local listed, ids, users, jsons, recs = {}, {}, {}, {}, {}
     for i = 1, #heldIds do ids[i] = heldIds[i] end
     -- Each session: its json, then its fields.
-    for k = 1, size, 8 do
+    for k = 1, size, 1 + SESSION_FIELDS do
       local rec = sessionAt(k + 1)
       listed[rec.id] = true
       ids[#ids + 1] = rec.id

@@ -157,25 +157,19 @@ end
 -- users and live: user → consuming connections (absent at zero). Their values are small integers,
 -- the same few over and over: each distinct one is converted once per script, as tonumber and
 -- string.format cost several table lookups each.
-local countOf, countText = {}, {}
-
-local function decodeCount(text)
-  local n = countOf[text]
-  if n == nil then
-    n = tonumber(text)
-    countOf[text] = n
+local function memoized(fn)
+  local known = {}
+  return function(value)
+    local result = known[value]
+    if result == nil then
+      result = fn(value)
+      known[value] = result
+    end
+    return result
   end
-  return n
 end
 
-local function encodeCount(n)
-  local text = countText[n]
-  if text == nil then
-    text = int(n)
-    countText[n] = text
-  end
-  return text
-end
+local decodeCount, encodeCount = memoized(tonumber), memoized(int)
 
 local usersHash = cachedHash(F.users, decodeCount)
 local liveHash = cachedHash(F.live, decodeCount)
