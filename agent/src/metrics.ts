@@ -1,6 +1,7 @@
 /** The agent's own metrics, on a private registry, served on an optional local /metrics. */
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { MISLABELLED_DEFAULTS } from '@rasmon/protocol/kit';
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -53,14 +54,7 @@ export class AgentMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
-    // Gauges named `_total`, which `promtool check metrics` rejects; their per-type breakdowns stay.
-    for (const name of [
-      'nodejs_active_handles_total',
-      'nodejs_active_requests_total',
-      'nodejs_active_resources_total',
-    ]) {
-      this.registry.removeSingleMetric(name);
-    }
+    for (const name of MISLABELLED_DEFAULTS) this.registry.removeSingleMetric(name);
   }
 
   /** Serves /metrics on host:port; resolves once listening. */

@@ -3,6 +3,7 @@
  * series, read from Redis, are rendered by farm-series.ts.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { MISLABELLED_DEFAULTS } from '@rasmon/protocol/kit';
 
 /** Default metrics whose count walks one entry per connection, and how long such a count is reused. */
 const CONNECTION_WALKS = ['process_open_fds', 'nodejs_active_handles', 'nodejs_active_resources'];
@@ -39,17 +40,6 @@ export type AgentDrop = (typeof AGENT_DROPS)[number];
 export const REDIS_WRITE_REFUSALS = ['oom', 'readonly', 'misconf', 'noreplicas'] as const;
 
 export type RedisWriteRefusal = (typeof REDIS_WRITE_REFUSALS)[number];
-
-/**
- * prom-client's default metrics that `promtool check metrics` rejects: gauges named `_total`. Their
- * per-type breakdowns (`nodejs_active_handles{type}`, `nodejs_active_requests{type}`,
- * `nodejs_active_resources{type}`) stay and sum to the same.
- */
-export const MISLABELLED_DEFAULTS = [
-  'nodejs_active_handles_total',
-  'nodejs_active_requests_total',
-  'nodejs_active_resources_total',
-];
 
 export class CollectorMetrics {
   readonly registry = new Registry();
