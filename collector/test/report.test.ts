@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../src/config.js';
-import { openDay, parseStoredDay } from '../src/day-records.js';
-import { buildReport } from '../src/report.js';
-import { PeriodError, lastFullMonth, parseDay, parsePeriod } from '../src/report-period.js';
+import { parseConfig } from '../src/config/config.js';
+import { openDay, parseStoredDay } from '../src/report/day-records.js';
+import { buildReport } from '../src/report/report.js';
+import { PeriodError, lastFullMonth, parseDay, parsePeriod } from '../src/report/report-period.js';
 
 const DAY_MS = 86_400_000;
 const day = (text: string) => parseDay(text)!;

@@ -8,7 +8,7 @@
 import type { PeerCertificate } from 'node:tls';
 import { normalizeHost } from '@rasmon/protocol';
 import type { FarmConfig } from './config.js';
-import type { FarmRules } from './license-engine.js';
+import type { FarmRules } from '../engine/license-engine.js';
 
 /** The one case rule for farm ids: they compare case-insensitively (two ids are one farm when their keys are equal). */
 export function farmIdKey(id: string): string {
