@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import type { FarmRules } from '../src/config/farm-directory.js';
 import { ScriptError } from '../src/engine/errors.js';
 import { RedisKeys, farmKeyList, hostKeyList } from '../src/engine/redis-keys.js';
 import {
@@ -14,7 +15,6 @@ import {
   packEvents,
   packSnapshot,
   scriptCalls,
-  type FarmRules,
   type ScriptCall,
   type ScriptName,
 } from '../src/engine/script-args.js';

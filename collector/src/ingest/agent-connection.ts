@@ -24,8 +24,8 @@ import {
 } from '@rasmon/protocol';
 import type { FarmConfig } from '../config/config.js';
 import type { FarmEpochs } from '../engine/farm-clock.js';
-import type { FarmDirectory, PeerNames } from '../config/farm-directory.js';
-import type { ApplyResult, FarmRules, HelloResult, HostClaim, LicenseEngine } from '../engine/license-engine.js';
+import type { FarmDirectory, FarmRules, PeerNames } from '../config/farm-directory.js';
+import type { ApplyResult, HelloResult, HostClaim, LicenseEngine } from '../engine/license-engine.js';
 import type { Logger } from '@rasmon/protocol/kit';
 import type { CollectorMetrics, UpgradeRejection } from '../metrics/metrics.js';
 import { TokenBucket } from './rate-limit.js';
