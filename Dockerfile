@@ -27,7 +27,7 @@ COPY --from=build /app/collector/dist collector/dist
 COPY --from=build /app/agent/dist agent/dist
 COPY --from=build /app/demo/dist demo/dist
 COPY collector/bin collector/bin
-COPY collector/src/lua collector/src/lua
+COPY collector/src/engine/lua collector/src/engine/lua
 COPY agent/bin agent/bin
 COPY agent/scripts agent/scripts
 ENV PATH=/app/node_modules/.bin:$PATH

@@ -63,6 +63,13 @@ export default tseslint.config(
   agentLayer('agent/src/session/**/*.ts', [], 'session/ is the bottom layer'),
   agentLayer('agent/src/{link,simulator,command}/**/*.ts', ['session'], 'this layer sits on session/ alone'),
   agentLayer('agent/src/windows/**/*.ts', ['session', 'command'], 'windows/ sits on session/ and command/'),
+  // The collector's layering (collector/src/README.md), likewise.
+  collectorLayer('config', [], 'config/ is the bottom layer'),
+  collectorLayer('engine', ['config'], 'engine/ sits on config/ alone'),
+  collectorLayer('metrics', ['config', 'engine'], 'metrics/ sits on config/ and engine/'),
+  collectorLayer('report', ['config', 'engine'], 'report/ sits on config/ and engine/'),
+  collectorLayer('ingest', ['config', 'engine', 'metrics'], 'ingest/ sits on config/, engine/ and metrics/'),
+  collectorLayer('api', ['config', 'engine', 'report'], 'api/ sits on config/, engine/ and report/'),
   {
     // Root tool configs belong to no tsconfig: linted without type information.
     files: ['*.config.ts'],
@@ -81,7 +88,17 @@ export default tseslint.config(
 
 /** Forbids imports out of a folder of agent/src except into the named folders below it. */
 function agentLayer(files, below, message) {
+  return layer([files], below, `${message} (agent/src/README.md)`);
+}
+
+/** Forbids imports out of collector/src/`folder` except into the named folders below it. */
+function collectorLayer(folder, below, message) {
+  return layer([`collector/src/${folder}/**/*.ts`], below, `${message} (collector/src/README.md)`);
+}
+
+/** `../x` out of `files` is refused unless x is one of the folders `below`. */
+function layer(files, below, message) {
   const allowed = below.length ? `(?!(${below.join('|')})/)` : '';
-  const pattern = { regex: `^\\.\\./${allowed}`, message: `${message} (agent/src/README.md)` };
-  return { files: [files], rules: { 'no-restricted-imports': ['error', { patterns: [pattern] }] } };
+  const pattern = { regex: `^\\.\\./${allowed}`, message };
+  return { files, rules: { 'no-restricted-imports': ['error', { patterns: [pattern] }] } };
 }

@@ -7,7 +7,7 @@ import type { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { parseConfig } from '@rasmon/collector';
 // The built module: its worker is loaded by Node from the file beside it, not through the test runner.
-import { FarmSeriesThread } from '../collector/dist/farm-series-thread.js';
+import { FarmSeriesThread } from '../collector/dist/metrics/farm-series-thread.js';
 import { RedisServer } from './support/redis-server.js';
 import { rawConfig } from './support/collector-harness.js';
 

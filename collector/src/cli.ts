@@ -5,8 +5,8 @@
  */
 import { parseFlags } from './cli-flags.js';
 import { Collector } from './collector.js';
-import { ConfigError, type CollectorConfig } from './config.js';
-import { loadConfig } from './config-loader.js';
+import { ConfigError, type CollectorConfig } from './config/config.js';
+import { loadConfig } from './config/config-loader.js';
 import { forgetHost } from './forget-host-command.js';
 import { createLogger } from './logger.js';
 import { REPORT_USAGE, runReport } from './report-cli.js';

@@ -5,14 +5,14 @@
  */
 import { leaseMs, normalizeHost } from '@rasmon/protocol';
 import { parseFlags } from './cli-flags.js';
-import { ConfigError } from './config.js';
-import { loadConfig } from './config-loader.js';
-import { FarmDirectory } from './farm-directory.js';
-import { LicenseEngine } from './license-engine.js';
+import { ConfigError } from './config/config.js';
+import { loadConfig } from './config/config-loader.js';
+import { FarmDirectory } from './config/farm-directory.js';
+import { LicenseEngine } from './engine/license-engine.js';
 import { createLogger } from './logger.js';
-import { createRedis } from './redis-client.js';
-import { RedisKeys } from './redis-keys.js';
-import { defineScripts } from './scripts.js';
+import { createRedis } from './engine/redis-client.js';
+import { RedisKeys } from './engine/redis-keys.js';
+import { defineScripts } from './engine/scripts.js';
 
 export const FORGET_USAGE = `Usage: rasmon-collector forget-host --config FILE --farm ID --host NAME
 

@@ -5,14 +5,14 @@
  */
 import { RasmonError } from '@rasmon/protocol/kit';
 import { parseFlags } from './cli-flags.js';
-import { ConfigError, type CollectorConfig } from './config.js';
-import { loadConfig } from './config-loader.js';
-import { reportCsv } from './csv.js';
-import { readHistory } from './day-records.js';
-import { createRedis } from './redis-client.js';
-import { RedisKeys } from './redis-keys.js';
-import { buildReport, type Report } from './report.js';
-import { PeriodError, lastFullMonth, parsePeriod, type Period } from './report-period.js';
+import { ConfigError, type CollectorConfig } from './config/config.js';
+import { loadConfig } from './config/config-loader.js';
+import { reportCsv } from './report/csv.js';
+import { readHistory } from './report/day-records.js';
+import { createRedis } from './engine/redis-client.js';
+import { RedisKeys } from './engine/redis-keys.js';
+import { buildReport, type Report } from './report/report.js';
+import { PeriodError, lastFullMonth, parsePeriod, type Period } from './report/report-period.js';
 
 export const REPORT_USAGE = `Usage: rasmon-collector report --config FILE [--from YYYY-MM-DD --to YYYY-MM-DD] [--format table|csv|json]
 

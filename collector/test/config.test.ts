@@ -11,9 +11,9 @@ import {
   sha256Hex,
   type CollectorConfig,
   type FarmConfig,
-} from '../src/config.js';
-import { loadConfig } from '../src/config-loader.js';
-import { hostAllowed } from '../src/farm-directory.js';
+} from '../src/config/config.js';
+import { loadConfig } from '../src/config/config-loader.js';
+import { hostAllowed } from '../src/config/farm-directory.js';
 
 const HASH_A = sha256Hex('token-a');
 const HASH_B = sha256Hex('token-b');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig, sha256Hex, type FarmConfig } from '../src/config.js';
 import type { PeerCertificate } from 'node:tls';
-import { farmIdKey, FarmDirectory, peerNames } from '../src/farm-directory.js';
+import { farmIdKey, parseConfig, sha256Hex, type FarmConfig } from '../src/config/config.js';
+import { FarmDirectory, peerNames } from '../src/config/farm-directory.js';
 
 const rawFarms = [
   {

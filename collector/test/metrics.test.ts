@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest';
-import { CollectorMetrics } from '../src/metrics.js';
+import { CollectorMetrics } from '../src/metrics/metrics.js';
 
 /** The sum of a family's samples in a scrape. */
 function total(text: string, name: string): number {

@@ -7,20 +7,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ScriptError } from '../src/errors.js';
-import { RedisKeys, farmKeyList, hostKeyList } from '../src/redis-keys.js';
+import type { FarmRules } from '../src/config/farm-directory.js';
+import { ScriptError } from '../src/engine/errors.js';
+import { RedisKeys, farmKeyList, hostKeyList } from '../src/engine/redis-keys.js';
 import {
   SCRIPT_NAMES,
   packEvents,
   packSnapshot,
   scriptCalls,
-  type FarmRules,
   type ScriptCall,
   type ScriptName,
-} from '../src/script-args.js';
-import { scriptSource } from '../src/scripts.js';
+} from '../src/engine/script-args.js';
+import { scriptSource } from '../src/engine/scripts.js';
 
-const LUA_DIR = fileURLToPath(new URL('../src/lua/', import.meta.url));
+const LUA_DIR = fileURLToPath(new URL('../src/engine/lua/', import.meta.url));
 const header = (file: string) => /^--\[\[([\s\S]*?)\]\]/.exec(readFileSync(join(LUA_DIR, file), 'utf8'))![1]!;
 
 /** The numbered names of a header's ARGV section (`   4 epoch   …`). */

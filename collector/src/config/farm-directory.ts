@@ -7,13 +7,7 @@
  */
 import type { PeerCertificate } from 'node:tls';
 import { normalizeHost } from '@rasmon/protocol';
-import type { FarmConfig } from './config.js';
-import type { FarmRules } from './license-engine.js';
-
-/** The one case rule for farm ids: they compare case-insensitively (two ids are one farm when their keys are equal). */
-export function farmIdKey(id: string): string {
-  return id.toLowerCase();
-}
+import { farmIdKey, type FarmConfig } from './config.js';
 
 /** `rdsh-*` → /^rdsh-.*$/i: `*` any run of characters, `?` one; the rest literal, any case. */
 function globToRegExp(pattern: string): RegExp {
@@ -26,6 +20,15 @@ function globToRegExp(pattern: string): RegExp {
     })
     .join('');
   return new RegExp(`^${body}$`, 'i');
+}
+
+/** The farm settings every script needs, from the farm's configuration. */
+export interface FarmRules {
+  id: string;
+  /** Undefined: no cap (an SPLA farm without seats), so never over; passed to Lua as ''. */
+  seats: number | undefined;
+  countDisconnected: boolean;
+  overuseGraceStartedAt?: number;
 }
 
 /** The license settings every script of a farm needs, from its configuration. */

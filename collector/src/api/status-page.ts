@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 
-const STATIC_DIR = fileURLToPath(new URL('../static/', import.meta.url));
+const STATIC_DIR = fileURLToPath(new URL('../../static/', import.meta.url));
 
 const FILES: Record<string, { file: string; type: string }> = {
   '/': { file: 'index.html', type: 'text/html; charset=utf-8' },

@@ -3,16 +3,16 @@
  * and per license key), as JSON or as CSV with `format=csv` or `Accept: text/csv` (docs/design.md §4).
  * Called by the API after its method and token checks.
  */
-import type { FarmDirectory } from './farm-directory.js';
+import type { FarmDirectory } from '../config/farm-directory.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cluster, Redis } from 'ioredis';
 import { DAY_MS, NAME_PATTERN } from '@rasmon/protocol';
-import type { FarmConfig } from './config.js';
-import { historyCsv, reportCsv } from './csv.js';
-import { readHistory } from './day-records.js';
-import type { RedisKeys } from './redis-keys.js';
-import { buildReport } from './report.js';
-import { PeriodError, dayText, lastFullMonth, parsePeriod, type Period } from './report-period.js';
+import type { FarmConfig } from '../config/config.js';
+import { historyCsv, reportCsv } from '../report/csv.js';
+import { readHistory } from '../report/day-records.js';
+import type { RedisKeys } from '../engine/redis-keys.js';
+import { buildReport } from '../report/report.js';
+import { PeriodError, dayText, lastFullMonth, parsePeriod, type Period } from '../report/report-period.js';
 
 /** How many days the history lists when no period is given: every day the farm keeps (docs/design.md §2 rule 7). */
 export const HISTORY_DEFAULT_DAYS = 450;

@@ -3,7 +3,7 @@
  * key the farms activated with it and the sum of their period peaks. A pure function of the records,
  * shared by `GET /api/v1/report` and `rasmon-collector report`.
  */
-import type { FarmConfig } from './config.js';
+import type { FarmConfig } from '../config/config.js';
 import type { DayRecord, FarmHistory } from './day-records.js';
 import { dayText, type Period } from './report-period.js';
 

@@ -11,7 +11,7 @@ import {
   type LicenseKind,
   type OveruseGraceStatus,
 } from '@rasmon/protocol';
-import type { FarmConfig } from './config.js';
+import type { FarmConfig } from '../config/config.js';
 import type { RedisKeys } from './redis-keys.js';
 
 export interface HostState {

@@ -7,10 +7,9 @@ import type { Cluster, Redis } from 'ioredis';
 import { normalizeHost, type ParsedEvent, type Session, type StatusFrame } from '@rasmon/protocol';
 import { ScriptError } from './errors.js';
 import type { RedisKeys } from './redis-keys.js';
-import { scriptCalls, type FarmRules, type HostCaps, type HostIdentity } from './script-args.js';
+import type { FarmRules } from '../config/farm-directory.js';
+import { scriptCalls, type HostCaps, type HostIdentity } from './script-args.js';
 import { runScript } from './scripts.js';
-
-export type { FarmRules } from './script-args.js';
 
 /**
  * Who is asking: one agent connection for one host. Identity only; the farm's rules are passed to

@@ -8,7 +8,11 @@ import { isIPv6 } from 'node:net';
 import { DEFAULT_LIMITS, LIMIT_RANGES, NAME_PATTERN } from '@rasmon/protocol';
 import { RasmonError, reportIssue } from '@rasmon/protocol/kit';
 import { z } from 'zod';
-import { farmIdKey } from './farm-directory.js';
+
+/** The one case rule for farm ids: they compare case-insensitively (two ids are one farm when their keys are equal). */
+export function farmIdKey(id: string): string {
+  return id.toLowerCase();
+}
 
 /** The values used for every key the configuration leaves out. */
 export const CONFIG_DEFAULTS = Object.freeze({

@@ -10,7 +10,7 @@ import { Cluster, type Redis } from 'ioredis';
 import { ScriptError } from './errors.js';
 import { SCRIPT_NAMES, type ScriptCall, type ScriptName } from './script-args.js';
 
-const LUA_DIR = fileURLToPath(new URL('../src/lua/', import.meta.url));
+const LUA_DIR = fileURLToPath(new URL('../../src/engine/lua/', import.meta.url));
 const INCLUDE = /^--- @include "([^"]*)"$/gm;
 
 function readLua(path: string): string {

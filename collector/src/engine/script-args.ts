@@ -4,6 +4,7 @@
  * builder to its header). The farm's rules come first, at the same positions in every script.
  */
 import { canonicalSession, type ParsedEvent, type Session, type StatusFrame } from '@rasmon/protocol';
+import type { FarmRules } from '../config/farm-directory.js';
 import { farmKeyList, hostKeyList, type RedisKeys } from './redis-keys.js';
 
 export const SCRIPT_NAMES = [
@@ -26,15 +27,6 @@ export interface ScriptCall {
   keys: string[];
   /** [name in the script's header, value], in ARGV order. */
   args: Array<readonly [string, ScriptArg]>;
-}
-
-/** The farm settings every script needs, from the farm's configuration. */
-export interface FarmRules {
-  id: string;
-  /** Undefined: no cap (an SPLA farm without seats), so never over; passed to Lua as ''. */
-  seats: number | undefined;
-  countDisconnected: boolean;
-  overuseGraceStartedAt?: number;
 }
 
 /** Who is asking: one agent connection for one host. */

@@ -10,8 +10,8 @@
  */
 import { Cluster, type Redis } from 'ioredis';
 import { DAY_MS } from '@rasmon/protocol';
-import type { FarmConfig } from './config.js';
-import type { RedisKeys } from './redis-keys.js';
+import type { FarmConfig } from '../config/config.js';
+import type { RedisKeys } from '../engine/redis-keys.js';
 import { dayText, type Period } from './report-period.js';
 
 /** One farm's UTC day, as the history lists it. */

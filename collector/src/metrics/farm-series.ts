@@ -10,8 +10,8 @@
  */
 import { setImmediate as yieldToEvents } from 'node:timers/promises';
 import { CONNECTION_LABEL_KEYS, EXPIRY_STATES } from '@rasmon/protocol';
-import type { FarmConfig } from './config.js';
-import type { FarmReader, FarmState } from './farm-reader.js';
+import type { FarmConfig } from '../config/config.js';
+import type { FarmReader, FarmState } from '../engine/farm-reader.js';
 
 interface Family {
   name: string;

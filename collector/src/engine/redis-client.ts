@@ -1,5 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import type { CollectorConfig } from './config.js';
+import type { CollectorConfig } from '../config/config.js';
 
 /** How long one Redis command may take before it fails. */
 export const COMMAND_TIMEOUT_MS = 5000;

@@ -22,12 +22,12 @@ import {
   type Rejection,
   type StatusFrame,
 } from '@rasmon/protocol';
-import type { FarmConfig } from './config.js';
-import type { FarmEpochs } from './farm-clock.js';
-import type { FarmDirectory, PeerNames } from './farm-directory.js';
-import type { ApplyResult, FarmRules, HelloResult, HostClaim, LicenseEngine } from './license-engine.js';
-import type { Logger } from './logger.js';
-import type { CollectorMetrics, UpgradeRejection } from './metrics.js';
+import type { FarmConfig } from '../config/config.js';
+import type { FarmEpochs } from '../engine/farm-clock.js';
+import type { FarmDirectory, FarmRules, PeerNames } from '../config/farm-directory.js';
+import type { ApplyResult, HelloResult, HostClaim, LicenseEngine } from '../engine/license-engine.js';
+import type { Logger } from '@rasmon/protocol/kit';
+import type { CollectorMetrics, UpgradeRejection } from '../metrics/metrics.js';
 import { TokenBucket } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
 

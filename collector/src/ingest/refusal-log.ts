@@ -4,7 +4,7 @@
  * forged host names costs one log line every few seconds. Upgrades are keyed by remote address;
  * hellos by farm (no address, no user name).
  */
-import type { Logger } from './logger.js';
+import type { Logger } from '@rasmon/protocol/kit';
 
 const TOP_ADDRESSES = 5;
 

@@ -4,7 +4,7 @@
  * the renders it owed fail, as a failed Redis read does.
  */
 import { Worker } from 'node:worker_threads';
-import type { CollectorConfig, FarmConfig } from './config.js';
+import type { CollectorConfig, FarmConfig } from '../config/config.js';
 import type { Reply, Request, WorkerData } from './farm-series-worker.js';
 
 const WORKER = new URL('./farm-series-worker.js', import.meta.url);

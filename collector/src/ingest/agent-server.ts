@@ -9,11 +9,11 @@ import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AGENT_PATH, CloseCode, silenceLimitMs, SUBPROTOCOL } from '@rasmon/protocol';
 import { AgentConnection, type ConnectionContext } from './agent-connection.js';
-import { bearerToken } from './bearer-token.js';
-import { sha256Hex, type CollectorConfig } from './config.js';
-import { peerNames } from './farm-directory.js';
-import type { Logger } from './logger.js';
-import type { UpgradeRejection } from './metrics.js';
+import { bearerToken } from '../config/bearer-token.js';
+import { sha256Hex, type CollectorConfig } from '../config/config.js';
+import { peerNames } from '../config/farm-directory.js';
+import type { Logger } from '@rasmon/protocol/kit';
+import type { UpgradeRejection } from '../metrics/metrics.js';
 import { KeyedRateLimiter } from './rate-limit.js';
 import { HELLO_REFUSALS, RefusalLog } from './refusal-log.js';
 

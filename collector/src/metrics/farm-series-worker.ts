@@ -6,11 +6,11 @@
  * the agents' thread only receives the finished body, moved, not copied.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { CollectorConfig, FarmConfig } from './config.js';
-import { FarmReader } from './farm-reader.js';
+import type { CollectorConfig, FarmConfig } from '../config/config.js';
+import { FarmReader } from '../engine/farm-reader.js';
 import { FarmSeries } from './farm-series.js';
-import { createRedis } from './redis-client.js';
-import { RedisKeys } from './redis-keys.js';
+import { createRedis } from '../engine/redis-client.js';
+import { RedisKeys } from '../engine/redis-keys.js';
 
 export interface WorkerData {
   redis: CollectorConfig['redis'];

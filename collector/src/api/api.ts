@@ -6,11 +6,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cluster, Redis } from 'ioredis';
 import { DAY_MS, utcDay } from '@rasmon/protocol';
-import { bearerToken } from './bearer-token.js';
-import { sha256Hex, type CollectorConfig, type FarmConfig } from './config.js';
-import type { FarmDirectory } from './farm-directory.js';
-import { readFarmDetail, type FarmReader, type FarmState } from './farm-reader.js';
-import type { RedisKeys } from './redis-keys.js';
+import { bearerToken } from '../config/bearer-token.js';
+import { sha256Hex, type CollectorConfig, type FarmConfig } from '../config/config.js';
+import type { FarmDirectory } from '../config/farm-directory.js';
+import { readFarmDetail, type FarmReader, type FarmState } from '../engine/farm-reader.js';
+import type { RedisKeys } from '../engine/redis-keys.js';
 import { BAD_FARM_ID, farmIdParam, ReportApi } from './report-api.js';
 
 /** ISO-8601, or null for no time or one a Date cannot hold (a stored value must not fail the whole answer). */

@@ -5,9 +5,9 @@
  * server resyncs its agents); the clock knows nothing of connections.
  */
 import { DAY_MS } from '@rasmon/protocol';
-import type { FarmDirectory } from './farm-directory.js';
+import type { FarmDirectory } from '../config/farm-directory.js';
 import type { LicenseEngine } from './license-engine.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '@rasmon/protocol/kit';
 
 /**
  * Hears that a farm's epoch is not the one this collector knew: its data was lost or recreated.
