@@ -11,6 +11,7 @@ const UNIT_IN_TEST = [
   'test/compose-files.test.ts',
   'test/demo-cli.test.ts',
   'test/design-citations.test.ts',
+  'test/dockerfile.test.ts',
 ];
 
 export default defineConfig({
