@@ -12,6 +12,7 @@ const UNIT_IN_TEST = [
   'test/demo-cli.test.ts',
   'test/design-citations.test.ts',
   'test/dockerfile.test.ts',
+  'test/setup-script.test.ts',
 ];
 
 export default defineConfig({
