@@ -13,6 +13,8 @@ const UNIT_IN_TEST = [
   'test/design-citations.test.ts',
   'test/dockerfile.test.ts',
   'test/setup-script.test.ts',
+  'test/metrics-table.test.ts',
+  'test/docs.test.ts',
 ];
 
 export default defineConfig({
