@@ -39,7 +39,10 @@ function baseEnv(): NodeJS.ProcessEnv {
     .split(':')
     .filter((dir) => !dir.endsWith('/node_modules/.bin'))
     .join(':');
-  return { ...process.env, PATH: path };
+  // Nor the settings `npm test` hands its children (npm_config_*, npm_lifecycle_*): the image's npm ci
+  // runs with none of them.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_/i.test(name)));
+  return { ...env, PATH: path };
 }
 
 interface Image {
