@@ -21,15 +21,16 @@ COPY protocol/package.json protocol/
 COPY collector/package.json collector/
 COPY agent/package.json agent/
 COPY demo/package.json demo/
+# The bins before npm ci, which links only the bins it finds into node_modules/.bin (the PATH below).
+COPY collector/bin collector/bin
+COPY agent/bin agent/bin
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 COPY --from=build /app/protocol/dist protocol/dist
 COPY --from=build /app/collector/dist collector/dist
 COPY --from=build /app/agent/dist agent/dist
 COPY --from=build /app/demo/dist demo/dist
-COPY collector/bin collector/bin
 COPY collector/src/engine/lua collector/src/engine/lua
-COPY agent/bin agent/bin
-COPY agent/scripts agent/scripts
+COPY collector/static collector/static
 ENV PATH=/app/node_modules/.bin:$PATH
 USER node
 EXPOSE 9420

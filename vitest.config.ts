@@ -11,6 +11,10 @@ const UNIT_IN_TEST = [
   'test/compose-files.test.ts',
   'test/demo-cli.test.ts',
   'test/design-citations.test.ts',
+  'test/dockerfile.test.ts',
+  'test/setup-script.test.ts',
+  'test/metrics-table.test.ts',
+  'test/docs.test.ts',
 ];
 
 export default defineConfig({

@@ -9,13 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
-import { freePort, RedisServer } from './support/redis-server.js';
+import { freePort } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 
 const BIN = new URL('../agent/bin/rasmon-agent.js', import.meta.url).pathname;
 const FARM = 'farm-c';
 const TOKEN = 'token-farm-c';
 
-let redis: RedisServer;
+const redis = useRedis();
 let collector: InProcessCollector;
 let dir: string;
 
@@ -58,7 +59,6 @@ function config(name: string, extra: Record<string, unknown>): string {
 
 describe('rasmon-agent check', () => {
   beforeAll(async () => {
-    redis = await RedisServer.start();
     collector = await InProcessCollector.start(rawConfig(redis.url, [{ id: FARM, seats: 5, token: TOKEN }]));
     dir = mkdtempSync(join(tmpdir(), 'rasmon-check-'));
     writeFileSync(join(dir, 'token'), `${TOKEN}\n`);
@@ -66,7 +66,6 @@ describe('rasmon-agent check', () => {
   });
   afterAll(async () => {
     await collector?.stop();
-    await redis?.stop();
   });
 
   it('says ok on one line each, after a real welcome, and exits 0', async () => {

@@ -4,13 +4,14 @@
  * every fault the farm the collector holds must equal it — with no event lost where the spool had
  * room for them all, and the snapshot repairing what a full spool had to drop.
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { evaluateUsage, normalizeUser, type AgentEvent, type Session } from '@rasmon/protocol';
-import { RedisServer, freePort } from './support/redis-server.js';
+import { freePort } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { CollectorProcess, rawConfig } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';
 import { AgentProcess, readSpool } from './support/agent-process.js';
@@ -22,14 +23,7 @@ const HOST = 'rdsh-01';
 const TOKEN = 'token-farm-a';
 const SEATS = 1000;
 
-let redis: RedisServer;
-
-beforeAll(async () => {
-  redis = await RedisServer.start();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 async function startCollector(raw: Record<string, unknown>, options: { port?: number; configPath?: string } = {}) {
   const collector = await CollectorProcess.start(raw, options);

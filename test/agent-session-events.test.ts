@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Session } from '@rasmon/protocol';
 import { Agent, type SessionSource } from '@rasmon/agent';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
-import { RedisServer } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { session } from './support/agent-client.js';
 
 const FARM = 'farm-ev';
@@ -45,18 +45,16 @@ class EventedHost implements SessionSource {
   }
 }
 
-let redis: RedisServer;
+const redis = useRedis();
 let collector: InProcessCollector;
 let dir: string;
 
 beforeAll(async () => {
-  redis = await RedisServer.start();
   collector = await InProcessCollector.start(rawConfig(redis.url, [{ id: FARM, seats: 10, token: TOKEN }]));
   dir = mkdtempSync(join(tmpdir(), 'rasmon-agent-events-'));
 });
 afterAll(async () => {
   await collector?.stop();
-  await redis?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -14,7 +14,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { WebSocketServer } from 'ws';
 import { DEFAULT_LIMITS, SUBPROTOCOL } from '@rasmon/protocol';
-import { RedisServer, freePort } from './support/redis-server.js';
+import { freePort } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { COLLECTOR_BIN, InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { AgentProcess } from './support/agent-process.js';
 import { Scrape } from './support/prometheus-text.js';
@@ -68,18 +69,16 @@ async function startAgent(url: string, command: string, dir: string): Promise<Ag
 }
 
 describe('source status against the collector', () => {
-  let redis: RedisServer;
+  const redis = useRedis();
   let collector: InProcessCollector;
   let raw: Record<string, unknown>;
 
   beforeAll(async () => {
-    redis = await RedisServer.start();
     raw = rawConfig(redis.url, [{ id: FARM, seats: 10, token: TOKEN }]);
     collector = await InProcessCollector.start(raw, { tickMs: 100 });
   });
   afterAll(async () => {
     await collector?.stop();
-    await redis?.stop();
   });
 
   const hostEntry = async () => {

@@ -17,7 +17,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import YAML from 'yaml';
-import { RedisServer, freePort } from './support/redis-server.js';
+import { freePort } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, end, session, upsert } from './support/agent-client.js';
 import { PrometheusServer } from './support/prometheus-server.js';
@@ -167,7 +168,7 @@ describe('the shipped Alertmanager configuration', () => {
 });
 
 describe('Alertmanager with Prometheus and a collector: one page per farm, no false RESOLVED', () => {
-  let redis: RedisServer;
+  const redis = useRedis();
   let collector: InProcessCollector | undefined;
   let raw: Record<string, unknown>;
   let receiver: WebhookReceiver;
@@ -179,7 +180,6 @@ describe('Alertmanager with Prometheus and a collector: one page per farm, no fa
   const sessions = users.map((user, i) => session(`s${i + 1}`, user));
 
   beforeAll(async () => {
-    redis = await RedisServer.start();
     const port = await freePort();
     raw = rawConfig(
       redis.url,
@@ -223,7 +223,6 @@ describe('Alertmanager with Prometheus and a collector: one page per farm, no fa
     await alertmanager?.stop();
     await receiver?.stop();
     await collector?.stop();
-    await redis?.stop();
   });
 
   const firingIn = async (names: string[]) => {

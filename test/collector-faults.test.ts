@@ -3,27 +3,21 @@
  * collector killed mid-stream, Redis restarted empty (or not), connections cut without a close,
  * silent agents, and hosts retired after going stale (docs/design.md §2 rule 10).
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { RedisKeys } from '@rasmon/collector';
 import { ReferenceFarm, type ErrorFrame, type Session } from '@rasmon/protocol';
 import { RedisServer } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { CollectorProcess, InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, end, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 
-let redis: RedisServer;
+const redis = useRedis();
 let client: Redis;
-
-beforeAll(async () => {
-  redis = await RedisServer.start();
+beforeAll(() => {
   client = redis.client();
-  client.on('error', () => undefined);
-});
-afterAll(async () => {
-  client.disconnect();
-  await redis.stop();
 });
 
 const prefixOf = (raw: Record<string, unknown>) => (raw.redis as { prefix: string }).prefix;
@@ -159,7 +153,7 @@ describe('collector killed mid-stream', () => {
 
 describe('Redis restarted', () => {
   /** Two collectors sharing one Redis and prefix, an agent on each. */
-  async function twoCollectors(server: RedisServer) {
+  async function twoCollectors(server: { url: string }) {
     const raw = rawConfig(server.url, [{ id: 'farm-a', seats: 10 }]);
     const one = await inProcess(raw);
     const two = await inProcess(raw);

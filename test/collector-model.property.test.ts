@@ -5,7 +5,7 @@
  * real Redis; after every frame, /metrics and the API must equal `ReferenceFarm`.
  */
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   DEFAULT_LIMITS,
   ReferenceFarm,
@@ -15,7 +15,7 @@ import {
   type AckFrame,
   type ParsedEvents,
 } from '@rasmon/protocol';
-import { RedisServer } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
@@ -92,13 +92,7 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ type: fc.constant('drop' as const), host: hostArb }) },
 );
 
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await RedisServer.start();
-});
-afterAll(async () => {
-  await redis.stop();
-});
+const redis = useRedis();
 
 interface HostAgent {
   agent: TestAgent | undefined;

@@ -9,25 +9,20 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { Redis } from 'ioredis';
 import { RedisKeys } from '@rasmon/collector';
 import type { ErrorFrame } from '@rasmon/protocol';
-import { RedisServer, freePort } from './support/redis-server.js';
+import { freePort } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { COLLECTOR_BIN, CollectorProcess, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 
-let redis: RedisServer;
+const redis = useRedis();
 let client: Redis;
-
-beforeAll(async () => {
-  redis = await RedisServer.start();
+beforeAll(() => {
   client = redis.client();
-});
-afterAll(async () => {
-  client.disconnect();
-  await redis.stop();
 });
 
 /** The environment of a child without any of the variables the collector reads. */

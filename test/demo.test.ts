@@ -1,15 +1,9 @@
 /** `npm run demo` as a newcomer runs it: starts, shows the three farms live, and stops cleanly (its refusals are in demo-cli.test.ts). */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runDemo } from './support/demo-process.js';
-import { RedisServer } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await RedisServer.start();
-});
-afterAll(async () => {
-  await redis.stop();
-});
+const redis = useRedis();
 
 describe('npm run demo', () => {
   it('shows one farm over its seats, one in expiry grace, one healthy, then stops cleanly and leaves no keys', async () => {

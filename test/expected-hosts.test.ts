@@ -4,7 +4,7 @@
  * `"expected": true`; names compare case-insensitively. Real collector, Redis and WebSocket agent.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { RedisServer } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, session } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
@@ -18,12 +18,11 @@ interface HostEntry {
 }
 
 describe('expected hosts', () => {
-  let redis: RedisServer;
+  const redis = useRedis();
   let collector: InProcessCollector;
   let agent: TestAgent | undefined;
 
   beforeAll(async () => {
-    redis = await RedisServer.start();
     collector = await InProcessCollector.start(
       rawConfig(redis.url, [
         { id: 'farm-a', seats: 10, expectedHosts: ['rdsh-1', 'RDSH-2', 'rdsh-2'] },
@@ -36,7 +35,6 @@ describe('expected hosts', () => {
   afterAll(async () => {
     await agent?.close();
     await collector?.stop();
-    await redis?.stop();
   });
 
   const hosts = async (farm: string) =>

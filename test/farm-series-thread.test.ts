@@ -4,21 +4,14 @@
  * collector then shows no farm series and redis_up 0) until it is back.
  */
 import type { Worker } from 'node:worker_threads';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { parseConfig } from '@rasmon/collector';
 // The built module: its worker is loaded by Node from the file beside it, not through the test runner.
 import { FarmSeriesThread } from '../collector/dist/metrics/farm-series-thread.js';
-import { RedisServer } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { rawConfig } from './support/collector-harness.js';
 
-let redis: RedisServer;
-
-beforeAll(async () => {
-  redis = await RedisServer.start();
-});
-afterAll(async () => {
-  await redis.stop();
-});
+const redis = useRedis();
 
 function start() {
   const config = parseConfig(rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }]), 'test');

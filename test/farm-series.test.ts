@@ -3,20 +3,13 @@
  * change made through one collector shows on every collector's next scrape, farms are read
  * again once a second for what time alone moves, and a farm removed by a reload goes away.
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { RedisServer } from './support/redis-server.js';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { useRedis } from './support/use-redis.js';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 
-let redis: RedisServer;
-
-beforeAll(async () => {
-  redis = await RedisServer.start();
-});
-afterAll(async () => {
-  await redis.stop();
-});
+const redis = useRedis();
 
 describe('farm series', () => {
   it('every collector sharing a Redis shows a change on its next scrape, whichever collector made it', async () => {

@@ -8,25 +8,19 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { Redis } from 'ioredis';
-import { RedisServer } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { COLLECTOR_BIN, InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, session } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 
 const run = promisify(execFile);
 
-let redis: RedisServer;
+const redis = useRedis();
 let client: Redis;
-
-beforeAll(async () => {
-  redis = await RedisServer.start();
+beforeAll(() => {
   client = redis.client();
-});
-afterAll(async () => {
-  client.disconnect();
-  await redis.stop();
 });
 
 async function agent(url: string, host: string, sessions: ReturnType<typeof session>[]): Promise<TestAgent> {

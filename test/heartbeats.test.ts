@@ -3,20 +3,13 @@
  * spread over the interval rather than all at once; a hello supersedes exactly the older
  * connections of its own host.
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RedisServer } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent } from './support/agent-client.js';
 
-let redis: RedisServer;
-
-beforeAll(async () => {
-  redis = await RedisServer.start();
-});
-afterAll(async () => {
-  await redis.stop();
-});
+const redis = useRedis();
 
 async function collector(heartbeatSeconds: number): Promise<InProcessCollector> {
   const c = await InProcessCollector.start(rawConfig(redis.url, [{ id: 'farm-a', seats: 100 }], { heartbeatSeconds }));

@@ -9,10 +9,11 @@ import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import type { ErrorFrame } from '@rasmon/protocol';
 import { RedisServer } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { COLLECTOR_BIN, CollectorProcess, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, session } from './support/agent-client.js';
 import { Scrape, parseMetrics } from './support/prometheus-text.js';
@@ -20,14 +21,7 @@ import { Scrape, parseMetrics } from './support/prometheus-text.js';
 const MiB = 1024 * 1024;
 const run = promisify(execFile);
 
-let redis: RedisServer;
-
-beforeAll(async () => {
-  redis = await RedisServer.start();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 async function collector(
   farms: Parameters<typeof rawConfig>[1],

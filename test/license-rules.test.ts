@@ -2,21 +2,15 @@
  * Each rule of docs/design.md §2 pinned through the real path: a WebSocket agent, the collector, its Lua
  * in a real Redis, and what /metrics and the API then say.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { RedisServer } from './support/redis-server.js';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { useRedis } from './support/use-redis.js';
 import { CollectorProcess, InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { parseConfig } from '@rasmon/collector';
 import { TestAgent, end, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 import { clearOfMidnight } from './support/calendar.js';
 
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await RedisServer.start();
-});
-afterAll(async () => {
-  await redis.stop();
-});
+const redis = useRedis();
 // Peaks of today, expiry and grace: each test on one UTC day.
 beforeEach(() => clearOfMidnight(), 90_000);
 

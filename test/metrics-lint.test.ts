@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { RedisServer } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, end, session, upsert } from './support/agent-client.js';
 import { parseMetrics, Scrape } from './support/prometheus-text.js';
@@ -97,14 +97,13 @@ function findings(lint: Lint): string[] {
   return lint.lines;
 }
 
-let redis: RedisServer;
+const redis = useRedis();
 let collector: InProcessCollector;
 const agents: TestAgent[] = [];
 let beforeOveruse: string;
 let text: string;
 
 beforeAll(async () => {
-  redis = await RedisServer.start();
   collector = await InProcessCollector.start(
     rawConfig(redis.url, [
       { id: 'farm-a', seats: 2 },
@@ -159,7 +158,6 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const agent of agents) agent.socket.terminate();
   await collector?.stop();
-  await redis?.stop();
 });
 
 describe('/metrics', () => {

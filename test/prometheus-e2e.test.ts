@@ -32,7 +32,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import YAML from 'yaml';
 import { evaluateUsage, normalizeUser, type Session } from '@rasmon/protocol';
 import { SessionSimulator, simulateFleet } from '@rasmon/agent';
-import { RedisServer } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, upsert } from './support/agent-client.js';
 import { PrometheusServer, type Sample } from './support/prometheus-server.js';
@@ -186,7 +186,7 @@ function quietHost(host: string, seed: number): SessionSimulator {
 const value = (samples: Sample[]) => samples.map((sample) => Number(sample.value[1]));
 
 describe('the dashboard and the alert rules on a real Prometheus scraping two collectors', () => {
-  let redis: RedisServer;
+  const redis = useRedis();
   const collectors: InProcessCollector[] = [];
   let prometheus: PrometheusServer;
   let ruleFiles: string[] = [];
@@ -206,8 +206,6 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
           .map((name) => join(RULES_DIR, name))
       : [];
     rules = readRules(ruleFiles);
-
-    redis = await RedisServer.start();
     const raw = rawConfig(redis.url, [
       { id: 'farm-a', seats: 5, expectedHosts: ['rdsh-a1', 'rdsh-a2', 'rdsh-a3'] },
       { id: 'farm-b', seats: 100, expires: new Date(Date.now() + 10 * 86_400_000).toISOString() },
@@ -263,7 +261,6 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
     await Promise.allSettled(agents.map((agent) => agent.close()));
     await prometheus?.stop();
     await Promise.allSettled(collectors.map((c) => c.stop()));
-    await redis?.stop();
   });
 
   const farmA = () =>

@@ -14,6 +14,7 @@ import {
   type WelcomeFrame,
 } from '@rasmon/protocol';
 import { RedisServer } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, end, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
@@ -22,13 +23,7 @@ const TOKEN_A = 'token-farm-a';
 const TOKEN_B = 'token-farm-b';
 const LIMITS = { maxFrameBytes: 4096, maxEvents: 3, maxSessions: 3 };
 
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await RedisServer.start();
-});
-afterAll(async () => {
-  await redis.stop();
-});
+const redis = useRedis();
 
 /** Closes an agent when the test that opened it finishes, so no test leaks a host owner. */
 function closeWithTest(agent: TestAgent): void {

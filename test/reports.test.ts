@@ -7,8 +7,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { RedisServer } from './support/redis-server.js';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { useRedis } from './support/use-redis.js';
 import { COLLECTOR_BIN, InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, end, session } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
@@ -18,13 +18,7 @@ import { clearOfMidnight } from './support/calendar.js';
 const DAY_MS = 86_400_000;
 const run = promisify(execFile);
 
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await RedisServer.start();
-});
-afterAll(async () => {
-  await redis.stop();
-});
+const redis = useRedis();
 // Each test reads what "today" holds: all of it on one UTC day.
 beforeEach(() => clearOfMidnight(), 90_000);
 

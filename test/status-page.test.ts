@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { RedisServer } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
@@ -18,12 +18,11 @@ import { clearOfMidnight, dayNumber, daysFromNow, firstOfMonth } from './support
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SCREENSHOTS = process.env.RASMON_SCREENSHOTS === '1';
 
-let redis: RedisServer;
+const redis = useRedis();
 let browser: Browser;
 beforeAll(async () => {
   if (!existsSync(CHROMIUM))
     throw new Error(`no Chromium at ${CHROMIUM}: install Debian's chromium or set CHROMIUM_PATH`);
-  redis = await RedisServer.start();
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -39,7 +38,6 @@ beforeAll(async () => {
 beforeEach(() => clearOfMidnight(), 90_000);
 afterAll(async () => {
   await browser?.close();
-  await redis?.stop();
 });
 
 async function lab(extra: Record<string, unknown> = {}) {

@@ -7,16 +7,16 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
-import { RedisServer } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, session } from './support/agent-client.js';
 import { pino } from 'pino';
 import { Agent } from '@rasmon/agent';
 import { Scrape, parseMetrics } from './support/prometheus-text.js';
 
-let redis: RedisServer;
+const redis = useRedis();
 let dir: string;
 
 function openssl(...args: string[]): void {
@@ -24,7 +24,6 @@ function openssl(...args: string[]): void {
 }
 
 beforeAll(async () => {
-  redis = await RedisServer.start();
   dir = mkdtempSync(join(tmpdir(), 'rasmon-tls-'));
   // A CA that signs the server's certificate (for 127.0.0.1) and one client's.
   openssl(
@@ -55,9 +54,6 @@ beforeAll(async () => {
     'server.csr',
   );
 }, 60_000);
-afterAll(async () => {
-  await redis?.stop();
-});
 
 /** Signs the server's certificate with an IP SAN for 127.0.0.1, which TLS clients check. */
 function signServer(): void {

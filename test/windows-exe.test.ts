@@ -17,7 +17,8 @@ import { SimulatedHost } from './support/agent-simulated-host.js';
 import { readSpool } from './support/agent-process.js';
 import { CollectorProcess, rawConfig } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';
-import { RedisServer, freePort } from './support/redis-server.js';
+import { freePort } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { ensureAgentExe, WINE_MISSING, WinePrefix, type WineProcess } from './support/wine.js';
 
 const AGENT_BIN = new URL('../agent/bin/rasmon-agent.js', import.meta.url).pathname;
@@ -39,14 +40,13 @@ if (WINE_MISSING) {
 } else {
   describe('rasmon-agent.exe under wine', () => {
     let wine: WinePrefix;
-    let redis: RedisServer;
+    const redis = useRedis();
 
     beforeAll(async () => {
-      [wine, redis] = await Promise.all([ensureAgentExe().then(() => WinePrefix.create()), RedisServer.start()]);
+      wine = await ensureAgentExe().then(() => WinePrefix.create());
     }, 600_000);
     afterAll(async () => {
       await wine?.dispose();
-      await redis?.stop();
     });
 
     it('prints its version', async () => {

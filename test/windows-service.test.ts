@@ -18,14 +18,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { readSpool } from './support/agent-process.js';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';
-import { freePort, RedisServer } from './support/redis-server.js';
+import { freePort } from './support/redis-server.js';
+import { useRedis } from './support/use-redis.js';
 import { ensureAgentExe, WINE_MISSING, WinePrefix } from './support/wine.js';
 
 const FARM = 'farm-w';
 const HOST = 'rdsh-w1';
 const TOKEN = 'token-farm-w';
 
-let redis: RedisServer;
+const redis = useRedis();
 let collector: InProcessCollector | undefined;
 /** The collector's fixed port, so a restarted collector is found at the same address. */
 let port: number;
@@ -123,7 +124,6 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     spawnSync('wineserver', ['-w'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
     // Wine ends its services when its last program exits; a persistent wineserver keeps them.
     spawnSync('wineserver', ['-p'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
-    redis = await RedisServer.start();
     port = await freePort();
     collector = await startCollector();
     dir = join(prefix.dir, 'drive_c', 'rasmon');
@@ -141,7 +141,6 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
   afterAll(async () => {
     await prefix?.dispose();
     await collector?.stop();
-    await redis?.stop();
   });
 
   it('check: the collector accepts the good token and refuses the bad one, one line each', async () => {

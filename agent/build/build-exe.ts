@@ -167,7 +167,7 @@ async function main(): Promise<void> {
     ) => Promise<void>;
   };
   // postject reports node.exe's Authenticode signature as corrupted once the blob is in: the
-  // signature no longer holds, and the exe is signed afresh (README, "Signing").
+  // signature no longer holds, and the exe is signed afresh (docs/agent.md, "Signing").
   const warn = console.warn;
   console.warn = () => {};
   try {

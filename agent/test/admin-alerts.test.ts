@@ -61,11 +61,11 @@ describe('Event Log alerts: one event per condition, not one per retry', () => {
 });
 
 describe('event ids', () => {
-  it('are unique, grouped by subject, and the README lists exactly this table', () => {
+  it('are unique, grouped by subject, and docs/agent.md lists exactly this table', () => {
     const ids = Object.values(EVENTS).map((e) => e.id);
     expect(new Set(ids).size).toBe(ids.length);
     for (const event of Object.values(EVENTS)) expect(event.id).toBeGreaterThanOrEqual(1000);
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-    expect(readme).toContain(eventTable());
+    const doc = readFileSync(new URL('../../docs/agent.md', import.meta.url), 'utf8');
+    expect(doc).toContain(eventTable());
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The events the agent writes to the Windows Application log under the source `rasmon-agent`: the
- * one place their ids are defined (the README's table is this list). Ids are stable: monitoring
+ * one place their ids are defined (the table of docs/agent.md is this list). Ids are stable: monitoring
  * rules (SCOM, Splunk, Sentinel) match on them. 1xxx: the service itself; 2xxx: the collector;
  * 3xxx: the session source.
  */
@@ -16,7 +16,7 @@ export interface EventDefinition {
   readonly level: EventLevel;
   /** What happened, as the first line of the event's text. */
   readonly summary: string;
-  /** What the administrator does about it (README table). */
+  /** What the administrator does about it (docs/agent.md's table). */
   readonly action: string;
 }
 
@@ -79,7 +79,7 @@ export const EVENTS = {
 
 export type EventName = keyof typeof EVENTS;
 
-/** The table as the README shows it, in id order (the README test compares against this). */
+/** The table as docs/agent.md shows it, in id order (agent/test/admin-alerts.test.ts compares against this). */
 export function eventTable(): string {
   const rows = Object.values(EVENTS)
     .sort((a, b) => a.id - b.id)
