@@ -3,7 +3,14 @@ import fc from 'fast-check';
 import { parseConfig } from '../src/config/config.js';
 import { openDay, parseStoredDay } from '../src/report/day-records.js';
 import { buildReport } from '../src/report/report.js';
-import { PeriodError, dayText, lastFullMonth, monthToDate, parseDay, parsePeriod } from '../src/report/report-period.js';
+import {
+  PeriodError,
+  dayText,
+  lastFullMonth,
+  monthToDate,
+  parseDay,
+  parsePeriod,
+} from '../src/report/report-period.js';
 
 const DAY_MS = 86_400_000;
 const day = (text: string) => parseDay(text)!;
