@@ -22,7 +22,7 @@ import { serializeError } from '@rasmon/protocol/kit';
 import { createLogger, type Logger } from './logger.js';
 import { CollectorMetrics, type RedisWriteRefusal } from './metrics/metrics.js';
 import { createRedis } from './engine/redis-client.js';
-import { RedisKeys } from './engine/redis-keys.js';
+import { RedisKeys } from './engine/redis-schema.js';
 import { defineScripts, loadScripts } from './engine/scripts.js';
 import { StatusPage } from './api/status-page.js';
 import { VERSION } from './version.js';

@@ -11,7 +11,7 @@ import { FarmDirectory } from './config/farm-directory.js';
 import { LicenseEngine } from './engine/license-engine.js';
 import { createLogger } from './logger.js';
 import { createRedis } from './engine/redis-client.js';
-import { RedisKeys } from './engine/redis-keys.js';
+import { RedisKeys } from './engine/redis-schema.js';
 import { defineScripts } from './engine/scripts.js';
 
 export const FORGET_USAGE = `Usage: rasmon-collector forget-host --config FILE --farm ID --host NAME

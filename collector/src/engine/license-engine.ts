@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { normalizeHost, type ParsedEvent, type Session, type StatusFrame } from '@rasmon/protocol';
 import { ScriptError } from './errors.js';
-import type { RedisKeys } from './redis-keys.js';
+import type { RedisKeys } from './redis-schema.js';
 import type { FarmRules } from '../config/farm-directory.js';
 import { scriptCalls, type HostCaps, type HostIdentity } from './script-args.js';
 import { runScript } from './scripts.js';
@@ -179,4 +179,23 @@ export class LicenseEngine {
     const [lapsed, retired] = reply;
     return { lapsed: lapsed === 1, retired: retired === 1 };
   }
+}
+
+/**
+ * The farm's day still open, as of `now` (Redis time, ms), as the peaks hash will hold it once the
+ * day closes: the day-close rule is the scripts' alone (includes/day-record.lua). Undefined for a
+ * farm that has no day yet.
+ */
+export async function readOpenDay(
+  redis: Redis | Cluster,
+  keys: RedisKeys,
+  farm: FarmRules,
+  now: number,
+): Promise<{ day: number; record: string } | undefined> {
+  const reply = await runScript(redis, scriptCalls.openDay(keys, farm, now));
+  if (!Array.isArray(reply)) return unexpected('openDay', reply);
+  if (reply.length === 0) return undefined;
+  const [day, record] = reply as unknown[];
+  if (typeof day !== 'string' || !/^\d+$/.test(day) || typeof record !== 'string') return unexpected('openDay', reply);
+  return { day: Number(day), record };
 }
