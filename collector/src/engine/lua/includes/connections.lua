@@ -3,7 +3,8 @@
 --- @include "counters"
 --- @include "users"
 
--- Connections of one host (rules 1-3): index and unindex keep users, exemption and labels exact.
+-- Connections of one host (docs/design.md §2 rules 1-3; "rule N" below is its rule N): index and
+-- unindex keep users, exemption and labels exact.
 
 -- How many eligible connections of a host are exempt (rule 2).
 local EXEMPT_PER_HOST = 2

@@ -4,7 +4,8 @@
 --- @include "meta"
 --- @include "day-record"
 
--- Farm record: loaded once per script, saved once at its end.
+-- Farm record: loaded once per script, saved once at its end; the day and the overuse grace as
+-- time alone moves them (docs/design.md §2 rules 7 and 8; "rule N" below is its rule N).
 
 -- Daily peaks older than this many days are dropped (rule 7 keeps at least 400).
 local PEAK_DAYS_KEPT = 450

@@ -5,7 +5,7 @@
 --- @include "users"
 --- @include "connections"
 
--- Host records (rule 10).
+-- Host records (docs/design.md §2 rule 10; "rule N" below is its rule N).
 
 local function loadHost(name)
   hostName = name

@@ -2,6 +2,10 @@
   The farm's keys and its rules, as every script receives them. Key and field names are those of
   collector/src/engine/redis-schema.ts (collector/test/redis-schema.test.ts holds them to it).
 
+  The includes beside this one are the incremental form of the license rules (docs/design.md §2).
+  The pure statement of the rules is protocol/src/license-model.ts; the scripts must agree with it,
+  and the property tests hold them to it.
+
   KEYS
     farm keys, in every script: KEYS[1..15]
       1 epoch   2 meta   3 users   4 live   5 order   6 labels   7 peaks

@@ -1,7 +1,7 @@
 --- @include "keys"
 --- @include "util"
 
--- The current UTC day's record (rule 7) lives in meta: peakToday and peakAt (when it was first
+-- The current UTC day's record (docs/design.md §2 rule 7) lives in meta: peakToday and peakAt (when it was first
 -- reached), daySeats, overToday (highest overuse), admDay (admissions at the day's start), overMs
 -- (closed time over seats) and overSince (start of the running time over seats). When the day
 -- turns, closeDay writes it into peaks; openDay.lua reads it as of now by the same rule.

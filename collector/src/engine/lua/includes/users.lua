@@ -2,7 +2,8 @@
 --- @include "counters"
 --- @include "farm-record"
 
--- Users: who consumes, where, and what changed during the current item.
+-- Users: who consumes, where, and what changed during the current item (docs/design.md §2; "rule N"
+-- below is its rule N).
 
 -- user → { consuming, on live hosts } at the item's start, then the same as of now. settle runs
 -- after every item, so these tables are emptied and their entries reused rather than made anew.
