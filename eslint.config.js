@@ -81,7 +81,7 @@ export default tseslint.config(
     languageOptions: { sourceType: 'script', globals: globals.browser },
   },
   {
-    files: ['**/bin/*.js', 'examples/**/*.mjs', 'eslint.config.js'],
+    files: ['**/bin/*.js', 'examples/**/*.mjs', 'scripts/**/*.mjs', 'eslint.config.js'],
     languageOptions: { sourceType: 'module', globals: globals.node },
   },
 );

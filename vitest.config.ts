@@ -15,6 +15,8 @@ const UNIT_IN_TEST = [
 
 export default defineConfig({
   test: {
+    // RASMON_TEST_CLOCK runs everything on a shifted wall clock (npm run test:clocks).
+    globalSetup: ['test/support/test-clock.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Suites start their own redis-server and collectors; two at a time suits a 2-core machine.

@@ -2,12 +2,13 @@
  * Each rule of docs/design.md §2 pinned through the real path: a WebSocket agent, the collector, its Lua
  * in a real Redis, and what /metrics and the API then say.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RedisServer } from './support/redis-server.js';
 import { CollectorProcess, InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { parseConfig } from '@rasmon/collector';
 import { TestAgent, end, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
+import { clearOfMidnight } from './support/calendar.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -16,6 +17,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await redis.stop();
 });
+// Peaks of today, expiry and grace: each test on one UTC day.
+beforeEach(() => clearOfMidnight(), 90_000);
 
 /** A collector with one farm of the given seats, and helpers to reach it. */
 async function farmWith(seats: number, farmOptions: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {

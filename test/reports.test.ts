@@ -7,12 +7,13 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RedisServer } from './support/redis-server.js';
 import { COLLECTOR_BIN, InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, end, session } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 import { csvObjects } from './support/csv.js';
+import { clearOfMidnight } from './support/calendar.js';
 
 const DAY_MS = 86_400_000;
 const run = promisify(execFile);
@@ -24,6 +25,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await redis.stop();
 });
+// Each test reads what "today" holds: all of it on one UTC day.
+beforeEach(() => clearOfMidnight(), 90_000);
 
 const today = () => new Date().toISOString().slice(0, 10);
 const dayText = (day: number) => new Date(day * DAY_MS).toISOString().slice(0, 10);
@@ -243,7 +246,7 @@ describe('history and report endpoints', () => {
     };
     expect(await bad('/api/v1/report?from=2026-02-30&to=2026-03-01')).toEqual({
       status: 400,
-      error: 'from must be a date YYYY-MM-DD (UTC), got "2026-02-30"',
+      error: 'from must be a date YYYY-MM-DD (UTC) from 0001-01-01 to 9999-12-31, got "2026-02-30"',
     });
     expect(await bad('/api/v1/report?from=2026-03-02&to=2026-03-01')).toEqual({
       status: 400,
@@ -335,7 +338,7 @@ describe('rasmon-collector report', () => {
       expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     }
     expect((await command(['--config', file, '--from', '2026-13-01', '--to', '2026-12-31'])).stderr).toBe(
-      'rasmon-collector report: --from must be a date YYYY-MM-DD (UTC), got "2026-13-01"\n',
+      'rasmon-collector report: --from must be a date YYYY-MM-DD (UTC) from 0001-01-01 to 9999-12-31, got "2026-13-01"\n',
     );
     await farm.stop();
   });

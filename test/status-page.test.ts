@@ -6,13 +6,14 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { RedisServer } from './support/redis-server.js';
 import { InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 import { csvObjects } from './support/csv.js';
+import { clearOfMidnight, dayNumber, daysFromNow, firstOfMonth } from './support/calendar.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SCREENSHOTS = process.env.RASMON_SCREENSHOTS === '1';
@@ -34,6 +35,8 @@ beforeAll(async () => {
     ],
   });
 });
+// Each test reads "today" and "this month": all of it on one UTC day.
+beforeEach(() => clearOfMidnight(), 90_000);
 afterAll(async () => {
   await browser?.close();
   await redis?.stop();
@@ -43,21 +46,28 @@ async function lab(extra: Record<string, unknown> = {}) {
   const raw = rawConfig(
     redis.url,
     [
-      { id: 'farm-a', seats: 4, licenseKey: 'EU-1', expires: '2027-06-30T00:00:00Z' },
-      { id: 'farm-b', seats: 10, licenseKey: 'EU-1', expires: '2027-03-31T00:00:00Z' },
-      { id: 'farm-spla', license: 'spla', expires: '2027-12-31T00:00:00Z' },
+      { id: 'farm-a', seats: 4, licenseKey: 'EU-1', expires: daysFromNow(200) },
+      { id: 'farm-b', seats: 10, licenseKey: 'EU-1', expires: daysFromNow(110) },
+      { id: 'farm-spla', license: 'spla', expires: daysFromNow(380) },
     ],
     extra,
   );
   const collector = await InProcessCollector.start(raw, { tickMs: 200 });
-  // Four weeks of finished day records, as the scripts write them when a UTC day turns.
+  // Four weeks of finished day records, as the scripts write them when a UTC day turns; those that fall
+  // in this month (none on the 1st, 27 on the 28th) are part of the month's report.
   const client = redis.client();
-  const today = Math.floor(Date.now() / 86_400_000);
+  const today = dayNumber();
+  const seededThisMonth = { peak: 0, over: 0, admissions: 0 };
   for (let back = 28; back >= 1; back -= 1) {
     const peak = 2 + ((back * 7) % 4) + (back % 9 === 0 ? 2 : 0);
     const over = Math.max(0, peak - 4);
     const record = [peak, (today - back) * 86_400_000 + 10 * 3_600_000, 4, over, over, over * 1_200_000].join(',');
     await client.hset(`${(raw.redis as { prefix: string }).prefix}:{farm-a}:peaks`, String(today - back), record);
+    if (today - back >= firstOfMonth()) {
+      seededThisMonth.peak = Math.max(seededThisMonth.peak, peak);
+      seededThisMonth.over = Math.max(seededThisMonth.over, over);
+      seededThisMonth.admissions += over;
+    }
   }
   client.disconnect();
   const agents: TestAgent[] = [];
@@ -90,7 +100,7 @@ async function lab(extra: Record<string, unknown> = {}) {
     await Promise.all(agents.map((a) => a.close()));
     await collector.stop();
   };
-  return { collector, a1, stop };
+  return { collector, a1, stop, seededThisMonth };
 }
 
 async function open(url: string, width = 1280): Promise<Page> {
@@ -105,7 +115,7 @@ const rowText = (page: Page, farm: string, column: string) =>
 
 describe('status page', () => {
   it('shows the numbers /metrics has, follows a logon beyond the seats live, and lists the users over the limit', async () => {
-    const { collector, a1, stop } = await lab();
+    const { collector, a1, stop, seededThisMonth } = await lab();
     const page = await open(`${collector.url}/`);
     try {
       await page.locator('#farms tr[data-farm="farm-spla"]').waitFor();
@@ -147,7 +157,13 @@ describe('status page', () => {
       expect(await page.locator('#over-limit li').allInnerTexts()).toEqual(api.overLimit);
       expect(await page.locator('#hosts tbody tr').count()).toBe(2);
       expect(await page.locator('#exempt').innerText()).toContain('corp\\admin1');
-      expect(await page.locator('#month td[data-label="Peak users"]').innerText()).toBe('6');
+      // This month: today's 6 users, 2 over the seats in 2 admissions, beside the seeded days of the month.
+      const month = {
+        peakUsers: String(Math.max(6, seededThisMonth.peak)),
+        maxOveruse: String(Math.max(2, seededThisMonth.over)),
+        admissions: String(2 + seededThisMonth.admissions),
+      };
+      expect(await page.locator('#month td[data-label="Peak users"]').innerText()).toBe(month.peakUsers);
       await page.locator('svg.chart rect.peak').first().waitFor();
       // The 28 finished days and today, those above the seats marked in text too.
       expect(await page.locator('svg.chart rect.peak').count()).toBe(29);
@@ -158,7 +174,7 @@ describe('status page', () => {
       const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#download-report').click()]);
       const rows = csvObjects(await readFile(await download.path(), 'utf8'));
       const farmA = rows.find((row) => row.row === 'farm' && row.name === 'farm-a')!;
-      expect(farmA).toMatchObject({ seats: '4', peakUsers: '6', maxOveruse: '2', admissions: '2' });
+      expect(farmA).toMatchObject({ seats: '4', ...month });
       expect(rows.find((row) => row.row === 'licenseKey')).toMatchObject({ name: 'EU-1', farms: 'farm-a farm-b' });
     } finally {
       await page.context().close();

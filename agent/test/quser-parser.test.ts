@@ -199,6 +199,20 @@ describe('parseLogonTime', () => {
     expect(parseLogonTime('2024-03-14 09:07:30', true)).toBe(utc(2024, 3, 14, 9, 7) + 30_000);
   });
 
+  it('reads the four-digit years 0001 to 9999 as written, leap days by the Gregorian rule', () => {
+    const local = (y: number, m: number, d: number, h: number, min: number) => {
+      const date = new Date(2000, 0, 1, h, min);
+      date.setFullYear(y, m - 1, d);
+      return date.getTime();
+    };
+    expect(parseLogonTime('0050-01-02 03:04', false)).toBe(local(50, 1, 2, 3, 4));
+    expect(new Date(parseLogonTime('1/2/0099 3:04 AM', false)!).getFullYear()).toBe(99);
+    expect(parseLogonTime('9999-12-31 23:59', false)).toBe(local(9999, 12, 31, 23, 59));
+    expect(parseLogonTime('29.2.2028 10:00', true)).toBe(local(2028, 2, 29, 10, 0));
+    expect(parseLogonTime('29.2.2027 10:00', true)).toBeUndefined();
+    expect(parseLogonTime('29.2.0100 10:00', true)).toBeUndefined();
+  });
+
   it('refuses dates and times that do not exist', () => {
     expect(parseLogonTime('2/30/2024 1:00 PM', false)).toBeUndefined();
     expect(parseLogonTime('13/13/2024 10:00', true)).toBeUndefined();

@@ -166,6 +166,15 @@ describe('parseConfig', () => {
     expect(config.farms[0]?.overuseGraceStartedAt).toBe(Date.UTC(2026, 0, 1, 12, 0, 0, 500));
   });
 
+  it('reads expiry times from 0001-01-01 to 9999-12-31, years 0001-0099 as written', () => {
+    const expires = (text: string) =>
+      new Date(parseConfig(withFarm({ expires: text }), 'test').farms[0]!.expires).toISOString();
+    expect(expires('0001-01-01T00:00:00Z')).toBe('0001-01-01T00:00:00.000Z');
+    expect(expires('0099-12-31T00:00:00Z')).toBe('0099-12-31T00:00:00.000Z');
+    expect(expires('9999-12-31T23:59:59Z')).toBe('9999-12-31T23:59:59.000Z');
+    expect(expires('2028-02-29T00:00:00Z')).toBe('2028-02-29T00:00:00.000Z');
+  });
+
   it.each([
     ['[::1]:9420', { host: '::1', port: 9420 }],
     [':9420', { host: '0.0.0.0', port: 9420 }],
@@ -200,6 +209,13 @@ describe('parseConfig', () => {
     ['expires without timezone', withFarm({ expires: '2027-06-30T00:00:00' }), 'farms[0].expires: must be an ISO-8601'],
     ['expires as a date only', withFarm({ expires: '2027-06-30' }), 'farms[0].expires: must be an ISO-8601'],
     ['expires on a day that does not exist', withFarm({ expires: '2027-02-30T00:00:00Z' }), 'farms[0].expires:'],
+    ['expires on 29 February of a common year', withFarm({ expires: '2027-02-29T00:00:00Z' }), 'farms[0].expires:'],
+    [
+      'expires in year 0000',
+      withFarm({ expires: '0000-06-30T00:00:00Z' }),
+      'farms[0].expires: must be an ISO-8601 time with a timezone from 0001-01-01 to 9999-12-31',
+    ],
+    ['expires in year 10000', withFarm({ expires: '10000-01-01T00:00:00Z' }), 'farms[0].expires: must be an ISO-8601'],
     [
       'a token instead of its hash',
       withFarm({ agentTokensSha256: [HASH_A, 'secret'] }),

@@ -1,8 +1,16 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { parseConfig } from '../src/config/config.js';
 import { parseStoredDay } from '../src/report/day-records.js';
 import { buildReport } from '../src/report/report.js';
-import { PeriodError, lastFullMonth, parseDay, parsePeriod } from '../src/report/report-period.js';
+import {
+  PeriodError,
+  dayText,
+  lastFullMonth,
+  monthToDate,
+  parseDay,
+  parsePeriod,
+} from '../src/report/report-period.js';
 
 const DAY_MS = 86_400_000;
 const day = (text: string) => parseDay(text)!;
@@ -14,6 +22,45 @@ describe('report periods', () => {
     for (const bad of ['2026-02-29', '2026-02-30', '2026-13-01', '2026-1-01', '26-01-01', '2026-01-01T00:00:00Z', '']) {
       expect(parseDay(bad), bad).toBeUndefined();
     }
+  });
+
+  it('accepts every date from 0001-01-01 to 9999-12-31, years 0001-0099 as written', () => {
+    expect(dayText(parseDay('0001-01-01')!)).toBe('0001-01-01');
+    expect(dayText(parseDay('0099-12-31')!)).toBe('0099-12-31');
+    expect(dayText(parseDay('9999-12-31')!)).toBe('9999-12-31');
+    // Year 48 is a leap year and 100 is not, in the proleptic Gregorian calendar ISO-8601 uses.
+    expect(parseDay('0048-02-29')).toBeDefined();
+    expect(parseDay('0100-02-29')).toBeUndefined();
+    for (const bad of ['0000-01-01', '0000-12-31', '10000-01-01', '-0001-01-01'])
+      expect(parseDay(bad), bad).toBeUndefined();
+    const first = parseDay('0001-01-01')!;
+    const last = parseDay('9999-12-31')!;
+    fc.assert(
+      fc.property(fc.integer({ min: first, max: last }), (dayNumber) => parseDay(dayText(dayNumber)) === dayNumber),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('names the range of dates it accepts when it refuses one', () => {
+    expect(() => parsePeriod('0000-01-01', '2026-01-01', { fromDay: 0, toDay: 0 })).toThrow(
+      'from must be a date YYYY-MM-DD (UTC) from 0001-01-01 to 9999-12-31, got "0000-01-01"',
+    );
+    expect(parsePeriod('0001-01-01', '0001-12-31', { fromDay: 0, toDay: 0 })).toEqual({
+      fromDay: parseDay('0001-01-01'),
+      toDay: parseDay('0001-12-31'),
+    });
+  });
+
+  it('the month to date and the last full month at the first and last instants of months and years', () => {
+    const at = (text: string) => Date.parse(text);
+    const period = ({ fromDay, toDay }: { fromDay: number; toDay: number }) => [dayText(fromDay), dayText(toDay)];
+    expect(period(monthToDate(at('2027-12-31T23:59:59.999Z')))).toEqual(['2027-12-01', '2027-12-31']);
+    expect(period(monthToDate(at('2028-01-01T00:00:00.000Z')))).toEqual(['2028-01-01', '2028-01-01']);
+    expect(period(monthToDate(at('2028-02-29T12:00:00Z')))).toEqual(['2028-02-01', '2028-02-29']);
+    expect(period(lastFullMonth(at('2028-01-01T00:00:00.000Z')))).toEqual(['2027-12-01', '2027-12-31']);
+    expect(period(lastFullMonth(at('2028-03-31T23:59:59.999Z')))).toEqual(['2028-02-01', '2028-02-29']);
+    expect(period(lastFullMonth(at('0001-02-01T00:00:00Z')))).toEqual(['0001-01-01', '0001-01-31']);
+    expect(period(lastFullMonth(at('0050-01-15T00:00:00Z')))).toEqual(['0049-12-01', '0049-12-31']);
   });
 
   it('defaults to the last full calendar month, across a new year', () => {

@@ -38,7 +38,8 @@ export function rawConfig(
     ...extra,
     farms: farms.map(({ token, ...farm }) => ({
       license: 'primary',
-      expires: '2030-01-01T00:00:00Z',
+      // Far enough ahead to be active at any date the suite runs at.
+      expires: new Date(Date.now() + 5 * 365 * 86_400_000).toISOString(),
       agentTokensSha256: [sha256(token ?? `token-${farm.id}`)],
       ...farm,
     })),
@@ -90,14 +91,20 @@ export class CollectorProcess {
   /** Writes the config to a file and starts the bin; resolves once /readyz says ready. */
   static async start(
     raw: Record<string, unknown>,
-    options: { port?: number; configPath?: string; logLevel?: string; waitReady?: boolean } = {},
+    options: {
+      port?: number;
+      configPath?: string;
+      logLevel?: string;
+      waitReady?: boolean;
+      env?: NodeJS.ProcessEnv;
+    } = {},
   ): Promise<CollectorProcess> {
     const port = options.port ?? (await freePort());
     const configPath = options.configPath ?? join(mkdtempSync(join(tmpdir(), 'rasmon-collector-')), 'collector.yaml');
     writeFileSync(configPath, JSON.stringify({ ...raw, listen: `127.0.0.1:${port}` }));
     const child = spawn(process.execPath, [COLLECTOR_BIN, '--config', configPath], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, RASMON_LOG_LEVEL: options.logLevel ?? 'info' },
+      env: { ...(options.env ?? process.env), RASMON_LOG_LEVEL: options.logLevel ?? 'info' },
     });
     const proc = new CollectorProcess(child, port, configPath);
     for (let i = 0; i < 200; i += 1) {

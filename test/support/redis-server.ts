@@ -24,6 +24,8 @@ export async function freePort(): Promise<number> {
 export interface RedisServerOptions {
   /** Keep data on disk across restarts (AOF). Default: nothing kept, like the machine's Redis. */
   persistent?: boolean;
+  /** The server's environment (a shifted clock: test/support/fake-clock.ts). Default: this process's. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class RedisServer {
@@ -53,7 +55,7 @@ export class RedisServer {
   private async launch(): Promise<void> {
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', ''];
     args.push('--appendonly', this.options.persistent ? 'yes' : 'no');
-    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    const child = spawn('redis-server', args, { stdio: 'ignore', env: this.options.env ?? process.env });
     this.process = child;
     const exited = new Promise<never>((_, reject) =>
       child.once('exit', (code) => reject(new Error(`redis-server exited with ${code} on port ${this.port}`))),

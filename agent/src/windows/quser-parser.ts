@@ -336,8 +336,10 @@ export function parseLogonTime(text: string, dayFirst: boolean): number | undefi
     hour = (hour % 12) + (half.toUpperCase() === 'P' ? 12 : 0);
   }
   if (hour > 23 || minute > 59 || second > 59) return undefined;
-  const date = new Date(year, month - 1, day, hour, minute, second);
-  // The Date constructor rolls 31/2 over into March; such a date was misread, not a real logon.
+  // setFullYear, unlike the Date constructor, takes years 0-99 as written rather than as 1900-1999.
+  const date = new Date(2000, 0, 1, hour, minute, second);
+  date.setFullYear(year, month - 1, day);
+  // Both roll 31/2 over into March; such a date was misread, not a real logon.
   if (date.getFullYear() !== year || date.getMonth() !== month - 1 || date.getDate() !== day) return undefined;
   return date.getTime();
 }

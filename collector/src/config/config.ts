@@ -115,12 +115,16 @@ function nonNegativeNumber() {
   return z.number({ error }).min(0, { error });
 }
 
+const ISO_TIME_ERROR =
+  'must be an ISO-8601 time with a timezone from 0001-01-01 to 9999-12-31, like "2027-06-30T00:00:00Z"';
+const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00Z');
+const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
+
 const isoTime = z.iso
-  .datetime({
-    offset: true,
-    error: 'must be an ISO-8601 time with a timezone, like "2027-06-30T00:00:00Z"',
-  })
-  .transform((text) => Date.parse(text));
+  .datetime({ offset: true, error: ISO_TIME_ERROR })
+  .transform((text) => Date.parse(text))
+  // Year 0000 parses, but is no date of a license.
+  .refine((ms) => ms >= FIRST_INSTANT && ms <= LAST_INSTANT, { error: ISO_TIME_ERROR });
 
 // Upper case is accepted because `sha256sum` output pasted from another tool sometimes is; a plain
 // token pasted by mistake must not pass, so the length is checked exactly.
