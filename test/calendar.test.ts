@@ -29,7 +29,7 @@ import { DAY_MS, dayNumber, dayText } from './support/calendar.js';
 
 const run = promisify(execFile);
 
-/** Days a daily record is kept (collector/src/engine/lua/includes/farm-state.lua, docs/design.md §2 rule 7). */
+/** Days a daily record is kept (collector/src/engine/lua/includes/farm-record.lua, docs/design.md §2 rule 7). */
 const HISTORY_DAYS = 450;
 
 interface Lab {

@@ -22,7 +22,7 @@ import { serializeError } from '@rasmon/protocol/kit';
 import { createLogger, type Logger } from './logger.js';
 import { CollectorMetrics, type RedisWriteRefusal } from './metrics/metrics.js';
 import { createRedis } from './engine/redis-client.js';
-import { RedisKeys } from './engine/redis-keys.js';
+import { RedisKeys } from './engine/redis-schema.js';
 import { defineScripts, loadScripts } from './engine/scripts.js';
 import { StatusPage } from './api/status-page.js';
 import { VERSION } from './version.js';
@@ -100,7 +100,13 @@ export class Collector {
     this.keys = new RedisKeys(config.redis.prefix);
     this.redis = createRedis(config.redis);
     this.scriptSources = defineScripts(this.redis);
-    this.engine = new LicenseEngine(this.redis, this.keys, leaseMs(config.heartbeatSeconds), config.limits.maxSessions);
+    this.engine = new LicenseEngine(
+      this.redis,
+      this.keys,
+      () => this.farms,
+      leaseMs(config.heartbeatSeconds),
+      config.limits.maxSessions,
+    );
     this.reader = new FarmReader(this.redis, this.keys);
     this.farmSeries = new FarmSeriesThread(config.redis);
     const collectorId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
@@ -110,6 +116,7 @@ export class Collector {
       farms: () => this.farms,
       hostRetireSeconds: config.hostRetireSeconds,
       onRound: (ok) => void this.afterRound(ok),
+      onEpochChange: (farm, epoch) => this.agents.epochChanged(farm, epoch),
       ...(options.tickMs === undefined ? {} : { intervalMs: options.tickMs }),
     });
     this.agents = new AgentServer({

@@ -11,7 +11,7 @@ import { FarmDirectory } from './config/farm-directory.js';
 import { LicenseEngine } from './engine/license-engine.js';
 import { createLogger } from './logger.js';
 import { createRedis } from './engine/redis-client.js';
-import { RedisKeys } from './engine/redis-keys.js';
+import { RedisKeys } from './engine/redis-schema.js';
 import { defineScripts } from './engine/scripts.js';
 
 export const FORGET_USAGE = `Usage: rasmon-collector forget-host --config FILE --farm ID --host NAME
@@ -47,8 +47,7 @@ export async function forgetHost(argv: string[], fail: (message: string) => neve
   }
   const farms = new FarmDirectory(config.farms);
   const farm = farms.get(values.farm);
-  const rules = farms.rules(values.farm);
-  if (!farm || !rules)
+  if (!farm)
     fail(`farm ${values.farm} is not in the configuration (farms: ${config.farms.map((f) => f.id).join(', ')})`);
 
   const log = createLogger();
@@ -60,10 +59,11 @@ export async function forgetHost(argv: string[], fail: (message: string) => neve
     const engine = new LicenseEngine(
       redis,
       new RedisKeys(config.redis.prefix),
+      () => farms,
       leaseMs(config.heartbeatSeconds),
       config.limits.maxSessions,
     );
-    const result = await engine.forgetHost(rules, host);
+    const result = await engine.farm(farm.id)!.forgetHost(host);
     if (result.kind !== 'forgotten') {
       process.stderr.write(`rasmon-collector: farm ${farm.id} has no host ${host}\n`);
       return 1;

@@ -10,7 +10,8 @@ import { loadConfig } from './config/config-loader.js';
 import { reportCsv } from './report/csv.js';
 import { readHistory } from './report/day-records.js';
 import { createRedis } from './engine/redis-client.js';
-import { RedisKeys } from './engine/redis-keys.js';
+import { RedisKeys } from './engine/redis-schema.js';
+import { defineScripts } from './engine/scripts.js';
 import { buildReport, type Report } from './report/report.js';
 import { PeriodError, lastFullMonth, parsePeriod, type Period } from './report/report-period.js';
 
@@ -156,6 +157,8 @@ export async function runReport(
     throw err;
   }
   const redis = createRedis(config.redis);
+  // The day still open is read by a script (readOpenDay).
+  defineScripts(redis);
   redis.on('error', () => undefined);
   try {
     await withTimeout(redis.connect(), CONNECT_TIMEOUT_MS, 'Redis');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { parseConfig } from '../src/config/config.js';
-import { openDay, parseStoredDay } from '../src/report/day-records.js';
+import { parseStoredDay } from '../src/report/day-records.js';
 import { buildReport } from '../src/report/report.js';
 import {
   PeriodError,
@@ -82,7 +82,7 @@ describe('report periods', () => {
 });
 
 describe('day records', () => {
-  it('reads a finished record, a bare peak from before records, and the open day with its running time over seats', () => {
+  it('reads a finished record, and a bare peak from before records', () => {
     expect(parseStoredDay(day('2026-11-02'), '12,1793000000000,10,2,5,90000')).toEqual({
       day: '2026-11-02',
       peakUsers: 12,
@@ -99,30 +99,6 @@ describe('day records', () => {
       minutesOverSeats: null,
     });
     expect(parseStoredDay(day('2026-11-03'), '12,,,,,')).toMatchObject({ peakUsers: 12, peakAt: null, seats: null });
-    const today = day('2026-11-04');
-    const now = today * DAY_MS + 3_600_000;
-    const open = openDay(
-      {
-        day: String(today),
-        peakToday: '9',
-        peakAt: String(now - 60_000),
-        daySeats: '8',
-        overToday: '1',
-        admissions: '10',
-        admDay: '7',
-        overMs: '60000',
-        overSince: String(now - 120_000),
-      },
-      now,
-    );
-    expect(open).toMatchObject({
-      day: '2026-11-04',
-      peakUsers: 9,
-      seats: 8,
-      maxOveruse: 1,
-      admissions: 3,
-      minutesOverSeats: 3,
-    });
   });
 });
 

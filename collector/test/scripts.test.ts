@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { FarmRules } from '../src/config/farm-directory.js';
 import { ScriptError } from '../src/engine/errors.js';
-import { RedisKeys, farmKeyList, hostKeyList } from '../src/engine/redis-keys.js';
+import { RedisKeys, farmKeyList, hostKeyList } from '../src/engine/redis-schema.js';
 import {
   SCRIPT_NAMES,
   packEvents,
@@ -79,10 +79,11 @@ const calls: Record<ScriptName, ScriptCall> = {
     error: 'x',
     lastListAt: 5,
   }),
+  openDay: scriptCalls.openDay(keys, rules, 1_700_000_000_000),
 };
 
 describe('script arguments', () => {
-  const include = header('includes/farm-state.lua');
+  const include = header('includes/keys.lua');
   const ruleNames = argNames(include);
   const groups = {
     farm: Number(/farm keys, in every script: KEYS\[1\.\.(\d+)\]/.exec(include)![1]),
@@ -155,6 +156,16 @@ describe('the include loader', () => {
       'includes/inner.lua': 'local c = 3',
     });
     expect(scriptSource('main', dir)).toBe('local a = 1\nlocal c = 3\nlocal b = 2\nreturn a\n');
+  });
+
+  it('brings each include in once, where it is first included', () => {
+    const dir = luaDir({
+      'main.lua': '--- @include "a"\n--- @include "b"\n--- @include "base"\nreturn 1\n',
+      'includes/a.lua': '--- @include "base"\nlocal a = base',
+      'includes/b.lua': '--- @include "base"\nlocal b = base',
+      'includes/base.lua': 'local base = 0',
+    });
+    expect(scriptSource('main', dir)).toBe('local base = 0\nlocal a = base\n\nlocal b = base\n\nreturn 1\n');
   });
 
   it('fails naming the file when an include is missing', () => {

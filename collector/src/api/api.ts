@@ -10,7 +10,7 @@ import { bearerToken } from '../config/bearer-token.js';
 import { sha256Hex, type CollectorConfig, type FarmConfig } from '../config/config.js';
 import type { FarmDirectory } from '../config/farm-directory.js';
 import { readFarmDetail, type FarmReader, type FarmState } from '../engine/farm-reader.js';
-import type { RedisKeys } from '../engine/redis-keys.js';
+import { splitDayRecord, type RedisKeys } from '../engine/redis-schema.js';
 import { BAD_FARM_ID, farmIdParam, ReportApi } from './report-api.js';
 
 /** ISO-8601, or null for no time or one a Date cannot hold (a stored value must not fail the whole answer). */
@@ -173,8 +173,8 @@ export class Api {
   private async peaks(farm: FarmConfig) {
     const stored = await this.options.redis.hgetall(this.options.keys.farm(farm.id).peaks);
     const peaks = Object.entries(stored)
-      // A finished day holds its whole record (day-records.ts); its first field is the peak.
-      .map(([day, value]) => ({ day: Number(day), users: Number(value.split(',')[0]) }))
+      // A finished day holds its whole record, the day still open its peak so far.
+      .map(([day, value]) => ({ day: Number(day), users: Number(splitDayRecord(value).peakUsers) }))
       .sort((a, b) => a.day - b.day)
       .map(({ day, users }) => ({ day: utcDay(day * DAY_MS), users }));
     return { peaks };

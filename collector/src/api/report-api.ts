@@ -10,7 +10,7 @@ import { DAY_MS, NAME_PATTERN } from '@rasmon/protocol';
 import type { FarmConfig } from '../config/config.js';
 import { historyCsv, reportCsv } from '../report/csv.js';
 import { readHistory } from '../report/day-records.js';
-import type { RedisKeys } from '../engine/redis-keys.js';
+import type { RedisKeys } from '../engine/redis-schema.js';
 import { buildReport } from '../report/report.js';
 import { PeriodError, dayText, lastFullMonth, parsePeriod, type Period } from '../report/report-period.js';
 

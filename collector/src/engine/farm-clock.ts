@@ -1,28 +1,21 @@
 /**
  * Time-driven rules (docs/design.md §2 rule 11): every second, for every farm, the farm's tick and the hosts it
  * names as due (lapsed leases, retirements). Also the watch on each farm's epoch, by which a
- * collector notices Redis coming back empty: an epoch change is told to whoever listens (the agent
- * server resyncs its agents); the clock knows nothing of connections.
+ * collector notices Redis coming back empty: the round that finds an epoch changed tells its owner
+ * (onEpochChange: the agent server resyncs the farm's agents). That is the one direction the news
+ * travels; the clock knows nothing of connections, and a check asked of it tells no one.
  */
 import { DAY_MS } from '@rasmon/protocol';
 import type { FarmDirectory } from '../config/farm-directory.js';
 import type { LicenseEngine } from './license-engine.js';
 import type { Logger } from '@rasmon/protocol/kit';
 
-/**
- * Hears that a farm's epoch is not the one this collector knew: its data was lost or recreated.
- * The check that found the change settles only once every listener has, so whoever waits on a check
- * (a connection whose frame Redis answered with `epoch`) goes on with its host taken again.
- */
-export type EpochChangeListener = (farm: string, epoch: string) => Promise<void>;
-
-/** The farms' epochs as the agent server and its connections use them. */
+/** The farms' epochs as the agents' connections use them. */
 export interface FarmEpochs {
-  /** The farm's epoch as known here; asks Redis (creating one) the first time. */
+  /** The farm's epoch as the clock's last round knew it; asks Redis (creating one) the first time. */
   epoch(farm: string): Promise<string>;
-  /** Reads the farm's epoch from Redis now; listeners hear of a change before this settles. */
+  /** Reads the farm's epoch from Redis now, for a caller that Redis told its epoch is not the farm's. */
   check(farm: string): Promise<string>;
-  onEpochChange(listener: EpochChangeListener): void;
 }
 
 export interface FarmClockOptions {
@@ -32,12 +25,17 @@ export interface FarmClockOptions {
   hostRetireSeconds: number;
   /** Called after each round with whether Redis answered it. */
   onRound?: (ok: boolean) => void;
+  /**
+   * A round found a farm's epoch not the one it knew: the farm's data was lost or recreated. The
+   * round goes on once this settles.
+   */
+  onEpochChange?: (farm: string, epoch: string) => Promise<void>;
   intervalMs?: number;
 }
 
 export class FarmClock implements FarmEpochs {
+  /** Each farm's epoch as the last round read it. */
   private readonly epochs = new Map<string, string>();
-  private readonly epochListeners: EpochChangeListener[] = [];
   private readonly checks = new Map<string, Promise<string>>();
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> | undefined;
@@ -57,19 +55,16 @@ export class FarmClock implements FarmEpochs {
     await this.round;
   }
 
-  /** The farm's epoch as known here; asks Redis (creating one) the first time. */
+  /** The farm's epoch as the last round knew it; asks Redis (creating one) the first time. */
   async epoch(farm: string): Promise<string> {
-    return this.epochs.get(farm) ?? this.check(farm);
+    const known = this.epochs.get(farm);
+    if (known !== undefined) return known;
+    const epoch = await this.check(farm);
+    if (!this.epochs.has(farm)) this.epochs.set(farm, epoch);
+    return epoch;
   }
 
-  onEpochChange(listener: EpochChangeListener): void {
-    this.epochListeners.push(listener);
-  }
-
-  /**
-   * Reads the farm's epoch now (through its tick) and tells the listeners if it changed. Concurrent
-   * callers share one check.
-   */
+  /** Reads the farm's epoch now, through its tick. Concurrent callers share one check. */
   check(farm: string): Promise<string> {
     let pending = this.checks.get(farm);
     if (!pending) {
@@ -86,26 +81,19 @@ export class FarmClock implements FarmEpochs {
   }
 
   private async tickFarm(id: string): Promise<string> {
-    const farms = this.options.farms();
-    const farm = farms.get(id);
-    const rules = farms.rules(id);
-    if (!farm || !rules) throw new Error(`farm ${id} is not configured`);
+    const engine = this.options.engine.farm(id);
+    if (!engine) throw new Error(`farm ${id} is not configured`);
+    const farm = engine.config;
     const retireMs = this.options.hostRetireSeconds * 1000;
     const forgetMs = farm.forgetHostsAfterDays * DAY_MS;
-    const { epoch, hostsDue, hostsToForget } = await this.options.engine.tick(rules, retireMs, forgetMs);
-    const known = this.epochs.get(id);
-    this.epochs.set(id, epoch);
-    if (known !== undefined && known !== epoch) {
-      this.options.log.warn({ farm: id }, 'farm data lost or recreated in Redis: asking its agents for snapshots');
-      await Promise.all(this.epochListeners.map((listener) => listener(id, epoch)));
-    }
+    const { epoch, hostsDue, hostsToForget } = await engine.tick(retireMs, forgetMs);
     for (const host of hostsDue) {
-      const { lapsed, retired } = await this.options.engine.maintainHost(rules, host, retireMs);
+      const { lapsed, retired } = await engine.maintainHost(host, retireMs);
       if (lapsed) this.options.log.info({ farm: id, host }, 'host lease lapsed: host is stale');
       if (retired) this.options.log.info({ farm: id, host }, 'host retired: its connections stop counting');
     }
     for (const host of hostsToForget) {
-      const result = await this.options.engine.forgetHost(rules, host, forgetMs);
+      const result = await engine.forgetHost(host, forgetMs);
       if (result.kind === 'forgotten') {
         this.options.log.info(
           { farm: id, host, days: farm.forgetHostsAfterDays },
@@ -116,11 +104,20 @@ export class FarmClock implements FarmEpochs {
     return epoch;
   }
 
+  /** Keeps the epoch a round read, and tells the owner when it is not the one known before. */
+  private async watchEpoch(id: string, epoch: string): Promise<void> {
+    const known = this.epochs.get(id);
+    this.epochs.set(id, epoch);
+    if (known === undefined || known === epoch) return;
+    this.options.log.warn({ farm: id }, 'farm data lost or recreated in Redis: asking its agents for snapshots');
+    await this.options.onEpochChange?.(id, epoch);
+  }
+
   private async runRound(): Promise<void> {
     let ok = true;
     for (const farm of this.options.farms().list()) {
       try {
-        await this.check(farm.id);
+        await this.watchEpoch(farm.id, await this.check(farm.id));
       } catch (err) {
         ok = false;
         if (!this.failing) this.options.log.warn({ err, farm: farm.id }, 'farm tick failed');

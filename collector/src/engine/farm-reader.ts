@@ -12,7 +12,7 @@ import {
   type OveruseGraceStatus,
 } from '@rasmon/protocol';
 import type { FarmConfig } from '../config/config.js';
-import type { RedisKeys } from './redis-keys.js';
+import type { FarmMeta, MetaField, RedisKeys, StoredSourceStatus } from './redis-schema.js';
 
 export interface HostState {
   host: string;
@@ -41,7 +41,7 @@ export interface SourceStatus {
 function sourceStatus(json: string | undefined): SourceStatus | undefined {
   if (json === undefined) return undefined;
   try {
-    const raw = JSON.parse(json) as { source?: unknown; ok?: unknown; error?: unknown; lastListAt?: unknown };
+    const raw = JSON.parse(json) as { [field in keyof StoredSourceStatus]?: unknown };
     if (typeof raw.source !== 'string' || typeof raw.ok !== 'boolean') return undefined;
     return {
       name: raw.source,
@@ -110,7 +110,7 @@ export class FarmReader {
    */
   async versions(farms: readonly FarmConfig[]): Promise<Array<string | null>> {
     if (farms.length === 0) return [];
-    const commands = farms.map((farm) => ['hget', this.keys.farm(farm.id).meta, 'version']);
+    const commands = farms.map((farm) => ['hget', this.keys.farm(farm.id).meta, 'version' satisfies MetaField]);
     const replies =
       this.redis instanceof Cluster
         ? await Promise.all(commands.map(([, key, field]) => this.redis.hget(key!, field!)))
@@ -169,7 +169,7 @@ export class FarmReader {
 
   private farmState(farm: FarmConfig, values: unknown[], now: number): FarmState {
     const [metaReply, users, labels, counts, lease, seen, agents, retired, sources] = values as [
-      Record<string, string>,
+      FarmMeta,
       number,
       Record<string, string>,
       Record<string, string>,

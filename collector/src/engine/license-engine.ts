@@ -1,19 +1,21 @@
 /**
  * The typed face of the Lua scripts: builds their keys and arguments, and turns their return
  * codes into results. A Redis failure rejects the promise; it is never mistaken for an answer.
+ * The farm's rules every script takes are looked up here, in the farm directory, not by callers.
  */
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { normalizeHost, type ParsedEvent, type Session, type StatusFrame } from '@rasmon/protocol';
 import { ScriptError } from './errors.js';
-import type { RedisKeys } from './redis-keys.js';
-import type { FarmRules } from '../config/farm-directory.js';
-import { scriptCalls, type HostCaps, type HostIdentity } from './script-args.js';
+import type { RedisKeys } from './redis-schema.js';
+import type { FarmConfig } from '../config/config.js';
+import type { FarmDirectory, FarmRules } from '../config/farm-directory.js';
+import { scriptCalls, type HostIdentity, type ScriptCall } from './script-args.js';
 import { runScript } from './scripts.js';
 
 /**
- * Who is asking: one agent connection for one host. Identity only; the farm's rules are passed to
- * each call, as the farm directory gives them at the time of the call.
+ * Who is asking: one agent connection for one host. Identity only; the farm's rules are the
+ * engine's to look up, as the farm directory gives them at the time of the call.
  */
 export type HostClaim = HostIdentity;
 
@@ -49,29 +51,81 @@ function unexpected(script: string, reply: unknown): never {
   throw new ScriptError(`${script} answered outside its contract: ${JSON.stringify(reply)}`);
 }
 
+/** What every farm's engine shares: the Redis client, the key names and the collector-wide settings. */
+interface EngineParts {
+  redis: Redis | Cluster;
+  keys: RedisKeys;
+  /** Lease length: at most 3 × heartbeatSeconds (docs/design.md §2 rule 10). */
+  leaseMs: number;
+  /** Most connections one host may hold (limits.maxSessions). */
+  maxSessions: number;
+}
+
 export class LicenseEngine {
+  private readonly parts: EngineParts;
+
   constructor(
-    private readonly redis: Redis | Cluster,
-    private readonly keys: RedisKeys,
-    /** Lease length: at most 3 × heartbeatSeconds (docs/design.md §2 rule 10). */
-    private readonly leaseMs: number,
-    /** Most connections one host may hold (limits.maxSessions). */
-    private readonly maxSessions: number,
-  ) {}
+    redis: Redis | Cluster,
+    keys: RedisKeys,
+    /**
+     * The farms of the configuration loaded now (a reload replaces the directory): the rules of a
+     * farm are looked up here, at each call for it, so a reload applies from the next call on.
+     */
+    private readonly farms: () => FarmDirectory,
+    leaseMs: number,
+    maxSessions: number,
+  ) {
+    this.parts = { redis, keys, leaseMs, maxSessions };
+  }
 
   /** A fresh random epoch value. */
   static newEpoch(): string {
     return randomBytes(12).toString('hex');
   }
 
-  private identity(claim: HostClaim): HostIdentity {
-    return { host: normalizeHost(claim.host), owner: claim.owner, stream: claim.stream, epoch: claim.epoch };
+  /** The engine of a farm under its configuration now; undefined when the farm is not configured. */
+  farm(id: string): FarmEngine | undefined {
+    const farms = this.farms();
+    const config = farms.get(id);
+    const rules = farms.rules(id);
+    return config && rules ? new FarmEngine(this.parts, config, rules) : undefined;
   }
 
-  async hello(farm: FarmRules, claim: HostClaim, agent: string | undefined, caps: HostCaps): Promise<HelloResult> {
-    const reply = await runScript(
-      this.redis,
-      scriptCalls.hello(this.keys, farm, this.identity(claim), agent, this.leaseMs, caps),
+  /**
+   * Releases a host claimed under farm id `id` (spelled as it was then) if this connection still owns
+   * it; returns whether it did. A farm the last reload removed or respelled is released under the
+   * rules it had (FarmDirectory.releaseRules); an unknown one is not.
+   */
+  async release(id: string, claim: HostClaim): Promise<boolean> {
+    const rules = this.farms().releaseRules(id);
+    if (!rules) return false;
+    const reply = await runScript(this.parts.redis, scriptCalls.release(this.parts.keys, rules, identity(claim)));
+    if (reply === 'ok' || reply === 'superseded') return reply === 'ok';
+    return unexpected('release', reply);
+  }
+}
+
+function identity(claim: HostClaim): HostIdentity {
+  return { host: normalizeHost(claim.host), owner: claim.owner, stream: claim.stream, epoch: claim.epoch };
+}
+
+/** The scripts of one farm, under the rules its configuration gave when it was looked up. */
+export class FarmEngine {
+  constructor(
+    private readonly parts: EngineParts,
+    readonly config: FarmConfig,
+    private readonly rules: FarmRules,
+  ) {}
+
+  private run(call: (keys: RedisKeys, rules: FarmRules) => ScriptCall): Promise<unknown> {
+    return runScript(this.parts.redis, call(this.parts.keys, this.rules));
+  }
+
+  /** Takes the host for the connection; the farm's host caps come from its configuration. */
+  async hello(claim: HostClaim, agent: string | undefined): Promise<HelloResult> {
+    const caps = { maxHosts: this.config.maxHosts, maxKnownHosts: this.config.maxKnownHosts };
+    const reply = await this.run((keys, rules) =>
+      scriptCalls.hello(keys, rules, identity(claim), agent, this.parts.leaseMs, caps),
     );
     const [code, detail] = reply as [string, (number | string)?];
     if (code === 'ok' && typeof detail === 'number') return { kind: 'ok', ack: detail };
@@ -80,25 +134,23 @@ export class LicenseEngine {
     return unexpected('hello', reply);
   }
 
-  applyEvents(farm: FarmRules, claim: HostClaim, events: readonly ParsedEvent[]): Promise<ApplyResult> {
-    return this.apply(farm, claim, { type: 'events', events });
+  applyEvents(claim: HostClaim, events: readonly ParsedEvent[]): Promise<ApplyResult> {
+    return this.apply(claim, { type: 'events', events });
   }
 
-  applySnapshot(farm: FarmRules, claim: HostClaim, seq: number, sessions: readonly Session[]): Promise<ApplyResult> {
-    return this.apply(farm, claim, { type: 'snapshot', seq, sessions });
+  applySnapshot(claim: HostClaim, seq: number, sessions: readonly Session[]): Promise<ApplyResult> {
+    return this.apply(claim, { type: 'snapshot', seq, sessions });
   }
 
   private async apply(
-    farm: FarmRules,
     claim: HostClaim,
     frame:
       | { type: 'events'; events: readonly ParsedEvent[] }
       | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
   ): Promise<ApplyResult> {
-    const settings = { leaseMs: this.leaseMs, maxSessions: this.maxSessions };
-    const reply = (await runScript(
-      this.redis,
-      scriptCalls.applyFrame(this.keys, farm, this.identity(claim), settings, frame),
+    const settings = { leaseMs: this.parts.leaseMs, maxSessions: this.parts.maxSessions };
+    const reply = (await this.run((keys, rules) =>
+      scriptCalls.applyFrame(keys, rules, identity(claim), settings, frame),
     )) as unknown[];
     const code = reply[0];
     if (code === 'epoch' || code === 'superseded') return { kind: code };
@@ -117,34 +169,25 @@ export class LicenseEngine {
     return unexpected('applyFrame', reply);
   }
 
-  async renew(farm: FarmRules, claim: HostClaim): Promise<RenewResult> {
-    const reply = await runScript(
-      this.redis,
-      scriptCalls.renewLease(this.keys, farm, this.identity(claim), this.leaseMs),
+  async renew(claim: HostClaim): Promise<RenewResult> {
+    const reply = await this.run((keys, rules) =>
+      scriptCalls.renewLease(keys, rules, identity(claim), this.parts.leaseMs),
     );
     if (reply === 'ok' || reply === 'superseded' || reply === 'epoch') return reply;
     return unexpected('renewLease', reply);
   }
 
   /** Keeps the agent's latest source status for its host. */
-  async reportStatus(farm: FarmRules, claim: HostClaim, status: StatusFrame): Promise<RenewResult> {
-    const reply = await runScript(this.redis, scriptCalls.reportStatus(this.keys, farm, this.identity(claim), status));
+  async reportStatus(claim: HostClaim, status: StatusFrame): Promise<RenewResult> {
+    const reply = await this.run((keys, rules) => scriptCalls.reportStatus(keys, rules, identity(claim), status));
     if (reply === 'ok' || reply === 'superseded' || reply === 'epoch') return reply;
     return unexpected('reportStatus', reply);
   }
 
-  /** Releases the host if this connection still owns it; returns whether it did. */
-  async release(farm: FarmRules, claim: HostClaim): Promise<boolean> {
-    const reply = await runScript(this.redis, scriptCalls.release(this.keys, farm, this.identity(claim)));
-    if (reply === 'ok' || reply === 'superseded') return reply === 'ok';
-    return unexpected('release', reply);
-  }
-
   /** Farm-wide time-driven work; returns the farm's epoch (creating one if the data was lost). */
-  async tick(farm: FarmRules, hostRetireMs: number, forgetMs: number): Promise<TickResult> {
-    const reply = await runScript(
-      this.redis,
-      scriptCalls.tick(this.keys, farm, LicenseEngine.newEpoch(), hostRetireMs, forgetMs),
+  async tick(hostRetireMs: number, forgetMs: number): Promise<TickResult> {
+    const reply = await this.run((keys, rules) =>
+      scriptCalls.tick(keys, rules, LicenseEngine.newEpoch(), hostRetireMs, forgetMs),
     );
     const [epoch, hostsDue, hostsToForget] = reply as [unknown, unknown, unknown];
     if (typeof epoch !== 'string' || !Array.isArray(hostsDue) || !Array.isArray(hostsToForget))
@@ -156,10 +199,9 @@ export class LicenseEngine {
    * Removes a host's keys and contributions: with forgetMs, only a retired host not seen for that
    * long; without, whatever its state.
    */
-  async forgetHost(farm: FarmRules, host: string, forgetMs?: number): Promise<ForgetResult> {
-    const reply = (await runScript(
-      this.redis,
-      scriptCalls.forgetHost(this.keys, farm, normalizeHost(host), forgetMs),
+  async forgetHost(host: string, forgetMs?: number): Promise<ForgetResult> {
+    const reply = (await this.run((keys, rules) =>
+      scriptCalls.forgetHost(keys, rules, normalizeHost(host), forgetMs),
     )) as unknown[];
     if (reply[0] === 'forgotten') return { kind: 'forgotten', wasLive: reply[1] === 1 };
     if (reply[0] === 'unknown' || reply[0] === 'kept') return { kind: reply[0] };
@@ -167,16 +209,30 @@ export class LicenseEngine {
   }
 
   /** Lease lapse, retirement and re-indexing of one host, each only when due. */
-  async maintainHost(
-    farm: FarmRules,
-    host: string,
-    hostRetireMs: number,
-  ): Promise<{ lapsed: boolean; retired: boolean }> {
-    const reply = (await runScript(
-      this.redis,
-      scriptCalls.maintainHost(this.keys, farm, normalizeHost(host), hostRetireMs),
+  async maintainHost(host: string, hostRetireMs: number): Promise<{ lapsed: boolean; retired: boolean }> {
+    const reply = (await this.run((keys, rules) =>
+      scriptCalls.maintainHost(keys, rules, normalizeHost(host), hostRetireMs),
     )) as number[];
     const [lapsed, retired] = reply;
     return { lapsed: lapsed === 1, retired: retired === 1 };
   }
+}
+
+/**
+ * The farm's day still open, as of `now` (Redis time, ms), as the peaks hash will hold it once the
+ * day closes: the day-close rule is the scripts' alone (includes/day-record.lua). Undefined for a
+ * farm that has no day yet.
+ */
+export async function readOpenDay(
+  redis: Redis | Cluster,
+  keys: RedisKeys,
+  farm: FarmRules,
+  now: number,
+): Promise<{ day: number; record: string } | undefined> {
+  const reply = await runScript(redis, scriptCalls.openDay(keys, farm, now));
+  if (!Array.isArray(reply)) return unexpected('openDay', reply);
+  if (reply.length === 0) return undefined;
+  const [day, record] = reply as unknown[];
+  if (typeof day !== 'string' || !/^\d+$/.test(day) || typeof record !== 'string') return unexpected('openDay', reply);
+  return { day: Number(day), record };
 }

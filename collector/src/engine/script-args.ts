@@ -5,7 +5,7 @@
  */
 import { canonicalSession, type ParsedEvent, type Session, type StatusFrame } from '@rasmon/protocol';
 import type { FarmRules } from '../config/farm-directory.js';
-import { farmKeyList, hostKeyList, type RedisKeys } from './redis-keys.js';
+import { farmKeyList, hostKeyList, type RedisKeys, type StoredSourceStatus } from './redis-schema.js';
 
 export const SCRIPT_NAMES = [
   'applyFrame',
@@ -16,6 +16,7 @@ export const SCRIPT_NAMES = [
   'tick',
   'forgetHost',
   'reportStatus',
+  'openDay',
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
@@ -185,9 +186,13 @@ export const scriptCalls = {
           ok,
           ...(error === undefined ? {} : { error }),
           ...(lastListAt === undefined ? {} : { lastListAt }),
-        }),
+        } satisfies StoredSourceStatus),
       ],
     ]);
+  },
+
+  openDay(keys: RedisKeys, rules: FarmRules, now: number): ScriptCall {
+    return call('openDay', farmKeyList(keys.farm(rules.id)), rules, [['now', now]]);
   },
 
   /** forgetMs undefined: forget the host whatever its state. */

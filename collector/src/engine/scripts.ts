@@ -22,16 +22,21 @@ function readLua(path: string): string {
 }
 
 /**
- * The full source of a script, includes resolved (each included file may include others). A
- * missing include, or one that includes itself through any chain, throws naming the chain.
+ * The full source of a script, includes resolved: each included file may include others (what it
+ * uses), and each comes in once, where it is first included, so that an include shared by two
+ * others defines its locals once. A missing include, or one that includes itself through any
+ * chain, throws naming the chain.
  */
 export function scriptSource(name: string, dir: string = LUA_DIR): string {
+  const included = new Set<string>();
   const expand = (source: string, chain: string[]): string =>
     source.replace(INCLUDE, (_, include: string) => {
       if (!/^[a-z][a-z0-9-]*$/.test(include))
         throw new ScriptError(`${chain.join(' → ')}: bad include name "${include}"`);
       const file = `includes/${include}.lua`;
       if (chain.includes(file)) throw new ScriptError(`Lua include cycle: ${[...chain, file].join(' → ')}`);
+      if (included.has(file)) return '';
+      included.add(file);
       return expand(readLua(dir + file), [...chain, file]);
     });
   const file = `${name}.lua`;

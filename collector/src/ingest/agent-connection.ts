@@ -11,6 +11,7 @@ import {
   FEATURES,
   normalizeHost,
   parseAgentFrame,
+  silenceLimitMs,
   type CollectorFrame,
   type ErrorCode,
   type HelloFrame,
@@ -24,10 +25,11 @@ import {
 } from '@rasmon/protocol';
 import type { FarmConfig } from '../config/config.js';
 import type { FarmEpochs } from '../engine/farm-clock.js';
-import type { FarmDirectory, FarmRules, PeerNames } from '../config/farm-directory.js';
+import type { FarmDirectory, PeerNames } from '../config/farm-directory.js';
 import type { ApplyResult, HelloResult, HostClaim, LicenseEngine } from '../engine/license-engine.js';
 import type { Logger } from '@rasmon/protocol/kit';
 import type { CollectorMetrics, UpgradeRejection } from '../metrics/metrics.js';
+import { admit, type AdmissionRefusal, type Credentials } from './admission.js';
 import { TokenBucket } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
 
@@ -38,24 +40,22 @@ export const OUTPUT_HARD_LIMIT = 4 * 1024 * 1024;
 
 /** What a connection needs from the collector around it. */
 export interface ConnectionContext {
+  /** Looks up the farm's rules itself, at every call, so a reload applies from the next frame on. */
   engine: LicenseEngine;
   metrics: CollectorMetrics;
   limits: Limits;
   /** Frames and bytes one connection may send per second (token buckets; beyond, it is not read). */
   rates: { framesPerSecond: number; bytesPerSecond: number };
   heartbeatSeconds: number;
-  /**
-   * The farms of the configuration loaded now (a reload replaces the directory): asked at every
-   * engine call for the farm's rules, so a reload applies from the next frame on.
-   */
+  /** The farms of the configuration loaded now (a reload replaces the directory), for admission. */
   farms(): FarmDirectory;
-  /** The farms' epochs; a check that finds one changed has every connection of the farm take its host again. */
+  /** The farms' epochs: a hello claims the host under the farm's, and a connection told its epoch is stale reads it again. */
   epochs: FarmEpochs;
   /** A hello of this connection took its host: older local connections for it are superseded. */
   claimed(connection: AgentConnection): void;
 }
 
-export class AgentConnection {
+export class AgentConnection implements Credentials {
   /** Set by an accepted hello. */
   claim: HostClaim | undefined;
   agent: string | undefined;
@@ -73,6 +73,8 @@ export class AgentConnection {
   private closed = false;
   /** A resync was sent; no other is sent until a snapshot arrives. */
   private awaitingSnapshot = false;
+  /** The latest re-take of the host under a new epoch (see {@link reclaim}). */
+  private reclaimed: Promise<void> = Promise.resolve();
   private readonly frameBucket: TokenBucket;
   private readonly byteBucket: TokenBucket;
   /** Polls whether an agent that does not read has caught up; see {@link awaitCatchUp}. */
@@ -146,6 +148,69 @@ export class AgentConnection {
     if (logged) this.log.info({ code, reason: message }, 'closing agent connection');
     this.send({ type: 'error', code, message });
     this.close(ERROR_CLOSE_CODES[code], code);
+  }
+
+  /** Another connection took this host: a newer hello, on this collector or another. */
+  superseded(): void {
+    this.fail('superseded', 'a newer connection took this host');
+  }
+
+  /** A reload replaced the farms: closes the connection if it may no longer hold what it holds. */
+  recheck(): void {
+    const { refusal } = admit(this.ctx.farms(), this, this.claim?.host, { kind: 'reload' });
+    if (refusal) this.refuseAdmission(refusal);
+  }
+
+  private refuseAdmission({ reason, message, identity }: AdmissionRefusal): void {
+    // A leaked token trying host names is logged per farm, rate-limited (no address).
+    if (identity) this.identityRefusals?.refused(identity.reason, this.farmId, 'forbidden', identity.message);
+    this.ctx.metrics.upgradesRejected.inc({ reason });
+    this.fail('forbidden', message, { logged: identity === undefined || this.identityRefusals === undefined });
+  }
+
+  /**
+   * Every heartbeat: drops the connection if the agent went silent or never said hello, else pings
+   * it and renews its host's lease.
+   */
+  async heartbeat(): Promise<void> {
+    const now = Date.now();
+    const silenceMs = silenceLimitMs(this.ctx.heartbeatSeconds);
+    if (!this.awaitingCatchUp && now - this.lastHeard > silenceMs) {
+      this.baseLog.info({ conn: this.id }, 'agent silent for two heartbeats (no pong): terminating');
+      this.ctx.metrics.agentsDropped.inc({ reason: 'silent' });
+      this.terminate();
+      return;
+    }
+    if (!this.claim && now - this.openedAt > silenceMs) {
+      // An authenticated socket that never says hello holds a slot for nothing.
+      this.ctx.metrics.upgradesRejected.inc({ reason: 'hello_required' });
+      this.fail('hello_required', `no hello within ${silenceMs / 1000} s`);
+      return;
+    }
+    this.ping();
+    const claim = this.claim;
+    const engine = this.ctx.engine.farm(this.farmId);
+    if (!claim || this.closed || !engine) return;
+    try {
+      const result = await engine.renew(claim);
+      if (result === 'superseded') this.superseded();
+      else if (result === 'epoch') await this.epochLost();
+    } catch {
+      // Redis is unreachable: idle connections stay open (docs/design.md §3).
+    }
+  }
+
+  /** The host's lease ends at once with its connection (docs/design.md §2 rule 10), if this connection still owns it. */
+  async release(): Promise<void> {
+    const claim = this.claim;
+    if (!claim) return;
+    try {
+      // A farm removed by a reload is released under the rules it had.
+      await this.ctx.engine.release(this.farmId, claim);
+    } catch (err) {
+      // The lease lapses by itself within 3 heartbeats.
+      this.baseLog.warn({ err, conn: this.id }, 'could not release host lease');
+    }
   }
 
   close(code: number, reason: string): void {
@@ -294,23 +359,10 @@ export class AgentConnection {
     };
     if (this.claim) return reject('bad_hello', 'bad_hello', 'hello was already sent on this connection');
     if (!hello) return reject('bad_hello', 'bad_hello', `invalid hello: ${problem ?? 'invalid'}`);
-    const farms = this.ctx.farms();
-    // The token's farm and the one the hello names: the same entry of the directory, which
-    // compares ids by its one case rule.
-    const farm = farms.get(this.farmId);
-    if (!farm || farm !== farms.get(hello.farm)) {
-      return reject('forbidden', 'forbidden', `this token is not valid for farm ${hello.farm}`);
-    }
-    if (!farms.hostAllowed(farm.id, hello.host)) {
-      return reject('forbidden', 'forbidden', `host ${hello.host} is not among the hosts of farm ${farm.id}`);
-    }
-    const identity = farms.hostIdentityRefusal(this.tokenSha256, hello.host, this.peer);
-    if (identity) {
-      // A leaked token trying host names is logged per farm, rate-limited (no address).
-      this.identityRefusals?.refused(identity.reason, farm.id, 'forbidden', identity.message);
+    const { farm, refusal } = admit(this.ctx.farms(), this, hello.host, { kind: 'hello', farm: hello.farm });
+    if (refusal) {
       this.refuse('hello');
-      this.ctx.metrics.upgradesRejected.inc({ reason: identity.reason });
-      return this.fail('forbidden', identity.message, { logged: this.identityRefusals === undefined });
+      return this.refuseAdmission(refusal);
     }
     const claim: HostClaim = {
       host: normalizeHost(hello.host),
@@ -343,20 +395,29 @@ export class AgentConnection {
   }
 
   /**
-   * Redis answered that this connection's epoch is not the farm's: check the farm's epoch (a change
-   * has the agent server re-take every host of the farm here before the check settles), and re-take
-   * this host if that did not.
+   * Redis answered that this connection's epoch is not the farm's (its data was lost or recreated):
+   * reads the farm's epoch now and takes the host again under it. The other connections of the
+   * farm hear of it from the farm clock's next round, through the agent server.
    */
-  async epochLost(): Promise<void> {
-    const epoch = await this.ctx.epochs.check(this.farmId);
-    if (this.claim && this.claim.epoch !== epoch) await this.reclaim(epoch);
+  private async epochLost(): Promise<void> {
+    await this.reclaim(await this.ctx.epochs.check(this.farmId));
   }
 
-  /** Re-takes the host after the farm's data was lost, then asks for a snapshot. */
-  async reclaim(epoch: string): Promise<void> {
+  /**
+   * Takes the host again under the farm's epoch `epoch`, then asks for a snapshot: once per epoch,
+   * whoever asks (the connection itself or the agent server), each waiting for the same re-take.
+   */
+  reclaim(epoch: string): Promise<void> {
     const claim = this.claim;
-    if (!claim || this.closed || !this.ctx.farms().get(this.farmId)) return;
-    claim.epoch = epoch;
+    if (!claim || this.closed || !this.ctx.farms().get(this.farmId)) return Promise.resolve();
+    if (claim.epoch !== epoch) {
+      claim.epoch = epoch;
+      this.reclaimed = this.retake(claim);
+    }
+    return this.reclaimed;
+  }
+
+  private async retake(claim: HostClaim): Promise<void> {
     const taken = await this.take(claim, this.agent);
     if (!taken) return;
     if (taken.result.kind === 'full') return this.fail('forbidden', farmFull(taken.farm, taken.result.cap));
@@ -364,11 +425,6 @@ export class AgentConnection {
       this.awaitingSnapshot = false;
       this.resync();
     }
-  }
-
-  /** The farm's rules in the configuration loaded now; undefined once a reload removed the farm. */
-  private rules(): FarmRules | undefined {
-    return this.ctx.farms().rules(this.farmId);
   }
 
   /** A frame of a farm that a reload removed (the reload closes its connections; this is the backstop). */
@@ -381,36 +437,34 @@ export class AgentConnection {
     claim: HostClaim,
     agent: string | undefined,
   ): Promise<{ result: HelloResult; farm: FarmConfig } | undefined> {
-    const farms = this.ctx.farms();
-    const farm = farms.get(this.farmId);
-    const rules = farms.rules(this.farmId);
-    if (!farm || !rules) return undefined;
-    return { result: await this.ctx.engine.hello(rules, claim, agent, farm), farm };
+    const engine = this.ctx.engine.farm(this.farmId);
+    if (!engine) return undefined;
+    return { result: await engine.hello(claim, agent), farm: engine.config };
   }
 
   private async snapshot(claim: HostClaim, frame: ParsedSnapshot): Promise<void> {
-    const rules = this.rules();
-    if (!rules) return this.farmGone();
-    const result = await this.timed(() => this.ctx.engine.applySnapshot(rules, claim, frame.seq, frame.sessions));
+    const engine = this.ctx.engine.farm(this.farmId);
+    if (!engine) return this.farmGone();
+    const result = await this.timed(() => engine.applySnapshot(claim, frame.seq, frame.sessions));
     if (result.kind === 'ok' || result.kind === 'gap') this.awaitingSnapshot = false;
     await this.answer('snapshot', result, frame.rejected, frame.sessions.length);
   }
 
   private async events(claim: HostClaim, frame: ParsedEvents): Promise<void> {
-    const rules = this.rules();
-    if (!rules) return this.farmGone();
-    const result = await this.timed(() => this.ctx.engine.applyEvents(rules, claim, frame.events));
+    const engine = this.ctx.engine.farm(this.farmId);
+    if (!engine) return this.farmGone();
+    const result = await this.timed(() => engine.applyEvents(claim, frame.events));
     await this.answer('events', result, frame.rejected, frame.events.length);
   }
 
   /** The agent's source health: kept for the host, not answered (it has no seq). */
   private async status(claim: HostClaim, status: StatusFrame): Promise<void> {
-    const rules = this.rules();
-    if (!rules) return this.farmGone();
-    const result = await this.ctx.engine.reportStatus(rules, claim, status);
+    const engine = this.ctx.engine.farm(this.farmId);
+    if (!engine) return this.farmGone();
+    const result = await engine.reportStatus(claim, status);
     if (result === 'superseded') {
       this.refuse('status');
-      return this.fail('superseded', 'a newer connection took this host');
+      return this.superseded();
     }
     if (result === 'epoch') {
       this.refuse('status');
@@ -432,7 +486,7 @@ export class AgentConnection {
     const m = this.ctx.metrics;
     if (result.kind === 'superseded') {
       this.refuse(type);
-      return this.fail('superseded', 'a newer connection took this host');
+      return this.superseded();
     }
     if (result.kind === 'epoch') {
       // Not acked: the agent keeps the frame, and the resync that follows repairs the host.

@@ -1,13 +1,15 @@
 /**
  * The `/v1/agent` endpoint: authenticates the HTTP upgrade (bearer token checked against each
- * farm's sha256 list, 401 otherwise), then keeps every agent connection, its heartbeat and its
- * host lease, and resyncs a farm's connections when the farm's epoch changes.
+ * farm's sha256 list, 401 otherwise), then keeps every agent connection and drives its life from
+ * outside: its heartbeat, the reloads it must pass again, the newer connection that supersedes it,
+ * the farm's epoch change that has it take its host again. What each of those means for one
+ * connection is the connection's (agent-connection.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { AGENT_PATH, CloseCode, silenceLimitMs, SUBPROTOCOL } from '@rasmon/protocol';
+import { AGENT_PATH, CloseCode, SUBPROTOCOL } from '@rasmon/protocol';
 import { AgentConnection, type ConnectionContext } from './agent-connection.js';
 import { bearerToken } from '../config/bearer-token.js';
 import { sha256Hex, type CollectorConfig } from '../config/config.js';
@@ -81,7 +83,6 @@ export class AgentServer {
   private readonly identityRefusals: RefusalLog;
 
   constructor(private readonly options: AgentServerOptions) {
-    options.context.epochs.onEpochChange((farm, epoch) => this.resyncFarm(farm, epoch));
     this.upgradeLimiter = new KeyedRateLimiter(
       options.limits.upgradesPerSecondPerAddress,
       options.limits.upgradeBurstPerAddress,
@@ -108,33 +109,7 @@ export class AgentServer {
    * whose farm was removed) or whose host the farm no longer allows.
    */
   farmsChanged(): void {
-    const farms = this.options.context.farms();
-    for (const connection of this.connections) {
-      const farm = farms.byTokenHash(connection.tokenSha256);
-      if (!farm || farm !== farms.get(connection.farmId)) {
-        this.options.context.metrics.upgradesRejected.inc({ reason: 'revoked' });
-        connection.fail('forbidden', 'the token of this connection was revoked');
-        continue;
-      }
-      if (farm.id !== connection.farmId) {
-        // The farm's Redis keys are named by its id as written: the agent comes back under the new one.
-        this.options.context.metrics.upgradesRejected.inc({ reason: 'revoked' });
-        connection.fail('forbidden', `farm ${connection.farmId} is now configured as ${farm.id}`);
-        continue;
-      }
-      const host = connection.claim?.host;
-      if (host !== undefined && !farms.hostAllowed(connection.farmId, host)) {
-        this.options.context.metrics.upgradesRejected.inc({ reason: 'revoked' });
-        connection.fail('forbidden', `host ${host} is no longer among the hosts of farm ${connection.farmId}`);
-        continue;
-      }
-      const identity =
-        host === undefined ? undefined : farms.hostIdentityRefusal(connection.tokenSha256, host, connection.peer);
-      if (identity) {
-        this.options.context.metrics.upgradesRejected.inc({ reason: 'revoked' });
-        connection.fail('forbidden', `${identity.message} (changed by a reload)`);
-      }
-    }
+    for (const connection of this.connections) connection.recheck();
   }
 
   /** Every step, one slot of connections has its heartbeat: each connection once per interval. */
@@ -144,7 +119,7 @@ export class AgentServer {
     this.heartbeat = setInterval(() => {
       const slot = this.beatSlots[this.beatStep]!;
       this.beatStep = (this.beatStep + 1) % this.beatSlots.length;
-      for (const connection of slot) void this.beat(connection);
+      for (const connection of slot) void connection.heartbeat();
     }, stepMs);
     this.heartbeat.unref();
   }
@@ -209,63 +184,17 @@ export class AgentServer {
       this.unindexHost(connection);
       context.metrics.agentsConnected.set(this.connections.size);
       connection.log.info({ code }, 'agent disconnected');
-      const release = this.release(connection);
+      const release = connection.release();
       this.releases.add(release);
       void release.finally(() => this.releases.delete(release));
     });
   }
 
-  /** The host's lease ends at once with its connection (docs/design.md §2 rule 10), if this connection still owns it. */
-  private async release(connection: AgentConnection): Promise<void> {
-    const claim = connection.claim;
-    // A farm removed by a reload is released under the rules it had.
-    const rules = this.options.context.farms().releaseRules(connection.farmId);
-    if (!claim || !rules) return;
-    try {
-      await this.options.context.engine.release(rules, claim);
-    } catch (err) {
-      // The lease lapses by itself within 3 heartbeats.
-      this.options.log.warn({ err, conn: connection.id }, 'could not release host lease');
-    }
-  }
-
-  /** A connection's heartbeat: terminate it if silent, else ping it and renew its host's lease. */
-  private async beat(connection: AgentConnection): Promise<void> {
-    const { engine } = this.options.context;
-    const now = Date.now();
-    if (
-      !connection.awaitingCatchUp &&
-      now - connection.lastHeard > silenceLimitMs(this.options.context.heartbeatSeconds)
-    ) {
-      this.options.log.info({ conn: connection.id }, 'agent silent for two heartbeats (no pong): terminating');
-      this.options.context.metrics.agentsDropped.inc({ reason: 'silent' });
-      connection.terminate();
-      return;
-    }
-    if (!connection.claim && now - connection.openedAt > silenceLimitMs(this.options.context.heartbeatSeconds)) {
-      // An authenticated socket that never says hello holds a slot for nothing.
-      this.options.context.metrics.upgradesRejected.inc({ reason: 'hello_required' });
-      connection.fail(
-        'hello_required',
-        `no hello within ${silenceLimitMs(this.options.context.heartbeatSeconds) / 1000} s`,
-      );
-      return;
-    }
-    connection.ping();
-    const claim = connection.claim;
-    const rules = this.options.context.farms().rules(connection.farmId);
-    if (!claim || connection.isClosed || !rules) return;
-    try {
-      const result = await engine.renew(rules, claim);
-      if (result === 'superseded') connection.fail('superseded', 'a newer connection took this host');
-      else if (result === 'epoch') await connection.epochLost();
-    } catch {
-      // Redis is unreachable: idle connections stay open (docs/design.md §3).
-    }
-  }
-
-  /** The farm's data was lost: take its hosts again and ask each of its agents here for a snapshot. */
-  private async resyncFarm(farm: string, epoch: string): Promise<void> {
+  /**
+   * The farm clock found the farm's epoch changed (its data was lost): each connection of the farm
+   * here takes its host again and asks its agent for a snapshot.
+   */
+  async epochChanged(farm: string, epoch: string): Promise<void> {
     const claimed = [...this.connections].filter((connection) => connection.claim && connection.farmId === farm);
     await Promise.all(
       claimed.map((connection) =>
@@ -290,7 +219,7 @@ export class AgentServer {
   supersedeOthers(newer: AgentConnection): void {
     const key = AgentServer.hostKey(newer);
     const held = this.byHost.get(key);
-    if (held !== undefined && held !== newer) held.fail('superseded', 'a newer connection took this host');
+    if (held !== undefined && held !== newer) held.superseded();
     this.byHost.set(key, newer);
   }
 

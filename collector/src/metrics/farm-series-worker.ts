@@ -10,7 +10,7 @@ import type { CollectorConfig, FarmConfig } from '../config/config.js';
 import { FarmReader } from '../engine/farm-reader.js';
 import { FarmSeries } from './farm-series.js';
 import { createRedis } from '../engine/redis-client.js';
-import { RedisKeys } from '../engine/redis-keys.js';
+import { RedisKeys } from '../engine/redis-schema.js';
 
 export interface WorkerData {
   redis: CollectorConfig['redis'];

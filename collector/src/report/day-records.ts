@@ -3,15 +3,17 @@
  * reached, the seats that day, the highest overuse, the overuse admissions and the time over seats.
  *
  * The Lua scripts keep the current day in the farm's meta hash and, when the day turns, write the
- * finished record into the peaks hash under the day's number as
- * `peakUsers,peakAtMs,seats,maxOveruse,admissions,msOverSeats` (a field left empty is unknown).
- * Days written before records existed hold the bare peak (`"42"`): they keep their peak and leave
- * the rest unknown, so `/api/v1/farms/{farm}/peaks` and the history read the same hash.
+ * finished record into the peaks hash under the day's number (its fields: DAY_RECORD_FIELDS of
+ * redis-schema.ts; a field left empty is unknown). The day still open is read by the same rule, by
+ * a script (readOpenDay), so it reads alike before and after it closes. Days written before
+ * records existed hold the bare peak (`"42"`): they keep their peak and leave the rest unknown, so
+ * `/api/v1/farms/{farm}/peaks` and the history read the same hash.
  */
-import { Cluster, type Redis } from 'ioredis';
-import { DAY_MS } from '@rasmon/protocol';
+import type { Cluster, Redis } from 'ioredis';
 import type { FarmConfig } from '../config/config.js';
-import type { RedisKeys } from '../engine/redis-keys.js';
+import { farmRules } from '../config/farm-directory.js';
+import { readOpenDay } from '../engine/license-engine.js';
+import { splitDayRecord, type RedisKeys } from '../engine/redis-schema.js';
 import { dayText, type Period } from './report-period.js';
 
 /** One farm's UTC day, as the history lists it. */
@@ -30,19 +32,6 @@ export interface DayRecord {
   minutesOverSeats: number | null;
 }
 
-/** The meta fields the current day is kept in (see includes/farm-state.lua). */
-export const DAY_META_FIELDS = [
-  'day',
-  'peakToday',
-  'peakAt',
-  'daySeats',
-  'overToday',
-  'admissions',
-  'admDay',
-  'overMs',
-  'overSince',
-] as const;
-
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 const minutes = (ms: number | undefined) => (ms === undefined ? null : Math.round(ms / 6000) / 10);
 
@@ -54,39 +43,17 @@ function optional(text: string | undefined | null): number | undefined {
 
 /** Reads a stored value of the peaks hash: a finished record, or a bare peak from before records. */
 export function parseStoredDay(day: number, value: string): DayRecord | undefined {
-  const parts = value.split(',');
-  const peak = optional(parts[0]);
+  const record = splitDayRecord(value);
+  const peak = optional(record.peakUsers);
   if (peak === undefined) return undefined;
-  const [, peakAt, seats, maxOveruse, admissions, overMs] = parts.map(optional);
   return {
     day: dayText(day),
     peakUsers: peak,
-    peakAt: iso(peakAt),
-    seats: seats ?? null,
-    maxOveruse: maxOveruse ?? null,
-    admissions: admissions ?? null,
-    minutesOverSeats: minutes(overMs),
-  };
-}
-
-/** The record of the day still open in the meta hash, as of `now` (time over seats runs on to now). */
-export function openDay(meta: Record<string, string | null | undefined>, now: number): DayRecord | undefined {
-  const day = optional(meta.day);
-  if (day === undefined) return undefined;
-  const end = Math.min(now, (day + 1) * DAY_MS);
-  const overSince = optional(meta.overSince);
-  const overMs = optional(meta.overMs);
-  const admissions = optional(meta.admissions) ?? 0;
-  const admDay = optional(meta.admDay);
-  const running = overSince === undefined ? 0 : Math.max(0, end - overSince);
-  return {
-    day: dayText(day),
-    peakUsers: optional(meta.peakToday) ?? 0,
-    peakAt: iso(optional(meta.peakAt)),
-    seats: optional(meta.daySeats) ?? null,
-    maxOveruse: optional(meta.overToday) ?? null,
-    admissions: admDay === undefined ? null : admissions - admDay,
-    minutesOverSeats: overMs === undefined && overSince === undefined ? null : minutes((overMs ?? 0) + running),
+    peakAt: iso(optional(record.peakAtMs)),
+    seats: optional(record.seats) ?? null,
+    maxOveruse: optional(record.maxOveruse) ?? null,
+    admissions: optional(record.admissions) ?? null,
+    minutesOverSeats: minutes(optional(record.msOverSeats)),
   };
 }
 
@@ -96,14 +63,12 @@ export interface FarmHistory {
   days: DayRecord[];
 }
 
-type Reply = [Error | null, unknown];
-
 async function serverTime(redis: Redis | Cluster): Promise<number> {
   const [seconds, micros] = await redis.time();
   return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
 }
 
-/** Reads the day records of each farm within the period: one round trip per farm, all at once. */
+/** Reads the day records of each farm within the period: the peaks hash and the open day, all farms at once. */
 export async function readHistory(
   redis: Redis | Cluster,
   keys: RedisKeys,
@@ -113,27 +78,21 @@ export async function readHistory(
   const now = await serverTime(redis);
   const histories = await Promise.all(
     farms.map(async (farm): Promise<FarmHistory> => {
-      const k = keys.farm(farm.id);
-      const replies = ((await redis
-        .pipeline([
-          ['hgetall', k.peaks],
-          ['hmget', k.meta, ...DAY_META_FIELDS],
-        ])
-        .exec()) ?? []) as Reply[];
-      for (const [err] of replies) if (err) throw err;
-      const stored = (replies[0]?.[1] ?? {}) as Record<string, string>;
-      const metaValues = (replies[1]?.[1] ?? []) as Array<string | null>;
-      const meta = Object.fromEntries(DAY_META_FIELDS.map((field, index) => [field, metaValues[index]]));
-      const open = openDay(meta, now);
-      const openNumber = optional(meta.day);
+      const [stored, open] = await Promise.all([
+        redis.hgetall(keys.farm(farm.id).peaks),
+        readOpenDay(redis, keys, farmRules(farm), now),
+      ]);
       const days: DayRecord[] = [];
       for (const [field, value] of Object.entries(stored)) {
         const day = Number(field);
-        if (!Number.isInteger(day) || day < period.fromDay || day > period.toDay || day === openNumber) continue;
+        if (!Number.isInteger(day) || day < period.fromDay || day > period.toDay || day === open?.day) continue;
         const record = parseStoredDay(day, value);
         if (record) days.push(record);
       }
-      if (open && openNumber! >= period.fromDay && openNumber! <= period.toDay) days.push(open);
+      if (open && open.day >= period.fromDay && open.day <= period.toDay) {
+        const record = parseStoredDay(open.day, open.record);
+        if (record) days.push(record);
+      }
       days.sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
       return { farm, days };
     }),

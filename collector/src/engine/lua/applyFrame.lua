@@ -2,7 +2,7 @@
   Applies one snapshot or events frame of an agent's stream, atomically (docs/design.md §3).
 
   KEYS: farm, host
-  ARGV: farm rules (1-3, see includes/farm-state.lua), then
+  ARGV: farm rules (1-3, see includes/keys.lua), then
     4 epoch         the farm's epoch the connection saw at hello
     5 owner         the connection's id
     6 host          host name, lower case
@@ -29,7 +29,13 @@
     {'epoch'}       the farm's data was lost or recreated since hello; nothing written
     {'superseded'}  another connection owns the host; nothing written
 ]]
---- @include "farm-state"
+--- @include "keys"
+--- @include "util"
+--- @include "counters"
+--- @include "farm-record"
+--- @include "users"
+--- @include "connections"
+--- @include "hosts"
 
 if rcall('GET', F.epoch) ~= ARGV[4] then return { 'epoch' } end
 local host = loadHost(ARGV[6])

@@ -5,7 +5,7 @@
   `rasmon-collector forget-host`.
 
   KEYS: farm, host
-  ARGV: farm rules (1-3, see includes/farm-state.lua), then
+  ARGV: farm rules (1-3, see includes/keys.lua), then
     4 host       host name, lower case
     5 forgetMs   forget only a retired host not seen for this long (ms); '' forgets it whatever its state
 
@@ -14,11 +14,17 @@
     {'unknown'}              no such host
     {'kept'}                 not due yet
 ]]
---- @include "farm-state"
+--- @include "keys"
+--- @include "util"
+--- @include "counters"
+--- @include "farm-record"
+--- @include "users"
+--- @include "connections"
+--- @include "hosts"
 
 local name = ARGV[4]
 local seen = tonumber(rcall('ZSCORE', F.seen, name))
-if seen == nil and rcall('EXISTS', H.state) == 0 then return { 'unknown' } end
+if seen == nil and rcall('EXISTS', H.host) == 0 then return { 'unknown' } end
 
 local now = nowMs()
 if ARGV[5] ~= '' then
@@ -33,7 +39,7 @@ syncIndex(host)
 if not host.retired then unindexHost(host) end
 settle(now)
 countDelta = 0
-rcall('DEL', H.state, H.conns, H.elig)
+rcall('DEL', H.host, H.conns, H.elig)
 creset(connsHash)
 records, connCount = {}, 0
 rcall('ZREM', F.lease, name)

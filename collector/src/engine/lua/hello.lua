@@ -3,7 +3,7 @@
   whichever collector holds it (docs/design.md §3). Starts or renews the host's lease.
 
   KEYS: farm, host
-  ARGV: farm rules (1-3, see includes/farm-state.lua), then
+  ARGV: farm rules (1-3, see includes/keys.lua), then
     4 epoch      the farm's epoch as the collector knows it
     5 owner      the connection's id
     6 host       host name, lower case
@@ -19,7 +19,11 @@
     {'full', 'known'} a new host, and the farm already knows maxKnownHosts hosts
     {'epoch'}         the farm's epoch is not the one given; nothing written
 ]]
---- @include "farm-state"
+--- @include "keys"
+--- @include "util"
+--- @include "farm-record"
+--- @include "users"
+--- @include "hosts"
 
 if rcall('GET', F.epoch) ~= ARGV[4] then return { 'epoch' } end
 local name = ARGV[6]
@@ -39,9 +43,9 @@ local host = loadHost(name)
 syncIndex(host)
 if host.stream ~= ARGV[7] then
   host.seq = 0
-  rcall('HSET', H.state, 'stream', ARGV[7])
+  rcall('HSET', H.host, 'stream', ARGV[7])
 end
-rcall('HSET', H.state, 'owner', ARGV[5])
+rcall('HSET', H.host, 'owner', ARGV[5])
 if ARGV[8] ~= '' then
   rcall('HSET', F.agents, name, ARGV[8])
 else

@@ -5,14 +5,18 @@
   here, so any number of collectors may run it.
 
   KEYS: farm, host
-  ARGV: farm rules (1-3, see includes/farm-state.lua), then
+  ARGV: farm rules (1-3, see includes/keys.lua), then
     4 host       host name, lower case
     5 retireMs   hostRetireSeconds in ms
 
   Output:
     {lapsed, retired}   1 where that happened, else 0
 ]]
---- @include "farm-state"
+--- @include "keys"
+--- @include "util"
+--- @include "farm-record"
+--- @include "users"
+--- @include "hosts"
 
 local now = nowMs()
 beginFarm(now)

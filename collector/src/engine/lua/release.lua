@@ -4,7 +4,7 @@
   changes nothing.
 
   KEYS: farm, host
-  ARGV: farm rules (1-3, see includes/farm-state.lua), then
+  ARGV: farm rules (1-3, see includes/keys.lua), then
     4 owner   the connection's id
     5 host    host name, lower case
 
@@ -12,15 +12,19 @@
     'ok'          released
     'superseded'  the connection did not own the host
 ]]
---- @include "farm-state"
+--- @include "keys"
+--- @include "util"
+--- @include "farm-record"
+--- @include "users"
+--- @include "hosts"
 
-if rcall('HGET', H.state, 'owner') ~= ARGV[4] then return 'superseded' end
+if rcall('HGET', H.host, 'owner') ~= ARGV[4] then return 'superseded' end
 
 local now = nowMs()
 beginFarm(now)
 local host = loadHost(ARGV[5])
 syncIndex(host)
-rcall('HDEL', H.state, 'owner')
+rcall('HDEL', H.host, 'owner')
 rcall('ZREM', F.lease, host.name)
 setLive(host, false, now)
 settle(now)

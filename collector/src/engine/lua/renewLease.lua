@@ -2,7 +2,7 @@
   Renews the lease of a host for the connection that owns it (a heartbeat, docs/design.md §2 rule 10).
 
   KEYS: farm, host
-  ARGV: farm rules (1-3, see includes/farm-state.lua), then
+  ARGV: farm rules (1-3, see includes/keys.lua), then
     4 epoch     the farm's epoch the connection saw at hello
     5 owner     the connection's id
     6 host      host name, lower case
@@ -13,13 +13,17 @@
     'superseded'  another connection owns the host; nothing written
     'epoch'       the farm's epoch is not the one given; nothing written
 ]]
---- @include "farm-state"
+--- @include "keys"
+--- @include "util"
+--- @include "farm-record"
+--- @include "users"
+--- @include "hosts"
 
 if rcall('GET', F.epoch) ~= ARGV[4] then return 'epoch' end
-if rcall('HGET', H.state, 'owner') ~= ARGV[5] then return 'superseded' end
+if rcall('HGET', H.host, 'owner') ~= ARGV[5] then return 'superseded' end
 
 local now = nowMs()
-if rcall('HGET', H.state, 'live') == '1' then
+if rcall('HGET', H.host, 'live') == '1' then
   -- The common case: a lease and a time stamp, no counting changes.
   rcall('ZADD', F.lease, int(now + tonumber(ARGV[7])), ARGV[6])
   rcall('ZADD', F.seen, int(now), ARGV[6])

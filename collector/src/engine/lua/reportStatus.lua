@@ -3,7 +3,7 @@
   wins, and it stays with the host until the host is forgotten.
 
   KEYS: farm, host
-  ARGV: farm rules (1-3, see includes/farm-state.lua), then
+  ARGV: farm rules (1-3, see includes/keys.lua), then
     4 epoch     the farm's epoch the connection saw at hello
     5 owner     the connection's id
     6 host      host name, lower case
@@ -15,10 +15,11 @@
     'superseded'  another connection owns the host; nothing written
     'epoch'       the farm's epoch is not the one given; nothing written
 ]]
---- @include "farm-state"
+--- @include "keys"
+--- @include "util"
 
 if rcall('GET', F.epoch) ~= ARGV[4] then return 'epoch' end
-if rcall('HGET', H.state, 'owner') ~= ARGV[5] then return 'superseded' end
+if rcall('HGET', H.host, 'owner') ~= ARGV[5] then return 'superseded' end
 
 local old = rcall('HGET', F.sources, ARGV[6])
 if old == ARGV[7] then return 'ok' end

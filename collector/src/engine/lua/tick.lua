@@ -5,7 +5,7 @@
   maintainHost must look at.
 
   KEYS: farm
-  ARGV: farm rules (1-3, see includes/farm-state.lua), then
+  ARGV: farm rules (1-3, see includes/keys.lua), then
     4 freshEpoch   a new epoch value, stored when the farm has none
     5 retireMs     hostRetireSeconds in ms
     6 forgetMs     forgetHostsAfterDays in ms
@@ -14,7 +14,9 @@
     {epoch, hosts, forget}   epoch: the farm's epoch now; hosts: hosts due for maintainHost;
                              forget: retired hosts due for forgetHost (at most 100 per tick)
 ]]
---- @include "farm-state"
+--- @include "keys"
+--- @include "util"
+--- @include "farm-record"
 
 local epoch = rcall('GET', F.epoch)
 if not epoch then

@@ -1,0 +1,189 @@
+/**
+ * The layout of the Redis state, named here and only here: every key rasmon uses, and every field
+ * of the hashes that the Lua scripts write and TypeScript reads, with the form of their values.
+ * The scripts spell the same names (Lua has no import): collector/test/redis-schema.test.ts holds
+ * each of their names to this file. All keys of a farm carry the hash tag `{farm}`, so each farm's
+ * scripts run on one shard of a Redis Cluster. Lua receives keys through KEYS and never builds a
+ * name itself.
+ */
+
+import { normalizeHost } from '@rasmon/protocol';
+
+/** Keys holding farm-wide state. */
+export interface FarmKeys {
+  /** String: a random value that disappears with the data; see `tick`. */
+  epoch: string;
+  /** Hash: counters and records (peaks, grace, admissions, …), the fields {@link META_FIELDS}. */
+  meta: string;
+  /** Hash user → consuming connections on hosts that are not retired. */
+  users: string;
+  /** Hash user → consuming connections on live hosts. */
+  live: string;
+  /** Sorted set user → order in which it last started consuming. */
+  order: string;
+  /** Hash "kind|via|admin|state" (protocol's CONNECTION_LABEL_KEYS) → connections. */
+  labels: string;
+  /**
+   * Hash UTC day number → that day's record: a finished day its {@link DAY_RECORD_FIELDS}, the day
+   * still open its peak so far.
+   */
+  peaks: string;
+  /** Sorted set host → lease expiry (ms) of hosts whose agent holds a lease. */
+  lease: string;
+  /** Sorted set host → last renewal (ms) of every known host. */
+  seen: string;
+  /** Hash host → agent name/version from its last hello. */
+  agents: string;
+  /** Hash host → connections held. */
+  counts: string;
+  /** Set of retired hosts. */
+  retired: string;
+  /** Set of hosts whose connections are indexed with countDisconnected false. */
+  cdOff: string;
+  /** Sorted set host → when it went stale, for hosts neither live nor retired. */
+  stale: string;
+  /** Hash host → the agent's last status of its session source, as the JSON of a {@link StoredSourceStatus}. */
+  sources: string;
+}
+
+/** Keys holding one host's state. */
+export interface HostKeys {
+  /** Hash: the fields {@link HOST_STATE_FIELDS}. */
+  host: string;
+  /** Hash connection id → canonical session JSON. */
+  conns: string;
+  /** Sorted set since → connection id of exemption-eligible connections. */
+  elig: string;
+}
+
+export class RedisKeys {
+  constructor(private readonly prefix: string) {}
+
+  farm(farm: string): FarmKeys {
+    const base = `${this.prefix}:{${farm}}:`;
+    return {
+      epoch: `${base}epoch`,
+      meta: `${base}meta`,
+      users: `${base}users`,
+      live: `${base}live`,
+      order: `${base}order`,
+      labels: `${base}labels`,
+      peaks: `${base}peaks`,
+      lease: `${base}lease`,
+      seen: `${base}seen`,
+      agents: `${base}agents`,
+      counts: `${base}counts`,
+      retired: `${base}retired`,
+      cdOff: `${base}cdoff`,
+      stale: `${base}stale`,
+      sources: `${base}sources`,
+    };
+  }
+
+  /** String written by readiness checks: a Redis that refuses writes (OOM, READONLY) is not ready. */
+  get writeProbe(): string {
+    return `${this.prefix}:probe`;
+  }
+
+  /** Host names compare case-insensitively (docs/design.md §2 rule 1): keys use the lower-case form. */
+  host(farm: string, host: string): HostKeys {
+    const base = `${this.prefix}:{${farm}}:host:${normalizeHost(host)}:`;
+    return { host: `${base}state`, conns: `${base}conns`, elig: `${base}elig` };
+  }
+}
+
+/** The farm keys in the order every script receives them (KEYS[1..15]; `F` in includes/keys.lua). */
+export const FARM_KEY_NAMES = [
+  'epoch',
+  'meta',
+  'users',
+  'live',
+  'order',
+  'labels',
+  'peaks',
+  'lease',
+  'seen',
+  'agents',
+  'counts',
+  'retired',
+  'cdOff',
+  'stale',
+  'sources',
+] as const satisfies ReadonlyArray<keyof FarmKeys>;
+
+/** The host keys in the order scripts about one host receive them, after the farm's (`H` in includes/keys.lua). */
+export const HOST_KEY_NAMES = ['host', 'conns', 'elig'] as const satisfies ReadonlyArray<keyof HostKeys>;
+
+export function farmKeyList(keys: FarmKeys): string[] {
+  return FARM_KEY_NAMES.map((name) => keys[name]);
+}
+
+export function hostKeyList(keys: HostKeys): string[] {
+  return HOST_KEY_NAMES.map((name) => keys[name]);
+}
+
+/**
+ * The fields of a farm's meta hash, each an integer (includes/meta.lua): the counters /metrics
+ * shows, the overuse grace, and the current UTC day's record (rule 7) that closes into peaks.
+ */
+export const META_FIELDS = [
+  'exempt',
+  'unverified',
+  'admissions',
+  'nextOrder',
+  'peak',
+  'peakToday',
+  'day',
+  'graceStart',
+  'graceSeats',
+  'graceSeed',
+  'corrections',
+  'lastUpdate',
+  /** Bumped by every script that changes what the farm shows: the scrape cache's key. */
+  'version',
+  'peakAt',
+  'daySeats',
+  'overToday',
+  'admDay',
+  'overMs',
+  'overSince',
+] as const;
+export type MetaField = (typeof META_FIELDS)[number];
+/** A meta hash as HGETALL returns it: a field never written is absent. */
+export type FarmMeta = Partial<Record<MetaField, string>>;
+
+/** The fields of a host's state hash (includes/hosts.lua): `seq` an integer, the flags '1' or '0'. */
+export const HOST_STATE_FIELDS = ['stream', 'seq', 'owner', 'live', 'retired', 'synced'] as const;
+export type HostStateField = (typeof HOST_STATE_FIELDS)[number];
+
+/**
+ * A finished day in the peaks hash: these values, in this order, comma-separated, each an integer
+ * or '' where unknown (includes/day-record.lua writes them). A day written before records existed
+ * holds the bare peak (`"42"`).
+ */
+export const DAY_RECORD_FIELDS = ['peakUsers', 'peakAtMs', 'seats', 'maxOveruse', 'admissions', 'msOverSeats'] as const;
+export type DayRecordField = (typeof DAY_RECORD_FIELDS)[number];
+
+/** A stored day record's values by name; a value left out of the record is absent. */
+export function splitDayRecord(value: string): Partial<Record<DayRecordField, string>> {
+  const parts = value.split(',');
+  const record: Partial<Record<DayRecordField, string>> = {};
+  DAY_RECORD_FIELDS.forEach((field, index) => {
+    if (parts[index] !== undefined) record[field] = parts[index];
+  });
+  return record;
+}
+
+/** The parts of a labels field, joined by '|' (includes/connections.lua, labelOf). */
+export const LABEL_PARTS = ['kind', 'via', 'admin', 'state'] as const;
+
+/** A value of the sources hash, as JSON: built by script-args.ts, compared by reportStatus.lua, read by farm-reader.ts. */
+export interface StoredSourceStatus {
+  source: string;
+  ok: boolean;
+  error?: string;
+  lastListAt?: number;
+}
+export const SOURCE_STATUS_FIELDS = ['source', 'ok', 'error', 'lastListAt'] as const satisfies ReadonlyArray<
+  keyof StoredSourceStatus
+>;
