@@ -12,7 +12,7 @@ import { NtExecutable, NtExecutableResource, Resource } from 'resedit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { peChecksum, storedPeChecksum, versionNumbers } from '../agent/build/exe-identity.js';
 import { EXE_PATH, REPO_ROOT } from '../agent/build/exe-inputs.js';
-import { ensureAgentMsi, MSI_PATH } from './support/msi.js';
+import { ensureAgentMsi, MSI_PATH, withMsiBuildLock } from './support/msi.js';
 
 const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'agent', 'package.json'), 'utf8')) as { version: string })
   .version;
@@ -92,7 +92,7 @@ describe.skipIf(SKIP !== undefined)(
       expect(msi.output).not.toMatch(/invalid|mismatch/i);
     });
 
-    it('sign:agent signs the exe, packs it into the MSI again and signs that; osslsigncode verify passes', () => {
+    it('sign:agent signs the exe, packs it into the MSI again and signs that; osslsigncode verify passes', async () => {
       const cert = join(dir, 'cert.pem');
       const key = join(dir, 'key.pem');
       const made = spawnSync(
@@ -121,10 +121,13 @@ describe.skipIf(SKIP !== undefined)(
       const msi = join(dir, 'rasmon-agent.msi');
       copyFileSync(EXE_PATH, exe);
 
-      const signed = spawnSync(
-        'npm',
-        ['run', '--silent', 'sign:agent', '--', '--cert', cert, '--key', key, '--exe', exe, '--msi', msi],
-        { cwd: REPO_ROOT, encoding: 'utf8', timeout: 600_000 },
+      // Under the MSI build lock: sign:agent builds the package again.
+      const signed = await withMsiBuildLock(() =>
+        spawnSync(
+          'npm',
+          ['run', '--silent', 'sign:agent', '--', '--cert', cert, '--key', key, '--exe', exe, '--msi', msi],
+          { cwd: REPO_ROOT, encoding: 'utf8', timeout: 600_000 },
+        ),
       );
       expect(signed.status, `${signed.stdout}${signed.stderr}`).toBe(0);
       expect(signed.stdout).toContain(`signed ${exe}\nsigned ${msi}\n`);

@@ -188,13 +188,13 @@ describe.skipIf(MSI_TOOLS_MISSING !== undefined)('rasmon-agent.msi under wine (m
     expect((await regQuery(uninstallKey(current.productCode))).code).not.toBe(0);
   });
 
-  it('refuses a token the collector refuses, before writing anything', async () => {
-    writeFileSync(join(share, 'wrong-token'), 'not-the-token\n');
+  it('refuses a TOKEN the collector refuses, before writing anything', async () => {
+    // TOKEN reaches the step in its environment: a refusal shows it got there.
     const run = await msiexec.run('/i', windowsPath(MSI_PATH), {
       COLLECTOR: `ws://127.0.0.1:${port}`,
       FARM,
       HOSTNAME: HOST,
-      TOKENFILE: 'C:\\share\\wrong-token',
+      TOKEN: 'not-the-token',
     });
     expect(run.code).toBe(INSTALL_FAILURE);
     expect(run.log).toMatch(/refused the token \(HTTP 401\): not installed/);

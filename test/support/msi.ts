@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { REPO_ROOT } from '../../agent/build/exe-inputs.js';
 import { currentMsiStamp, MSI_PATH, type MsiStamp } from '../../agent/build/msi-layout.js';
-import { WINE_MISSING, type WinePrefix } from './wine.js';
+import { ensureAgentExe, WINE_MISSING, type WinePrefix } from './wine.js';
 
 export { MSI_PATH };
 
@@ -37,6 +37,31 @@ export const MSI_TOOLS_MISSING: string | undefined = WINE_MISSING ?? missingTool
 
 const LOCK = join(REPO_ROOT, 'dist', '.rasmon-agent-msi.lock');
 
+/**
+ * Runs `use` while no other test file builds an MSI: build:agent-msi (and sign:agent, which runs
+ * it) writes dist/build-msi.mjs and a work folder.
+ */
+export async function withMsiBuildLock<T>(use: () => T): Promise<T> {
+  mkdirSync(join(REPO_ROOT, 'dist'), { recursive: true });
+  for (let waited = 0; ; waited += 1) {
+    try {
+      mkdirSync(LOCK);
+      break;
+    } catch {
+      // A lock older than a build can take was left by a killed run.
+      if (existsSync(LOCK) && Date.now() - statSync(LOCK).mtimeMs > 15 * 60_000)
+        rmSync(LOCK, { recursive: true, force: true });
+    }
+    if (waited > 1800) throw new Error('timed out waiting for another build of rasmon-agent.msi');
+    await sleep(500);
+  }
+  try {
+    return use();
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
+}
+
 /** The package (and its stamp), built from the current sources and exe. */
 export async function ensureAgentMsi(options: { version?: string; out?: string } = {}): Promise<MsiStamp> {
   const out = options.out ?? MSI_PATH;
@@ -44,35 +69,18 @@ export async function ensureAgentMsi(options: { version?: string; out?: string }
     const stamp = currentMsiStamp(out);
     return stamp && (options.version === undefined || stamp.version === options.version) ? stamp : undefined;
   };
-  mkdirSync(join(REPO_ROOT, 'dist'), { recursive: true });
-  for (let waited = 0; ; waited += 1) {
-    const ready = fresh();
-    if (ready) return ready;
-    let mine = false;
-    try {
-      mkdirSync(LOCK);
-      mine = true;
-    } catch {
-      if (existsSync(LOCK) && Date.now() - statSync(LOCK).mtimeMs > 15 * 60_000)
-        rmSync(LOCK, { recursive: true, force: true });
+  // The exe first, under its own lock: the other wine tests build it too.
+  await ensureAgentExe();
+  return withMsiBuildLock(() => {
+    if (!fresh()) {
+      const args = ['run', '--silent', 'build:agent-msi', '--', '--out', out];
+      if (options.version) args.push('--version', options.version);
+      execFileSync('npm', args, { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 15 * 60_000 });
     }
-    if (mine) {
-      try {
-        if (!fresh()) {
-          const args = ['run', '--silent', 'build:agent-msi', '--', '--out', out];
-          if (options.version) args.push('--version', options.version);
-          execFileSync('npm', args, { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 15 * 60_000 });
-        }
-      } finally {
-        rmSync(LOCK, { recursive: true, force: true });
-      }
-      const built = fresh();
-      if (!built) throw new Error(`npm run build:agent-msi did not produce a current ${out}`);
-      return built;
-    }
-    if (waited > 1800) throw new Error('timed out waiting for another build of rasmon-agent.msi');
-    await sleep(500);
-  }
+    const built = fresh();
+    if (!built) throw new Error(`npm run build:agent-msi did not produce a current ${out}`);
+    return built;
+  });
 }
 
 /** A Linux path as Windows programs under wine see it (drive Z: is `/`). */
