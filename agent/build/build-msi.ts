@@ -164,7 +164,7 @@ function main(): void {
   process.stdout.write(
     `${relative(REPO_ROOT, out)}  ${(bytes / 1024 / 1024).toFixed(1)} MiB (${bytes} bytes)  sha256 ${sha256}\n` +
       `  product version ${productVersion}, product code ${productCode}, upgrade code ${UPGRADE_CODE}\n` +
-      `  dist/rasmon-agent.exe ${(exe.bytes / 1024 / 1024).toFixed(1)} MiB, sha256 ${exe.sha256}\n`,
+      `  ${relative(REPO_ROOT, exePath)} ${(exe.bytes / 1024 / 1024).toFixed(1)} MiB, sha256 ${exe.sha256}\n`,
   );
 }
 
