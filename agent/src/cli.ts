@@ -24,6 +24,8 @@ const USAGE = `Usage:
   rasmon-agent service install --config FILE [--allow-readable-token]
                                                 (Windows) install and start the service rasmon-agent
   rasmon-agent service uninstall | status       (Windows) stop and remove it, or print its state
+  rasmon-agent service setup | remove-data ...  (Windows) what rasmon-agent.msi runs
+                                                ("rasmon-agent service" lists them)
 
 Options (each overrides the config file):
   -c, --config FILE        agent configuration, YAML or JSON
@@ -54,8 +56,20 @@ export async function main(argv: string[]): Promise<void> {
   if (values.version) return void process.stdout.write(`${VERSION}\n`);
   const command = positionals[0];
   if (command === 'service')
-    return serviceMain(positionals.slice(1), values.config, values['allow-readable-token'] ?? false);
+    return serviceMain(positionals.slice(1), values.config, {
+      allowReadableToken: values['allow-readable-token'] ?? false,
+      dataDir: values['data-dir'],
+      properties: {
+        collector: values.collector,
+        farm: values.farm,
+        tokenFile: values['token-file'],
+        host: values.host,
+        source: values.source,
+        configFile: values['config-file'],
+      },
+    });
   if (values['allow-readable-token']) fail('--allow-readable-token belongs to service install');
+  if (values['data-dir'] || values['config-file']) fail('--data-dir and --config-file belong to service setup');
   if (command !== undefined && command !== 'sessions' && command !== 'check')
     fail(`unknown command "${command}"\n${USAGE}`);
   if (command !== 'sessions' && values.input) fail('--input belongs to the sessions command');
@@ -135,17 +149,21 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 /** `service <sub>`: loaded only when used, so the Linux agent never touches the Windows modules. */
-async function serviceMain(args: string[], configFile: string | undefined, allowReadableToken: boolean): Promise<void> {
+async function serviceMain(
+  args: string[],
+  configFile: string | undefined,
+  options: import('./service-command.js').ServiceCommandOptions,
+): Promise<void> {
   const { ServiceCommandError, serviceCommand } = await import('./service-command.js');
+  const { ServiceSetupError } = await import('./service-setup.js');
   if (args.length > 1) fail(`unexpected argument "${args[1]}"`);
   try {
-    process.exitCode = await serviceCommand(args[0], configFile, (line) => process.stdout.write(`${line}\n`), {
-      allowReadableToken,
-    });
+    process.exitCode = await serviceCommand(args[0], configFile, (line) => process.stdout.write(`${line}\n`), options);
     // The stopped service leaves nothing to wait for; koffi's callbacks would keep the loop alive.
     if (args[0] === 'run') process.exit();
   } catch (err) {
-    if (err instanceof AgentConfigError || err instanceof ServiceCommandError) fail(err.message);
+    if (err instanceof AgentConfigError || err instanceof ServiceCommandError || err instanceof ServiceSetupError)
+      fail(err.message);
     fail((err as Error).message, 1);
   }
 }
@@ -165,6 +183,8 @@ function parse(argv: string[]) {
       'spool-dir': { type: 'string' },
       input: { type: 'string' },
       'allow-readable-token': { type: 'boolean' },
+      'data-dir': { type: 'string' },
+      'config-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },

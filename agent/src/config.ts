@@ -164,7 +164,12 @@ export function readToken(path: string): string {
   } catch {
     throw new AgentConfigError(`tokenFile: ${path} cannot be read`);
   }
-  const token = text.split(/\r?\n/)[0]!.trim();
+  const token = tokenOf(text);
   if (!token) throw new AgentConfigError(`tokenFile: ${path} is empty`);
   return token;
+}
+
+/** The token a token file's text holds: its first line, trimmed ('' when there is none). */
+export function tokenOf(text: string): string {
+  return text.split(/\r?\n/)[0]!.trim();
 }

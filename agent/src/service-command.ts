@@ -9,6 +9,7 @@ import { dirname, resolve, win32 } from 'node:path';
 import * as sea from 'node:sea';
 import { RasmonError } from '@rasmon/protocol/kit';
 import { agentFromConfig } from './agent-setup.js';
+import { removeData, setupService, SETUP_TOKEN_VARIABLE, type SetupProperties } from './service-setup.js';
 import { AgentConfigError, connectionSettings, loadAgentConfig, readToken, type AgentConfig } from './config.js';
 import { serviceCommandLine } from './windows/command-line.js';
 import { describeSid, tokenFileDecision, untrustedReaders } from './windows/dacl.js';
@@ -33,7 +34,15 @@ export const SERVICE_USAGE = `Usage:
   rasmon-agent service uninstall               stop and remove it (config, token and spool stay)
   rasmon-agent service status                  print its state (exit 0 running, 3 not running,
                                                4 not installed)
-  rasmon-agent service run --config FILE       what the service runs (started by Windows only)`;
+  rasmon-agent service run --config FILE       what the service runs (started by Windows only)
+  rasmon-agent service setup --data-dir DIR [--collector URL] [--farm ID] [--token-file FILE]
+               [--host NAME] [--source S] [--config-file FILE]
+                                               what rasmon-agent.msi runs once it has created the
+                                               service: write and lock DIR\\agent.yaml and its token
+                                               (token also from ${SETUP_TOKEN_VARIABLE}), set the
+                                               recovery actions, try the collector
+  rasmon-agent service remove-data --data-dir DIR
+                                               what the MSI's uninstall runs with REMOVEDATA=1`;
 
 /** The program and leading arguments that start this agent again: the exe, or node and its script. */
 function selfCommand(): { program: string; args: string[] } {
@@ -44,6 +53,10 @@ function selfCommand(): { program: string; args: string[] } {
 export interface ServiceCommandOptions {
   /** Install even when the token file stays readable by others (a file system without Windows ACLs). */
   allowReadableToken?: boolean;
+  /** setup and remove-data: the MSI's data folder (ProgramData\rasmon). */
+  dataDir?: string | undefined;
+  /** setup: the MSI's properties (the token comes from the environment). */
+  properties?: SetupProperties;
 }
 
 /**
@@ -185,6 +198,15 @@ export async function serviceCommand(
       return uninstall(write);
     case 'status':
       return status(write);
+    case 'setup': {
+      if (!options.dataDir) throw new ServiceCommandError('service setup needs --data-dir DIR');
+      const token = process.env[SETUP_TOKEN_VARIABLE];
+      delete process.env[SETUP_TOKEN_VARIABLE];
+      return setupService({ dataDir: options.dataDir, properties: { ...options.properties, token } }, write);
+    }
+    case 'remove-data':
+      if (!options.dataDir) throw new ServiceCommandError('service remove-data needs --data-dir DIR');
+      return removeData(options.dataDir, write);
     case 'run': {
       if (!configFile) throw new ServiceCommandError('service run needs --config FILE');
       const config = loadAgentConfig(resolve(configFile));

@@ -177,6 +177,22 @@ function configureService(api: Advapi32, service: Handle, note: (line: string) =
   }
 }
 
+/**
+ * Sets the description and recovery actions of the installed service: what an MSI's ServiceInstall
+ * table cannot say (its setup step calls this once the MSI has created the service).
+ */
+export function configureRecovery(note: (line: string) => void = () => undefined): void {
+  withScm(SC_MANAGER_CONNECT, (api, scm) => {
+    const service = api.OpenServiceW(scm, SERVICE_NAME, SERVICE_ALL_ACCESS);
+    if (!service) throw new Win32Error('OpenServiceW', api.GetLastError());
+    try {
+      configureService(api, service, note);
+    } finally {
+      api.CloseServiceHandle(service);
+    }
+  });
+}
+
 /** Stops the service (waiting up to its stop wait hint) and deletes it; false when it was not installed. */
 export async function uninstallService(): Promise<{ removed: boolean; lastState?: ServiceState }> {
   const api = advapi32();

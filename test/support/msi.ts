@@ -1,0 +1,166 @@
+/**
+ * dist/rasmon-agent.msi for the tests that install it under wine (`wine msiexec`).
+ *
+ * - `MSI_TOOLS_MISSING` says why those tests cannot run here (wine, wixl, msitools or mingw absent).
+ * - `ensureAgentMsi()` builds the package when it is missing or was built from other sources or
+ *   another exe (the exe itself is built first when stale); `{ version, out }` builds a second
+ *   package of the same exe under a newer product version, to upgrade to.
+ * - `Msiexec` runs msiexec in a prefix set up for services, each run with its own verbose log.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { REPO_ROOT } from '../../agent/build/exe-inputs.js';
+import { currentMsiStamp, MSI_PATH, type MsiStamp } from '../../agent/build/msi-layout.js';
+import { ensureAgentExe, WINE_MISSING, type WinePrefix } from './wine.js';
+
+export { MSI_PATH };
+
+const BUILD_TOOLS: Record<string, string> = {
+  wixl: 'wixl',
+  msiinfo: 'msitools',
+  msibuild: 'msitools',
+  'x86_64-w64-mingw32-gcc': 'gcc-mingw-w64-x86-64',
+};
+
+function missingTools(): string | undefined {
+  const missing = Object.keys(BUILD_TOOLS).filter(
+    (tool) => spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status !== 0,
+  );
+  if (missing.length === 0) return undefined;
+  return `${missing.join(', ')} not on the PATH (Debian: apt-get install ${[...new Set(missing.map((tool) => BUILD_TOOLS[tool]))].join(' ')}): the rasmon-agent.msi tests are skipped`;
+}
+
+/** Why the MSI tests are skipped here, or undefined when they run. */
+export const MSI_TOOLS_MISSING: string | undefined = WINE_MISSING ?? missingTools();
+
+const LOCK = join(REPO_ROOT, 'dist', '.rasmon-agent-msi.lock');
+
+function lockHolderAlive(): boolean {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(LOCK, 'pid'), 'utf8'));
+  } catch {
+    // Just made, its pid not written yet.
+    return true;
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Runs `use` while no other test file builds an MSI: build:agent-msi (and sign:agent, which runs
+ * it) writes dist/build-msi.mjs and a work folder.
+ */
+export async function withMsiBuildLock<T>(use: () => T): Promise<T> {
+  mkdirSync(join(REPO_ROOT, 'dist'), { recursive: true });
+  for (let waited = 0; ; waited += 1) {
+    try {
+      mkdirSync(LOCK);
+      writeFileSync(join(LOCK, 'pid'), String(process.pid));
+      break;
+    } catch {
+      // A lock whose holder is gone was left by a killed run. (By its holder, not its age: the tests
+      // may run on a shifted clock, under which every file looks old or new.)
+      if (!lockHolderAlive()) rmSync(LOCK, { recursive: true, force: true });
+    }
+    if (waited > 1800) throw new Error('timed out waiting for another build of rasmon-agent.msi');
+    await sleep(500);
+  }
+  try {
+    return use();
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
+}
+
+/** The package (and its stamp), built from the current sources and exe. */
+export async function ensureAgentMsi(options: { version?: string; out?: string } = {}): Promise<MsiStamp> {
+  const out = options.out ?? MSI_PATH;
+  const fresh = () => {
+    const stamp = currentMsiStamp(out);
+    return stamp && (options.version === undefined || stamp.version === options.version) ? stamp : undefined;
+  };
+  // The exe first, under its own lock: the other wine tests build it too.
+  await ensureAgentExe();
+  return withMsiBuildLock(() => {
+    if (!fresh()) {
+      const args = ['run', '--silent', 'build:agent-msi', '--', '--out', out];
+      if (options.version) args.push('--version', options.version);
+      execFileSync('npm', args, { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 15 * 60_000 });
+    }
+    const built = fresh();
+    if (!built) throw new Error(`npm run build:agent-msi did not produce a current ${out}`);
+    return built;
+  });
+}
+
+/** A Linux path as Windows programs under wine see it (drive Z: is `/`). */
+export const windowsPath = (path: string) => `Z:${path.replaceAll('/', '\\')}`;
+
+export interface MsiRun {
+  code: number | null;
+  /** The verbose log (msiexec /l*v). */
+  log: string;
+}
+
+/** msiexec in one prefix; every run writes its own log under C:\msi-logs. */
+export class Msiexec {
+  private runs = 0;
+
+  private constructor(readonly prefix: WinePrefix) {}
+
+  /**
+   * Makes `prefix` keep services running between programs (a persistent wineserver) and gives a
+   * service 60 s to answer its start (wine's default, 10 s, is short on a busy machine).
+   */
+  static async forServices(prefix: WinePrefix): Promise<Msiexec> {
+    const timeout = await prefix.run(
+      'wine',
+      [
+        'reg',
+        'add',
+        'HKLM\\System\\CurrentControlSet\\Control',
+        '/v',
+        'ServicesPipeTimeout',
+        '/t',
+        'REG_SZ',
+        '/d',
+        '60000',
+        '/f',
+      ],
+      60_000,
+    );
+    if (timeout.code !== 0) throw new Error(`wine reg add failed: ${timeout.stderr}`);
+    // Wine reads the timeout when its services.exe starts: hence the restart.
+    spawnSync('wineserver', ['-k'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
+    spawnSync('wineserver', ['-w'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
+    spawnSync('wineserver', ['-p'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
+    mkdirSync(join(prefix.dir, 'drive_c', 'msi-logs'), { recursive: true });
+    return new Msiexec(prefix);
+  }
+
+  /** `msiexec <action> <package or product code> /qn /l*v LOG <properties>`. */
+  async run(action: '/i' | '/x', target: string, properties: Record<string, string> = {}): Promise<MsiRun> {
+    this.runs += 1;
+    const name = `run-${this.runs}.log`;
+    const args = ['msiexec', action, target, '/qn', '/l*v', `C:\\msi-logs\\${name}`];
+    for (const [key, value] of Object.entries(properties)) args.push(`${key}=${value}`);
+    const result = await this.prefix.run('wine', args, 300_000);
+    const file = join(this.prefix.dir, 'drive_c', 'msi-logs', name);
+    return { code: result.code, log: existsSync(file) ? readFileSync(file, 'latin1') : '' };
+  }
+
+  /** The lines the setup step printed into the log (RunAgentStep prefixes them). */
+  static stepLines(log: string): string[] {
+    return log
+      .split(/\r?\n/)
+      .filter((line) => line.startsWith('rasmon-agent: '))
+      .map((line) => line.slice('rasmon-agent: '.length));
+  }
+}
