@@ -5,6 +5,7 @@
  * per request (`ca`) while fetch needs undici's Agent as an extra dependency to do the same. The
  * certificate is always verified (`rejectUnauthorized: true`); there is no switch to turn that off.
  */
+import type { ClientRequest } from 'node:http';
 import { request } from 'node:https';
 import { BrokerError } from './broker-error.js';
 
@@ -77,15 +78,23 @@ export function httpsRequest(
       clearTimeout(timer);
       outcome();
     };
-    const req = request(url, {
-      method,
-      headers: payload ? { ...headers, 'Content-Length': String(payload.length) } : headers,
-      ...(target.ca !== undefined ? { ca: target.ca } : {}),
-      rejectUnauthorized: true,
-      // One connection per request: a poll is a handful of requests a minute, and no pooled socket
-      // outlives the client.
-      agent: false,
-    });
+    let req: ClientRequest;
+    try {
+      req = request(url, {
+        method,
+        headers: payload ? { ...headers, 'Content-Length': String(payload.length) } : headers,
+        ...(target.ca !== undefined ? { ca: target.ca } : {}),
+        rejectUnauthorized: true,
+        // One connection per request: a poll is a handful of requests a minute, and no pooled socket
+        // outlives the client.
+        agent: false,
+      });
+    } catch (err) {
+      // A ca that holds no usable certificate is refused here, before any connection.
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      reject(new BrokerError('tls', `${what}: the TLS settings were refused (${code})`, { cause: err }));
+      return;
+    }
     const fail = (error: BrokerError) =>
       finish(() => {
         req.destroy();
