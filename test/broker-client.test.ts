@@ -183,6 +183,15 @@ describe('RAS broker client', () => {
     ]);
   });
 
+  it('data calls made at once share one logon', async () => {
+    const ras = client();
+    await Promise.all([ras.readLicense(), ras.readSessions(), ras.readLicense()]);
+    expect(broker.logons).toBe(1);
+    broker.expireTokens();
+    await Promise.all([ras.readLicense(), ras.readSessions()]);
+    expect(broker.logons).toBe(2);
+  });
+
   it('a data call refused again after the fresh logon is auth, after exactly one more logon', async () => {
     const ras = client();
     await ras.logon();

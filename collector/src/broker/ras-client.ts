@@ -57,6 +57,7 @@ export class RasClient {
   readonly #password: Secret;
   readonly #log: Logger | undefined;
   #token: string | undefined;
+  #logonInFlight: Promise<void> | undefined;
 
   constructor(options: RasClientOptions) {
     this.#target = {
@@ -147,13 +148,29 @@ export class RasClient {
     return { 'Content-Type': CONTENT_TYPE, auth_token: token };
   }
 
+  /** One logon for every data call that finds no token at the same moment. */
+  async #logonShared(): Promise<void> {
+    this.#logonInFlight ??= this.logon().finally(() => {
+      this.#logonInFlight = undefined;
+    });
+    return this.#logonInFlight;
+  }
+
   async #get(path: string): Promise<unknown> {
     const what = `GET ${path}`;
-    if (this.#token === undefined) await this.logon();
-    let reply = await httpsRequest(this.#target, 'GET', path, this.#headers(this.#token as string), what);
+    if (this.#token === undefined) await this.#logonShared();
+    const refused = this.#token as string;
+    let reply = await httpsRequest(this.#target, 'GET', path, this.#headers(refused), what);
     if (reply.status === 401) {
-      this.#log?.info({ reason: 'token_expired' }, 'the RAS broker no longer accepts the auth token; logging on again');
-      await this.logon();
+      // Another call may have renewed the token meanwhile; then that one is used as it is.
+      if (this.#token === refused || this.#token === undefined) {
+        this.#log?.info(
+          { reason: 'token_expired' },
+          'the RAS broker no longer accepts the auth token; logging on again',
+        );
+        if (this.#token === refused) this.#token = undefined;
+        await this.#logonShared();
+      }
       reply = await httpsRequest(this.#target, 'GET', path, this.#headers(this.#token as string), what);
       if (reply.status === 401) {
         this.#token = undefined;
