@@ -183,6 +183,13 @@ describe('RAS broker client', () => {
     ]);
   });
 
+  it('a base URL with a path keeps it before /api', async () => {
+    broker.basePath = '/ras-api';
+    const license = await client({ url: `${broker.url}/ras-api/` }).readLicense();
+    expect(license.installedUsers).toBe(250);
+    expect(broker.requests.map((r) => r.path)).toEqual(['/ras-api/api/session/logon', '/ras-api/api/License']);
+  });
+
   it('data calls made at once share one logon', async () => {
     const ras = client();
     await Promise.all([ras.readLicense(), ras.readSessions(), ras.readLicense()]);

@@ -114,6 +114,10 @@ describe('farms[].ras', () => {
   it.each([
     [{ url: 'http://ras:20443' }, /^farms\[0\]\.ras\.url: must be the https:\/\/ URL of the RAS REST API/],
     [{ url: 'https://user:pw@ras:20443' }, /^farms\[0\]\.ras\.url: must be the https:\/\//],
+    [
+      { url: 'https://ras:20443/api/' },
+      /^farms\[0\]\.ras\.url: must be the https:\/\/ URL of the RAS REST API without \/api/,
+    ],
     [{ url: 42 }, /^farms\[0\]\.ras\.url: must be the https:\/\//],
     [{ username: '  ' }, /^farms\[0\]\.ras\.username: must not be empty/],
     [{ pollSeconds: 9 }, /^farms\[0\]\.ras\.pollSeconds: must be an integer from 10 to 3600/],

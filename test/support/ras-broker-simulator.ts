@@ -198,6 +198,8 @@ export class RasBrokerSimulator {
   hugeBodyBytes = 0;
   /** ...or with a Content-Length of this many bytes announced up front (and the bytes streamed). */
   hugeBodyDeclared = false;
+  /** A path prefix the API sits under (a reverse proxy's), '' for none. */
+  basePath = '';
   /** Answer every data call 401, fresh tokens too (a broker that logs on but then refuses). */
   refuseData = false;
   readonly #tokens = new Set<string>();
@@ -269,7 +271,9 @@ export class RasBrokerSimulator {
       res.end(value === undefined ? undefined : JSON.stringify(value));
     };
     const problem = (status: number, title: string) => send(status, { type: 'about:blank', title, status });
-    const path = new URL(url, 'https://broker').pathname.toLowerCase();
+    const full = new URL(url, 'https://broker').pathname.toLowerCase();
+    if (!full.startsWith(this.basePath)) return problem(404, 'Not Found');
+    const path = full.slice(this.basePath.length);
     if (headers['content-type'] !== RAS_CONTENT_TYPE) return problem(415, 'Unsupported Media Type');
     if (method === 'POST' && path === '/api/session/logon') {
       let credentials: unknown;

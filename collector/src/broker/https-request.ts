@@ -10,7 +10,7 @@ import { request } from 'node:https';
 import { BrokerError } from './broker-error.js';
 
 export interface HttpsTarget {
-  /** The REST API's base, `https://broker:20443`. */
+  /** The REST API's base, `https://broker:20443` (the part before `/api/`). */
   readonly base: URL;
   /** PEM of the CA(s) the broker's certificate must chain to; the system's roots when absent. */
   readonly ca?: string | Buffer | undefined;
@@ -68,7 +68,8 @@ export function httpsRequest(
   what: string,
   body?: string,
 ): Promise<HttpsReply> {
-  const url = new URL(path, target.base);
+  // A base with a path (a reverse proxy's prefix) keeps it: `/api/...` goes after it.
+  const url = new URL(target.base.pathname.replace(/\/+$/, '') + path, target.base);
   const payload = body === undefined ? undefined : Buffer.from(body, 'utf8');
   return new Promise<HttpsReply>((resolve, reject) => {
     let settled = false;

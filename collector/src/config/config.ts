@@ -179,7 +179,8 @@ export const HOST_IDENTITIES = ['token', 'certificate'] as const;
 /** The broker sources whose sessions a farm may count (`ras.sessions`). */
 export const RAS_SESSION_SOURCES = ['vdi', 'pc', 'avd'] as const;
 
-const RAS_URL_HINT = 'must be the https:// URL of the RAS REST API, like "https://ras-broker.corp.example:20443"';
+const RAS_URL_HINT =
+  'must be the https:// URL of the RAS REST API without /api, like "https://ras-broker.corp.example:20443"';
 
 function isRasUrl(text: string): boolean {
   try {
@@ -190,7 +191,9 @@ function isRasUrl(text: string): boolean {
       url.username === '' &&
       url.password === '' &&
       url.search === '' &&
-      url.hash === ''
+      url.hash === '' &&
+      // The client adds /api/...: a URL ending in /api is the usual slip.
+      !/\/api\/?$/i.test(url.pathname)
     );
   } catch {
     return false;
