@@ -165,6 +165,12 @@ describe('rasmon-collector check-broker', () => {
     expect(chosen.stdout).toContain('(farm farm-b)');
   });
 
+  it('--help prints its usage and exits 0', async () => {
+    const { code, stdout } = await checkBroker(['--help']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^Usage: rasmon-collector check-broker --config FILE \[--farm ID\]\n/);
+  });
+
   it('exits 2 on bad flags and configurations, in one line', async () => {
     const cases: [string[], RegExp][] = [
       [['--config', configFile(ras()), '--bogus'], /Unknown option '--bogus'/],
