@@ -66,6 +66,7 @@ export default tseslint.config(
   // The collector's layering (collector/src/README.md), likewise.
   collectorLayer('config', [], 'config/ is the bottom layer'),
   collectorLayer('engine', ['config'], 'engine/ sits on config/ alone'),
+  collectorLayer('broker', ['config'], 'broker/ sits on config/ alone'),
   collectorLayer('metrics', ['config', 'engine'], 'metrics/ sits on config/ and engine/'),
   collectorLayer('report', ['config', 'engine'], 'report/ sits on config/ and engine/'),
   collectorLayer('ingest', ['config', 'engine', 'metrics'], 'ingest/ sits on config/, engine/ and metrics/'),

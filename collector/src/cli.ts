@@ -3,6 +3,7 @@
  * line naming the key and exits 2), serves until SIGTERM or SIGINT (drains, exits 0), and
  * re-reads the farms on SIGHUP.
  */
+import { CHECK_BROKER_USAGE, runCheckBroker } from './check-broker-command.js';
 import { parseFlags } from './cli-flags.js';
 import { Collector } from './collector.js';
 import { ConfigError, type CollectorConfig } from './config/config.js';
@@ -15,6 +16,7 @@ import { VERSION } from './version.js';
 const USAGE = `Usage: rasmon-collector --config FILE
        rasmon-collector forget-host --config FILE --farm ID --host NAME
        rasmon-collector report --config FILE [--from YYYY-MM-DD --to YYYY-MM-DD] [--format table|csv|json]
+       rasmon-collector check-broker --config FILE [--farm ID]
 
 Options:
   -c, --config FILE   collector configuration, YAML or JSON (default: $RASMON_CONFIG)
@@ -46,6 +48,18 @@ export async function main(argv: string[]): Promise<void> {
     });
     // Let stdout drain into a pipe (a cron mail) before exiting.
     process.exitCode = code;
+    return;
+  }
+  if (argv[0] === 'check-broker') {
+    if (argv.includes('--help') || argv.includes('-h')) {
+      process.stdout.write(`${CHECK_BROKER_USAGE}\n`);
+      return;
+    }
+    process.exitCode = await runCheckBroker(argv.slice(1), {
+      out: (text) => process.stdout.write(text),
+      err: (text) => process.stderr.write(text),
+      env: process.env,
+    });
     return;
   }
   const values = parseFlags(

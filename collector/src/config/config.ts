@@ -3,11 +3,12 @@
  * from the schema. Reading the file and the environment is `config-loader.ts`.
  */
 import { createHash } from 'node:crypto';
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { DEFAULT_LIMITS, LIMIT_RANGES, NAME_PATTERN } from '@rasmon/protocol';
 import { RasmonError, reportIssue } from '@rasmon/protocol/kit';
 import { z } from 'zod';
+import { Secret } from './secret.js';
 
 /** The one case rule for farm ids: they compare case-insensitively (two ids are one farm when their keys are equal). */
 export function farmIdKey(id: string): string {
@@ -175,6 +176,66 @@ const agentToken = z.unknown().transform((value, ctx): z.output<typeof tokenEntr
 /** Which host names a hello may claim, besides the farm's and the token's `hosts`. */
 export const HOST_IDENTITIES = ['token', 'certificate'] as const;
 
+/** The broker sources whose sessions a farm may count (`ras.sessions`). */
+export const RAS_SESSION_SOURCES = ['vdi', 'pc', 'avd'] as const;
+
+const RAS_URL_HINT =
+  'must be the https:// URL of the RAS REST API without /api, like "https://ras-broker.corp.example:20443"';
+
+function isRasUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (
+      url.protocol === 'https:' &&
+      url.hostname !== '' &&
+      url.username === '' &&
+      url.password === '' &&
+      url.search === '' &&
+      url.hash === '' &&
+      // The client adds /api/...: a URL ending in /api is the usual slip.
+      !/\/api\/?$/i.test(url.pathname)
+    );
+  } catch {
+    return false;
+  }
+}
+
+const filePath = z.string({ error: 'must be a file path' }).min(1, { error: 'must be a file path' });
+
+/**
+ * A farm's RAS broker (its REST API). The password is never in the file: `passwordFile` names the
+ * file it is read from at load time, into `password`.
+ */
+const rasSchema = z.strictObject(
+  {
+    url: z.string({ error: RAS_URL_HINT }).refine(isRasUrl, { error: RAS_URL_HINT }),
+    username: z
+      .string({ error: 'must be a string (a RAS administrator, like "CORP\\\\svc-rasmon")' })
+      .trim()
+      .min(1, { error: 'must not be empty' }),
+    passwordFile: filePath,
+    // A YAML or JSON file cannot produce a Secret: a password written here is refused by this check.
+    password: z
+      .custom<Secret>((value) => value instanceof Secret, {
+        error: 'must not be in the configuration: write the password to a file and name it in passwordFile',
+      })
+      .optional(),
+    // The broker's CA; verification is never off, so without it the system's roots must vouch for it.
+    ca: filePath.optional(),
+    pollSeconds: between(10, 3600).default(60),
+    sessions: z
+      .array(z.enum(RAS_SESSION_SOURCES, { error: 'must be "vdi", "pc" or "avd"' }), {
+        error: 'must be a list of "vdi", "pc", "avd" (or [] to count none)',
+      })
+      .default([...RAS_SESSION_SOURCES])
+      .transform((list) => [...new Set(list)]),
+    // Seats, license type and expiry to come from RAS. They stay required in the farm for now: the
+    // license engine reads them from the configuration.
+    adopt: z.boolean({ error: 'must be true or false' }).default(false),
+  },
+  { error: 'must be a mapping' },
+);
+
 const farmSchema = z
   .strictObject(
     {
@@ -222,6 +283,7 @@ const farmSchema = z
         .default([])
         .transform((names) => [...new Set(names.map((name) => name.toLowerCase()))]),
       forgetHostsAfterDays: positiveNumber().default(CONFIG_DEFAULTS.farm.forgetHostsAfterDays),
+      ras: rasSchema.optional(),
     },
     { error: 'must be a mapping' },
   )
@@ -354,6 +416,20 @@ function checkReadableFile(key: string, file: string, source: string): void {
   }
 }
 
+/** The text of a secret file: its last line break dropped; missing, unreadable or empty is a ConfigError. */
+function readSecretFile(key: string, file: string, source: string): Secret {
+  checkReadableFile(key, file, source);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw located(key, `file ${file} cannot be read (${(err as NodeJS.ErrnoException).code})`, source);
+  }
+  text = text.replace(/\r?\n$/, '');
+  if (text.trim() === '') throw located(key, `file ${file} is empty`, source);
+  return new Secret(text);
+}
+
 /** The checks that span several keys, which a per-field schema cannot express. */
 function checkConsistency(config: CollectorConfig, source: string): void {
   const backends = (['url', 'cluster', 'sentinel'] as const).filter((name) => config.redis[name] !== undefined);
@@ -391,6 +467,10 @@ function checkConsistency(config: CollectorConfig, source: string): void {
         'certificate needs client certificates: set tls.ca (and tls.cert, tls.key)',
         source,
       );
+    }
+    if (farm.ras) {
+      farm.ras.password = readSecretFile(`farms[${index}].ras.passwordFile`, farm.ras.passwordFile, source);
+      if (farm.ras.ca !== undefined) checkReadableFile(`farms[${index}].ras.ca`, farm.ras.ca, source);
     }
     if (farm.maxKnownHosts < farm.maxHosts) {
       throw located(
