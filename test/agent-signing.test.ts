@@ -8,9 +8,8 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NtExecutable, NtExecutableResource, Resource } from 'resedit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { peChecksum, storedPeChecksum, versionNumbers } from '../agent/build/exe-identity.js';
+import { peChecksum, readVersionResources, storedPeChecksum, versionNumbers } from '../agent/build/exe-identity.js';
 import { EXE_PATH, REPO_ROOT } from '../agent/build/exe-inputs.js';
 import { ensureAgentMsi, MSI_PATH, withMsiBuildLock } from './support/msi.js';
 
@@ -55,13 +54,12 @@ describe.skipIf(SKIP !== undefined)(
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
-    it("the exe's version resource is rasmon's, not Node.js's", () => {
-      const exe = NtExecutable.from(readFileSync(EXE_PATH));
-      const infos = Resource.VersionInfo.fromEntries(NtExecutableResource.from(exe).entries);
+    it("the exe's version resource is rasmon's, not Node.js's", async () => {
+      const infos = await readVersionResources(EXE_PATH);
       expect(infos).toHaveLength(1);
       const info = infos[0]!;
-      expect(info.getAllLanguagesForStringValues()).toEqual([{ lang: 1033, codepage: 1200 }]);
-      const strings = info.getStringValues({ lang: 1033, codepage: 1200 });
+      expect(info.tables.map((table) => table.language)).toEqual([{ lang: 1033, codepage: 1200 }]);
+      const strings = info.tables[0]!.strings;
       expect(strings).toMatchObject({
         ProductName: 'rasmon',
         FileDescription: 'rasmon agent',
@@ -74,8 +72,8 @@ describe.skipIf(SKIP !== undefined)(
       for (const key of ['ProductName', 'FileDescription', 'CompanyName', 'OriginalFilename'])
         expect(strings[key]).not.toMatch(/node/i);
       const [major, minor, patch] = versionNumbers(VERSION);
-      expect(info.fixedInfo.fileVersionMS).toBe(major * 0x10000 + minor);
-      expect(info.fixedInfo.fileVersionLS).toBe(patch * 0x10000);
+      expect(info.fileVersionMS).toBe(major * 0x10000 + minor);
+      expect(info.fileVersionLS).toBe(patch * 0x10000);
     });
 
     it('unsigned, the exe and the MSI verify as having no signature, never as an invalid one', () => {

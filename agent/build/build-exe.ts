@@ -161,7 +161,7 @@ async function main(): Promise<void> {
 
   const partial = join(WORK, 'rasmon-agent.exe');
   copyFileSync(nodeExe, partial);
-  setExeIdentity(partial, {
+  await setExeIdentity(partial, {
     version: agentVersion,
     company: agentPackage.author,
     product: 'rasmon',

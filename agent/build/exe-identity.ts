@@ -8,7 +8,53 @@
  * the build needs no Windows tool (rcedit, signtool) and no wine.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { NtExecutable, NtExecutableResource, Resource } from 'resedit';
+
+/** The part of resedit's API used here. */
+interface VersionLanguage {
+  lang: number;
+  codepage: number;
+}
+interface VersionInfo {
+  fixedInfo: { fileVersionMS: number; fileVersionLS: number };
+  setFileVersion(major: number, minor: number, patch: number, build: number, lang: number): void;
+  setProductVersion(major: number, minor: number, patch: number, build: number, lang: number): void;
+  setStringValues(language: VersionLanguage, values: Record<string, string>): void;
+  getAllLanguagesForStringValues(): VersionLanguage[];
+  getStringValues(language: VersionLanguage): Record<string, string>;
+  outputToResourceEntries(entries: ResourceEntry[]): void;
+}
+interface ResourceEntry {
+  type: number | string;
+}
+interface Executable {
+  generate(): ArrayBuffer;
+}
+interface Resedit {
+  NtExecutable: { from(image: Buffer, options?: { ignoreCert?: boolean }): Executable };
+  NtExecutableResource: {
+    from(exe: Executable): { entries: ResourceEntry[]; outputResource(exe: Executable): void };
+  };
+  Resource: {
+    VersionInfo: {
+      create(options: {
+        lang: number;
+        fixedInfo: object;
+        strings: Array<VersionLanguage & { values: Record<string, string> }>;
+      }): VersionInfo;
+      fromEntries(entries: ResourceEntry[]): VersionInfo[];
+    };
+  };
+}
+
+/**
+ * resedit, loaded when used. Its type declarations are not imported: they pull TypeScript's DOM library
+ * (through pe-library) into every project that compiles this file, and with it browser globals and
+ * browser typings of fetch into Node code and its tests.
+ */
+async function resedit(): Promise<Resedit> {
+  const name = 'resedit';
+  return (await import(name)) as Resedit;
+}
 
 /** VS_VERSIONINFO's resource type (RT_VERSION). */
 const RT_VERSION = 16;
@@ -38,7 +84,8 @@ export function versionNumbers(version: string): [number, number, number, number
  * Rewrites `file` in place: no certificate, one version resource saying `identity`. Everything else
  * (icon, manifest, other resources, sections) is kept.
  */
-export function setExeIdentity(file: string, identity: ExeIdentity): void {
+export async function setExeIdentity(file: string, identity: ExeIdentity): Promise<void> {
+  const { NtExecutable, NtExecutableResource, Resource } = await resedit();
   const exe = NtExecutable.from(readFileSync(file), { ignoreCert: true });
   const resources = NtExecutableResource.from(exe);
   resources.entries = resources.entries.filter((entry) => entry.type !== RT_VERSION);
@@ -71,6 +118,26 @@ export function setExeIdentity(file: string, identity: ExeIdentity): void {
   resources.outputResource(exe);
   // generate() writes no certificate table: ignoreCert parsed it away.
   writeFileSync(file, Buffer.from(exe.generate()));
+}
+
+/** One version resource as read back: its fixed file version and its string tables by language. */
+export interface VersionResource {
+  fileVersionMS: number;
+  fileVersionLS: number;
+  tables: Array<{ language: VersionLanguage; strings: Record<string, string> }>;
+}
+
+/** The version resources of an exe. */
+export async function readVersionResources(file: string): Promise<VersionResource[]> {
+  const { NtExecutable, NtExecutableResource, Resource } = await resedit();
+  const exe = NtExecutable.from(readFileSync(file));
+  return Resource.VersionInfo.fromEntries(NtExecutableResource.from(exe).entries).map((info) => ({
+    fileVersionMS: info.fixedInfo.fileVersionMS,
+    fileVersionLS: info.fixedInfo.fileVersionLS,
+    tables: info
+      .getAllLanguagesForStringValues()
+      .map((language) => ({ language, strings: info.getStringValues(language) })),
+  }));
 }
 
 /** Offset of IMAGE_OPTIONAL_HEADER.CheckSum: e_lfanew + "PE\0\0" (4) + IMAGE_FILE_HEADER (20) + 64. */
