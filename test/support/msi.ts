@@ -8,11 +8,11 @@
  * - `Msiexec` runs msiexec in a prefix set up for services, each run with its own verbose log.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { REPO_ROOT } from '../../agent/build/exe-inputs.js';
 import { currentMsiStamp, MSI_PATH, type MsiStamp } from '../../agent/build/msi-layout.js';
+import { withBuildLock } from './build-lock.js';
 import { ensureAgentExe, WINE_MISSING, type WinePrefix } from './wine.js';
 
 export { MSI_PATH };
@@ -37,46 +37,12 @@ export const MSI_TOOLS_MISSING: string | undefined = WINE_MISSING ?? missingTool
 
 const LOCK = join(REPO_ROOT, 'dist', '.rasmon-agent-msi.lock');
 
-function lockHolderAlive(): boolean {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(join(LOCK, 'pid'), 'utf8'));
-  } catch {
-    // Just made, its pid not written yet.
-    return true;
-  }
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Runs `use` while no other test file builds an MSI: build:agent-msi (and sign:agent, which runs
  * it) writes dist/build-msi.mjs and a work folder.
  */
-export async function withMsiBuildLock<T>(use: () => T): Promise<T> {
-  mkdirSync(join(REPO_ROOT, 'dist'), { recursive: true });
-  for (let waited = 0; ; waited += 1) {
-    try {
-      mkdirSync(LOCK);
-      writeFileSync(join(LOCK, 'pid'), String(process.pid));
-      break;
-    } catch {
-      // A lock whose holder is gone was left by a killed run. (By its holder, not its age: the tests
-      // may run on a shifted clock, under which every file looks old or new.)
-      if (!lockHolderAlive()) rmSync(LOCK, { recursive: true, force: true });
-    }
-    if (waited > 1800) throw new Error('timed out waiting for another build of rasmon-agent.msi');
-    await sleep(500);
-  }
-  try {
-    return use();
-  } finally {
-    rmSync(LOCK, { recursive: true, force: true });
-  }
+export function withMsiBuildLock<T>(use: () => T): Promise<T> {
+  return withBuildLock(LOCK, 'rasmon-agent.msi', use);
 }
 
 /** The package (and its stamp), built from the current sources and exe. */

@@ -8,12 +8,12 @@
  *   with EBADF under wine.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { currentExeStamp, EXE_PATH, REPO_ROOT } from '../../agent/build/exe-inputs.js';
+import { withBuildLock } from './build-lock.js';
 
 export { EXE_PATH };
 
@@ -27,37 +27,17 @@ const LOCK = join(REPO_ROOT, 'dist', '.rasmon-agent-exe.lock');
 
 /** The exe, built from the current sources. */
 export async function ensureAgentExe(): Promise<string> {
-  mkdirSync(join(REPO_ROOT, 'dist'), { recursive: true });
-  for (let waited = 0; ; waited += 1) {
-    if (currentExeStamp()) return EXE_PATH;
-    let mine = false;
-    try {
-      mkdirSync(LOCK);
-      mine = true;
-    } catch {
-      // Another test file builds it; a lock older than a build can take was left by a killed run.
-      if (existsSync(LOCK) && Date.now() - statSync(LOCK).mtimeMs > 10 * 60_000)
-        rmSync(LOCK, { recursive: true, force: true });
-    }
-    if (mine) {
-      try {
-        if (!currentExeStamp()) {
-          execFileSync('npm', ['run', '--silent', 'build:agent-exe'], {
-            cwd: REPO_ROOT,
-            stdio: ['ignore', 'ignore', 'pipe'],
-            timeout: 10 * 60_000,
-          });
-        }
-      } finally {
-        rmSync(LOCK, { recursive: true, force: true });
-      }
-      if (!currentExeStamp())
-        throw new Error('npm run build:agent-exe did not produce a current dist/rasmon-agent.exe');
-      return EXE_PATH;
-    }
-    if (waited > 1200) throw new Error('timed out waiting for another build of rasmon-agent.exe');
-    await sleep(500);
-  }
+  if (currentExeStamp()) return EXE_PATH;
+  await withBuildLock(LOCK, 'rasmon-agent.exe', () => {
+    if (currentExeStamp()) return;
+    execFileSync('npm', ['run', '--silent', 'build:agent-exe'], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 10 * 60_000,
+    });
+  });
+  if (!currentExeStamp()) throw new Error('npm run build:agent-exe did not produce a current dist/rasmon-agent.exe');
+  return EXE_PATH;
 }
 
 export interface ExeResult {
