@@ -15,6 +15,11 @@ export class AgentMetrics {
     help: 'Sessions in the last list read',
     registers: [this.registry],
   });
+  readonly adminUnknown = new Gauge({
+    name: 'rasmon_agent_sessions_admin_unknown',
+    help: 'Sessions in the last list whose administrator status could not be read (their token did not answer); they count as non-admin, consuming',
+    registers: [this.registry],
+  });
   readonly spoolEvents = new Gauge({
     name: 'rasmon_agent_spool_events',
     help: 'Events spooled and not yet acked',
