@@ -9,7 +9,14 @@ import { dirname, resolve, win32 } from 'node:path';
 import * as sea from 'node:sea';
 import { RasmonError } from '@rasmon/protocol/kit';
 import { agentFromConfig } from './agent-setup.js';
-import { AgentConfigError, connectionSettings, loadAgentConfig, readToken, type AgentConfig } from './config.js';
+import {
+  AgentConfigError,
+  connectionSettings,
+  inConfigFile,
+  loadAgentConfig,
+  readToken,
+  type AgentConfig,
+} from './config.js';
 import { serviceCommandLine } from './windows/command-line.js';
 import { describeSid, tokenFileDecision, untrustedReaders } from './windows/dacl.js';
 import { eventSourceRegistered, registerEventSource, unregisterEventSource } from './windows/event-log.js';
@@ -95,10 +102,15 @@ async function install(
     ['tls.key', config.tls?.key],
   ] as const) {
     if (path !== undefined && !win32.isAbsolute(path))
-      throw new AgentConfigError(`${key}: must be an absolute path for the service (${path})`);
+      throw new AgentConfigError(
+        inConfigFile(
+          config,
+          `${key}: must be an absolute path for the service, which starts in System32 (got ${path})`,
+        ),
+      );
   }
   const tokenFile = settings.tokenFile;
-  readToken(tokenFile);
+  readToken(tokenFile, config);
   const self = selfCommand();
   const commandLine = serviceCommandLine(self.program, configPath, self.args);
 
