@@ -105,7 +105,7 @@ const schema = z.strictObject({
   metrics: z.strictObject({ listen: z.string().regex(/^[^:]*:\d{1,5}$/, 'must be "host:port"') }).optional(),
   log: z
     .strictObject({
-      /** `text` (ISO times, level names) or `json` (pino's lines). Default: text, json for the service's file. */
+      /** `text` (ISO times, level names) or `json` (one object a line). Default: text at a terminal, else json. */
       format: z.enum(['text', 'json']).optional(),
       /** The service's log file: rotated at this size, this many old files kept. */
       maxBytes: z

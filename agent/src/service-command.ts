@@ -8,7 +8,9 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve, win32 } from 'node:path';
 import * as sea from 'node:sea';
 import { RasmonError } from '@rasmon/protocol/kit';
+import { createAgentLogger } from './agent-log.js';
 import { agentFromConfig } from './agent-setup.js';
+import { RotatingFile } from './rotating-file.js';
 import {
   AgentConfigError,
   connectionSettings,
@@ -200,7 +202,13 @@ export async function serviceCommand(
     case 'run': {
       if (!configFile) throw new ServiceCommandError('service run needs --config FILE');
       const config = loadAgentConfig(resolve(configFile));
-      return runService(config, serviceAgent(config));
+      return runService(config, serviceAgent(config), (file) => {
+        const out = new RotatingFile(file, { maxBytes: config.log.maxBytes, maxFiles: config.log.maxFiles });
+        return {
+          log: createAgentLogger({ format: config.log.format ?? 'json', destination: out }),
+          close: () => out.close(),
+        };
+      });
     }
     default:
       throw new ServiceCommandError(
