@@ -44,7 +44,7 @@ export async function agentFromConfig(
   if ((config.source === 'wts' || config.source === 'quser') && process.platform !== 'win32')
     throw new AgentConfigError(inConfigFile(config, `source: ${new WindowsOnlyError(config.source).message}`));
   const token = readToken(settings.tokenFile, config);
-  const metrics = new AgentMetrics();
+  const metrics = new AgentMetrics({ version: VERSION, source: config.source });
   const tls = tlsOptions(config);
   if (config.metrics) {
     const [host = '127.0.0.1', port = '9421'] = config.metrics.listen.split(':');

@@ -3,8 +3,20 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { MISLABELLED_DEFAULTS } from '@rasmon/protocol/kit';
 
+/** What `rasmon_agent_build_info` tells about this agent. */
+export interface AgentBuild {
+  version: string;
+  source: string;
+}
+
 export class AgentMetrics {
   readonly registry = new Registry();
+  readonly buildInfo = new Gauge({
+    name: 'rasmon_agent_build_info',
+    help: "The agent's version, the Node.js version it runs on and its session source; always 1",
+    labelNames: ['version', 'node_version', 'source'],
+    registers: [this.registry],
+  });
   readonly connected = new Gauge({
     name: 'rasmon_agent_connected',
     help: '1 while welcomed by a collector',
@@ -57,7 +69,9 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  constructor(build?: AgentBuild) {
+    if (build)
+      this.buildInfo.set({ version: build.version, node_version: process.versions.node, source: build.source }, 1);
     collectDefaultMetrics({ register: this.registry });
     for (const name of MISLABELLED_DEFAULTS) this.registry.removeSingleMetric(name);
   }
