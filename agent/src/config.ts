@@ -107,13 +107,13 @@ const schema = z.strictObject({
     .strictObject({
       /** `text` (ISO times, level names) or `json` (one object a line). Default: text at a terminal, else json. */
       format: z.enum(['text', 'json']).optional(),
-      /** The service's log file: rotated at this size, this many old files kept. */
+      /** The service's log file: rotated at this size, this many old files kept (32 MiB in all by default). */
       maxBytes: z
         .number()
         .int()
         .min(64 * 1024)
-        .default(16 * 1024 * 1024),
-      maxFiles: z.number().int().min(1).max(100).default(5),
+        .default(8 * 1024 * 1024),
+      maxFiles: z.number().int().min(1).max(100).default(3),
     })
     .prefault({}),
   reconnect: z

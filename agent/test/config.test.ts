@@ -117,3 +117,21 @@ describe('agent configuration', () => {
     );
   });
 });
+
+describe('examples/agent.yaml', () => {
+  it('is a valid configuration with Windows paths', () => {
+    const path = new URL('../../examples/agent.yaml', import.meta.url).pathname;
+    const config = loadAgentConfig(path);
+    expect(connectionSettings(config)).toEqual({
+      collector: 'wss://rasmon.corp.example:9420',
+      tokenFile: 'C:\\ProgramData\\rasmon\\token',
+      farm: 'farm-a',
+    });
+    expect(config).toMatchObject({
+      source: 'wts',
+      spool: { dir: 'C:\\ProgramData\\rasmon\\spool' },
+      classify: { adminGroups: ['CORP\\RDS-Admins'], rasGateways: ['10.0.10.0/24'] },
+      log: { format: 'json', maxBytes: 8 * 1024 * 1024, maxFiles: 3 },
+    });
+  });
+});
