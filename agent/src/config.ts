@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { NAME_PATTERN } from '@rasmon/protocol';
 import { ConfigFileError, issuePath, RasmonError, readConfigFile } from '@rasmon/protocol/kit';
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseCidr } from './windows/cidr.js';
 import { CLASSIFY_DEFAULTS } from './windows/classify.js';
 
