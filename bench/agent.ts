@@ -144,10 +144,14 @@ async function nodeAgentCost(rig: Rig): Promise<{ rss: number; cpuPercent: numbe
   return bundleCost(config, port);
 }
 
-/** The bundle under this Node with the exe's flags, measured once its /metrics answers. */
+/**
+ * The bundle under this Node with the exe's flags, measured from `warmupMs` after its /metrics
+ * answers (the first poll, the welcome and the first snapshot are start-up, not steady state).
+ */
 async function bundleCost(
   config: string,
   port: number,
+  warmupMs = 3000,
 ): Promise<{ rss: number; cpuPercent: number; sessions: number }> {
   const child = spawn(process.execPath, [...AGENT_EXEC_ARGV, BUNDLE, '--config', config], {
     stdio: 'ignore',
@@ -155,7 +159,7 @@ async function bundleCost(
   });
   try {
     await untilMetrics(`http://127.0.0.1:${port}`, child, 'agent');
-    const result = await sample(child.pid!, SECONDS);
+    const result = await sample(child.pid!, SECONDS, warmupMs);
     const sessions = (await Scrape.from(`http://127.0.0.1:${port}`)).value('rasmon_agent_sessions') ?? 0;
     return { ...result, sessions };
   } finally {
@@ -187,7 +191,7 @@ async function idleAgentCost(rig: Rig): Promise<{ rss: number; cpuPercent: numbe
     { host: 'bench-idle', source: 'command', command: `cat ${list}`, pollIntervalSeconds: 60 },
     port,
   );
-  return bundleCost(config, port);
+  return bundleCost(config, port, 10_000);
 }
 
 /** Counters of /proc/PID/io (wchar, write_bytes, syscw). */
