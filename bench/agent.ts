@@ -4,7 +4,10 @@
  *
  * - rasmon-agent.exe's size (dist/, built first when missing or stale);
  * - RSS and CPU of the agent holding 200 sessions: the exe's own bundled script run by this Linux
- *   Node with the `simulate` source (wine's memory and CPU figures would be wine's, not Windows');
+ *   Node, with the flags the exe runs with (AGENT_EXEC_ARGV), with the `simulate` source (wine's
+ *   memory and CPU figures would be wine's, not Windows'); and the same agent idle: 200 sessions
+ *   that do not change, read every 60 s as the `wts` source polls (its session events cost no CPU
+ *   while none come), through `command`;
  * - one `wts` poll's cost, from the exe's own rasmon_agent_poll_duration_seconds under wine (wine
  *   lists no user sessions: this is the enumerations' floor, not a 200-session host);
  * - processes started per poll, counted with `strace -f -e execve` attached to the running agent:
@@ -28,7 +31,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import type { Session } from '@rasmon/protocol';
-import { Agent, type SessionSource } from '@rasmon/agent';
+import { Agent, AGENT_EXEC_ARGV, type SessionSource } from '@rasmon/agent';
 import { currentExeStamp, REPO_ROOT } from '../agent/build/exe-inputs.js';
 import { InProcessCollector, rawConfig } from '../test/support/collector-harness.js';
 import { Scrape } from '../test/support/prometheus-text.js';
@@ -138,18 +141,57 @@ async function nodeAgentCost(rig: Rig): Promise<{ rss: number; cpuPercent: numbe
     },
     port,
   );
-  const child = spawn(process.execPath, [BUNDLE, '--config', config], {
+  return bundleCost(config, port);
+}
+
+/**
+ * The bundle under this Node with the exe's flags, measured from `warmupMs` after its /metrics
+ * answers (the first poll, the welcome and the first snapshot are start-up, not steady state).
+ */
+async function bundleCost(
+  config: string,
+  port: number,
+  warmupMs = 3000,
+): Promise<{ rss: number; cpuPercent: number; sessions: number }> {
+  const child = spawn(process.execPath, [...AGENT_EXEC_ARGV, BUNDLE, '--config', config], {
     stdio: 'ignore',
     env: { ...process.env, RASMON_LOG_LEVEL: 'warn' },
   });
   try {
     await untilMetrics(`http://127.0.0.1:${port}`, child, 'agent');
-    const result = await sample(child.pid!, SECONDS);
+    const result = await sample(child.pid!, SECONDS, warmupMs);
     const sessions = (await Scrape.from(`http://127.0.0.1:${port}`)).value('rasmon_agent_sessions') ?? 0;
     return { ...result, sessions };
   } finally {
     await stopChild(child);
   }
+}
+
+/** The same agent idle: SESSIONS sessions that do not change, read every 60 s (the `wts` poll). */
+async function idleAgentCost(rig: Rig): Promise<{ rss: number; cpuPercent: number; sessions: number }> {
+  const port = await freePort();
+  const list = join(rig.dir, 'idle-sessions.json');
+  const since = Date.now() - 3_600_000;
+  writeFileSync(
+    list,
+    JSON.stringify(
+      Array.from({ length: SESSIONS }, (_, i) => ({
+        id: `${i + 2}-${since}`,
+        user: `CORP\\idle${i}`,
+        admin: false,
+        kind: 'desktop',
+        via: 'ras',
+        state: 'active',
+        since,
+      })),
+    ),
+  );
+  const config = agentConfig(
+    rig,
+    { host: 'bench-idle', source: 'command', command: `cat ${list}`, pollIntervalSeconds: 60 },
+    port,
+  );
+  return bundleCost(config, port, 10_000);
 }
 
 /** Counters of /proc/PID/io (wchar, write_bytes, syscw). */
@@ -409,6 +451,8 @@ async function main(): Promise<void> {
     const baseline = await baselineCost();
     step(`agent at ${SESSIONS} sessions`);
     const agent = await nodeAgentCost(rig);
+    step(`agent idle at ${SESSIONS} sessions`);
+    const idle = await idleAgentCost(rig);
     step('rasmon-agent.exe under wine');
     const exe = await exeFigures(rig);
     step('logon latency with session events');
@@ -421,7 +465,8 @@ async function main(): Promise<void> {
     const lines = [
       `rasmon-agent.exe: ${mib(stamp.bytes)} (${stamp.bytes} bytes), Node ${stamp.node}, koffi ${stamp.koffi}`,
       `bare node -e (this Node ${process.version}):     RSS ${mib(baseline.rss)}, CPU ${baseline.cpuPercent.toFixed(2)} % over ${SECONDS} s`,
-      `agent, simulate, ${agent.sessions} sessions (same Node): RSS ${mib(agent.rss)} (+${mib(agent.rss - baseline.rss)}), CPU ${agent.cpuPercent.toFixed(2)} % (poll 5 s)`,
+      `agent (node ${AGENT_EXEC_ARGV.join(' ')}), simulate, ${agent.sessions} sessions: RSS ${mib(agent.rss)} (+${mib(agent.rss - baseline.rss)}), CPU ${agent.cpuPercent.toFixed(2)} % (poll 5 s, churning)`,
+      `agent idle, ${idle.sessions} sessions read every 60 s as wts polls: RSS ${mib(idle.rss)} (+${mib(idle.rss - baseline.rss)}), CPU ${idle.cpuPercent.toFixed(2)} % (bare node ${baseline.cpuPercent.toFixed(2)} %)`,
     ];
     if (typeof exe === 'string') lines.push(`exe under wine: skipped (${exe})`);
     else {

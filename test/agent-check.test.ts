@@ -98,7 +98,9 @@ describe('rasmon-agent check', () => {
       }),
     );
     const lines = run.stdout.trim().split('\n');
-    expect(lines[0]).toBe(`FAIL token file ${join(dir, 'missing')}: cannot be read`);
+    expect(lines[0]).toBe(
+      `FAIL token file ${join(dir, 'missing')} does not exist; create it with the agent token (the collector's farm token) on its first line, or correct the path`,
+    );
     expect(lines[1]).toMatch(/^FAIL source command cannot list the sessions: command exited 3/);
     expect(lines[2]).toBe(`FAIL collector ws://127.0.0.1:${port}: not tried without a token`);
     expect(run.code).toBe(1);

@@ -194,12 +194,18 @@ describe('/metrics', () => {
   });
 
   it("the agent's own metrics pass promtool check metrics as a whole", async () => {
-    const metrics = new AgentMetrics();
+    const metrics = new AgentMetrics({ version: '0.1.0', source: 'wts' });
     metrics.pollErrors.inc();
     metrics.pollDuration.observe(0.02);
-    const lint = await promtool(await metrics.registry.metrics());
+    metrics.adminUnknown.set(1);
+    const text = await metrics.registry.metrics();
+    const lint = await promtool(text);
     expect(findings(lint)).toEqual([]);
     expect(lint.status).toBe(0);
+    expect(text).toContain(
+      `rasmon_agent_build_info{version="0.1.0",node_version="${process.versions.node}",source="wts"} 1`,
+    );
+    expect(text).toContain('rasmon_agent_sessions_admin_unknown 1');
   });
 
   it('exports all 16 ras_connections label sets of every farm, 0 where there are none', () => {

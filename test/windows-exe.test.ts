@@ -92,8 +92,9 @@ if (WINE_MISSING) {
       const reads = run.stderr
         .split('\n')
         .filter((line) => line.startsWith('{'))
-        .map((line) => JSON.parse(line) as { msg: string; level: number; processes?: number });
-      expect(reads.filter((line) => line.level >= 40)).toEqual([]);
+        .map((line) => JSON.parse(line) as { msg: string; level: string; processes?: number });
+      expect(reads.length).toBeGreaterThan(0);
+      expect(reads.filter((line) => ['warn', 'error', 'fatal'].includes(line.level))).toEqual([]);
       // The process enumeration went through the FFI and came back decoded (this very exe among them).
       expect(reads.find((line) => line.msg === 'wts read')?.processes).toBeGreaterThan(0);
     }, 120_000);

@@ -88,13 +88,15 @@ function spooled(): string[] {
   return readSpool(join(dir, 'spool')).pending.map((event) => JSON.stringify(event));
 }
 
-function serviceLog(): Array<Record<string, unknown>> {
+/** The service's log file (JSON by default: ISO times, level names), `at` its time in ms. */
+function serviceLog(): Array<Record<string, unknown> & { at: number }> {
   const file = join(dir, 'logs', 'rasmon-agent.log');
   if (!existsSync(file)) return [];
   return readFileSync(file, 'utf8')
     .split('\n')
     .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .map((line) => ({ ...line, at: Date.parse(line.time as string) }));
 }
 
 describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows service (wine64)', () => {
@@ -260,7 +262,7 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
 
     const stoppedAt = Date.now();
     await exeOk(['service', 'uninstall']);
-    const stopLines = serviceLog().filter((line) => (line.time as number) >= stoppedAt);
+    const stopLines = serviceLog().filter((line) => line.at >= stoppedAt);
     expect(stopLines.map((line) => line.msg)).toEqual(expect.arrayContaining(['service stopping', 'service stopped']));
     expect(stopLines.some((line) => line.eventId === 1001)).toBe(true);
     // Nothing lost over the stop: both events are still on disk, in order.
@@ -286,7 +288,7 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     });
     const startedAt = Date.now();
     await exeOk(['service', 'install', '--config', config, '--allow-readable-token']);
-    const since = () => serviceLog().filter((line) => (line.time as number) >= startedAt);
+    const since = () => serviceLog().filter((line) => line.at >= startedAt);
     await expect
       .poll(() => since().filter((line) => line.msg === 'collector refused the token (401)').length, {
         timeout: 30_000,

@@ -2,28 +2,35 @@
  * Builds the running agent from its configuration: what `rasmon-agent --config FILE` and the
  * Windows service (`service run`) both start.
  */
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Agent, type AgentOptions } from './agent.js';
-import { AgentConfigError, connectionSettings, readToken, type AgentConfig } from './config.js';
+import {
+  AgentConfigError,
+  connectionSettings,
+  inConfigFile,
+  readConfiguredFile,
+  readToken,
+  type AgentConfig,
+} from './config.js';
+import { WindowsOnlyError } from './windows/windows-only.js';
 import { createSource } from './create-source.js';
 import { AgentMetrics } from './metrics.js';
 import { VERSION } from './version.js';
 
-function readPem(path: string | undefined, key: string): Buffer | undefined {
-  if (!path) return undefined;
-  try {
-    return readFileSync(path);
-  } catch {
-    throw new AgentConfigError(`${key}: ${path} cannot be read`);
-  }
+function readPem(config: AgentConfig, path: string | undefined, key: string, what: string): Buffer | undefined {
+  return path ? readConfiguredFile(config, key, path, what) : undefined;
 }
 
-/** The TLS material of `tls.*`, read from disk; errors name the key. */
+/** The TLS material of `tls.*`, read from disk; errors name the file, the key and what to do. */
 export function tlsOptions(config: AgentConfig): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
-  const ca = readPem(config.tls?.ca, 'tls.ca');
-  const cert = readPem(config.tls?.cert, 'tls.cert');
-  const key = readPem(config.tls?.key, 'tls.key');
+  const ca = readPem(
+    config,
+    config.tls?.ca,
+    'tls.ca',
+    "the PEM certificate of the CA that signed the collector's certificate",
+  );
+  const cert = readPem(config, config.tls?.cert, 'tls.cert', "this agent's PEM client certificate");
+  const key = readPem(config, config.tls?.key, 'tls.key', "the PEM private key of this agent's client certificate");
   return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
 }
 
@@ -34,8 +41,10 @@ export async function agentFromConfig(
   hooks: Pick<AgentOptions, 'onPoll'> = {},
 ): Promise<Agent> {
   const settings = connectionSettings(config);
-  const token = readToken(settings.tokenFile);
-  const metrics = new AgentMetrics();
+  if ((config.source === 'wts' || config.source === 'quser') && process.platform !== 'win32')
+    throw new AgentConfigError(inConfigFile(config, `source: ${new WindowsOnlyError(config.source).message}`));
+  const token = readToken(settings.tokenFile, config);
+  const metrics = new AgentMetrics({ version: VERSION, source: config.source });
   const tls = tlsOptions(config);
   if (config.metrics) {
     const [host = '127.0.0.1', port = '9421'] = config.metrics.listen.split(':');

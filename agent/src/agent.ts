@@ -179,6 +179,7 @@ export class Agent {
     this.setSourceStatus(true);
     const events = this.diff.next(sessions);
     this.options.metrics?.sessions.set(sessions.length);
+    this.options.metrics?.adminUnknown.set(this.options.source.adminUnknown?.() ?? 0);
     if (events.length === 0) return;
     await this.spool.append(events, Date.now());
     await this.journal.append(events, () => this.diff.sessions());
@@ -226,6 +227,7 @@ export class Agent {
         ),
     );
     this.diff.restore([...sessions.values()]);
+    this.options.source.resume?.(this.diff.sessions());
     await this.journal.compact(this.diff.sessions());
   }
 

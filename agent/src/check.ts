@@ -14,7 +14,8 @@ import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
 import { tlsOptions } from './agent-setup.js';
 import { agentUrl } from './link/collector-link.js';
-import { AgentConfigError, readToken, type AgentConfig } from './config.js';
+import { explainConnectError } from './link/connect-error.js';
+import { AgentConfigError, ConfigPathError, readToken, type AgentConfig } from './config.js';
 import { createSource } from './create-source.js';
 import { VERSION } from './version.js';
 
@@ -40,12 +41,8 @@ async function tokenLine(config: AgentConfig): Promise<{ line: CheckLine; token?
   try {
     token = readToken(config.tokenFile);
   } catch (err) {
-    return {
-      line: {
-        ok: false,
-        text: `token file ${config.tokenFile}: ${(err as Error).message.replace(/^tokenFile: \S+ /, '')}`,
-      },
-    };
+    if (!(err instanceof ConfigPathError)) throw err;
+    return { line: { ok: false, text: `token file ${config.tokenFile} ${err.reason}` } };
   }
   if (process.platform === 'win32') {
     const { getDacl } = await import('./windows/file-lock.js');
@@ -127,7 +124,7 @@ export function collectorLine(config: AgentConfig, token: string, timeoutMs = 10
         ),
       );
     });
-    socket.on('error', (err) => done(fail(`unreachable: ${err.message}`)));
+    socket.on('error', (err) => done(fail(explainConnectError(err, collector))));
     socket.on('open', () => {
       socket.send(
         JSON.stringify({

@@ -5,9 +5,9 @@
  * Bad configuration: one line naming the key, exit code 2.
  */
 import { parseArgs } from 'node:util';
-import { createRootLogger } from '@rasmon/protocol/kit';
-import { pino } from 'pino';
+import { pino, type LevelWithSilent } from 'pino';
 import type { Agent } from './agent.js';
+import { createAgentLogger } from './agent-log.js';
 import { agentFromConfig } from './agent-setup.js';
 import { runCheck } from './check.js';
 import { AgentConfigError, loadAgentConfig, type AgentConfig } from './config.js';
@@ -91,11 +91,13 @@ export async function main(argv: string[]): Promise<void> {
 
   // check and sessions print their own output on stdout; what the source logs meanwhile goes to stderr.
   const quiet = command === 'check' || command === 'sessions';
-  const log = createRootLogger(
-    'rasmon-agent',
-    command === 'check' ? { level: process.env.RASMON_LOG_LEVEL ?? 'warn' } : {},
-    quiet ? pino.destination(2) : undefined,
-  );
+  // Text for a person at a terminal, JSON when the lines go to a file or another program.
+  const terminal = quiet ? process.stderr.isTTY : process.stdout.isTTY;
+  const log = createAgentLogger({
+    format: config.log.format ?? (terminal ? 'text' : 'json'),
+    level: command === 'check' ? ((process.env.RASMON_LOG_LEVEL as LevelWithSilent | undefined) ?? 'warn') : undefined,
+    ...(quiet ? { destination: pino.destination({ dest: 2, sync: true }) } : {}),
+  });
 
   if (command === 'check') {
     try {

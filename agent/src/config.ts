@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { NAME_PATTERN } from '@rasmon/protocol';
-import { ConfigFileError, formatIssue, RasmonError, readConfigFile } from '@rasmon/protocol/kit';
-import { z } from 'zod';
+import { ConfigFileError, issuePath, RasmonError, readConfigFile } from '@rasmon/protocol/kit';
+import * as z from 'zod';
 import { parseCidr } from './windows/cidr.js';
 import { CLASSIFY_DEFAULTS } from './windows/classify.js';
 
@@ -16,6 +16,24 @@ export class AgentConfigError extends RasmonError {
     super('RASMON_AGENT_CONFIG', message, options);
     this.name = 'AgentConfigError';
   }
+}
+
+/** A file the configuration names (token, TLS material) that cannot be used; `reason` says why, plainly. */
+export class ConfigPathError extends AgentConfigError {
+  constructor(
+    message: string,
+    /** What is wrong and what to do, without the key and path: `does not exist; …`. */
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ConfigPathError';
+  }
+}
+
+/** `config file PATH: ` before a message, when the configuration came from a file. */
+export function inConfigFile(config: Pick<AgentConfig, 'file'>, message: string): string {
+  return config.file ? `config file ${config.file}: ${message}` : message;
 }
 
 const name = z.string().regex(NAME_PATTERN, `must match ${NAME_PATTERN.source}`);
@@ -85,6 +103,19 @@ const schema = z.strictObject({
     })
     .prefault({}),
   metrics: z.strictObject({ listen: z.string().regex(/^[^:]*:\d{1,5}$/, 'must be "host:port"') }).optional(),
+  log: z
+    .strictObject({
+      /** `text` (ISO times, level names) or `json` (one object a line). Default: text at a terminal, else json. */
+      format: z.enum(['text', 'json']).optional(),
+      /** The service's log file: rotated at this size, this many old files kept (32 MiB in all by default). */
+      maxBytes: z
+        .number()
+        .int()
+        .min(64 * 1024)
+        .default(8 * 1024 * 1024),
+      maxFiles: z.number().int().min(1).max(100).default(3),
+    })
+    .prefault({}),
   reconnect: z
     .strictObject({
       initialSeconds: seconds.default(1),
@@ -94,7 +125,12 @@ const schema = z.strictObject({
     .prefault({}),
 });
 
-export type AgentConfig = z.infer<typeof schema> & { host: string; pollIntervalSeconds: number };
+export type AgentConfig = z.infer<typeof schema> & {
+  host: string;
+  pollIntervalSeconds: number;
+  /** The configuration file it was read from, named in every error about it. */
+  file?: string;
+};
 
 /** What the `sessions` command and the service both need; the service also needs the connection. */
 export interface ConnectionSettings {
@@ -139,37 +175,114 @@ export function loadAgentConfig(path: string | undefined, flags: AgentFlags = {}
     merged.spool = { ...spool, dir: spoolDir };
   }
   const result = schema.safeParse(merged);
-  if (!result.success) throw new AgentConfigError(formatIssue(result.error));
+  if (!result.success) throw new AgentConfigError(describeIssue(result.error, merged, path, flags));
   const host = result.data.host ?? hostname().split('.')[0]!;
+  const where = { ...(path ? { file: path } : {}) };
   if (!NAME_PATTERN.test(host)) {
-    throw new AgentConfigError(`host: this machine's name "${host}" does not match ${NAME_PATTERN.source}; set host`);
+    throw new AgentConfigError(
+      inConfigFile(where, `host: this machine's name "${host}" does not match ${NAME_PATTERN.source}; set host`),
+    );
   }
   const pollIntervalSeconds = result.data.pollIntervalSeconds ?? (result.data.source === 'wts' ? 60 : 5);
-  return { ...result.data, host, pollIntervalSeconds };
+  return { ...result.data, host, pollIntervalSeconds, ...where };
 }
 
-/** The settings the service needs to connect; errors name the missing key. */
+const FLAG_NAMES: Record<string, string> = {
+  collector: '--collector',
+  tokenFile: '--token-file',
+  farm: '--farm',
+  host: '--host',
+  source: '--source',
+  spoolDir: '--spool-dir',
+};
+
+/** The value at `path` in `raw`, as it would be written in the file (clipped). */
+function valueAt(raw: unknown, path: readonly PropertyKey[]): string | undefined {
+  let value = raw;
+  for (const segment of path) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[segment];
+  }
+  if (value === undefined) return undefined;
+  const text = JSON.stringify(value) ?? typeof value;
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/**
+ * One line for a failed validation: where the bad value came from (the flag, or the file), the key,
+ * what is wrong, and the value that was given: `config file C:\rasmon\agent.yaml: source: must be
+ * one of wts, quser, command, simulate (got "magic")`.
+ */
+function describeIssue(error: z.ZodError, raw: unknown, file: string | undefined, flags: AgentFlags): string {
+  const issue = error.issues.find((candidate) => candidate.code === 'unrecognized_keys') ?? error.issues[0];
+  if (!issue) return file ? `config file ${file}: invalid` : 'invalid';
+  if (issue.code === 'unrecognized_keys') {
+    const key = issuePath([...issue.path, issue.keys[0] ?? '?']);
+    return file ? `config file ${file}: ${key}: unknown key` : `${key}: unknown key`;
+  }
+  const top = String(issue.path[0] ?? '');
+  const spoolFlag = top === 'spool' && issue.path[1] === 'dir' && flags.spoolDir !== undefined;
+  const flag = spoolFlag ? '--spool-dir' : flags[top as keyof AgentFlags] !== undefined ? FLAG_NAMES[top] : undefined;
+  const value = valueAt(raw, issue.path);
+  const sentence =
+    value === undefined
+      ? 'is required'
+      : issue.code === 'invalid_value'
+        ? `must be one of ${issue.values.map(String).join(', ')}`
+        : issue.message;
+  const got = value === undefined ? '' : ` (got ${value})`;
+  if (flag) return `${flag}: ${sentence}${got}`;
+  const line = `${issuePath(issue.path)}: ${sentence}${got}`;
+  return file ? `config file ${file}: ${line}` : line;
+}
+
+/** The settings the service needs to connect; errors name the missing key and the file. */
 export function connectionSettings(config: AgentConfig): ConnectionSettings {
   for (const key of ['collector', 'tokenFile', 'farm'] as const) {
-    if (!config[key]) throw new AgentConfigError(`${key}: required to connect to a collector`);
+    if (!config[key]) throw new AgentConfigError(inConfigFile(config, `${key}: required to connect to a collector`));
   }
   return { collector: config.collector!, tokenFile: config.tokenFile!, farm: config.farm! };
 }
 
-/** Reads the token: the file's first line, trimmed. Never logged. */
-export function readToken(path: string): string {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    throw new AgentConfigError(`tokenFile: ${path} cannot be read`);
+/** Why a file the configuration names cannot be read, and what to do, in words. */
+export function unreadableReason(err: unknown, what: string): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'ENOENT':
+      return `does not exist; create it with ${what}, or correct the path`;
+    case 'EACCES':
+    case 'EPERM':
+      return 'cannot be read by this account (permission denied); run as an administrator, or as the service (LocalSystem)';
+    case 'EISDIR':
+      return `is a directory; give the path of the file holding ${what}`;
+    default:
+      return `cannot be read (${code ?? 'error'}: ${(err as Error).message})`;
   }
+}
+
+/** Reads a file named at `key` of the configuration; the error names the key, the path and the reason. */
+export function readConfiguredFile(config: Pick<AgentConfig, 'file'>, key: string, path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    const reason = unreadableReason(err, what);
+    throw new ConfigPathError(inConfigFile(config, `${key}: ${path} ${reason}`), reason, { cause: err });
+  }
+}
+
+/** Reads the token: the file's first line, trimmed. Never logged. */
+export function readToken(path: string, config: Pick<AgentConfig, 'file'> = {}): string {
+  const what = "the agent token (the collector's farm token) on its first line";
+  const text = readConfiguredFile(config, 'tokenFile', path, what).toString('utf8');
   const token = tokenOf(text);
-  if (!token) throw new AgentConfigError(`tokenFile: ${path} is empty`);
+  if (!token) {
+    const reason = `is empty; put ${what}`;
+    throw new ConfigPathError(inConfigFile(config, `tokenFile: ${path} ${reason}`), reason);
+  }
   return token;
 }
 
-/** The token a token file's text holds: its first line, trimmed ('' when there is none). */
+/** The token a token file's text holds: its first line, trimmed, without a byte-order mark ('' when there is none). */
 export function tokenOf(text: string): string {
-  return text.split(/\r?\n/)[0]!.trim();
+  return text.replace(/^\uFEFF/, '').split(/\r?\n/)[0]!.trim();
 }

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Classifier } from './windows/classify.js';
 import type { AgentConfig } from './config.js';
-import { AgentConfigError } from './config.js';
+import { AgentConfigError, inConfigFile } from './config.js';
 import { CommandSource } from './command/command-source.js';
 import { QuserSource } from './windows/quser-source.js';
 import { SessionSimulator } from './simulator/simulate.js';
@@ -28,7 +28,8 @@ export function createSource(config: AgentConfig, log: Logger, inputFile?: strin
         inputFile,
       );
     case 'command':
-      if (!config.command && !inputFile) throw new AgentConfigError('command: required by source "command"');
+      if (!config.command && !inputFile)
+        throw new AgentConfigError(inConfigFile(config, 'command: required by source "command"'));
       return new CommandSource(config.command, log, inputFile);
     case 'simulate': {
       if (inputFile) throw new AgentConfigError('--input: the simulate source reads no saved output');

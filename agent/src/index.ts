@@ -7,3 +7,4 @@ export { simulateFleet, type FleetOptions } from './simulator/simulate-fleet.js'
 export type { SessionSource } from './session/source.js';
 export type { RawSession, RawState } from './windows/raw-session.js';
 export { AgentMetrics } from './metrics.js';
+export { AGENT_EXEC_ARGV } from './runtime-flags.js';

@@ -8,9 +8,18 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve, win32 } from 'node:path';
 import * as sea from 'node:sea';
 import { RasmonError } from '@rasmon/protocol/kit';
+import { createAgentLogger } from './agent-log.js';
 import { agentFromConfig } from './agent-setup.js';
 import { removeData, setupService, SETUP_TOKEN_VARIABLE, type SetupProperties } from './service-setup.js';
-import { AgentConfigError, connectionSettings, loadAgentConfig, readToken, type AgentConfig } from './config.js';
+import { RotatingFile } from './rotating-file.js';
+import {
+  AgentConfigError,
+  connectionSettings,
+  inConfigFile,
+  loadAgentConfig,
+  readToken,
+  type AgentConfig,
+} from './config.js';
 import { serviceCommandLine } from './windows/command-line.js';
 import { describeSid, tokenFileDecision, untrustedReaders } from './windows/dacl.js';
 import { eventSourceRegistered, registerEventSource, unregisterEventSource } from './windows/event-log.js';
@@ -108,10 +117,15 @@ async function install(
     ['tls.key', config.tls?.key],
   ] as const) {
     if (path !== undefined && !win32.isAbsolute(path))
-      throw new AgentConfigError(`${key}: must be an absolute path for the service (${path})`);
+      throw new AgentConfigError(
+        inConfigFile(
+          config,
+          `${key}: must be an absolute path for the service, which starts in System32 (got ${path})`,
+        ),
+      );
   }
   const tokenFile = settings.tokenFile;
-  readToken(tokenFile);
+  readToken(tokenFile, config);
   const self = selfCommand();
   const commandLine = serviceCommandLine(self.program, configPath, self.args);
 
@@ -210,7 +224,13 @@ export async function serviceCommand(
     case 'run': {
       if (!configFile) throw new ServiceCommandError('service run needs --config FILE');
       const config = loadAgentConfig(resolve(configFile));
-      return runService(config, serviceAgent(config));
+      return runService(config, serviceAgent(config), (file) => {
+        const out = new RotatingFile(file, { maxBytes: config.log.maxBytes, maxFiles: config.log.maxFiles });
+        return {
+          log: createAgentLogger({ format: config.log.format ?? 'json', destination: out }),
+          close: () => out.close(),
+        };
+      });
     }
     default:
       throw new ServiceCommandError(

@@ -101,16 +101,52 @@ describe('classification', () => {
     expect([a!.admin, b!.admin, d!.admin]).toEqual([true, true, false]);
   });
 
-  it('reports any state but disconnected as active', () => {
-    const [a, b, d] = classifier().classify(
-      [
-        raw({ sessionId: 2, state: 'disconnected', sessionName: '' }),
-        raw({ sessionId: 3, state: 'idle' }),
-        raw({ sessionId: 4 }),
-      ],
-      0,
-    );
-    expect([a!.state, b!.state, d!.state]).toEqual(['disconnected', 'active', 'active']);
+  it('reports the states of a logged-on user as WTS_CONNECTSTATE_CLASS documents them, and no others', () => {
+    const states = [
+      'active',
+      'shadow',
+      'disconnected',
+      'connected',
+      'connectquery',
+      'idle',
+      'listen',
+      'reset',
+      'down',
+      'init',
+    ] as const;
+    const list = states.map((state, i) => raw({ sessionId: 10 + i, state }));
+    expect(
+      classifier()
+        .classify(list, 0)
+        .map((s) => [s.id.split('-')[0], s.state]),
+    ).toEqual([
+      ['10', 'active'],
+      ['11', 'active'],
+      ['12', 'disconnected'],
+    ]);
+  });
+
+  it('keeps the last state of a reported logon while its user reconnects through Connected', () => {
+    const c = classifier();
+    expect(c.classify([raw({ state: 'disconnected' })], 0)[0]!.state).toBe('disconnected');
+    expect(c.classify([raw({ state: 'connectquery' })], 1000)[0]!.state).toBe('disconnected');
+    expect(c.classify([raw({ state: 'connected' })], 2000)[0]!.state).toBe('disconnected');
+    expect(c.classify([raw({ state: 'active' })], 3000)[0]!.state).toBe('active');
+    // A new logon still at the logon screen is not a session yet.
+    expect(c.classify([raw({ sessionId: 4, state: 'connected', logonTime: 5 })], 4000)).toEqual([]);
+  });
+
+  it('reports the console, when included, via rdp: it never comes through RAS', () => {
+    const list = [raw({ sessionId: 1, sessionName: 'Console', protocolType: 0 }), raw({ sessionId: 2 })];
+    expect(
+      classifier({ includeConsole: true })
+        .classify(list, 0)
+        .map((s) => s.via),
+    ).toEqual(['rdp', 'ras']);
+    const withGateways = classifier({ includeConsole: true, rasGateways: ['10.0.0.0/8'] });
+    expect(
+      withGateways.classify([raw({ sessionId: 1, sessionName: 'console', clientAddress: '10.0.0.1' })], 0)[0]!.via,
+    ).toBe('rdp');
   });
 
   it('dates a session without a known logon time when first seen, and keeps that while it lives', () => {
@@ -121,6 +157,15 @@ describe('classification', () => {
     expect(later).toEqual(first);
     c.classify([], 6000);
     expect(c.classify([raw({ logonTime: undefined, logonText: '??' })], 7000)[0]!.since).toBe(7000);
+  });
+
+  it('keeps the id of a session without a logon time across a restart, from the list reported before', () => {
+    const before = classifier().classify([raw({ logonTime: undefined }), raw({ sessionId: 4 })], 1000);
+    const restarted = classifier();
+    restarted.resume(before);
+    const after = restarted.classify([raw({ logonTime: undefined }), raw({ sessionId: 4 })], 90_000);
+    expect(after.map((s) => s.id)).toEqual(before.map((s) => s.id));
+    expect(after[0]!.since).toBe(1000);
   });
 
   it('carries the client name and address', () => {

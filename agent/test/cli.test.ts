@@ -69,7 +69,7 @@ describe('rasmon-agent sessions', () => {
     expect(flag.stderr.split('\n')[0]).toMatch(/^rasmon-agent: .*--bogus/);
     const source = agent('sessions', '--host', 'rdsh-1', '--source', 'magic');
     expect(source.code).toBe(2);
-    expect(source.stderr).toMatch(/^rasmon-agent: source: .*\n$/);
+    expect(source.stderr).toBe('rasmon-agent: --source: must be one of wts, quser, command, simulate (got "magic")\n');
     const missing = agent('sessions', '--host', 'rdsh-1', '--source', 'quser', '--input', '/no/such/file');
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^rasmon-agent: cannot read the sessions \(source quser\): .*no such file/i);
@@ -77,6 +77,32 @@ describe('rasmon-agent sessions', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toBe('rasmon-agent: collector: required to connect to a collector\n');
   });
+});
+
+describe('the Windows sources off Windows', () => {
+  it.skipIf(process.platform === 'win32')(
+    'say "Windows only" in sessions, check and a run, naming the config file',
+    () => {
+      const path = config(`farm: farm-a\nhost: rdsh-1\ncollector: ws://127.0.0.1:1\ntokenFile: ${BIN}\n`);
+      const sessions = agent('sessions', '--config', path);
+      expect(sessions.code).toBe(1);
+      expect(sessions.stderr).toMatch(
+        /^rasmon-agent: cannot read the sessions \(source wts\): the wts source is Windows only/,
+      );
+      const quser = agent('sessions', '--config', path, '--source', 'quser');
+      expect(quser.stderr).toMatch(/the quser source is Windows only/);
+      const check = agent('check', '--config', path);
+      expect(check.stdout).toMatch(
+        /^FAIL source wts cannot list the sessions: the wts source is Windows only \(this is linux\)/m,
+      );
+      expect(check.stdout).not.toMatch(/shared library/);
+      const run = agent('--config', path);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(
+        new RegExp(`^rasmon-agent: config file ${path}: source: the wts source is Windows only`),
+      );
+    },
+  );
 });
 
 describe('rasmon-agent service (off Windows)', () => {

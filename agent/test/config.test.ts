@@ -51,19 +51,36 @@ describe('agent configuration', () => {
     expect(config).toMatchObject({ host: 'rdsh-2', source: 'simulate', spool: { dir: '/y', maxBytes: 8192 } });
   });
 
-  it('names the bad key in one line', () => {
-    expectError(() => loadAgentConfig(file('a.yaml', 'farm: farm-a\nsoruce: wts\n')), 'soruce: unknown key');
+  it('names the file, the bad key and the value given, in one line', () => {
+    const typo = file('a.yaml', 'farm: farm-a\nsoruce: wts\n');
+    expectError(() => loadAgentConfig(typo), `config file ${typo}: soruce: unknown key`);
+    const http = file('a.yaml', 'collector: http://x\n');
     expectError(
-      () => loadAgentConfig(file('a.yaml', 'collector: http://x\n')),
-      /^collector: must be a ws:\/\/ or wss:\/\/ URL$/,
+      () => loadAgentConfig(http),
+      `config file ${http}: collector: must be a ws:// or wss:// URL (got "http://x")`,
     );
-    expectError(() => loadAgentConfig(file('a.yaml', 'source: magic\n')), /^source: /);
+    const magic = file('a.yaml', 'source: magic\n');
+    expectError(
+      () => loadAgentConfig(magic),
+      `config file ${magic}: source: must be one of wts, quser, command, simulate (got "magic")`,
+    );
+    expectError(
+      () => loadAgentConfig(undefined, { source: 'magic' }),
+      '--source: must be one of wts, quser, command, simulate (got "magic")',
+    );
     expectError(
       () => loadAgentConfig(file('a.yaml', 'classify: { rasGateways: ["10.0.0.0/99"] }\n')),
-      /^classify\.rasGateways\[0\]: /,
+      /: classify\.rasGateways\[0\]: .*\(got "10\.0\.0\.0\/99"\)$/,
     );
-    expectError(() => loadAgentConfig(file('a.yaml', 'pollIntervalSeconds: 0\n')), /^pollIntervalSeconds: /);
-    expectError(() => loadAgentConfig(file('a.yaml', 'host: "bad host"\n')), /^host: /);
+    expectError(
+      () => loadAgentConfig(file('a.yaml', 'pollIntervalSeconds: 0\n')),
+      /: pollIntervalSeconds: .*\(got 0\)$/,
+    );
+    expectError(() => loadAgentConfig(file('a.yaml', 'host: "bad host"\n')), /^config file .*: host: .*"bad host"/);
+    expectError(
+      () => loadAgentConfig(file('a.yaml', 'log: { format: xml }\n')),
+      /: log\.format: must be one of text, json \(got "xml"\)$/,
+    );
     expectError(() => loadAgentConfig(file('a.txt', 'farm: a\n')), /must end in \.yaml, \.yml or \.json/);
     expectError(() => loadAgentConfig('/no/such/file.yaml'), 'config file /no/such/file.yaml: cannot be read');
     expectError(() => loadAgentConfig(file('a.yaml', 'farm: [\n')), /^config file .*a\.yaml: /);
@@ -74,14 +91,47 @@ describe('agent configuration', () => {
   });
 
   it('needs collector, tokenFile and farm to connect', () => {
-    expectError(() => connectionSettings(loadAgentConfig(file('a.yaml', 'farm: farm-a\n'))), 'collector: required');
+    const partial = file('a.yaml', 'farm: farm-a\n');
+    expectError(
+      () => connectionSettings(loadAgentConfig(partial)),
+      `config file ${partial}: collector: required to connect to a collector`,
+    );
     const ok = loadAgentConfig(file('a.yaml', 'farm: farm-a\ncollector: ws://c:9420\ntokenFile: /t\n'));
     expect(connectionSettings(ok)).toEqual({ collector: 'ws://c:9420', tokenFile: '/t', farm: 'farm-a' });
   });
 
   it('reads the token from the first line of its file, and refuses an empty one', () => {
     expect(readToken(file('token', 's3cret\r\nignored\n'))).toBe('s3cret');
-    expectError(() => readToken(file('token', '\n')), /^tokenFile: .* is empty$/);
-    expectError(() => readToken('/no/token'), 'tokenFile: /no/token cannot be read');
+    expect(readToken(file('token', '\uFEFFs3cret\n'))).toBe('s3cret');
+    expectError(
+      () => readToken(file('token', '\n')),
+      /^tokenFile: .* is empty; put the agent token .* on its first line$/,
+    );
+    expectError(
+      () => readToken('/no/token', { file: '/etc/rasmon/agent.yaml' }),
+      "config file /etc/rasmon/agent.yaml: tokenFile: /no/token does not exist; create it with the agent token (the collector's farm token) on its first line, or correct the path",
+    );
+    expectError(
+      () => readToken(tmpdir()),
+      /^tokenFile: .* is a directory; give the path of the file holding the agent token/,
+    );
+  });
+});
+
+describe('examples/agent.yaml', () => {
+  it('is a valid configuration with Windows paths', () => {
+    const path = new URL('../../examples/agent.yaml', import.meta.url).pathname;
+    const config = loadAgentConfig(path);
+    expect(connectionSettings(config)).toEqual({
+      collector: 'wss://rasmon.corp.example:9420',
+      tokenFile: 'C:\\ProgramData\\rasmon\\token',
+      farm: 'farm-a',
+    });
+    expect(config).toMatchObject({
+      source: 'wts',
+      spool: { dir: 'C:\\ProgramData\\rasmon\\spool' },
+      classify: { adminGroups: ['CORP\\RDS-Admins'], rasGateways: ['10.0.10.0/24'] },
+      log: { format: 'json', maxBytes: 8 * 1024 * 1024, maxFiles: 3 },
+    });
   });
 });

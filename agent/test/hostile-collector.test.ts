@@ -85,8 +85,12 @@ const welcome = (ack: number, extra: Record<string, unknown> = {}) =>
 class ListSource implements SessionSource {
   readonly name = 'list';
   sessions: Session[] = [];
+  unknownAdmins = 0;
   async list(): Promise<Session[]> {
     return this.sessions.map((entry) => ({ ...entry }));
+  }
+  adminUnknown(): number {
+    return this.unknownAdmins;
   }
 }
 
@@ -151,7 +155,7 @@ async function fake(onHello: (conn: Conn) => void): Promise<FakeCollector> {
 
 const state = (rig: Rig) =>
   JSON.parse(readFileSync(join(rig.spoolDir, 'state.json'), 'utf8')) as { stream: string; acked: number };
-const dropped = async (rig: Rig) => (await rig.metrics.spoolDropped.get()).values[0]?.value ?? 0;
+const dropped = (rig: Rig) => Promise.resolve(rig.metrics.spoolDropped.value);
 const logBytes = (rig: Rig) => rig.logLines.reduce((sum, line) => sum + line.length, 0);
 
 describe('an agent that distrusts the wire', () => {
@@ -273,6 +277,15 @@ describe('an agent that distrusts the wire', () => {
     expect(collector.conns).toHaveLength(1);
     // Asked for is logged once per wait, not once per resync.
     expect(rig.logLines.filter((line) => line.includes('asked for a snapshot')).length).toBeLessThanOrEqual(2);
+  });
+
+  it("exports the source's sessions of unknown admin status after each poll", async () => {
+    const collector = await fake((conn) => conn.socket.send(welcome(0)));
+    const rig = await startAgent(collector.url);
+    rig.source.unknownAdmins = 2;
+    await vi.waitFor(() => expect(rig.metrics.adminUnknown.value).toBe(2), { timeout: 5000 });
+    rig.source.unknownAdmins = 0;
+    await vi.waitFor(() => expect(rig.metrics.adminUnknown.value).toBe(0), { timeout: 5000 });
   });
 
   it('a second welcome on one connection is a protocol error', async () => {

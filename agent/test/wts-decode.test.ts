@@ -135,11 +135,21 @@ describe('WTS_CLIENT_ADDRESS', () => {
     expect(decodeClientAddress(address(2, [0x0d, 0x3d, 10, 20, 30, 40], 0))).toBe('10.20.30.40');
   });
 
-  it('reads AF_INET6 as the 16 bytes from Address[0], in RFC 5952 text', () => {
+  it('reads AF_INET6 from Address[0..15] as the documented example lays it out, in RFC 5952 text', () => {
     const v6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x42];
     expect(decodeClientAddress(address(23, v6, 0))).toBe('2001:db8::42');
     const full = [0xfe, 0x80, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7];
     expect(decodeClientAddress(address(23, full, 0))).toBe('fe80:1:2:3:4:5:6:7');
+    // The page's own example: "FFFF::1".
+    expect(decodeClientAddress(address(23, [0xff, 0xff, ...Array<number>(13).fill(0), 1], 0))).toBe('ffff::1');
+  });
+
+  it('reads AF_INET6 from Address[2..17] after two zero bytes, as Windows has been seen to report it', () => {
+    // fe80::b33f as a Windows Server host reported it: 0, 0, 254, 128, ...
+    const linkLocal = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xb3, 0x3f];
+    expect(decodeClientAddress(address(23, [0, 0, ...linkLocal], 0))).toBe('fe80::b33f');
+    const global = [0x20, 0x01, 0x0d, 0xb8, 0, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x05];
+    expect(decodeClientAddress(address(23, [0, 0, ...global], 0))).toBe('2001:db8:a::5');
   });
 
   it('has no address for the console (AF_UNSPEC), 0.0.0.0 or ::', () => {

@@ -3,7 +3,7 @@
  * arrives at its URL: whoever answers there, or sits in the middle of `ws://`, could send anything.
  * Unknown fields are ignored (and dropped), so a newer collector's additions do not break it.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { CollectorFrame } from './messages.js';
 import { LIMIT_RANGES } from './limit-ranges.js';
 import { describeIssue } from './frame-schema.js';

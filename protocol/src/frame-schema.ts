@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { formatIssue } from './kit/zod-issue.js';
 import { MAX_STATUS_ERROR_CHARS, NAME_PATTERN } from './messages.js';
 

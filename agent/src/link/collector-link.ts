@@ -24,6 +24,7 @@ import {
   type Limits,
 } from '@rasmon/protocol';
 import type { Logger } from 'pino';
+import { explainConnectError } from './connect-error.js';
 
 export interface LinkOptions {
   /** `ws://` or `wss://` address of the collector; `/v1/agent` is added when no path is given. */
@@ -191,7 +192,12 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
       socket.terminate();
       this.emit('refused', res.statusCode ?? 0);
     });
-    socket.on('error', (err) => log.warn({ err: { message: clip(err.message) } }, 'collector connection error'));
+    socket.on('error', (err) =>
+      log.warn(
+        { err: { message: clip(err.message), code: (err as { code?: string }).code } },
+        `collector connection error: ${explainConnectError(err, this.options.url)}`,
+      ),
+    );
     socket.on('open', () => {
       this.lastHeard = Date.now();
       const { farm, host, agent } = this.options;

@@ -9,4 +9,11 @@ export interface SessionSource {
    * its poll interval becoming a safety net). Returns the function that stops watching.
    */
   watch?(onChange: () => void): () => void;
+  /**
+   * The list an earlier run of the agent reported, given once before the first `list`: sources
+   * that date a logon by when they first saw it keep those dates (and so the ids).
+   */
+  resume?(previous: readonly Session[]): void;
+  /** Sessions of the last list whose administrator status could not be read (counted as non-admin). */
+  adminUnknown?(): number;
 }

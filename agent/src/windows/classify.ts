@@ -4,7 +4,7 @@
  */
 import type { Session } from '@rasmon/protocol';
 import { inRanges, parseCidr, type Cidr } from './cidr.js';
-import type { RawSession } from './raw-session.js';
+import type { RawSession, RawState } from './raw-session.js';
 
 export interface ClassifyConfig {
   /** Put before user names that have no domain (`alice` → `CORP\alice`). */
@@ -33,15 +33,42 @@ export const CLASSIFY_DEFAULTS: Readonly<ClassifyConfig> = Object.freeze({
   includeConsole: false,
 });
 
-const SKIPPED_STATES = new Set(['listen', 'down', 'init', 'reset']);
+/**
+ * What each WTS_CONNECTSTATE_CLASS state means for a license (the states as documented:
+ * https://learn.microsoft.com/windows/win32/api/wtsapi32/ne-wtsapi32-wts_connectstate_class).
+ * A license is held by a user who is logged on (docs/design.md §2): connected to the session
+ * (`active`) or not (`disconnected`, rule 3).
+ * - WTSActive: a user is logged on and connected. WTSShadow: a logged-on session shadowing another;
+ *   its user is logged on and connected too. Both `active`.
+ * - WTSDisconnected: a user is logged on, the client is gone: `disconnected`, still holding.
+ * - WTSConnected and WTSConnectQuery: a client is connected or connecting, no logon is done yet (the
+ *   logon screen): not a session. A logon already reported keeps its last state through them, as a
+ *   disconnected user reconnecting passes through them while still logged on.
+ * - WTSIdle (waiting for a client), WTSListen, WTSReset, WTSDown, WTSInit: no logged-on user.
+ */
+const LICENSE_STATE: Readonly<Record<RawState, 'active' | 'disconnected' | 'keep' | undefined>> = {
+  active: 'active',
+  shadow: 'active',
+  disconnected: 'disconnected',
+  connected: 'keep',
+  connectquery: 'keep',
+  idle: undefined,
+  listen: undefined,
+  reset: undefined,
+  down: undefined,
+  init: undefined,
+};
 
 export class Classifier {
   private readonly gateways: Cidr[];
   private readonly gatewayNames: Set<string>;
   private readonly appProcesses: Set<string>;
   private readonly adminUsers: Set<string>;
-  /** When a source cannot say when a session logged on: the first time it was seen. */
-  private readonly firstSeen = new Map<string, number>();
+  /**
+   * Per logon (`sessionId|user|logon`): when it was first seen (the `since` of a logon whose time
+   * the source cannot tell) and the state last reported.
+   */
+  private readonly logons = new Map<string, { firstSeen: number; state?: 'active' | 'disconnected' }>();
 
   constructor(private readonly config: ClassifyConfig) {
     this.gateways = config.rasGateways.map(parseCidr);
@@ -50,32 +77,47 @@ export class Classifier {
     this.adminUsers = new Set(config.adminUsers.map((name) => name.toLowerCase()));
   }
 
+  /**
+   * The sessions an earlier run of the agent reported (its journal): a logon whose time the source
+   * cannot tell keeps the `since`, and so the id, it had then.
+   */
+  resume(previous: readonly Session[]): void {
+    for (const session of previous) {
+      const sessionId = /^(\d+)-/.exec(session.id)?.[1];
+      if (sessionId === undefined) continue;
+      const key = `${sessionId}|${session.user.toLowerCase()}|`;
+      if (!this.logons.has(key)) this.logons.set(key, { firstSeen: session.since, state: session.state });
+    }
+  }
+
   /** The sessions to report, in the order given; `nowMs` dates sessions with no known logon time. */
   classify(raw: readonly RawSession[], nowMs: number): Session[] {
     const sessions: Session[] = [];
     const seenKeys = new Set<string>();
     for (const entry of raw) {
-      if (!entry.user.trim() || SKIPPED_STATES.has(entry.state)) continue;
+      if (!entry.user.trim() || LICENSE_STATE[entry.state] === undefined) continue;
       if (entry.sessionId === 0) continue;
-      const console = entry.protocolType === 0 || entry.sessionName?.toLowerCase() === 'console';
+      const console = this.isConsole(entry);
       if (console && !this.config.includeConsole) continue;
       const user = this.qualify(entry);
       // A logon is this WTS id with this logon time; without one, this id with this user, dated
-      // when first seen (kept stable for as long as this agent runs).
-      const key = `${entry.sessionId}|${user.toLowerCase()}|${entry.logonText ?? ''}`;
+      // when first seen (kept by the journal across restarts, see resume).
+      const key = `${entry.sessionId}|${user.toLowerCase()}|${entry.logonTime ?? entry.logonText ?? ''}`;
+      let logon = this.logons.get(key);
+      const state = LICENSE_STATE[entry.state];
+      const reported = state === 'keep' ? logon?.state : state;
+      if (reported === undefined) continue;
       seenKeys.add(key);
-      let since = entry.logonTime;
-      if (since === undefined) {
-        since = this.firstSeen.get(key) ?? nowMs;
-        this.firstSeen.set(key, since);
-      }
+      if (!logon) this.logons.set(key, (logon = { firstSeen: nowMs }));
+      logon.state = reported;
+      const since = entry.logonTime ?? logon.firstSeen;
       const session: Session = {
         id: `${entry.sessionId}-${since}`,
         user,
         admin: entry.admin === true || this.adminUsers.has(user.toLowerCase()),
         kind: entry.processes?.some((name) => this.appProcesses.has(name.toLowerCase())) ? 'app' : 'desktop',
-        via: this.via(entry),
-        state: entry.state === 'disconnected' ? 'disconnected' : 'active',
+        via: console ? 'rdp' : this.via(entry),
+        state: reported,
         since,
       };
       if (entry.clientName || entry.clientAddress) {
@@ -86,8 +128,17 @@ export class Classifier {
       }
       sessions.push(session);
     }
-    for (const key of this.firstSeen.keys()) if (!seenKeys.has(key)) this.firstSeen.delete(key);
+    for (const key of this.logons.keys()) if (!seenKeys.has(key)) this.logons.delete(key);
     return sessions;
+  }
+
+  /**
+   * The physical console. With `includeConsole` it is reported `via: rdp`: `via` tells whether a
+   * connection came through RAS, and the console never does (the protocol has no third value; the
+   * rules treat both alike).
+   */
+  private isConsole(entry: RawSession): boolean {
+    return entry.protocolType === 0 || entry.sessionName?.toLowerCase() === 'console';
   }
 
   private qualify(entry: RawSession): string {

@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Session } from '@rasmon/protocol';
 import type { Classifier } from './classify.js';
+import { WindowsOnlyError } from './windows-only.js';
 import { parseQuery, type ParseQueryOptions } from './quser-parser.js';
 import { runCommand } from '../command/run-command.js';
 import type { SessionSource } from '../session/source.js';
@@ -16,8 +17,13 @@ export class QuserSource implements SessionSource {
     private readonly inputFile?: string,
   ) {}
 
+  resume(previous: readonly Session[]): void {
+    this.classifier.resume(previous);
+  }
+
   async list(nowMs: number): Promise<Session[]> {
     let text: string;
+    if (!this.inputFile && process.platform !== 'win32') throw new WindowsOnlyError('quser');
     if (this.inputFile) {
       text = await readFile(this.inputFile, 'utf8');
     } else {

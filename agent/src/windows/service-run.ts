@@ -5,11 +5,10 @@
  * threads of its own, and koffi queues those callbacks to the main thread, where the agent runs.
  * Start, stop and the conditions that need an administrator go to the Event Log.
  */
-import { mkdirSync, renameSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { inspect } from 'node:util';
-import { createRootLogger, type Logger } from '@rasmon/protocol/kit';
-import { pino } from 'pino';
+import type { Logger } from '@rasmon/protocol/kit';
 import { AdminAlerts } from './admin-alerts.js';
 import { advapi32, type Handle, type ServiceStatus } from './advapi32.js';
 import { EVENTS, type EventName } from './event-ids.js';
@@ -26,7 +25,6 @@ const STOP_MARGIN_MS = 3000;
  * disk before every send, so a cut-short stop loses nothing.
  */
 const SHUTDOWN_STOP_MS = 4000;
-const LOG_FILE_MAX_BYTES = 16 * 1024 * 1024;
 
 /** What the service reads of the agent's configuration: the spool, and what its log and events name. */
 export interface ServiceConfig {
@@ -53,36 +51,26 @@ export function serviceLogFile(config: Pick<ServiceConfig, 'spool'>): string {
   return join(dirname(config.spool.dir), 'logs', 'rasmon-agent.log');
 }
 
-/** Keeps one previous file: the log stays under twice the limit whatever the uptime. */
-function rotateIfLarge(file: string): boolean {
-  try {
-    if (statSync(file).size < LOG_FILE_MAX_BYTES) return false;
-    renameSync(file, `${file}.1`);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Opens the service's log on `file` (rotating by size, in the configured format); given by the caller. */
+export type OpenServiceLog = (file: string) => { log: Logger; close: () => void };
 
-function serviceLogger(config: ServiceConfig): { log: Logger; stopRotating: () => void } {
+function serviceLogger(config: ServiceConfig, openLog: OpenServiceLog): { log: Logger; stopRotating: () => void } {
   const file = serviceLogFile(config);
   mkdirSync(dirname(file), { recursive: true });
   lockDirectory(dirname(file));
-  rotateIfLarge(file);
-  const destination = pino.destination({ dest: file, sync: true, mkdir: true });
-  const log = createRootLogger('rasmon-agent', {}, destination);
-  const timer = setInterval(() => {
-    if (rotateIfLarge(file)) destination.reopen();
-  }, 10 * 60_000);
-  timer.unref();
-  return { log, stopRotating: () => clearInterval(timer) };
+  const { log, close } = openLog(file);
+  return { log, stopRotating: close };
 }
 
 /**
  * Runs the service until the SCM stops it; resolves with the process exit code. Fails at once
  * (ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) when not started by the SCM.
  */
-export function runService(config: ServiceConfig, startAgent: StartServiceAgent): Promise<number> {
+export function runService(
+  config: ServiceConfig,
+  startAgent: StartServiceAgent,
+  openLog: OpenServiceLog,
+): Promise<number> {
   const api = advapi32();
   const k = api.k;
   const machine = new ServiceStateMachine();
@@ -122,7 +110,7 @@ export function runService(config: ServiceConfig, startAgent: StartServiceAgent)
       }
       mkdirSync(config.spool.dir, { recursive: true });
       lockDirectory(config.spool.dir);
-      ({ log, stopRotating } = serviceLogger(config));
+      ({ log, stopRotating } = serviceLogger(config, openLog));
       alerts = new AdminAlerts(event);
       log.info(
         { farm: config.farm, host: config.host, source: config.source, collector: config.collector },

@@ -11,7 +11,7 @@
  *   Domain WCHAR[17] 96, UserName WCHAR[21] 130, then (aligned to 176) the LARGE_INTEGER times
  *   ConnectTime 176, DisconnectTime 184, LastInputTime 192, LogonTime 200, CurrentTime 208.
  * - WTS_CLIENT_ADDRESS (24): AddressFamily DWORD 0, Address BYTE[20] 4. AF_INET: the four bytes at
- *   Address[2] (after the port, as in a sockaddr_in); AF_INET6: the sixteen bytes from Address[0].
+ *   Address[2] (after the port, as in a sockaddr_in); AF_INET6: see decodeClientAddress.
  * - WTS_PROCESS_INFO_EXW (64): SessionId 0, ProcessId 4, pProcessName 8, pUserSid 16, then counters.
  * - WTS_PROCESS_INFOW (24): SessionId 0, ProcessId 4, pProcessName 8, pUserSid 16.
  * - TOKEN_GROUPS: GroupCount DWORD 0, Groups at 8: SID_AND_ATTRIBUTES (16) { PSID Sid 0,
@@ -152,7 +152,21 @@ export function decodeWtsInfo(buffer: Buffer): WtsInfo {
 const AF_INET = 2;
 const AF_INET6 = 23;
 
-/** WTS_CLIENT_ADDRESS as text; undefined for no address (the console, an unspecified address). */
+/**
+ * WTS_CLIENT_ADDRESS as text; undefined for no address (the console, an unspecified address).
+ *
+ * AF_INET: Address[2..5], as documented ("offset by two bytes from the start of the Address member").
+ * https://learn.microsoft.com/windows/win32/api/wtsapi32/ns-wtsapi32-wts_client_address
+ *
+ * AF_INET6: the same page's example puts the sixteen bytes at Address[0..15], but Windows itself has
+ * been seen to put them at Address[2..17], after two zero bytes as for AF_INET: a Windows Server
+ * 2008 host reported a client at fe80::b33f as the bytes 0, 0, 254, 128, … (pywin32 issue #664), and
+ * Cassia reads Address[2..17] (issue #39); the page's AF_INET text was itself wrong until 2022
+ * (MicrosoftDocs/sdk-api pull request #1183). So: when Address[0..1] are zero, the address is at
+ * Address[2..17]; otherwise at Address[0..15], as the page's example has it. The two can only be
+ * confused for an address of ::/16 (loopback, IPv4-compatible) laid out as the example, which no
+ * RDP client reports.
+ */
 export function decodeClientAddress(buffer: Buffer): string | undefined {
   need(buffer, CLIENT_ADDRESS_SIZE, 'WTS_CLIENT_ADDRESS');
   const family = buffer.readUInt32LE(0);
@@ -161,7 +175,8 @@ export function decodeClientAddress(buffer: Buffer): string | undefined {
     return bytes.every((b) => b === 0) ? undefined : [...bytes].join('.');
   }
   if (family === AF_INET6) {
-    const bytes = buffer.subarray(4, 20);
+    const start = buffer.readUInt16LE(4) === 0 ? 6 : 4;
+    const bytes = buffer.subarray(start, start + 16);
     if (bytes.every((b) => b === 0)) return undefined;
     return ipv6Text(bytes);
   }

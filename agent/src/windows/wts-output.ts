@@ -5,7 +5,7 @@
  * earlier versions printed, so its saved outputs still read.)
  */
 import { formatIssue, RasmonError } from '@rasmon/protocol/kit';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { RawSession, RawState } from './raw-session.js';
 
 /** The saved reading breaks the contract; the whole list is refused. */

@@ -2,8 +2,10 @@
  * `wts` (the default on Windows): the host's sessions from the WTS API, called in this process.
  *
  * One poll: one session enumeration, one process enumeration (the image names tell published apps),
- * and per user session the client name, address and protocol and WTSINFOW's logon time. Admin is
- * decided once per logon from the session's token (token-admin.ts). Session events
+ * and per user session the client name, address and protocol and WTSINFOW's logon time and state. A
+ * session whose queries fail with ERROR_FILE_NOT_FOUND logged off meanwhile and is left out. Admin is
+ * decided once per logon from the session's token (token-admin.ts); a token that does not answer is
+ * logged once per logon, counted in adminUnknown(), and asked again at every poll. Session events
  * (WTSWaitSystemEvent, waited for on koffi's worker thread) wake the agent at once; the poll is the
  * slow safety net behind them.
  *
@@ -19,12 +21,15 @@ import type { SessionSource } from '../session/source.js';
 import { parseWtsOutput } from './wts-output.js';
 import { LogonAdminCache, resolveAdminSids, tokenIsAdmin } from './token-admin.js';
 import { WTS_EVENT_FLUSH, WtsApi, WtsInfoClass, type WtsCalls } from './wtsapi.js';
+import { sessionVanished, tokenErrorText } from './win32-error.js';
+import { WindowsOnlyError } from './windows-only.js';
 import {
   decodeClientAddress,
   decodeProtocolType,
   decodeWideString,
   decodeWtsInfo,
   imagesBySession,
+  type SessionEntry,
 } from './wts-decode.js';
 
 /** States with no user session behind them: no query is spent on them. */
@@ -52,14 +57,20 @@ export class WtsSource implements SessionSource {
   private adminSids: Set<string> | undefined;
   private unresolved: string[] = [];
   private unresolvedAt = 0;
+  private unknownAdmins = 0;
 
   constructor(private readonly options: WtsSourceOptions) {
     this.calls = options.calls;
   }
 
   private get api(): WtsCalls {
+    if (!this.calls && process.platform !== 'win32') throw new WindowsOnlyError('wts');
     this.calls ??= new WtsApi();
     return this.calls;
+  }
+
+  resume(previous: readonly Session[]): void {
+    this.options.classifier.resume(previous);
   }
 
   async list(nowMs: number): Promise<Session[]> {
@@ -69,6 +80,14 @@ export class WtsSource implements SessionSource {
     return this.options.classifier.classify(this.read(nowMs), nowMs);
   }
 
+  /**
+   * Sessions of the last read whose administrator status could not be read (their token did not
+   * answer): they count as consuming until it does (`rasmon_agent_sessions_admin_unknown`).
+   */
+  adminUnknown(): number {
+    return this.unknownAdmins;
+  }
+
   /** The sessions as Windows tells them now. */
   read(nowMs = Date.now()): RawSession[] {
     const api = this.api;
@@ -76,42 +95,80 @@ export class WtsSource implements SessionSource {
     const all = api.sessions();
     const entries = all.filter((entry) => entry.sessionId !== 0 && entry.userName && !NO_USER_STATES.has(entry.state));
     const images = api.processes();
-    this.options.log.debug(
-      { sessions: all.length, userSessions: entries.length, processes: images?.length },
-      'wts read',
-    );
     const bySession = images ? imagesBySession(images) : undefined;
     const logons = new Set<string>();
     const sessions: RawSession[] = [];
+    let vanished = 0;
+    this.unknownAdmins = 0;
     for (const entry of entries) {
-      const session: RawSession = { sessionId: entry.sessionId, user: entry.userName!, state: entry.state };
-      if (entry.domainName) session.domain = entry.domainName;
-      if (entry.sessionName) session.sessionName = entry.sessionName;
-      const info = api.query(entry.sessionId, WtsInfoClass.sessionInfo);
-      const logonTime = info ? decodeWtsInfo(info).logonTime : undefined;
-      if (logonTime !== undefined) session.logonTime = logonTime;
-      const clientName = api.query(entry.sessionId, WtsInfoClass.clientName);
-      const clientAddress = api.query(entry.sessionId, WtsInfoClass.clientAddress);
-      const protocol = api.query(entry.sessionId, WtsInfoClass.clientProtocolType);
-      const name = clientName && decodeWideString(clientName);
-      const address = clientAddress && clientAddress.length >= 24 ? decodeClientAddress(clientAddress) : undefined;
-      const protocolType = protocol && decodeProtocolType(protocol);
-      if (name) session.clientName = name;
-      if (address) session.clientAddress = address;
-      if (protocolType !== undefined) session.protocolType = protocolType;
-      if (bySession) session.processes = bySession.get(entry.sessionId) ?? [];
-      // A logon: this session id at this logon time (or, without one, with this user).
-      const logon = `${entry.sessionId}|${logonTime ?? `user:${session.domain ?? ''}\\${session.user}`}`;
-      logons.add(logon);
-      const admin = this.admins.decide(logon, () => {
-        const token = api.sessionTokenGroups(entry.sessionId);
-        return token ? tokenIsAdmin(token, this.adminSids!) : undefined;
-      });
-      if (admin !== undefined) session.admin = admin;
-      sessions.push(session);
+      const session = this.readSession(entry, bySession, logons);
+      if (session) sessions.push(session);
+      else vanished += 1;
     }
     this.admins.retain(logons);
+    this.options.log.debug(
+      { sessions: all.length, userSessions: sessions.length, vanished, processes: images?.length },
+      'wts read',
+    );
     return sessions;
+  }
+
+  /** One user session's facts; undefined when it ended between the enumeration and its queries. */
+  private readSession(
+    entry: SessionEntry,
+    bySession: Map<number, string[]> | undefined,
+    logons: Set<string>,
+  ): RawSession | undefined {
+    const api = this.api;
+    const { sessionId } = entry;
+    const answers = [
+      WtsInfoClass.sessionInfo,
+      WtsInfoClass.clientName,
+      WtsInfoClass.clientAddress,
+      WtsInfoClass.clientProtocolType,
+    ].map((infoClass) => api.query(sessionId, infoClass));
+    // ERROR_FILE_NOT_FOUND: logged off meanwhile. Reporting it would invent a session dated now.
+    if (answers.some(sessionVanished)) return undefined;
+    const [info, clientName, clientAddress, protocol] = answers.map((a) => (a.ok ? a.value : undefined));
+    const wtsInfo = info ? decodeWtsInfo(info) : undefined;
+    const session: RawSession = { sessionId, user: entry.userName!, state: wtsInfo?.state ?? entry.state };
+    if (entry.domainName) session.domain = entry.domainName;
+    if (entry.sessionName) session.sessionName = entry.sessionName;
+    if (wtsInfo?.logonTime !== undefined) session.logonTime = wtsInfo.logonTime;
+    const name = clientName && decodeWideString(clientName);
+    const address = clientAddress && clientAddress.length >= 24 ? decodeClientAddress(clientAddress) : undefined;
+    const protocolType = protocol && decodeProtocolType(protocol);
+    if (name) session.clientName = name;
+    if (address) session.clientAddress = address;
+    if (protocolType !== undefined) session.protocolType = protocolType;
+    if (bySession) session.processes = bySession.get(sessionId) ?? [];
+
+    // A logon: this session id at this logon time (or, without one, with this user).
+    const logon = `${sessionId}|${session.logonTime ?? `user:${session.domain ?? ''}\\${session.user}`}`;
+    let gone = false;
+    const status = this.admins.decide(logon, () => {
+      const token = api.sessionTokenGroups(sessionId);
+      if (token.ok) return tokenIsAdmin(token.value, this.adminSids!);
+      gone = sessionVanished(token);
+      return { win32Error: token.win32Error };
+    });
+    if (gone) return undefined;
+    logons.add(logon);
+    if (status.firstFailure !== undefined) {
+      this.options.log.warn(
+        { sessionId, win32Error: status.firstFailure },
+        `admin status of session ${sessionId} cannot be read: ${tokenErrorText(status.firstFailure)}; it counts as a non-admin (consuming) and is asked again at every poll`,
+      );
+    }
+    if (status.answeredAfter !== undefined) {
+      this.options.log.info(
+        { sessionId, admin: status.admin, failedReads: status.answeredAfter },
+        `admin status of session ${sessionId} read after ${status.answeredAfter} failed read${status.answeredAfter === 1 ? '' : 's'}`,
+      );
+    }
+    if (status.admin === undefined) this.unknownAdmins += 1;
+    else session.admin = status.admin;
+    return session;
   }
 
   /** `adminGroups` to SIDs: all at the first poll; a name that failed, again after a while. */
@@ -130,7 +187,7 @@ export class WtsSource implements SessionSource {
       );
     }
     // New SIDs change decisions already taken: decide every logon again.
-    if (hadUnresolved > unresolved.length && hadUnresolved > 0) this.admins.retain(new Set());
+    if (hadUnresolved > unresolved.length && hadUnresolved > 0) this.admins.clear();
   }
 
   /**

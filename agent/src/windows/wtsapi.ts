@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { RasmonError } from '@rasmon/protocol/kit';
 import { loadKoffi, type KoffiModule } from './koffi-loader.js';
 import type { SessionTokenGroups } from './token-admin.js';
+import { answered, ERROR_NO_TOKEN, failed, type Win32Answer } from './win32-error.js';
 import {
   decodeProcessInfo,
   decodeProcessInfoEx,
@@ -27,6 +28,7 @@ import {
   type ProcessEntry,
   type SessionEntry,
   type StringAt,
+  type TokenGroup,
 } from './wts-decode.js';
 
 /** WTS_INFO_CLASS values used here. */
@@ -57,10 +59,13 @@ export interface WtsCalls {
   sessions(): SessionEntry[];
   /** Every process of every session; undefined when Windows refused the list. */
   processes(): ProcessEntry[] | undefined;
-  /** WTSQuerySessionInformationW's answer for one class, copied; undefined when it failed. */
-  query(sessionId: number, infoClass: number): Buffer | undefined;
-  /** The groups of the session's user token; undefined without a token (not SYSTEM, no user). */
-  sessionTokenGroups(sessionId: number): SessionTokenGroups | undefined;
+  /** WTSQuerySessionInformationW's answer for one class, copied, or the error it failed with. */
+  query(sessionId: number, infoClass: number): Win32Answer<Buffer>;
+  /**
+   * The groups of the session's user token, or the error of WTSQueryUserToken (1008 no token,
+   * 1314 not LocalSystem, 2 the session ended) or of GetTokenInformation.
+   */
+  sessionTokenGroups(sessionId: number): Win32Answer<SessionTokenGroups>;
   /** An account name's SID, once, through the local security authority. */
   lookupAccountSid(name: string): string | undefined;
   /** Waits (on koffi's worker thread) for session events; the flags, or undefined if it failed. */
@@ -189,8 +194,8 @@ export class WtsApi implements WtsCalls {
     for (const entry of entries) {
       const user = this.query(entry.sessionId, WtsInfoClass.userName);
       const domain = this.query(entry.sessionId, WtsInfoClass.domainName);
-      const userName = user && decodeWideString(user);
-      const domainName = domain && decodeWideString(domain);
+      const userName = user.ok ? decodeWideString(user.value) : undefined;
+      const domainName = domain.ok ? decodeWideString(domain.value) : undefined;
       if (userName) entry.userName = userName;
       if (domainName) entry.domainName = domainName;
     }
@@ -219,28 +224,31 @@ export class WtsApi implements WtsCalls {
     }
   }
 
-  query(sessionId: number, infoClass: number): Buffer | undefined {
+  query(sessionId: number, infoClass: number): Win32Answer<Buffer> {
     const { api } = this;
     const out: unknown[] = [null];
     const bytes = [0];
-    // A session can log off between the enumeration and the query: then there is nothing to tell.
-    if (!api.querySessionInformation(null, sessionId, infoClass, out, bytes)) return undefined;
+    // A session can log off between the enumeration and the query: the error (2) says so.
+    if (!api.querySessionInformation(null, sessionId, infoClass, out, bytes))
+      return failed(api.getLastError() as number);
     try {
-      return this.copy(out[0], bytes[0]!);
+      return answered(this.copy(out[0], bytes[0]!));
     } finally {
       if (out[0]) api.freeMemory(out[0]);
     }
   }
 
-  sessionTokenGroups(sessionId: number): SessionTokenGroups | undefined {
+  sessionTokenGroups(sessionId: number): Win32Answer<SessionTokenGroups> {
     const { api } = this;
     const token: unknown[] = [null];
-    // Needs SE_TCB_NAME: the service runs as LocalSystem. Elsewhere admin stays unknown.
-    if (!api.queryUserToken(sessionId, token) || !token[0]) return undefined;
+    // Needs SE_TCB_NAME: the service runs as LocalSystem.
+    // https://learn.microsoft.com/windows/win32/api/wtsapi32/nf-wtsapi32-wtsqueryusertoken
+    if (!api.queryUserToken(sessionId, token)) return failed(api.getLastError() as number);
+    if (!token[0]) return failed(ERROR_NO_TOKEN);
     try {
       const groups = this.tokenGroups(token[0]);
-      if (!groups) return undefined;
-      const result: SessionTokenGroups = { groups };
+      if (!groups.ok) return groups;
+      const result: SessionTokenGroups = { groups: groups.value };
       const elevation = Buffer.alloc(4);
       if (
         api.getTokenInformation(token[0], TOKEN_ELEVATION_TYPE, elevation, 4, [0]) &&
@@ -251,31 +259,32 @@ export class WtsApi implements WtsCalls {
           const handle = linked.readBigUInt64LE(0);
           try {
             const full = this.tokenGroups(handle);
-            if (full) result.linked = full;
+            if (full.ok) result.linked = full.value;
           } finally {
             api.closeHandle(handle);
           }
         }
       }
-      return result;
+      return answered(result);
     } finally {
       api.closeHandle(token[0]);
     }
   }
 
-  private tokenGroups(token: unknown) {
+  private tokenGroups(token: unknown): Win32Answer<TokenGroup[]> {
     const { api, koffi } = { api: this.api, koffi: this.api.koffi };
     let size = 4096;
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const buffer = Buffer.alloc(size);
       const needed = [0];
       if (api.getTokenInformation(token, TOKEN_GROUPS, buffer, size, needed)) {
-        return decodeTokenGroups(buffer.subarray(0, needed[0]! || size), koffi.address(buffer));
+        return answered(decodeTokenGroups(buffer.subarray(0, needed[0]! || size), koffi.address(buffer)));
       }
-      if (api.getLastError() !== ERROR_INSUFFICIENT_BUFFER || needed[0]! <= size) return undefined;
+      const error = api.getLastError() as number;
+      if (error !== ERROR_INSUFFICIENT_BUFFER || needed[0]! <= size) return failed(error);
       size = needed[0]!;
     }
-    return undefined;
+    return failed(ERROR_INSUFFICIENT_BUFFER);
   }
 
   lookupAccountSid(name: string): string | undefined {
