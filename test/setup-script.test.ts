@@ -5,13 +5,34 @@
  * (`--check` installs nothing).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const ROOT = new URL('../', import.meta.url).pathname;
-const SETUP = join(ROOT, 'scripts/setup');
+
+/**
+ * The script in a checkout of its own whose Node.js dependencies are installed (node_modules newer
+ * than the lock file), so what it asks for does not depend on the state of this checkout's install.
+ */
+const checkout = mkdtempSync(join(tmpdir(), 'rasmon-setup-checkout-'));
+mkdirSync(join(checkout, 'scripts'));
+mkdirSync(join(checkout, 'node_modules'));
+copyFileSync(join(ROOT, 'scripts/setup'), join(checkout, 'scripts/setup'));
+writeFileSync(join(checkout, 'package-lock.json'), '{}\n');
+writeFileSync(join(checkout, 'node_modules/.package-lock.json'), '{}\n');
+utimesSync(join(checkout, 'package-lock.json'), 1_000_000, 1_000_000);
+const SETUP = join(checkout, 'scripts/setup');
 
 /** A PATH with only what the script itself runs: a machine with Node.js and nothing of the suite's. */
 const bare = mkdtempSync(join(tmpdir(), 'rasmon-setup-'));
@@ -19,7 +40,10 @@ for (const program of ['bash', 'node', 'npm', 'dirname', 'sed', 'id', 'env']) {
   const found = spawnSync('sh', ['-c', `command -v ${program}`], { encoding: 'utf8' }).stdout.trim();
   symlinkSync(found, join(bare, program));
 }
-afterAll(() => rmSync(bare, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(bare, { recursive: true, force: true });
+  rmSync(checkout, { recursive: true, force: true });
+});
 
 function setup(args: string[], env: Record<string, string> = {}) {
   const clean = { ...process.env };

@@ -284,5 +284,8 @@ export function readToken(path: string, config: Pick<AgentConfig, 'file'> = {}):
 
 /** The token a token file's text holds: its first line, trimmed, without a byte-order mark ('' when there is none). */
 export function tokenOf(text: string): string {
-  return text.replace(/^\uFEFF/, '').split(/\r?\n/)[0]!.trim();
+  return text
+    .replace(/^\uFEFF/, '')
+    .split(/\r?\n/)[0]!
+    .trim();
 }
