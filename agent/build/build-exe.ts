@@ -25,6 +25,7 @@ import {
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { build } from 'esbuild';
+import { AGENT_EXEC_ARGV } from '../src/runtime-flags.js';
 import { setExeIdentity, writePeChecksum } from './exe-identity.js';
 import { EXE_PATH, EXE_STAMP_PATH, REPO_ROOT, exeInputsDigest, type ExeStamp } from './exe-inputs.js';
 
@@ -149,6 +150,8 @@ async function main(): Promise<void> {
       main: script,
       output: blob,
       disableExperimentalSEAWarning: true,
+      // The V8 flags for the agent's small footprint (agent/src/runtime-flags.ts); Node 22.20+ reads them.
+      execArgv: [...AGENT_EXEC_ARGV],
       // A code cache made by the Linux Node would be refused by the Windows one: plain source.
       useCodeCache: false,
       useSnapshot: false,

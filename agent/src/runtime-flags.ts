@@ -10,5 +10,8 @@
  * 200 sessions, measured). The heap-size flags were measured too (`--max-semi-space-size=1`,
  * `--max-old-space-size=64`, `--optimize-for-size`): no RSS change for a heap of this size, so
  * they are left out.
+ *
+ * `--no-expose-wasm`: lite mode turns WebAssembly off anyway (the agent uses none: no fetch, no wasm
+ * module), and V8 says so on stderr at every start unless the flag is given too.
  */
-export const AGENT_EXEC_ARGV: readonly string[] = Object.freeze(['--lite-mode']);
+export const AGENT_EXEC_ARGV: readonly string[] = Object.freeze(['--lite-mode', '--no-expose-wasm']);
