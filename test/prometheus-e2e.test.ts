@@ -52,6 +52,8 @@ const MAX_OVERUSE_FOR_SECONDS = 30;
  * return nothing only while Prometheus has no series of that name at all.
  */
 const SOURCE_HEALTH_SERIES = ['ras_agent_source_up', 'ras_agent_source_last_success_timestamp_seconds'];
+/** Series an agent exports on its own /metrics, not the collector. */
+const AGENT_SERIES = /^rasmon_agent_/;
 
 /** Grafana's variables, as a dashboard showing every farm sends them (see the header). */
 function substitute(expr: string, farm = '.*'): string {
@@ -543,6 +545,10 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
       const selectors = selectorsIn(rule.expr);
       if (selectors.length === 0) failures.push(`${where}: no data and no selector to check`);
       for (const selector of selectors) {
+        // The agents' own series come from the opt-in agent scrape job (deploy/prometheus/prometheus.yml),
+        // which this scenario, scraping the collectors, does not run; promtool's rule tests cover their
+        // alerts (deploy/prometheus/tests). Here their expressions must parse, as above.
+        if (AGENT_SERIES.test(selector)) continue;
         const data = await prometheus.vector(selector);
         if (data.length === 0) failures.push(`${where}: no data, and its selector ${selector} has none either`);
       }
