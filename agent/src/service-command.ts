@@ -5,21 +5,20 @@
  * source, creates the service and starts it.
  */
 import { mkdirSync } from 'node:fs';
-import { dirname, resolve, win32 } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import * as sea from 'node:sea';
 import { RasmonError } from '@rasmon/protocol/kit';
 import { createAgentLogger } from './agent-log.js';
 import { agentFromConfig } from './agent-setup.js';
-import { removeData, setupService, SETUP_TOKEN_VARIABLE, type SetupProperties } from './service-setup.js';
-import { RotatingFile } from './rotating-file.js';
 import {
-  AgentConfigError,
-  connectionSettings,
-  inConfigFile,
-  loadAgentConfig,
-  readToken,
-  type AgentConfig,
-} from './config.js';
+  removeData,
+  serviceSettings,
+  setupService,
+  SETUP_TOKEN_VARIABLE,
+  type SetupProperties,
+} from './service-setup.js';
+import { RotatingFile } from './rotating-file.js';
+import { loadAgentConfig, readToken, type AgentConfig } from './config.js';
 import { serviceCommandLine } from './windows/command-line.js';
 import { describeSid, tokenFileDecision, untrustedReaders } from './windows/dacl.js';
 import { eventSourceRegistered, registerEventSource, unregisterEventSource } from './windows/event-log.js';
@@ -107,23 +106,7 @@ async function install(
 ): Promise<number> {
   const configPath = resolve(configFile);
   const config = loadAgentConfig(configPath);
-  const settings = connectionSettings(config);
-  // The service starts in %SystemRoot%\System32: a relative path would point there.
-  for (const [key, path] of [
-    ['tokenFile', settings.tokenFile],
-    ['spool.dir', config.spool.dir],
-    ['tls.ca', config.tls?.ca],
-    ['tls.cert', config.tls?.cert],
-    ['tls.key', config.tls?.key],
-  ] as const) {
-    if (path !== undefined && !win32.isAbsolute(path))
-      throw new AgentConfigError(
-        inConfigFile(
-          config,
-          `${key}: must be an absolute path for the service, which starts in System32 (got ${path})`,
-        ),
-      );
-  }
+  const settings = serviceSettings(config);
   const tokenFile = settings.tokenFile;
   readToken(tokenFile, config);
   const self = selfCommand();

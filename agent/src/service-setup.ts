@@ -21,6 +21,7 @@ import { collectorLine } from './check.js';
 import {
   AgentConfigError,
   connectionSettings,
+  inConfigFile,
   loadAgentConfig,
   readToken,
   tokenOf,
@@ -196,6 +197,16 @@ export function composeConfig(
  */
 export function checkComposed(configPath: string, token: string | undefined): AgentConfig {
   const config = loadAgentConfig(configPath);
+  const settings = serviceSettings(config);
+  if (token === undefined) readToken(settings.tokenFile, config);
+  return config;
+}
+
+/**
+ * The connection settings of a configuration the service is to run, with every path it names
+ * absolute: the service starts in %SystemRoot%\System32, where a relative path would point.
+ */
+export function serviceSettings(config: AgentConfig): ReturnType<typeof connectionSettings> {
   const settings = connectionSettings(config);
   for (const [key, path] of [
     ['tokenFile', settings.tokenFile],
@@ -205,10 +216,14 @@ export function checkComposed(configPath: string, token: string | undefined): Ag
     ['tls.key', config.tls?.key],
   ] as const) {
     if (path !== undefined && !win32.isAbsolute(path))
-      throw new AgentConfigError(`${key}: must be an absolute path for the service (${path})`);
+      throw new AgentConfigError(
+        inConfigFile(
+          config,
+          `${key}: must be an absolute path for the service, which starts in System32 (got ${path})`,
+        ),
+      );
   }
-  if (token === undefined) readToken(settings.tokenFile);
-  return config;
+  return settings;
 }
 
 export interface SetupOptions {
