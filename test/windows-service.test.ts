@@ -10,7 +10,6 @@
  * (agent/test/windows-dacl.test.ts). Wine's ReportEventW writes nowhere a test can read: the
  * events are witnessed through the service log's `eventId` lines and the source's registry key.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Session } from '@rasmon/protocol';
@@ -103,29 +102,7 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
   beforeAll(async () => {
     const [, wine] = await Promise.all([ensureAgentExe(), WinePrefix.create()]);
     prefix = wine;
-    // Wine waits 10 s for a service to answer (Windows: 30 s); a busy test machine may need more.
-    // Wine reads the value as a string, when its services.exe starts: hence the restart.
-    const timeout = await prefix.run(
-      'wine',
-      [
-        'reg',
-        'add',
-        'HKLM\\System\\CurrentControlSet\\Control',
-        '/v',
-        'ServicesPipeTimeout',
-        '/t',
-        'REG_SZ',
-        '/d',
-        '60000',
-        '/f',
-      ],
-      60_000,
-    );
-    expect(timeout.code).toBe(0);
-    spawnSync('wineserver', ['-k'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
-    spawnSync('wineserver', ['-w'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
-    // Wine ends its services when its last program exits; a persistent wineserver keeps them.
-    spawnSync('wineserver', ['-p'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
+    await prefix.runServices();
     port = await freePort();
     collector = await startCollector();
     dir = join(prefix.dir, 'drive_c', 'rasmon');

@@ -81,32 +81,9 @@ export class Msiexec {
 
   private constructor(readonly prefix: WinePrefix) {}
 
-  /**
-   * Makes `prefix` keep services running between programs (a persistent wineserver) and gives a
-   * service 60 s to answer its start (wine's default, 10 s, is short on a busy machine).
-   */
+  /** msiexec in `prefix`, set up to run services (`WinePrefix.runServices`). */
   static async forServices(prefix: WinePrefix): Promise<Msiexec> {
-    const timeout = await prefix.run(
-      'wine',
-      [
-        'reg',
-        'add',
-        'HKLM\\System\\CurrentControlSet\\Control',
-        '/v',
-        'ServicesPipeTimeout',
-        '/t',
-        'REG_SZ',
-        '/d',
-        '60000',
-        '/f',
-      ],
-      60_000,
-    );
-    if (timeout.code !== 0) throw new Error(`wine reg add failed: ${timeout.stderr}`);
-    // Wine reads the timeout when its services.exe starts: hence the restart.
-    spawnSync('wineserver', ['-k'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
-    spawnSync('wineserver', ['-w'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
-    spawnSync('wineserver', ['-p'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
+    await prefix.runServices();
     mkdirSync(join(prefix.dir, 'drive_c', 'msi-logs'), { recursive: true });
     return new Msiexec(prefix);
   }

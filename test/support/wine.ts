@@ -132,6 +132,36 @@ export class WinePrefix {
     return { code, stdout: proc.stdout, stderr: proc.stderr };
   }
 
+  /**
+   * Makes the prefix run services as Windows does: a service gets 60 s to answer its start (wine
+   * waits 10 s, Windows 30 s: short on a busy test machine), and a persistent wineserver keeps
+   * services running after the last program exits (wine otherwise ends them). Wine reads the timeout
+   * when its services.exe starts: hence the restart.
+   */
+  async runServices(): Promise<void> {
+    const timeout = await this.run(
+      'wine',
+      [
+        'reg',
+        'add',
+        'HKLM\\System\\CurrentControlSet\\Control',
+        '/v',
+        'ServicesPipeTimeout',
+        '/t',
+        'REG_SZ',
+        '/d',
+        '60000',
+        '/f',
+      ],
+      60_000,
+    );
+    if (timeout.code !== 0)
+      throw new Error(`wine reg add ServicesPipeTimeout exited ${timeout.code}: ${timeout.stderr}`);
+    spawnSync('wineserver', ['-k'], { env: this.env, stdio: 'ignore', timeout: 30_000 });
+    spawnSync('wineserver', ['-w'], { env: this.env, stdio: 'ignore', timeout: 30_000 });
+    spawnSync('wineserver', ['-p'], { env: this.env, stdio: 'ignore', timeout: 30_000 });
+  }
+
   /** Stops every program of the prefix (wineserver -k) and removes it. */
   async dispose(): Promise<void> {
     spawnSync('wineserver', ['-k'], { env: this.env, stdio: 'ignore', timeout: 30_000 });
