@@ -8,7 +8,7 @@ import { CollectorProcess, InProcessCollector, rawConfig } from './support/colle
 import { parseConfig } from '@rasmon/collector';
 import { TestAgent, end, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
-import { clearOfMidnight } from './support/calendar.js';
+import { DAY_MS, clearOfMidnight, daysFromNow } from './support/calendar.js';
 
 const redis = useRedis();
 // Peaks of today, expiry and grace: each test on one UTC day.
@@ -167,7 +167,7 @@ describe('license rules (docs/design.md §2)', () => {
   });
 
   it('a grace seeded from the console that has run out makes any overuse a deactivation risk', async () => {
-    const seeded = Date.now() - 8 * 86_400_000;
+    const seeded = Date.now() - 8 * DAY_MS;
     const farm = await farmWith(1, { overuseGraceStartedAt: new Date(seeded).toISOString() });
     const a = await farm.agent('rdsh-1');
     await a.snapshot(1, [session('1', 'corp\\alice')]);
@@ -182,7 +182,7 @@ describe('license rules (docs/design.md §2)', () => {
   });
 
   it('a sublicense has no expiry grace', async () => {
-    const expired = new Date(Date.now() - 86_400_000).toISOString();
+    const expired = daysFromNow(-1);
     const sub = await farmWith(5, { license: 'sublicense', expires: expired });
     expect(await sub.metric('ras_license_state', { state: 'expired' })).toBe(1);
     expect(await sub.metric('ras_license_state', { state: 'grace' })).toBe(0);
@@ -200,10 +200,10 @@ describe('license rules (docs/design.md §2)', () => {
   });
 
   it('a primary license is active before it expires and expired after its grace', async () => {
-    const active = await farmWith(5, { expires: new Date(Date.now() + 10 * 86_400_000).toISOString() });
+    const active = await farmWith(5, { expires: daysFromNow(10) });
     expect(await active.metric('ras_license_state', { state: 'active' })).toBe(1);
     await active.stop();
-    const expired = await farmWith(5, { expires: new Date(Date.now() - 31 * 86_400_000).toISOString() });
+    const expired = await farmWith(5, { expires: daysFromNow(-31) });
     expect(await expired.metric('ras_license_state', { state: 'expired' })).toBe(1);
     await expired.stop();
   });

@@ -13,17 +13,15 @@ import { COLLECTOR_BIN, InProcessCollector, rawConfig, sha256 } from './support/
 import { TestAgent, end, session } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 import { csvObjects } from './support/csv.js';
-import { clearOfMidnight } from './support/calendar.js';
+import { DAY_MS, clearOfMidnight, dayNumber, dayText } from './support/calendar.js';
 
-const DAY_MS = 86_400_000;
 const run = promisify(execFile);
 
 const redis = useRedis();
 // Each test reads what "today" holds: all of it on one UTC day.
 beforeEach(() => clearOfMidnight(), 90_000);
 
-const today = () => new Date().toISOString().slice(0, 10);
-const dayText = (day: number) => new Date(day * DAY_MS).toISOString().slice(0, 10);
+const today = () => dayText(dayNumber());
 
 async function started(farms: Array<Record<string, unknown> & { id: string }>, extra: Record<string, unknown> = {}) {
   const raw = rawConfig(redis.url, farms, extra);
@@ -89,7 +87,7 @@ describe('day records', () => {
     const client = redis.client();
     const meta = `${farm.prefix}:{farm-a}:meta`;
     const peaks = `${farm.prefix}:{farm-a}:peaks`;
-    const todayNumber = Math.floor(Date.now() / DAY_MS);
+    const todayNumber = dayNumber();
     const midnight = todayNumber * DAY_MS;
     const admissions = Number(await client.hget(meta, 'admissions'));
     // The open day as the scripts would hold it had the collector run through yesterday evening,

@@ -13,7 +13,7 @@ import { InProcessCollector, rawConfig, sha256 } from './support/collector-harne
 import { TestAgent, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 import { csvObjects } from './support/csv.js';
-import { clearOfMidnight, dayNumber, daysFromNow, firstOfMonth } from './support/calendar.js';
+import { DAY_MS, clearOfMidnight, dayNumber, daysFromNow, firstOfMonth } from './support/calendar.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SCREENSHOTS = process.env.RASMON_SCREENSHOTS === '1';
@@ -59,7 +59,7 @@ async function lab(extra: Record<string, unknown> = {}) {
   for (let back = 28; back >= 1; back -= 1) {
     const peak = 2 + ((back * 7) % 4) + (back % 9 === 0 ? 2 : 0);
     const over = Math.max(0, peak - 4);
-    const record = [peak, (today - back) * 86_400_000 + 10 * 3_600_000, 4, over, over, over * 1_200_000].join(',');
+    const record = [peak, (today - back) * DAY_MS + 10 * 3_600_000, 4, over, over, over * 1_200_000].join(',');
     await client.hset(`${(raw.redis as { prefix: string }).prefix}:{farm-a}:peaks`, String(today - back), record);
     if (today - back >= firstOfMonth()) {
       seededThisMonth.peak = Math.max(seededThisMonth.peak, peak);
