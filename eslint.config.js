@@ -67,10 +67,14 @@ export default tseslint.config(
   collectorLayer('config', [], 'config/ is the bottom layer'),
   collectorLayer('engine', ['config'], 'engine/ sits on config/ alone'),
   collectorLayer('broker', ['config'], 'broker/ sits on config/ alone'),
-  collectorLayer('metrics', ['config', 'engine'], 'metrics/ sits on config/ and engine/'),
+  collectorLayer('metrics', ['config', 'engine', 'broker'], 'metrics/ sits on config/, engine/ and broker/'),
   collectorLayer('report', ['config', 'engine'], 'report/ sits on config/ and engine/'),
-  collectorLayer('ingest', ['config', 'engine', 'metrics'], 'ingest/ sits on config/, engine/ and metrics/'),
-  collectorLayer('api', ['config', 'engine', 'report'], 'api/ sits on config/, engine/ and report/'),
+  collectorLayer(
+    'ingest',
+    ['config', 'engine', 'broker', 'metrics'],
+    'ingest/ sits on config/, engine/, broker/ and metrics/',
+  ),
+  collectorLayer('api', ['config', 'engine', 'broker', 'report'], 'api/ sits on config/, engine/, broker/ and report/'),
   {
     // Root tool configs belong to no tsconfig: linted without type information.
     files: ['*.config.ts'],

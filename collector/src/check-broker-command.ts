@@ -69,12 +69,13 @@ function licenseText(license: RasLicense): string[] {
 
 const SOURCE_ORDER: SessionSource[] = ['rds', 'vdi', 'pc', 'other', 'undocumented'];
 
-function sessionsText(list: SessionList, farm: FarmConfig): string[] {
+function sessionsText(list: SessionList, farm: FarmConfig, avd: SessionList | undefined): string[] {
   const counts = new Map<SessionSource, number>(SOURCE_ORDER.map((source) => [source, 0]));
   for (const session of list.sessions) counts.set(session.source, (counts.get(session.source) ?? 0) + 1);
   const lines = [
     `Sessions: ${list.sessions.length} (${SOURCE_ORDER.map((source) => `${source} ${counts.get(source)}`).join(', ')})`,
     '  by the session type RAS reports: AVD sessions are not told apart from RDS ones by it',
+    ...(avd === undefined ? [] : [`  AVD (asked with Source=AVD): ${avd.sessions.length}`]),
     `  this farm counts broker sessions of: ${farm.ras!.sessions.length ? farm.ras!.sessions.join(', ') : 'none'}`,
   ];
   if (list.undocumentedTypes > 0) {
@@ -129,12 +130,19 @@ export async function runCheckBroker(argv: string[], io: Io): Promise<number> {
     io.err(`rasmon-collector check-broker: ras.ca ${ras.ca} cannot be read (${(err as NodeJS.ErrnoException).code})\n`);
     return 2;
   }
-  const client = new RasClient({ url: ras.url, username: ras.username, password: ras.password!, ca });
+  const client = new RasClient({
+    url: ras.url,
+    username: ras.username,
+    password: ras.password!,
+    ca,
+    timeoutMs: ras.timeoutSeconds * 1000,
+  });
   io.out(`RAS broker ${ras.url} (farm ${farm.id})\n`);
   try {
     const license = await client.readLicense();
     const sessions = await client.readSessions();
-    io.out(`${[...licenseText(license), ...sessionsText(sessions, farm)].join('\n')}\n`);
+    const avd = ras.sessions.includes('avd') ? await client.readSessions('AVD') : undefined;
+    io.out(`${[...licenseText(license), ...sessionsText(sessions, farm, avd)].join('\n')}\n`);
     await client.logoff();
     io.out('Logged off.\n');
     return 0;

@@ -11,6 +11,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { AgentServer } from './ingest/agent-server.js';
+import { BrokerPollers } from './ingest/broker-poller.js';
 import { Api } from './api/api.js';
 import { ConfigError, configHash, type CollectorConfig } from './config/config.js';
 import { FarmDirectory } from './config/farm-directory.js';
@@ -83,6 +84,7 @@ export class Collector {
   private readonly farmSeries: FarmSeriesThread;
   private readonly clock: FarmClock;
   private readonly agents: AgentServer;
+  private readonly brokers: BrokerPollers;
   private readonly api: Api;
   private readonly page = new StatusPage();
   private readonly server: Server;
@@ -141,6 +143,16 @@ export class Collector {
         claimed: (connection) => this.agents.supersedeOthers(connection),
       },
     });
+    this.brokers = new BrokerPollers({
+      redis: this.redis,
+      keys: this.keys,
+      engine: this.engine,
+      farms: () => this.farms,
+      epochs: this.clock,
+      metrics: this.metrics,
+      log: this.log.child({ module: 'broker' }),
+      collectorId,
+    });
     this.api = new Api({
       redis: this.redis,
       keys: this.keys,
@@ -190,6 +202,7 @@ export class Collector {
     });
     this.agents.start();
     this.clock.start();
+    this.brokers.start();
     const address = this.address;
     this.log.info({ listen: `${address.address}:${address.port}` }, 'collector listening');
   }
@@ -214,6 +227,14 @@ export class Collector {
     return !this.draining && this.scriptsLoaded && this.redis.status === 'ready';
   }
 
+  /**
+   * Polls the farm's RAS broker now (if this collector holds its lease) instead of at the next
+   * period; false for a farm without a `ras` block.
+   */
+  pollBroker(farm: string): Promise<boolean> {
+    return this.brokers.pollNow(farm);
+  }
+
   /** SIGHUP: new farms, seats, expiry and tokens; connections whose token was revoked are closed. */
   reload(config: CollectorConfig): void {
     const restartOnly = ['listen', 'redis', 'heartbeatSeconds', 'hostRetireSeconds', 'limits', 'tls'] as const;
@@ -223,6 +244,7 @@ export class Collector {
     this.farms = new FarmDirectory(config.farms, this.farms);
     this.clock.retain(this.farms);
     this.agents.farmsChanged();
+    this.brokers.farmsChanged();
     this.metrics.setConfigHash(configHash(this.config));
     this.log.info({ farms: config.farms.map((farm) => farm.id) }, 'configuration reloaded');
   }
@@ -366,6 +388,8 @@ export class Collector {
     this.draining = true;
     this.log.info({ agents: this.agents.size }, 'draining');
     await this.agents.drain(timeoutMs);
+    // The brokers are logged off, each within its request deadline; the drain waits at most 5 s for them.
+    await Promise.race([this.brokers.stop(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
     await this.clock.stop();
     await this.farmSeries.close();
     await new Promise<void>((resolve) => {

@@ -69,7 +69,7 @@ export function reportTable(report: Report): string {
     ],
     report.farms.map((farm) => [
       farm.farm,
-      farm.license,
+      farm.license ?? null,
       farm.licenseKey,
       farm.seats,
       farm.peakUsers,

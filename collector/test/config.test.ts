@@ -168,7 +168,7 @@ describe('parseConfig', () => {
 
   it('reads expiry times from 0001-01-01 to 9999-12-31, years 0001-0099 as written', () => {
     const expires = (text: string) =>
-      new Date(parseConfig(withFarm({ expires: text }), 'test').farms[0]!.expires).toISOString();
+      new Date(parseConfig(withFarm({ expires: text }), 'test').farms[0]!.expires!).toISOString();
     expect(expires('0001-01-01T00:00:00Z')).toBe('0001-01-01T00:00:00.000Z');
     expect(expires('0099-12-31T00:00:00Z')).toBe('0099-12-31T00:00:00.000Z');
     expect(expires('9999-12-31T23:59:59Z')).toBe('9999-12-31T23:59:59.000Z');

@@ -169,6 +169,8 @@ export interface SimulatorOptions {
   readonly password: string;
   /** The clock the License answer's dates come from. */
   readonly now?: () => Date;
+  /** The port to listen on (a broker back on its address after an outage); any free one by default. */
+  readonly port?: number;
 }
 
 /** A request the simulator saw, its body as text (a logon's holds the password: only tests look). */
@@ -185,8 +187,10 @@ export class RasBrokerSimulator {
   readonly requests: SeenRequest[] = [];
   /** The next `GET /api/License` answer (any JSON: tests put wrong types in it). */
   license: unknown;
-  /** The next `GET /api/RDSession` answer. */
+  /** The next `GET /api/RDSession` answer (no `Source`). */
   sessions: unknown = [];
+  /** The next `GET /api/RDSession?Source=AVD` answer. */
+  avdSessions: unknown = [];
   /** The password the broker accepts; change it to make logons fail. */
   password: string;
   /** Every answer waits this long first (beyond the client's timeout: `timeout`). */
@@ -217,7 +221,7 @@ export class RasBrokerSimulator {
 
   static async start(options: SimulatorOptions): Promise<RasBrokerSimulator> {
     const server = createServer({ key: options.pki.key, cert: options.pki.cert });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
     const simulator = new RasBrokerSimulator(server, options);
     server.on('connection', (socket: Socket) => {
       simulator.#sockets.add(socket);
@@ -297,7 +301,12 @@ export class RasBrokerSimulator {
     if (method !== 'GET' || (path !== '/api/license' && path !== '/api/rdsession')) return problem(404, 'Not Found');
     if (this.refuseData) return problem(401, 'Unauthorized');
     if (this.hugeBodyBytes > 0) return this.#sendHuge(res);
-    return send(200, path === '/api/license' ? this.license : this.sessions);
+    if (path === '/api/license') return send(200, this.license);
+    // The RD Sessions reference: `Source` among the query parameters; the sources RDS, VDI and AVD.
+    const source = new URL(url, 'https://broker').searchParams.get('Source');
+    if (source === null) return send(200, this.sessions);
+    if (source.toUpperCase() === 'AVD') return send(200, this.avdSessions);
+    return problem(400, 'Bad Request');
   }
 
   /** A JSON list of `hugeBodyBytes` bytes, written in 64 KiB pieces as the client reads them. */

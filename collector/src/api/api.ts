@@ -3,6 +3,7 @@
  * Timestamps are ISO-8601 strings. It names users and client addresses: outside a lab, protect it
  * with `api.tokensSha256`.
  */
+import { disagreements } from '../broker/adopted-license.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cluster, Redis } from 'ioredis';
 import { DAY_MS, utcDay } from '@rasmon/protocol';
@@ -25,8 +26,51 @@ function neverReported(host: { expected: boolean; up: boolean; retired: boolean;
   return host.expected && !host.up && !host.retired && host.lastSeen === undefined;
 }
 
+/**
+ * RAS's own figures beside rasmon's, for a farm with a `ras` block (docs/design.md §4, "Broker
+ * connector"); null for one without.
+ */
+export function brokerSummary(farm: FarmState) {
+  const broker = farm.broker;
+  if (!broker) return null;
+  const license = broker.license;
+  const rasUsers = license?.users;
+  return {
+    up: broker.up,
+    lastPollAt: iso(broker.lastPollAt),
+    lastAnswerAt: iso(broker.lastOkAt),
+    reason: broker.reason ?? null,
+    message: broker.message ?? null,
+    users: rasUsers ?? null,
+    seats: license?.seats ?? null,
+    peakUsers: license?.peakUsers ?? null,
+    expiryDate: license?.expiryDate ?? null,
+    graceState: license?.graceState ?? null,
+    graceDaysLeft: license?.graceDaysLeft ?? null,
+    needsAttention: license?.needsAttention ?? false,
+    statusMessage: license?.statusMessage ?? null,
+    alertMessage: license?.alertMessage ?? null,
+    sessions: broker.sessions?.imported ?? {},
+    sessionsSkipped: broker.sessions?.skipped ?? 0,
+    sessionsRejected: broker.sessions?.rejected ?? 0,
+    unmappedUpns: broker.sessions?.unmappedUpns ?? 0,
+    driftUsers: broker.driftUsers ?? null,
+    text:
+      rasUsers === undefined
+        ? `RAS has given no count yet, rasmon ${farm.users}`
+        : `RAS counts ${rasUsers}, rasmon ${farm.users}`,
+  };
+}
+
+/** Where a farm's seats, license and expiry come from, and what the configuration says otherwise. */
+export interface LicenseOrigin {
+  licenseFrom: 'config' | 'ras';
+  /** The configured values RAS contradicts (ras.adopt follows RAS). */
+  configDisagrees: Array<{ field: string; configured: number | string | null; ras: number | string | null }>;
+}
+
 /** The summary fields of a farm, as `/api/v1/farms` lists them. */
-export function farmSummary(farm: FarmState) {
+export function farmSummary(farm: FarmState, origin?: LicenseOrigin) {
   const grace = farm.overuseGrace;
   return {
     id: farm.id,
@@ -57,6 +101,9 @@ export function farmSummary(farm: FarmState) {
     hostsRetired: farm.hosts.filter((host) => host.retired).length,
     hostsTotal: farm.hosts.length,
     lastUpdate: iso(farm.lastUpdate),
+    licenseFrom: origin?.licenseFrom ?? 'config',
+    configDisagrees: origin?.configDisagrees ?? [],
+    broker: brokerSummary(farm),
   };
 }
 
@@ -119,7 +166,7 @@ export class Api {
     try {
       if (farmId === undefined) {
         const read = await this.options.reader.read(this.options.farms().list());
-        send(res, 200, { farms: read.farms.map(farmSummary) });
+        send(res, 200, { farms: read.farms.map((farm) => farmSummary(farm, this.origin(farm.id))) });
         return true;
       }
       const id = farmIdParam(farmId);
@@ -139,6 +186,15 @@ export class Api {
     return true;
   }
 
+  /** Whether the farm's license values come from RAS now, and what its configuration says otherwise. */
+  private origin(id: string): LicenseOrigin {
+    const farms = this.options.farms();
+    const adopted = farms.adopted(id);
+    const configured = farms.configured(id);
+    if (!adopted || !configured) return { licenseFrom: 'config', configDisagrees: [] };
+    return { licenseFrom: 'ras', configDisagrees: disagreements(configured, adopted) };
+  }
+
   private authorized(req: IncomingMessage, config: CollectorConfig): boolean {
     if (config.api.tokensSha256.length === 0) return true;
     const token = bearerToken(req);
@@ -150,7 +206,7 @@ export class Api {
     const state = read.farms[0]!;
     const detail = await readFarmDetail(this.options.redis, this.options.keys, farm, state);
     return {
-      ...farmSummary(state),
+      ...farmSummary(state, this.origin(state.id)),
       hosts: state.hosts.map((host) => ({
         host: host.host,
         up: host.up,

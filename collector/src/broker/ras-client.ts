@@ -139,9 +139,15 @@ export class RasClient {
     return readLicenseBody(await this.#get('/api/License'));
   }
 
-  /** `GET /api/RDSession` (all sources), read by {@link readSessionsBody}. */
-  async readSessions(): Promise<SessionList> {
-    return readSessionsBody(await this.#get('/api/RDSession'));
+  /**
+   * `GET /api/RDSession`, read by {@link readSessionsBody}: all sources, or with `source` only those
+   * of one (`?Source=AVD`: the RD Sessions reference lists `Source` among the query parameters and
+   * "RDS, VDI, and AVD" as the sources; a session's `type` has no AVD value).
+   */
+  async readSessions(source?: 'AVD'): Promise<SessionList> {
+    return readSessionsBody(
+      await this.#get(source === undefined ? '/api/RDSession' : `/api/RDSession?Source=${source}`),
+    );
   }
 
   #headers(token: string): Record<string, string> {

@@ -223,15 +223,33 @@ const rasSchema = z.strictObject(
     // The broker's CA; verification is never off, so without it the system's roots must vouch for it.
     ca: filePath.optional(),
     pollSeconds: between(10, 3600).default(60),
+    // Each request's deadline (logon, license, sessions); the answer's size is capped at 4 MiB.
+    timeoutSeconds: between(1, 120).default(15),
     sessions: z
       .array(z.enum(RAS_SESSION_SOURCES, { error: 'must be "vdi", "pc" or "avd"' }), {
         error: 'must be a list of "vdi", "pc", "avd" (or [] to count none)',
       })
       .default([...RAS_SESSION_SOURCES])
       .transform((list) => [...new Set(list)]),
-    // Seats, license type and expiry to come from RAS. They stay required in the farm for now: the
-    // license engine reads them from the configuration.
+    // Seats, license type and expiry come from RAS once it answers; the farm's own values (then
+    // optional) are the fallback until it has (docs/design.md §4, "Broker connector").
     adopt: z.boolean({ error: 'must be true or false' }).default(false),
+    // UPN suffix → NetBIOS domain, for brokers that spell users `user@corp.example` while the agents
+    // read `CORP\\user` from Windows: one person must compare equal from both sides.
+    upnDomains: z
+      .record(
+        z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*$/, {
+          error: 'must be a DNS suffix like "corp.example"',
+        }),
+        z.string({ error: 'must be a NetBIOS domain like "CORP"' }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$/, {
+          error: 'must be a NetBIOS domain like "CORP" (1 to 15 letters, digits, ".", "_" or "-")',
+        }),
+        { error: 'must be a mapping of UPN suffix to NetBIOS domain, like { "corp.example": "CORP" }' },
+      )
+      .default({})
+      .transform((map) =>
+        Object.fromEntries(Object.entries(map).map(([suffix, domain]) => [suffix.toLowerCase(), domain])),
+      ),
   },
   { error: 'must be a mapping' },
 );
@@ -246,7 +264,10 @@ const farmSchema = z
       // Licensed concurrent users. Only an SPLA farm may leave them out (checkConsistency): it bills by
       // period peak, and seats, where the provider set them, are a sublicense cap.
       seats: integer(0).optional(),
-      license: z.enum(['primary', 'sublicense', 'spla'], { error: 'must be "primary", "sublicense" or "spla"' }),
+      // Required unless ras.adopt takes it from RAS (checkConsistency).
+      license: z
+        .enum(['primary', 'sublicense', 'spla'], { error: 'must be "primary", "sublicense" or "spla"' })
+        .optional(),
       // Reports and CSV files carry it as is: a plain label cannot turn into a spreadsheet formula.
       licenseKey: z
         .string({ error: 'must be a string' })
@@ -255,7 +276,8 @@ const farmSchema = z
             'must be 1 to 64 letters, digits, spaces, ".", "_", ":", "/" or "-", starting with a letter or digit (a label, not the key)',
         })
         .optional(),
-      expires: isoTime,
+      // Required unless ras.adopt takes it from RAS (checkConsistency).
+      expires: isoTime.optional(),
       agentTokensSha256: z.array(agentToken, {
         error: 'must be a list of sha256 hex strings or { sha256, hosts } mappings',
       }),
@@ -448,8 +470,20 @@ function checkConsistency(config: CollectorConfig, source: string): void {
   const farmIndexById = new Map<string, number>();
   const farmIndexByToken = new Map<string, number>();
   config.farms.forEach((farm, index) => {
-    if (farm.seats === undefined && farm.license !== 'spla') {
-      throw located(`farms[${index}].seats`, 'is required (only a license: spla farm may leave it out)', source);
+    // With ras.adopt, RAS gives these; the farm's values are then only the fallback until it answers.
+    const adopting = farm.ras?.adopt === true;
+    if (farm.license === undefined && !adopting) {
+      throw located(`farms[${index}].license`, 'is required (unless ras.adopt takes it from RAS)', source);
+    }
+    if (farm.expires === undefined && !adopting) {
+      throw located(`farms[${index}].expires`, 'is required (unless ras.adopt takes it from RAS)', source);
+    }
+    if (farm.seats === undefined && farm.license !== 'spla' && !adopting) {
+      throw located(
+        `farms[${index}].seats`,
+        'is required (only a license: spla farm may leave it out, or ras.adopt take it from RAS)',
+        source,
+      );
     }
     const earlier = farmIndexById.get(farmIdKey(farm.id));
     if (earlier !== undefined) {

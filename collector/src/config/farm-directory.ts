@@ -46,9 +46,24 @@ export function hostAllowed(farm: FarmConfig, host: string): boolean {
   return new FarmDirectory([farm]).hostAllowed(farm.id, host);
 }
 
+/**
+ * License values a farm takes from its RAS broker (`ras.adopt`): broker/adopted-license.ts reads them
+ * from RAS's answer; the directory lays them over the farm's configuration.
+ */
+export interface LicenseOverlay {
+  readonly seats?: number | undefined;
+  readonly license?: FarmConfig['license'] | undefined;
+  readonly expires?: number | undefined;
+}
+
 interface Entry {
+  /** The farm as its configuration gives it. */
+  readonly configured: FarmConfig;
+  /** The farm as everything else sees it: `configured` with the values adopted from RAS on top. */
   config: FarmConfig;
   rules: FarmRules;
+  /** What was adopted from RAS; undefined until RAS answered, or without ras.adopt. */
+  adopted: LicenseOverlay | undefined;
   /** Undefined: any host. */
   hostPatterns: readonly RegExp[] | undefined;
 }
@@ -74,7 +89,7 @@ export interface PeerNames {
 export class FarmDirectory {
   private readonly byId = new Map<string, Entry>();
   private readonly byToken = new Map<string, TokenEntry>();
-  private readonly farms: readonly FarmConfig[];
+  private farms: readonly FarmConfig[];
   /** Rules of the farms the reload that made this directory removed (or respelled), by their old id. */
   private readonly removed = new Map<string, FarmRules>();
 
@@ -87,8 +102,10 @@ export class FarmDirectory {
     this.farms = Object.freeze([...farms]);
     for (const config of farms) {
       const entry: Entry = {
+        configured: config,
         config,
         rules: Object.freeze(farmRules(config)),
+        adopted: undefined,
         hostPatterns: config.hosts?.map(globToRegExp),
       };
       this.byId.set(farmIdKey(config.id), entry);
@@ -96,9 +113,42 @@ export class FarmDirectory {
         this.byToken.set(token.sha256, { farm: entry, hostPatterns: token.hosts?.map(globToRegExp) });
       }
     }
-    for (const { config, rules } of previous?.byId.values() ?? []) {
+    for (const { config, rules, adopted } of previous?.byId.values() ?? []) {
       if (this.get(config.id)?.id !== config.id) this.removed.set(config.id, rules);
+      // What RAS said stays true across a reload until the next poll says otherwise.
+      else if (adopted) this.adopt(config.id, adopted);
     }
+  }
+
+  /**
+   * Lays the license values adopted from RAS over a farm with `ras.adopt` (undefined: none, the
+   * configuration's own values apply). Returns whether the farm's effective values changed. A farm
+   * without `ras.adopt` is left as configured.
+   */
+  adopt(id: string, overlay: LicenseOverlay | undefined): boolean {
+    const entry = this.byId.get(farmIdKey(id));
+    if (!entry || entry.configured.ras?.adopt !== true) return false;
+    if (JSON.stringify(entry.adopted ?? null) === JSON.stringify(overlay ?? null)) return false;
+    entry.adopted = overlay;
+    const given = Object.fromEntries(Object.entries(overlay ?? {}).filter(([, value]) => value !== undefined));
+    const merged: FarmConfig = { ...entry.configured, ...given };
+    // An SPLA farm RAS gives no seats for has no cap, whatever the fallback said.
+    if (overlay && overlay.seats === undefined && overlay.license === 'spla') delete merged.seats;
+    const config = Object.freeze(merged);
+    entry.config = config;
+    entry.rules = Object.freeze(farmRules(config));
+    this.farms = Object.freeze(this.farms.map((farm) => (farmIdKey(farm.id) === farmIdKey(id) ? config : farm)));
+    return true;
+  }
+
+  /** The farm as configured, before anything adopted from RAS; undefined when it is not configured. */
+  configured(id: string): FarmConfig | undefined {
+    return this.byId.get(farmIdKey(id))?.configured;
+  }
+
+  /** The values adopted from RAS for the farm, if any. */
+  adopted(id: string): LicenseOverlay | undefined {
+    return this.byId.get(farmIdKey(id))?.adopted;
   }
 
   /** Every configured farm, in configuration order. */

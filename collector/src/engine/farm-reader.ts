@@ -12,7 +12,14 @@ import {
   type OveruseGraceStatus,
 } from '@rasmon/protocol';
 import type { FarmConfig } from '../config/config.js';
-import type { FarmMeta, MetaField, RedisKeys, StoredSourceStatus } from './redis-schema.js';
+import type {
+  FarmMeta,
+  MetaField,
+  RedisKeys,
+  StoredBroker,
+  StoredBrokerSessions,
+  StoredSourceStatus,
+} from './redis-schema.js';
 
 export interface HostState {
   host: string;
@@ -54,10 +61,121 @@ function sourceStatus(json: string | undefined): SourceStatus | undefined {
   }
 }
 
+/** RAS's license as the broker hash keeps it (broker/license-reader.ts's RasLicense): the fields shown. */
+export interface BrokerLicense {
+  /** `usersLicenseInfo`: the users RAS counts now. */
+  users: number | undefined;
+  /** `installedUsers`. */
+  seats: number | undefined;
+  /** `usersPeak`. */
+  peakUsers: number | undefined;
+  /** `expiryDate`, yyyy-mm-dd. */
+  expiryDate: string | undefined;
+  /** `gracePeriodState`, `gracePeriodDaysLeft`. */
+  graceState: string | undefined;
+  graceDaysLeft: number | undefined;
+  needsAttention: boolean;
+  statusMessage: string | undefined;
+  alertMessage: string | undefined;
+  /** `type` by name, `licenseType` as RAS words it. */
+  type: string | undefined;
+  licenseType: string | undefined;
+}
+
+/** A farm's RAS broker connector as the broker hash holds it. */
+export interface BrokerState {
+  /** The last poll answered. */
+  up: boolean;
+  lastPollAt: number | undefined;
+  lastOkAt: number | undefined;
+  /** Why the last poll failed (a BrokerFailureReason), while it fails. */
+  reason: string | undefined;
+  message: string | undefined;
+  /** What RAS last said of its license; undefined before it first answered. */
+  license: BrokerLicense | undefined;
+  /** What the last answered poll imported. */
+  sessions: StoredBrokerSessions | undefined;
+  /** rasmon's users − RAS's `usersLicenseInfo`; undefined while RAS gave no count. */
+  driftUsers: number | undefined;
+}
+
+const isText = (value: unknown): value is string => typeof value === 'string';
+const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value);
+
+/** The license JSON of the broker hash, each field only when it has its documented shape. */
+function brokerLicense(json: string | undefined): BrokerLicense | undefined {
+  if (json === undefined) return undefined;
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const text = (name: string) => (isText(raw[name]) ? raw[name] : undefined);
+  const count = (name: string) => (isCount(raw[name]) ? raw[name] : undefined);
+  return {
+    users: count('usersLicenseInfo'),
+    seats: count('installedUsers'),
+    peakUsers: count('usersPeak'),
+    expiryDate: text('expiryDate'),
+    graceState: text('gracePeriodState'),
+    graceDaysLeft: count('gracePeriodDaysLeft'),
+    needsAttention: raw.needsAttention === true,
+    statusMessage: text('statusMessage'),
+    alertMessage: text('alertMessage'),
+    type: text('type'),
+    licenseType: text('licenseType'),
+  };
+}
+
+function brokerSessions(json: string | undefined): StoredBrokerSessions | undefined {
+  if (json === undefined) return undefined;
+  try {
+    const raw = JSON.parse(json) as Partial<StoredBrokerSessions>;
+    const imported: Record<string, number> = {};
+    for (const [source, count] of Object.entries(raw.imported ?? {})) if (isCount(count)) imported[source] = count;
+    return {
+      imported,
+      skipped: isCount(raw.skipped) ? raw.skipped : 0,
+      rejected: isCount(raw.rejected) ? raw.rejected : 0,
+      unmappedUpns: isCount(raw.unmappedUpns) ? raw.unmappedUpns : 0,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `pollSeconds`: an answer older than two polls and a slow one's time (no collector polls: all of
+ * them stopped, or the one that holds the lease hangs) no longer counts as up.
+ */
+function brokerState(
+  stored: StoredBroker | null | undefined,
+  users: number,
+  pollSeconds: number,
+  now: number,
+): BrokerState {
+  const hash = stored ?? {};
+  const license = brokerLicense(hash.license);
+  const okAt = num(hash.okAt);
+  return {
+    up: hash.up === '1' && okAt !== undefined && now - okAt <= (2 * pollSeconds + 30) * 1000,
+    lastPollAt: num(hash.pollAt),
+    lastOkAt: num(hash.okAt),
+    reason: hash.up === '0' ? hash.reason : undefined,
+    message: hash.up === '0' ? hash.message : undefined,
+    license,
+    sessions: brokerSessions(hash.sessions),
+    driftUsers: license?.users === undefined ? undefined : users - license.users,
+  };
+}
+
 /** One farm as /metrics and the API show it. */
 export interface FarmState {
   id: string;
-  license: LicenseKind;
+  /** Undefined only for a farm with ras.adopt and no fallback, before RAS first answered. */
+  license: LicenseKind | undefined;
   licenseKey: string | undefined;
   /** Undefined for an SPLA farm without a seat cap: it has no overuse. */
   seats: number | undefined;
@@ -69,9 +187,12 @@ export interface FarmState {
   peakUsersToday: number;
   exemptConnections: number;
   snapshotCorrections: number;
-  state: ExpiryState;
-  expires: number;
-  graceEnd: number;
+  /** Undefined while the expiry is not known (ras.adopt without a fallback, before RAS answered). */
+  state: ExpiryState | undefined;
+  expires: number | undefined;
+  graceEnd: number | undefined;
+  /** The farm's RAS broker connector; undefined for a farm without a `ras` block. */
+  broker: BrokerState | undefined;
   overuseGrace: OveruseGraceStatus;
   lastUpdate: number | undefined;
   /** "kind|via|admin|state" → connections. */
@@ -135,6 +256,7 @@ export class FarmReader {
         ['hgetall', k.agents],
         ['smembers', k.retired],
         ['hgetall', k.sources],
+        ['hgetall', this.keys.broker(farm.id).state],
       ];
     };
     const perFarm = farms.length === 0 ? 0 : commands(farms[0]!).length;
@@ -168,7 +290,7 @@ export class FarmReader {
   }
 
   private farmState(farm: FarmConfig, values: unknown[], now: number): FarmState {
-    const [metaReply, users, labels, counts, lease, seen, agents, retired, sources] = values as [
+    const [metaReply, users, labels, counts, lease, seen, agents, retired, sources, broker] = values as [
       FarmMeta,
       number,
       Record<string, string>,
@@ -178,6 +300,7 @@ export class FarmReader {
       Record<string, string>,
       string[],
       Record<string, string>,
+      StoredBroker,
     ];
     const meta = metaReply ?? {};
     const seats = farm.seats;
@@ -185,12 +308,15 @@ export class FarmReader {
     // The farm's tick rolls the day within a second; until it has, today's peak is what is in use.
     const today = Math.floor(now / DAY_MS);
     const peakUsersToday = num(meta.day) === today ? Number(meta.peakToday ?? 0) : users;
-    const expiry = expiryStatus({
-      license: farm.license,
-      expiresMs: farm.expires,
-      expiryGraceDays: farm.expiryGraceDays,
-      nowMs: now,
-    });
+    const expiry =
+      farm.license === undefined || farm.expires === undefined
+        ? undefined
+        : expiryStatus({
+            license: farm.license,
+            expiresMs: farm.expires,
+            expiryGraceDays: farm.expiryGraceDays,
+            nowMs: now,
+          });
     const overuseGrace = overuseGraceStatus({
       startedAtMs: num(meta.graceStart),
       overuseGraceDays: farm.overuseGraceDays,
@@ -241,9 +367,10 @@ export class FarmReader {
       peakUsersToday,
       exemptConnections: Number(meta.exempt ?? 0),
       snapshotCorrections: Number(meta.corrections ?? 0),
-      state: expiry.state,
+      state: expiry?.state,
       expires: farm.expires,
-      graceEnd: expiry.graceEndMs,
+      graceEnd: expiry?.graceEndMs,
+      broker: farm.ras ? brokerState(broker, users, farm.ras.pollSeconds, now) : undefined,
       overuseGrace,
       lastUpdate: num(meta.lastUpdate),
       connectionsByLabels: new Map(Object.entries(labels).map(([key, value]) => [key, Number(value)])),

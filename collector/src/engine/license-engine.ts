@@ -121,11 +121,14 @@ export class FarmEngine {
     return runScript(this.parts.redis, call(this.parts.keys, this.rules));
   }
 
-  /** Takes the host for the connection; the farm's host caps come from its configuration. */
-  async hello(claim: HostClaim, agent: string | undefined): Promise<HelloResult> {
+  /**
+   * Takes the host for the connection; the farm's host caps come from its configuration. `leaseMs`:
+   * a lease of another length than an agent's (a broker source's pseudo-host, polled less often).
+   */
+  async hello(claim: HostClaim, agent: string | undefined, leaseMs = this.parts.leaseMs): Promise<HelloResult> {
     const caps = { maxHosts: this.config.maxHosts, maxKnownHosts: this.config.maxKnownHosts };
     const reply = await this.run((keys, rules) =>
-      scriptCalls.hello(keys, rules, identity(claim), agent, this.parts.leaseMs, caps),
+      scriptCalls.hello(keys, rules, identity(claim), agent, leaseMs, caps),
     );
     const [code, detail] = reply as [string, (number | string)?];
     if (code === 'ok' && typeof detail === 'number') return { kind: 'ok', ack: detail };
@@ -138,8 +141,14 @@ export class FarmEngine {
     return this.apply(claim, { type: 'events', events });
   }
 
-  applySnapshot(claim: HostClaim, seq: number, sessions: readonly Session[]): Promise<ApplyResult> {
-    return this.apply(claim, { type: 'snapshot', seq, sessions });
+  /** `leaseMs` as for {@link hello}. */
+  applySnapshot(
+    claim: HostClaim,
+    seq: number,
+    sessions: readonly Session[],
+    leaseMs = this.parts.leaseMs,
+  ): Promise<ApplyResult> {
+    return this.apply(claim, { type: 'snapshot', seq, sessions }, leaseMs);
   }
 
   private async apply(
@@ -147,8 +156,9 @@ export class FarmEngine {
     frame:
       | { type: 'events'; events: readonly ParsedEvent[] }
       | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
+    leaseMs = this.parts.leaseMs,
   ): Promise<ApplyResult> {
-    const settings = { leaseMs: this.parts.leaseMs, maxSessions: this.parts.maxSessions };
+    const settings = { leaseMs, maxSessions: this.parts.maxSessions };
     const reply = (await this.run((keys, rules) =>
       scriptCalls.applyFrame(keys, rules, identity(claim), settings, frame),
     )) as unknown[];

@@ -46,6 +46,36 @@ export interface FarmKeys {
   sources: string;
 }
 
+/** Keys of a farm's RAS broker connector. */
+export interface BrokerKeys {
+  /** Hash: the fields {@link BROKER_FIELDS}, written after every poll by the collector that polls. */
+  state: string;
+  /** String: the id of the collector that polls the broker, expiring (the lease: one poller per broker). */
+  lease: string;
+}
+
+/**
+ * The fields of a farm's broker hash: `pollAt` and `okAt` (ms: the last poll, the last one RAS
+ * answered), `up` ('1' or '0': the last poll answered), `reason` and `message` (why the last poll
+ * failed; neither names the password or a token), `license` (the JSON of the RasLicense last read),
+ * `sessions` (the JSON of {@link StoredBrokerSessions}), `poller` (the collector that wrote them).
+ */
+export const BROKER_FIELDS = ['pollAt', 'okAt', 'up', 'reason', 'message', 'license', 'sessions', 'poller'] as const;
+export type BrokerField = (typeof BROKER_FIELDS)[number];
+export type StoredBroker = Partial<Record<BrokerField, string>>;
+
+/** The `sessions` field of the broker hash: what the last answered poll imported and set aside. */
+export interface StoredBrokerSessions {
+  /** Sessions imported per source (`ras.sessions`), by source. */
+  imported: Record<string, number>;
+  /** Sessions listed but not imported (another source, no logged-on user, no name). */
+  skipped: number;
+  /** Items of the list set aside because a field had another shape. */
+  rejected: number;
+  /** Users listed as a UPN whose suffix ras.upnDomains does not map. */
+  unmappedUpns: number;
+}
+
 /** Keys holding one host's state. */
 export interface HostKeys {
   /** Hash: the fields {@link HOST_STATE_FIELDS}. */
@@ -78,6 +108,15 @@ export class RedisKeys {
       stale: `${base}stale`,
       sources: `${base}sources`,
     };
+  }
+
+  /**
+   * The farm's RAS broker connector (docs/design.md §4, "Broker connector"): no Lua script reads
+   * these; the collector that polls writes them and every collector reads them.
+   */
+  broker(farm: string): BrokerKeys {
+    const base = `${this.prefix}:{${farm}}:broker`;
+    return { state: base, lease: `${base}:lease` };
   }
 
   /** String written by readiness checks: a Redis that refuses writes (OOM, READONLY) is not ready. */

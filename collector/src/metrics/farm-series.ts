@@ -12,6 +12,7 @@ import { setImmediate as yieldToEvents } from 'node:timers/promises';
 import { CONNECTION_LABEL_KEYS, EXPIRY_STATES } from '@rasmon/protocol';
 import type { FarmConfig } from '../config/config.js';
 import type { FarmReader, FarmState } from '../engine/farm-reader.js';
+import { isBrokerHost } from '../broker/broker-sessions.js';
 
 interface Family {
   name: string;
@@ -51,10 +52,15 @@ function farmFamily(
   };
 }
 
+/**
+ * A family per host. `agents`: only hosts an agent holds, not a broker source's pseudo-host
+ * (`broker/vdi`...): those have no agent, and their state is the broker's (`ras_broker_*`).
+ */
 function hostFamily(
   name: string,
   help: string,
   value: (host: FarmState['hosts'][number]) => number | undefined,
+  hosts: 'all' | 'agents' = 'agents',
 ): Family {
   return {
     name,
@@ -64,6 +70,7 @@ function hostFamily(
       const f = escape(farm.id);
       let out = '';
       for (const host of farm.hosts) {
+        if (hosts === 'agents' && isBrokerHost(host.host)) continue;
         const v = value(host);
         if (v !== undefined) out += `${name}{farm="${f}",host="${escape(host.host)}"} ${v}\n`;
       }
@@ -79,7 +86,7 @@ export const FARM_FAMILIES: readonly Family[] = [
     type: 'gauge',
     // license_key groups the farms activated with one key; a farm without one has no such label.
     lines: (farm) =>
-      `ras_license_info{${labels({ farm: farm.id, license: farm.license, ...(farm.licenseKey === undefined ? {} : { license_key: farm.licenseKey }) })}} 1\n`,
+      `ras_license_info{${labels({ farm: farm.id, license: farm.license ?? 'unknown', ...(farm.licenseKey === undefined ? {} : { license_key: farm.licenseKey }) })}} 1\n`,
   },
   farmFamily('ras_license_seats', 'Licensed concurrent users', (farm) => farm.seats),
   farmFamily('ras_license_users', 'Users in use now', (farm) => farm.users),
@@ -101,16 +108,21 @@ export const FARM_FAMILIES: readonly Family[] = [
     name: 'ras_license_state',
     help: 'License expiry state (1 for the current one)',
     type: 'gauge',
+    // None while the expiry is not known (ras.adopt before RAS first answered).
     lines: (farm) =>
-      EXPIRY_STATES.map(
-        (state) => `ras_license_state{${labels({ farm: farm.id, state })}} ${state === farm.state ? 1 : 0}\n`,
-      ).join(''),
+      farm.state === undefined
+        ? ''
+        : EXPIRY_STATES.map(
+            (state) => `ras_license_state{${labels({ farm: farm.id, state })}} ${state === farm.state ? 1 : 0}\n`,
+          ).join(''),
   },
-  farmFamily('ras_license_expiry_timestamp_seconds', 'License expiry', (farm) => seconds(farm.expires)),
+  farmFamily('ras_license_expiry_timestamp_seconds', 'License expiry', (farm) =>
+    farm.expires === undefined ? undefined : seconds(farm.expires),
+  ),
   farmFamily(
     'ras_license_grace_end_timestamp_seconds',
     'End of the expiry grace (the expiry for sublicenses)',
-    (farm) => seconds(farm.graceEnd),
+    (farm) => (farm.graceEnd === undefined ? undefined : seconds(farm.graceEnd)),
   ),
   farmFamily(
     'ras_license_overuse_grace_start_timestamp_seconds',
@@ -144,12 +156,13 @@ export const FARM_FAMILIES: readonly Family[] = [
     },
   },
   farmFamily('ras_connections_exempt', 'Admin connections exempt from licensing', (farm) => farm.exemptConnections),
-  hostFamily('ras_host_connections', 'Connections per host, stale hosts included', (host) => host.connections),
+  hostFamily('ras_host_connections', 'Connections per host, stale hosts included', (host) => host.connections, 'all'),
   hostFamily('ras_agent_up', '1 while the host agent holds a live lease', (host) => (host.up ? 1 : 0)),
   hostFamily(
     'ras_host_retired',
     '1 while the host is retired: its connections do not count until its next snapshot',
     (host) => (host.retired ? 1 : 0),
+    'all',
   ),
   hostFamily('ras_host_expected', "1 for a host listed in the farm's expectedHosts", (host) =>
     host.expected ? 1 : undefined,
@@ -174,7 +187,7 @@ export const FARM_FAMILIES: readonly Family[] = [
     lines: (farm) => {
       let out = '';
       for (const host of farm.hosts) {
-        if (host.agent !== undefined)
+        if (host.agent !== undefined && !isBrokerHost(host.host))
           out += `ras_agent_info{${labels({ farm: farm.id, host: host.host, agent: host.agent })}} 1\n`;
       }
       return out;
@@ -188,6 +201,67 @@ export const FARM_FAMILIES: readonly Family[] = [
     'Connections a snapshot had to add, change or end',
     (farm) => farm.snapshotCorrections,
     'counter',
+  ),
+  // The RAS broker connector (docs/design.md §4, "Broker connector"): only farms with a `ras` block.
+  farmFamily('ras_broker_up', "1 when the last poll of the farm's RAS broker answered", (farm) =>
+    farm.broker === undefined ? undefined : farm.broker.up ? 1 : 0,
+  ),
+  farmFamily(
+    'ras_broker_license_users',
+    'Users RAS counts now (its usersLicenseInfo)',
+    (farm) => farm.broker?.license?.users,
+  ),
+  farmFamily(
+    'ras_broker_license_seats',
+    'Seats RAS reports (its installedUsers)',
+    (farm) => farm.broker?.license?.seats,
+  ),
+  farmFamily(
+    'ras_broker_license_peak_users',
+    'Peak users RAS reports (its usersPeak)',
+    (farm) => farm.broker?.license?.peakUsers,
+  ),
+  farmFamily(
+    'ras_broker_license_expiry_timestamp_seconds',
+    'License expiry RAS reports (its expiryDate, 00:00 UTC)',
+    (farm) =>
+      farm.broker?.license?.expiryDate === undefined
+        ? undefined
+        : seconds(Date.parse(`${farm.broker.license.expiryDate}T00:00:00Z`)),
+  ),
+  farmFamily(
+    'ras_broker_grace_days_left',
+    'Days of grace RAS reports left, while a grace runs',
+    (farm) => farm.broker?.license?.graceDaysLeft,
+  ),
+  {
+    name: 'ras_broker_needs_attention',
+    help: "1 while RAS says its license needs attention; alert_message is RAS's alertMessage",
+    type: 'gauge',
+    lines: (farm) => {
+      const license = farm.broker?.license;
+      if (!license) return '';
+      const message = (license.alertMessage ?? '').slice(0, 200);
+      return `ras_broker_needs_attention{${labels({ farm: farm.id, alert_message: message })}} ${license.needsAttention ? 1 : 0}\n`;
+    },
+  },
+  {
+    name: 'ras_broker_sessions',
+    help: 'Sessions imported from the RAS broker, per source',
+    type: 'gauge',
+    lines: (farm) => {
+      const imported = farm.broker?.sessions?.imported;
+      if (!imported) return '';
+      let out = '';
+      for (const [source, count] of Object.entries(imported))
+        out += `ras_broker_sessions{${labels({ farm: farm.id, source })}} ${count}\n`;
+      return out;
+    },
+  },
+  farmFamily(
+    'ras_license_count_drift_users',
+    "rasmon's users in use minus RAS's own count",
+    (farm) => farm.broker?.driftUsers,
   ),
 ];
 

@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { MISLABELLED_DEFAULTS } from '@rasmon/protocol/kit';
+import { BROKER_FAILURE_REASONS } from '../broker/broker-error.js';
 
 /** Default metrics whose count walks one entry per connection, and how long such a count is reused. */
 const CONNECTION_WALKS = ['process_open_fds', 'nodejs_active_handles', 'nodejs_active_resources'];
@@ -96,6 +97,37 @@ export class CollectorMetrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+
+  // The RAS broker connector: observed only by the collector that polls a broker.
+  readonly brokerPollDuration: Histogram<'farm'> = new Histogram({
+    name: 'rasmon_collector_broker_poll_duration_seconds',
+    help: "Duration of one poll of a farm's RAS broker (logon if needed, license, sessions, applying them)",
+    labelNames: ['farm'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30],
+    registers: [this.registry],
+  });
+  readonly brokerErrors: Counter<'farm' | 'reason'> = new Counter({
+    name: 'rasmon_collector_broker_errors_total',
+    help: "Failed polls of a farm's RAS broker, by reason: unreachable, tls, auth, timeout, bad_response",
+    labelNames: ['farm', 'reason'],
+    registers: [this.registry],
+  });
+
+  /** The farms with a broker: each reason starts at 0; farms no longer configured lose their series. */
+  setBrokerFarms(farms: readonly string[]): void {
+    const wanted = new Set(farms);
+    for (const farm of this.brokerFarms) {
+      if (wanted.has(farm)) continue;
+      for (const reason of BROKER_FAILURE_REASONS) this.brokerErrors.remove({ farm, reason });
+      this.brokerPollDuration.remove({ farm });
+    }
+    for (const farm of wanted) {
+      if (!this.brokerFarms.has(farm))
+        for (const reason of BROKER_FAILURE_REASONS) this.brokerErrors.inc({ farm, reason }, 0);
+    }
+    this.brokerFarms = wanted;
+  }
+  private brokerFarms = new Set<string>();
 
   constructor(version: string) {
     collectDefaultMetrics({ register: this.registry });

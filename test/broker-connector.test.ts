@@ -1,0 +1,298 @@
+/**
+ * The RAS broker connector in a running collector, against the broker simulator over real HTTPS
+ * with a test CA, a real Redis and real agent connections: adopted seats and expiry, broker users
+ * in the count (one person on an RD Session Host and a VDI desktop counted once), the drift against
+ * RAS's own count, and every way the broker fails, with the agents' frames acked throughout.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Collector, parseConfig } from '@rasmon/collector';
+import { rawConfig, type FarmSpec } from './support/collector-harness.js';
+import { TestAgent, session, upsert } from './support/agent-client.js';
+import { Scrape } from './support/prometheus-text.js';
+import { useRedis } from './support/use-redis.js';
+import { DAY_MS } from './support/calendar.js';
+import {
+  RasBrokerSimulator,
+  makeTestPki,
+  sampleLicense,
+  sampleSession,
+  type TestPki,
+} from './support/ras-broker-simulator.js';
+
+const redis = useRedis();
+const USERNAME = 'CORP\\svc-rasmon';
+const PASSWORD = 'connector-Pa55word';
+const TOKEN = 'token-farm-a';
+
+let pki: TestPki;
+let dir: string;
+let passwordFile: string;
+let broker: RasBrokerSimulator;
+const running: Collector[] = [];
+
+beforeAll(() => {
+  pki = makeTestPki();
+  dir = mkdtempSync(join(tmpdir(), 'rasmon-connector-'));
+  passwordFile = join(dir, 'ras-password');
+  writeFileSync(passwordFile, `${PASSWORD}\n`);
+});
+afterAll(() => {
+  pki.remove();
+  rmSync(dir, { recursive: true, force: true });
+});
+beforeEach(async () => {
+  broker = await RasBrokerSimulator.start({ pki, username: USERNAME, password: PASSWORD });
+});
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((collector) => collector.drain(2000)));
+  await broker.stop().catch(() => undefined);
+});
+
+/** The log lines a collector wrote, as text: the tests look for the password in them. */
+class LogLines extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
+    this.text += chunk.toString('utf8');
+    done();
+  }
+}
+
+interface Started {
+  collector: Collector;
+  url: string;
+  log: LogLines;
+}
+
+function farmSpec(ras: Record<string, unknown>, farm: Partial<FarmSpec> = {}): FarmSpec {
+  return {
+    id: 'farm-a',
+    token: TOKEN,
+    ras: {
+      url: broker.url,
+      username: USERNAME,
+      passwordFile,
+      ca: pki.caFile,
+      pollSeconds: 3600,
+      upnDomains: { 'corp.example': 'CORP' },
+      ...ras,
+    },
+    ...farm,
+  };
+}
+
+async function start(farm: FarmSpec, prefix?: string): Promise<Started> {
+  const raw = rawConfig(redis.url, [farm]);
+  if (prefix) (raw.redis as Record<string, unknown>).prefix = prefix;
+  // rawConfig fills license and expires in; an adopting farm here leaves out what RAS gives.
+  const farms = raw.farms as Array<Record<string, unknown>>;
+  const adopting = (farm.ras as Record<string, unknown>).adopt === true;
+  for (const key of ['license', 'expires']) if (adopting && !(key in farm)) delete farms[0]![key];
+  const log = new LogLines();
+  const collector = await Collector.start({ config: parseConfig(raw, 'test'), log: pino({ level: 'debug' }, log) });
+  running.push(collector);
+  for (let i = 0; i < 200 && !collector.ready; i++) await new Promise((r) => setTimeout(r, 25));
+  // The poll a collector makes at start, done: each test's polls are then its own.
+  await collector.pollBroker('farm-a');
+  return { collector, url: `http://127.0.0.1:${collector.address.port}`, log };
+}
+
+async function farmDoc(url: string): Promise<Record<string, unknown>> {
+  const res = await fetch(`${url}/api/v1/farms/farm-a`);
+  expect(res.status).toBe(200);
+  return (await res.json()) as Record<string, unknown>;
+}
+
+describe('the broker connector in a running collector', () => {
+  it('adopts seats, license and expiry from RAS, and imports VDI and PC users, one person counted once', async () => {
+    const now = new Date();
+    broker.license = sampleLicense(now, { installedUsers: '3', usersLicenseInfo: '4', type: 1 });
+    broker.sessions = [
+      // The same person as the agent's CORP\alice, spelt as a UPN: one user.
+      sampleSession({ type: 3, user: 'alice@corp.example', serverID: 10 }),
+      sampleSession({ type: 4, user: 'CORP\\Carol', serverID: 10, state: 4 }),
+      sampleSession({ type: 5, user: 'CORP\\dave', serverID: 11 }),
+      // An RD Session Host's own session (the agent counts it) and an admin one: not imported.
+      sampleSession({ type: 0, user: 'CORP\\erin' }),
+      sampleSession({ type: 7, user: 'CORP\\frank' }),
+      // No logged-on user (Listen): not a session.
+      sampleSession({ type: 3, user: 'CORP\\gina', state: 6 }),
+    ];
+    const { collector, url, log } = await start(farmSpec({ adopt: true }));
+    const agent = await TestAgent.connect(url, TOKEN);
+    await agent.hello('farm-a', 'rdsh-1');
+    await agent.snapshot(1, [session('s1', 'CORP\\alice'), session('s2', 'CORP\\bob')]);
+    expect(await collector.pollBroker('farm-a')).toBe(true);
+
+    const scrape = await Scrape.from(url);
+    const farm = { farm: 'farm-a' };
+    expect(scrape.value('ras_broker_up', farm)).toBe(1);
+    // alice (agent and VDI), bob (agent), carol (VDI app, disconnected), dave (PC).
+    expect(scrape.value('ras_license_users', farm)).toBe(4);
+    expect(scrape.value('ras_broker_sessions', { farm: 'farm-a', source: 'vdi' })).toBe(2);
+    expect(scrape.value('ras_broker_sessions', { farm: 'farm-a', source: 'pc' })).toBe(1);
+    expect(scrape.value('ras_broker_sessions', { farm: 'farm-a', source: 'avd' })).toBe(0);
+    expect(scrape.value('ras_broker_license_users', farm)).toBe(4);
+    expect(scrape.value('ras_license_count_drift_users', farm)).toBe(0);
+    // Adopted: 3 seats, so one user over.
+    expect(scrape.value('ras_license_seats', farm)).toBe(3);
+    expect(scrape.value('ras_broker_license_seats', farm)).toBe(3);
+    expect(scrape.value('ras_license_overuse_users', farm)).toBe(1);
+    const expiry = Date.parse(`${new Date(now.getTime() + 365 * DAY_MS).toISOString().slice(0, 10)}T00:00:00Z`) / 1000;
+    expect(scrape.value('ras_license_expiry_timestamp_seconds', farm)).toBe(expiry);
+    expect(scrape.value('ras_license_state', { farm: 'farm-a', state: 'active' })).toBe(1);
+    expect(scrape.samples.filter((s) => s.name === 'ras_agent_up').map((s) => s.labels.host)).toEqual(['rdsh-1']);
+
+    const doc = await farmDoc(url);
+    expect(doc.seats).toBe(3);
+    expect(doc.license).toBe('primary');
+    expect(doc.users).toBe(4);
+    expect(log.text).not.toContain(PASSWORD);
+    await agent.close();
+  });
+
+  it('follows RAS when it disagrees with the configured fallback, and says so once', async () => {
+    broker.license = sampleLicense(new Date(), { installedUsers: '300', type: 3 });
+    const { collector, url, log } = await start(
+      farmSpec({ adopt: true }, { seats: 250, license: 'primary' }),
+      undefined,
+    );
+    await collector.pollBroker('farm-a');
+    await collector.pollBroker('farm-a');
+    const scrape = await Scrape.from(url);
+    expect(scrape.value('ras_license_seats', { farm: 'farm-a' })).toBe(300);
+    expect(scrape.value('ras_license_info', { farm: 'farm-a', license: 'spla' })).toBe(1);
+    const warnings = log.text.split('\n').filter((line) => line.includes('disagree on the license'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('"field":"seats"');
+    expect(warnings[0]).toContain('"field":"license"');
+  });
+
+  it('keeps the broker users through a broker outage, counts the reason, and comes back', async () => {
+    broker.sessions = [
+      sampleSession({ type: 3, user: 'CORP\\vdi-1' }),
+      sampleSession({ type: 3, user: 'CORP\\vdi-2' }),
+    ];
+    const { collector, url } = await start(farmSpec({}, { seats: 10 }));
+    await collector.pollBroker('farm-a');
+    expect((await Scrape.from(url)).value('ras_license_users', { farm: 'farm-a' })).toBe(2);
+
+    const port = new URL(broker.url).port;
+    await broker.stop();
+    await collector.pollBroker('farm-a');
+    let scrape = await Scrape.from(url);
+    expect(scrape.value('ras_broker_up', { farm: 'farm-a' })).toBe(0);
+    expect(scrape.value('rasmon_collector_broker_errors_total', { farm: 'farm-a', reason: 'unreachable' })).toBe(1);
+    // A blip is not users leaving: they stay counted (held until the pseudo-host's lease lapses).
+    expect(scrape.value('ras_license_users', { farm: 'farm-a' })).toBe(2);
+    expect(((await farmDoc(url)).broker as Record<string, unknown>).reason).toBe('unreachable');
+
+    broker = await RasBrokerSimulator.start({ pki, username: USERNAME, password: PASSWORD, port: Number(port) });
+    broker.sessions = [sampleSession({ type: 3, user: 'CORP\\vdi-1' })];
+    await collector.pollBroker('farm-a');
+    scrape = await Scrape.from(url);
+    expect(scrape.value('ras_broker_up', { farm: 'farm-a' })).toBe(1);
+    expect(scrape.value('ras_license_users', { farm: 'farm-a' })).toBe(1);
+  });
+
+  it('a wrong password: reason auth, no lock-out loop, no password in any log line', async () => {
+    const { collector, url, log } = await start(farmSpec({}, { seats: 10 }));
+    await collector.pollBroker('farm-a');
+    expect(broker.logons).toBe(1);
+    broker.password = 'changed-on-the-broker';
+    broker.expireTokens();
+    await collector.pollBroker('farm-a');
+    await collector.pollBroker('farm-a');
+    await collector.pollBroker('farm-a');
+    const scrape = await Scrape.from(url);
+    expect(scrape.value('ras_broker_up', { farm: 'farm-a' })).toBe(0);
+    expect(scrape.value('rasmon_collector_broker_errors_total', { farm: 'farm-a', reason: 'auth' })).toBe(3);
+    // One refused logon after the token expired; the backoff holds the next ones back.
+    expect(broker.logons).toBe(2);
+    expect(log.text).toContain('the RAS broker refused the logon');
+    expect(log.text).not.toContain(PASSWORD);
+    expect(log.text).not.toContain('changed-on-the-broker');
+  });
+
+  it('an expired auth token logs on again once and the poll answers', async () => {
+    broker.sessions = [sampleSession({ type: 3, user: 'CORP\\vdi-1' })];
+    const { collector, url } = await start(farmSpec({}, { seats: 10 }));
+    await collector.pollBroker('farm-a');
+    broker.expireTokens();
+    await collector.pollBroker('farm-a');
+    expect(broker.logons).toBe(2);
+    expect((await Scrape.from(url)).value('ras_broker_up', { farm: 'farm-a' })).toBe(1);
+  });
+
+  it('an unknown CA is refused (tls), a 5 MB body and a body with wrong types are bad_response', async () => {
+    const { collector, url, log } = await start(farmSpec({ ca: pki.otherCaFile }, { seats: 10 }));
+    expect(
+      (await Scrape.from(url)).value('rasmon_collector_broker_errors_total', { farm: 'farm-a', reason: 'tls' }),
+    ).toBe(1);
+    await collector.drain(2000);
+
+    const second = await start(farmSpec({}, { seats: 10 }));
+    broker.hugeBodyBytes = 5 * 1024 * 1024;
+    await second.collector.pollBroker('farm-a');
+    broker.hugeBodyBytes = 0;
+    broker.license = sampleLicense(new Date(), { installedUsers: 'many' });
+    await second.collector.pollBroker('farm-a');
+    const scrape = await Scrape.from(second.url);
+    expect(scrape.value('rasmon_collector_broker_errors_total', { farm: 'farm-a', reason: 'bad_response' })).toBe(2);
+    expect(second.log.text).toContain('installedUsers');
+    expect(log.text + second.log.text).not.toContain(PASSWORD);
+  });
+
+  it("a slow broker (beyond the timeout) is a timeout, and the agents' frames are acked meanwhile", async () => {
+    const { collector, url } = await start(farmSpec({ timeoutSeconds: 2 }, { seats: 10 }));
+    await collector.pollBroker('farm-a');
+    const agent = await TestAgent.connect(url, TOKEN);
+    await agent.hello('farm-a', 'rdsh-1');
+    await agent.snapshot(1, []);
+    broker.delayMs = 5000;
+    let pollDone = false;
+    const poll = collector.pollBroker('farm-a').then(() => (pollDone = true));
+    for (let seq = 2; seq < 12; seq++) {
+      const ack = await agent.events([upsert(seq, session(`s${seq}`, `CORP\\user${seq}`))]);
+      expect(ack.seq).toBe(seq);
+    }
+    // Every ack came back while the broker still had not answered.
+    expect(pollDone).toBe(false);
+    await poll;
+    const scrape = await Scrape.from(url);
+    expect(scrape.value('rasmon_collector_broker_errors_total', { farm: 'farm-a', reason: 'timeout' })).toBe(1);
+    expect(scrape.value('ras_license_users', { farm: 'farm-a' })).toBe(10);
+    await agent.close();
+  });
+
+  it('two collectors, one broker: one polls, both export the same numbers', async () => {
+    broker.license = sampleLicense(new Date(), { usersLicenseInfo: '7' });
+    broker.sessions = [sampleSession({ type: 3, user: 'CORP\\vdi-1' })];
+    const prefix = `t${Date.now().toString(36)}`;
+    const a = await start(farmSpec({}, { seats: 10 }), prefix);
+    const b = await start(farmSpec({}, { seats: 10 }), prefix);
+    const reads = () => broker.requests.filter((r) => r.path.toLowerCase() === '/api/license').length;
+    const before = reads();
+    for (let i = 0; i < 3; i++) {
+      await a.collector.pollBroker('farm-a');
+      await b.collector.pollBroker('farm-a');
+    }
+    // Six polls asked for, three by each collector: only the one holding the lease read the broker.
+    expect(reads() - before).toBe(3);
+    expect(broker.logons).toBe(1);
+    const [sa, sb] = await Promise.all([Scrape.from(a.url), Scrape.from(b.url)]);
+    for (const name of [
+      'ras_broker_up',
+      'ras_broker_license_users',
+      'ras_license_count_drift_users',
+      'ras_license_users',
+    ]) {
+      expect(sa.value(name, { farm: 'farm-a' }), name).toBe(sb.value(name, { farm: 'farm-a' }));
+    }
+    expect(sa.value('ras_license_count_drift_users', { farm: 'farm-a' })).toBe(1 - 7);
+  });
+});
