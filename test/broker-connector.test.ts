@@ -295,4 +295,38 @@ describe('the broker connector in a running collector', () => {
     }
     expect(sa.value('ras_license_count_drift_users', { farm: 'farm-a' })).toBe(1 - 7);
   });
+
+  it('imports AVD sessions from the Source=AVD list, once, and empties a source a reload stops importing', async () => {
+    broker.sessions = [
+      sampleSession({ type: 3, user: 'CORP\\vdi-1', serverID: 1, sessionID: 1 }),
+      // Listed in both: AVD says what it is.
+      sampleSession({ type: 0, user: 'CORP\\avd-1', serverID: 9, sessionID: 5 }),
+    ];
+    broker.avdSessions = [sampleSession({ type: 0, user: 'CORP\\avd-1', serverID: 9, sessionID: 5 })];
+    const spec = farmSpec({}, { seats: 10 });
+    const prefix = `t${Date.now().toString(36)}r`;
+    const { collector, url } = await start(spec, prefix);
+    let scrape = await Scrape.from(url);
+    expect(scrape.value('ras_broker_sessions', { farm: 'farm-a', source: 'avd' })).toBe(1);
+    expect(scrape.value('ras_broker_sessions', { farm: 'farm-a', source: 'vdi' })).toBe(1);
+    expect(scrape.value('ras_license_users', { farm: 'farm-a' })).toBe(2);
+    expect(broker.requests.some((r) => r.path === '/api/RDSession?Source=AVD')).toBe(true);
+
+    const raw = rawConfig(redis.url, [{ ...spec, ras: { ...(spec.ras as object), sessions: ['vdi'] } }]);
+    (raw.redis as Record<string, unknown>).prefix = prefix;
+    collector.reload(parseConfig(raw, 'test'));
+    await collector.pollBroker('farm-a');
+    scrape = await Scrape.from(url);
+    expect(scrape.value('ras_broker_sessions', { farm: 'farm-a', source: 'avd' })).toBeUndefined();
+    expect(scrape.value('ras_license_users', { farm: 'farm-a' })).toBe(1);
+    expect(scrape.value('ras_host_connections', { farm: 'farm-a', host: 'broker/avd' })).toBe(0);
+  });
+
+  it('logs off the broker when the collector stops', async () => {
+    const { collector } = await start(farmSpec({}, { seats: 10 }));
+    expect(broker.liveTokens).toBe(1);
+    await collector.drain(2000);
+    expect(broker.liveTokens).toBe(0);
+    expect(broker.requests.at(-1)?.path).toBe('/api/session/logoff');
+  });
 });
