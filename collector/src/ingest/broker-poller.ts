@@ -8,7 +8,8 @@
  * exports and reports the same.
  *
  * A broker that stops answering leaves its pseudo-hosts to their lease: their sessions are kept,
- * held unverified once the lease lapses, and dropped only when the host retires (rule 10), as a
+ * held unverified once the lease lapses, and dropped only when the host retires (docs/design.md §2
+ * rule 10), as a
  * silent agent's are. A poll runs on the event loop like any request: awaiting the broker holds no
  * agent's frame back.
  */
