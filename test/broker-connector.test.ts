@@ -170,6 +170,26 @@ describe('the broker connector in a running collector', () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain('"field":"seats"');
     expect(warnings[0]).toContain('"field":"license"');
+    const doc = await farmDoc(url);
+    expect(doc.licenseFrom).toBe('ras');
+    expect(doc.configDisagrees).toEqual([
+      { field: 'seats', configured: 250, ras: 300 },
+      { field: 'license', configured: 'primary', ras: 'spla' },
+    ]);
+    expect((doc.broker as Record<string, unknown>).text).toBe('RAS counts 120, rasmon 0');
+  });
+
+  it('an adopting farm without a fallback shows no seats, license or expiry until RAS answers', async () => {
+    await broker.stop();
+    const { url } = await start(farmSpec({ adopt: true }));
+    const doc = await farmDoc(url);
+    expect(doc).toMatchObject({ seats: null, license: null, state: null, expires: null, licenseFrom: 'config' });
+    expect((doc.broker as Record<string, unknown>).up).toBe(false);
+    const scrape = await Scrape.from(url);
+    expect(scrape.value('ras_license_info', { farm: 'farm-a', license: 'unknown' })).toBe(1);
+    expect(scrape.all('ras_license_state', { farm: 'farm-a' })).toEqual([]);
+    expect(scrape.value('ras_license_seats', { farm: 'farm-a' })).toBeUndefined();
+    expect(scrape.value('ras_broker_up', { farm: 'farm-a' })).toBe(0);
   });
 
   it('keeps the broker users through a broker outage, counts the reason, and comes back', async () => {

@@ -74,7 +74,7 @@ export function farmSummary(farm: FarmState, origin?: LicenseOrigin) {
   const grace = farm.overuseGrace;
   return {
     id: farm.id,
-    license: farm.license,
+    license: farm.license ?? null,
     licenseKey: farm.licenseKey ?? null,
     seats: farm.seats ?? null,
     users: farm.users,
@@ -85,7 +85,7 @@ export function farmSummary(farm: FarmState, origin?: LicenseOrigin) {
     peakUsersToday: farm.peakUsersToday,
     exemptConnections: farm.exemptConnections,
     snapshotCorrections: farm.snapshotCorrections,
-    state: farm.state,
+    state: farm.state ?? null,
     expires: iso(farm.expires),
     graceEnd: iso(farm.graceEnd),
     overuseGrace: {
