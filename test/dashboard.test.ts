@@ -185,7 +185,9 @@ export function selectorsOf(expr: string): SelectorUse[] {
 
 /** Metrics every collector exports identically from Redis (docs/design.md §4): they need `max by (farm…)`. */
 export function isFarmMetric(metric: string): boolean {
-  return /^ras_(license_|connections|host_|agent_|farm_)/.test(metric) || metric === 'ras_snapshot_corrections_total';
+  return (
+    /^ras_(license_|connections|host_|agent_|farm_|broker_)/.test(metric) || metric === 'ras_snapshot_corrections_total'
+  );
 }
 
 /**

@@ -13,10 +13,10 @@ import { alertTests, CONFIG, ruleFiles, rulesOf, RUNBOOKS } from './support/prom
 
 /** Farm series (docs/design.md §4): read from Redis, the same on every collector. */
 const FARM_SERIES =
-  /(?<![\w:])(ras_license_[a-z_]+|ras_agent_[a-z_]+|ras_host_[a-z_]+|ras_connections(?:_exempt)?|ras_farm_[a-z_]+|ras_snapshot_corrections_total)\b/g;
+  /(?<![\w:])(ras_license_[a-z_]+|ras_agent_[a-z_]+|ras_host_[a-z_]+|ras_broker_[a-z_]+|ras_connections(?:_exempt)?|ras_farm_[a-z_]+|ras_snapshot_corrections_total)\b/g;
 /** A farm series read straight inside `max by (farm)` or `max by (farm, <its other label>)` (through increase/rate/timestamp). */
 const AGGREGATED =
-  /max by \(farm(?:, (?:host|license|state))?\) \((?:(?:increase|rate|delta|max_over_time|timestamp)\()?(ras_[a-z_]+)\b/g;
+  /max by \(farm(?:, (?:host|license|state|alert_message|source))?\) \((?:(?:increase|rate|delta|max_over_time|timestamp)\()?(ras_[a-z_]+)\b/g;
 
 describe('Prometheus rules and config (files)', () => {
   it('scrapes job rasmon-collector every 15s and loads rules/*.yml', () => {

@@ -183,6 +183,36 @@ describe('Prometheus rules and config (promtool)', () => {
         to: 'reason=~"unauthorized|revoked|forbidden|token_hosts|certificate_name"',
         alert: 'RasAgentRefusals',
       },
+      {
+        what: 'count drift from 3 users instead of 2',
+        from: 'expr: vector(2)',
+        to: 'expr: vector(3)',
+        alert: 'RasLicenseCountDrift',
+      },
+      {
+        what: 'count drift as a share of the smaller count instead of the larger',
+        from: '(farm:ras_license_users:held >= farm:ras_broker_license_users:held or',
+        to: '(farm:ras_license_users:held <= farm:ras_broker_license_users:held or',
+        alert: 'RasLicenseCountDrift',
+      },
+      {
+        what: "count drift kept alerting while the broker's count is not current",
+        from: 'unless on (farm) (max by (farm) (max_over_time(ras_broker_up[10m])) == 0)',
+        to: 'unless on (farm) (max by (farm) (max_over_time(ras_broker_up[10m])) == 2)',
+        alert: 'RasLicenseCountDrift',
+      },
+      {
+        what: "RAS's alertMessage as an alert label (a new message starts the alert again)",
+        from: 'expr: max by (farm) (farm:ras_broker_needs_attention:held) == 1',
+        to: 'expr: max by (farm, alert_message) (farm:ras_broker_needs_attention:held) == 1',
+        alert: 'RasLicenseBrokerAttention',
+      },
+      {
+        what: 'broker down on the word of one collector a scrape ahead',
+        from: 'expr: max by (farm) (ras_broker_up) == 0',
+        to: 'expr: min by (farm) (ras_broker_up) == 0',
+        alert: 'RasBrokerDown',
+      },
     ];
 
     for (const mutant of mutants) {
