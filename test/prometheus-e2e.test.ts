@@ -4,7 +4,9 @@
  *
  * Farms: farm-a (5 seats; hosts rdsh-a1 and rdsh-a3 on collector 1, rdsh-a2 on collector 2, all three
  * listed in its expectedHosts) and
- * farm-b (100 seats, a license expiring in 10 days; two simulated hosts, one per collector).
+ * farm-b (100 seats, a license expiring in 10 days; two simulated hosts, one per collector; its RAS broker,
+ * the simulator over HTTPS, reports its license with a grace running and lists no VDI session, so the
+ * broker series exist without changing the farm's users).
  * rdsh-a3's agent leaves, so the farm has a stale host and an unverified user; one upgrade is
  * refused for a bad token; then farm-a is pushed from 4 to 7 users.
  *
@@ -37,6 +39,9 @@ import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, upsert } from './support/agent-client.js';
 import { PrometheusServer, type Sample } from './support/prometheus-server.js';
 import { ownClockOffsetMs } from './support/fake-clock.js';
+import { RasBrokerSimulator, makeTestPki, sampleLicense, type TestPki } from './support/ras-broker-simulator.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const RULES_DIR = join(ROOT, 'deploy/prometheus/rules');
@@ -198,6 +203,9 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
   let a2: Host;
   let a3: Host;
   let fleetB: Array<{ sim: SessionSimulator; live: boolean }> = [];
+  let pki: TestPki | undefined;
+  let broker: RasBrokerSimulator | undefined;
+  let brokerDir: string | undefined;
 
   beforeAll(async () => {
     // Read at test time: the rules as they are now in the tree. None is a failure below, not a pass.
@@ -208,9 +216,26 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
           .map((name) => join(RULES_DIR, name))
       : [];
     rules = readRules(ruleFiles);
+    pki = makeTestPki();
+    brokerDir = mkdtempSync(join(tmpdir(), 'rasmon-e2e-broker-'));
+    writeFileSync(join(brokerDir, 'password'), 'e2e-Pa55word');
+    broker = await RasBrokerSimulator.start({ pki, username: 'CORP\\svc-rasmon', password: 'e2e-Pa55word' });
+    broker.license = sampleLicense(new Date(), { installedUsers: '100', gracePeriodDaysLeft: '20' });
     const raw = rawConfig(redis.url, [
       { id: 'farm-a', seats: 5, expectedHosts: ['rdsh-a1', 'rdsh-a2', 'rdsh-a3'] },
-      { id: 'farm-b', seats: 100, expires: new Date(Date.now() + 10 * 86_400_000).toISOString() },
+      {
+        id: 'farm-b',
+        seats: 100,
+        expires: new Date(Date.now() + 10 * 86_400_000).toISOString(),
+        ras: {
+          url: broker.url,
+          username: 'CORP\\svc-rasmon',
+          passwordFile: join(brokerDir, 'password'),
+          ca: pki.caFile,
+          sessions: ['vdi'],
+          pollSeconds: 10,
+        },
+      },
     ]);
     // One raw config (one Redis prefix) for both: they export the same farm series.
     collectors.push(await InProcessCollector.start(raw), await InProcessCollector.start(raw));
@@ -263,6 +288,9 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
     await Promise.allSettled(agents.map((agent) => agent.close()));
     await prometheus?.stop();
     await Promise.allSettled(collectors.map((c) => c.stop()));
+    await broker?.stop();
+    pki?.remove();
+    if (brokerDir) rmSync(brokerDir, { recursive: true, force: true });
   });
 
   const farmA = () =>
