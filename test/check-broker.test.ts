@@ -120,8 +120,10 @@ describe('rasmon-collector check-broker', () => {
       'POST /api/session/logon',
       'GET /api/License',
       'GET /api/RDSession',
+      'GET /api/RDSession?Source=AVD',
       'POST /api/session/logoff',
     ]);
+    expect(stdout).toContain('AVD (asked with Source=AVD): 0');
   });
 
   it('a wrong password exits 1 with the auth reason in one line', async () => {

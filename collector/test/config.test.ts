@@ -272,7 +272,7 @@ describe('parseConfig', () => {
     [
       'a primary farm without seats',
       withFarm({ seats: undefined, licenseKey: 'k' }),
-      'farms[0].seats: is required (only a license: spla farm may leave it out)',
+      'farms[0].seats: is required (only a license: spla farm may leave it out, or ras.adopt take it from RAS)',
     ],
     ['zero overuse grace', withFarm({ overuseGraceDays: 0 }), 'farms[0].overuseGraceDays: must be a number > 0'],
     ['negative expiry grace', withFarm({ expiryGraceDays: -1 }), 'farms[0].expiryGraceDays: must be a number >= 0'],

@@ -138,9 +138,29 @@ describe('farms[].ras', () => {
     }
   });
 
-  it('keeps seats, license and expires required with adopt (the license engine reads them)', () => {
-    const raw = withRas({ ...BASE, adopt: true });
-    delete (raw.farms as Record<string, unknown>[])[0]!.expires;
-    expect(() => parseConfig(raw, 'test')).toThrow(/^farms\[0\]\.expires: /);
+  it('leaves seats, license and expires optional with adopt, and required without it', () => {
+    const adopting = withRas({ ...BASE, adopt: true });
+    const farm = (adopting.farms as Record<string, unknown>[])[0]!;
+    for (const key of ['seats', 'license', 'expires']) delete farm[key];
+    const parsed = parseConfig(adopting, 'test').farms[0]!;
+    expect([parsed.seats, parsed.license, parsed.expires]).toEqual([undefined, undefined, undefined]);
+    for (const key of ['license', 'expires']) {
+      const raw = withRas({ ...BASE, adopt: false });
+      delete (raw.farms as Record<string, unknown>[])[0]![key];
+      expect(() => parseConfig(raw, 'test')).toThrow(
+        new RegExp(`^farms\\[0\\]\\.${key}: is required \\(unless ras.adopt takes it from RAS\\)`),
+      );
+    }
+  });
+
+  it('reads upnDomains with suffixes in lower case, and refuses a malformed one naming the key', () => {
+    const raw = withRas({ ...BASE, upnDomains: { 'Corp.Example': 'CORP' } });
+    expect(parseConfig(raw, 'test').farms[0]!.ras!.upnDomains).toEqual({ 'corp.example': 'CORP' });
+    expect(() => parseConfig(withRas({ ...BASE, upnDomains: { 'corp example': 'CORP' } }), 'test')).toThrow(
+      /^farms\[0\]\.ras\.upnDomains\.corp example: must map UPN suffixes \(DNS suffixes/,
+    );
+    expect(() =>
+      parseConfig(withRas({ ...BASE, upnDomains: { 'corp.example': 'A DOMAIN NAME TOO LONG' } }), 'test'),
+    ).toThrow(/^farms\[0\]\.ras\.upnDomains\.corp\.example: must be a NetBIOS domain/);
   });
 });

@@ -244,7 +244,10 @@ const rasSchema = z.strictObject(
         z.string({ error: 'must be a NetBIOS domain like "CORP"' }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$/, {
           error: 'must be a NetBIOS domain like "CORP" (1 to 15 letters, digits, ".", "_" or "-")',
         }),
-        { error: 'must be a mapping of UPN suffix to NetBIOS domain, like { "corp.example": "CORP" }' },
+        {
+          error:
+            'must map UPN suffixes (DNS suffixes like "corp.example") to NetBIOS domains, like { "corp.example": "CORP" }',
+        },
       )
       .default({})
       .transform((map) =>
