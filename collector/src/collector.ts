@@ -26,9 +26,12 @@ import { createRedis } from './engine/redis-client.js';
 import { RedisKeys } from './engine/redis-schema.js';
 import { defineScripts, loadScripts } from './engine/scripts.js';
 import { StatusPage } from './api/status-page.js';
+import { AllowedHosts, defaultAllowedHosts } from './api/allowed-hosts.js';
 import { VERSION } from './version.js';
 
 const READ_ONLY_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
+/** Paths answered whatever the Host header says (docs/design.md §6): no user names behind them. */
+const ANY_HOST_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
 const HEALTH_PATHS = new Set(['/healthz', '/readyz']);
 const READY_PROBE_TIMEOUT_MS = 1000;
 
@@ -62,6 +65,11 @@ function tlsServer(
   }
 }
 
+/** Whether a listen address takes connections from this machine only. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
 export interface CollectorOptions {
   config: CollectorConfig;
   log?: Logger;
@@ -87,6 +95,7 @@ export class Collector {
   private readonly brokers: BrokerPollers;
   private readonly api: Api;
   private readonly page = new StatusPage();
+  private readonly allowedHosts: AllowedHosts;
   private readonly server: Server;
   /** One render of the farm series at a time, shared by every scrape that arrives while it runs. */
   private farmBody: Promise<Buffer> | undefined;
@@ -168,7 +177,14 @@ export class Collector {
     this.server.headersTimeout = config.limits.httpTimeoutSeconds * 1000;
     this.server.requestTimeout = config.limits.httpTimeoutSeconds * 1000;
     this.metrics.setConfigHash(configHash(config));
+    this.allowedHosts = new AllowedHosts(config.http.allowedHosts ?? defaultAllowedHosts(config.listen.host));
     this.log.info({ collectorId, farms: config.farms.map((farm) => farm.id), version: VERSION }, 'collector starting');
+    if (config.api.tokensSha256.length === 0 && !isLoopback(config.listen.host)) {
+      this.log.warn(
+        { listen: `${config.listen.host}:${config.listen.port}` },
+        'the API and the status page name users and client addresses and have no token: set api.tokensSha256',
+      );
+    }
   }
 
   /** Starts serving. Redis may still be unreachable: /readyz says so until it answers. */
@@ -237,7 +253,7 @@ export class Collector {
 
   /** SIGHUP: new farms, seats, expiry and tokens; connections whose token was revoked are closed. */
   reload(config: CollectorConfig): void {
-    const restartOnly = ['listen', 'redis', 'heartbeatSeconds', 'hostRetireSeconds', 'limits', 'tls'] as const;
+    const restartOnly = ['listen', 'redis', 'heartbeatSeconds', 'hostRetireSeconds', 'limits', 'tls', 'http'] as const;
     const ignored = restartOnly.filter((key) => JSON.stringify(config[key]) !== JSON.stringify(this.config[key]));
     if (ignored.length > 0) this.log.warn({ keys: ignored }, 'these settings change only with a restart');
     this.config = { ...this.config, api: config.api, farms: config.farms };
@@ -337,6 +353,11 @@ export class Collector {
     if (path === undefined) {
       res.writeHead(400, { 'Content-Type': 'text/plain' });
       res.end('bad request path\n');
+      return;
+    }
+    if (!ANY_HOST_PATHS.has(path) && !this.allowedHosts.allows(req.headers.host)) {
+      res.writeHead(421, { 'Content-Type': 'text/plain' });
+      res.end('this collector does not answer to that host name: add it to http.allowedHosts\n');
       return;
     }
     if (READ_ONLY_PATHS.has(path) && req.method !== 'GET' && req.method !== 'HEAD') {

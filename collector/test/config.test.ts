@@ -97,6 +97,7 @@ describe('parseConfig', () => {
         bytesPerSecondPerConnection: 4 * 1048576,
       },
       api: { tokensSha256: [] },
+      http: {},
       farms: [
         {
           id: 'farm-a',

@@ -400,6 +400,24 @@ const configSchema = z.strictObject(
     api: z
       .strictObject({ tokensSha256: tokenHashList().default(() => []) }, { error: 'must be a mapping' })
       .prefault({}),
+    // The Host header names the API and the status page answer to (docs/design.md §6); unset: the
+    // listen address, localhost and the machine's own names and addresses.
+    http: z
+      .strictObject(
+        {
+          allowedHosts: z
+            .array(
+              z.string({ error: 'must be a host name or address' }).regex(/^(\*\.)?[A-Za-z0-9._:[\]-]{1,253}$/, {
+                error: 'must be a host name, an address, or *.domain',
+              }),
+              { error: 'must be a list of host names or addresses' },
+            )
+            .min(1, { error: 'must list at least one name (leave it out for the defaults)' })
+            .optional(),
+        },
+        { error: 'must be a mapping' },
+      )
+      .prefault({}),
     farms: z.array(farmSchema, { error: 'must be a list of farms' }).min(1, { error: 'must list at least one farm' }),
   },
   { error: 'must be a mapping of settings' },
