@@ -129,6 +129,7 @@ export class Api {
     this.reports = new ReportApi({
       redis: options.redis,
       keys: options.keys,
+      reader: options.reader,
       now: async () => (await options.reader.read([])).now,
       farms: options.farms,
     });
