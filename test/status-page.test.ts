@@ -2,7 +2,7 @@
  * The status page at / in a real browser: Debian's Chromium driven by playwright-core, against a real
  * collector with agents over WebSocket and its Lua in a real Redis.
  *
- * `RASMON_SCREENSHOTS=1` also writes the README's screenshots into docs/.
+ * `RASMON_SCREENSHOTS=1` also writes the README's and docs/api.md's screenshots into docs/.
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -370,7 +370,11 @@ describe('status page with a RAS broker', () => {
       await page.locator('#ras').waitFor();
       await page.locator('#hosts tr[data-host="broker/vdi"]').waitFor();
       expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
-      if (SCREENSHOTS) await page.screenshot({ path: 'docs/status-page-narrow.png', fullPage: true });
+      if (SCREENSHOTS) {
+        // A phone's screen from the RAS section down.
+        await page.evaluate("document.getElementById('ras').scrollIntoView()");
+        await page.screenshot({ path: 'docs/status-page-narrow.png' });
+      }
       await page.goto(`${collector.url}/#/`);
       await page.locator('#farms tr[data-farm="farm-r"]').waitFor();
       expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
