@@ -312,6 +312,8 @@ describe('status page with a RAS broker', () => {
       expect(await rowText(page, 'farm-r', 'Users / seats')).toContain('3 / 20');
       expect(await rowText(page, 'farm-r', 'Users / seats')).toContain('RAS counts 5, rasmon 3');
       expect(await rowText(page, 'farm-a', 'Users / seats')).not.toContain('RAS');
+      // The hosts are the agents' (as ras_agent_up has them): the broker's sources are not among them.
+      expect(await rowText(page, 'farm-r', 'Hosts')).toBe('2 up, 0 stale, 0 retired');
       expect(await page.locator('.attention[data-farm="farm-r"]').innerText()).toBe(
         'RAS needs attention (farm-r): Your license is about to expire',
       );
@@ -321,6 +323,7 @@ describe('status page with a RAS broker', () => {
       expect(await page.locator('#broker-state').innerText()).toMatch(
         /^RAS broker answers last answer \d{4}-\d\d-\d\d \d\d:\d\d UTC$/,
       );
+      expect(await page.locator('#card-hosts .value').innerText()).toBe('2 up, 0 stale, 0 retired');
       expect(await page.locator('#card-ras-users .value').innerText()).toBe('RAS counts 5, rasmon 3');
       expect(await page.locator('#card-ras-seats .value').innerText()).toBe('20');
       expect(await page.locator('#card-ras-peak .value').innerText()).toBe('9');

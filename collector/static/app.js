@@ -465,7 +465,8 @@ async function farmPage(id) {
     slow(`history:${id}`, () => api(`${path}/history`)),
     slow(`report:${period.from}`, () => api(`/api/v1/report?from=${period.from}&to=${period.to}`)),
   ]);
-  const counts = hostCounts(farm.hosts);
+  // Agents' hosts, as the overview and /metrics count them: the broker's sources are RAS's section.
+  const counts = hostCounts(farm.hosts.filter((host) => !brokerSource(host)));
   const exempt = farm.connections.filter((c) => c.exempt);
   const mine = report.farms.find((f) => f.farm === farm.id);
   // The agents' hosts by name, then the broker's pseudo-hosts.
