@@ -259,6 +259,7 @@ describe('status page with a RAS broker', () => {
       usersPeak: '9',
       needsAttention: true,
       alertMessage: 'Your license is about to expire',
+      statusMessage: 'License expires soon',
     });
     broker.sessions = [
       sampleSession({ type: 3, user: 'CORP\\vdi-1' }),
@@ -330,6 +331,7 @@ describe('status page with a RAS broker', () => {
       expect(await page.locator('#card-ras-expiry .value').innerText()).toMatch(/^\d{4}-\d\d-\d\d$/);
       expect(await page.locator('#card-ras-sessions .value').innerText()).toBe('VDI 2, PC 0, AVD 0');
       expect(await page.locator('#ras .attention').innerText()).toContain('Your license is about to expire');
+      expect(await page.locator('#broker-status-message').innerText()).toBe('RAS says: License expires soon');
       expect(await page.locator('#license-from').innerText()).toContain('come from RAS');
       expect(await page.locator('#config-disagrees li').allInnerTexts()).toEqual(['seats: configured 10, RAS 20']);
 

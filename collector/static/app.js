@@ -184,7 +184,7 @@ function brokerAttention(farm) {
   return h(
     'div',
     { class: 'attention', 'data-farm': farm.id },
-    h('strong', {}, `RAS needs attention (${farm.id}): `),
+    h('strong', {}, 'RAS needs attention (', h('a', { href: `#/farm/${encodeURIComponent(farm.id)}` }, farm.id), '): '),
     broker.alertMessage || broker.statusMessage || 'RAS flags its license but gives no message.',
   );
 }
@@ -204,6 +204,10 @@ function brokerSection(farm) {
     brokerAttention(farm),
     h('p', { id: 'broker-state' }, brokerState(broker)),
     broker.up || !broker.message ? null : h('p', { class: 'muted', id: 'broker-message' }, broker.message),
+    // RAS's own status line, unless the alert box above already shows it.
+    broker.statusMessage && !(broker.needsAttention && !broker.alertMessage)
+      ? h('p', { id: 'broker-status-message' }, `RAS says: ${broker.statusMessage}`)
+      : null,
     h(
       'div',
       { class: 'cards', id: 'broker' },
