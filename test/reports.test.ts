@@ -3,16 +3,17 @@
  * real agents over WebSocket, the collector's Lua in a real Redis, and the bin run as operators run it.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { useRedis } from './support/use-redis.js';
 import { COLLECTOR_BIN, InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, end, session } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
-import { csvObjects } from './support/csv.js';
+import { csvObjects, parseCsv } from './support/csv.js';
+import { RasBrokerSimulator, makeTestPki, sampleLicense, sampleSession } from './support/ras-broker-simulator.js';
 import { DAY_MS, clearOfMidnight, dayNumber, dayText } from './support/calendar.js';
 
 const run = promisify(execFile);
@@ -332,6 +333,106 @@ describe('rasmon-collector report', () => {
     expect((await command(['--config', file, '--from', '2026-13-01', '--to', '2026-12-31'])).stderr).toBe(
       'rasmon-collector report: --from must be a date YYYY-MM-DD (UTC) from 0001-01-01 to 9999-12-31, got "2026-13-01"\n',
     );
+    await farm.stop();
+  });
+});
+
+describe("RAS's figures in the report", () => {
+  const USERNAME = 'CORP\\svc-rasmon';
+  const PASSWORD = 'report-Pa55word';
+  const pki = makeTestPki();
+  const dir = mkdtempSync(join(tmpdir(), 'rasmon-report-ras-'));
+  const passwordFile = join(dir, 'ras-password');
+  writeFileSync(passwordFile, `${PASSWORD}\n`);
+  let broker: RasBrokerSimulator;
+  beforeAll(async () => {
+    broker = await RasBrokerSimulator.start({ pki, username: USERNAME, password: PASSWORD });
+  });
+  afterAll(async () => {
+    await broker?.stop();
+    pki.remove();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('beside a farm with a broker as of its last answer, in JSON, CSV and the command; null or empty for one without', async () => {
+    broker.license = sampleLicense(new Date(), {
+      installedUsers: '20',
+      usersLicenseInfo: '3',
+      usersPeak: '9',
+      currPeriodUsage: '7',
+    });
+    broker.sessions = [
+      sampleSession({ type: 3, user: 'CORP\\vdi-1' }),
+      sampleSession({ type: 3, user: 'CORP\\vdi-2' }),
+    ];
+    const ras = { url: broker.url, username: USERNAME, passwordFile, ca: pki.caFile, pollSeconds: 3600 };
+    const farm = await started([
+      { id: 'farm-a', seats: 5 },
+      { id: 'farm-r', seats: 10, ras },
+    ]);
+    expect(await farm.collector.collector.pollBroker('farm-r')).toBe(true);
+    const r = await farm.agent('farm-r', 'rdsh-1');
+    await r.snapshot(1, [session('1', 'CORP\\alice')]);
+    const doc = await farm.json('/api/v1/farms/farm-r');
+    expect(doc.broker).toMatchObject({ up: true, users: 3 });
+    const at = doc.broker.lastAnswerAt as string;
+    expect(Date.parse(at)).toBeGreaterThan(0);
+
+    const report = await farm.json(`/api/v1/report?from=${today()}&to=${today()}`);
+    const byFarm = Object.fromEntries(report.farms.map((f: any) => [f.farm, f]));
+    // rasmon's own figures: alice on the agent's host and the two VDI users.
+    expect(byFarm['farm-r']).toMatchObject({ seats: 10, peakUsers: 3 });
+    expect(byFarm['farm-r'].ras).toEqual({
+      users: 3,
+      peakUsers: 9,
+      seats: 20,
+      currPeriodUsage: 7,
+      billingPeriodStart: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d$/),
+      billingPeriodEnd: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d$/),
+      at,
+    });
+    expect(byFarm['farm-a'].ras).toBeNull();
+
+    const csvText = await (await farm.get(`/api/v1/report?from=${today()}&to=${today()}&format=csv`)).text();
+    // The columns there were keep their order; RAS's come after them.
+    expect(parseCsv(csvText)[0]!.slice(-6)).toEqual([
+      'daysPeakOnly',
+      'rasUsers',
+      'rasPeakUsers',
+      'rasSeats',
+      'rasCurrPeriodUsage',
+      'rasAt',
+    ]);
+    const rows = csvObjects(csvText);
+    expect(rows.find((row) => row.name === 'farm-r')).toMatchObject({
+      peakUsers: '3',
+      rasUsers: '3',
+      rasPeakUsers: '9',
+      rasSeats: '20',
+      rasCurrPeriodUsage: '7',
+      rasAt: at,
+    });
+    expect(rows.find((row) => row.name === 'farm-a')).toMatchObject({ rasUsers: '', rasPeakUsers: '', rasAt: '' });
+
+    const file = join(dir, 'collector.json');
+    writeFileSync(file, JSON.stringify(farm.raw));
+    const period = ['--from', today(), '--to', today()];
+    const table = await run(process.execPath, [COLLECTOR_BIN, 'report', '--config', file, ...period]);
+    const lines = table.stdout.split('\n');
+    expect(lines.find((line) => line.startsWith('farm '))).toMatch(/\s+ras users\s+ras peak\s+ras seats\s+ras as of$/);
+    const asOf = `${at.slice(0, 16).replace('T', ' ')} UTC`;
+    expect(lines.find((line) => line.startsWith('farm-r '))).toMatch(new RegExp(`\\s3\\s+9\\s+20\\s+${asOf}$`));
+    expect(lines.find((line) => line.startsWith('farm-a '))).toMatch(/\s-\s+-\s+-\s+-$/);
+    const json = await run(process.execPath, [
+      COLLECTOR_BIN,
+      'report',
+      '--config',
+      file,
+      ...period,
+      '--format',
+      'json',
+    ]);
+    expect(JSON.parse(json.stdout).farms.map((f: any) => f.ras)).toEqual([null, byFarm['farm-r'].ras]);
     await farm.stop();
   });
 });

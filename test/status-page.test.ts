@@ -2,11 +2,13 @@
  * The status page at / in a real browser: Debian's Chromium driven by playwright-core, against a real
  * collector with agents over WebSocket and its Lua in a real Redis.
  *
- * `RASMON_SCREENSHOTS=1` also writes the README's screenshots into docs/.
+ * `RASMON_SCREENSHOTS=1` also writes the README's and docs/api.md's screenshots into docs/.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { useRedis } from './support/use-redis.js';
 import { InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
@@ -14,6 +16,13 @@ import { TestAgent, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 import { csvObjects } from './support/csv.js';
 import { DAY_MS, clearOfMidnight, dayNumber, daysFromNow, firstOfMonth } from './support/calendar.js';
+import {
+  RasBrokerSimulator,
+  makeTestPki,
+  sampleLicense,
+  sampleSession,
+  type TestPki,
+} from './support/ras-broker-simulator.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SCREENSHOTS = process.env.RASMON_SCREENSHOTS === '1';
@@ -213,6 +222,167 @@ describe('status page', () => {
       await page.locator('#forget').click();
       await page.locator('#login').waitFor({ state: 'visible' });
       expect(await page.locator('#view').innerText()).toBe('');
+    } finally {
+      await page.context().close();
+      await stop();
+    }
+  });
+});
+
+describe('status page with a RAS broker', () => {
+  const USERNAME = 'CORP\\svc-rasmon';
+  const PASSWORD = 'page-Pa55word';
+  let pki: TestPki;
+  let dir: string;
+  let passwordFile: string;
+  beforeAll(() => {
+    pki = makeTestPki();
+    dir = mkdtempSync(join(tmpdir(), 'rasmon-page-ras-'));
+    passwordFile = join(dir, 'ras-password');
+    writeFileSync(passwordFile, `${PASSWORD}\n`);
+  });
+  afterAll(() => {
+    pki?.remove();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /**
+   * farm-r: seats and expiry adopted from RAS (the configuration's 10 seats contradicted by RAS's 20),
+   * two VDI users from the broker beside an agent's host with one user; RAS counts 5 and asks for
+   * attention. farm-a: no broker.
+   */
+  async function brokerLab() {
+    const broker = await RasBrokerSimulator.start({ pki, username: USERNAME, password: PASSWORD });
+    broker.license = sampleLicense(new Date(), {
+      installedUsers: '20',
+      usersLicenseInfo: '5',
+      usersPeak: '9',
+      needsAttention: true,
+      alertMessage: 'Your license is about to expire',
+      statusMessage: 'License expires soon',
+    });
+    broker.sessions = [
+      sampleSession({ type: 3, user: 'CORP\\vdi-1' }),
+      sampleSession({ type: 3, user: 'CORP\\vdi-2', state: 4 }),
+    ];
+    const raw = rawConfig(redis.url, [
+      { id: 'farm-a', seats: 4, expires: daysFromNow(200) },
+      {
+        id: 'farm-r',
+        seats: 10,
+        ras: { url: broker.url, username: USERNAME, passwordFile, ca: pki.caFile, pollSeconds: 3600, adopt: true },
+      },
+    ]);
+    // rawConfig fills an expiry in; farm-r takes RAS's.
+    delete (raw.farms as Array<Record<string, unknown>>)[1]!.expires;
+    const collector = await InProcessCollector.start(raw, { tickMs: 200 });
+    expect(await collector.collector.pollBroker('farm-r')).toBe(true);
+    const agent = await TestAgent.connect(collector.url, 'token-farm-r');
+    await agent.hello('farm-r', 'rdsh-r1', 'stream-r1', 'rasmon-agent/0.1.0');
+    await agent.snapshot(1, [session('1', 'corp\\alice')]);
+    agent.send({ type: 'status', source: 'quser', ok: true, lastListAt: Date.now() });
+    const failing = await TestAgent.connect(collector.url, 'token-farm-r');
+    await failing.hello('farm-r', 'rdsh-r2', 'stream-r2', 'rasmon-agent/0.1.0');
+    await failing.snapshot(1, []);
+    failing.send({ type: 'status', source: 'wts', ok: false, error: 'WTSEnumerateSessions failed' });
+    // The status frames have no ack: wait until the API has both.
+    await vi.waitFor(
+      async () => {
+        const doc = (await (await fetch(`${collector.url}/api/v1/farms/farm-r`)).json()) as any;
+        expect(doc.hosts.filter((host: any) => host.source !== null)).toHaveLength(2);
+      },
+      { timeout: 10_000 },
+    );
+    const stop = async () => {
+      await Promise.all([agent.close(), failing.close()]);
+      await collector.stop();
+      await broker.stop().catch(() => undefined);
+    };
+    return { collector, broker, stop };
+  }
+
+  const hostCell = (page: Page, host: string, column: string) =>
+    page.locator(`#hosts tr[data-host="${host}"] td[data-label="${column}"]`).innerText();
+
+  it("shows RAS's count beside rasmon's, RAS's alert, the sessions it imported and its pseudo-hosts, and a broker that stops answering", async () => {
+    const { collector, broker, stop } = await brokerLab();
+    const page = await open(`${collector.url}/`);
+    try {
+      await page.locator('#farms tr[data-farm="farm-r"]').waitFor();
+      // alice on the agent's host and the two VDI users: rasmon 3; RAS says 5.
+      expect(await rowText(page, 'farm-r', 'Users / seats')).toContain('3 / 20');
+      expect(await rowText(page, 'farm-r', 'Users / seats')).toContain('RAS counts 5, rasmon 3');
+      expect(await rowText(page, 'farm-a', 'Users / seats')).not.toContain('RAS');
+      // The hosts are the agents' (as ras_agent_up has them): the broker's sources are not among them.
+      expect(await rowText(page, 'farm-r', 'Hosts')).toBe('2 up, 0 stale, 0 retired');
+      expect(await page.locator('.attention[data-farm="farm-r"]').innerText()).toBe(
+        'RAS needs attention (farm-r): Your license is about to expire',
+      );
+
+      await page.goto(`${collector.url}/#/farm/farm-r`);
+      await page.locator('#ras').waitFor();
+      expect(await page.locator('#broker-state').innerText()).toMatch(
+        /^RAS broker answers last answer \d{4}-\d\d-\d\d \d\d:\d\d UTC$/,
+      );
+      expect(await page.locator('#card-hosts .value').innerText()).toBe('2 up, 0 stale, 0 retired');
+      expect(await page.locator('#card-ras-users .value').innerText()).toBe('RAS counts 5, rasmon 3');
+      expect(await page.locator('#card-ras-seats .value').innerText()).toBe('20');
+      expect(await page.locator('#card-ras-peak .value').innerText()).toBe('9');
+      expect(await page.locator('#card-ras-expiry .value').innerText()).toMatch(/^\d{4}-\d\d-\d\d$/);
+      expect(await page.locator('#card-ras-sessions .value').innerText()).toBe('VDI 2, PC 0, AVD 0');
+      expect(await page.locator('#ras .attention').innerText()).toContain('Your license is about to expire');
+      expect(await page.locator('#broker-status-message').innerText()).toBe('RAS says: License expires soon');
+      expect(await page.locator('#license-from').innerText()).toContain('come from RAS');
+      expect(await page.locator('#config-disagrees li').allInnerTexts()).toEqual(['seats: configured 10, RAS 20']);
+
+      // The broker's sources are hosts of their own kind, after the agents' hosts.
+      const hostNames = await page.locator('#hosts td[data-label="Host"]').allInnerTexts();
+      expect(hostNames.slice(0, 2)).toEqual(['rdsh-r1', 'rdsh-r2']);
+      expect(hostNames).toContain('RAS broker: VDI');
+      expect(await hostCell(page, 'broker/vdi', 'Connections')).toBe('2');
+      expect(await hostCell(page, 'broker/vdi', 'Agent')).not.toContain('ras-broker');
+      expect(await hostCell(page, 'broker/vdi', 'Session source')).toBe('RAS broker (VDI sessions)');
+      expect(await hostCell(page, 'rdsh-r1', 'Agent')).toBe('rasmon-agent/0.1.0');
+      expect(await hostCell(page, 'rdsh-r1', 'Session source')).toBe('quser');
+      expect(await hostCell(page, 'rdsh-r2', 'Session source')).toBe('wts failing: WTSEnumerateSessions failed');
+      expect(await page.locator('#hosts').innerText()).not.toContain('[object Object]');
+      if (SCREENSHOTS) await page.screenshot({ path: 'docs/status-page.png', fullPage: true });
+
+      await broker.stop();
+      await collector.collector.pollBroker('farm-r');
+      await page.locator('#broker-state', { hasText: 'not answering' }).waitFor({ timeout: 10_000 });
+      expect(await page.locator('#broker-state').innerText()).toMatch(
+        /^RAS broker not answering since \d{4}-\d\d-\d\d \d\d:\d\d UTC: unreachable$/,
+      );
+      // What RAS last said stays shown beside it.
+      expect(await page.locator('#card-ras-users .value').innerText()).toBe('RAS counts 5, rasmon 3');
+      await page.goto(`${collector.url}/#/`);
+      await page
+        .locator('#farms tr[data-farm="farm-r"] td[data-label="Users / seats"]', {
+          hasText: 'broker not answering',
+        })
+        .waitFor();
+    } finally {
+      await page.context().close();
+      await stop();
+    }
+  });
+
+  it('fits a 390 px window with the broker shown', async () => {
+    const { collector, stop } = await brokerLab();
+    const page = await open(`${collector.url}/#/farm/farm-r`, 390);
+    try {
+      await page.locator('#ras').waitFor();
+      await page.locator('#hosts tr[data-host="broker/vdi"]').waitFor();
+      expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+      if (SCREENSHOTS) {
+        // A phone's screen from the RAS section down.
+        await page.evaluate("document.getElementById('ras').scrollIntoView()");
+        await page.screenshot({ path: 'docs/status-page-narrow.png' });
+      }
+      await page.goto(`${collector.url}/#/`);
+      await page.locator('#farms tr[data-farm="farm-r"]').waitFor();
+      expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
     } finally {
       await page.context().close();
       await stop();

@@ -9,9 +9,11 @@ import { ConfigError, type CollectorConfig } from './config/config.js';
 import { loadConfig } from './config/config-loader.js';
 import { reportCsv } from './report/csv.js';
 import { readHistory } from './report/day-records.js';
+import { FarmReader } from './engine/farm-reader.js';
 import { createRedis } from './engine/redis-client.js';
 import { RedisKeys } from './engine/redis-schema.js';
 import { defineScripts } from './engine/scripts.js';
+import { readRasFigures } from './report/ras-figures.js';
 import { buildReport, type Report } from './report/report.js';
 import { PeriodError, lastFullMonth, parsePeriod, type Period } from './report/report-period.js';
 
@@ -19,7 +21,8 @@ export const REPORT_USAGE = `Usage: rasmon-collector report --config FILE [--fro
 
 Prints the license report of a period (UTC days, both included; default: the last full calendar month)
 read from the collector's Redis: per farm its seats, period peak and its day, days and minutes over
-seats, overuse admissions and highest overuse; per license key its farms and the sum of their peaks.`;
+seats, overuse admissions and highest overuse, and for a farm with a RAS broker RAS's own users, peak
+and seats as of its last answered poll; per license key its farms and the sum of their peaks.`;
 
 const FORMATS = ['table', 'csv', 'json'] as const;
 type Format = (typeof FORMATS)[number];
@@ -51,8 +54,17 @@ function table(header: string[], rows: Array<Array<string | number | null>>): st
   return [line(header), line(widths.map((width) => '-'.repeat(width))), ...cells.map(line)].join('\n');
 }
 
-/** The report as text for a mail: the period, a table of farms, and one of license keys if any. */
+/** A time as a mail reads it: `YYYY-MM-DD HH:MM UTC`. */
+function utcMinute(iso: string | null): string | null {
+  return iso === null ? null : `${iso.slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+/**
+ * The report as text for a mail: the period, a table of farms, and one of license keys if any. RAS's
+ * columns come last, and only when a farm has a broker.
+ */
 export function reportTable(report: Report): string {
+  const withRas = report.farms.some((farm) => farm.ras !== null);
   const farms = table(
     [
       'farm',
@@ -66,6 +78,7 @@ export function reportTable(report: Report): string {
       'minutes over',
       'admissions',
       'max overuse',
+      ...(withRas ? ['ras users', 'ras peak', 'ras seats', 'ras as of'] : []),
     ],
     report.farms.map((farm) => [
       farm.farm,
@@ -79,6 +92,14 @@ export function reportTable(report: Report): string {
       farm.minutesOverSeats,
       farm.admissions,
       farm.maxOveruse,
+      ...(withRas
+        ? [
+            farm.ras?.users ?? null,
+            farm.ras?.peakUsers ?? null,
+            farm.ras?.seats ?? null,
+            utcMinute(farm.ras?.at ?? null),
+          ]
+        : []),
     ]),
   );
   const out = [`License report ${report.from} to ${report.to} (UTC), read ${report.generatedAt}`, '', farms];
@@ -165,8 +186,10 @@ export async function runReport(
     const [seconds, micros] = await redis.time();
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     const period: Period = parsePeriod(args.from, args.to, lastFullMonth(now), names);
-    const read = await readHistory(redis, new RedisKeys(config.redis.prefix), config.farms, period);
-    const report = buildReport(read.farms, period, read.now);
+    const keys = new RedisKeys(config.redis.prefix);
+    const read = await readHistory(redis, keys, config.farms, period);
+    const ras = await readRasFigures(new FarmReader(redis, keys), config.farms);
+    const report = buildReport(read.farms, period, read.now, ras);
     if (args.format === 'json') io.out(`${JSON.stringify(report, null, 2)}\n`);
     else if (args.format === 'csv') io.out(reportCsv(report));
     else io.out(reportTable(report));

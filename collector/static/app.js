@@ -142,6 +142,140 @@ function cell(label, content, cls) {
   return h('td', { 'data-label': label, class: cls }, content);
 }
 
+// ---- the RAS broker ------------------------------------------------------------------------
+
+const BROKER_SOURCES = { vdi: 'VDI', pc: 'PC', avd: 'AVD' };
+
+/** The source of a broker pseudo-host (`broker/vdi`, ...), or null for an agent's host. */
+function brokerSource(host) {
+  const match = /^broker\/(.+)$/.exec(host.host);
+  return match ? match[1] : null;
+}
+
+function sourceName(source) {
+  return BROKER_SOURCES[source] || source.toUpperCase();
+}
+
+const REASONS = {
+  unreachable: 'unreachable',
+  tls: 'certificate or TLS refused',
+  auth: 'logon refused',
+  timeout: 'no answer in time',
+  bad_response: 'an answer rasmon cannot read',
+};
+
+/** "answers" or "not answering since <last answer>", with the reason, as words. */
+function brokerState(broker) {
+  if (broker.up) return [tag('ok', 'RAS broker answers'), ` last answer ${utcTime(broker.lastAnswerAt)}`];
+  const since = broker.lastAnswerAt ? `since ${utcTime(broker.lastAnswerAt)}` : '(never answered)';
+  const why = broker.reason ? `: ${REASONS[broker.reason] || broker.reason}` : '';
+  return [tag('bad', 'RAS broker not answering'), ` ${since}${why}`];
+}
+
+function brokerSessionsText(broker) {
+  const parts = Object.entries(broker.sessions).map(([source, n]) => `${sourceName(source)} ${n}`);
+  return parts.length ? parts.join(', ') : 'none yet';
+}
+
+/** RAS's alert, worded prominently: it is RAS telling an administrator to act on its license. */
+function brokerAttention(farm) {
+  const broker = farm.broker;
+  if (!broker || !broker.needsAttention) return null;
+  return h(
+    'div',
+    { class: 'attention', 'data-farm': farm.id },
+    h('strong', {}, 'RAS needs attention (', h('a', { href: `#/farm/${encodeURIComponent(farm.id)}` }, farm.id), '): '),
+    broker.alertMessage || broker.statusMessage || 'RAS flags its license but gives no message.',
+  );
+}
+
+/**
+ * The farm page's RAS section: the broker's state, RAS's figures beside rasmon's, the sessions
+ * imported, and where the seats, license and expiry come from. Nothing for a farm without a broker.
+ */
+function brokerSection(farm) {
+  const broker = farm.broker;
+  if (!broker) return [];
+  const fromRas = farm.licenseFrom === 'ras';
+  return h(
+    'section',
+    { id: 'ras', 'aria-labelledby': 'broker-title' },
+    h('h3', { id: 'broker-title' }, 'RAS broker'),
+    brokerAttention(farm),
+    h('p', { id: 'broker-state' }, brokerState(broker)),
+    broker.up || !broker.message ? null : h('p', { class: 'muted', id: 'broker-message' }, broker.message),
+    // RAS's own status line, unless the alert box above already shows it.
+    broker.statusMessage && !(broker.needsAttention && !broker.alertMessage)
+      ? h('p', { id: 'broker-status-message' }, `RAS says: ${broker.statusMessage}`)
+      : null,
+    h(
+      'div',
+      { class: 'cards', id: 'broker' },
+      card('RAS counts / rasmon', broker.text, 'card-ras-users'),
+      card('RAS seats', broker.seats === null ? '-' : String(broker.seats), 'card-ras-seats'),
+      card('RAS peak', broker.peakUsers === null ? '-' : String(broker.peakUsers), 'card-ras-peak'),
+      card('RAS license expiry', broker.expiryDate || '-', 'card-ras-expiry'),
+      broker.graceState
+        ? card(
+            'RAS grace',
+            `${broker.graceState}${broker.graceDaysLeft === null ? '' : `, ${broker.graceDaysLeft} days left`}`,
+            'card-ras-grace',
+          )
+        : null,
+      card('Sessions imported', brokerSessionsText(broker), 'card-ras-sessions'),
+    ),
+    broker.sessionsSkipped || broker.sessionsRejected || broker.unmappedUpns
+      ? h(
+          'p',
+          { class: 'muted', id: 'broker-set-aside' },
+          `Not imported: ${broker.sessionsSkipped} skipped (another source, no logged-on user), ` +
+            `${broker.sessionsRejected} unreadable, ${broker.unmappedUpns} with a UPN domain ras.upnDomains does not map.`,
+        )
+      : null,
+    h(
+      'p',
+      { id: 'license-from' },
+      fromRas
+        ? 'Seats, license type and expiry come from RAS (ras.adopt), not from the configuration.'
+        : 'Seats, license type and expiry come from the configuration.',
+    ),
+    fromRas && farm.configDisagrees.length > 0
+      ? [
+          h('p', {}, 'The configuration says otherwise (RAS is followed; update the configuration):'),
+          h(
+            'ul',
+            { id: 'config-disagrees' },
+            farm.configDisagrees.map((d) =>
+              h('li', {}, `${d.field}: configured ${d.configured ?? '-'}, RAS ${d.ras ?? '-'}`),
+            ),
+          ),
+        ]
+      : null,
+  );
+}
+
+/** The overview's line under a farm's users: RAS's count beside rasmon's, and the broker if it fails. */
+function brokerLine(farm) {
+  const broker = farm.broker;
+  if (!broker) return null;
+  return h(
+    'div',
+    { class: 'ras' },
+    broker.text,
+    broker.up ? null : [' ', tag('bad', 'broker not answering')],
+    broker.needsAttention ? [' ', tag('bad', 'RAS needs attention')] : null,
+  );
+}
+
+/** The session source of a host: an agent's (with its error while it fails) or the broker's. */
+function sourceText(host) {
+  const source = brokerSource(host);
+  if (source) return `RAS broker (${sourceName(source)} sessions)`;
+  if (!host.source) return '-';
+  if (host.sourceError) return `${host.source.name} failing: ${host.sourceError}`;
+  return host.source.ok ? host.source.name : `${host.source.name} failing`;
+}
+
 // ---- views ----------------------------------------------------------------------------------
 
 async function overview() {
@@ -155,7 +289,7 @@ async function overview() {
         h('a', { href: `#/farm/${encodeURIComponent(farm.id)}` }, farm.id),
         farm.licenseKey ? h('div', { class: 'muted' }, `key: ${farm.licenseKey}`) : null,
       ]),
-      cell('Users / seats', usersCell(farm)),
+      cell('Users / seats', [...usersCell(farm), brokerLine(farm)]),
       cell('Overuse', overuseCell(farm)),
       cell('Overuse grace', graceCell(farm)),
       cell('License', licenseCell(farm)),
@@ -175,6 +309,7 @@ async function overview() {
   });
   return [
     h('h2', {}, 'Farms'),
+    data.farms.map(brokerAttention).filter(Boolean),
     h(
       'table',
       { class: 'stack', id: 'farms' },
@@ -334,25 +469,26 @@ async function farmPage(id) {
     slow(`history:${id}`, () => api(`${path}/history`)),
     slow(`report:${period.from}`, () => api(`/api/v1/report?from=${period.from}&to=${period.to}`)),
   ]);
-  const counts = hostCounts(farm.hosts);
+  // Agents' hosts, as the overview and /metrics count them: the broker's sources are RAS's section.
+  const counts = hostCounts(farm.hosts.filter((host) => !brokerSource(host)));
   const exempt = farm.connections.filter((c) => c.exempt);
   const mine = report.farms.find((f) => f.farm === farm.id);
-  const hosts = farm.hosts.slice().sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
-  const hostRows = hosts.map((host) =>
-    h(
+  // The agents' hosts by name, then the broker's pseudo-hosts.
+  const order = (host) => `${brokerSource(host) ? 1 : 0}${host.host}`;
+  const hosts = farm.hosts.slice().sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
+  const hostRows = hosts.map((host) => {
+    const source = brokerSource(host);
+    return h(
       'tr',
-      {},
-      cell('Host', host.host),
+      { 'data-host': host.host },
+      cell('Host', source ? `RAS broker: ${sourceName(source)}` : host.host),
       cell('Status', tag(host.up ? 'ok' : host.retired ? 'warn' : 'bad', hostStatus(host))),
       cell('Connections', String(host.connections), 'num'),
       cell('Last seen', utcTime(host.lastSeen)),
-      cell('Agent', host.agent || '-'),
-      cell(
-        'Session source',
-        host.source === undefined ? '-' : host.sourceError ? `failing: ${host.sourceError}` : host.source || '-',
-      ),
-    ),
-  );
+      cell('Agent', source ? 'none (imported from RAS)' : host.agent || '-'),
+      cell('Session source', sourceText(host)),
+    );
+  });
   const csvName = `rasmon-report-${period.from}-${period.to}.csv`;
   return [
     h('p', {}, h('a', { href: '#/' }, '← All farms')),
@@ -382,6 +518,7 @@ async function farmPage(id) {
       card('Hosts', hostsText(counts), 'card-hosts'),
       card('Peak today / ever', `${farm.peakUsersToday} / ${farm.peakUsers}`, 'card-peak'),
     ),
+    brokerSection(farm),
     h('h3', { id: 'over-title' }, 'Users over the limit'),
     farm.overLimit.length === 0
       ? h('p', { id: 'over-limit', class: 'muted' }, 'None: every user in use has a seat.')

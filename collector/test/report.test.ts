@@ -3,6 +3,8 @@ import fc from 'fast-check';
 import { parseConfig } from '../src/config/config.js';
 import { parseStoredDay } from '../src/report/day-records.js';
 import { buildReport } from '../src/report/report.js';
+import { rasFigures } from '../src/report/ras-figures.js';
+import type { BrokerLicense, BrokerState } from '../src/engine/farm-reader.js';
 import {
   PeriodError,
   dayText,
@@ -189,5 +191,64 @@ describe('report', () => {
     });
     expect(report.farms[2]).toMatchObject({ farm: 's', seats: null, peakUsers: 44, billedUsers: 44, maxOveruse: 0 });
     expect(report.licenseKeys).toEqual([{ licenseKey: 'K', farms: ['a', 'b'], peakUsersSum: 22 }]);
+  });
+
+  it("sets RAS's figures beside a farm with a broker, as of its last answer, and null beside one without", () => {
+    const license: BrokerLicense = {
+      users: 3,
+      seats: 20,
+      peakUsers: 9,
+      expiryDate: '2027-12-31',
+      graceState: undefined,
+      graceDaysLeft: undefined,
+      needsAttention: false,
+      statusMessage: undefined,
+      alertMessage: undefined,
+      type: 'spla',
+      licenseType: undefined,
+      currPeriodUsage: 7,
+      billingPeriodStart: '2026-11-01T00:00',
+      billingPeriodEnd: undefined,
+    };
+    const broker: BrokerState = {
+      up: false,
+      lastPollAt: Date.UTC(2026, 11, 1, 9),
+      lastOkAt: Date.UTC(2026, 11, 1, 8, 30),
+      reason: 'unreachable',
+      message: undefined,
+      license,
+      sessions: undefined,
+      driftUsers: 0,
+    };
+    const figures = rasFigures(broker)!;
+    // A broker not answering now still reports what it last said, and when.
+    expect(figures).toEqual({
+      users: 3,
+      peakUsers: 9,
+      seats: 20,
+      currPeriodUsage: 7,
+      billingPeriodStart: '2026-11-01T00:00',
+      at: '2026-12-01T08:30:00.000Z',
+    });
+    expect(rasFigures({ ...broker, license: undefined, lastOkAt: undefined })).toEqual({
+      users: null,
+      peakUsers: null,
+      seats: null,
+      at: null,
+    });
+    expect(rasFigures({ ...broker, lastOkAt: 9e15 })!.at).toBeNull();
+    expect(rasFigures(undefined)).toBeNull();
+
+    const [a, b] = config.farms;
+    const report = buildReport(
+      [
+        { farm: a!, days: [record('2026-11-01', 8, 10, 0, 0, 0)] },
+        { farm: b!, days: [] },
+      ],
+      { fromDay: day('2026-11-01'), toDay: day('2026-11-30') },
+      Date.UTC(2026, 11, 1),
+      new Map([['a', figures]]),
+    );
+    expect(report.farms.map((farm) => farm.ras)).toEqual([figures, null]);
   });
 });

@@ -4,6 +4,7 @@
  * with `api.tokensSha256`.
  */
 import { disagreements } from '../broker/adopted-license.js';
+import { isBrokerHost } from '../broker/broker-sessions.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cluster, Redis } from 'ioredis';
 import { DAY_MS, utcDay } from '@rasmon/protocol';
@@ -72,6 +73,8 @@ export interface LicenseOrigin {
 /** The summary fields of a farm, as `/api/v1/farms` lists them. */
 export function farmSummary(farm: FarmState, origin?: LicenseOrigin) {
   const grace = farm.overuseGrace;
+  // The host counts are of agents' hosts, as ras_agent_up: a broker source's pseudo-host is the broker's.
+  const agentHosts = farm.hosts.filter((host) => !isBrokerHost(host.host));
   return {
     id: farm.id,
     license: farm.license ?? null,
@@ -95,11 +98,11 @@ export function farmSummary(farm: FarmState, origin?: LicenseOrigin) {
       exhausted: grace.exhausted,
     },
     deactivationRisk: farm.overuseGrace.deactivationRisk,
-    hostsUp: farm.hosts.filter((host) => host.up).length,
-    hostsStale: farm.hosts.filter((host) => !host.up && !host.retired && !neverReported(host)).length,
-    hostsExpected: farm.hosts.filter(neverReported).length,
-    hostsRetired: farm.hosts.filter((host) => host.retired).length,
-    hostsTotal: farm.hosts.length,
+    hostsUp: agentHosts.filter((host) => host.up).length,
+    hostsStale: agentHosts.filter((host) => !host.up && !host.retired && !neverReported(host)).length,
+    hostsExpected: agentHosts.filter(neverReported).length,
+    hostsRetired: agentHosts.filter((host) => host.retired).length,
+    hostsTotal: agentHosts.length,
     lastUpdate: iso(farm.lastUpdate),
     licenseFrom: origin?.licenseFrom ?? 'config',
     configDisagrees: origin?.configDisagrees ?? [],
@@ -129,6 +132,7 @@ export class Api {
     this.reports = new ReportApi({
       redis: options.redis,
       keys: options.keys,
+      reader: options.reader,
       now: async () => (await options.reader.read([])).now,
       farms: options.farms,
     });

@@ -10,7 +10,9 @@ import { DAY_MS, NAME_PATTERN } from '@rasmon/protocol';
 import type { FarmConfig } from '../config/config.js';
 import { historyCsv, reportCsv } from '../report/csv.js';
 import { readHistory } from '../report/day-records.js';
+import type { FarmReader } from '../engine/farm-reader.js';
 import type { RedisKeys } from '../engine/redis-schema.js';
+import { readRasFigures } from '../report/ras-figures.js';
 import { buildReport } from '../report/report.js';
 import { PeriodError, dayText, lastFullMonth, parsePeriod, type Period } from '../report/report-period.js';
 
@@ -57,6 +59,8 @@ function sendCsv(res: ServerResponse, text: string, filename: string): void {
 export interface ReportApiOptions {
   redis: Redis | Cluster;
   keys: RedisKeys;
+  /** Reads the broker state of the farms with one, for RAS's figures in the report. */
+  reader: FarmReader;
   /** Redis server time, ms: the default periods follow the one clock. */
   now: () => Promise<number>;
   /** The farms of the running configuration. */
@@ -118,7 +122,8 @@ export class ReportApi {
       else sendJson(res, 200, { farm: farm.id, from: dayText(period.fromDay), to: dayText(period.toDay), days });
       return true;
     }
-    const built = buildReport(read.farms, period, read.now);
+    const ras = await readRasFigures(this.options.reader, this.options.farms().list());
+    const built = buildReport(read.farms, period, read.now, ras);
     if (format === 'csv') sendCsv(res, reportCsv(built), `rasmon-report-${span}.csv`);
     else sendJson(res, 200, built);
     return true;

@@ -80,6 +80,10 @@ export interface BrokerLicense {
   /** `type` by name, `licenseType` as RAS words it. */
   type: string | undefined;
   licenseType: string | undefined;
+  /** SPLA: the usage of the current billing period, and that period (yyyy-mm-ddThh:mm, the broker's clock). */
+  currPeriodUsage: number | undefined;
+  billingPeriodStart: string | undefined;
+  billingPeriodEnd: string | undefined;
 }
 
 /** A farm's RAS broker connector as the broker hash holds it. */
@@ -126,6 +130,9 @@ function brokerLicense(json: string | undefined): BrokerLicense | undefined {
     alertMessage: text('alertMessage'),
     type: text('type'),
     licenseType: text('licenseType'),
+    currPeriodUsage: count('currPeriodUsage'),
+    billingPeriodStart: text('billingPeriodStart'),
+    billingPeriodEnd: text('billingPeriodEnd'),
   };
 }
 

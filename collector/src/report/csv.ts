@@ -45,15 +45,32 @@ export const REPORT_COLUMNS = [
   'maxOveruse',
   'daysRecorded',
   'daysPeakOnly',
+  'rasUsers',
+  'rasPeakUsers',
+  'rasSeats',
+  'rasCurrPeriodUsage',
+  'rasAt',
 ] as const;
 
 /**
  * One row per farm (`row` = farm), then one per license key (`row` = licenseKey, `farms` its farms
- * separated by spaces, `peakUsers` the sum of their period peaks).
+ * separated by spaces, `peakUsers` the sum of their period peaks). The `ras*` columns hold RAS's
+ * figures as of the broker's last answered poll, empty for a farm without a broker.
  */
 export function reportCsv(report: Report): string {
   const period = { from: report.from, to: report.to };
-  const farms = report.farms.map((farm) => ({ ...period, row: 'farm', name: farm.farm, farms: farm.farm, ...farm }));
+  const farms = report.farms.map(({ ras, ...farm }) => ({
+    ...period,
+    row: 'farm',
+    name: farm.farm,
+    farms: farm.farm,
+    ...farm,
+    rasUsers: ras?.users,
+    rasPeakUsers: ras?.peakUsers,
+    rasSeats: ras?.seats,
+    rasCurrPeriodUsage: ras?.currPeriodUsage,
+    rasAt: ras?.at,
+  }));
   const keys = report.licenseKeys.map((key) => ({
     ...period,
     row: 'licenseKey',

@@ -1,10 +1,11 @@
 /**
  * The license report of a period (docs/design.md §4): per farm from its day records, and per license
- * key the farms activated with it and the sum of their period peaks. A pure function of the records,
- * shared by `GET /api/v1/report` and `rasmon-collector report`.
+ * key the farms activated with it and the sum of their period peaks, with RAS's own figures beside
+ * a farm's that has a broker. A pure function of the records and those figures, shared by `GET /api/v1/report` and `rasmon-collector report`.
  */
 import type { FarmConfig } from '../config/config.js';
 import type { DayRecord, FarmHistory } from './day-records.js';
+import type { RasFigures } from './ras-figures.js';
 import { dayText, type Period } from './report-period.js';
 
 export interface FarmReport {
@@ -28,6 +29,8 @@ export interface FarmReport {
   daysPeakOnly: number;
   /** What SPLA bills: the period peak. Null for primary licenses and sublicenses. */
   billedUsers: number | null;
+  /** RAS's own figures as of the broker's last answered poll; null for a farm without a broker. */
+  ras: RasFigures | null;
 }
 
 export interface LicenseKeyReport {
@@ -49,7 +52,7 @@ export interface Report {
   licenseKeys: LicenseKeyReport[];
 }
 
-function farmReport(farm: FarmConfig, days: readonly DayRecord[]): FarmReport {
+function farmReport(farm: FarmConfig, days: readonly DayRecord[], ras: RasFigures | null): FarmReport {
   let peak: DayRecord | undefined;
   let daysOverSeats = 0;
   let minutesOverSeats = 0;
@@ -81,12 +84,21 @@ function farmReport(farm: FarmConfig, days: readonly DayRecord[]): FarmReport {
     daysRecorded: days.length,
     daysPeakOnly,
     billedUsers: farm.license === 'spla' ? peakUsers : null,
+    ras,
   };
 }
 
-/** Builds the report of `period` from the farms' day records (as {@link readHistory} returns them). */
-export function buildReport(histories: readonly FarmHistory[], period: Period, nowMs: number): Report {
-  const farms = histories.map((history) => farmReport(history.farm, history.days));
+/**
+ * Builds the report of `period` from the farms' day records (as {@link readHistory} returns them) and
+ * RAS's figures by farm id (as {@link readRasFigures} returns them; a farm not in it has no broker).
+ */
+export function buildReport(
+  histories: readonly FarmHistory[],
+  period: Period,
+  nowMs: number,
+  ras: ReadonlyMap<string, RasFigures> = new Map(),
+): Report {
+  const farms = histories.map((history) => farmReport(history.farm, history.days, ras.get(history.farm.id) ?? null));
   const byKey = new Map<string, LicenseKeyReport>();
   for (const farm of farms) {
     if (farm.licenseKey === null) continue;
