@@ -272,6 +272,50 @@ describe('honest readiness', () => {
     await expect.poll(() => redisSeries(proc.url), { timeout: 10_000 }).toEqual(healthy);
   });
 
+  it('a farm filling Redis to its maxmemory: the pressure is shown first, then the frames Redis refuses make it not ready and say oom', async () => {
+    const own = await RedisServer.start();
+    onTestFinished(() => own.stop());
+    const proc = await CollectorProcess.start(rawConfig(own.url, [{ id: 'farm-a', seats: 10 }]));
+    onTestFinished(() => proc.stop());
+    await expect.poll(() => redisSeries(proc.url), { timeout: 10_000 }).toEqual(healthy);
+    const admin = own.client();
+    onTestFinished(async () => void (await admin.quit()));
+    const used = Number(/^used_memory:(\d+)/m.exec(await admin.info('memory'))![1]);
+    // Room for a few hundred sessions, not for the flood below; the readiness write still fits.
+    await admin.config('SET', 'maxmemory', String(used + 400_000));
+    try {
+      await expect
+        .poll(async () => (await Scrape.from(proc.url)).value('rasmon_collector_redis_memory_used_ratio') ?? 0, {
+          timeout: 15_000,
+        })
+        .toBeGreaterThan(0.5);
+      const flooding = await agent(proc.url, 'token-farm-a', 'farm-a', 'rdsh-flood');
+      const sessions = Array.from({ length: 2000 }, (_, i) =>
+        session(`s${i}`, `corp\\made-up-user-${i}`, { client: { name: 'x'.repeat(200) } }),
+      );
+      let seq = 1;
+      const closed = flooding.closed;
+      for (; seq < 40; seq += 1) {
+        const acked = await Promise.race([flooding.snapshot(seq, sessions).then(() => true), closed.then(() => false)]);
+        if (!acked) break;
+      }
+      expect((await closed).code).toBe(1013);
+      const series = await redisSeries(proc.url);
+      expect(series.oom).toBe(1);
+      const res = await fetch(`${proc.url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(await res.text()).toMatch(/OOM/);
+      await expect
+        .poll(async () => (await Scrape.from(proc.url)).value('rasmon_collector_redis_memory_used_ratio') ?? 0, {
+          timeout: 15_000,
+        })
+        .toBeGreaterThan(0.9);
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+    }
+    await expect.poll(async () => (await fetch(`${proc.url}/readyz`)).status, { timeout: 20_000 }).toBe(200);
+  });
+
   it('a Redis turned into a replica (READONLY) is not ready and refusing_writes says readonly; a Redis gone says none', async () => {
     const primary = await RedisServer.start();
     onTestFinished(() => primary.stop());

@@ -21,7 +21,7 @@ import { FarmSeriesThread } from './metrics/farm-series-thread.js';
 import { LicenseEngine } from './engine/license-engine.js';
 import { serializeError } from '@rasmon/protocol/kit';
 import { createLogger, type Logger } from './logger.js';
-import { CollectorMetrics, type RedisWriteRefusal } from './metrics/metrics.js';
+import { CollectorMetrics, writeRefusalOf, type RedisWriteRefusal } from './metrics/metrics.js';
 import { createRedis } from './engine/redis-client.js';
 import { RedisKeys } from './engine/redis-schema.js';
 import { defineScripts, loadScripts } from './engine/scripts.js';
@@ -34,6 +34,8 @@ const READ_ONLY_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
 const ANY_HOST_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
 const HEALTH_PATHS = new Set(['/healthz', '/readyz']);
 const READY_PROBE_TIMEOUT_MS = 1000;
+/** How often Redis's memory is read (INFO memory). */
+const MEMORY_READ_EVERY_MS = 5000;
 
 /**
  * The path of a request target, or undefined when it is not an origin-form path: `//evil/api/...`
@@ -100,6 +102,7 @@ export class Collector {
   /** One render of the farm series at a time, shared by every scrape that arrives while it runs. */
   private farmBody: Promise<Buffer> | undefined;
   private httpInFlight = 0;
+  private memoryReadAt = 0;
   private draining = false;
 
   private constructor(options: CollectorOptions) {
@@ -271,6 +274,7 @@ export class Collector {
    */
   private async afterRound(ok: boolean): Promise<void> {
     const problem = ok ? await this.probeRedis() : 'farm tick failed';
+    await this.readRedisMemory();
     this.metrics.redisUp.set(problem === undefined && this.redis.status === 'ready' ? 1 : 0);
   }
 
@@ -280,8 +284,34 @@ export class Collector {
    */
   private async probeRedis(): Promise<string | undefined> {
     const { problem, refusal } = await this.pingAndWrite();
-    this.metrics.setRedisRefusingWrites(refusal);
+    const effective = this.metrics.setRedisRefusingWrites(refusal);
+    if (problem === undefined && effective !== undefined) return `redis refused a frame: ${effective.toUpperCase()}`;
     return problem;
+  }
+
+  /**
+   * Redis's memory against its maxmemory, read every few rounds: `redis_memory_used_ratio` shows
+   * the pressure before Redis refuses frames (RasCollectorRedisMemoryHigh).
+   */
+  private async readRedisMemory(): Promise<void> {
+    const now = Date.now();
+    if (now - this.memoryReadAt < MEMORY_READ_EVERY_MS || this.redis.status !== 'ready') return;
+    this.memoryReadAt = now;
+    try {
+      const nodes =
+        'nodes' in this.redis && typeof this.redis.nodes === 'function' ? this.redis.nodes('master') : [this.redis];
+      let ratio: number | undefined;
+      for (const node of nodes) {
+        const info = await (node as Redis).info('memory');
+        const used = Number(/^used_memory:(\d+)/m.exec(info)?.[1]);
+        const max = Number(/^maxmemory:(\d+)/m.exec(info)?.[1]);
+        if (max > 0 && Number.isFinite(used)) ratio = Math.max(ratio ?? 0, used / max);
+      }
+      if (ratio === undefined) this.metrics.redisMemoryUsedRatio.reset();
+      else this.metrics.redisMemoryUsedRatio.set(ratio);
+    } catch {
+      // Not answered: redis_up says so.
+    }
   }
 
   private async pingAndWrite(): Promise<{ problem: string | undefined; refusal?: RedisWriteRefusal }> {
@@ -297,9 +327,8 @@ export class Collector {
       return { problem: undefined };
     } catch (err) {
       const message = (err as Error).message;
-      const error = /^(OOM|READONLY|MISCONF|NOREPLICAS)\b/.exec(message)?.[1];
-      if (error !== undefined)
-        return { problem: `redis refuses writes: ${error}`, refusal: error.toLowerCase() as RedisWriteRefusal };
+      const refusal = writeRefusalOf(message);
+      if (refusal !== undefined) return { problem: `redis refuses writes: ${refusal.toUpperCase()}`, refusal };
       return { problem: `redis does not answer: ${message.slice(0, 100)}` };
     } finally {
       clearTimeout(timer);

@@ -28,7 +28,7 @@ import type { FarmEpochs } from '../engine/farm-clock.js';
 import type { FarmDirectory, PeerNames } from '../config/farm-directory.js';
 import type { ApplyResult, HelloResult, HostClaim, LicenseEngine } from '../engine/license-engine.js';
 import type { Logger } from '@rasmon/protocol/kit';
-import type { CollectorMetrics, UpgradeRejection } from '../metrics/metrics.js';
+import { writeRefusalOf, type CollectorMetrics, type UpgradeRejection } from '../metrics/metrics.js';
 import { admit, type AdmissionRefusal, type Credentials } from './admission.js';
 import { TokenBucket } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
@@ -280,6 +280,8 @@ export class AgentConnection implements Credentials {
       // A Redis failure: the frame is not acked, and the agent will send it again (1013).
       this.log.warn({ err }, 'frame could not be applied');
       this.ctx.metrics.redisUp.set(0);
+      const refusal = writeRefusalOf(err instanceof Error ? err.message : String(err));
+      if (refusal) this.ctx.metrics.noteFrameRefusal(refusal);
       this.close(CloseCode.tryAgainLater, 'redis unavailable');
     } finally {
       this.running = false;

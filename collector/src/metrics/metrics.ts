@@ -42,6 +42,15 @@ export const REDIS_WRITE_REFUSALS = ['oom', 'readonly', 'misconf', 'noreplicas']
 
 export type RedisWriteRefusal = (typeof REDIS_WRITE_REFUSALS)[number];
 
+/** The error a Redis that refuses writes answers with, if `message` is one. */
+export function writeRefusalOf(message: string): RedisWriteRefusal | undefined {
+  const error = /^(OOM|READONLY|MISCONF|NOREPLICAS)\b/.exec(message)?.[1];
+  return error === undefined ? undefined : (error.toLowerCase() as RedisWriteRefusal);
+}
+
+/** How long a frame Redis refused keeps readiness and refusing_writes saying so (ms). */
+export const FRAME_REFUSAL_HOLD_MS = 10_000;
+
 export class CollectorMetrics {
   readonly registry = new Registry();
 
@@ -149,9 +158,34 @@ export class CollectorMetrics {
     return new Gauge({ name, help, labelNames, registers: [this.registry] });
   }
 
-  /** The one reason Redis refuses writes for now (1), every other 0; undefined: it takes them, or does not answer. */
-  setRedisRefusingWrites(refusal: RedisWriteRefusal | undefined): void {
-    for (const reason of REDIS_WRITE_REFUSALS) this.redisRefusingWrites.set({ reason }, reason === refusal ? 1 : 0);
+  readonly redisMemoryUsedRatio = this.gauge(
+    'rasmon_collector_redis_memory_used_ratio',
+    "Redis's used_memory over its maxmemory (absent while Redis sets no maxmemory)",
+    [],
+  );
+
+  /** The last write of a frame Redis refused, and when (ms). */
+  private frameRefusal: { reason: RedisWriteRefusal; at: number } | undefined;
+
+  /**
+   * The one reason Redis refuses writes for now (1), every other 0; undefined: it takes them, or does
+   * not answer. A frame refused within the last {@link FRAME_REFUSAL_HOLD_MS} counts too: the small
+   * probe write may still fit while agents' frames no longer do (Redis at maxmemory).
+   */
+  setRedisRefusingWrites(refusal: RedisWriteRefusal | undefined): RedisWriteRefusal | undefined {
+    const recent =
+      this.frameRefusal && Date.now() - this.frameRefusal.at < FRAME_REFUSAL_HOLD_MS
+        ? this.frameRefusal.reason
+        : undefined;
+    const effective = refusal ?? recent;
+    for (const reason of REDIS_WRITE_REFUSALS) this.redisRefusingWrites.set({ reason }, reason === effective ? 1 : 0);
+    return effective;
+  }
+
+  /** Redis refused to apply a frame with this error: shown at once and held for a while. */
+  noteFrameRefusal(reason: RedisWriteRefusal): void {
+    this.frameRefusal = { reason, at: Date.now() };
+    this.redisRefusingWrites.set({ reason }, 1);
   }
 
   setConfigHash(hash: string): void {
