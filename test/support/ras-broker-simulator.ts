@@ -3,7 +3,8 @@
  * runs it too (demo/src/broker/ras-broker-simulator.ts); here is the test PKI it serves, with a
  * second, unrelated CA for the `tls` case.
  *
- * The certificates come from openssl: node:crypto makes keys but not X.509 certificates.
+ * The certificates come from openssl, as an admin would make a broker's; the demo, which must run
+ * where openssl is missing, makes its own with node:crypto (demo/src/broker/self-signed.ts).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
