@@ -1,8 +1,9 @@
 /**
  * `npm run demo`: the collector and a simulated fleet — three farms, a dozen hosts, a few hundred
  * users with logon/disconnect/reconnect/logoff churn and administrators — against Redis. One farm
- * runs past its seats, one is in its expiry grace, one is healthy. Serves on 127.0.0.1:9420, shows
- * a live line per farm, and stops cleanly on Ctrl-C.
+ * runs past its seats, one is in its expiry grace, one is healthy and has a simulated RAS broker
+ * with VDI and Remote PC users, which the collector polls. Serves on 127.0.0.1:9420, shows a live
+ * line per farm, and stops cleanly on Ctrl-C.
  */
 import { randomBytes, createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { pino } from 'pino';
 import { Agent, simulateFleet } from '@rasmon/agent';
 import { Collector, parseConfig } from '@rasmon/collector';
 import { DAY_MS } from '@rasmon/protocol';
+import { DemoBroker } from './broker/demo-broker.js';
 import { findRedis, NoRedisError, type FoundRedis } from './find-redis.js';
 import { renderFarms, type FarmSummary } from './render.js';
 
@@ -38,6 +40,8 @@ interface FarmPlan {
   users: number;
   admins: number;
   note: string;
+  /** A simulated RAS broker with VDI and Remote PC users, polled by the collector. */
+  broker?: true;
 }
 
 function plans(now: number): FarmPlan[] {
@@ -70,7 +74,8 @@ function plans(now: number): FarmPlan[] {
       hostPrefix: 'ok',
       users: 90,
       admins: 1,
-      note: 'well within its seats',
+      note: 'well within its seats; VDI and Remote PC users on its RAS broker',
+      broker: true,
     },
   ];
 }
@@ -155,6 +160,39 @@ async function main(): Promise<void> {
   const now = Date.now();
   const farms = plans(now);
   const tokens = new Map(farms.map((farm) => [farm.id, randomBytes(18).toString('base64url')]));
+  // A dozen hosts: four per farm, each a simulated host that a real agent (spool, WebSocket) will serve.
+  const fleets = new Map(
+    farms.map((farm, index) => [
+      farm.id,
+      simulateFleet({
+        seed: 20261129 + index,
+        hosts: 4,
+        users: farm.users,
+        admins: farm.admins,
+        hostPrefix: farm.hostPrefix,
+        startMs: now,
+        // Faster than life, so the numbers move while you watch: a session lasts minutes, not hours.
+        perHost: { logonsPerMinute: 8 },
+      }),
+    ]),
+  );
+
+  // The broker before the collector, which polls it from its start; stopped after the collector,
+  // which logs off from it.
+  const brokers = new Map<string, DemoBroker>();
+  for (const farm of farms.filter((plan) => plan.broker)) {
+    const broker = await DemoBroker.start({
+      seed: 20261206,
+      startMs: now,
+      seats: farm.seats,
+      expires: farm.expires,
+      hosts: fleets.get(farm.id)!.map((host) => host.simulator),
+      dir: work,
+    });
+    brokers.set(farm.id, broker);
+    undo.push(() => broker.stop());
+  }
+  if (stopping) return;
   const config = parseConfig(
     {
       listen: `127.0.0.1:${port}`,
@@ -166,6 +204,9 @@ async function main(): Promise<void> {
         license: farm.license,
         expires: new Date(farm.expires).toISOString(),
         agentTokensSha256: [createHash('sha256').update(tokens.get(farm.id)!).digest('hex')],
+        ...(brokers.has(farm.id) && {
+          ras: { ...brokers.get(farm.id)!.ras, pollSeconds: 10, sessions: ['vdi', 'pc'] },
+        }),
       })),
     },
     'demo',
@@ -177,6 +218,7 @@ async function main(): Promise<void> {
     collector = await Collector.start({ config, log: log.child({ part: 'collector' }) });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
+    await Promise.all([...brokers.values()].map((broker) => broker.stop()));
     await redis.stop();
     rmSync(work, { recursive: true, force: true });
     if (code === 'EADDRINUSE') {
@@ -189,22 +231,14 @@ async function main(): Promise<void> {
   undo.push(() => started.drain(3000));
   if (stopping) return;
   for (let i = 0; i < 200 && !collector.ready; i += 1) await new Promise((resolve) => setTimeout(resolve, 25));
+  // A poll now that Redis is up: the first line shows RAS's numbers, not those of the next period.
+  await Promise.all([...brokers.keys()].map((farm) => collector.pollBroker(farm)));
+  if (stopping) return;
   const base = `http://127.0.0.1:${collector.address.port}`;
 
-  // A dozen hosts: four per farm, each a simulated host behind a real agent (spool, WebSocket).
   const agents: Agent[] = [];
-  for (const [index, farm] of farms.entries()) {
-    const fleet = simulateFleet({
-      seed: 20261129 + index,
-      hosts: 4,
-      users: farm.users,
-      admins: farm.admins,
-      hostPrefix: farm.hostPrefix,
-      startMs: now,
-      // Faster than life, so the numbers move while you watch: a session lasts minutes, not hours.
-      perHost: { logonsPerMinute: 8 },
-    });
-    for (const { host, simulator } of fleet) {
+  for (const farm of farms) {
+    for (const { host, simulator } of fleets.get(farm.id)!) {
       const agent = new Agent({
         source: simulator,
         spool: { dir: join(work, 'spool', host), maxBytes: 8 * 1024 * 1024 },
@@ -234,6 +268,7 @@ async function main(): Promise<void> {
     `rasmon demo — ${farms.length} farms, ${agents.length} simulated hosts`,
     `  metrics   ${base}/metrics`,
     `  API       ${base}/api/v1/farms   (and ${base}/api/v1/farms/farm-overuse)`,
+    ...[...brokers].map(([farm, broker]) => `  RAS       ${broker.ras.url}   (a simulated broker, for ${farm})`),
     `  logs      ${logFile}`,
     ...farms.map((farm) => `  ${farm.id.padEnd(13)} ${farm.note}`),
     `  ${seconds === undefined ? 'Ctrl-C stops it.' : `stops by itself after ${seconds} s (or Ctrl-C).`}`,
