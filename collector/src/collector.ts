@@ -231,6 +231,7 @@ export class Collector {
       await loadScripts(this.redis, this.scriptSources);
       this.scriptsLoaded = true;
       this.metrics.redisUp.set(1);
+      this.brokers.redisReady();
       this.log.info('redis ready, scripts loaded');
     } catch (err) {
       this.log.error({ err }, 'redis refused the scripts');

@@ -127,6 +127,11 @@ export class BrokerPollers {
     return true;
   }
 
+  /** Redis is ready: a poller that could not ask for its lease tries again now, not 5 s later. */
+  redisReady(): void {
+    for (const poller of this.pollers.values()) poller.redisReady();
+  }
+
   /** Stops polling: each poller finishes its poll, logs off and gives its lease up. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -196,6 +201,8 @@ class FarmBrokerPoller {
   /** The failure last logged at warn level, so a broker down for hours logs once, not every poll. */
   private lastFailure: string | undefined;
   private holding = false;
+  /** The last poll could not reach Redis: the next one is due as soon as Redis is ready. */
+  private waitingForRedis = false;
   private readonly log: Logger;
 
   constructor(
@@ -238,6 +245,7 @@ class FarmBrokerPoller {
     if (this.stopped) return Promise.resolve();
     this.polling ??= this.poll().then((redisAnswered) => {
       this.polling = undefined;
+      this.waitingForRedis = !redisAnswered;
       if (!this.stopped) this.schedule(redisAnswered ? this.ras.pollSeconds * 1000 : REDIS_RETRY_MS);
     });
     return this.polling;
@@ -246,6 +254,10 @@ class FarmBrokerPoller {
   async pollNow(): Promise<void> {
     await this.polling;
     await this.runPoll();
+  }
+
+  redisReady(): void {
+    if (this.waitingForRedis && !this.polling && !this.stopped) this.schedule(0);
   }
 
   async stop(): Promise<void> {
