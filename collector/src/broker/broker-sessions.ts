@@ -92,12 +92,13 @@ export function importSessions(
       continue;
     }
     const id = `${session.serverId ?? 0}:${session.sessionId}`;
-    // One id once: a broker that lists a session twice must not make the snapshot hold it twice.
-    if (seen.has(`${source}|${id}`)) {
+    // One id once: a broker that lists a session twice, under one source or two, must not make it
+    // two connections (the id names the session on its server, whatever type it is listed with).
+    if (seen.has(id)) {
       skipped++;
       continue;
     }
-    seen.add(`${source}|${id}`);
+    seen.add(id);
     const name = brokerUserName(user, upnDomains);
     if (name.unmappedUpn) unmappedUpns++;
     bySource[source].push({
