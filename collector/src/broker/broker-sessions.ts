@@ -4,8 +4,8 @@
  * that a user on an RD Session Host and on a VDI desktop is one user (docs/design.md §4, "Broker
  * connector").
  *
- * What is applied, and why (the licensing page, ../shared/seeds/parallels-ras-licensing.txt: RAS
- * counts concurrent users across every resource it brokers):
+ * What is applied, and why (Parallels RAS Licensing Guide, "Parallels RAS licensing": RAS counts
+ * concurrent users across every resource it brokers):
  * - A session with a logged-on user counts: `active` and `shadow` as active; `disconnected` as
  *   disconnected, which holds its license as on an RD Session Host (the farm's countDisconnected);
  *   `connected` and `connect-query` (a client reconnecting) as active. `idle`, `listen`, `reset`,
