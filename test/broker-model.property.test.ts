@@ -263,7 +263,6 @@ afterAll(async () => {
 
 /** What the model holds besides the farm: RAS's last answered license count and poll outcomes. */
 interface BrokerModel {
-  imported: readonly Source[];
   up: boolean;
   /** RAS's `usersLicenseInfo` as of the last poll it answered; undefined when it gave none. */
   rasUsers: number | undefined;
@@ -384,7 +383,7 @@ describe('collector with a RAS broker equals the reference model', () => {
             { tickMs: 60_000 },
           );
           const model = new ReferenceFarm({ seats, countDisconnected });
-          const brokerModel: BrokerModel = { imported, up: true, rasUsers: 0, counts: {}, badResponses: 0 };
+          const brokerModel: BrokerModel = { up: true, rasUsers: 0, counts: {}, badResponses: 0 };
           const agents: Array<{ agent: TestAgent | undefined; seq: number }> = HOSTS.map(() => ({
             agent: undefined,
             seq: 0,
