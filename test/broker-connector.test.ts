@@ -250,9 +250,12 @@ describe('the broker connector in a running collector', () => {
 
   it('an unknown CA is refused (tls), a 5 MB body and a body with wrong types are bad_response', async () => {
     const { collector, url, log } = await start(farmSpec({ ca: pki.otherCaFile }, { seats: 10 }));
-    expect(
-      (await Scrape.from(url)).value('rasmon_collector_broker_errors_total', { farm: 'farm-a', reason: 'tls' }),
-    ).toBe(1);
+    const tls = async () =>
+      (await Scrape.from(url)).value('rasmon_collector_broker_errors_total', { farm: 'farm-a', reason: 'tls' })!;
+    const before = await tls();
+    await collector.pollBroker('farm-a');
+    expect(await tls()).toBe(before + 1);
+    expect((await Scrape.from(url)).value('ras_broker_up', { farm: 'farm-a' })).toBe(0);
     await collector.drain(2000);
 
     const second = await start(farmSpec({}, { seats: 10 }));

@@ -4,7 +4,7 @@
  * that a user on an RD Session Host and on a VDI desktop is one user (docs/design.md §4, "Broker
  * connector").
  *
- * What is applied, and why (Parallels' licensing page, cited in docs/design.md §2: RAS counts
+ * What is applied, and why (Parallels RAS Licensing Guide, "Parallels RAS licensing": RAS counts
  * concurrent users across every resource it brokers):
  * - A session with a logged-on user counts: `active` and `shadow` as active; `disconnected` as
  *   disconnected, which holds its license as on an RD Session Host (the farm's countDisconnected);
@@ -15,8 +15,9 @@
  *   rule (an RDSH's console and its two admin sessions); a VDI desktop or a Remote PC has no such
  *   allowance.
  * - The connection id is `serverID:sessionID` (a session id is unique on its server only), the kind
- *   `app` for the app types (VDI app, PC app) and `desktop` otherwise, via `ras`, since `logonTime`
- *   (or the time of the poll when RAS gave none).
+ *   `app` for the application types (VDI app, PC app, and in the AVD list, which keeps its RDS-like
+ *   types, published apps, application and remote apps) and `desktop` otherwise, via `ras`, since
+ *   `logonTime` (or the time of the poll when RAS gave none or one in the future).
  */
 import { normalizeUser, type Session } from '@rasmon/protocol';
 import type { RasSession } from './session-reader.js';
@@ -44,6 +45,15 @@ const LICENSE_STATE: Readonly<Record<string, Session['state'] | undefined>> = {
   disconnected: 'disconnected',
   undocumented: 'active',
 };
+
+/** The session types that are a published application rather than a desktop. */
+const APP_TYPES: ReadonlySet<RasSession['type']> = new Set([
+  'published-apps',
+  'application',
+  'remote-apps',
+  'vdi-app',
+  'pc-app',
+]);
 
 export interface ImportedSessions {
   /** The sessions each imported source applies, by source. */
@@ -92,19 +102,20 @@ export function importSessions(
       continue;
     }
     const id = `${session.serverId ?? 0}:${session.sessionId}`;
-    // One id once: a broker that lists a session twice must not make the snapshot hold it twice.
-    if (seen.has(`${source}|${id}`)) {
+    // One id once: a broker that lists a session twice, under one source or two, must not make it
+    // two connections (the id names the session on its server, whatever type it is listed with).
+    if (seen.has(id)) {
       skipped++;
       continue;
     }
-    seen.add(`${source}|${id}`);
+    seen.add(id);
     const name = brokerUserName(user, upnDomains);
     if (name.unmappedUpn) unmappedUpns++;
     bySource[source].push({
       id,
       user: normalizeUser(name.name).slice(0, 256),
       admin: false,
-      kind: session.type === 'vdi-app' || session.type === 'pc-app' ? 'app' : 'desktop',
+      kind: APP_TYPES.has(session.type) ? 'app' : 'desktop',
       via: 'ras',
       state,
       since: session.logonTime !== undefined && session.logonTime <= nowMs ? session.logonTime : nowMs,

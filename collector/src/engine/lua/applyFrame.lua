@@ -130,7 +130,9 @@ else
     duplicates = 1
   else
     -- docs/design.md §2 rule 6: the ends of what the snapshot no longer lists, then its sessions in order.
-    local correcting = host.synced and not host.retired
+    -- A broker source's pseudo-host (`broker/vdi`...) lists what RAS lists at each poll: its changes
+    -- are users coming and going, not events an agent lost, so they correct nothing.
+    local correcting = host.synced and not host.retired and string.sub(host.name, 1, 7) ~= 'broker/'
     if host.retired then
       host.retired = false
       rcall('SREM', F.retired, host.name)
