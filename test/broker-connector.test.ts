@@ -217,6 +217,8 @@ describe('the broker connector in a running collector', () => {
     scrape = await Scrape.from(url);
     expect(scrape.value('ras_broker_up', { farm: 'farm-a' })).toBe(1);
     expect(scrape.value('ras_license_users', { farm: 'farm-a' })).toBe(1);
+    // A user leaving between two polls is the broker's news, not an event an agent lost.
+    expect(scrape.value('ras_snapshot_corrections_total', { farm: 'farm-a' })).toBe(0);
   });
 
   it('a wrong password: reason auth, no lock-out loop, no password in any log line', async () => {
