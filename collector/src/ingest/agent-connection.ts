@@ -414,7 +414,16 @@ export class AgentConnection implements Credentials {
     if (!claim || this.closed || !this.ctx.farms().get(this.farmId)) return Promise.resolve();
     if (claim.epoch !== epoch) {
       claim.epoch = epoch;
-      this.reclaimed = this.retake(claim);
+      this.reclaimed = this.retake(claim).catch((err: unknown) => {
+        // Redis may have run the re-take and only its answer was lost: the host would look claimed
+        // while its agent was never asked for its state. Closing makes the agent reconnect and send
+        // a snapshot; a resync is never left undone.
+        this.log.warn(
+          { err },
+          'could not take the host again after the farm data was lost: closing so the agent resends',
+        );
+        this.close(CloseCode.tryAgainLater, 'resync failed');
+      });
     }
     return this.reclaimed;
   }

@@ -63,6 +63,9 @@ const BEAT_STEP_MS = 100;
 /** Connections kept free for scrapes, probes and the API when agents fill `maxConnections`. */
 export const HTTP_RESERVE = 256;
 
+/** Connections of one farm re-taking their hosts at once after its data was lost. */
+const RECLAIM_CONCURRENCY = 32;
+
 export class AgentServer {
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<AgentConnection>();
@@ -196,13 +199,13 @@ export class AgentServer {
    */
   async epochChanged(farm: string, epoch: string): Promise<void> {
     const claimed = [...this.connections].filter((connection) => connection.claim && connection.farmId === farm);
-    await Promise.all(
-      claimed.map((connection) =>
-        connection
-          .reclaim(epoch)
-          .catch((err: Error) => this.options.log.warn({ err, conn: connection.id }, 'could not resync agent')),
-      ),
-    );
+    // A few at a time: thousands of re-takes at once would time out in Redis's queue, and each would
+    // cost its agent a reconnect; the snapshots they ask for then come in as a stream, not a wall.
+    let next = 0;
+    const worker = async () => {
+      while (next < claimed.length) await claimed[next++]!.reclaim(epoch);
+    };
+    await Promise.all(Array.from({ length: Math.min(RECLAIM_CONCURRENCY, claimed.length) }, worker));
   }
 
   private static hostKey(connection: AgentConnection): string {
