@@ -26,6 +26,7 @@ import { createRedis } from './engine/redis-client.js';
 import { RedisKeys } from './engine/redis-schema.js';
 import { defineScripts, loadScripts } from './engine/scripts.js';
 import { StatusPage } from './api/status-page.js';
+import { FarmDocumentThread } from './api/farm-document-thread.js';
 import { AllowedHosts, defaultAllowedHosts } from './api/allowed-hosts.js';
 import { VERSION } from './version.js';
 
@@ -96,6 +97,7 @@ export class Collector {
   private readonly agents: AgentServer;
   private readonly brokers: BrokerPollers;
   private readonly api: Api;
+  private readonly documents: FarmDocumentThread;
   private readonly page = new StatusPage();
   private readonly allowedHosts: AllowedHosts;
   private readonly server: Server;
@@ -165,7 +167,9 @@ export class Collector {
       log: this.log.child({ module: 'broker' }),
       collectorId,
     });
+    this.documents = new FarmDocumentThread(config.redis);
     this.api = new Api({
+      documents: this.documents,
       redis: this.redis,
       keys: this.keys,
       reader: this.reader,
@@ -443,6 +447,7 @@ export class Collector {
     await Promise.race([this.brokers.stop(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
     await this.clock.stop();
     await this.farmSeries.close();
+    await this.documents.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();

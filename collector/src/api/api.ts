@@ -4,113 +4,24 @@
  * with `api.tokensSha256`.
  */
 import { disagreements } from '../broker/adopted-license.js';
-import { isBrokerHost } from '../broker/broker-sessions.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cluster, Redis } from 'ioredis';
 import { DAY_MS, utcDay } from '@rasmon/protocol';
 import { bearerToken } from '../config/bearer-token.js';
 import { sha256Hex, type CollectorConfig, type FarmConfig } from '../config/config.js';
 import type { FarmDirectory } from '../config/farm-directory.js';
-import { readFarmDetail, type FarmReader, type FarmState } from '../engine/farm-reader.js';
+import type { FarmReader } from '../engine/farm-reader.js';
+import { farmSummary, type LicenseOrigin } from './farm-document.js';
 import { splitDayRecord, type RedisKeys } from '../engine/redis-schema.js';
 import { BAD_FARM_ID, farmIdParam, ReportApi } from './report-api.js';
 
-/** ISO-8601, or null for no time or one a Date cannot hold (a stored value must not fail the whole answer). */
-const iso = (ms: number | undefined) => {
-  if (ms === undefined) return null;
-  const date = new Date(ms);
-  return Number.isNaN(date.getTime()) ? null : date.toISOString();
-};
-
-/** An expected host whose agent has never reported: neither up nor stale, just missing. */
-function neverReported(host: { expected: boolean; up: boolean; retired: boolean; lastSeen: unknown }): boolean {
-  return host.expected && !host.up && !host.retired && host.lastSeen === undefined;
-}
-
-/**
- * RAS's own figures beside rasmon's, for a farm with a `ras` block (docs/design.md §4, "Broker
- * connector"); null for one without.
- */
-export function brokerSummary(farm: FarmState) {
-  const broker = farm.broker;
-  if (!broker) return null;
-  const license = broker.license;
-  const rasUsers = license?.users;
-  return {
-    up: broker.up,
-    lastPollAt: iso(broker.lastPollAt),
-    lastAnswerAt: iso(broker.lastOkAt),
-    reason: broker.reason ?? null,
-    message: broker.message ?? null,
-    users: rasUsers ?? null,
-    seats: license?.seats ?? null,
-    peakUsers: license?.peakUsers ?? null,
-    expiryDate: license?.expiryDate ?? null,
-    graceState: license?.graceState ?? null,
-    graceDaysLeft: license?.graceDaysLeft ?? null,
-    needsAttention: license?.needsAttention ?? false,
-    statusMessage: license?.statusMessage ?? null,
-    alertMessage: license?.alertMessage ?? null,
-    sessions: broker.sessions?.imported ?? {},
-    sessionsSkipped: broker.sessions?.skipped ?? 0,
-    sessionsRejected: broker.sessions?.rejected ?? 0,
-    unmappedUpns: broker.sessions?.unmappedUpns ?? 0,
-    driftUsers: broker.driftUsers ?? null,
-    text:
-      rasUsers === undefined
-        ? `RAS has given no count yet, rasmon ${farm.users}`
-        : `RAS counts ${rasUsers}, rasmon ${farm.users}`,
-  };
-}
-
-/** Where a farm's seats, license and expiry come from, and what the configuration says otherwise. */
-export interface LicenseOrigin {
-  licenseFrom: 'config' | 'ras';
-  /** The configured values RAS contradicts (ras.adopt follows RAS). */
-  configDisagrees: Array<{ field: string; configured: number | string | null; ras: number | string | null }>;
-}
-
-/** The summary fields of a farm, as `/api/v1/farms` lists them. */
-export function farmSummary(farm: FarmState, origin?: LicenseOrigin) {
-  const grace = farm.overuseGrace;
-  // The host counts are of agents' hosts, as ras_agent_up: a broker source's pseudo-host is the broker's.
-  const agentHosts = farm.hosts.filter((host) => !isBrokerHost(host.host));
-  return {
-    id: farm.id,
-    license: farm.license ?? null,
-    licenseKey: farm.licenseKey ?? null,
-    seats: farm.seats ?? null,
-    users: farm.users,
-    overuseUsers: farm.overuseUsers,
-    unverifiedUsers: farm.unverifiedUsers,
-    overuseAdmissions: farm.overuseAdmissions,
-    peakUsers: farm.peakUsers,
-    peakUsersToday: farm.peakUsersToday,
-    exemptConnections: farm.exemptConnections,
-    snapshotCorrections: farm.snapshotCorrections,
-    state: farm.state ?? null,
-    expires: iso(farm.expires),
-    graceEnd: iso(farm.graceEnd),
-    overuseGrace: {
-      started: grace.started,
-      startedAt: iso(grace.startedAtMs),
-      endsAt: iso(grace.endMs),
-      exhausted: grace.exhausted,
-    },
-    deactivationRisk: farm.overuseGrace.deactivationRisk,
-    hostsUp: agentHosts.filter((host) => host.up).length,
-    hostsStale: agentHosts.filter((host) => !host.up && !host.retired && !neverReported(host)).length,
-    hostsExpected: agentHosts.filter(neverReported).length,
-    hostsRetired: agentHosts.filter((host) => host.retired).length,
-    hostsTotal: agentHosts.length,
-    lastUpdate: iso(farm.lastUpdate),
-    licenseFrom: origin?.licenseFrom ?? 'config',
-    configDisagrees: origin?.configDisagrees ?? [],
-    broker: brokerSummary(farm),
-  };
+/** Builds one farm's document off the agents' thread (farm-document-thread.ts). */
+export interface FarmDocuments {
+  document(farm: FarmConfig, origin: LicenseOrigin): Promise<Buffer>;
 }
 
 export interface ApiOptions {
+  documents: FarmDocuments;
   redis: Redis | Cluster;
   keys: RedisKeys;
   reader: FarmReader;
@@ -183,7 +94,17 @@ export class Api {
         send(res, 404, { error: `no farm ${id}` });
         return true;
       }
-      send(res, 200, peaks ? await this.peaks(farm) : await this.detail(farm));
+      if (peaks) {
+        send(res, 200, await this.peaks(farm));
+      } else {
+        const body = await this.detail(farm);
+        res.writeHead(200, {
+          'Content-Type': 'application/json; charset=utf-8',
+          'Cache-Control': 'no-store',
+          'Content-Length': String(body.length),
+        });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      }
     } catch (err) {
       send(res, 503, { error: `Redis cannot answer: ${(err as Error).message}` });
     }
@@ -205,29 +126,8 @@ export class Api {
     return token !== undefined && config.api.tokensSha256.includes(sha256Hex(token));
   }
 
-  private async detail(farm: FarmConfig) {
-    const read = await this.options.reader.read([farm]);
-    const state = read.farms[0]!;
-    const detail = await readFarmDetail(this.options.redis, this.options.keys, farm, state);
-    return {
-      ...farmSummary(state, this.origin(state.id)),
-      hosts: state.hosts.map((host) => ({
-        host: host.host,
-        up: host.up,
-        retired: host.retired,
-        lastSeen: iso(host.lastSeen),
-        connections: host.connections,
-        agent: host.agent ?? null,
-        expected: host.expected,
-        source:
-          host.source === undefined
-            ? null
-            : { name: host.source.name, ok: host.source.ok, lastListAt: iso(host.source.lastListAt) },
-        sourceError: host.source?.error ?? null,
-      })),
-      connections: detail.connections.map((connection) => ({ ...connection, since: iso(connection.since) })),
-      overLimit: detail.overLimit,
-    };
+  private async detail(farm: FarmConfig): Promise<Buffer> {
+    return this.options.documents.document(farm, this.origin(farm.id));
   }
 
   private async peaks(farm: FarmConfig) {
