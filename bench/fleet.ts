@@ -43,12 +43,13 @@ interface Timed {
 }
 
 /** One agent sending a one-event frame every 20 ms and timing each ack, in its own process (bench/probe.ts). */
-class Probe {
+export class Probe {
   private constructor(private readonly child: ChildProcess) {}
 
-  static async connect(url: string): Promise<Probe> {
+  /** Connects to `url` as host `probe` of farm `farm` (the fleet's first by default). */
+  static async connect(url: string, tokenText = token(0), farm = farmId(0)): Promise<Probe> {
     const script = new URL('./probe.js', import.meta.url).pathname;
-    const child = fork(script, [url, token(0), farmId(0)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(script, [url, tokenText, farm], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise<void>((resolve, reject) => {
       child.once('message', () => resolve());
       child.once('exit', (code) => reject(new Error(`the probe exited with ${String(code)} before it was ready`)));

@@ -2,9 +2,10 @@
  * `npm run bench`: how one collector holds up, on loopback, beside references measured in the same
  * run. Starts its own redis-server; runs the collector as its real bin. Each part stops by itself.
  *
- *   npm run bench -- [--parts ingest,fleet] [--profile]
+ *   npm run bench -- [--parts ingest,fleet,viewers] [--profile]
  *     ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
  *     fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
+ *     viewers: [--viewed-sessions 10000] [--view-seconds 10]
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
@@ -12,11 +13,13 @@ import { parseArgs } from 'node:util';
 import { RedisServer } from '../test/support/redis-server.js';
 import { runFleet } from './fleet.js';
 import { runIngest } from './ingest.js';
+import { runViewers } from './viewers.js';
 import { load } from './common.js';
 
-const USAGE = `usage: npm run bench -- [--parts ingest,fleet] [--profile]
+const USAGE = `usage: npm run bench -- [--parts ingest,fleet,viewers] [--profile]
   ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
-  fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]`;
+  fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
+  viewers: [--viewed-sessions 10000] [--view-seconds 10]`;
 
 /** A mistake in how the bench was asked to run: one line and the usage, exit 2. */
 class UsageError extends Error {}
@@ -36,7 +39,7 @@ try {
 function parseOptions() {
   return parseArgs({
     options: {
-      parts: { type: 'string', default: 'ingest,fleet' },
+      parts: { type: 'string', default: 'ingest,fleet,viewers' },
       profile: { type: 'boolean', default: false },
       hosts: { type: 'string', default: '20' },
       seconds: { type: 'string', default: '10' },
@@ -48,6 +51,8 @@ function parseOptions() {
       'farm-sessions': { type: 'string', default: '20' },
       heartbeat: { type: 'string', default: '15' },
       'scrape-seconds': { type: 'string', default: '10' },
+      'viewed-sessions': { type: 'string', default: '10000' },
+      'view-seconds': { type: 'string', default: '10' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -67,7 +72,8 @@ async function main(): Promise<void> {
   }
   const parts = new Set(String(values.parts).split(','));
   for (const part of parts)
-    if (part !== 'ingest' && part !== 'fleet') throw new UsageError(`unknown part ${part} (ingest, fleet)`);
+    if (part !== 'ingest' && part !== 'fleet' && part !== 'viewers')
+      throw new UsageError(`unknown part ${part} (ingest, fleet, viewers)`);
   const fleet = { farms: number('farms'), hosts: number('farm-hosts') };
   const fdLimit = Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
   if (parts.has('fleet') && fdLimit < fleet.farms * fleet.hosts + 1000) {
@@ -98,6 +104,9 @@ async function main(): Promise<void> {
         heartbeatSeconds: number('heartbeat'),
         scrapeSeconds: number('scrape-seconds'),
       });
+    }
+    if (parts.has('viewers')) {
+      await runViewers(redis, { sessions: number('viewed-sessions'), seconds: number('view-seconds') });
     }
   } finally {
     await redis.stop();
