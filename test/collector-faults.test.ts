@@ -187,9 +187,22 @@ describe('Redis restarted', () => {
 
     expect(await a.next('resync', 15_000)).toEqual({ type: 'resync' });
     expect(await b.next('resync', 15_000)).toEqual({ type: 'resync' });
+    // Until the agents resend, the farm is rebuilding: its numbers are withheld, never shown as 0
+    // users (which would resolve every overuse alert), on both collectors.
+    for (const collector of [one, two]) {
+      const scrape = await Scrape.from(collector.url);
+      expect(scrape.value('ras_farm_rebuilding', farmA())).toBe(1);
+      expect(scrape.value('ras_license_users', farmA())).toBeUndefined();
+      expect(scrape.all('ras_license_info', farmA())).toEqual([]);
+      const doc = (await (await fetch(`${collector.url}/api/v1/farms/farm-a`)).json()) as { rebuilding: boolean };
+      expect(doc.rebuilding).toBe(true);
+    }
     expect((await a.snapshot(2, sessionsA)).seq).toBe(2);
+    // One host resent, the other not yet: still rebuilding.
+    expect((await Scrape.from(one.url)).value('ras_farm_rebuilding', farmA())).toBe(1);
     expect((await b.snapshot(2, sessionsB)).seq).toBe(2);
     await vi.waitFor(showTruth, { timeout: 10_000 });
+    expect((await Scrape.from(two.url)).value('ras_farm_rebuilding', farmA())).toBe(0);
     // One resync each, and both agents still connected.
     expect(a.received.filter((frame) => frame.type === 'resync')).toHaveLength(1);
     expect(b.received.filter((frame) => frame.type === 'resync')).toHaveLength(1);

@@ -99,6 +99,7 @@ export function farmSummary(farm: FarmState, origin?: LicenseOrigin) {
     hostsRetired: agentHosts.filter((host) => host.retired).length,
     hostsTotal: agentHosts.length,
     lastUpdate: iso(farm.lastUpdate),
+    rebuilding: farm.rebuildingHosts > 0,
     licenseFrom: origin?.licenseFrom ?? 'config',
     configDisagrees: origin?.configDisagrees ?? [],
     broker: brokerSummary(farm),

@@ -200,6 +200,11 @@ export interface FarmState {
   graceEnd: number | undefined;
   /** The farm's RAS broker connector; undefined for a farm without a `ras` block. */
   broker: BrokerState | undefined;
+  /**
+   * Hosts asked for their state after the farm's data was lost that have not resent it: while any
+   * has, the farm's numbers are not exact (docs/design.md §6).
+   */
+  rebuildingHosts: number;
   overuseGrace: OveruseGraceStatus;
   lastUpdate: number | undefined;
   /** "kind|via|admin|state" → connections. */
@@ -264,6 +269,7 @@ export class FarmReader {
         ['smembers', k.retired],
         ['hgetall', k.sources],
         ['hgetall', this.keys.broker(farm.id).state],
+        ['zrange', this.keys.rebuilding(farm.id), '0', '-1', 'WITHSCORES'],
       ];
     };
     const perFarm = farms.length === 0 ? 0 : commands(farms[0]!).length;
@@ -297,7 +303,7 @@ export class FarmReader {
   }
 
   private farmState(farm: FarmConfig, values: unknown[], now: number): FarmState {
-    const [metaReply, users, labels, counts, lease, seen, agents, retired, sources, broker] = values as [
+    const [metaReply, users, labels, counts, lease, seen, agents, retired, sources, broker, rebuilding] = values as [
       FarmMeta,
       number,
       Record<string, string>,
@@ -308,6 +314,7 @@ export class FarmReader {
       string[],
       Record<string, string>,
       StoredBroker,
+      string[],
     ];
     const meta = metaReply ?? {};
     const seats = farm.seats;
@@ -378,6 +385,7 @@ export class FarmReader {
       expires: farm.expires,
       graceEnd: expiry?.graceEndMs,
       broker: farm.ras ? brokerState(broker, users, farm.ras.pollSeconds, now) : undefined,
+      rebuildingHosts: pairs(rebuilding).filter(([, until]) => until > now).length,
       overuseGrace,
       lastUpdate: num(meta.lastUpdate),
       connectionsByLabels: new Map(Object.entries(labels).map(([key, value]) => [key, Number(value)])),

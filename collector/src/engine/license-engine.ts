@@ -37,6 +37,9 @@ export type ApplyResult =
 
 export type RenewResult = 'ok' | 'superseded' | 'epoch';
 
+/** Longest a host asked for its state after a data loss holds the farm's rebuild open (ms). */
+export const REBUILD_MAX_MS = 60_000;
+
 export interface TickResult {
   epoch: string;
   /** Hosts due for maintainHost. */
@@ -89,6 +92,23 @@ export class LicenseEngine {
     const config = farms.get(id);
     const rules = farms.rules(id);
     return config && rules ? new FarmEngine(this.parts, config, rules) : undefined;
+  }
+
+  /**
+   * The farm's data was lost: these hosts, asked for their state again, count as not yet resent
+   * (the farm's series are withheld meanwhile) until {@link rebuilt} or `REBUILD_MAX_MS` from now.
+   */
+  async markRebuilding(farm: string, hosts: readonly string[]): Promise<void> {
+    if (hosts.length === 0) return;
+    const until = Date.now() + REBUILD_MAX_MS;
+    const key = this.parts.keys.rebuilding(farm);
+    await this.parts.redis.zadd(key, ...hosts.flatMap((host) => [until, normalizeHost(host)]));
+    await this.parts.redis.pexpire(key, REBUILD_MAX_MS);
+  }
+
+  /** The host resent its state (or its connection ended): it no longer holds the farm's rebuild open. */
+  async rebuilt(farm: string, host: string): Promise<void> {
+    await this.parts.redis.zrem(this.parts.keys.rebuilding(farm), normalizeHost(host));
   }
 
   /**

@@ -119,6 +119,15 @@ export class RedisKeys {
     return { state: base, lease: `${base}:lease` };
   }
 
+  /**
+   * Sorted set host → until when (ms) the host counts as not yet resent: the hosts asked for their
+   * state after the farm's data was lost (docs/design.md §6), each until its snapshot comes or its
+   * connection ends. No Lua script reads it.
+   */
+  rebuilding(farm: string): string {
+    return `${this.prefix}:{${farm}}:rebuilding`;
+  }
+
   /** String written by readiness checks: a Redis that refuses writes (OOM, READONLY) is not ready. */
   get writeProbe(): string {
     return `${this.prefix}:probe`;

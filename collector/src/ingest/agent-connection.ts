@@ -73,6 +73,8 @@ export class AgentConnection implements Credentials {
   private closed = false;
   /** A resync was sent; no other is sent until a snapshot arrives. */
   private awaitingSnapshot = false;
+  /** Asked for its state after the farm's data was lost, and not yet resent (docs/design.md §6). */
+  rebuilding = false;
   /** The latest re-take of the host under a new epoch (see {@link reclaim}). */
   private reclaimed: Promise<void> = Promise.resolve();
   private readonly frameBucket: TokenBucket;
@@ -200,10 +202,20 @@ export class AgentConnection implements Credentials {
     }
   }
 
+  /** This host no longer holds its farm's rebuild open. */
+  private async rebuildDone(claim: HostClaim): Promise<void> {
+    this.rebuilding = false;
+    await this.ctx.engine.rebuilt(this.farmId, claim.host).catch((err: unknown) => {
+      // The mark expires by itself (REBUILD_MAX_MS).
+      this.log.debug({ err }, 'could not clear the rebuild mark');
+    });
+  }
+
   /** The host's lease ends at once with its connection (docs/design.md §2 rule 10), if this connection still owns it. */
   async release(): Promise<void> {
     const claim = this.claim;
     if (!claim) return;
+    if (this.rebuilding) await this.rebuildDone(claim);
     try {
       // A farm removed by a reload is released under the rules it had.
       await this.ctx.engine.release(this.farmId, claim);
@@ -457,7 +469,10 @@ export class AgentConnection implements Credentials {
     const engine = this.ctx.engine.farm(this.farmId);
     if (!engine) return this.farmGone();
     const result = await this.timed(() => engine.applySnapshot(claim, frame.seq, frame.sessions));
-    if (result.kind === 'ok' || result.kind === 'gap') this.awaitingSnapshot = false;
+    if (result.kind === 'ok' || result.kind === 'gap') {
+      this.awaitingSnapshot = false;
+      if (this.rebuilding) await this.rebuildDone(claim);
+    }
     await this.answer('snapshot', result, frame.rejected, frame.sessions.length);
   }
 

@@ -199,6 +199,16 @@ export class AgentServer {
    */
   async epochChanged(farm: string, epoch: string): Promise<void> {
     const claimed = [...this.connections].filter((connection) => connection.claim && connection.farmId === farm);
+    // Until each has resent its state, the farm's numbers are not exact: withheld, not shown low.
+    try {
+      await this.options.context.engine.markRebuilding(
+        farm,
+        claimed.map((connection) => connection.claim!.host),
+      );
+      for (const connection of claimed) connection.rebuilding = true;
+    } catch (err) {
+      this.options.log.warn({ err, farm }, 'could not mark the farm as rebuilding');
+    }
     // A few at a time: thousands of re-takes at once would time out in Redis's queue, and each would
     // cost its agent a reconnect; the snapshots they ask for then come in as a stream, not a wall.
     let next = 0;

@@ -79,7 +79,14 @@ function hostFamily(
   };
 }
 
+const REBUILDING = farmFamily(
+  'ras_farm_rebuilding',
+  "1 while the farm's state is rebuilt after Redis lost it (its other series are withheld meanwhile)",
+  (farm) => (farm.rebuildingHosts > 0 ? 1 : 0),
+);
+
 export const FARM_FAMILIES: readonly Family[] = [
+  REBUILDING,
   {
     name: 'ras_license_info',
     help: 'License of the farm (always 1)',
@@ -265,8 +272,14 @@ export const FARM_FAMILIES: readonly Family[] = [
   ),
 ];
 
-/** One farm's lines, per family in FARM_FAMILIES order. */
+/**
+ * One farm's lines, per family in FARM_FAMILIES order. While the farm is rebuilt after Redis lost
+ * its data, only `ras_farm_rebuilding` 1: its other series are withheld rather than shown low, so
+ * that rules and dashboards hold their last exact values (the `:held` rules) instead of seeing the
+ * users leave (docs/design.md §6).
+ */
 export function renderFarm(farm: FarmState): string[] {
+  if (farm.rebuildingHosts > 0) return FARM_FAMILIES.map((family) => (family === REBUILDING ? family.lines(farm) : ''));
   return FARM_FAMILIES.map((family) => family.lines(farm));
 }
 
