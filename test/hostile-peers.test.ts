@@ -204,6 +204,47 @@ describe('bounded sockets', () => {
     ).toBeGreaterThanOrEqual(25);
   });
 
+  it("behind a trusted load balancer the per-address limit counts X-Forwarded-For's agents; an untrusted peer's header counts for nothing", async () => {
+    /** Upgrade statuses of `count` upgrades with a wrong token, each forwarded for `forwarded(i)`. */
+    const statuses = (url: string, count: number, forwarded: (i: number) => string) =>
+      Promise.all(
+        Array.from(
+          { length: count },
+          (_, i) =>
+            new Promise<number>((resolve) => {
+              const socket = new WebSocket(url.replace(/^http/, 'ws') + '/v1/agent', ['rasmon.v1'], {
+                headers: { Authorization: 'Bearer wrong', 'X-Forwarded-For': forwarded(i) },
+              });
+              socket.once('unexpected-response', (_req, res) => {
+                resolve(res.statusCode ?? 0);
+                res.resume();
+                socket.terminate();
+              });
+              socket.once('open', () => {
+                resolve(101);
+                socket.terminate();
+              });
+              socket.once('error', () => resolve(0));
+            }),
+        ),
+      );
+    const limits = { upgradesPerSecondPerAddress: 5, upgradeBurstPerAddress: 10 };
+    const behind = await collector([{ id: 'farm-a', seats: 10 }], {
+      limits,
+      http: { trustedProxies: ['127.0.0.1/32', '10.9.0.0/16'] },
+    });
+    // 40 agents behind the balancer (and a second, trusted hop): none waits for another's limit.
+    const distinct = await statuses(behind.url, 40, (i) => `192.0.2.${i + 1}, 10.9.0.7`);
+    expect(distinct.filter((status) => status === 429)).toEqual([]);
+    // One agent reconnecting in a loop through it is still one address.
+    const same = await statuses(behind.url, 40, () => '192.0.2.200');
+    expect(same.filter((status) => status === 429).length).toBeGreaterThanOrEqual(25);
+
+    const direct = await collector([{ id: 'farm-a', seats: 10 }], { limits });
+    const spoofed = await statuses(direct.url, 40, (i) => `192.0.2.${i + 1}`);
+    expect(spoofed.filter((status) => status === 429).length).toBeGreaterThanOrEqual(25);
+  });
+
   it('agents beyond the connection cap get 503 while /readyz and /metrics still answer', async () => {
     const c = await collector([{ id: 'farm-a', seats: 10 }], {
       limits: { maxConnections: 300, upgradeBurstPerAddress: 1000 },

@@ -138,6 +138,7 @@ export class Collector {
     this.agents = new AgentServer({
       collectorId,
       limits: config.limits,
+      trustedProxies: config.http.trustedProxies,
       log: this.log.child({ module: 'agents' }),
       context: {
         engine: this.engine,

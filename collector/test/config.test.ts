@@ -97,7 +97,7 @@ describe('parseConfig', () => {
         bytesPerSecondPerConnection: 4 * 1048576,
       },
       api: { tokensSha256: [] },
-      http: {},
+      http: { trustedProxies: [] },
       farms: [
         {
           id: 'farm-a',

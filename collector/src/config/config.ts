@@ -9,6 +9,7 @@ import { DEFAULT_LIMITS, LIMIT_RANGES, NAME_PATTERN } from '@rasmon/protocol';
 import { RasmonError, reportIssue } from '@rasmon/protocol/kit';
 import { z } from 'zod';
 import { Secret } from './secret.js';
+import { parseRange } from './ip-range.js';
 
 /** The one case rule for farm ids: they compare case-insensitively (two ids are one farm when their keys are equal). */
 export function farmIdKey(id: string): string {
@@ -414,6 +415,18 @@ const configSchema = z.strictObject(
             )
             .min(1, { error: 'must list at least one name (leave it out for the defaults)' })
             .optional(),
+          // Load balancers whose X-Forwarded-For names the agent behind them (the upgrade limits count
+          // that address); from any other peer the header is ignored.
+          trustedProxies: z
+            .array(
+              z
+                .string({ error: 'must be an IP address or CIDR range' })
+                .refine((text) => parseRange(text) !== undefined, {
+                  error: 'must be an IP address or CIDR range, like "10.0.0.0/8" or "fd00::/8"',
+                }),
+              { error: 'must be a list of IP addresses or CIDR ranges' },
+            )
+            .default(() => []),
         },
         { error: 'must be a mapping' },
       )

@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AGENT_PATH, CloseCode, SUBPROTOCOL } from '@rasmon/protocol';
+import { ClientAddress } from './client-address.js';
 import { AgentConnection, type ConnectionContext } from './agent-connection.js';
 import { bearerToken } from '../config/bearer-token.js';
 import { sha256Hex, type CollectorConfig } from '../config/config.js';
@@ -25,6 +26,8 @@ export interface AgentServerOptions {
   /** Unique per collector process; prefixes connection ids, which are host owners in Redis. */
   collectorId: string;
   limits: CollectorConfig['limits'];
+  /** `http.trustedProxies`: load balancers whose X-Forwarded-For names the agent. */
+  trustedProxies?: readonly string[];
 }
 
 /** How long a refused peer may take to read its refusal before the socket is destroyed anyway. */
@@ -85,7 +88,10 @@ export class AgentServer {
   private readonly refusals: RefusalLog;
   private readonly identityRefusals: RefusalLog;
 
+  private readonly clientAddress: ClientAddress;
+
   constructor(private readonly options: AgentServerOptions) {
+    this.clientAddress = new ClientAddress(options.trustedProxies ?? []);
     this.upgradeLimiter = new KeyedRateLimiter(
       options.limits.upgradesPerSecondPerAddress,
       options.limits.upgradeBurstPerAddress,
@@ -131,7 +137,7 @@ export class AgentServer {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const { metrics } = this.options.context;
     socket.on('error', destroyOnError);
-    const remote = req.socket.remoteAddress;
+    const remote = this.clientAddress.of(req.socket.remoteAddress, req.headers['x-forwarded-for']);
     const refuse = (reason: UpgradeRejection, status: number, text: string, headers: Record<string, string> = {}) => {
       metrics.upgradesRejected.inc({ reason });
       this.refusals.refused(reason, remote, status);
@@ -161,7 +167,15 @@ export class AgentServer {
   private accept(ws: WebSocket, req: IncomingMessage, farmId: string, tokenSha256: string): void {
     const { context, log } = this.options;
     const id = `${this.options.collectorId}:${(this.nextId += 1)}`;
-    const connection = new AgentConnection(id, farmId, tokenSha256, ws, context, log, req.socket.remoteAddress);
+    const connection = new AgentConnection(
+      id,
+      farmId,
+      tokenSha256,
+      ws,
+      context,
+      log,
+      this.clientAddress.of(req.socket.remoteAddress, req.headers['x-forwarded-for']),
+    );
     // With tls.ca the certificate was verified before the upgrade; without TLS there is none.
     const tls = req.socket as Partial<TLSSocket>;
     connection.peer = typeof tls.getPeerCertificate === 'function' ? peerNames(tls.getPeerCertificate()) : undefined;
