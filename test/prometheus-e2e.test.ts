@@ -216,6 +216,10 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
           .map((name) => join(RULES_DIR, name))
       : [];
     rules = readRules(ruleFiles);
+    // A maxmemory, as production sets one: the memory panel and rules read its ratio.
+    const admin = redis.server.client();
+    await admin.config('SET', 'maxmemory', String(1024 ** 3));
+    admin.disconnect();
     pki = makeTestPki();
     brokerDir = mkdtempSync(join(tmpdir(), 'rasmon-e2e-broker-'));
     writeFileSync(join(brokerDir, 'password'), 'e2e-Pa55word');
