@@ -11,7 +11,7 @@ import type { CollectorConfig, FarmConfig } from '../config/config.js';
 import { FarmReader } from '../engine/farm-reader.js';
 import { createRedis } from '../engine/redis-client.js';
 import { RedisKeys } from '../engine/redis-schema.js';
-import { farmDocument, type LicenseOrigin } from './farm-document.js';
+import { documentConnections, documentHead, type LicenseOrigin } from './farm-document.js';
 
 export interface WorkerData {
   redis: CollectorConfig['redis'];
@@ -47,6 +47,12 @@ interface Built {
 const built = new Map<string, Built>();
 /** One build per farm at a time, shared by every request that comes meanwhile. */
 const building = new Map<string, Promise<Built>>();
+/**
+ * Per farm, its connections part as JSON text, kept while the farm's version is unchanged: time alone
+ * changes the summary and the hosts, never the connections, so a quiet big farm's megabytes are read
+ * from Redis and serialized once, not every second.
+ */
+const connectionsText = new Map<string, { key: string; text: string }>();
 
 function connected(): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
@@ -65,12 +71,25 @@ function connected(): Promise<void> {
 
 async function build(farm: FarmConfig, origin: LicenseOrigin): Promise<Built> {
   await connected();
-  const [version] = await reader.versions([farm]);
+  const version = (await reader.versions([farm]))[0] ?? null;
   const key = JSON.stringify([version, farm, origin]);
   const cached = built.get(farm.id);
   if (cached && cached.key === key && Date.now() - cached.at < MAX_AGE_MS) return cached;
   const at = Date.now();
-  const body = Buffer.from(JSON.stringify(await farmDocument(redis, keys, reader, farm, origin)));
+  const read = await reader.read([farm]);
+  const state = read.farms[0]!;
+  // A reload may change what a connection consumes (countDisconnected) without a frame: the
+  // configuration is part of the key.
+  const partKey = JSON.stringify([version, farm]);
+  let part = connectionsText.get(farm.id);
+  if (!part || part.key !== partKey || version === null) {
+    const text = JSON.stringify(await documentConnections(redis, keys, farm, state));
+    part = { key: partKey, text };
+    connectionsText.set(farm.id, part);
+  }
+  // The head's object, then the connections' members spliced in after its last one.
+  const head = JSON.stringify(documentHead(state, origin));
+  const body = Buffer.from(`${head.slice(0, -1)},${part.text.slice(1)}`);
   const fresh = { key, at, body };
   built.set(farm.id, fresh);
   return fresh;
@@ -89,6 +108,7 @@ port.on('message', (request: Request) => {
     },
     (err: unknown) => {
       built.delete(request.farm.id);
+      connectionsText.delete(request.farm.id);
       port.postMessage({ id: request.id, error: err instanceof Error ? err.message : String(err) } satisfies Reply);
     },
   );

@@ -106,17 +106,8 @@ export function farmSummary(farm: FarmState, origin?: LicenseOrigin) {
   };
 }
 
-/** The whole document of one farm: its summary, its hosts, its connections and the users over the limit. */
-export async function farmDocument(
-  redis: Redis | Cluster,
-  keys: RedisKeys,
-  reader: FarmReader,
-  farm: FarmConfig,
-  origin: LicenseOrigin,
-) {
-  const read = await reader.read([farm]);
-  const state = read.farms[0]!;
-  const detail = await readFarmDetail(redis, keys, farm, state);
+/** A farm's summary and hosts: the part of its document that time alone changes (leases, last seen). */
+export function documentHead(state: FarmState, origin: LicenseOrigin) {
   return {
     ...farmSummary(state, origin),
     hosts: state.hosts.map((host) => ({
@@ -133,7 +124,27 @@ export async function farmDocument(
           : { name: host.source.name, ok: host.source.ok, lastListAt: iso(host.source.lastListAt) },
       sourceError: host.source?.error ?? null,
     })),
+  };
+}
+
+/** A farm's connections and the users over the limit: what only a frame changes. */
+export async function documentConnections(redis: Redis | Cluster, keys: RedisKeys, farm: FarmConfig, state: FarmState) {
+  const detail = await readFarmDetail(redis, keys, farm, state);
+  return {
     connections: detail.connections.map((connection) => ({ ...connection, since: iso(connection.since) })),
     overLimit: detail.overLimit,
   };
+}
+
+/** The whole document of one farm: its summary, its hosts, its connections and the users over the limit. */
+export async function farmDocument(
+  redis: Redis | Cluster,
+  keys: RedisKeys,
+  reader: FarmReader,
+  farm: FarmConfig,
+  origin: LicenseOrigin,
+) {
+  const read = await reader.read([farm]);
+  const state = read.farms[0]!;
+  return { ...documentHead(state, origin), ...(await documentConnections(redis, keys, farm, state)) };
 }
