@@ -81,8 +81,15 @@ export class TestAgent {
     }
   }
 
-  async hello(farm: string, host: string, stream = 'stream-1', agent?: string): Promise<WelcomeFrame> {
-    this.send({ type: 'hello', farm, host, stream, ...(agent ? { agent } : {}) });
+  /** `hostKey`: the agent's host key (docs/design.md §6); left out, the hello carries none, as an older agent's. */
+  async hello(
+    farm: string,
+    host: string,
+    stream = 'stream-1',
+    agent?: string,
+    hostKey?: string,
+  ): Promise<WelcomeFrame> {
+    this.send({ type: 'hello', farm, host, stream, ...(agent ? { agent } : {}), ...(hostKey ? { hostKey } : {}) });
     return this.next<WelcomeFrame>('welcome');
   }
 
