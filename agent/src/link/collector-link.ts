@@ -37,6 +37,8 @@ export interface LinkOptions {
   key?: Buffer;
   farm: string;
   host: string;
+  /** The host key the hello carries (host-key.ts); never logged. Left out, the hello carries none. */
+  hostKey?: string;
   stream: string;
   agent: string;
   log: Logger;
@@ -200,8 +202,10 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
     );
     socket.on('open', () => {
       this.lastHeard = Date.now();
-      const { farm, host, agent } = this.options;
-      socket.send(JSON.stringify({ type: 'hello', farm, host, stream: this.stream, agent }));
+      const { farm, host, agent, hostKey } = this.options;
+      socket.send(
+        JSON.stringify({ type: 'hello', farm, host, stream: this.stream, agent, ...(hostKey ? { hostKey } : {}) }),
+      );
       this.startHeartbeat(this.options.heartbeatSeconds ?? 15);
       this.welcomeTimer = setTimeout(() => {
         log.warn({ waitedMs: this.welcomeTimeoutMs }, 'no welcome from the collector: reconnecting');
