@@ -1,4 +1,5 @@
 /** A scripted agent for tests: a real WebSocket client speaking protocol v1 to a real collector. */
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import type { AckFrame, CollectorFrame, Session, WelcomeFrame } from '@rasmon/protocol';
@@ -107,6 +108,11 @@ export class TestAgent {
     if (this.socket.readyState === WebSocket.OPEN) this.socket.close(1000);
     return this.closed;
   }
+}
+
+/** A host key (43 base64url characters) made from `seed`: the same seed, the same key, as an agent keeps its own. */
+export function hostKeyOf(seed: string): string {
+  return createHash('sha256').update(seed).digest('base64url').slice(0, 43);
 }
 
 let sinceClock = 1_700_000_000_000;
