@@ -166,6 +166,18 @@ describe('host binding', () => {
     expect((await refusedHello(proc.url, 'rdsh-1', undefined)).error.code).toBe('forbidden');
   });
 
+  it('Redis losing its data loses the bindings: the connected agent binds its host again as it takes it back', async () => {
+    const { proc, bindings } = await collector([{ id: 'farm-a', seats: 5 }]);
+    const key = newKey();
+    const a = await agent(proc.url, 'rdsh-1', key);
+    await a.snapshot(1, users(2));
+    await client.flushall();
+    expect(await a.next('resync', 15_000)).toEqual({ type: 'resync' });
+    expect(await client.hget(bindings, 'rdsh-1')).toBe(sha256(key));
+    expect((await a.snapshot(2, users(2))).seq).toBe(2);
+    expect((await refusedHello(proc.url, 'rdsh-1', newKey())).error.code).toBe('forbidden');
+  });
+
   it('forget-host removes the binding with the host: a host of that name comes back as a new one', async () => {
     const { proc, bindings } = await collector([{ id: 'farm-a', seats: 5 }]);
     const a = await agent(proc.url, 'rdsh-1', newKey());
