@@ -139,4 +139,21 @@ describe('the agent host key', () => {
     await other.stop();
     expect(other.output()).not.toContain(otherKey);
   });
+
+  it('check sends the host key: it passes with the key the host is bound to, and says why it fails with another', async () => {
+    // The test above left the host bound to the second install's key.
+    const check = (name: string) =>
+      run(process.execPath, [AGENT_BIN, 'check', '--config', config(name).path]).then(
+        ({ stdout }) => ({ code: 0, stdout }),
+        (err: { code: number; stdout: string }) => ({ code: err.code, stdout: err.stdout }),
+      );
+    const bound = await check('second');
+    expect(bound.stdout).toMatch(/^ok {3}collector .* accepted the token for farm farm-k, host rdsh-k1/m);
+    expect(bound.code).toBe(0);
+    const other = await check('first');
+    expect(other.stdout).toMatch(
+      /^FAIL collector .*: refused the hello: forbidden: host rdsh-k1 of farm farm-k is bound to another agent's host key \(rasmon-collector rebind-host/m,
+    );
+    expect(other.code).toBe(1);
+  });
 });
