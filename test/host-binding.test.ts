@@ -178,6 +178,31 @@ describe('host binding', () => {
     expect((await refusedHello(proc.url, 'rdsh-1', newKey())).error.code).toBe('forbidden');
   });
 
+  it("a token's own hosts are checked before the binding: another token with the host's very key is refused as token_hosts", async () => {
+    const { proc, bindings } = await collector([
+      {
+        id: 'farm-a',
+        seats: 5,
+        agentTokensSha256: [
+          { sha256: sha256('token-rdsh-1'), hosts: ['rdsh-1'] },
+          { sha256: sha256('token-rdsh-2'), hosts: ['rdsh-2'] },
+        ],
+      },
+    ]);
+    const key = newKey();
+    const own = await TestAgent.connect(proc.url, 'token-rdsh-1');
+    onTestFinished(() => own.socket.terminate());
+    await own.hello('farm-a', 'rdsh-1', 'stream-1', undefined, key);
+    expect(await client.hget(bindings, 'rdsh-1')).toBe(sha256(key));
+    const other = await TestAgent.connect(proc.url, 'token-rdsh-2');
+    onTestFinished(() => other.socket.terminate());
+    other.send({ type: 'hello', farm: 'farm-a', host: 'rdsh-1', stream: 'stream-x', hostKey: key });
+    expect((await other.next<ErrorFrame>('error')).message).toBe('this token may not claim host rdsh-1');
+    expect(await value(proc.url, 'rasmon_collector_upgrades_rejected_total', { reason: 'token_hosts' })).toBe(1);
+    expect(await value(proc.url, 'rasmon_collector_agents_refused_total', { reason: 'host_bound' })).toBe(0);
+    expect(await value(proc.url, 'rasmon_collector_supersedes_total', { farm: 'farm-a' })).toBe(0);
+  });
+
   it('forget-host removes the binding with the host: a host of that name comes back as a new one', async () => {
     const { proc, bindings } = await collector([{ id: 'farm-a', seats: 5 }]);
     const a = await agent(proc.url, 'rdsh-1', newKey());
