@@ -11,7 +11,9 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { CollectorLink } from '../agent/src/link/collector-link.js';
 import type { Redis } from 'ioredis';
 import { COLLECTOR_BIN, CollectorProcess, rawConfig } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';
@@ -155,5 +157,26 @@ describe('the agent host key', () => {
       /^FAIL collector .*: refused the hello: forbidden: host rdsh-k1 of farm farm-k is bound to another agent's host key \(rasmon-collector rebind-host/m,
     );
     expect(other.code).toBe(1);
+  });
+
+  it("tells the service why the collector refused the host (the Event Log's 2004): the code and the collector's reason", async () => {
+    // Still bound to the second install's key: the first install's key is refused.
+    const link = new CollectorLink({
+      url: collector.url.replace('http://', 'ws://'),
+      token: 'token-farm-k',
+      farm: 'farm-k',
+      host: 'rdsh-k1',
+      hostKey: readFileSync(join(dir, 'first', 'spool', 'host-key'), 'utf8').trim(),
+      stream: 'link-test',
+      agent: 'rasmon-agent/test',
+      log: pino({ level: 'silent' }),
+      backoff: { initialMs: 60_000, maxMs: 60_000 },
+    });
+    const rejected = new Promise<[string, string]>((resolve) => link.once('rejected', (...args) => resolve(args)));
+    link.start();
+    onTestFinished(() => link.stop());
+    const [code, message] = await rejected;
+    expect(code).toBe('forbidden');
+    expect(message).toMatch(/^host rdsh-k1 of farm farm-k is bound to another agent's host key/);
   });
 });

@@ -61,6 +61,8 @@ export interface LinkEvents {
   down: [];
   /** The upgrade was answered with this HTTP status instead of a WebSocket (401: token refused). */
   refused: [status: number];
+  /** The collector closed the connection with an error frame: its code and message, cut to a loggable length. */
+  rejected: [code: string, message: string];
 }
 
 /** A string from the wire, cut to a length that is safe to log. */
@@ -292,6 +294,7 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
       case 'error':
         log.error({ code: clip(frame.code, 64), reason: clip(frame.message) }, 'collector closed the connection');
         if (frame.code === 'superseded') this.nextDelayFloorMs = this.options.supersededDelayMs ?? 60_000;
+        this.emit('rejected', clip(frame.code, 64), clip(frame.message));
         break;
     }
   }
