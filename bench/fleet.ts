@@ -10,7 +10,7 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import type { Session } from '@rasmon/protocol';
-import { TestAgent } from '../test/support/agent-client.js';
+import { TestAgent, hostKeyOf } from '../test/support/agent-client.js';
 import { freePort, type RedisServer } from '../test/support/redis-server.js';
 import { latencySummary, pool, rssKiB, section, sha256, startCollector, type RunningCollector } from './common.js';
 
@@ -84,7 +84,7 @@ async function connectFleet(collector: RunningCollector, options: FleetOptions):
     const f = i % options.farms;
     const h = Math.floor(i / options.farms);
     const agent = await TestAgent.connect(collector.url, token(f));
-    await agent.hello(farmId(f), `rdsh-${h}`, `stream-${f}-${h}`);
+    await agent.hello(farmId(f), `rdsh-${h}`, `stream-${f}-${h}`, undefined, hostKeyOf(`${f}/${h}`));
     await agent.snapshot(1, hostSessions(f, h, options.sessions));
     agent.received.length = 0;
     sockets.push(agent.socket);

@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Session } from '@rasmon/protocol';
-import { TestAgent } from '../test/support/agent-client.js';
+import { TestAgent, hostKeyOf } from '../test/support/agent-client.js';
 import { freePort, type RedisServer } from '../test/support/redis-server.js';
 import { latencySummary, random, redisBenchmark, rssKiB, section, sha256, startCollector } from './common.js';
 
@@ -111,7 +111,7 @@ export async function runIngest(redis: RedisServer, options: IngestOptions): Pro
     const slots = await Promise.all(
       Array.from({ length: hosts }, async (_, h) => {
         const agent = await TestAgent.connect(collector.url, token);
-        await agent.hello('bench', `rdsh-${h}`, `bench-${h}`);
+        await agent.hello('bench', `rdsh-${h}`, `bench-${h}`, undefined, hostKeyOf(`bench/${h}`));
         const host = new HostSessions(h, sessions);
         await agent.snapshot(1, host.sessions);
         return { agent, host, seq: 1 };

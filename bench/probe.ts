@@ -9,12 +9,12 @@
  * argv: collector URL, token, farm id.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TestAgent } from '../test/support/agent-client.js';
+import { TestAgent, hostKeyOf } from '../test/support/agent-client.js';
 
 const [url, token, farm] = process.argv.slice(2) as [string, string, string];
 
 const agent = await TestAgent.connect(url, token);
-await agent.hello(farm, 'probe', 'probe-stream');
+await agent.hello(farm, 'probe', 'probe-stream', undefined, hostKeyOf(`${farm}/probe`));
 await agent.snapshot(1, [
   { id: '1', user: 'corp\\probe', admin: false, kind: 'desktop', via: 'ras', state: 'active', since: 1 },
 ]);

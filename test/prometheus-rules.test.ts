@@ -208,6 +208,24 @@ describe('Prometheus rules and config (promtool)', () => {
         alert: 'RasLicenseBrokerAttention',
       },
       {
+        what: 'supersede bursts counted per collector instead of summed over collectors',
+        from: 'sum by (farm) (increase(rasmon_collector_supersedes_total[10m]))',
+        to: 'max by (farm) (increase(rasmon_collector_supersedes_total[10m]))',
+        alert: 'RasHostSupersedeBurst',
+      },
+      {
+        what: 'supersede burst from 7 instead of more than 5',
+        from: 'record: threshold:host_supersede_burst:count\n        expr: vector(5)',
+        to: 'record: threshold:host_supersede_burst:count\n        expr: vector(6)',
+        alert: 'RasHostSupersedeBurst',
+      },
+      {
+        what: 'host-bound refusals read from another reason',
+        from: 'rasmon_collector_agents_refused_total{reason="host_bound"}',
+        to: 'rasmon_collector_agents_refused_total{reason="host_taken"}',
+        alert: 'RasHostImpersonation',
+      },
+      {
         what: 'broker down on the word of one collector a scrape ahead',
         from: 'expr: max by (farm) (ras_broker_up) == 0',
         to: 'expr: min by (farm) (ras_broker_up) == 0',

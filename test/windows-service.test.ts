@@ -274,4 +274,27 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     expect(since().filter((line) => line.eventId === 2001)).toHaveLength(1);
     await exeOk(['service', 'uninstall']);
   });
+
+  it("a host bound to another agent's key goes to the Event Log once (2004), however often the agent retries", async () => {
+    // Earlier tests bound rdsh-w1 to this agent's own key; another agent's binding takes its place.
+    const bindings = `${collector!.config.redis.prefix}:{${FARM}}:bindings`;
+    const client = redis.client();
+    const own = await client.hget(bindings, HOST);
+    await client.hset(bindings, HOST, 'f'.repeat(64));
+    const config = writeConfig('bound.json', { reconnect: { initialSeconds: 0.2, maxSeconds: 0.4 } });
+    const startedAt = Date.now();
+    await exeOk(['service', 'install', '--config', config, '--allow-readable-token']);
+    const since = () => serviceLog().filter((line) => line.at >= startedAt);
+    await expect
+      .poll(
+        () =>
+          since().filter((line) => line.msg === 'collector closed the connection' && line.code === 'forbidden').length,
+        { timeout: 30_000 },
+      )
+      .toBeGreaterThanOrEqual(3);
+    expect(since().filter((line) => line.eventId === 2004)).toHaveLength(1);
+    await exeOk(['service', 'uninstall']);
+    if (own === null) await client.hdel(bindings, HOST);
+    else await client.hset(bindings, HOST, own);
+  });
 });

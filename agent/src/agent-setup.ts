@@ -14,6 +14,7 @@ import {
 } from './config.js';
 import { WindowsOnlyError } from './windows/windows-only.js';
 import { createSource } from './create-source.js';
+import { loadHostKey } from './link/host-key.js';
 import { AgentMetrics } from './metrics.js';
 import { VERSION } from './version.js';
 
@@ -34,6 +35,26 @@ export function tlsOptions(config: AgentConfig): { ca?: Buffer; cert?: Buffer; k
   return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
 }
 
+/**
+ * The host key of the agent's spool directory, made at its first start (docs/design.md §6). On
+ * Windows the new file gets the token file's lock; a lock that fails is logged, not fatal: the key
+ * alone, without the farm's token, speaks for nothing.
+ */
+export async function hostKeyOf(config: AgentConfig, log: Logger): Promise<string> {
+  let secure: ((path: string) => void) | undefined;
+  if (process.platform === 'win32') {
+    const { lockFile } = await import('./windows/file-lock.js');
+    secure = (path) => {
+      try {
+        lockFile(path);
+      } catch (err) {
+        log.warn({ err, path }, 'could not lock the host key file to SYSTEM and Administrators');
+      }
+    };
+  }
+  return loadHostKey(config.spool.dir, { log, ...(secure ? { secure } : {}) });
+}
+
 /** The agent, its metrics served when `metrics.listen` is set; not started. */
 export async function agentFromConfig(
   config: AgentConfig,
@@ -44,6 +65,7 @@ export async function agentFromConfig(
   if ((config.source === 'wts' || config.source === 'quser') && process.platform !== 'win32')
     throw new AgentConfigError(inConfigFile(config, `source: ${new WindowsOnlyError(config.source).message}`));
   const token = readToken(settings.tokenFile, config);
+  const hostKey = await hostKeyOf(config, log);
   const metrics = new AgentMetrics({ version: VERSION, source: config.source });
   const tls = tlsOptions(config);
   if (config.metrics) {
@@ -63,6 +85,7 @@ export async function agentFromConfig(
       token,
       farm: settings.farm,
       host: config.host,
+      hostKey,
       agent: `rasmon-agent/${VERSION}`,
       backoff: { initialMs: config.reconnect.initialSeconds * 1000, maxMs: config.reconnect.maxSeconds * 1000 },
       supersededDelayMs: config.reconnect.supersededSeconds * 1000,

@@ -15,6 +15,7 @@ import { WebSocket } from 'ws';
 import { tlsOptions } from './agent-setup.js';
 import { agentUrl } from './link/collector-link.js';
 import { explainConnectError } from './link/connect-error.js';
+import { readHostKey } from './link/host-key.js';
 import { AgentConfigError, ConfigPathError, readToken, type AgentConfig } from './config.js';
 import { createSource } from './create-source.js';
 import { VERSION } from './version.js';
@@ -92,6 +93,13 @@ async function sourceLine(config: AgentConfig, log: Logger): Promise<CheckLine> 
 export function collectorLine(config: AgentConfig, token: string, timeoutMs = 10_000): Promise<CheckLine> {
   const collector = config.collector!;
   const fail = (why: string): CheckLine => ({ ok: false, text: `collector ${collector}: ${why}` });
+  // The agent's own host key, so a host bound to it passes; none before the agent's first start.
+  let hostKey: string | undefined;
+  try {
+    hostKey = readHostKey(config.spool.dir);
+  } catch (err) {
+    return Promise.resolve(fail((err as Error).message));
+  }
   return new Promise((resolve) => {
     let settled = false;
     let socket: WebSocket;
@@ -133,6 +141,7 @@ export function collectorLine(config: AgentConfig, token: string, timeoutMs = 10
           host: config.host,
           stream: spoolStream(config),
           agent: `rasmon-agent/${VERSION}`,
+          ...(hostKey ? { hostKey } : {}),
         }),
       );
     });

@@ -175,6 +175,9 @@ function serviceAgent(config: AgentConfig): StartServiceAgent {
     agent.connection.on('refused', (status) => {
       if (status === 401) alerts.tokenRefused();
     });
+    agent.connection.on('rejected', (code, message) => {
+      if (code === 'forbidden') alerts.helloRefused(message);
+    });
     return agent;
   };
 }

@@ -29,6 +29,17 @@ describe('Event Log alerts: one event per condition, not one per retry', () => {
     expect(reported.map(([name]) => name)).toEqual(['tokenRefused', 'collectorConnected']);
   });
 
+  it("a refused hello is reported once with the collector's reason, and its end when the collector welcomes again", () => {
+    alerts.disconnected();
+    const reason =
+      "host rdsh-1 of farm farm-a is bound to another agent's host key (rasmon-collector rebind-host frees it for a re-imaged host)";
+    for (let i = 0; i < 5; i += 1) alerts.helloRefused(reason);
+    vi.advanceTimersByTime(120_000);
+    expect(reported).toEqual([['helloRefused', reason]]);
+    alerts.connected();
+    expect(reported.map(([name]) => name)).toEqual(['helloRefused', 'collectorConnected']);
+  });
+
   it('unreachable after the configured time without a connection, once; a quick reconnect says nothing', () => {
     alerts.disconnected();
     vi.advanceTimersByTime(30_000);

@@ -186,7 +186,9 @@ export class Collector {
     this.server.requestTimeout = config.limits.httpTimeoutSeconds * 1000;
     this.metrics.setConfigHash(configHash(config));
     this.allowedHosts = new AllowedHosts(config.http.allowedHosts ?? defaultAllowedHosts(config.listen.host));
+    this.metrics.setFarms(config.farms.map((farm) => farm.id));
     this.log.info({ collectorId, farms: config.farms.map((farm) => farm.id), version: VERSION }, 'collector starting');
+    this.warnUnboundFarms(config);
     if (config.api.tokensSha256.length === 0 && !isLoopback(config.listen.host)) {
       this.log.warn(
         { listen: `${config.listen.host}:${config.listen.port}` },
@@ -271,7 +273,20 @@ export class Collector {
     this.agents.farmsChanged();
     this.brokers.farmsChanged();
     this.metrics.setConfigHash(configHash(this.config));
+    this.metrics.setFarms(config.farms.map((farm) => farm.id));
     this.log.info({ farms: config.farms.map((farm) => farm.id) }, 'configuration reloaded');
+    this.warnUnboundFarms(config);
+  }
+
+  /** A farm with `hostBinding: none` lets any holder of its token speak for any of its hosts. */
+  private warnUnboundFarms(config: CollectorConfig): void {
+    for (const farm of config.farms) {
+      if (farm.hostBinding !== 'none') continue;
+      this.log.warn(
+        { farm: farm.id },
+        `farm ${farm.id} has hostBinding: none: any holder of its agent token can take over any of its hosts`,
+      );
+    }
   }
 
   /**

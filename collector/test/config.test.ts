@@ -106,6 +106,7 @@ describe('parseConfig', () => {
           expires: Date.UTC(2027, 5, 30),
           agentTokensSha256: [{ sha256: HASH_A }],
           hostIdentity: 'token',
+          hostBinding: 'key',
           countDisconnected: true,
           overuseGraceDays: 7,
           expiryGraceDays: 30,
@@ -156,6 +157,7 @@ describe('parseConfig', () => {
       { sha256: sha256Hex('token-c') },
     ]);
     expect(config.farms[0]?.hostIdentity).toBe('token');
+    expect(config.farms[0]?.hostBinding).toBe('key');
   });
 
   it('reads expiry times with an offset and optional overuse grace start', () => {
@@ -252,6 +254,7 @@ describe('parseConfig', () => {
       withFarm({ agentTokensSha256: [5] }),
       'farms[0].agentTokensSha256[0]: must be a sha256 hex string or a mapping { sha256, hosts }',
     ],
+    ['an unknown hostBinding', withFarm({ hostBinding: 'token' }), 'farms[0].hostBinding: must be "key" or "none"'],
     [
       'an unknown hostIdentity',
       withFarm({ hostIdentity: 'cn' }),

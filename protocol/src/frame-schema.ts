@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { formatIssue } from './kit/zod-issue.js';
-import { MAX_STATUS_ERROR_CHARS, NAME_PATTERN } from './messages.js';
+import { HOST_KEY_PATTERN, MAX_STATUS_ERROR_CHARS, NAME_PATTERN } from './messages.js';
 
 /** C0 and C1 control characters and DEL: no user, host or session name, nor a status error, has them. */
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
@@ -62,6 +62,8 @@ export const helloSchema = z.object({
   host: name,
   stream: text(1, 64),
   agent: text(1, 128).optional(),
+  // The message never echoes the value: a key sent in the wrong form is still a secret.
+  hostKey: z.string().regex(HOST_KEY_PATTERN, 'must be 43 base64url characters').optional(),
 });
 
 export const upsertItemSchema = z.object({

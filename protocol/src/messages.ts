@@ -10,6 +10,12 @@ export const AGENT_PATH = '/v1/agent';
 /** Pattern that farm and host names must match. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+/**
+ * An agent's host key as its hello carries it: 32 random bytes in base64url without padding
+ * (docs/design.md §6, "Host binding").
+ */
+export const HOST_KEY_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+
 export interface Limits {
   maxFrameBytes: number;
   maxEvents: number;

@@ -246,6 +246,17 @@ describe('parseAgentFrame: hello', () => {
     expect(parseHello(hello({ stream: 's'.repeat(64) })).problem).toBeUndefined();
   });
 
+  it('accepts a host key of 43 base64url characters and reports any other without echoing it', () => {
+    const key = 'A_-z'.repeat(10) + 'abc';
+    expect(parseHello(hello({ hostKey: key })).hello?.hostKey).toBe(key);
+    for (const bad of [key.slice(1), `${key}d`, `${key.slice(1)}=`, `${key.slice(1)}+`, `${key.slice(1)}/`, 7]) {
+      const parsed = parseHello(hello({ hostKey: bad }));
+      expect(parsed.hello, JSON.stringify(bad)).toBeUndefined();
+      expect(parsed.problem, JSON.stringify(bad)).toMatch(/^hostKey:/);
+      if (typeof bad === 'string') expect(parsed.problem).not.toContain(bad);
+    }
+  });
+
   it('ignores unknown hello fields', () => {
     expect(parseHello(hello({ version: 9, extra: { x: 1 } })).hello).toEqual({
       type: 'hello',

@@ -127,15 +127,22 @@ describe('createRootLogger', () => {
     return { lines, stream };
   }
 
-  it('redacts tokens, authorization headers and passwords wherever they sit', () => {
+  it('redacts tokens, authorization headers, passwords and host keys wherever they sit', () => {
     const { lines, stream } = capture();
     const log = createRootLogger('test', {}, stream);
     log.info(
-      { token: 't1', headers: { authorization: 'Bearer t2' }, redis: { password: 'p' }, authorization: 'x' },
+      {
+        token: 't1',
+        headers: { authorization: 'Bearer t2' },
+        redis: { password: 'p' },
+        authorization: 'x',
+        hello: { hostKey: 'k1' },
+        hostKey: 'k2',
+      },
       'hello',
     );
     const text = JSON.stringify(lines);
-    for (const secret of ['t1', 'Bearer t2', '"p"', '"x"']) expect(text).not.toContain(secret);
+    for (const secret of ['t1', 'Bearer t2', '"p"', '"x"', 'k1', 'k2']) expect(text).not.toContain(secret);
     expect(lines[0]).toMatchObject({ name: 'test', msg: 'hello', token: '[redacted]' });
   });
 

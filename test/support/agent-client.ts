@@ -1,4 +1,5 @@
 /** A scripted agent for tests: a real WebSocket client speaking protocol v1 to a real collector. */
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import type { AckFrame, CollectorFrame, Session, WelcomeFrame } from '@rasmon/protocol';
@@ -81,8 +82,15 @@ export class TestAgent {
     }
   }
 
-  async hello(farm: string, host: string, stream = 'stream-1', agent?: string): Promise<WelcomeFrame> {
-    this.send({ type: 'hello', farm, host, stream, ...(agent ? { agent } : {}) });
+  /** `hostKey`: the agent's host key (docs/design.md §6); left out, the hello carries none, as an older agent's. */
+  async hello(
+    farm: string,
+    host: string,
+    stream = 'stream-1',
+    agent?: string,
+    hostKey?: string,
+  ): Promise<WelcomeFrame> {
+    this.send({ type: 'hello', farm, host, stream, ...(agent ? { agent } : {}), ...(hostKey ? { hostKey } : {}) });
     return this.next<WelcomeFrame>('welcome');
   }
 
@@ -100,6 +108,11 @@ export class TestAgent {
     if (this.socket.readyState === WebSocket.OPEN) this.socket.close(1000);
     return this.closed;
   }
+}
+
+/** A host key (43 base64url characters) made from `seed`: the same seed, the same key, as an agent keeps its own. */
+export function hostKeyOf(seed: string): string {
+  return createHash('sha256').update(seed).digest('base64url').slice(0, 43);
 }
 
 let sinceClock = 1_700_000_000_000;

@@ -37,6 +37,8 @@ export interface LinkOptions {
   key?: Buffer;
   farm: string;
   host: string;
+  /** The host key the hello carries (host-key.ts); never logged. Left out, the hello carries none. */
+  hostKey?: string;
   stream: string;
   agent: string;
   log: Logger;
@@ -59,6 +61,8 @@ export interface LinkEvents {
   down: [];
   /** The upgrade was answered with this HTTP status instead of a WebSocket (401: token refused). */
   refused: [status: number];
+  /** The collector closed the connection with an error frame: its code and message, cut to a loggable length. */
+  rejected: [code: string, message: string];
 }
 
 /** A string from the wire, cut to a length that is safe to log. */
@@ -200,8 +204,10 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
     );
     socket.on('open', () => {
       this.lastHeard = Date.now();
-      const { farm, host, agent } = this.options;
-      socket.send(JSON.stringify({ type: 'hello', farm, host, stream: this.stream, agent }));
+      const { farm, host, agent, hostKey } = this.options;
+      socket.send(
+        JSON.stringify({ type: 'hello', farm, host, stream: this.stream, agent, ...(hostKey ? { hostKey } : {}) }),
+      );
       this.startHeartbeat(this.options.heartbeatSeconds ?? 15);
       this.welcomeTimer = setTimeout(() => {
         log.warn({ waitedMs: this.welcomeTimeoutMs }, 'no welcome from the collector: reconnecting');
@@ -288,6 +294,7 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
       case 'error':
         log.error({ code: clip(frame.code, 64), reason: clip(frame.message) }, 'collector closed the connection');
         if (frame.code === 'superseded') this.nextDelayFloorMs = this.options.supersededDelayMs ?? 60_000;
+        this.emit('rejected', clip(frame.code, 64), clip(frame.message));
         break;
     }
   }

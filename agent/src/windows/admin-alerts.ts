@@ -1,6 +1,6 @@
 /**
- * When a condition needs an administrator, one event, not one per retry: the token refused, the
- * collector unreachable for a while, the source failing several polls in a row, and the recovery of
+ * When a condition needs an administrator, one event, not one per retry: the token or the hello
+ * refused, the collector unreachable for a while, the source failing several polls in a row, and the recovery of
  * each. The agent and the link report what happens; this decides what goes to the Event Log.
  */
 import { inspect } from 'node:util';
@@ -62,6 +62,16 @@ export class AdminAlerts {
     if (this.refusedReported) return;
     this.refusedReported = true;
     this.report('tokenRefused');
+  }
+
+  /**
+   * The collector answered the hello with `forbidden` (the host bound to another agent's host key,
+   * or not allowed for this token or farm); `reason` is the collector's message.
+   */
+  helloRefused(reason: string): void {
+    if (this.refusedReported) return;
+    this.refusedReported = true;
+    this.report('helloRefused', reason);
   }
 
   /** One poll's outcome: the error when the source failed. */

@@ -60,8 +60,15 @@ export const EVENTS = {
   collectorConnected: {
     id: 2003,
     level: 'information',
-    summary: 'The agent is connected to the collector again after event 2001 or 2002.',
+    summary: 'The agent is connected to the collector again after event 2001, 2002 or 2004.',
     action: 'None.',
+  },
+  helloRefused: {
+    id: 2004,
+    level: 'error',
+    summary: "The collector refused this host's connection (forbidden): this host reports nothing.",
+    action:
+      "Read the reason in the event. A host bound to another agent's host key, after this server was re-imaged or its agent reinstalled: run `rasmon-collector rebind-host --farm F --host H` on a collector. Otherwise correct `farm` or `host` in the configuration, or the farm's host patterns.",
   },
   sourceFailing: {
     id: 3001,

@@ -177,6 +177,12 @@ const agentToken = z.unknown().transform((value, ctx): z.output<typeof tokenEntr
 /** Which host names a hello may claim, besides the farm's and the token's `hosts`. */
 export const HOST_IDENTITIES = ['token', 'certificate'] as const;
 
+/**
+ * Whether a host is bound to the host key its agent first said hello with (docs/design.md §6,
+ * "Host binding"): `key` (the default) or `none`.
+ */
+export const HOST_BINDINGS = ['key', 'none'] as const;
+
 /** The broker sources whose sessions a farm may count (`ras.sessions`). */
 export const RAS_SESSION_SOURCES = ['vdi', 'pc', 'avd'] as const;
 
@@ -287,6 +293,8 @@ const farmSchema = z
       }),
       // certificate: the hello's host must be the client certificate's name (needs tls.ca).
       hostIdentity: z.enum(HOST_IDENTITIES, { error: 'must be "token" or "certificate"' }).default('token'),
+      // key: a host is bound to its agent's host key by the first hello that carries one.
+      hostBinding: z.enum(HOST_BINDINGS, { error: 'must be "key" or "none"' }).default('key'),
       countDisconnected: z.boolean({ error: 'must be true or false' }).default(CONFIG_DEFAULTS.farm.countDisconnected),
       overuseGraceDays: positiveNumber().default(CONFIG_DEFAULTS.farm.overuseGraceDays),
       expiryGraceDays: nonNegativeNumber().default(CONFIG_DEFAULTS.farm.expiryGraceDays),

@@ -10,7 +10,7 @@ import { ScriptError } from './errors.js';
 import type { RedisKeys } from './redis-schema.js';
 import type { FarmConfig } from '../config/config.js';
 import type { FarmDirectory, FarmRules } from '../config/farm-directory.js';
-import { scriptCalls, type HostIdentity, type ScriptCall } from './script-args.js';
+import { scriptCalls, type HelloBinding, type HostIdentity, type ScriptCall } from './script-args.js';
 import { runScript } from './scripts.js';
 
 /**
@@ -19,8 +19,14 @@ import { runScript } from './scripts.js';
  */
 export type HostClaim = HostIdentity;
 
-/** `full`: `hosts` when the farm has maxHosts hosts that are not retired, `known` when it knows maxKnownHosts. */
-export type HelloResult = { kind: 'ok'; ack: number } | { kind: 'full'; cap: 'hosts' | 'known' } | { kind: 'epoch' };
+export type { HelloBinding };
+
+/**
+ * `full`: `hosts` when the farm has maxHosts hosts that are not retired, `known` when it knows
+ * maxKnownHosts. `bound`: the host is bound to another host key (docs/design.md §6).
+ */
+export type HelloResult =
+  { kind: 'ok'; ack: number } | { kind: 'full'; cap: 'hosts' | 'known' } | { kind: 'bound' } | { kind: 'epoch' };
 
 export type ApplyResult =
   | {
@@ -142,18 +148,41 @@ export class FarmEngine {
   }
 
   /**
-   * Takes the host for the connection; the farm's host caps come from its configuration. `leaseMs`:
-   * a lease of another length than an agent's (a broker source's pseudo-host, polled less often).
+   * Takes the host for a source without an agent (a broker source's pseudo-host): no binding.
+   * `leaseMs`: a lease of another length than an agent's (polled less often).
    */
-  async hello(claim: HostClaim, agent: string | undefined, leaseMs = this.parts.leaseMs): Promise<HelloResult> {
+  async hello(
+    claim: HostClaim,
+    agent: string | undefined,
+    leaseMs = this.parts.leaseMs,
+  ): Promise<Exclude<HelloResult, { kind: 'bound' }>> {
+    const result = await this.runHello(claim, agent, leaseMs, { mode: 'none' });
+    return result.kind === 'bound' ? unexpected('hello', ['bound']) : result;
+  }
+
+  /**
+   * Takes the host for an agent's connection, checking and setting the host's binding as `binding`
+   * asks (docs/design.md §6, "Host binding").
+   */
+  agentHello(claim: HostClaim, agent: string | undefined, binding: HelloBinding): Promise<HelloResult> {
+    return this.runHello(claim, agent, this.parts.leaseMs, binding);
+  }
+
+  /** The hello script; the farm's host caps come from its configuration. */
+  private async runHello(
+    claim: HostClaim,
+    agent: string | undefined,
+    leaseMs: number,
+    binding: HelloBinding,
+  ): Promise<HelloResult> {
     const caps = { maxHosts: this.config.maxHosts, maxKnownHosts: this.config.maxKnownHosts };
     const reply = await this.run((keys, rules) =>
-      scriptCalls.hello(keys, rules, identity(claim), agent, leaseMs, caps),
+      scriptCalls.hello(keys, rules, identity(claim), agent, leaseMs, caps, binding),
     );
     const [code, detail] = reply as [string, (number | string)?];
     if (code === 'ok' && typeof detail === 'number') return { kind: 'ok', ack: detail };
     if (code === 'full' && (detail === 'hosts' || detail === 'known')) return { kind: 'full', cap: detail };
-    if (code === 'epoch') return { kind: code };
+    if (code === 'epoch' || code === 'bound') return { kind: code };
     return unexpected('hello', reply);
   }
 
@@ -236,6 +265,15 @@ export class FarmEngine {
     if (reply[0] === 'forgotten') return { kind: 'forgotten', wasLive: reply[1] === 1 };
     if (reply[0] === 'unknown' || reply[0] === 'kept') return { kind: reply[0] };
     return unexpected('forgetHost', reply);
+  }
+
+  /**
+   * Removes the host's binding to a host key (`rebind-host`): the next hello with a key binds the
+   * host anew. Returns whether the host was bound.
+   */
+  async unbindHost(host: string): Promise<boolean> {
+    const removed = await this.parts.redis.hdel(this.parts.keys.farm(this.config.id).bindings, normalizeHost(host));
+    return removed === 1;
   }
 
   /** Lease lapse, retirement and re-indexing of one host, each only when due. */

@@ -44,6 +44,12 @@ export interface FarmKeys {
   stale: string;
   /** Hash host → the agent's last status of its session source, as the JSON of a {@link StoredSourceStatus}. */
   sources: string;
+  /**
+   * Hash host → sha256 hex of the host key its agent bound it with (docs/design.md §6, "Host
+   * binding"): set by the first hello with a key, removed by `rebind-host` and with the host when
+   * it is forgotten. Never the key itself.
+   */
+  bindings: string;
 }
 
 /** Keys of a farm's RAS broker connector. */
@@ -107,6 +113,7 @@ export class RedisKeys {
       cdOff: `${base}cdoff`,
       stale: `${base}stale`,
       sources: `${base}sources`,
+      bindings: `${base}bindings`,
     };
   }
 
@@ -140,7 +147,10 @@ export class RedisKeys {
   }
 }
 
-/** The farm keys in the order every script receives them (KEYS[1..15]; `F` in includes/keys.lua). */
+/**
+ * The farm keys in the order every script receives them (KEYS[1..16]; `F` in includes/keys.lua).
+ * A new key goes at the end, so the others keep their positions.
+ */
 export const FARM_KEY_NAMES = [
   'epoch',
   'meta',
@@ -157,6 +167,7 @@ export const FARM_KEY_NAMES = [
   'cdOff',
   'stale',
   'sources',
+  'bindings',
 ] as const satisfies ReadonlyArray<keyof FarmKeys>;
 
 /** The host keys in the order scripts about one host receive them, after the farm's (`H` in includes/keys.lua). */

@@ -92,6 +92,12 @@ export interface HostCaps {
   maxKnownHosts: number;
 }
 
+/**
+ * The host binding a hello asks for (docs/design.md §6, "Host binding"): `key` checks the host's
+ * binding and binds a host not bound yet to `keyHash`; `none` leaves bindings alone.
+ */
+export type HelloBinding = { mode: 'key'; keyHash: string | undefined } | { mode: 'none' };
+
 export interface Settings {
   /** Lease length (ms). */
   leaseMs: number;
@@ -107,6 +113,7 @@ export const scriptCalls = {
     agent: string | undefined,
     leaseMs: number,
     caps: HostCaps,
+    binding: HelloBinding,
   ): ScriptCall {
     return call('hello', hostKeys(keys, rules.id, who.host), rules, [
       ['epoch', who.epoch],
@@ -117,6 +124,8 @@ export const scriptCalls = {
       ['leaseMs', leaseMs],
       ['maxHosts', caps.maxHosts],
       ['maxKnownHosts', caps.maxKnownHosts],
+      ['binding', binding.mode],
+      ['keyHash', binding.mode === 'key' ? (binding.keyHash ?? '') : ''],
     ]);
   },
 

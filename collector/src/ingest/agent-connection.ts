@@ -23,15 +23,18 @@ import {
   type Rejection,
   type StatusFrame,
 } from '@rasmon/protocol';
-import type { FarmConfig } from '../config/config.js';
+import { sha256Hex, type FarmConfig } from '../config/config.js';
 import type { FarmEpochs } from '../engine/farm-clock.js';
 import type { FarmDirectory, PeerNames } from '../config/farm-directory.js';
-import type { ApplyResult, HelloResult, HostClaim, LicenseEngine } from '../engine/license-engine.js';
+import type { ApplyResult, HelloBinding, HelloResult, HostClaim, LicenseEngine } from '../engine/license-engine.js';
 import type { Logger } from '@rasmon/protocol/kit';
 import { writeRefusalOf, type CollectorMetrics, type UpgradeRejection } from '../metrics/metrics.js';
 import { admit, type AdmissionRefusal, type Credentials } from './admission.js';
 import { TokenBucket } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
+
+/** Hosts warned of for a missing host key that a collector remembers (about 100 bytes each). */
+const MAX_KEYLESS_WARNED = 100_000;
 
 /** Above this many bytes unsent to an agent, the collector stops reading it until it has read them. */
 export const OUTPUT_SOFT_LIMIT = 256 * 1024;
@@ -63,6 +66,13 @@ export class AgentConnection implements Credentials {
   peer: PeerNames | undefined;
   /** Where hellos refused for their host identity are logged, rate-limited; else as any failure. */
   identityRefusals: RefusalLog | undefined;
+  /**
+   * "farm\nhost" of the hosts whose agent sent no host key, already warned of (once per host and
+   * collector); shared by the agent server's connections.
+   */
+  keylessHosts: Set<string> | undefined;
+  /** sha256 hex of the host key the hello carried (never the key itself). */
+  private hostKeyHash: string | undefined;
   /** Last time a ping or pong came from the agent, ms. */
   lastHeard = Date.now();
   readonly openedAt = Date.now();
@@ -154,7 +164,33 @@ export class AgentConnection implements Credentials {
 
   /** Another connection took this host: a newer hello, on this collector or another. */
   superseded(): void {
+    if (this.closed) return;
+    this.ctx.metrics.supersedes.inc({ farm: this.farmId });
     this.fail('superseded', 'a newer connection took this host');
+  }
+
+  /**
+   * The host is bound to another agent's host key (or this agent sent none): the token may be
+   * any host's of the farm, but only that key speaks for this host (docs/design.md §6).
+   */
+  private refuseBound(farm: string, host: string): void {
+    const message = `host ${host} of farm ${farm} is bound to another agent's host key (rasmon-collector rebind-host frees it for a re-imaged host)`;
+    this.refuse('hello');
+    this.ctx.metrics.agentsRefused.inc({ reason: 'host_bound' });
+    this.identityRefusals?.refused('host_bound', farm, 'forbidden', message);
+    this.fail('forbidden', message, { logged: this.identityRefusals === undefined });
+  }
+
+  /** An older agent on a host not bound yet: let in, with a warning once per host. */
+  private warnKeyless(farm: string, host: string): void {
+    const key = `${farm}\n${host}`;
+    const warned = this.keylessHosts;
+    if (warned?.has(key)) return;
+    // Bounded: past this many hosts, every further keyless hello warns again rather than grow the set.
+    if (warned && warned.size < MAX_KEYLESS_WARNED) warned.add(key);
+    this.log.warn(
+      'agent sent no host key: upgrade its agent: this host can be taken over by any holder of the farm token',
+    );
   }
 
   /** A reload replaced the farms: closes the connection if it may no longer hold what it holds. */
@@ -378,6 +414,7 @@ export class AgentConnection implements Credentials {
       this.refuse('hello');
       return this.refuseAdmission(refusal);
     }
+    this.hostKeyHash = hello.hostKey === undefined ? undefined : sha256Hex(hello.hostKey);
     const claim: HostClaim = {
       host: normalizeHost(hello.host),
       owner: this.id,
@@ -392,10 +429,12 @@ export class AgentConnection implements Credentials {
     if (!taken) return this.farmGone();
     const { result } = taken;
     if (result.kind === 'full') return reject('forbidden', 'max_hosts', farmFull(taken.farm, result.cap));
+    if (result.kind === 'bound') return this.refuseBound(taken.farm.id, claim.host);
     if (result.kind !== 'ok') throw new Error('the farm epoch changed twice during one hello');
     if (this.closed) return;
     this.claim = claim;
     this.agent = hello.agent;
+    if (taken.farm.hostBinding === 'key' && this.hostKeyHash === undefined) this.warnKeyless(taken.farm.id, claim.host);
     this.ctx.metrics.frames.inc({ type: 'hello', result: 'applied' });
     this.ctx.claimed(this);
     this.log.info({ ack: result.ack, agent: hello.agent }, 'agent connected');
@@ -444,6 +483,8 @@ export class AgentConnection implements Credentials {
     const taken = await this.take(claim, this.agent);
     if (!taken) return;
     if (taken.result.kind === 'full') return this.fail('forbidden', farmFull(taken.farm, taken.result.cap));
+    // Redis lost the binding with its data, and another key bound the host first.
+    if (taken.result.kind === 'bound') return this.refuseBound(taken.farm.id, claim.host);
     if (taken.result.kind === 'ok') {
       this.awaitingSnapshot = false;
       this.resync();
@@ -455,14 +496,19 @@ export class AgentConnection implements Credentials {
     this.fail('forbidden', `farm ${this.farmId} is no longer configured`);
   }
 
-  /** The hello script for this connection, under the farm's configuration now; undefined when it is gone. */
+  /**
+   * The hello script for this connection, under the farm's configuration now (its host binding
+   * too); undefined when the farm is gone.
+   */
   private async take(
     claim: HostClaim,
     agent: string | undefined,
   ): Promise<{ result: HelloResult; farm: FarmConfig } | undefined> {
     const engine = this.ctx.engine.farm(this.farmId);
     if (!engine) return undefined;
-    return { result: await engine.hello(claim, agent), farm: engine.config };
+    const binding: HelloBinding =
+      engine.config.hostBinding === 'key' ? { mode: 'key', keyHash: this.hostKeyHash } : { mode: 'none' };
+    return { result: await engine.agentHello(claim, agent, binding), farm: engine.config };
   }
 
   private async snapshot(claim: HostClaim, frame: ParsedSnapshot): Promise<void> {

@@ -87,6 +87,8 @@ export class AgentServer {
   private readonly upgradeLimiter: KeyedRateLimiter;
   private readonly refusals: RefusalLog;
   private readonly identityRefusals: RefusalLog;
+  /** Hosts already warned of for an agent without a host key. */
+  private readonly keylessHosts = new Set<string>();
 
   private readonly clientAddress: ClientAddress;
 
@@ -180,6 +182,7 @@ export class AgentServer {
     const tls = req.socket as Partial<TLSSocket>;
     connection.peer = typeof tls.getPeerCertificate === 'function' ? peerNames(tls.getPeerCertificate()) : undefined;
     connection.identityRefusals = this.identityRefusals;
+    connection.keylessHosts = this.keylessHosts;
     this.connections.add(connection);
     const slot = this.beatSlots[this.nextId % this.beatSlots.length]!;
     slot.add(connection);

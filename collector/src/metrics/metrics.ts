@@ -35,6 +35,15 @@ export const AGENT_DROPS = ['not_reading', 'silent'] as const;
 export type AgentDrop = (typeof AGENT_DROPS)[number];
 
 /**
+ * Reasons of `rasmon_collector_agents_refused_total`: hellos refused for who they claim to be once
+ * the token was accepted. `host_bound`: the host is bound to another agent's host key
+ * (docs/design.md §6, "Host binding").
+ */
+export const AGENT_REFUSALS = ['host_bound'] as const;
+
+export type AgentRefusal = (typeof AGENT_REFUSALS)[number];
+
+/**
  * Reasons of `rasmon_collector_redis_refusing_writes`: the error Redis answers a write with while it
  * answers PING (maxmemory reached, a replica, a failed background save, too few replicas).
  */
@@ -107,6 +116,28 @@ export class CollectorMetrics {
     registers: [this.registry],
   });
 
+  readonly agentsRefused: Counter<'reason'> = new Counter({
+    name: 'rasmon_collector_agents_refused_total',
+    help: "Agent hellos refused for the host they claim: host_bound (the host is bound to another agent's host key)",
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly supersedes: Counter<'farm'> = new Counter({
+    name: 'rasmon_collector_supersedes_total',
+    help: 'Live agent connections of a farm that a newer connection took the host from (counted by the collector holding the older one)',
+    labelNames: ['farm'],
+    registers: [this.registry],
+  });
+
+  /** The configured farms: their supersedes start at 0; farms no longer configured lose theirs. */
+  setFarms(farms: readonly string[]): void {
+    const wanted = new Set(farms);
+    for (const farm of this.farms) if (!wanted.has(farm)) this.supersedes.remove({ farm });
+    for (const farm of wanted) if (!this.farms.has(farm)) this.supersedes.inc({ farm }, 0);
+    this.farms = wanted;
+  }
+  private farms = new Set<string>();
+
   // The RAS broker connector: observed only by the collector that polls a broker.
   readonly brokerPollDuration: Histogram<'farm'> = new Histogram({
     name: 'rasmon_collector_broker_poll_duration_seconds',
@@ -151,6 +182,7 @@ export class CollectorMetrics {
     for (const result of ['applied', 'duplicate', 'rejected']) this.events.inc({ result }, 0);
     for (const reason of UPGRADE_REJECTIONS) this.upgradesRejected.inc({ reason }, 0);
     for (const reason of AGENT_DROPS) this.agentsDropped.inc({ reason }, 0);
+    for (const reason of AGENT_REFUSALS) this.agentsRefused.inc({ reason }, 0);
     this.setRedisRefusingWrites(undefined);
   }
 

@@ -3,7 +3,7 @@ import { serializeError } from './log-serializers.js';
 
 /**
  * What never reaches a log line, wherever it appears in a logged object: tokens, authorization
- * headers, passwords and secrets. One list for every rasmon process.
+ * headers, passwords, secrets and agents' host keys. One list for every rasmon process.
  */
 export const REDACT_PATHS: readonly string[] = Object.freeze([
   'token',
@@ -18,6 +18,8 @@ export const REDACT_PATHS: readonly string[] = Object.freeze([
   '*.password',
   'secret',
   '*.secret',
+  'hostKey',
+  '*.hostKey',
 ]);
 
 /**

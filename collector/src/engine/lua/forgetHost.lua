@@ -1,6 +1,6 @@
 --[[
   Forgets a host: its contributions leave the farm's counts and every key and member about it goes,
-  so a host of that name that comes back is a new host. Run by tick for retired hosts not seen for
+  its binding to a host key too, so a host of that name that comes back is a new host. Run by tick for retired hosts not seen for
   forgetHostsAfterDays (the condition is checked again here), or at once by
   `rasmon-collector forget-host`.
 
@@ -50,6 +50,8 @@ rcall('SREM', F.cdOff, name)
 rcall('HDEL', F.agents, name)
 rcall('HDEL', F.counts, name)
 rcall('HDEL', F.sources, name)
+-- A forgotten host comes back as a new host: the first hello binds it anew.
+rcall('HDEL', F.bindings, name)
 changed()
 saveFarm()
 return { 'forgotten', wasLive }

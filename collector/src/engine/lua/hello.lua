@@ -12,9 +12,15 @@
     9 leaseMs    lease length (ms)
    10 maxHosts   most hosts the farm may have that are not retired
    11 maxKnownHosts  most hosts the farm may know, retired ones included (until forgotten)
+   12 binding    'key': the host's binding is checked and set (docs/design.md §6, "Host binding");
+                 'none': the farm does not bind its hosts (and a pseudo-host of the broker)
+   13 keyHash    sha256 hex of the host key the hello carried, or '' for an agent that sent none
 
   Output:
-    {'ok', lastSeq}   lastSeq: last applied seq of this host and stream, 0 for a new stream
+    {'ok', lastSeq}   lastSeq: last applied seq of this host and stream, 0 for a new stream; a host
+                      not bound yet is bound to keyHash (when given)
+    {'bound'}         the host is bound to another key than keyHash (or the hello carried none);
+                      nothing written
     {'full', 'hosts'} a new or retired host, and the farm already has maxHosts hosts that are not retired
     {'full', 'known'} a new host, and the farm already knows maxKnownHosts hosts
     {'epoch'}         the farm's epoch is not the one given; nothing written
@@ -27,6 +33,8 @@
 
 if rcall('GET', F.epoch) ~= ARGV[4] then return { 'epoch' } end
 local name = ARGV[6]
+local binding = ARGV[12] == 'key' and rcall('HGET', F.bindings, name)
+if binding and binding ~= ARGV[13] then return { 'bound' } end
 local known = rcall('ZSCORE', F.seen, name)
 local counted = known and rcall('SISMEMBER', F.retired, name) == 0
 if not counted then
@@ -52,6 +60,7 @@ else
   rcall('HDEL', F.agents, name)
 end
 if rcall('HEXISTS', F.counts, name) == 0 then rcall('HSET', F.counts, name, 0) end
+if ARGV[12] == 'key' and not binding and ARGV[13] ~= '' then rcall('HSET', F.bindings, name, ARGV[13]) end
 renewLease(host, now, tonumber(ARGV[9]))
 settle(now)
 changed()

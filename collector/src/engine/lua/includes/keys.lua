@@ -7,11 +7,12 @@
   and the property tests hold them to it.
 
   KEYS
-    farm keys, in every script: KEYS[1..15]
+    farm keys, in every script: KEYS[1..16]
       1 epoch   2 meta   3 users   4 live   5 order   6 labels   7 peaks
       8 lease   9 seen  10 agents 11 counts 12 retired 13 cdoff  14 stale  15 sources
-    host keys, in scripts about one host: KEYS[16..18]
-     16 host   17 conns   18 elig
+     16 bindings
+    host keys, in scripts about one host: KEYS[17..19]
+     17 host   18 conns   19 elig
 
   ARGV
     the farm's rules, in every script, read here:
@@ -25,8 +26,9 @@ local F = {
   epoch = KEYS[1], meta = KEYS[2], users = KEYS[3], live = KEYS[4], order = KEYS[5],
   labels = KEYS[6], peaks = KEYS[7], lease = KEYS[8], seen = KEYS[9], agents = KEYS[10],
   counts = KEYS[11], retired = KEYS[12], cdOff = KEYS[13], stale = KEYS[14], sources = KEYS[15],
+  bindings = KEYS[16],
 }
-local H = { host = KEYS[16], conns = KEYS[17], elig = KEYS[18] }
+local H = { host = KEYS[17], conns = KEYS[18], elig = KEYS[19] }
 
 local function argSeed(value)
   if value == nil or value == '' then return nil end

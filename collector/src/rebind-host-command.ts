@@ -1,0 +1,79 @@
+/**
+ * `rasmon-collector rebind-host --config FILE --farm ID --host NAME`: removes the host's binding to
+ * its agent's host key (a re-imaged server, a reinstalled agent), so that the next hello with a host
+ * key binds the host anew (docs/design.md §6, "Host binding"). Logged. Exit 0 when the host was
+ * bound, 1 when it was not or Redis cannot be reached, 2 on bad usage or configuration.
+ */
+import { normalizeHost } from '@rasmon/protocol';
+import { parseFlags } from './cli-flags.js';
+import { ConfigError } from './config/config.js';
+import { loadConfig } from './config/config-loader.js';
+import { FarmDirectory } from './config/farm-directory.js';
+import { LicenseEngine } from './engine/license-engine.js';
+import { createLogger } from './logger.js';
+import { createRedis } from './engine/redis-client.js';
+import { RedisKeys } from './engine/redis-schema.js';
+
+export const REBIND_USAGE = `Usage: rasmon-collector rebind-host --config FILE --farm ID --host NAME
+
+Removes the host's binding to its agent's host key: the next agent that says hello for this host
+with a host key (the re-imaged server's new agent) binds it. Until then any holder of the farm's
+token can bind it, so run this when the new agent is about to connect.`;
+
+export async function rebindHost(argv: string[], fail: (message: string) => never): Promise<number> {
+  const values = parseFlags(
+    argv,
+    {
+      config: { type: 'string', short: 'c' },
+      farm: { type: 'string' },
+      host: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    (message) => fail(`${message}\n${REBIND_USAGE}`),
+  );
+  if (values.help) {
+    process.stdout.write(`${REBIND_USAGE}\n`);
+    return 0;
+  }
+  if (!values.farm || !values.host) fail(`rebind-host needs --farm and --host\n${REBIND_USAGE}`);
+  const host = normalizeHost(values.host.trim());
+  if (!/^[a-z0-9._-]{1,255}$/.test(host)) fail(`--host ${JSON.stringify(values.host)} is not a host name`);
+  let config;
+  try {
+    config = loadConfig({ ...(values.config ? { path: values.config } : {}), env: process.env });
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+  const farms = new FarmDirectory(config.farms);
+  const farm = farms.get(values.farm);
+  if (!farm)
+    fail(`farm ${values.farm} is not in the configuration (farms: ${config.farms.map((f) => f.id).join(', ')})`);
+
+  const log = createLogger();
+  const redis = createRedis(config.redis);
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    // Only the binding is touched: no script runs, so none is loaded.
+    const engine = new LicenseEngine(redis, new RedisKeys(config.redis.prefix), () => farms, 0, 0);
+    const wasBound = await engine.farm(farm.id)!.unbindHost(host);
+    if (!wasBound) {
+      process.stderr.write(`rasmon-collector: host ${host} of farm ${farm.id} is not bound to a host key\n`);
+      return 1;
+    }
+    log.info(
+      { farm: farm.id, host },
+      'host binding removed by rebind-host: the next hello with a host key binds the host',
+    );
+    process.stdout.write(
+      `unbound host ${host} of farm ${farm.id}: the next agent that says hello for it with a host key binds it\n`,
+    );
+    return 0;
+  } catch (err) {
+    process.stderr.write(`rasmon-collector: could not rebind host ${host}: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    redis.disconnect();
+  }
+}
