@@ -251,6 +251,8 @@ async function main(): Promise<void> {
           farm: farm.id,
           host,
           agent: 'rasmon-agent/simulated',
+          // Its own key, as an installed agent makes at first start: the host is bound to it.
+          hostKey: randomBytes(32).toString('base64url'),
           backoff: { initialMs: 200, maxMs: 2000 },
         },
       });
