@@ -13,6 +13,7 @@ import { runCheck } from './check.js';
 import { koffiDirectory, useKoffiDirectory } from './windows/koffi-loader.js';
 import { AgentConfigError, loadAgentConfig, type AgentConfig } from './config.js';
 import { createSource } from './create-source.js';
+import { SpoolDirectoryError } from './link/private-files.js';
 import { VERSION } from './version.js';
 
 const USAGE = `Usage:
@@ -135,7 +136,12 @@ export async function main(argv: string[]): Promise<void> {
     { farm: config.farm, host: config.host, source: config.source, collector: config.collector },
     'agent starting',
   );
-  await agent.start();
+  try {
+    await agent.start();
+  } catch (err) {
+    if (err instanceof SpoolDirectoryError) fail(err.message);
+    throw err;
+  }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
