@@ -45,11 +45,13 @@ async function tokenLine(config: AgentConfig): Promise<{ line: CheckLine; token?
     return { line: { ok: false, text: `token file ${config.tokenFile} ${err.reason}` } };
   }
   if (process.platform === 'win32') {
-    const { getDacl } = await import('./windows/file-lock.js');
-    const { describeSid, untrustedReaders } = await import('./windows/dacl.js');
-    let readers: string[];
+    const { accountName, getSecurity, processUserSid } = await import('./windows/file-lock.js');
+    const { describeSid, foreignOwnerMessage, lockDecision, untrustedReaders } = await import('./windows/dacl.js');
+    let sddl: string;
+    let self: string;
     try {
-      readers = untrustedReaders(getDacl(config.tokenFile));
+      sddl = getSecurity(config.tokenFile);
+      self = processUserSid();
     } catch (err) {
       return {
         line: {
@@ -59,12 +61,21 @@ async function tokenLine(config: AgentConfig): Promise<{ line: CheckLine; token?
         token,
       };
     }
+    const readers = untrustedReaders(sddl);
     if (readers.length > 0) {
       return {
         line: {
           ok: false,
           text: `token file ${config.tokenFile} reads, but ${readers.map(describeSid).join(', ')} can read it too (service install locks it)`,
         },
+        token,
+      };
+    }
+    const decision = lockDecision(sddl, self);
+    if (decision.action === 'refuse') {
+      const account = decision.owner.startsWith('S-1-') ? accountName(decision.owner) : undefined;
+      return {
+        line: { ok: false, text: `token file: ${foreignOwnerMessage(config.tokenFile, decision.owner, account)}` },
         token,
       };
     }

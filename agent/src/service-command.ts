@@ -24,7 +24,15 @@ import { loadAgentConfig, readToken, type AgentConfig } from './config.js';
 import { serviceCommandLine } from './windows/command-line.js';
 import { describeSid, untrustedReaders } from './windows/dacl.js';
 import { eventSourceRegistered, registerEventSource, unregisterEventSource } from './windows/event-log.js';
-import { ForeignOwnerError, getDacl, isPrivateFolder, lockDirectory, lockFile } from './windows/file-lock.js';
+import {
+  checkAncestors,
+  ForeignOwnerError,
+  getDacl,
+  isPrivateFolder,
+  lockDirectory,
+  lockFile,
+  UnsafeAncestorError,
+} from './windows/file-lock.js';
 import { koffiDirectory, removeStaleKoffiCopies, useKoffiDirectory } from './windows/koffi-loader.js';
 import { installService, SERVICE_NAME, serviceStatus, uninstallService } from './windows/service-manager.js';
 import { runService, serviceLogFile, type StartServiceAgent } from './windows/service-run.js';
@@ -102,13 +110,18 @@ function secureTokenFile(path: string, options: ServiceCommandOptions, write: (l
   write(`WARNING token file ${path} ${failure}; installing anyway (--allow-readable-token)`);
 }
 
-/** Creates and locks one of the agent's folders; refused when someone else owns it. */
+/**
+ * Creates and locks one of the agent's folders; refused when someone else owns it, or when a folder
+ * above it would let someone else move it away and put their own in its place.
+ */
 function secureFolder(dir: string, write: (line: string) => void): void {
   mkdirSync(dir, { recursive: true });
   try {
     lockDirectory(dir);
+    checkAncestors(dir);
   } catch (err) {
-    if (err instanceof ForeignOwnerError) throw new ServiceCommandError(`${err.message}: not installed`);
+    if (err instanceof ForeignOwnerError || err instanceof UnsafeAncestorError)
+      throw new ServiceCommandError(`${err.message}: not installed`);
     throw err;
   }
   const readers = untrustedReaders(getDacl(dir));

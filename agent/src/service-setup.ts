@@ -29,7 +29,15 @@ import {
   type AgentConfig,
 } from './config.js';
 import { describeSid, untrustedReaders } from './windows/dacl.js';
-import { ForeignOwnerError, getDacl, isPrivateFolder, lockDirectory, lockFile } from './windows/file-lock.js';
+import {
+  checkAncestors,
+  ForeignOwnerError,
+  getDacl,
+  isPrivateFolder,
+  lockDirectory,
+  lockFile,
+  UnsafeAncestorError,
+} from './windows/file-lock.js';
 import { koffiDirectory, removeStaleKoffiCopies } from './windows/koffi-loader.js';
 import { configureRecovery } from './windows/service-manager.js';
 import { serviceLogFile } from './windows/service-run.js';
@@ -302,7 +310,10 @@ function lockFiles(paths: DataPaths, config: AgentConfig): string[] {
   const runtime = koffiDirectory(config.spool.dir);
   for (const dir of [paths.dir, config.spool.dir, dirname(serviceLogFile(config)), runtime]) {
     mkdirSync(dir, { recursive: true });
-    refuseForeign(() => lockDirectory(dir));
+    refuseForeign(() => {
+      lockDirectory(dir);
+      checkAncestors(dir);
+    });
     lines.push(readersLine(dir));
   }
   if (isPrivateFolder(runtime)) removeStaleKoffiCopies(runtime);
@@ -317,12 +328,16 @@ function lockFiles(paths: DataPaths, config: AgentConfig): string[] {
   return lines;
 }
 
-/** Runs a lock; an entry someone else owns fails the install with what to do. */
+/**
+ * Runs a lock; an entry someone else owns, or a folder above it others could rearrange, fails the
+ * install with what to do.
+ */
 function refuseForeign(lock: () => void): void {
   try {
     lock();
   } catch (err) {
-    if (err instanceof ForeignOwnerError) throw new ServiceSetupError(`${err.message}: not installed`);
+    if (err instanceof ForeignOwnerError || err instanceof UnsafeAncestorError)
+      throw new ServiceSetupError(`${err.message}: not installed`);
     throw err;
   }
 }

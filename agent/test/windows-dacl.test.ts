@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ancestorDecision,
   DIRECTORY_SDDL,
   FILE_SDDL,
   foreignOwnerMessage,
@@ -12,6 +13,7 @@ import {
   TRUSTED_INSTALLER_SID,
   untrustedReaders,
   untrustedWriters,
+  unsafeAncestorMessage,
 } from '../src/windows/dacl.js';
 
 describe('token file DACL decisions (by SID, any display language)', () => {
@@ -149,5 +151,57 @@ describe('a folder the agent may delete in (owner and writers)', () => {
     expect(untrustedWriters('O:BAD:P(A;;WO;;;IU)')).toEqual(['IU']);
     expect(untrustedWriters('O:BAD:P(A;;FR;;;BU)(A;;FX;;;WD)')).toEqual([]);
     expect(untrustedWriters('D:NO_ACCESS_CONTROL')).toEqual(['WD']);
+  });
+});
+
+describe('the folders above what the agent locks (nobody else may move it away)', () => {
+  // As Windows Server ships them (icacls, in SDDL).
+  const PROGRAM_DATA =
+    'O:SYG:SYD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICIIO;GA;;;CO)(A;OICI;0x1200a9;;;BU)(A;CI;0x100116;;;BU)';
+  const SYSTEM_DRIVE = `O:${TRUSTED_INSTALLER_SID}G:${TRUSTED_INSTALLER_SID}D:PAI(A;OICI;FA;;;BA)(A;OICI;FA;;;SY)(A;OICI;0x1200a9;;;BU)(A;OICIIO;SDGXGWGR;;;AU)(A;;LC;;;AU)`;
+  /** A folder an administrator made at the root of C:, inheriting Authenticated Users: Modify. */
+  const C_RASMON =
+    'O:BAG:DUD:AI(A;OICIID;FA;;;BA)(A;OICIID;FA;;;SY)(A;OICIID;0x1200a9;;;BU)(A;ID;0x1301bf;;;AU)(A;OICIIOID;SDGXGWGR;;;AU)';
+
+  it('takes C:\\ProgramData and the system drive as Windows sets them up', () => {
+    expect(ancestorDecision(PROGRAM_DATA, ADMIN)).toEqual({ action: 'ok' });
+    expect(ancestorDecision(SYSTEM_DRIVE, ADMIN, true)).toEqual({ action: 'ok' });
+    expect(ancestorDecision(DIRECTORY_SDDL, 'S-1-5-18')).toEqual({ action: 'ok' });
+  });
+
+  it('refuses a folder where Authenticated Users may rename what is in it, as under the root of C:', () => {
+    expect(ancestorDecision(C_RASMON, ADMIN)).toEqual({ action: 'refuse', holders: ['AU'] });
+    // The same rights on a volume's root do not let anyone rename the root itself.
+    expect(ancestorDecision('O:BAD:PAI(A;OICI;FA;;;BA)(A;OICI;FA;;;SY)(A;OICI;0x1301bf;;;AU)', ADMIN, true)).toEqual({
+      action: 'ok',
+    });
+    // Deleting children, or rewriting the DACL or the owner, is as good as replacing them.
+    for (const rights of ['0x40', 'WD', 'WO', 'GA', 'FA']) {
+      expect(ancestorDecision(`O:SYD:P(A;;FA;;;SY)(A;;${rights};;;BU)`, ADMIN, true), rights).toEqual({
+        action: 'refuse',
+        holders: ['BU'],
+      });
+    }
+  });
+
+  it('refuses a folder a user owns, whatever its DACL', () => {
+    expect(ancestorDecision(`O:${USER}D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)`, ADMIN)).toEqual({
+      action: 'refuse',
+      owner: USER,
+    });
+  });
+
+  it('says which folder, why, and what to do', () => {
+    const message = unsafeAncestorMessage('C:\\rasmon', 'C:\\rasmon\\spool', { action: 'refuse', holders: ['AU'] });
+    expect(message).toMatch(
+      /^C:\\rasmon lets Authenticated Users \(S-1-5-11\) rename or delete what it holds, so C:\\rasmon\\spool could be moved away/,
+    );
+    expect(message).toContain('C:\\ProgramData');
+    expect(
+      unsafeAncestorMessage('C:\\ProgramData\\rasmon', 'C:\\ProgramData\\rasmon\\spool', {
+        action: 'refuse',
+        owner: USER,
+      }),
+    ).toContain(`C:\\ProgramData\\rasmon is owned by ${USER}, not by SYSTEM or Administrators`);
   });
 });

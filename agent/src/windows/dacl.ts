@@ -59,6 +59,12 @@ const RIGHTS: Record<string, number> = {
 /** Bits that let a holder read a file's content: FILE_READ_DATA, GENERIC_READ, GENERIC_ALL, MAXIMUM_ALLOWED. */
 const READ_DATA = 0x00000001 | 0x80000000 | 0x10000000 | 0x02000000;
 /**
+ * Bits that let a holder take a folder's entry away or put another in its place: DELETE (rename or
+ * delete the folder itself), FILE_DELETE_CHILD (of what it holds), WRITE_DAC, WRITE_OWNER,
+ * GENERIC_ALL, MAXIMUM_ALLOWED.
+ */
+const REPLACE = (0x10000 | 0x40 | 0x40000 | 0x80000 | 0x10000000 | 0x02000000) >>> 0;
+/**
  * Bits that let a holder change an object or what a folder holds: write and append data (create
  * files and folders), extended attributes and attributes, delete a child, DELETE, WRITE_DAC,
  * WRITE_OWNER, GENERIC_WRITE, GENERIC_ALL, MAXIMUM_ALLOWED.
@@ -188,6 +194,35 @@ export function lockDecision(sddl: string, self: string | undefined): LockDecisi
 export function privateFolder(sddl: string, self: string | undefined): boolean {
   const owner = ownerOf(sddl);
   return owner !== undefined && trustedOwner(owner, self) && untrustedWriters(sddl).length === 0;
+}
+
+export type AncestorDecision = { action: 'ok' } | { action: 'refuse'; owner?: string; holders?: string[] };
+
+/**
+ * Whether a folder above one the agent locks (say C:\ProgramData\rasmon above its spool) keeps
+ * that one where it is: owned by a trusted account, and nobody else may rename or delete what it
+ * holds, nor the folder itself (DELETE is not asked of a volume's root, which cannot be renamed).
+ * Otherwise a user could move the locked folder away and put their own in its place, and the
+ * service, as SYSTEM, would load koffi's module from it.
+ */
+export function ancestorDecision(sddl: string, self: string | undefined, root = false): AncestorDecision {
+  const owner = ownerOf(sddl);
+  if (owner === undefined || !trustedOwner(owner, self)) return { action: 'refuse', owner: owner ?? 'no owner' };
+  const holders = untrustedHolders(sddl, root ? REPLACE & ~0x10000 : REPLACE);
+  return holders.length === 0 ? { action: 'ok' } : { action: 'refuse', holders };
+}
+
+/** The refusal for a folder above the agent's own that others could rearrange. */
+export function unsafeAncestorMessage(path: string, below: string, decision: AncestorDecision): string {
+  if (decision.action === 'ok') return '';
+  const why = decision.owner
+    ? `is owned by ${describeSid(decision.owner)}, not by SYSTEM or Administrators`
+    : `lets ${(decision.holders ?? []).map(describeSid).join(', ')} rename or delete what it holds`;
+  return (
+    `${path} ${why}, so ${below} could be moved away and replaced however it is locked. ` +
+    `Give the agent a folder under one only administrators control (spool.dir, for example under C:\\ProgramData), ` +
+    `or delete ${path} as an administrator if someone else created it, then run this again`
+  );
 }
 
 /**

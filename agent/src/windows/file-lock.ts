@@ -3,6 +3,7 @@
  * DACL, both set from SDDL in one SetNamedSecurityInfoW. An entry someone else owns is refused
  * before anything is set. Reads back who can read a file. Windows only; the decisions are in dacl.ts.
  */
+import { win32 } from 'node:path';
 import { RasmonError } from '@rasmon/protocol/kit';
 import {
   advapi32,
@@ -17,7 +18,15 @@ import {
   Win32Error,
   type Handle,
 } from './advapi32.js';
-import { DIRECTORY_SDDL, FILE_SDDL, foreignOwnerMessage, lockDecision, privateFolder } from './dacl.js';
+import {
+  ancestorDecision,
+  DIRECTORY_SDDL,
+  FILE_SDDL,
+  foreignOwnerMessage,
+  lockDecision,
+  privateFolder,
+  unsafeAncestorMessage,
+} from './dacl.js';
 import { sidToString } from './wts-decode.js';
 
 /** A file or folder the agent was to lock belongs to someone else: refused, nothing changed. */
@@ -158,6 +167,30 @@ export function lockFile(path: string): void {
 /** SYSTEM and Administrators only, for a directory and everything in it now and later. */
 export function lockDirectory(path: string): void {
   lock(path, DIRECTORY_SDDL);
+}
+
+/** A folder above one of the agent's lets someone else move it away and put another in its place. */
+export class UnsafeAncestorError extends RasmonError {
+  constructor(message: string) {
+    super('RASMON_UNSAFE_ANCESTOR', message);
+    this.name = 'UnsafeAncestorError';
+  }
+}
+
+/**
+ * Checks every folder above `path` up to its volume's root (ancestorDecision); throws
+ * UnsafeAncestorError for the first that would let someone else replace `path`.
+ */
+export function checkAncestors(path: string): void {
+  const self = processUserSid();
+  let below = path;
+  for (let dir = win32.dirname(path); ; dir = win32.dirname(dir)) {
+    const root = win32.dirname(dir) === dir;
+    const decision = ancestorDecision(getSecurity(dir), self, root);
+    if (decision.action === 'refuse') throw new UnsafeAncestorError(unsafeAncestorMessage(dir, below, decision));
+    if (root) return;
+    below = dir;
+  }
 }
 
 /** Whether only SYSTEM and Administrators (and this account) can change `path` or create in it. */
