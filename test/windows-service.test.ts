@@ -10,7 +10,7 @@
  * (agent/test/windows-dacl.test.ts). Wine's ReportEventW writes nowhere a test can read: the
  * events are witnessed through the service log's `eventId` lines and the source's registry key.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Session } from '@rasmon/protocol';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -149,6 +149,49 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     expect(run.stderr).toMatch(/token file C:\\rasmon\\token is still readable by .*Everyone.*: not installed/);
     expect((await sc('query', 'rasmon-agent')).code).not.toBe(0);
   });
+
+  // Wine maps a file's Unix owner to a SID: this account's own, or Anonymous (S-1-5-7) for any other
+  // uid. So a file or folder chowned to another uid is one "someone else created first".
+  it.skipIf(process.getuid?.() !== 0)(
+    'install refuses a token file or spool folder someone else owns, names it and the owner, and creates nothing',
+    async () => {
+      const foreignToken = join(dir, 'foreign-token');
+      writeFileSync(foreignToken, `${TOKEN}\n`);
+      chownSync(foreignToken, 65534, 65534);
+      const byToken = await prefix.exe([
+        'service',
+        'install',
+        '--allow-readable-token',
+        '--config',
+        writeConfig('foreign-token.json', { tokenFile: 'C:\\rasmon\\foreign-token' }),
+      ]);
+      expect(byToken.code).toBe(2);
+      expect(byToken.stderr).toContain(
+        'C:\\rasmon\\foreign-token is owned by Anonymous (S-1-5-7), not by SYSTEM or Administrators',
+      );
+      expect(byToken.stderr).toMatch(/Delete it as an administrator .*then run this again: not installed/);
+
+      const foreignSpool = join(dir, 'foreign', 'spool');
+      mkdirSync(foreignSpool, { recursive: true });
+      chownSync(foreignSpool, 65534, 65534);
+      const bySpool = await prefix.exe([
+        'service',
+        'install',
+        '--allow-readable-token',
+        '--config',
+        writeConfig('foreign-spool.json', { spool: { dir: 'C:\\rasmon\\foreign\\spool' } }),
+      ]);
+      expect(bySpool.code).toBe(2);
+      expect(bySpool.stderr).toContain(
+        'C:\\rasmon\\foreign\\spool is owned by Anonymous (S-1-5-7), not by SYSTEM or Administrators',
+      );
+      expect((await sc('query', 'rasmon-agent')).code).not.toBe(0);
+      // Nothing was written into the refused folder, nor the owner changed.
+      expect(readdirSync(foreignSpool)).toEqual([]);
+      expect(statSync(foreignSpool).uid).toBe(65534);
+    },
+    120_000,
+  );
 
   it('installs, runs, delivers and streams sessions, stops with its spool flushed, and uninstalls', async () => {
     const config = writeConfig('agent.json', {});

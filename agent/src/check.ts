@@ -73,7 +73,8 @@ async function tokenLine(config: AgentConfig): Promise<{ line: CheckLine; token?
     }
     const decision = lockDecision(sddl, self);
     if (decision.action === 'refuse') {
-      const account = decision.owner.startsWith('S-1-') ? accountName(decision.owner) : undefined;
+      // Well-known SIDs have their English name already; others are looked up (DOMAIN\user).
+      const account = describeSid(decision.owner) === decision.owner ? accountName(decision.owner) : undefined;
       return {
         line: { ok: false, text: `token file: ${foreignOwnerMessage(config.tokenFile, decision.owner, account)}` },
         token,

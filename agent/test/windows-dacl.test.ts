@@ -184,6 +184,17 @@ describe('the folders above what the agent locks (nobody else may move it away)'
     }
   });
 
+  it('lets the installing account itself hold any right, as on a folder it created', () => {
+    expect(ancestorDecision(`O:${ADMIN}D:(A;OICI;FA;;;${ADMIN})(A;OICI;0x1200a9;;;WD)`, ADMIN)).toEqual({
+      action: 'ok',
+    });
+    expect(ancestorDecision(`O:${ADMIN}D:(A;OICI;FA;;;${ADMIN})(A;OICI;FA;;;${USER})`, ADMIN)).toEqual({
+      action: 'refuse',
+      holders: [USER],
+    });
+    expect(privateFolder(`O:${ADMIN}D:(A;OICI;FA;;;${ADMIN})(A;OICI;0x1200a9;;;WD)`, ADMIN)).toBe(true);
+  });
+
   it('refuses a folder a user owns, whatever its DACL', () => {
     expect(ancestorDecision(`O:${USER}D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)`, ADMIN)).toEqual({
       action: 'refuse',

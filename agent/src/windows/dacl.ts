@@ -171,6 +171,8 @@ export function trustedOwner(owner: string, self: string | undefined): boolean {
   );
 }
 
+const isSelf = (sid: string, self: string | undefined) => self !== undefined && sid === self.toUpperCase();
+
 export type LockDecision = { action: 'lock' } | { action: 'refuse'; owner: string };
 
 /**
@@ -193,7 +195,11 @@ export function lockDecision(sddl: string, self: string | undefined): LockDecisi
  */
 export function privateFolder(sddl: string, self: string | undefined): boolean {
   const owner = ownerOf(sddl);
-  return owner !== undefined && trustedOwner(owner, self) && untrustedWriters(sddl).length === 0;
+  return (
+    owner !== undefined &&
+    trustedOwner(owner, self) &&
+    untrustedWriters(sddl).filter((sid) => !isSelf(sid, self)).length === 0
+  );
 }
 
 export type AncestorDecision = { action: 'ok' } | { action: 'refuse'; owner?: string; holders?: string[] };
@@ -208,7 +214,8 @@ export type AncestorDecision = { action: 'ok' } | { action: 'refuse'; owner?: st
 export function ancestorDecision(sddl: string, self: string | undefined, root = false): AncestorDecision {
   const owner = ownerOf(sddl);
   if (owner === undefined || !trustedOwner(owner, self)) return { action: 'refuse', owner: owner ?? 'no owner' };
-  const holders = untrustedHolders(sddl, root ? REPLACE & ~0x10000 : REPLACE);
+  // The installing account itself (an administrator) may hold any right.
+  const holders = untrustedHolders(sddl, root ? REPLACE & ~0x10000 : REPLACE).filter((sid) => !isSelf(sid, self));
   return holders.length === 0 ? { action: 'ok' } : { action: 'refuse', holders };
 }
 
@@ -262,6 +269,7 @@ const WELL_KNOWN: Record<string, string> = {
   'S-1-5-11': 'Authenticated Users (S-1-5-11)',
   'S-1-5-32-545': 'Users (S-1-5-32-545)',
   'S-1-5-4': 'Interactive (S-1-5-4)',
+  'S-1-5-7': 'Anonymous (S-1-5-7)',
   NS: 'Network Service (S-1-5-20)',
   LS: 'Local Service (S-1-5-19)',
 };

@@ -20,6 +20,7 @@ import {
 } from './advapi32.js';
 import {
   ancestorDecision,
+  describeSid,
   DIRECTORY_SDDL,
   FILE_SDDL,
   foreignOwnerMessage,
@@ -153,7 +154,8 @@ export function accountName(sid: string): string | undefined {
 function lock(path: string, sddl: string): void {
   const decision = lockDecision(getSecurity(path), processUserSid());
   if (decision.action === 'refuse') {
-    const account = decision.owner.startsWith('S-1-') ? accountName(decision.owner) : undefined;
+    // Well-known SIDs have their English name already; others are looked up (DOMAIN\user).
+    const account = describeSid(decision.owner) === decision.owner ? accountName(decision.owner) : undefined;
     throw new ForeignOwnerError(path, decision.owner, account);
   }
   setSecurity(path, sddl);
