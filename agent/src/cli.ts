@@ -10,7 +10,6 @@ import type { Agent } from './agent.js';
 import { createAgentLogger } from './agent-log.js';
 import { agentFromConfig } from './agent-setup.js';
 import { runCheck } from './check.js';
-import { koffiDirectory, useKoffiDirectory } from './windows/koffi-loader.js';
 import { AgentConfigError, loadAgentConfig, type AgentConfig } from './config.js';
 import { createSource } from './create-source.js';
 import { SpoolDirectoryError } from './link/private-files.js';
@@ -90,8 +89,6 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof AgentConfigError) fail(err.message);
     throw err;
   }
-  // Where the exe writes koffi's module when a Windows call first needs it (nothing is loaded here).
-  useKoffiDirectory(koffiDirectory(config.spool.dir));
 
   // check and sessions print their own output on stdout; what the source logs meanwhile goes to stderr.
   const quiet = command === 'check' || command === 'sessions';

@@ -12,7 +12,6 @@ import { RasmonError } from '@rasmon/protocol/kit';
 import { createAgentLogger } from './agent-log.js';
 import { agentFromConfig } from './agent-setup.js';
 import {
-  dataPaths,
   removeData,
   serviceSettings,
   setupService,
@@ -140,7 +139,6 @@ async function install(
   const configPath = resolve(configFile);
   const config = loadAgentConfig(configPath);
   const settings = serviceSettings(config);
-  useKoffiDirectory(koffiDirectory(config.spool.dir));
   const tokenFile = settings.tokenFile;
   readToken(tokenFile, config);
   const self = selfCommand();
@@ -225,7 +223,6 @@ export async function serviceCommand(
       return status(write);
     case 'setup': {
       if (!options.dataDir) throw new ServiceCommandError('service setup needs --data-dir DIR');
-      useKoffiDirectory(koffiDirectory(dataPaths(options.dataDir).spool));
       const token = process.env[SETUP_TOKEN_VARIABLE];
       delete process.env[SETUP_TOKEN_VARIABLE];
       return setupService({ dataDir: options.dataDir, properties: { ...options.properties, token } }, write);
@@ -236,6 +233,7 @@ export async function serviceCommand(
     case 'run': {
       if (!configFile) throw new ServiceCommandError('service run needs --config FILE');
       const config = loadAgentConfig(resolve(configFile));
+      // Locked by install: the one folder the service loads koffi's module from.
       useKoffiDirectory(koffiDirectory(config.spool.dir));
       return runService(config, serviceAgent(config), (file) => {
         const out = new RotatingFile(file, { maxBytes: config.log.maxBytes, maxFiles: config.log.maxFiles });

@@ -5,16 +5,23 @@
  * `process.dlopen`. The module alone is koffi's whole API (its JS package only finds and wraps it).
  * Outside the exe (a Node install with the npm package) koffi comes from node_modules.
  *
- * The file goes into the agent's runtime folder, `runtime` beside the spool folder (like `logs`),
- * which `service install` and the MSI lock to SYSTEM and Administrators, never into %TEMP%: the
- * service's %TEMP% is C:\Windows\Temp, where any user can create folders, and deleting there as
- * SYSTEM (earlier runs' copies) lets a junction swapped in mid-delete redirect the delete anywhere.
- * Earlier copies are removed by `removeStaleKoffiCopies`, one file at a time and only files named as
- * this module names them, once the caller has checked that the folder is private.
+ * Where the file goes, and why nothing is ever deleted recursively or where users can write:
+ * - The service (`service run`, as SYSTEM) writes it to the runtime folder, `runtime` beside the
+ *   spool folder, which `service install` and the MSI locked (owner Administrators, SYSTEM and
+ *   Administrators only, and no folder above it others could rearrange). Earlier runs' copies are
+ *   removed from there only (`removeStaleKoffiCopies`), one named file at a time.
+ * - Every other command (`service install`, the MSI's `service setup`, `check`, `sessions`) runs
+ *   before that folder is locked, or without knowing it is: it would be loading a DLL from a folder
+ *   someone else may control. It writes to a new folder of a random name under the temp folder
+ *   (mkdtemp: nobody can plant anything there beforehand, nor change a file it created) and
+ *   removes nothing there: as SYSTEM (the MSI's step) %TEMP% is C:\Windows\Temp, where any user can create
+ *   folders, and a recursive delete there as SYSTEM follows a junction swapped in mid-delete. Each
+ *   such run leaves 1 MiB behind, for the system's temp cleanup.
  */
 import { randomBytes, createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as sea from 'node:sea';
 import type * as Koffi from 'koffi';
@@ -40,15 +47,15 @@ export function koffiDirectory(spoolDir: string): string {
   return join(dirname(spoolDir), 'runtime');
 }
 
-/** The default spool folder's runtime folder, for the commands that read no configuration. */
-const DEFAULT_DIRECTORY = join(process.env.ProgramData ?? 'C:\\ProgramData', 'rasmon', 'runtime');
-
 let directory: string | undefined;
 let loaded: KoffiModule | undefined;
 /** The copy this process loaded, which stays locked while it runs. */
 let ownCopy: string | undefined;
 
-/** Where the exe writes koffi's module; set from the configuration before the first Windows call. */
+/**
+ * The locked runtime folder the service writes koffi's module to; set by `service run` only, before
+ * its first Windows call. Unset, a new folder under the temp folder is used.
+ */
 export function useKoffiDirectory(dir: string): void {
   directory = dir;
 }
@@ -66,14 +73,18 @@ function loadFromAsset(): KoffiModule {
   } catch (err) {
     throw new KoffiLoadError(`this executable carries no ${KOFFI_ASSET} asset (built without it?)`, { cause: err });
   }
-  const dir = directory ?? DEFAULT_DIRECTORY;
-  const file = join(dir, `koffi-${process.pid}-${randomBytes(8).toString('hex')}.node`);
+  let dir = directory;
+  let file = '';
   try {
-    mkdirSync(dir, { recursive: true });
+    if (dir === undefined) dir = mkdtempSync(join(tmpdir(), 'rasmon-agent-koffi-'));
+    else mkdirSync(dir, { recursive: true });
+    file = join(dir, `koffi-${process.pid}-${randomBytes(8).toString('hex')}.node`);
     // A name nobody could guess, created here ('wx' fails on anything already there).
     writeFileSync(file, bytes, { flag: 'wx', mode: 0o600 });
   } catch (err) {
-    throw new KoffiLoadError(`cannot write koffi's module to ${dir}: ${(err as Error).message}`, { cause: err });
+    throw new KoffiLoadError(`cannot write koffi's module to ${dir ?? tmpdir()}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   ownCopy = file;
   const module = { exports: {} as KoffiModule };
