@@ -355,11 +355,22 @@ function describeOrigin(composed: ComposedConfig, paths: DataPaths): string {
   }
 }
 
-/** `service remove-data`: the MSI's uninstall with REMOVEDATA=1, once the service is gone. */
+/**
+ * `service remove-data`: the MSI's uninstall with REMOVEDATA=1, once the service is gone; only a
+ * data folder still private to SYSTEM and Administrators is removed.
+ */
 export function removeData(dataDir: string, write: (line: string) => void): number {
   const paths = dataPaths(dataDir);
   if (!existsSync(paths.dir)) {
     write(`${paths.dir}: already absent`);
+    return 0;
+  }
+  // Removed whole only when nobody else can change it: in a folder others may write to, a junction
+  // put there mid-delete would send this SYSTEM delete anywhere.
+  if (!isPrivateFolder(paths.dir)) {
+    write(
+      `WARNING ${paths.dir}: not removed, others can change it (not locked by this agent's install); delete it by hand as an administrator`,
+    );
     return 0;
   }
   rmSync(paths.dir, { recursive: true, force: true });
