@@ -4,7 +4,7 @@
  * windows-service.test.ts.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,8 +61,8 @@ describe('rasmon-agent check', () => {
   beforeAll(async () => {
     collector = await InProcessCollector.start(rawConfig(redis.url, [{ id: FARM, seats: 5, token: TOKEN }]));
     dir = mkdtempSync(join(tmpdir(), 'rasmon-check-'));
-    writeFileSync(join(dir, 'token'), `${TOKEN}\n`);
-    writeFileSync(join(dir, 'bad-token'), 'wrong\n');
+    writeFileSync(join(dir, 'token'), `${TOKEN}\n`, { mode: 0o600 });
+    writeFileSync(join(dir, 'bad-token'), 'wrong\n', { mode: 0o600 });
   });
   afterAll(async () => {
     await collector?.stop();
@@ -71,11 +71,45 @@ describe('rasmon-agent check', () => {
   it('says ok on one line each, after a real welcome, and exits 0', async () => {
     const run = await agent('check', '--config', config('good.json', {}));
     expect(run.stdout.trim().split('\n')).toEqual([
-      `ok   token file ${join(dir, 'token')} reads`,
+      `ok   token file ${join(dir, 'token')} reads; only its owner can read it`,
       'ok   source command lists 1 session',
       `ok   collector ${collector.url.replace('http://', 'ws://')} accepted the token for farm farm-c, host rdsh-c1 (welcome, ack 0)`,
     ]);
     expect(run.code).toBe(0);
+  });
+
+  it('fails a token file its group or other users can read, naming the file and chmod 600, and exits 1', async () => {
+    const shared = join(dir, 'shared-token');
+    writeFileSync(shared, `${TOKEN}\n`);
+    for (const [mode, who] of [
+      [0o644, 'its group and other users'],
+      [0o640, 'its group'],
+      [0o602, 'other users'],
+    ] as const) {
+      chmodSync(shared, mode);
+      const run = await agent('check', '--config', config('shared.json', { tokenFile: shared }));
+      const lines = run.stdout.trim().split('\n');
+      expect(lines[0]).toBe(
+        `FAIL token file ${shared} reads, but ${who} can read or change it too (mode 0${mode.toString(8)}): run chmod 600 ${shared}`,
+      );
+      // The rest is still checked with that token.
+      expect(lines[2]).toMatch(/^ok {3}collector .* accepted the token/);
+      expect(run.code).toBe(1);
+    }
+    chmodSync(shared, 0o400);
+    const fixed = await agent('check', '--config', config('shared.json', { tokenFile: shared }));
+    expect(fixed.stdout).toContain(`ok   token file ${shared} reads; only its owner can read it`);
+    expect(fixed.code).toBe(0);
+  });
+
+  it('refuses ws:// to a collector on another machine before trying anything, unless allowInsecure', async () => {
+    const run = await agent('check', '--config', config('remote.json', { collector: 'ws://192.0.2.10:9420' }));
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(
+      `collector: ws:// sends the token and user names in clear to 192.0.2.10, which is not this machine; use wss://`,
+    );
+    expect(run.stderr).toContain(join(dir, 'remote.json'));
+    expect(run.code).toBe(2);
   });
 
   it('exits 1 when the collector refuses the token, saying so', async () => {

@@ -10,7 +10,7 @@
  * (agent/test/windows-dacl.test.ts). Wine's ReportEventW writes nowhere a test can read: the
  * events are witnessed through the service log's `eventId` lines and the source's registry key.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Session } from '@rasmon/protocol';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -87,6 +87,13 @@ function spooled(): string[] {
   return readSpool(join(dir, 'spool')).pending.map((event) => JSON.stringify(event));
 }
 
+/** The temp folders of the prefix, as Linux sees them: C:\windows\temp and each user's. */
+function tempFolders(): string[] {
+  const drive = join(prefix.dir, 'drive_c');
+  const users = readdirSync(join(drive, 'users')).map((user) => join(drive, 'users', user, 'AppData', 'Local', 'Temp'));
+  return [join(drive, 'windows', 'temp'), ...users].filter((path) => existsSync(path));
+}
+
 /** The service's log file (JSON by default: ISO times, level names), `at` its time in ms. */
 function serviceLog(): Array<Record<string, unknown> & { at: number }> {
   const file = join(dir, 'logs', 'rasmon-agent.log');
@@ -150,8 +157,65 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     expect((await sc('query', 'rasmon-agent')).code).not.toBe(0);
   });
 
+  // Wine maps a file's Unix owner to a SID: this account's own, or Anonymous (S-1-5-7) for any other
+  // uid. So a file or folder chowned to another uid is one "someone else created first".
+  it.skipIf(process.getuid?.() !== 0)(
+    'install refuses a token file or spool folder someone else owns, names it and the owner, and creates nothing',
+    async () => {
+      const foreignToken = join(dir, 'foreign-token');
+      writeFileSync(foreignToken, `${TOKEN}\n`);
+      chownSync(foreignToken, 65534, 65534);
+      const byToken = await prefix.exe([
+        'service',
+        'install',
+        '--allow-readable-token',
+        '--config',
+        writeConfig('foreign-token.json', { tokenFile: 'C:\\rasmon\\foreign-token' }),
+      ]);
+      expect(byToken.code).toBe(2);
+      expect(byToken.stderr).toContain(
+        'C:\\rasmon\\foreign-token is owned by Anonymous (S-1-5-7), not by SYSTEM or Administrators',
+      );
+      expect(byToken.stderr).toMatch(/Delete it as an administrator .*then run this again: not installed/);
+
+      const foreignSpool = join(dir, 'foreign', 'spool');
+      mkdirSync(foreignSpool, { recursive: true });
+      chownSync(foreignSpool, 65534, 65534);
+      const bySpool = await prefix.exe([
+        'service',
+        'install',
+        '--allow-readable-token',
+        '--config',
+        writeConfig('foreign-spool.json', { spool: { dir: 'C:\\rasmon\\foreign\\spool' } }),
+      ]);
+      expect(bySpool.code).toBe(2);
+      expect(bySpool.stderr).toContain(
+        'C:\\rasmon\\foreign\\spool is owned by Anonymous (S-1-5-7), not by SYSTEM or Administrators',
+      );
+      expect((await sc('query', 'rasmon-agent')).code).not.toBe(0);
+      // Nothing was written into the refused folder, nor the owner changed.
+      expect(readdirSync(foreignSpool)).toEqual([]);
+      expect(statSync(foreignSpool).uid).toBe(65534);
+    },
+    120_000,
+  );
+
   it('installs, runs, delivers and streams sessions, stops with its spool flushed, and uninstalls', async () => {
     const config = writeConfig('agent.json', {});
+    // koffi's module goes to C:\rasmon\runtime (beside the spool); plant what an earlier run could
+    // leave there, and what no run names so: only the former may go.
+    const runtime = join(dir, 'runtime');
+    mkdirSync(join(runtime, 'koffi-2-0123456789abcdef.node'), { recursive: true });
+    writeFileSync(join(runtime, 'koffi-2-0123456789abcdef.node', 'inside'), 'kept');
+    writeFileSync(join(runtime, 'koffi-1-0123456789abcdef.node'), 'an earlier copy');
+    writeFileSync(join(runtime, 'keep.txt'), 'kept');
+    const planted = tempFolders();
+    expect(planted.length).toBeGreaterThan(0);
+    for (const temp of planted) {
+      mkdirSync(join(temp, 'rasmon-agent-koffi-planted'), { recursive: true });
+      writeFileSync(join(temp, 'rasmon-agent-koffi-planted', 'victim'), 'kept');
+      writeFileSync(join(temp, 'koffi-1-0123456789abcdef.node'), 'not the agent’s');
+    }
     const install = await prefix.exe(['service', 'install', '--config', config, '--allow-readable-token']);
     expect(install.stderr).toBe('');
     expect(install.code).toBe(0);
@@ -193,6 +257,19 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
     writeSessions([session('1-a', 'CORP\\alice', 'desktop'), session('2-b', 'CORP\\bob', 'app')]);
     await expect.poll(() => connections('app'), { timeout: 30_000 }).toBe(1);
     expect(serviceLog().some((line) => line.eventId === 1000)).toBe(true);
+
+    // The earlier copy is gone, one file; the rest stays; the running service's own copy is there.
+    const left = readdirSync(runtime).sort();
+    expect(left).not.toContain('koffi-1-0123456789abcdef.node');
+    expect(left).toEqual(expect.arrayContaining(['keep.txt', 'koffi-2-0123456789abcdef.node']));
+    expect(readFileSync(join(runtime, 'koffi-2-0123456789abcdef.node', 'inside'), 'utf8')).toBe('kept');
+    expect(left.filter((name) => /^koffi-\d+-[0-9a-f]{16}\.node$/.test(name)).length).toBeGreaterThan(0);
+    // Nothing removed from the temp folders, where users can create folders: what an older agent
+    // removed recursively there (any `rasmon-agent-koffi-*`, a junction as good as a folder) stays.
+    for (const temp of planted) {
+      expect(readFileSync(join(temp, 'rasmon-agent-koffi-planted', 'victim'), 'utf8')).toBe('kept');
+      expect(existsSync(join(temp, 'koffi-1-0123456789abcdef.node'))).toBe(true);
+    }
 
     const uninstall = await prefix.exe(['service', 'uninstall']);
     expect(uninstall.stderr).toBe('');

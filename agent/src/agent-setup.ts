@@ -8,6 +8,7 @@ import {
   AgentConfigError,
   connectionSettings,
   inConfigFile,
+  insecureCollector,
   readConfiguredFile,
   readToken,
   type AgentConfig,
@@ -62,6 +63,12 @@ export async function agentFromConfig(
   hooks: Pick<AgentOptions, 'onPoll'> = {},
 ): Promise<Agent> {
   const settings = connectionSettings(config);
+  if (insecureCollector(settings.collector)) {
+    log.warn(
+      { collector: settings.collector },
+      'allowInsecure: the token and user names go to a collector on another machine in clear (ws://); use wss:// outside a lab',
+    );
+  }
   if ((config.source === 'wts' || config.source === 'quser') && process.platform !== 'win32')
     throw new AgentConfigError(inConfigFile(config, `source: ${new WindowsOnlyError(config.source).message}`));
   const token = readToken(settings.tokenFile, config);

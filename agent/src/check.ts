@@ -1,13 +1,13 @@
 /**
  * `rasmon-agent check --config FILE`: one line per thing the agent needs, each `ok` or `FAIL`,
  * exit 1 when any failed. The token file reads (on Windows: and only SYSTEM and Administrators can
- * read it), the source lists sessions, and the collector accepts the token: a real hello and
+ * read it; elsewhere: and its mode gives its group and others nothing), the source lists sessions, and the collector accepts the token: a real hello and
  * welcome with this host's name and spool stream, then a normal close. That hello takes the host
  * over for a moment, so a running agent is superseded and reconnects after
  * `reconnect.supersededSeconds`; nothing is lost meanwhile.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SUBPROTOCOL } from '@rasmon/protocol';
 import type { Logger } from 'pino';
@@ -46,11 +46,13 @@ async function tokenLine(config: AgentConfig): Promise<{ line: CheckLine; token?
     return { line: { ok: false, text: `token file ${config.tokenFile} ${err.reason}` } };
   }
   if (process.platform === 'win32') {
-    const { getDacl } = await import('./windows/file-lock.js');
-    const { describeSid, untrustedReaders } = await import('./windows/dacl.js');
-    let readers: string[];
+    const { accountName, getSecurity, processUserSid } = await import('./windows/file-lock.js');
+    const { describeSid, foreignOwnerMessage, lockDecision, untrustedReaders } = await import('./windows/dacl.js');
+    let sddl: string;
+    let self: string;
     try {
-      readers = untrustedReaders(getDacl(config.tokenFile));
+      sddl = getSecurity(config.tokenFile);
+      self = processUserSid();
     } catch (err) {
       return {
         line: {
@@ -60,6 +62,7 @@ async function tokenLine(config: AgentConfig): Promise<{ line: CheckLine; token?
         token,
       };
     }
+    const readers = untrustedReaders(sddl);
     if (readers.length > 0) {
       return {
         line: {
@@ -69,12 +72,34 @@ async function tokenLine(config: AgentConfig): Promise<{ line: CheckLine; token?
         token,
       };
     }
+    const decision = lockDecision(sddl, self);
+    if (decision.action === 'refuse') {
+      // Well-known SIDs have their English name already; others are looked up (DOMAIN\user).
+      const account = describeSid(decision.owner) === decision.owner ? accountName(decision.owner) : undefined;
+      return {
+        line: { ok: false, text: `token file: ${foreignOwnerMessage(config.tokenFile, decision.owner, account)}` },
+        token,
+      };
+    }
     return {
       line: { ok: true, text: `token file ${config.tokenFile} reads; only SYSTEM and Administrators can read it` },
       token,
     };
   }
-  return { line: { ok: true, text: `token file ${config.tokenFile} reads` }, token };
+  const problem = tokenModeProblem(config.tokenFile, statSync(config.tokenFile).mode);
+  if (problem) return { line: { ok: false, text: problem }, token };
+  return { line: { ok: true, text: `token file ${config.tokenFile} reads; only its owner can read it` }, token };
+}
+
+/**
+ * What is wrong with a token file's Unix mode: any permission for its group or for others (mode &
+ * 0o077). Undefined when there is nothing (0600, 0400).
+ */
+export function tokenModeProblem(path: string, mode: number): string | undefined {
+  if ((mode & 0o077) === 0) return undefined;
+  const octal = (mode & 0o777).toString(8).padStart(4, '0');
+  const who = [mode & 0o070 ? 'its group' : '', mode & 0o007 ? 'other users' : ''].filter(Boolean).join(' and ');
+  return `token file ${path} reads, but ${who} can read or change it too (mode ${octal}): run chmod 600 ${path}`;
 }
 
 async function sourceLine(config: AgentConfig, log: Logger): Promise<CheckLine> {

@@ -12,6 +12,7 @@ import { agentFromConfig } from './agent-setup.js';
 import { runCheck } from './check.js';
 import { AgentConfigError, loadAgentConfig, type AgentConfig } from './config.js';
 import { createSource } from './create-source.js';
+import { SpoolDirectoryError } from './link/private-files.js';
 import { VERSION } from './version.js';
 
 const USAGE = `Usage:
@@ -132,7 +133,12 @@ export async function main(argv: string[]): Promise<void> {
     { farm: config.farm, host: config.host, source: config.source, collector: config.collector },
     'agent starting',
   );
-  await agent.start();
+  try {
+    await agent.start();
+  } catch (err) {
+    if (err instanceof SpoolDirectoryError) fail(err.message);
+    throw err;
+  }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -3,6 +3,7 @@
  * value gives one line naming the key.
  */
 import { readFileSync } from 'node:fs';
+import { BlockList, isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { NAME_PATTERN } from '@rasmon/protocol';
@@ -58,6 +59,8 @@ const schema = z.strictObject({
     .refine((url) => /^wss?:\/\/[^/]/.test(url), 'must be a ws:// or wss:// URL')
     .optional(),
   tokenFile: z.string().min(1).optional(),
+  /** Allow `ws://` (token and user names in clear) to a collector that is not on this machine. */
+  allowInsecure: z.boolean().default(false),
   tls: z
     .strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() })
     .optional(),
@@ -183,8 +186,40 @@ export function loadAgentConfig(path: string | undefined, flags: AgentFlags = {}
       inConfigFile(where, `host: this machine's name "${host}" does not match ${NAME_PATTERN.source}; set host`),
     );
   }
+  const collector = result.data.collector;
+  if (collector !== undefined && !result.data.allowInsecure && insecureCollector(collector)) {
+    const key = flags.collector !== undefined ? '--collector' : 'collector';
+    const line = `${key}: ws:// sends the token and user names in clear to ${collectorHost(collector)}, which is not this machine; use wss:// (tls in the collector's configuration), or set allowInsecure: true for a lab (got "${collector}")`;
+    throw new AgentConfigError(key === 'collector' ? inConfigFile(where, line) : line);
+  }
   const pollIntervalSeconds = result.data.pollIntervalSeconds ?? (result.data.source === 'wts' ? 60 : 5);
   return { ...result.data, host, pollIntervalSeconds, ...where };
+}
+
+/** The host of a collector URL as written (`[::1]` unbracketed), lower case. */
+function collectorHost(url: string): string {
+  try {
+    return new URL(url).hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  } catch {
+    return url;
+  }
+}
+
+const loopback = new BlockList();
+loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+loopback.addAddress('::1', 'ipv6');
+
+/**
+ * Whether a collector URL is `ws://` to a host other than this machine (localhost, 127.0.0.0/8,
+ * ::1): the bearer token, and every user name the agent sends, would cross the network in clear.
+ */
+export function insecureCollector(url: string): boolean {
+  if (!/^ws:/i.test(url)) return false;
+  const host = collectorHost(url);
+  if (host === 'localhost') return false;
+  const family = isIP(host);
+  if (family === 0) return true;
+  return !loopback.check(host, family === 4 ? 'ipv4' : 'ipv6');
 }
 
 const FLAG_NAMES: Record<string, string> = {

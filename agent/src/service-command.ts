@@ -1,7 +1,8 @@
 /**
  * `rasmon-agent service install --config FILE | uninstall | status | run --config FILE`.
- * Install checks the configuration, locks the token file, the spool and log directories to SYSTEM
- * and Administrators (or refuses when the token file cannot be locked), registers the Event Log
+ * Install checks the configuration, locks the token file, the spool, log and runtime directories to
+ * SYSTEM and Administrators, owner Administrators (or refuses when the token file cannot be locked,
+ * or when someone else owns one of them), registers the Event Log
  * source, creates the service and starts it.
  */
 import { mkdirSync } from 'node:fs';
@@ -20,9 +21,18 @@ import {
 import { RotatingFile } from './rotating-file.js';
 import { loadAgentConfig, readToken, type AgentConfig } from './config.js';
 import { serviceCommandLine } from './windows/command-line.js';
-import { describeSid, tokenFileDecision, untrustedReaders } from './windows/dacl.js';
+import { describeSid, untrustedReaders } from './windows/dacl.js';
 import { eventSourceRegistered, registerEventSource, unregisterEventSource } from './windows/event-log.js';
-import { getDacl, lockDirectory, lockFile } from './windows/file-lock.js';
+import {
+  checkAncestors,
+  ForeignOwnerError,
+  getDacl,
+  isPrivateFolder,
+  lockDirectory,
+  lockFile,
+  UnsafeAncestorError,
+} from './windows/file-lock.js';
+import { koffiDirectory, removeStaleKoffiCopies, useKoffiDirectory } from './windows/koffi-loader.js';
 import { installService, SERVICE_NAME, serviceStatus, uninstallService } from './windows/service-manager.js';
 import { runService, serviceLogFile, type StartServiceAgent } from './windows/service-run.js';
 import { SERVICE_RUNNING } from './windows/service-state.js';
@@ -68,28 +78,28 @@ export interface ServiceCommandOptions {
 }
 
 /**
- * Locks the token file when others can read it, then reads its DACL back; refuses the install when
- * it is still readable by others, unless told to allow that (then says so).
+ * Locks the token file (owner Administrators, SYSTEM and Administrators only) and reads its DACL
+ * back; refuses the install when someone else owns it, and when it is still readable by others,
+ * unless told to allow that (then says so).
  */
 function secureTokenFile(path: string, options: ServiceCommandOptions, write: (line: string) => void): void {
-  const decision = tokenFileDecision(getDacl(path));
-  if (decision.action === 'keep') {
-    write(`token file ${path}: only SYSTEM and Administrators can read it`);
-    return;
-  }
+  const before = untrustedReaders(getDacl(path));
   let failure: string;
   try {
     lockFile(path);
     const still = untrustedReaders(getDacl(path));
     if (still.length === 0) {
       write(
-        `token file ${path}: was readable by ${decision.readers.map(describeSid).join(', ')}; now SYSTEM and Administrators only`,
+        before.length === 0
+          ? `token file ${path}: owned by Administrators, only SYSTEM and Administrators can read it`
+          : `token file ${path}: was readable by ${before.map(describeSid).join(', ')}; now owned by Administrators, SYSTEM and Administrators only`,
       );
       return;
     }
     failure = `is still readable by ${still.map(describeSid).join(', ')} after locking it (a file system that keeps no Windows ACLs?)`;
   } catch (err) {
-    failure = `is readable by ${decision.readers.map(describeSid).join(', ')} and cannot be locked (${(err as Error).message})`;
+    if (err instanceof ForeignOwnerError) throw new ServiceCommandError(`${err.message}: not installed`);
+    failure = `is readable by ${before.map(describeSid).join(', ')} and cannot be locked (${(err as Error).message})`;
   }
   if (!options.allowReadableToken) {
     throw new ServiceCommandError(
@@ -97,6 +107,28 @@ function secureTokenFile(path: string, options: ServiceCommandOptions, write: (l
     );
   }
   write(`WARNING token file ${path} ${failure}; installing anyway (--allow-readable-token)`);
+}
+
+/**
+ * Creates and locks one of the agent's folders; refused when someone else owns it, or when a folder
+ * above it would let someone else move it away and put their own in its place.
+ */
+function secureFolder(dir: string, write: (line: string) => void): void {
+  mkdirSync(dir, { recursive: true });
+  try {
+    lockDirectory(dir);
+    checkAncestors(dir);
+  } catch (err) {
+    if (err instanceof ForeignOwnerError || err instanceof UnsafeAncestorError)
+      throw new ServiceCommandError(`${err.message}: not installed`);
+    throw err;
+  }
+  const readers = untrustedReaders(getDacl(dir));
+  write(
+    readers.length === 0
+      ? `${dir}: owned by Administrators, SYSTEM and Administrators only`
+      : `WARNING ${dir} is still readable by ${readers.map(describeSid).join(', ')} after locking it (a file system that keeps no Windows ACLs?)`,
+  );
 }
 
 async function install(
@@ -113,16 +145,10 @@ async function install(
   const commandLine = serviceCommandLine(self.program, configPath, self.args);
 
   secureTokenFile(tokenFile, options, write);
-  for (const dir of [config.spool.dir, dirname(serviceLogFile(config))]) {
-    mkdirSync(dir, { recursive: true });
-    lockDirectory(dir);
-    const readers = untrustedReaders(getDacl(dir));
-    write(
-      readers.length === 0
-        ? `${dir}: SYSTEM and Administrators only`
-        : `WARNING ${dir} is still readable by ${readers.map(describeSid).join(', ')} after locking it (a file system that keeps no Windows ACLs?)`,
-    );
-  }
+  for (const dir of [config.spool.dir, dirname(serviceLogFile(config))]) secureFolder(dir, write);
+  const runtime = koffiDirectory(config.spool.dir);
+  secureFolder(runtime, write);
+  if (isPrivateFolder(runtime)) removeStaleKoffiCopies(runtime);
   registerEventSource();
   write(`event source ${SERVICE_NAME} registered in the Application log`);
   const state = await installService(commandLine, (line) => write(`note: ${line}`));
@@ -210,6 +236,8 @@ export async function serviceCommand(
     case 'run': {
       if (!configFile) throw new ServiceCommandError('service run needs --config FILE');
       const config = loadAgentConfig(resolve(configFile));
+      // Locked by install: the one folder the service loads koffi's module from.
+      useKoffiDirectory(koffiDirectory(config.spool.dir));
       return runService(config, serviceAgent(config), (file) => {
         const out = new RotatingFile(file, { maxBytes: config.log.maxBytes, maxFiles: config.log.maxFiles });
         return {

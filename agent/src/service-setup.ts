@@ -3,7 +3,8 @@
  * deferred custom actions (agent/build/msi/rasmon-agent.wxs), as SYSTEM, once the MSI has created the
  * service and before it starts it. Setup turns the MSI's public properties into
  * ProgramData\rasmon\agent.yaml and its token file (or keeps the ones an earlier install wrote),
- * checks them, locks ProgramData\rasmon to SYSTEM and Administrators, sets the service's recovery
+ * checks them, locks ProgramData\rasmon to SYSTEM and Administrators (owner Administrators; a folder
+ * or token file someone else created first fails the install), sets the service's recovery
  * actions, and tries the collector once. What it prints goes into the MSI's log.
  *
  * What fails the install (and rolls it back): a configuration that cannot work whatever happens
@@ -28,7 +29,16 @@ import {
   type AgentConfig,
 } from './config.js';
 import { describeSid, untrustedReaders } from './windows/dacl.js';
-import { getDacl, lockDirectory, lockFile } from './windows/file-lock.js';
+import {
+  checkAncestors,
+  ForeignOwnerError,
+  getDacl,
+  isPrivateFolder,
+  lockDirectory,
+  lockFile,
+  UnsafeAncestorError,
+} from './windows/file-lock.js';
+import { koffiDirectory, removeStaleKoffiCopies } from './windows/koffi-loader.js';
 import { configureRecovery } from './windows/service-manager.js';
 import { serviceLogFile } from './windows/service-run.js';
 
@@ -238,8 +248,9 @@ export async function setupService(options: SetupOptions, write: (line: string) 
   const composed = composeConfig(options.properties, paths, existing);
   const created = !existsSync(paths.dir);
   // Locked before anything goes in: what is written there inherits SYSTEM and Administrators only.
+  // A folder someone else created first is refused (ForeignOwnerError) and left as it is.
   mkdirSync(paths.dir, { recursive: true });
-  lockDirectory(paths.dir);
+  refuseForeign(() => lockDirectory(paths.dir));
   // Checked from a file beside the real one, so that a refused configuration replaces nothing.
   const candidate = win32.join(paths.dir, 'agent.new.yaml');
   let config: AgentConfig;
@@ -296,19 +307,39 @@ function readersLine(path: string): string {
  */
 function lockFiles(paths: DataPaths, config: AgentConfig): string[] {
   const lines: string[] = [];
-  for (const dir of [paths.dir, config.spool.dir, dirname(serviceLogFile(config))]) {
+  const runtime = koffiDirectory(config.spool.dir);
+  for (const dir of [paths.dir, config.spool.dir, dirname(serviceLogFile(config)), runtime]) {
     mkdirSync(dir, { recursive: true });
-    lockDirectory(dir);
+    refuseForeign(() => {
+      lockDirectory(dir);
+      checkAncestors(dir);
+    });
     lines.push(readersLine(dir));
   }
+  if (isPrivateFolder(runtime)) removeStaleKoffiCopies(runtime);
   const tokenFile = config.tokenFile!;
   try {
-    lockFile(tokenFile);
+    refuseForeign(() => lockFile(tokenFile));
     lines.push(readersLine(tokenFile));
   } catch (err) {
+    if (err instanceof ServiceSetupError) throw err;
     lines.push(`WARNING token file ${tokenFile} cannot be locked (${(err as Error).message}): others may read it`);
   }
   return lines;
+}
+
+/**
+ * Runs a lock; an entry someone else owns, or a folder above it others could rearrange, fails the
+ * install with what to do.
+ */
+function refuseForeign(lock: () => void): void {
+  try {
+    lock();
+  } catch (err) {
+    if (err instanceof ForeignOwnerError || err instanceof UnsafeAncestorError)
+      throw new ServiceSetupError(`${err.message}: not installed`);
+    throw err;
+  }
 }
 
 function describeOrigin(composed: ComposedConfig, paths: DataPaths): string {
@@ -324,11 +355,22 @@ function describeOrigin(composed: ComposedConfig, paths: DataPaths): string {
   }
 }
 
-/** `service remove-data`: the MSI's uninstall with REMOVEDATA=1, once the service is gone. */
+/**
+ * `service remove-data`: the MSI's uninstall with REMOVEDATA=1, once the service is gone; only a
+ * data folder still private to SYSTEM and Administrators is removed.
+ */
 export function removeData(dataDir: string, write: (line: string) => void): number {
   const paths = dataPaths(dataDir);
   if (!existsSync(paths.dir)) {
     write(`${paths.dir}: already absent`);
+    return 0;
+  }
+  // Removed whole only when nobody else can change it: in a folder others may write to, a junction
+  // put there mid-delete would send this SYSTEM delete anywhere.
+  if (!isPrivateFolder(paths.dir)) {
+    write(
+      `WARNING ${paths.dir}: not removed, others can change it (not locked by this agent's install); delete it by hand as an administrator`,
+    );
     return 0;
   }
   rmSync(paths.dir, { recursive: true, force: true });

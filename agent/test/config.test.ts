@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AgentConfigError, connectionSettings, loadAgentConfig, readToken } from '../src/config.js';
+import { AgentConfigError, connectionSettings, insecureCollector, loadAgentConfig, readToken } from '../src/config.js';
 
 function file(name: string, text: string): string {
   const path = join(mkdtempSync(join(tmpdir(), 'rasmon-agent-config-')), name);
@@ -96,8 +96,52 @@ describe('agent configuration', () => {
       () => connectionSettings(loadAgentConfig(partial)),
       `config file ${partial}: collector: required to connect to a collector`,
     );
-    const ok = loadAgentConfig(file('a.yaml', 'farm: farm-a\ncollector: ws://c:9420\ntokenFile: /t\n'));
-    expect(connectionSettings(ok)).toEqual({ collector: 'ws://c:9420', tokenFile: '/t', farm: 'farm-a' });
+    const ok = loadAgentConfig(file('a.yaml', 'farm: farm-a\ncollector: wss://c:9420\ntokenFile: /t\n'));
+    expect(connectionSettings(ok)).toEqual({ collector: 'wss://c:9420', tokenFile: '/t', farm: 'farm-a' });
+  });
+
+  it('refuses ws:// to a collector on another machine, naming the key, unless allowInsecure: true', () => {
+    for (const collector of [
+      'ws://collector:9420',
+      'ws://10.0.0.5:9420',
+      'ws://rasmon.corp.example',
+      'ws://[2001:db8::1]:9420',
+      'ws://128.0.0.1',
+    ]) {
+      const path = file('a.yaml', `farm: farm-a\ncollector: "${collector}"\n`);
+      expectError(
+        () => loadAgentConfig(path),
+        new RegExp(
+          `^config file ${path}: collector: ws:// sends the token and user names in clear to .*, which is not this machine; use wss:// .*or set allowInsecure: true`,
+        ),
+      );
+      expect(insecureCollector(collector), collector).toBe(true);
+      const allowed = loadAgentConfig(file('a.yaml', `farm: farm-a\ncollector: "${collector}"\nallowInsecure: true\n`));
+      expect(allowed).toMatchObject({ collector, allowInsecure: true });
+    }
+    expectError(
+      () => loadAgentConfig(undefined, { collector: 'ws://collector:9420' }),
+      /^--collector: ws:\/\/ sends the token and user names in clear to collector, which is not this machine/,
+    );
+    expectError(() => loadAgentConfig(file('a.yaml', 'allowInsecure: "yes"\n')), /allowInsecure: .*boolean/);
+  });
+
+  it('takes ws:// to this very machine, and wss:// to any', () => {
+    for (const collector of [
+      'ws://127.0.0.1:9420',
+      'ws://127.8.9.10',
+      'ws://localhost:9420',
+      'ws://LocalHost',
+      'ws://[::1]:9420',
+      'wss://collector:9420',
+      'wss://10.0.0.5',
+    ]) {
+      expect(insecureCollector(collector), collector).toBe(false);
+      expect(loadAgentConfig(file('a.yaml', `farm: farm-a\ncollector: "${collector}"\n`))).toMatchObject({
+        collector,
+        allowInsecure: false,
+      });
+    }
   });
 
   it('reads the token from the first line of its file, and refuses an empty one', () => {

@@ -16,12 +16,12 @@
  * outgrow the list several times over, at start and at stop. A torn or corrupt line ends the
  * journal there: what follows it cannot be trusted to apply in order.
  */
-import { open, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
+import { readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Session } from '@rasmon/protocol';
-import { writeFileAtomic } from '@rasmon/protocol/kit';
 import type { Logger } from 'pino';
 import { eventBody, jsonObject, readSession } from './event-line.js';
+import { openPrivateFile, writePrivateFileAtomic } from './private-files.js';
 import type { EventBody } from '../session/session-diff.js';
 
 export const JOURNAL_FILE = 'sessions.log';
@@ -116,7 +116,7 @@ export class SessionJournal {
     }
     const data = Buffer.from(bodies.map((body) => `${JSON.stringify(body)}\n`).join(''));
     try {
-      this.file ??= await open(this.path, 'a');
+      this.file ??= await openPrivateFile(this.path, 'a');
       for (let offset = 0; offset < data.length;) offset += (await this.file.write(data, offset)).bytesWritten;
       this.appendedBytes += data.length;
       this.recovered();
@@ -131,7 +131,7 @@ export class SessionJournal {
     await this.closeFile();
     const line = `${JSON.stringify({ sessions })}\n`;
     try {
-      await writeFileAtomic(this.path, line);
+      await writePrivateFileAtomic(this.path, line);
       this.baseBytes = Buffer.byteLength(line);
       this.appendedBytes = 0;
       this.broken = false;

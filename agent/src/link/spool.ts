@@ -4,7 +4,7 @@
  * bounded in bytes: when full, the oldest events are dropped (counted and logged) and the gap this
  * leaves makes the collector ask for a snapshot, which repairs the state.
  *
- * Files in the spool directory:
+ * The directory is the agent's alone (0700, its files 0600: private-files.ts). Files in it:
  *  - `state.json`: `{stream, acked, reserved}`, replaced atomically (write, fsync, rename) when
  *    the stream starts, a seq is reserved, the log is rewritten and at close, not at every ack.
  *    `reserved` is the highest seq handed out for a snapshot, so no seq is ever used twice.
@@ -22,13 +22,12 @@
  * (never deleted) and a new stream starts; the snapshot on connect repairs the collector's state.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
+import { readFile, rename, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentEvent } from '@rasmon/protocol';
-import { writeFileAtomic } from '@rasmon/protocol/kit';
 import type { Logger } from 'pino';
 import { eventBody, jsonObject } from './event-line.js';
+import { openPrivateFile, preparePrivateDirectory, writePrivateFileAtomic } from './private-files.js';
 import type { EventBody } from '../session/session-diff.js';
 
 interface SpoolState {
@@ -96,7 +95,7 @@ export class Spool {
 
   /** Opens (or creates) the spool in `dir`, recovering what a previous run left. */
   static async open(options: SpoolOptions): Promise<Spool> {
-    mkdirSync(options.dir, { recursive: true });
+    preparePrivateDirectory(options.dir, options.log);
     const { state, lostWithState } = await Spool.readState(options);
     state.acked = Math.max(state.acked, await Spool.readAck(options, state.stream));
     const spool = new Spool(options, state);
@@ -456,7 +455,7 @@ export class Spool {
     await this.writeState();
     await this.file?.close().catch(() => undefined);
     this.file = undefined;
-    await writeFileAtomic(
+    await writePrivateFileAtomic(
       join(this.options.dir, LOG_FILE),
       this.entries.map((entry) => `${JSON.stringify(entry.event)}\n`).join(''),
     );
@@ -468,7 +467,7 @@ export class Spool {
   private async writeAck(): Promise<void> {
     const text = JSON.stringify({ stream: this.state.stream, acked: this.state.acked });
     if (text.length >= ACK_WIDTH) throw new Error('ack record wider than its slot');
-    this.ackFile ??= await open(join(this.options.dir, ACK_FILE), 'w');
+    this.ackFile ??= await openPrivateFile(join(this.options.dir, ACK_FILE), 'w');
     await this.ackFile.write(Buffer.from(text.padEnd(ACK_WIDTH - 1, ' ') + '\n'), 0, ACK_WIDTH, 0);
   }
 
@@ -486,11 +485,11 @@ export class Spool {
   }
 
   private async writeState(): Promise<void> {
-    await writeFileAtomic(join(this.options.dir, STATE_FILE), JSON.stringify(this.state));
+    await writePrivateFileAtomic(join(this.options.dir, STATE_FILE), JSON.stringify(this.state));
   }
 
   private async logFile(): Promise<FileHandle> {
-    this.file ??= await open(join(this.options.dir, LOG_FILE), 'a');
+    this.file ??= await openPrivateFile(join(this.options.dir, LOG_FILE), 'a');
     return this.file;
   }
 

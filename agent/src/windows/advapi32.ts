@@ -45,9 +45,12 @@ export const REG_EXPAND_SZ = 2;
 export const REG_DWORD = 4;
 
 export const SE_FILE_OBJECT = 1;
+export const OWNER_SECURITY_INFORMATION = 0x1;
 export const DACL_SECURITY_INFORMATION = 0x4;
 export const PROTECTED_DACL_SECURITY_INFORMATION = 0x80000000;
 export const SDDL_REVISION_1 = 1;
+export const TOKEN_QUERY = 0x8;
+export const TOKEN_USER_CLASS = 1;
 
 export interface ServiceStatus {
   dwServiceType: number;
@@ -202,14 +205,36 @@ function bind(k: Koffi) {
     GetSecurityDescriptorDacl: advapi32.func(
       'int __stdcall GetSecurityDescriptorDacl(void *descriptor, _Out_ int *present, _Out_ void **dacl, _Out_ int *defaulted)',
     ) as Fn<[Handle, number[], Handle[], number[]], number>,
+    GetSecurityDescriptorOwner: advapi32.func(
+      'int __stdcall GetSecurityDescriptorOwner(void *descriptor, _Out_ void **owner, _Out_ int *defaulted)',
+    ) as Fn<[Handle, Handle[], number[]], number>,
     SetNamedSecurityInfoW: advapi32.func(
       'uint32 __stdcall SetNamedSecurityInfoW(str16 name, int objectType, uint32 information, void *owner, void *group, void *dacl, void *sacl)',
-    ) as Fn<[string, number, number, null, null, Handle, null], number>,
+    ) as Fn<[string, number, number, Handle, null, Handle, null], number>,
+    OpenProcessToken: advapi32.func(
+      'int __stdcall OpenProcessToken(void *process, uint32 access, _Out_ void **token)',
+    ) as Fn<[Handle, number, Handle[]], number>,
+    GetTokenInformation: advapi32.func(
+      'int __stdcall GetTokenInformation(void *token, int infoClass, _Out_ uint8 *info, uint32 length, _Out_ uint32 *needed)',
+    ) as Fn<[Handle, number, Buffer | null, number, number[]], number>,
+    ConvertSidToStringSidW: advapi32.func('int __stdcall ConvertSidToStringSidW(void *sid, _Out_ void **text)') as Fn<
+      [Handle, Handle[]],
+      number
+    >,
+    ConvertStringSidToSidW: advapi32.func('int __stdcall ConvertStringSidToSidW(str16 text, _Out_ void **sid)') as Fn<
+      [string, Handle[]],
+      number
+    >,
+    LookupAccountSidW: advapi32.func(
+      'int __stdcall LookupAccountSidW(str16 system, void *sid, _Out_ uint8 *name, _Inout_ uint32 *nameLength, _Out_ uint8 *domain, _Inout_ uint32 *domainLength, _Out_ int *use)',
+    ) as Fn<[null, Handle, Buffer, number[], Buffer, number[], number[]], number>,
     GetNamedSecurityInfoW: advapi32.func(
       'uint32 __stdcall GetNamedSecurityInfoW(str16 name, int objectType, uint32 information, void *owner, void *group, void *dacl, void *sacl, _Out_ void **descriptor)',
     ) as Fn<[string, number, number, null, null, null, null, Handle[]], number>,
 
     GetLastError: kernel32.func('uint32 __stdcall GetLastError()') as Fn<[], number>,
+    GetCurrentProcess: kernel32.func('void *__stdcall GetCurrentProcess()') as Fn<[], Handle>,
+    CloseHandle: kernel32.func('int __stdcall CloseHandle(void *handle)') as Fn<[Handle], number>,
     LocalFree: kernel32.func('void *__stdcall LocalFree(void *memory)') as Fn<[Handle], Handle>,
   };
 }

@@ -14,6 +14,8 @@ import { advapi32, type Handle, type ServiceStatus } from './advapi32.js';
 import { EVENTS, type EventName } from './event-ids.js';
 import { EventLog } from './event-log.js';
 import { lockDirectory } from './file-lock.js';
+import { koffiDirectory } from './koffi-loader.js';
+import { lockRuntimeFolder } from './runtime-folder.js';
 import { SERVICE_NAME } from './service-manager.js';
 import { SERVICE_CONTROL_SHUTDOWN, ServiceStateMachine, STOP_WAIT_HINT_MS } from './service-state.js';
 
@@ -111,6 +113,14 @@ export function runService(
       mkdirSync(config.spool.dir, { recursive: true });
       lockDirectory(config.spool.dir);
       ({ log, stopRotating } = serviceLogger(config, openLog));
+      const runtime = koffiDirectory(config.spool.dir);
+      const { removed } = lockRuntimeFolder(runtime);
+      if (removed === undefined)
+        log.warn(
+          { dir: runtime },
+          'runtime folder is not private after locking it: earlier copies of koffi left in place',
+        );
+      else if (removed > 0) log.info({ dir: runtime, removed }, 'removed earlier copies of koffi');
       alerts = new AdminAlerts(event);
       log.info(
         { farm: config.farm, host: config.host, source: config.source, collector: config.collector },
