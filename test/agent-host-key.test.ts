@@ -35,7 +35,7 @@ beforeAll(async () => {
   bindings = `${(raw.redis as { prefix: string }).prefix}:{farm-k}:bindings`;
   collector = await CollectorProcess.start(raw);
   dir = mkdtempSync(join(tmpdir(), 'rasmon-host-key-'));
-  writeFileSync(join(dir, 'token'), 'token-farm-k\n');
+  writeFileSync(join(dir, 'token'), 'token-farm-k\n', { mode: 0o600 });
   writeFileSync(
     join(dir, 'sessions.json'),
     JSON.stringify([

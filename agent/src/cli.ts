@@ -126,7 +126,8 @@ export async function main(argv: string[]): Promise<void> {
   try {
     agent = await agentFromConfig(config, log);
   } catch (err) {
-    if (err instanceof AgentConfigError) fail(err.message);
+    // The host key is made in the spool folder before the agent starts: the folder's checks come first.
+    if (err instanceof AgentConfigError || err instanceof SpoolDirectoryError) fail(err.message);
     throw err;
   }
   log.info(

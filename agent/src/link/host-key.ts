@@ -12,7 +12,6 @@ import {
   chmodSync,
   closeSync,
   fsyncSync,
-  mkdirSync,
   openSync,
   readFileSync,
   renameSync,
@@ -22,6 +21,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { HOST_KEY_PATTERN } from '@rasmon/protocol';
+import { preparePrivateDirectory } from './private-files.js';
 import type { Logger } from 'pino';
 
 export const HOST_KEY_FILE = 'host-key';
@@ -73,7 +73,8 @@ export function loadHostKey(dir: string, options: HostKeyOptions): string {
     }
     return existing;
   }
-  mkdirSync(dir, { recursive: true });
+  // The spool folder's own checks first: 0700 off Windows, and a folder every user may write to refused.
+  preparePrivateDirectory(dir, options.log);
   const key = randomBytes(32).toString('base64url');
   // Written aside and renamed into place, so a crash never leaves a half-written key.
   const tmp = `${path}.tmp`;
