@@ -5,7 +5,7 @@
  *   npm run bench -- [--parts ingest,fleet,viewers] [--profile]
  *     ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
  *     fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
- *     viewers: [--viewed-sessions 10000] [--view-seconds 10]
+ *     viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
@@ -19,7 +19,7 @@ import { load } from './common.js';
 const USAGE = `usage: npm run bench -- [--parts ingest,fleet,viewers] [--profile]
   ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
   fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
-  viewers: [--viewed-sessions 10000] [--view-seconds 10]`;
+  viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]`;
 
 /** A mistake in how the bench was asked to run: one line and the usage, exit 2. */
 class UsageError extends Error {}
@@ -53,6 +53,7 @@ function parseOptions() {
       'scrape-seconds': { type: 'string', default: '10' },
       'viewed-sessions': { type: 'string', default: '10000' },
       'view-seconds': { type: 'string', default: '10' },
+      'view-limit': { type: 'string', default: '1000' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -106,7 +107,11 @@ async function main(): Promise<void> {
       });
     }
     if (parts.has('viewers')) {
-      await runViewers(redis, { sessions: number('viewed-sessions'), seconds: number('view-seconds') });
+      await runViewers(redis, {
+        sessions: number('viewed-sessions'),
+        seconds: number('view-seconds'),
+        limit: number('view-limit'),
+      });
     }
   } finally {
     await redis.stop();
