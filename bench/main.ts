@@ -2,10 +2,11 @@
  * `npm run bench`: how one collector holds up, on loopback, beside references measured in the same
  * run. Starts its own redis-server; runs the collector as its real bin. Each part stops by itself.
  *
- *   npm run bench -- [--parts ingest,fleet,viewers] [--profile]
+ *   npm run bench -- [--parts ingest,fleet,viewers,flood] [--profile]
  *     ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
  *     fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
  *     viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]
+ *     flood:   [--view-seconds 10] (seconds per phase)
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
@@ -14,12 +15,14 @@ import { RedisServer } from '../test/support/redis-server.js';
 import { runFleet } from './fleet.js';
 import { runIngest } from './ingest.js';
 import { runViewers } from './viewers.js';
+import { runFlood } from './flood.js';
 import { load } from './common.js';
 
-const USAGE = `usage: npm run bench -- [--parts ingest,fleet,viewers] [--profile]
+const USAGE = `usage: npm run bench -- [--parts ingest,fleet,viewers,flood] [--profile]
   ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
   fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
-  viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]`;
+  viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]
+  flood:   [--view-seconds 10] (seconds per phase)`;
 
 /** A mistake in how the bench was asked to run: one line and the usage, exit 2. */
 class UsageError extends Error {}
@@ -39,7 +42,7 @@ try {
 function parseOptions() {
   return parseArgs({
     options: {
-      parts: { type: 'string', default: 'ingest,fleet,viewers' },
+      parts: { type: 'string', default: 'ingest,fleet,viewers,flood' },
       profile: { type: 'boolean', default: false },
       hosts: { type: 'string', default: '20' },
       seconds: { type: 'string', default: '10' },
@@ -73,8 +76,8 @@ async function main(): Promise<void> {
   }
   const parts = new Set(String(values.parts).split(','));
   for (const part of parts)
-    if (part !== 'ingest' && part !== 'fleet' && part !== 'viewers')
-      throw new UsageError(`unknown part ${part} (ingest, fleet, viewers)`);
+    if (!['ingest', 'fleet', 'viewers', 'flood'].includes(part))
+      throw new UsageError(`unknown part ${part} (ingest, fleet, viewers, flood)`);
   const fleet = { farms: number('farms'), hosts: number('farm-hosts') };
   const fdLimit = Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
   if (parts.has('fleet') && fdLimit < fleet.farms * fleet.hosts + 1000) {
@@ -113,6 +116,7 @@ async function main(): Promise<void> {
         limit: number('view-limit'),
       });
     }
+    if (parts.has('flood')) await runFlood(redis, { seconds: number('view-seconds') });
   } finally {
     await redis.stop();
   }
