@@ -31,6 +31,8 @@ export const DEFAULT_RECONNECT_POLICY: Readonly<ReconnectPolicy> = Object.freeze
 
 /** A `Retry-After` beyond this is taken as this: a collector cannot park its agents for hours. */
 export const MAX_RETRY_AFTER_MS = 600_000;
+/** Added to a `Retry-After` at random, below this. */
+export const RETRY_AFTER_JITTER_MS = 1000;
 
 /** Why the last connection (or attempt) ended. */
 export type Disconnect =
@@ -68,10 +70,14 @@ export function reconnectDelay(
   return { delayMs: floor ? Math.max(backoff, afterRetryAfter(retryAfterMs, random)) : backoff, attempt: attempt + 1 };
 }
 
-/** What `Retry-After` asks, plus up to half as much again (at least a second) of jitter. */
+/**
+ * What `Retry-After` asks plus up to a second of jitter: whole seconds would bring agents told the
+ * same back in the same instant. No more: the collector gives each refused attempt its own turn
+ * (collector/src/ingest/rate-limit.ts), and a jitter that grew with the wait would only move the
+ * last agents' turns later.
+ */
 function afterRetryAfter(retryAfterMs: number, random: () => number): number {
-  const asked = Math.min(Math.max(0, retryAfterMs), MAX_RETRY_AFTER_MS);
-  return asked + random() * Math.max(1000, asked / 2);
+  return Math.min(Math.max(0, retryAfterMs), MAX_RETRY_AFTER_MS) + random() * RETRY_AFTER_JITTER_MS;
 }
 
 /**
