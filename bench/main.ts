@@ -5,7 +5,7 @@
  *   npm run bench -- [--parts ingest,fleet,viewers,restart] [--profile]
  *     ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
  *     fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
- *     viewers: [--viewed-sessions 10000] [--view-seconds 10]
+ *     viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]
  *     restart: [--restart-agents 10000] [--restart-farms 100] [--restart-give-up 600]
  */
 import { execFileSync } from 'node:child_process';
@@ -21,7 +21,7 @@ import { load } from './common.js';
 const USAGE = `usage: npm run bench -- [--parts ingest,fleet,viewers,restart] [--profile]
   ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
   fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
-  viewers: [--viewed-sessions 10000] [--view-seconds 10]
+  viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]
   restart: [--restart-agents 10000] [--restart-farms 100] [--restart-give-up 600]`;
 
 /** A mistake in how the bench was asked to run: one line and the usage, exit 2. */
@@ -56,6 +56,7 @@ function parseOptions() {
       'scrape-seconds': { type: 'string', default: '10' },
       'viewed-sessions': { type: 'string', default: '10000' },
       'view-seconds': { type: 'string', default: '10' },
+      'view-limit': { type: 'string', default: '1000' },
       'restart-agents': { type: 'string', default: '10000' },
       'restart-farms': { type: 'string', default: '100' },
       'restart-give-up': { type: 'string', default: '600' },
@@ -114,7 +115,11 @@ async function main(): Promise<void> {
       });
     }
     if (parts.has('viewers')) {
-      await runViewers(redis, { sessions: number('viewed-sessions'), seconds: number('view-seconds') });
+      await runViewers(redis, {
+        sessions: number('viewed-sessions'),
+        seconds: number('view-seconds'),
+        limit: number('view-limit'),
+      });
     }
     if (parts.has('restart')) {
       await runRestart(redis, {

@@ -17,6 +17,8 @@ export interface ViewersOptions {
   sessions: number;
   /** Seconds per phase. */
   seconds: number;
+  /** Connections per page the viewers ask for (the API's default is 1000). */
+  limit: number;
 }
 
 const HOST_SESSIONS = 1000;
@@ -54,9 +56,9 @@ async function watch(url: string, viewers: number, seconds: number): Promise<num
 }
 
 export async function runViewers(redis: RedisServer, options: ViewersOptions): Promise<void> {
-  const { sessions, seconds } = options;
+  const { sessions, seconds, limit } = options;
   section(
-    `viewers: another farm's acks while 0, 1 and 4 viewers poll a ${sessions}-session farm's document every second`,
+    `viewers: another farm's acks while 0, 1 and 4 viewers poll a ${sessions}-session farm's document (${limit} connections a page) every second`,
   );
   const client = redis.client();
   await client.flushall();
@@ -106,7 +108,7 @@ export async function runViewers(redis: RedisServer, options: ViewersOptions): P
       agents.push(agent);
     }
     probe = await Probe.connect(collector.url, 'token-probe', 'probe');
-    const document = `${collector.url}/api/v1/farms/big`;
+    const document = `${collector.url}/api/v1/farms/big?limit=${limit}`;
     const p99s: number[] = [];
     for (const viewers of [0, 1, 4]) {
       probe.start();

@@ -65,6 +65,44 @@ async function stillAcks(a: TestAgent, seq: number): Promise<void> {
   expect(ack.seq).toBe(seq);
 }
 
+describe('one farm against the others', () => {
+  it("a farm whose connections together flood the collector waits for its own budget; another farm's frames are acked meanwhile and it is never held back", async () => {
+    const c = await collector(
+      [
+        { id: 'farm-flood', seats: 10 },
+        { id: 'farm-calm', seats: 10 },
+      ],
+      { limits: { bytesPerSecondPerFarm: 262_144, applyMillisecondsPerSecondPerFarm: 20 } },
+    );
+    // Eight hosts of one farm cycling 2,000-session snapshots (each within the per-connection limits).
+    const flooders = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => agent(c.url, 'token-farm-flood', 'farm-flood', `rdsh-f${i}`)),
+    );
+    const sessions = (round: number) =>
+      Array.from({ length: 2000 }, (_, i) => session(`s${i}`, `corp\\made-up-${round % 2}-${i}`));
+    let flooding = true;
+    const floods = flooders.map(async (a) => {
+      for (let seq = 1; flooding && seq < 1000; seq += 1) {
+        a.send({ type: 'snapshot', seq, sessions: sessions(seq) });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    });
+    const calm = await agent(c.url, 'token-farm-calm', 'farm-calm', 'rdsh-c1');
+    try {
+      await expect
+        .poll(() => metric(c.url, 'rasmon_collector_farm_throttled_total', { farm: 'farm-flood' }), {
+          timeout: 20_000,
+        })
+        .toBeGreaterThan(0);
+      for (let seq = 1; seq <= 5; seq += 1) await stillAcks(calm, seq);
+    } finally {
+      flooding = false;
+      await Promise.all(floods);
+    }
+    expect(await metric(c.url, 'rasmon_collector_farm_throttled_total', { farm: 'farm-calm' })).toBe(0);
+  });
+});
+
 describe('bounded memory', () => {
   it('scrapers that never read their /metrics replies hold neither memory nor the agents up', async () => {
     // 800 farms make a /metrics body of about 700 KB; 400 stalled scrapes of it would take
@@ -325,11 +363,9 @@ describe('honest readiness', () => {
     // Room for a few hundred sessions, not for the flood below; the readiness write still fits.
     await admin.config('SET', 'maxmemory', String(used + 400_000));
     try {
-      await expect
-        .poll(async () => (await Scrape.from(proc.url)).value('rasmon_collector_redis_memory_used_ratio') ?? 0, {
-          timeout: 15_000,
-        })
-        .toBeGreaterThan(0.5);
+      const ratio = async () => (await Scrape.from(proc.url)).value('rasmon_collector_redis_memory_used_ratio') ?? 0;
+      await expect.poll(ratio, { timeout: 15_000 }).toBeGreaterThan(0.5);
+      const before = await ratio();
       const flooding = await agent(proc.url, 'token-farm-a', 'farm-a', 'rdsh-flood');
       const sessions = Array.from({ length: 2000 }, (_, i) =>
         session(`s${i}`, `corp\\made-up-user-${i}`, { client: { name: 'x'.repeat(200) } }),
@@ -346,11 +382,8 @@ describe('honest readiness', () => {
       const res = await fetch(`${proc.url}/readyz`);
       expect(res.status).toBe(503);
       expect(await res.text()).toMatch(/OOM/);
-      await expect
-        .poll(async () => (await Scrape.from(proc.url)).value('rasmon_collector_redis_memory_used_ratio') ?? 0, {
-          timeout: 15_000,
-        })
-        .toBeGreaterThan(0.9);
+      // The flood's first snapshot went in: the pressure it made is shown.
+      await expect.poll(ratio, { timeout: 15_000 }).toBeGreaterThan(before);
     } finally {
       await admin.config('SET', 'maxmemory', '0');
     }

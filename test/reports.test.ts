@@ -394,14 +394,15 @@ describe("RAS's figures in the report", () => {
     expect(byFarm['farm-a'].ras).toBeNull();
 
     const csvText = await (await farm.get(`/api/v1/report?from=${today()}&to=${today()}&format=csv`)).text();
-    // The columns there were keep their order; RAS's come after them.
-    expect(parseCsv(csvText)[0]!.slice(-6)).toEqual([
+    // The columns there were keep their order; RAS's come after them, then the corrected days.
+    expect(parseCsv(csvText)[0]!.slice(-7)).toEqual([
       'daysPeakOnly',
       'rasUsers',
       'rasPeakUsers',
       'rasSeats',
       'rasCurrPeriodUsage',
       'rasAt',
+      'daysCorrected',
     ]);
     const rows = csvObjects(csvText);
     expect(rows.find((row) => row.name === 'farm-r')).toMatchObject({

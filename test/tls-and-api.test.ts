@@ -407,3 +407,56 @@ describe('JSON API', () => {
     }
   });
 });
+
+describe('a big farm document', () => {
+  it('pages its connections, gives every exempt desktop whatever the page, and refuses a bad page', async () => {
+    const collector = await InProcessCollector.start(
+      rawConfig(redis.url, [{ id: 'farm-p', seats: 3000 }], { limits: { maxSessions: 2000 } }),
+    );
+    try {
+      for (const host of ['rdsh-1', 'rdsh-2']) {
+        const agent = await TestAgent.connect(collector.url, 'token-farm-p');
+        await agent.hello('farm-p', host);
+        const sessions = Array.from({ length: 1250 }, (_, i) => session(`s${i}`, `corp\\${host}-user${i}`));
+        // The last two of each host are admin desktops: exempt, and beyond the first page.
+        sessions.push(
+          session('admin-1', 'corp\\admin1', { admin: true }),
+          session('admin-2', 'corp\\admin2', { admin: true }),
+        );
+        await agent.snapshot(1, sessions);
+        await agent.close();
+      }
+      const get = async (query: string) => {
+        const res = await fetch(`${collector.url}/api/v1/farms/farm-p${query}`);
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      };
+      const first = await get('');
+      expect(first.status).toBe(200);
+      expect(first.body).toMatchObject({ connectionsTotal: 2504, connectionsOffset: 0, connectionsLimit: 1000 });
+      expect((first.body.connections as unknown[]).length).toBe(1000);
+      expect((first.body.exempt as Array<{ host: string }>).map((c) => c.host).sort()).toEqual([
+        'rdsh-1',
+        'rdsh-1',
+        'rdsh-2',
+        'rdsh-2',
+      ]);
+      const last = await get('?offset=2500&limit=10');
+      expect((last.body.connections as Array<{ host: string }>).map((c) => c.host)).toEqual([
+        'rdsh-2',
+        'rdsh-2',
+        'rdsh-2',
+        'rdsh-2',
+      ]);
+      const ids = new Set<string>();
+      for (let offset = 0; offset < 2504; offset += 1000) {
+        for (const c of (await get(`?offset=${offset}`)).body.connections as Array<{ host: string; id: string }>)
+          ids.add(`${c.host}/${c.id}`);
+      }
+      expect(ids.size).toBe(2504);
+      for (const bad of ['?limit=0', '?limit=10001', '?offset=-1', '?limit=abc', '?offset=1e3'])
+        expect((await get(bad)).status, bad).toBe(400);
+    } finally {
+      await collector.stop();
+    }
+  });
+});

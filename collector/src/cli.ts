@@ -9,6 +9,7 @@ import { Collector } from './collector.js';
 import { ConfigError, type CollectorConfig } from './config/config.js';
 import { loadConfig } from './config/config-loader.js';
 import { forgetHost } from './forget-host-command.js';
+import { correctDay } from './correct-command.js';
 import { rebindHost } from './rebind-host-command.js';
 import { createLogger } from './logger.js';
 import { REPORT_USAGE, runReport } from './report-cli.js';
@@ -17,6 +18,7 @@ import { VERSION } from './version.js';
 const USAGE = `Usage: rasmon-collector --config FILE
        rasmon-collector forget-host --config FILE --farm ID --host NAME
        rasmon-collector rebind-host --config FILE --farm ID --host NAME
+       rasmon-collector correct --config FILE --farm ID --day YYYY-MM-DD --peak N --reason TEXT
        rasmon-collector report --config FILE [--from YYYY-MM-DD --to YYYY-MM-DD] [--format table|csv|json]
        rasmon-collector check-broker --config FILE [--farm ID]
 
@@ -36,6 +38,10 @@ function fail(message: string): never {
 export async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'forget-host') {
     process.exitCode = await forgetHost(argv.slice(1), fail);
+    return;
+  }
+  if (argv[0] === 'correct') {
+    process.exitCode = await correctDay(argv.slice(1), fail);
     return;
   }
   if (argv[0] === 'rebind-host') {

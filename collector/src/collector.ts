@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { AgentServer } from './ingest/agent-server.js';
 import { BrokerPollers } from './ingest/broker-poller.js';
+import { FarmBudgets } from './ingest/farm-budget.js';
 import { Api } from './api/api.js';
 import { ConfigError, configHash, type CollectorConfig } from './config/config.js';
 import { FarmDirectory } from './config/farm-directory.js';
@@ -152,6 +153,7 @@ export class Collector {
           framesPerSecond: config.limits.framesPerSecondPerConnection,
           bytesPerSecond: config.limits.bytesPerSecondPerConnection,
         },
+        budgets: new FarmBudgets(config.limits.bytesPerSecondPerFarm, config.limits.applyMillisecondsPerSecondPerFarm),
         heartbeatSeconds: config.heartbeatSeconds,
         farms: () => this.farms,
         epochs: this.clock,

@@ -471,7 +471,8 @@ async function farmPage(id) {
   ]);
   // Agents' hosts, as the overview and /metrics count them: the broker's sources are RAS's section.
   const counts = hostCounts(farm.hosts.filter((host) => !brokerSource(host)));
-  const exempt = farm.connections.filter((c) => c.exempt);
+  // Every exempt admin desktop (the document pages its connections; this list it gives whole).
+  const exempt = farm.exempt ?? farm.connections.filter((c) => c.exempt);
   const mine = report.farms.find((f) => f.farm === farm.id);
   // The agents' hosts by name, then the broker's pseudo-hosts.
   const order = (host) => `${brokerSource(host) ? 1 : 0}${host.host}`;

@@ -17,7 +17,28 @@ import { BAD_FARM_ID, farmIdParam, ReportApi } from './report-api.js';
 
 /** Builds one farm's document off the agents' thread (farm-document-thread.ts). */
 export interface FarmDocuments {
-  document(farm: FarmConfig, origin: LicenseOrigin): Promise<Buffer>;
+  document(farm: FarmConfig, origin: LicenseOrigin, page: { offset: number; limit: number }): Promise<Buffer>;
+}
+
+/** Connections per page of a farm's document, unless `limit` asks otherwise (1 to MAX_PAGE). */
+export const DEFAULT_PAGE = 1000;
+export const MAX_PAGE = 10_000;
+
+/** `offset` and `limit` of a request, or why they are not usable. */
+function pageOf(url: string | undefined): { offset: number; limit: number } | { error: string } {
+  const query = new URL(url ?? '/', 'http://collector').searchParams;
+  const number = (name: string, fallback: number, min: number, max: number): number | string => {
+    const text = query.get(name);
+    if (text === null) return fallback;
+    if (!/^\d{1,9}$/.test(text) || Number(text) < min || Number(text) > max)
+      return `${name} must be a whole number from ${min} to ${max}`;
+    return Number(text);
+  };
+  const offset = number('offset', 0, 0, 999_999_999);
+  const limit = number('limit', DEFAULT_PAGE, 1, MAX_PAGE);
+  if (typeof offset === 'string') return { error: offset };
+  if (typeof limit === 'string') return { error: limit };
+  return { offset, limit };
 }
 
 export interface ApiOptions {
@@ -97,7 +118,12 @@ export class Api {
       if (peaks) {
         send(res, 200, await this.peaks(farm));
       } else {
-        const body = await this.detail(farm);
+        const page = pageOf(req.url);
+        if ('error' in page) {
+          send(res, 400, { error: page.error });
+          return true;
+        }
+        const body = await this.options.documents.document(farm, this.origin(farm.id), page);
         res.writeHead(200, {
           'Content-Type': 'application/json; charset=utf-8',
           'Cache-Control': 'no-store',
@@ -124,10 +150,6 @@ export class Api {
     if (config.api.tokensSha256.length === 0) return true;
     const token = bearerToken(req);
     return token !== undefined && config.api.tokensSha256.includes(sha256Hex(token));
-  }
-
-  private async detail(farm: FarmConfig): Promise<Buffer> {
-    return this.options.documents.document(farm, this.origin(farm.id));
   }
 
   private async peaks(farm: FarmConfig) {

@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import type { CollectorConfig, FarmConfig } from '../config/config.js';
 import type { LicenseOrigin } from './farm-document.js';
-import type { Reply, Request, WorkerData } from './farm-document-worker.js';
+import type { Page, Reply, Request, WorkerData } from './farm-document-worker.js';
 
 const WORKER = new URL('./farm-document-worker.js', import.meta.url);
 
@@ -18,14 +18,14 @@ export class FarmDocumentThread {
 
   constructor(private readonly redis: CollectorConfig['redis']) {}
 
-  /** The JSON document of `farm`. Rejects when Redis cannot answer. */
-  document(farm: FarmConfig, origin: LicenseOrigin): Promise<Buffer> {
+  /** The JSON document of `farm`, with this page of its connections. Rejects when Redis cannot answer. */
+  document(farm: FarmConfig, origin: LicenseOrigin, page: Page): Promise<Buffer> {
     if (this.closed) return Promise.reject(new Error('the collector is stopping'));
     const worker = this.started();
     const id = this.nextId++;
     return new Promise<Buffer>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, farm, origin } satisfies Request);
+      worker.postMessage({ id, farm, origin, page } satisfies Request);
     });
   }
 

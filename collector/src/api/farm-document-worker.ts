@@ -17,15 +17,24 @@ export interface WorkerData {
   redis: CollectorConfig['redis'];
 }
 
+/** A page of the farm's connections: `offset` from the first, at most `limit`. */
+export interface Page {
+  offset: number;
+  limit: number;
+}
+
 export interface Request {
   id: number;
   farm: FarmConfig;
   origin: LicenseOrigin;
+  page: Page;
 }
 
 /** The document's JSON as bytes, or why Redis could not give it. */
 export type Reply = { id: number; body: Uint8Array } | { id: number; error: string };
 
+/** Documents kept (farm and page), the oldest dropped first. */
+const MAX_BUILT = 64;
 /** A document is served again while its farm's version is unchanged and it is younger than this. */
 const MAX_AGE_MS = 1000;
 const READY_WAIT_MS = 2000;
@@ -48,11 +57,12 @@ const built = new Map<string, Built>();
 /** One build per farm at a time, shared by every request that comes meanwhile. */
 const building = new Map<string, Promise<Built>>();
 /**
- * Per farm, its connections part as JSON text, kept while the farm's version is unchanged: time alone
- * changes the summary and the hosts, never the connections, so a quiet big farm's megabytes are read
- * from Redis and serialized once, not every second.
+ * Per farm, its connections, kept while the farm's version is unchanged: time alone changes the
+ * summary and the hosts, never the connections, so a quiet big farm's megabytes are read from Redis
+ * once, not every second; a page serializes only its own slice.
  */
-const connectionsText = new Map<string, { key: string; text: string }>();
+const connectionsPart = new Map<string, { key: string; connections: Connections }>();
+type Connections = Awaited<ReturnType<typeof documentConnections>>;
 
 function connected(): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
@@ -69,11 +79,12 @@ function connected(): Promise<void> {
   });
 }
 
-async function build(farm: FarmConfig, origin: LicenseOrigin): Promise<Built> {
+async function build(farm: FarmConfig, origin: LicenseOrigin, page: Page): Promise<Built> {
   await connected();
   const version = (await reader.versions([farm]))[0] ?? null;
-  const key = JSON.stringify([version, farm, origin]);
-  const cached = built.get(farm.id);
+  const key = JSON.stringify([version, farm, origin, page]);
+  const cacheKey = `${farm.id}\n${page.offset}\n${page.limit}`;
+  const cached = built.get(cacheKey);
   if (cached && cached.key === key && Date.now() - cached.at < MAX_AGE_MS) return cached;
   const at = Date.now();
   const read = await reader.read([farm]);
@@ -81,25 +92,37 @@ async function build(farm: FarmConfig, origin: LicenseOrigin): Promise<Built> {
   // A reload may change what a connection consumes (countDisconnected) without a frame: the
   // configuration is part of the key.
   const partKey = JSON.stringify([version, farm]);
-  let part = connectionsText.get(farm.id);
+  let part = connectionsPart.get(farm.id);
   if (!part || part.key !== partKey || version === null) {
-    const text = JSON.stringify(await documentConnections(redis, keys, farm, state));
-    part = { key: partKey, text };
-    connectionsText.set(farm.id, part);
+    part = { key: partKey, connections: await documentConnections(redis, keys, farm, state) };
+    connectionsPart.set(farm.id, part);
   }
-  // The head's object, then the connections' members spliced in after its last one.
-  const head = JSON.stringify(documentHead(state, origin));
-  const body = Buffer.from(`${head.slice(0, -1)},${part.text.slice(1)}`);
+  const { connections, overLimit } = part.connections;
+  const body = Buffer.from(
+    JSON.stringify({
+      ...documentHead(state, origin),
+      connections: connections.slice(page.offset, page.offset + page.limit),
+      connectionsTotal: connections.length,
+      connectionsOffset: page.offset,
+      connectionsLimit: page.limit,
+      // Every exempt admin desktop (at most two per host), whatever the page.
+      exempt: connections.filter((connection) => connection.exempt),
+      overLimit,
+    }),
+  );
   const fresh = { key, at, body };
-  built.set(farm.id, fresh);
+  built.set(cacheKey, fresh);
+  // Pages of a farm come and go with their viewers: keep the few asked last.
+  if (built.size > MAX_BUILT) built.delete(built.keys().next().value!);
   return fresh;
 }
 
 port.on('message', (request: Request) => {
-  let pending = building.get(request.farm.id);
+  const buildKey = `${request.farm.id}\n${request.page.offset}\n${request.page.limit}`;
+  let pending = building.get(buildKey);
   if (!pending) {
-    pending = build(request.farm, request.origin).finally(() => building.delete(request.farm.id));
-    building.set(request.farm.id, pending);
+    pending = build(request.farm, request.origin, request.page).finally(() => building.delete(buildKey));
+    building.set(buildKey, pending);
   }
   pending.then(
     ({ body }) => {
@@ -107,8 +130,8 @@ port.on('message', (request: Request) => {
       port.postMessage({ id: request.id, body: moved } satisfies Reply, [moved.buffer]);
     },
     (err: unknown) => {
-      built.delete(request.farm.id);
-      connectionsText.delete(request.farm.id);
+      built.clear();
+      connectionsPart.delete(request.farm.id);
       port.postMessage({ id: request.id, error: err instanceof Error ? err.message : String(err) } satisfies Reply);
     },
   );

@@ -32,6 +32,9 @@ export const CONFIG_DEFAULTS = Object.freeze({
     httpTimeoutSeconds: 10,
     framesPerSecondPerConnection: 100,
     bytesPerSecondPerConnection: 4 * 1_048_576,
+    // Shared by all the connections of one farm on one collector (docs/design.md §6).
+    bytesPerSecondPerFarm: 16 * 1_048_576,
+    applyMillisecondsPerSecondPerFarm: 250,
   }),
   farm: Object.freeze({
     countDisconnected: true,
@@ -391,6 +394,10 @@ const configSchema = z.strictObject(
           ),
           bytesPerSecondPerConnection: between(4096, 1 << 30).default(
             CONFIG_DEFAULTS.limits.bytesPerSecondPerConnection,
+          ),
+          bytesPerSecondPerFarm: between(65_536, 1 << 30).default(CONFIG_DEFAULTS.limits.bytesPerSecondPerFarm),
+          applyMillisecondsPerSecondPerFarm: between(10, 1000).default(
+            CONFIG_DEFAULTS.limits.applyMillisecondsPerSecondPerFarm,
           ),
         },
         { error: 'must be a mapping' },

@@ -82,6 +82,15 @@ export interface StoredBrokerSessions {
   unmappedUpns: number;
 }
 
+/** A day `rasmon-collector correct` rewrote: when, by whom, why, and the record before and after. */
+export interface StoredCorrection {
+  at: number;
+  by: string;
+  reason: string;
+  before: string;
+  after: string;
+}
+
 /** Keys holding one host's state. */
 export interface HostKeys {
   /** Hash: the fields {@link HOST_STATE_FIELDS}. */
@@ -133,6 +142,14 @@ export class RedisKeys {
    */
   rebuilding(farm: string): string {
     return `${this.prefix}:{${farm}}:rebuilding`;
+  }
+
+  /**
+   * Hash UTC day number → the JSON of a {@link StoredCorrection}: the days `rasmon-collector correct`
+   * rewrote, who did and why (docs/design.md §6). No Lua script reads it.
+   */
+  corrections(farm: string): string {
+    return `${this.prefix}:{${farm}}:corrections`;
   }
 
   /** String written by readiness checks: a Redis that refuses writes (OOM, READONLY) is not ready. */

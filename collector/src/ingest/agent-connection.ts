@@ -32,6 +32,7 @@ import { writeRefusalOf, type CollectorMetrics, type UpgradeRejection } from '..
 import { admit, type AdmissionRefusal, type Credentials } from './admission.js';
 import { TokenBucket } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
+import type { FarmBudgets } from './farm-budget.js';
 
 /** Hosts warned of for a missing host key that a collector remembers (about 100 bytes each). */
 const MAX_KEYLESS_WARNED = 100_000;
@@ -49,6 +50,8 @@ export interface ConnectionContext {
   limits: Limits;
   /** Frames and bytes one connection may send per second (token buckets; beyond, it is not read). */
   rates: { framesPerSecond: number; bytesPerSecond: number };
+  /** What all the connections of one farm may take together (bytes, script time). */
+  budgets: FarmBudgets;
   heartbeatSeconds: number;
   /** The farms of the configuration loaded now (a reload replaces the directory), for admission. */
   farms(): FarmDirectory;
@@ -314,12 +317,12 @@ export class AgentConnection implements Credentials {
     try {
       while (this.queue.length > 0 && !this.closed) {
         const data = this.queue.shift()!;
-        // Over its rate, the connection waits (not read meanwhile): one farm's hosts cannot
-        // take the Redis time of another's.
-        const wait = Math.max(
-          this.frameBucket.take(1),
-          this.byteBucket.take(typeof data === 'string' ? Buffer.byteLength(data) : data.length),
-        );
+        // Over its rate, the connection waits (not read meanwhile), and so does every connection of
+        // a farm over the farm's budgets: one farm's hosts cannot take the Redis time of another's.
+        const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+        const farm = this.ctx.budgets.admit(this.farmId, bytes);
+        if (farm.reason) this.ctx.metrics.farmThrottled.inc({ farm: this.farmId, reason: farm.reason });
+        const wait = Math.max(this.frameBucket.take(1), this.byteBucket.take(bytes), farm.waitMs);
         if (wait > 0) await sleep(wait);
         if (this.closed) break;
         await this.handle(data);
@@ -550,7 +553,8 @@ export class AgentConnection implements Credentials {
     try {
       return await apply();
     } finally {
-      end();
+      // Seconds, as the histogram observes them; the farm's budget counts milliseconds.
+      this.ctx.budgets.charge(this.farmId, end() * 1000);
     }
   }
 

@@ -29,6 +29,9 @@ export const UPGRADE_REJECTIONS = [
 
 export type UpgradeRejection = (typeof UPGRADE_REJECTIONS)[number];
 
+/** Reasons of `rasmon_collector_farm_throttled_total`: the farm budget a frame waited for. */
+export const FARM_THROTTLES = ['bytes', 'apply'] as const;
+
 /** Reasons of `rasmon_collector_agents_dropped_total`: an agent cut off by the collector, not refused. */
 export const AGENT_DROPS = ['not_reading', 'silent'] as const;
 
@@ -132,10 +135,24 @@ export class CollectorMetrics {
   /** The configured farms: their supersedes start at 0; farms no longer configured lose theirs. */
   setFarms(farms: readonly string[]): void {
     const wanted = new Set(farms);
-    for (const farm of this.farms) if (!wanted.has(farm)) this.supersedes.remove({ farm });
-    for (const farm of wanted) if (!this.farms.has(farm)) this.supersedes.inc({ farm }, 0);
+    for (const farm of this.farms) {
+      if (wanted.has(farm)) continue;
+      this.supersedes.remove({ farm });
+      for (const reason of FARM_THROTTLES) this.farmThrottled.remove({ farm, reason });
+    }
+    for (const farm of wanted) {
+      if (this.farms.has(farm)) continue;
+      this.supersedes.inc({ farm }, 0);
+      for (const reason of FARM_THROTTLES) this.farmThrottled.inc({ farm, reason }, 0);
+    }
     this.farms = wanted;
   }
+  readonly farmThrottled: Counter<'farm' | 'reason'> = new Counter({
+    name: 'rasmon_collector_farm_throttled_total',
+    help: "Frames of a farm held back because the farm's agents together went over its budget: bytes (limits.bytesPerSecondPerFarm) or apply (limits.applyMillisecondsPerSecondPerFarm)",
+    labelNames: ['farm', 'reason'],
+    registers: [this.registry],
+  });
   private farms = new Set<string>();
 
   // The RAS broker connector: observed only by the collector that polls a broker.

@@ -18,11 +18,20 @@ export const HISTORY_COLUMNS = [
   'maxOveruse',
   'admissions',
   'minutesOverSeats',
+  'correctedBy',
+  'correctedReason',
 ] as const;
 
-/** One row per farm and day. */
+/** One row per farm and day; a day `rasmon-collector correct` rewrote says by whom and why. */
 export function historyCsv(histories: readonly FarmHistory[]): string {
-  const rows = histories.flatMap((history) => history.days.map((day) => ({ farm: history.farm.id, ...day })));
+  const rows = histories.flatMap((history) =>
+    history.days.map(({ corrected, ...day }) => ({
+      farm: history.farm.id,
+      ...day,
+      correctedBy: corrected?.by,
+      correctedReason: corrected?.reason,
+    })),
+  );
   return stringify(rows, { ...OPTIONS, columns: [...HISTORY_COLUMNS] });
 }
 
@@ -50,6 +59,7 @@ export const REPORT_COLUMNS = [
   'rasSeats',
   'rasCurrPeriodUsage',
   'rasAt',
+  'daysCorrected',
 ] as const;
 
 /**
@@ -59,12 +69,13 @@ export const REPORT_COLUMNS = [
  */
 export function reportCsv(report: Report): string {
   const period = { from: report.from, to: report.to };
-  const farms = report.farms.map(({ ras, ...farm }) => ({
+  const farms = report.farms.map(({ ras, daysCorrected, ...farm }) => ({
     ...period,
     row: 'farm',
     name: farm.farm,
     farms: farm.farm,
     ...farm,
+    daysCorrected: daysCorrected.join(' '),
     rasUsers: ras?.users,
     rasPeakUsers: ras?.peakUsers,
     rasSeats: ras?.seats,

@@ -13,7 +13,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { FarmConfig } from '../config/config.js';
 import { farmRules } from '../config/farm-directory.js';
 import { readOpenDay } from '../engine/license-engine.js';
-import { splitDayRecord, type RedisKeys } from '../engine/redis-schema.js';
+import { splitDayRecord, type RedisKeys, type StoredCorrection } from '../engine/redis-schema.js';
 import { dayText, type Period } from './report-period.js';
 
 /** One farm's UTC day, as the history lists it. */
@@ -30,6 +30,28 @@ export interface DayRecord {
   admissions: number | null;
   /** Time users in use were above the seats, in minutes to one decimal, by the Redis clock. */
   minutesOverSeats: number | null;
+  /** Set when `rasmon-collector correct` rewrote the day: when, by whom and why. */
+  corrected?: { at: string; by: string; reason: string };
+}
+
+/** The corrections of a farm's days (`rasmon-collector correct`), by day number; malformed ones left out. */
+export async function readCorrections(
+  redis: Redis | Cluster,
+  keys: RedisKeys,
+  farm: string,
+): Promise<Map<number, NonNullable<DayRecord['corrected']>>> {
+  const stored = await redis.hgetall(keys.corrections(farm));
+  const out = new Map<number, NonNullable<DayRecord['corrected']>>();
+  for (const [field, json] of Object.entries(stored)) {
+    try {
+      const value = JSON.parse(json) as Partial<StoredCorrection>;
+      if (typeof value.at !== 'number' || typeof value.by !== 'string' || typeof value.reason !== 'string') continue;
+      out.set(Number(field), { at: new Date(value.at).toISOString(), by: value.by, reason: value.reason });
+    } catch {
+      // Not one of ours: the day shows as recorded.
+    }
+  }
+  return out;
 }
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
@@ -78,16 +100,18 @@ export async function readHistory(
   const now = await serverTime(redis);
   const histories = await Promise.all(
     farms.map(async (farm): Promise<FarmHistory> => {
-      const [stored, open] = await Promise.all([
+      const [stored, open, corrections] = await Promise.all([
         redis.hgetall(keys.farm(farm.id).peaks),
         readOpenDay(redis, keys, farmRules(farm), now),
+        readCorrections(redis, keys, farm.id),
       ]);
       const days: DayRecord[] = [];
       for (const [field, value] of Object.entries(stored)) {
         const day = Number(field);
         if (!Number.isInteger(day) || day < period.fromDay || day > period.toDay || day === open?.day) continue;
         const record = parseStoredDay(day, value);
-        if (record) days.push(record);
+        const corrected = corrections.get(day);
+        if (record) days.push(corrected ? { ...record, corrected } : record);
       }
       if (open && open.day >= period.fromDay && open.day <= period.toDay) {
         const record = parseStoredDay(open.day, open.record);

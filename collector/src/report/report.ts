@@ -27,6 +27,8 @@ export interface FarmReport {
   /** Days of the period with a record, and of those, days recorded before full records (peak only). */
   daysRecorded: number;
   daysPeakOnly: number;
+  /** Days of the period `rasmon-collector correct` rewrote. */
+  daysCorrected: string[];
   /** What SPLA bills: the period peak. Null for primary licenses and sublicenses. */
   billedUsers: number | null;
   /** RAS's own figures as of the broker's last answered poll; null for a farm without a broker. */
@@ -83,6 +85,7 @@ function farmReport(farm: FarmConfig, days: readonly DayRecord[], ras: RasFigure
     maxOveruse,
     daysRecorded: days.length,
     daysPeakOnly,
+    daysCorrected: days.filter((day) => day.corrected).map((day) => day.day),
     billedUsers: farm.license === 'spla' ? peakUsers : null,
     ras,
   };
