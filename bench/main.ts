@@ -2,11 +2,12 @@
  * `npm run bench`: how one collector holds up, on loopback, beside references measured in the same
  * run. Starts its own redis-server; runs the collector as its real bin. Each part stops by itself.
  *
- *   npm run bench -- [--parts ingest,fleet,viewers,flood] [--profile]
+ *   npm run bench -- [--parts ingest,fleet,viewers,flood,restart] [--profile]
  *     ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
  *     fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
  *     viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]
  *     flood:   [--view-seconds 10] (seconds per phase)
+ *     restart: [--restart-agents 10000] [--restart-farms 100] [--restart-give-up 600]
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
@@ -14,15 +15,17 @@ import { parseArgs } from 'node:util';
 import { RedisServer } from '../test/support/redis-server.js';
 import { runFleet } from './fleet.js';
 import { runIngest } from './ingest.js';
+import { runRestart } from './restart.js';
 import { runViewers } from './viewers.js';
 import { runFlood } from './flood.js';
 import { load } from './common.js';
 
-const USAGE = `usage: npm run bench -- [--parts ingest,fleet,viewers,flood] [--profile]
+const USAGE = `usage: npm run bench -- [--parts ingest,fleet,viewers,flood,restart] [--profile]
   ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
   fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
   viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]
-  flood:   [--view-seconds 10] (seconds per phase)`;
+  flood:   [--view-seconds 10] (seconds per phase)
+  restart: [--restart-agents 10000] [--restart-farms 100] [--restart-give-up 600]`;
 
 /** A mistake in how the bench was asked to run: one line and the usage, exit 2. */
 class UsageError extends Error {}
@@ -42,7 +45,7 @@ try {
 function parseOptions() {
   return parseArgs({
     options: {
-      parts: { type: 'string', default: 'ingest,fleet,viewers,flood' },
+      parts: { type: 'string', default: 'ingest,fleet,viewers,flood,restart' },
       profile: { type: 'boolean', default: false },
       hosts: { type: 'string', default: '20' },
       seconds: { type: 'string', default: '10' },
@@ -57,6 +60,9 @@ function parseOptions() {
       'viewed-sessions': { type: 'string', default: '10000' },
       'view-seconds': { type: 'string', default: '10' },
       'view-limit': { type: 'string', default: '1000' },
+      'restart-agents': { type: 'string', default: '10000' },
+      'restart-farms': { type: 'string', default: '100' },
+      'restart-give-up': { type: 'string', default: '600' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -76,14 +82,16 @@ async function main(): Promise<void> {
   }
   const parts = new Set(String(values.parts).split(','));
   for (const part of parts)
-    if (!['ingest', 'fleet', 'viewers', 'flood'].includes(part))
-      throw new UsageError(`unknown part ${part} (ingest, fleet, viewers, flood)`);
+    if (!['ingest', 'fleet', 'viewers', 'flood', 'restart'].includes(part))
+      throw new UsageError(`unknown part ${part} (ingest, fleet, viewers, flood, restart)`);
   const fleet = { farms: number('farms'), hosts: number('farm-hosts') };
   const fdLimit = Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
-  if (parts.has('fleet') && fdLimit < fleet.farms * fleet.hosts + 1000) {
-    console.error(
-      `bench: the open-file limit (${fdLimit}) is below ${fleet.farms * fleet.hosts + 1000}: raise it with ulimit -n`,
-    );
+  const sockets = Math.max(
+    parts.has('fleet') ? fleet.farms * fleet.hosts : 0,
+    parts.has('restart') ? number('restart-agents') : 0,
+  );
+  if (fdLimit < sockets + 1000) {
+    console.error(`bench: the open-file limit (${fdLimit}) is below ${sockets + 1000}: raise it with ulimit -n`);
     process.exit(1);
   }
   console.log(
@@ -117,6 +125,13 @@ async function main(): Promise<void> {
       });
     }
     if (parts.has('flood')) await runFlood(redis, { seconds: number('view-seconds') });
+    if (parts.has('restart')) {
+      await runRestart(redis, {
+        agents: number('restart-agents'),
+        farms: number('restart-farms'),
+        giveUpSeconds: number('restart-give-up'),
+      });
+    }
   } finally {
     await redis.stop();
   }

@@ -8,3 +8,10 @@ export type { SessionSource } from './session/source.js';
 export type { RawSession, RawState } from './windows/raw-session.js';
 export { AgentMetrics } from './metrics.js';
 export { AGENT_EXEC_ARGV } from './runtime-flags.js';
+export {
+  reconnectDelay,
+  parseRetryAfter,
+  DEFAULT_RECONNECT_POLICY,
+  type Disconnect,
+  type ReconnectPolicy,
+} from './link/reconnect-delay.js';

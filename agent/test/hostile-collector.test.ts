@@ -4,6 +4,7 @@
  * agent must neither crash nor wedge nor lose an event uncounted, and what it logs stays small.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,6 +109,7 @@ async function startAgent(
   options: {
     sessions?: Session[];
     backoff?: { initialMs: number; maxMs: number };
+    drainSpreadMs?: number;
     welcomeTimeoutMs?: number;
     resyncMinIntervalMs?: number;
   } = {},
@@ -135,6 +137,7 @@ async function startAgent(
       agent: 'test/1',
       backoff: options.backoff ?? { initialMs: 20, maxMs: 200 },
       welcomeTimeoutMs: options.welcomeTimeoutMs ?? 10_000,
+      ...(options.drainSpreadMs === undefined ? {} : { drainSpreadMs: options.drainSpreadMs }),
     },
     pollIntervalSeconds: 0.05,
     snapshotIntervalSeconds: 600,
@@ -394,5 +397,55 @@ describe('an agent that distrusts the wire', () => {
     expect(collector.snapshots(collector.conns[0]!)).toHaveLength(0);
     // The events themselves go out, in frames within the limit.
     await vi.waitFor(() => expect(collector.events(collector.conns[0]!)).toHaveLength(120), { timeout: 5000 });
+  });
+
+  // A ten-minute backoff: had the agent used it, neither reconnect would come within the test.
+  const LONG_BACKOFF = { initialMs: 600_000, maxMs: 600_000 };
+
+  it('after a drain (1001) reconnects within the spread window, not after its backoff', async () => {
+    const collector = await fake((conn) => {
+      conn.socket.send(welcome(0));
+      if (collector.conns.length === 1) setTimeout(() => conn.socket.close(1001, 'collector shutting down'), 50);
+    });
+    await startAgent(collector.url, { sessions: [session('1')], backoff: LONG_BACKOFF, drainSpreadMs: 300 });
+    await vi.waitFor(() => expect(collector.conns.length).toBe(2), { timeout: 5000 });
+    await vi.waitFor(() => expect(collector.snapshots(collector.conns[1]!)).toHaveLength(1), { timeout: 5000 });
+  });
+
+  it('after a 429 waits for its Retry-After, not its backoff, and gets in', async () => {
+    const wss = new WebSocketServer({ noServer: true, handleProtocols: () => SUBPROTOCOL });
+    const welcomed: string[] = [];
+    wss.on('connection', (socket) => {
+      socket.on('message', (data) => {
+        const frame = JSON.parse(data.toString()) as { type: string };
+        if (frame.type !== 'hello') return;
+        welcomed.push(frame.type);
+        socket.send(welcome(0));
+      });
+    });
+    let upgrades = 0;
+    const server = createServer();
+    server.on('upgrade', (req, socket, head) => {
+      upgrades += 1;
+      if (upgrades === 1) {
+        socket.end(
+          'HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+        );
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    onTestFinished(async () => {
+      for (const client of wss.clients) client.terminate();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    const rig = await startAgent(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`, {
+      sessions: [session('1')],
+      backoff: LONG_BACKOFF,
+    });
+    await vi.waitFor(() => expect(welcomed).toEqual(['hello']), { timeout: 5000 });
+    expect(upgrades).toBe(2);
+    expect(rig.logLines.join('')).toMatch(/"status":429,"retryAfterMs":0/);
   });
 });

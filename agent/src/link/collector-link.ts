@@ -1,8 +1,9 @@
 /**
  * The agent's WebSocket to the collector: hello and welcome, acks, resync, its own heartbeat (a
- * collector silent for two intervals is dropped), and reconnects with exponential backoff and
- * jitter (at least a minute after `superseded`). What to send is the agent's business; the link
- * tells it when the collector is ready for frames.
+ * collector silent for two intervals is dropped), and reconnects by reconnect-delay.ts: spread over
+ * 15 s after a drain (1001), after a 429's `Retry-After`, else with exponential backoff and jitter
+ * (at least a minute after `superseded`). What to send is the agent's business; the link tells it
+ * when the collector is ready for frames.
  *
  * The link distrusts the wire: every frame is validated, incoming frames are limited in size, a
  * welcome must come within a few seconds and only once, an ack above the highest seq sent is a
@@ -14,6 +15,7 @@ import { EventEmitter } from 'node:events';
 import { WebSocket } from 'ws';
 import {
   AGENT_PATH,
+  CloseCode,
   DEFAULT_LIMITS,
   MAX_COLLECTOR_FRAME_BYTES,
   silenceLimitMs,
@@ -25,6 +27,7 @@ import {
 } from '@rasmon/protocol';
 import type { Logger } from 'pino';
 import { explainConnectError } from './connect-error.js';
+import { DEFAULT_RECONNECT_POLICY, parseRetryAfter, reconnectDelay, type Disconnect } from './reconnect-delay.js';
 
 export interface LinkOptions {
   /** `ws://` or `wss://` address of the collector; `/v1/agent` is added when no path is given. */
@@ -43,6 +46,8 @@ export interface LinkOptions {
   agent: string;
   log: Logger;
   backoff?: { initialMs: number; maxMs: number };
+  /** After the collector closes with 1001 (a drain), reconnect after a uniform random delay below this (default 15 s). */
+  drainSpreadMs?: number;
   /** Wait at least this long after `superseded` (docs/design.md §5: a minute). */
   supersededDelayMs?: number;
   /** Heartbeat before the collector's welcome says otherwise. */
@@ -85,6 +90,8 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
   private stopped = false;
   private attempt = 0;
   private nextDelayFloorMs = 0;
+  /** Why the current connection ended, when it was not a plain failure. */
+  private ended: Disconnect = { kind: 'failed' };
   private retryTimer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private welcomeTimer: NodeJS.Timeout | undefined;
@@ -187,11 +194,17 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
     this.hadWelcome = false;
     this.sentUpTo = 0;
     this.unknownFrames = 0;
+    this.ended = { kind: 'failed' };
     socket.on('unexpected-response', (_req, res) => {
-      log.error(
-        { status: res.statusCode },
-        res.statusCode === 401 ? 'collector refused the token (401)' : 'collector refused the connection',
+      const status = res.statusCode ?? 0;
+      const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
+      // A busy collector (429) is routine after a restart behind one balancer address: not an error.
+      const level = status === 429 ? 'warn' : 'error';
+      log[level](
+        { status, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) },
+        status === 401 ? 'collector refused the token (401)' : 'collector refused the connection',
       );
+      this.ended = { kind: 'refused', status, retryAfterMs };
       res.resume();
       socket.terminate();
       this.emit('refused', res.statusCode ?? 0);
@@ -241,6 +254,7 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
       this.hadWelcome = false;
       if (this.socket === socket) this.socket = undefined;
       log.info({ code, reason: clip(reason.toString(), 123) }, 'collector connection closed');
+      if (code === CloseCode.goingAway) this.ended = { kind: 'drained' };
       if (wasReady) this.emit('down');
       this.scheduleReconnect();
     });
@@ -317,12 +331,13 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
 
   private scheduleReconnect(): void {
     if (this.stopped) return;
-    const { initialMs, maxMs } = this.options.backoff ?? { initialMs: 1000, maxMs: 60_000 };
-    const ceiling = Math.min(maxMs, initialMs * 2 ** this.attempt);
-    // Full jitter over the upper half: agents of a farm do not come back in step.
-    const delay = Math.max(this.nextDelayFloorMs, ceiling / 2 + Math.random() * (ceiling / 2));
+    const plan = reconnectDelay(this.ended, this.attempt, {
+      ...(this.options.backoff ?? DEFAULT_RECONNECT_POLICY),
+      drainSpreadMs: this.options.drainSpreadMs ?? DEFAULT_RECONNECT_POLICY.drainSpreadMs,
+    });
+    const delay = Math.max(this.nextDelayFloorMs, plan.delayMs);
     this.nextDelayFloorMs = 0;
-    this.attempt += 1;
+    this.attempt = plan.attempt;
     this.options.log.info({ delayMs: Math.round(delay) }, 'reconnecting');
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }

@@ -147,7 +147,9 @@ export class AgentServer {
     };
     // Before anything that costs: a peer over its rate gets no token check.
     if (!this.upgradeLimiter.allow(remote ?? ''))
-      return refuse('rate_limited', 429, 'Too Many Requests', { 'Retry-After': '1' });
+      return refuse('rate_limited', 429, 'Too Many Requests', {
+        'Retry-After': String(this.upgradeLimiter.retryAfterSeconds(remote ?? '')),
+      });
     const path = (req.url ?? '/').split('?')[0];
     if (path !== AGENT_PATH) return refuse('not_found', 404, 'Not Found');
     if (this.draining) return refuse('draining', 503, 'Service Unavailable', { 'Retry-After': '1' });

@@ -48,9 +48,14 @@ export class TokenBucket {
   }
 }
 
+/** A refused peer is never told to wait longer than this. */
+export const MAX_RETRY_AFTER_SECONDS = 300;
+
 /** Per-key buckets, with a bounded number of keys: the oldest are forgotten first. */
 export class KeyedRateLimiter {
   private readonly buckets = new Map<string, TokenBucket>();
+  /** Per key, when the attempts refused so far would all have had their turn, ms. */
+  private readonly backlog = new Map<string, number>();
 
   constructor(
     private readonly ratePerSecond: number,
@@ -67,6 +72,21 @@ export class KeyedRateLimiter {
       this.buckets.set(key, bucket);
     }
     return bucket.tryTake(1, now);
+  }
+
+  /**
+   * After `allow` said no: the seconds the refused peer should wait (its `Retry-After`). Each
+   * refusal takes the next turn at the key's rate, so thousands of agents refused behind one
+   * address are told to come back spread over the time the rate needs for them all, instead of
+   * all retrying into the limit every second; at least 1 s, at most MAX_RETRY_AFTER_SECONDS.
+   */
+  retryAfterSeconds(key: string, now = Date.now()): number {
+    const until = Math.max(this.backlog.get(key) ?? now, now) + 1000 / this.ratePerSecond;
+    const capped = Math.min(until, now + MAX_RETRY_AFTER_SECONDS * 1000);
+    this.backlog.delete(key);
+    this.backlog.set(key, capped);
+    if (this.backlog.size > this.maxKeys) this.backlog.delete(this.backlog.keys().next().value!);
+    return Math.max(1, Math.ceil((capped - now) / 1000));
   }
 
   get size(): number {
