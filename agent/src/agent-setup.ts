@@ -96,6 +96,7 @@ export async function agentFromConfig(
       agent: `rasmon-agent/${VERSION}`,
       backoff: { initialMs: config.reconnect.initialSeconds * 1000, maxMs: config.reconnect.maxSeconds * 1000 },
       supersededDelayMs: config.reconnect.supersededSeconds * 1000,
+      drainSpreadMs: Math.min(config.reconnect.drainSpreadSeconds, config.reconnect.maxSeconds) * 1000,
       ...tls,
     },
   });

@@ -124,6 +124,9 @@ const schema = z.strictObject({
       initialSeconds: seconds.default(1),
       maxSeconds: seconds.default(60),
       supersededSeconds: seconds.default(60),
+      // After a collector's drain (close 1001), reconnect at a random moment within this, at most
+      // maxSeconds: 10,000 agents do not all come back in the same second.
+      drainSpreadSeconds: seconds.default(15),
     })
     .prefault({}),
 });
