@@ -81,7 +81,9 @@ function chunks<T>(items: T[], size: number): T[][] {
 
 describe('collector killed mid-stream', () => {
   it('after SIGKILL and restart the agent resumes from the last applied seq and the farm equals the truth', async () => {
-    const raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 4 }]);
+    // 5 frames a second for the connection (a burst of 5): the kill after the third ack lands with frames still
+    // queued, however fast the machine applies them.
+    const raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 4 }], { limits: { framesPerSecondPerConnection: 5 } });
     const keys = new RedisKeys(prefixOf(raw));
     const first = await CollectorProcess.start(raw);
     onTestFinished(() => first.stop());
