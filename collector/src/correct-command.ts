@@ -11,9 +11,7 @@
 import { userInfo } from 'node:os';
 import { DAY_MS } from '@rasmon/protocol';
 import { parseFlags } from './cli-flags.js';
-import { ConfigError } from './config/config.js';
-import { loadConfig } from './config/config-loader.js';
-import { FarmDirectory } from './config/farm-directory.js';
+import { loadCommandFarm } from './farm-command.js';
 import { createLogger } from './logger.js';
 import { createRedis } from './engine/redis-client.js';
 import {
@@ -78,16 +76,7 @@ export async function correctDay(argv: string[], fail: (message: string) => neve
   if (admissions !== undefined) wanted.admissions = admissions;
   if (maxOveruse !== undefined) wanted.maxOveruse = maxOveruse;
   if (minutesOver !== undefined) wanted.msOverSeats = minutesOver * 60_000;
-  let config;
-  try {
-    config = loadConfig({ ...(values.config ? { path: values.config } : {}), env: process.env });
-  } catch (err) {
-    if (err instanceof ConfigError) fail(err.message);
-    throw err;
-  }
-  const farm = new FarmDirectory(config.farms).get(values.farm);
-  if (!farm)
-    fail(`farm ${values.farm} is not in the configuration (farms: ${config.farms.map((f) => f.id).join(', ')})`);
+  const { config, farm } = loadCommandFarm(values.config, values.farm, fail);
 
   const log = createLogger();
   const redis = createRedis(config.redis);

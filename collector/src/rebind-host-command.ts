@@ -6,9 +6,7 @@
  */
 import { normalizeHost } from '@rasmon/protocol';
 import { parseFlags } from './cli-flags.js';
-import { ConfigError } from './config/config.js';
-import { loadConfig } from './config/config-loader.js';
-import { FarmDirectory } from './config/farm-directory.js';
+import { loadCommandFarm } from './farm-command.js';
 import { LicenseEngine } from './engine/license-engine.js';
 import { createLogger } from './logger.js';
 import { createRedis } from './engine/redis-client.js';
@@ -38,17 +36,7 @@ export async function rebindHost(argv: string[], fail: (message: string) => neve
   if (!values.farm || !values.host) fail(`rebind-host needs --farm and --host\n${REBIND_USAGE}`);
   const host = normalizeHost(values.host.trim());
   if (!/^[a-z0-9._-]{1,255}$/.test(host)) fail(`--host ${JSON.stringify(values.host)} is not a host name`);
-  let config;
-  try {
-    config = loadConfig({ ...(values.config ? { path: values.config } : {}), env: process.env });
-  } catch (err) {
-    if (err instanceof ConfigError) fail(err.message);
-    throw err;
-  }
-  const farms = new FarmDirectory(config.farms);
-  const farm = farms.get(values.farm);
-  if (!farm)
-    fail(`farm ${values.farm} is not in the configuration (farms: ${config.farms.map((f) => f.id).join(', ')})`);
+  const { config, farms, farm } = loadCommandFarm(values.config, values.farm, fail);
 
   const log = createLogger();
   const redis = createRedis(config.redis);
