@@ -9,7 +9,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { CollectorConfig, FarmConfig } from '../config/config.js';
 import { FarmReader } from '../engine/farm-reader.js';
-import { createRedis } from '../engine/redis-client.js';
+import { createRedis, readyWithin } from '../engine/redis-client.js';
 import { RedisKeys } from '../engine/redis-schema.js';
 import { documentConnections, documentHead, type LicenseOrigin } from './farm-document.js';
 
@@ -64,19 +64,9 @@ const building = new Map<string, Promise<Built>>();
 const connectionsPart = new Map<string, { key: string; connections: Connections }>();
 type Connections = Awaited<ReturnType<typeof documentConnections>>;
 
+/** Resolves once this thread's connection is ready, rejects if it is not within READY_WAIT_MS. */
 function connected(): Promise<void> {
-  if (redis.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      redis.off('ready', onReady);
-      reject(new Error(`redis ${redis.status}`));
-    }, READY_WAIT_MS);
-    const onReady = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    redis.once('ready', onReady);
-  });
+  return readyWithin(redis, READY_WAIT_MS);
 }
 
 async function build(farm: FarmConfig, origin: LicenseOrigin, page: Page): Promise<Built> {

@@ -43,3 +43,22 @@ function parseNode(node: string): { host: string; port: number } {
   const url = new URL(node.includes('://') ? node : `redis://${node}`);
   return { host: url.hostname, port: Number(url.port || 6379) };
 }
+
+/**
+ * Resolves once the connection is ready, rejects (`redis <status>`) if it is not within `waitMs`:
+ * what a worker thread's own connection is given at start and after an outage.
+ */
+export function readyWithin(redis: Redis | Cluster, waitMs: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      reject(new Error(`redis ${redis.status}`));
+    }, waitMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once('ready', onReady);
+  });
+}

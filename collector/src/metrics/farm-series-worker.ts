@@ -9,7 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { CollectorConfig, FarmConfig } from '../config/config.js';
 import { FarmReader } from '../engine/farm-reader.js';
 import { FarmSeries } from './farm-series.js';
-import { createRedis } from '../engine/redis-client.js';
+import { createRedis, readyWithin } from '../engine/redis-client.js';
 import { RedisKeys } from '../engine/redis-schema.js';
 
 export interface WorkerData {
@@ -33,20 +33,9 @@ redis.connect().catch(() => undefined);
 /** How long a render waits for this thread's connection to come up (at start, after an outage). */
 const READY_WAIT_MS = 2000;
 
-/** Resolves once the connection is ready, rejects if it is not within READY_WAIT_MS. */
+/** Resolves once this thread's connection is ready, rejects if it is not within READY_WAIT_MS. */
 function connected(): Promise<void> {
-  if (redis.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      redis.off('ready', onReady);
-      reject(new Error(`redis ${redis.status}`));
-    }, READY_WAIT_MS);
-    const onReady = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    redis.once('ready', onReady);
-  });
+  return readyWithin(redis, READY_WAIT_MS);
 }
 
 const series = new FarmSeries(new FarmReader(redis, new RedisKeys(redisConfig.prefix)));
