@@ -10,6 +10,7 @@ const UNIT_IN_TEST = [
   'test/prometheus-rule-files.test.ts',
   'test/compose-files.test.ts',
   'test/demo-cli.test.ts',
+  'test/demo-self-signed.test.ts',
   'test/design-citations.test.ts',
   'test/dockerfile.test.ts',
   'test/setup-script.test.ts',
