@@ -160,7 +160,9 @@ function licenseCell(farm) {
       ` ends in ${duration(Date.parse(farm.graceEnd) - now)}`,
       kind,
     ];
-  return [tag('bad', 'EXPIRED'), kind];
+  if (farm.state === 'expired') return [tag('bad', 'EXPIRED'), kind];
+  // A farm adopting its license from RAS before RAS first answered has none yet.
+  return h('span', { class: 'muted' }, 'not known yet (waiting for RAS)');
 }
 
 function hostStatus(host) {
