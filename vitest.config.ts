@@ -16,6 +16,7 @@ const UNIT_IN_TEST = [
   'test/setup-script.test.ts',
   'test/metrics-table.test.ts',
   'test/docs.test.ts',
+  'test/status-words.test.ts',
 ];
 
 export default defineConfig({
