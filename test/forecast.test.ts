@@ -11,6 +11,9 @@ import { promisify } from 'node:util';
 import { describe, expect, it, vi } from 'vitest';
 import { useRedis } from './support/use-redis.js';
 import { COLLECTOR_BIN, InProcessCollector, rawConfig } from './support/collector-harness.js';
+import { parseConfig } from '../collector/src/config/config.js';
+import { FarmReader } from '../collector/src/engine/farm-reader.js';
+import { RedisKeys } from '../collector/src/engine/redis-schema.js';
 import { Scrape } from './support/prometheus-text.js';
 import { csvObjects } from './support/csv.js';
 import { DAY_MS, clearOfMidnight, dayNumber, dayText } from './support/calendar.js';
@@ -111,5 +114,36 @@ describe('forecast', () => {
     } finally {
       await collector.stop();
     }
+  });
+
+  it('is made again when the day closes or the seats change, not at every read', async () => {
+    await clearOfMidnight();
+    const raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 200 }]);
+    const prefix = (raw.redis as { prefix: string }).prefix;
+    const config = parseConfig(raw, 'test');
+    const client = redis.client();
+    const keys = new RedisKeys(prefix);
+    const reader = new FarmReader(client, keys);
+    const today = dayNumber();
+    const write = async (peak: (ago: number) => number, until = today) => {
+      for (let ago = 56; ago >= 1; ago -= 1)
+        await client.hset(keys.farm('farm-a').peaks, String(until - ago), `${peak(ago)},,200,0,0,0`);
+    };
+    // The open day is the scripts' (meta `day`); the tick would set it, here the test does.
+    await client.hset(keys.farm('farm-a').meta, 'day', today);
+    await write((ago) => 156 - ago);
+    const forecast = async (farms = config.farms) => (await reader.read(farms)).farms[0]!.forecast;
+    expect(await forecast()).toEqual({ fullInDays: 44, fullBy: dayText(today + 44) });
+    // The records turn flat: the same day and seats keep the forecast made (no refit per read).
+    await write(() => 150);
+    expect(await forecast()).toEqual({ fullInDays: 44, fullBy: dayText(today + 44) });
+    // Other seats: made again, from the flat records: none.
+    const more = parseConfig(rawConfig(redis.url, [{ id: 'farm-a', seats: 250 }]), 'test').farms;
+    expect(await forecast(more)).toBeNull();
+    // Back to 200 seats, the same rising line again, and the day closes: made again for the new day,
+    // a day nearer the same date.
+    await write((ago) => 157 - ago, today + 1);
+    await client.hset(keys.farm('farm-a').meta, 'day', today + 1);
+    expect(await forecast()).toEqual({ fullInDays: 43, fullBy: dayText(today + 44) });
   });
 });
