@@ -67,8 +67,8 @@ describe('the status page in words', () => {
     expect(words.forecastText({ fullInDays: 1.2, fullBy: '2026-12-07' }, NOW)).toBe(
       'at this trend, full in about 1 day, by 7 December',
     );
-    expect(words.forecastText({ fullInDays: 0.3, fullBy: '2026-12-06' }, NOW)).toBe(
-      'at this trend, full within a day, by 6 December',
+    expect(words.forecastText({ fullInDays: 0, fullBy: '2026-12-06' }, NOW)).toBe(
+      'at this trend, the daily peak has reached the seats',
     );
     // Past the turn of the year the year is named.
     expect(words.forecastText({ fullInDays: 40, fullBy: '2027-01-15' }, NOW)).toBe(

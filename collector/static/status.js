@@ -93,14 +93,17 @@ export function dayName(day, now) {
 }
 
 /**
- * The forecast in words ("at this trend, full in about 9 days, by 15 December"), or null when the
+ * The forecast in words ("at this trend, full in about 9 days, by 15 December"; "…has reached the
+ * seats" when its trend is there already), or null when the
  * farm has none (no seats, a flat or falling trend, or a collector that does not forecast).
  */
 export function forecastText(forecast, now) {
   if (!forecast || typeof forecast.fullInDays !== 'number' || typeof forecast.fullBy !== 'string') return null;
   const days = Math.round(forecast.fullInDays);
-  const within = days < 1 ? 'within a day' : `in about ${plural(days, 'day', 'days')}`;
-  return `at this trend, full ${within}, by ${dayName(forecast.fullBy, now)}`;
+  // 0: the trend of the daily peak has reached the seats already (the collector's forecast never
+  // says less than a whole day otherwise).
+  if (days < 1) return 'at this trend, the daily peak has reached the seats';
+  return `at this trend, full in about ${plural(days, 'day', 'days')}, by ${dayName(forecast.fullBy, now)}`;
 }
 
 /** Over its seats now (an SPLA farm without seats never is). */
