@@ -51,12 +51,25 @@ describe('sessions per farm', () => {
       for (const reason of ['sessions', 'new_users'] as const) expect(await refused(c.url, farm, reason)).toBe(0);
 
     const real = await agent(c.url, 'farm-a', 'rdsh-1');
-    expect((await real.snapshot(1, made(6, 'r', (i) => `corp\\real-${i}`))).rejected).toBeUndefined();
+    expect(
+      (
+        await real.snapshot(
+          1,
+          made(6, 'r', (i) => `corp\\real-${i}`),
+        )
+      ).rejected,
+    ).toBeUndefined();
     const other = await agent(c.url, 'farm-b', 'rdsh-1');
-    await other.snapshot(1, made(3, 'b', (i) => `corp\\b-${i}`));
+    await other.snapshot(
+      1,
+      made(3, 'b', (i) => `corp\\b-${i}`),
+    );
 
     const fake = await agent(c.url, 'farm-a', 'made-up-1');
-    const ack = await fake.snapshot(1, made(1000, 'f', (i) => `corp\\made-up-${i}`));
+    const ack = await fake.snapshot(
+      1,
+      made(1000, 'f', (i) => `corp\\made-up-${i}`),
+    );
     // The stream goes on (its seq counts as applied); nothing of the snapshot is.
     expect(ack).toEqual({
       type: 'ack',
@@ -64,7 +77,9 @@ describe('sessions per farm', () => {
       rejected: [{ seq: 1, reason: 'farm farm-a holds its maximum of 1000 sessions (maxSessions)' }],
     });
     const scrape = await Scrape.from(c.url);
-    expect(scrape.value('rasmon_collector_farm_quota_refused_total', { farm: 'farm-a', reason: 'sessions' })).toBe(1000);
+    expect(scrape.value('rasmon_collector_farm_quota_refused_total', { farm: 'farm-a', reason: 'sessions' })).toBe(
+      1000,
+    );
     expect(scrape.value('rasmon_collector_farm_quota_refused_total', { farm: 'farm-a', reason: 'new_users' })).toBe(0);
     expect(scrape.value('ras_license_users', { farm: 'farm-a' })).toBe(6);
     expect(scrape.value('ras_license_peak_users', { farm: 'farm-a' })).toBe(6);
@@ -73,7 +88,10 @@ describe('sessions per farm', () => {
     expect(scrape.value('ras_license_users', { farm: 'farm-b' })).toBe(3);
 
     // A snapshot that fits goes in: the farm at exactly its cap (6 real sessions, 994 of one made-up user).
-    const fits = await fake.snapshot(2, made(994, 'g', () => 'corp\\made-up'));
+    const fits = await fake.snapshot(
+      2,
+      made(994, 'g', () => 'corp\\made-up'),
+    );
     expect(fits.rejected).toBeUndefined();
     await expect.poll(() => users(c.url, 'farm-a')).toBe(7);
     // At the cap, a new session is refused, event by event, with the seq still acked...
@@ -95,7 +113,14 @@ describe('sessions per farm', () => {
     expect(await value(c.url, 'ras_host_connections', { farm: 'farm-a', host: 'rdsh-1' })).toBe(6);
 
     // The other farm never met farm-a's cap.
-    expect((await other.snapshot(2, made(50, 'b', (i) => `corp\\b-${i}`))).rejected).toBeUndefined();
+    expect(
+      (
+        await other.snapshot(
+          2,
+          made(50, 'b', (i) => `corp\\b-${i}`),
+        )
+      ).rejected,
+    ).toBeUndefined();
     await expect.poll(() => users(c.url, 'farm-b')).toBe(50);
     for (const reason of ['sessions', 'new_users'] as const) expect(await refused(c.url, 'farm-b', reason)).toBe(0);
   });
@@ -147,7 +172,10 @@ describe('new users per minute', () => {
     expect(await refused(c.url, 'farm-a', 'new_users')).toBe(200);
     // A snapshot of more made-up users is refused whole, and counted for all it listed.
     const another = await agent(c.url, 'farm-a', 'made-up-2');
-    const whole = await another.snapshot(1, made(50, 'm', (i) => `corp\\more-made-up-${i}`));
+    const whole = await another.snapshot(
+      1,
+      made(50, 'm', (i) => `corp\\more-made-up-${i}`),
+    );
     expect(whole.rejected).toEqual([
       { seq: 1, reason: 'farm farm-a took its maximum of 500 new users in a minute (maxNewUsersPerMinute)' },
     ]);
@@ -162,7 +190,14 @@ describe('new users per minute', () => {
 
     // The other farm takes its new users as ever.
     const other = await agent(c.url, 'farm-b', 'rdsh-1');
-    expect((await other.snapshot(1, made(40, 'b', (i) => `corp\\b-${i}`))).rejected).toBeUndefined();
+    expect(
+      (
+        await other.snapshot(
+          1,
+          made(40, 'b', (i) => `corp\\b-${i}`),
+        )
+      ).rejected,
+    ).toBeUndefined();
     await expect.poll(() => users(c.url, 'farm-b')).toBe(40);
     for (const reason of ['sessions', 'new_users'] as const) expect(await refused(c.url, 'farm-b', reason)).toBe(0);
   });

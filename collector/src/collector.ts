@@ -191,8 +191,7 @@ export class Collector {
     this.allowedHosts = new AllowedHosts(config.http.allowedHosts ?? defaultAllowedHosts(config.listen.host));
     this.metrics.setFarms(config.farms.map((farm) => farm.id));
     // Read at each scrape: seats adopted from RAS move a farm's default quotas.
-    this.metrics.quotaSource = () =>
-      this.farms.list().map((farm) => ({ farm: farm.id, ...farmQuotas(farm) }));
+    this.metrics.quotaSource = () => this.farms.list().map((farm) => ({ farm: farm.id, ...farmQuotas(farm) }));
     this.log.info({ collectorId, farms: config.farms.map((farm) => farm.id), version: VERSION }, 'collector starting');
     this.warnUnboundFarms(config);
     if (config.api.tokensSha256.length === 0 && !isLoopback(config.listen.host)) {

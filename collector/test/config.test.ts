@@ -144,7 +144,8 @@ describe('parseConfig', () => {
   });
 
   it("sizes a farm's quotas to its seats unless it sets them: max(1,000, 10 x seats) sessions, max(500, 2 x seats) new users a minute", () => {
-    const quotas = (overrides: Record<string, unknown>) => farmQuotas(parseConfig(withFarm(overrides), 'test').farms[0]!);
+    const quotas = (overrides: Record<string, unknown>) =>
+      farmQuotas(parseConfig(withFarm(overrides), 'test').farms[0]!);
     expect(quotas({ seats: 10 })).toEqual({ maxSessions: 1000, maxNewUsersPerMinute: 500 });
     expect(quotas({ seats: 250 })).toEqual({ maxSessions: 2500, maxNewUsersPerMinute: 500 });
     expect(quotas({ seats: 5000 })).toEqual({ maxSessions: 50_000, maxNewUsersPerMinute: 10_000 });

@@ -581,7 +581,10 @@ export class AgentConnection implements Credentials {
       if (seqs.length === 0) continue;
       const reason = quotaReason(farm, quota);
       for (const seq of seqs) rejected.push({ seq, reason });
-      this.ctx.metrics.farmQuotaRefused.inc({ farm: this.farmId, reason: quota }, type === 'snapshot' ? items : seqs.length);
+      this.ctx.metrics.farmQuotaRefused.inc(
+        { farm: this.farmId, reason: quota },
+        type === 'snapshot' ? items : seqs.length,
+      );
       if (this.quotaRefusals) this.quotaRefusals.refused(quota, this.farmId, type, reason);
       else this.log.warn({ quota }, reason);
     }
@@ -629,7 +632,13 @@ export class AgentConnection implements Credentials {
     }
     m.frames.inc({
       type,
-      result: refusedWhole ? 'refused' : result.applied > 0 ? 'applied' : result.kind === 'gap' ? 'refused' : 'duplicate',
+      result: refusedWhole
+        ? 'refused'
+        : result.applied > 0
+          ? 'applied'
+          : result.kind === 'gap'
+            ? 'refused'
+            : 'duplicate',
     });
     this.send(
       rejected.length > 0

@@ -405,7 +405,11 @@ class FarmBrokerPoller {
       if (result.kind === 'epoch') continue;
       if (result.kind === 'superseded') return false;
       const quota =
-        result.farmQuota.sessions.length > 0 ? 'sessions' : result.farmQuota.newUsers.length > 0 ? 'new_users' : undefined;
+        result.farmQuota.sessions.length > 0
+          ? 'sessions'
+          : result.farmQuota.newUsers.length > 0
+            ? 'new_users'
+            : undefined;
       if (quota) {
         // The source keeps what it held; the next poll tries again.
         this.options.metrics.farmQuotaRefused.inc({ farm: this.farm, reason: quota }, sessions.length);
