@@ -14,9 +14,10 @@ import { Scrape } from './support/prometheus-text.js';
 const redis = useRedis();
 
 async function collector(farms: Parameters<typeof rawConfig>[1]) {
-  const proc = await CollectorProcess.start(rawConfig(redis.url, farms));
+  const raw = rawConfig(redis.url, farms);
+  const proc = await CollectorProcess.start(raw);
   onTestFinished(() => proc.stop());
-  return proc;
+  return Object.assign(proc, { prefix: (raw.redis as { prefix: string }).prefix });
 }
 
 async function agent(url: string, farm: string, host: string): Promise<TestAgent> {
@@ -126,6 +127,10 @@ describe('sessions per farm', () => {
   });
 });
 
+/** The n-th logon on host h of the Monday-morning storm below, the same whenever it is listed. */
+const stormSession = (h: number, n: number) => session(`s${n}`, `corp\\user-${h}-${n}`, { since: 1_000 + n });
+const adminSession = session('a1', 'corp\\admin', { admin: true, since: 1 });
+
 describe('new users per minute', () => {
   it("a Monday-morning logon storm passes; a flood of made-up users meets maxNewUsersPerMinute, counted, and the farm's own users and the other farm go on", async () => {
     // Budget max(500, 2 x 250) = 500 users new to the farm in a rolling minute.
@@ -144,12 +149,15 @@ describe('new users per minute', () => {
         for (let frame = 0; frame < 6; frame += 1) {
           const events = Array.from({ length: 10 }, (_, i) => {
             const n = frame * 10 + i;
-            return upsert(2 + n, session(`s${n}`, `corp\\user-${h}-${n}`));
+            return upsert(2 + n, stormSession(h, n));
           });
           expect((await host.events(events)).rejected).toBeUndefined();
         }
       }),
     );
+    // An administrator's desktop: exempt, so its user consumes nowhere, but new to the farm all the same.
+    const [, , third] = hosts;
+    expect((await third!.events([upsert(62, adminSession)])).rejected).toBeUndefined();
     await expect.poll(() => users(c.url, 'farm-a')).toBe(300);
     expect(await refused(c.url, 'farm-a', 'new_users')).toBe(0);
     // A user who logs off and on again within the minute is not new twice.
@@ -157,7 +165,7 @@ describe('new users per minute', () => {
     await first!.events([end(62, 's0')]);
     expect((await first!.events([upsert(63, session('s0-again', 'corp\\user-0-0'))])).rejected).toBeUndefined();
 
-    // A made-up host floods: 400 users no one has seen. The 200 that fit the budget go in, the rest
+    // A made-up host floods: 400 users no one has seen. The 199 that fit the budget go in, the rest
     // are refused, each counted.
     const fake = await agent(c.url, 'farm-a', 'made-up-1');
     await fake.snapshot(1, []);
@@ -166,10 +174,10 @@ describe('new users per minute', () => {
     );
     expect(flood.seq).toBe(401);
     expect(flood.rejected?.[0]).toEqual({
-      seq: 202,
+      seq: 201,
       reason: 'farm farm-a took its maximum of 500 new users in a minute (maxNewUsersPerMinute)',
     });
-    expect(await refused(c.url, 'farm-a', 'new_users')).toBe(200);
+    expect(await refused(c.url, 'farm-a', 'new_users')).toBe(201);
     // A snapshot of more made-up users is refused whole, and counted for all it listed.
     const another = await agent(c.url, 'farm-a', 'made-up-2');
     const whole = await another.snapshot(
@@ -179,14 +187,23 @@ describe('new users per minute', () => {
     expect(whole.rejected).toEqual([
       { seq: 1, reason: 'farm farm-a took its maximum of 500 new users in a minute (maxNewUsersPerMinute)' },
     ]);
-    expect(await refused(c.url, 'farm-a', 'new_users')).toBe(250);
-    await expect.poll(() => users(c.url, 'farm-a')).toBe(500);
+    expect(await refused(c.url, 'farm-a', 'new_users')).toBe(251);
+    await expect.poll(() => users(c.url, 'farm-a')).toBe(499);
     expect(await refused(c.url, 'farm-a', 'sessions')).toBe(0);
 
     // The farm's own users are not new: a second session of a logged-on user still goes in.
     const [, second] = hosts;
     expect((await second!.events([upsert(62, session('s-second', 'corp\\user-0-5'))])).rejected).toBeUndefined();
     expect(await value(c.url, 'ras_host_connections', { farm: 'farm-a', host: 'rdsh-2' })).toBe(61);
+    // A host's periodic snapshot lists what it holds: its users are not new, nor is the exempt admin,
+    // who consumes nowhere, once its minute is over (its entry leaves the window, and a new made-up
+    // user takes the room it left).
+    const admin = redis.client();
+    expect(await admin.zrem(`${c.prefix}:{farm-a}:newusers`, 'corp\\admin')).toBe(1);
+    expect((await fake.events([upsert(402, session('f-last', 'corp\\made-up-last'))])).rejected).toBeUndefined();
+    const again = [...Array.from({ length: 60 }, (_, n) => stormSession(2, n)), adminSession];
+    expect((await third!.snapshot(63, again)).rejected).toBeUndefined();
+    expect(await refused(c.url, 'farm-a', 'new_users')).toBe(251);
 
     // The other farm takes its new users as ever.
     const other = await agent(c.url, 'farm-b', 'rdsh-1');

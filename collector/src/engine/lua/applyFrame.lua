@@ -188,6 +188,20 @@ else
           if not consumesOnFarm(user) then fresh[#fresh + 1] = user end
         end
       end
+      -- Nor is a user the host already holds a session of (one that does not consume: disconnected
+      -- with countDisconnected false, an exempt admin), or every periodic snapshot would bring it
+      -- anew. Read only when some user does not consume, which is rare.
+      if #fresh > 0 and #heldIds > 0 then
+        local onHost, kept = {}, {}
+        for i = 1, #heldIds do
+          local held = heldRecord(heldIds[i])
+          if held then onHost[held.user] = true end
+        end
+        for i = 1, #fresh do
+          if not onHost[fresh[i]] then kept[#kept + 1] = fresh[i] end
+        end
+        fresh = kept
+      end
       -- Only when they might not fit: those already new within the minute do not count again.
       local room = #fresh > 0 and newUsersRoom(now, newMax) or 0
       if #fresh > room then
