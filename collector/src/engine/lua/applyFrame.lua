@@ -170,10 +170,10 @@ else
       jsons[#jsons + 1] = flat[k]
       recs[#recs + 1] = rec
     end
-    prefetch(ids, users)
     -- The quotas, before anything is written. The snapshot replaces what the host holds (a retired
     -- host holds nothing): one that grows the farm above its sessions cap is refused, one that
-    -- shrinks it is not, so a farm over a lowered cap still heals.
+    -- shrinks it is not, so a farm over a lowered cap still heals. Checked before the prefetch, so
+    -- a refused snapshot costs no more reads.
     local before = farmSessions()
     local after = before - #heldIds + #recs
     local fresh, counted = {}, {}
@@ -181,6 +181,7 @@ else
       refusedWhole = true
       farmFull[1] = seq
     else
+      prefetch(ids, users)
       for i = 1, #recs do
         local user = recs[i].user
         if not counted[user] then
