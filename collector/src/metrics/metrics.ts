@@ -178,6 +178,7 @@ export class CollectorMetrics {
   });
   /** The configured farms' quotas now (seats adopted from RAS move them), read at each scrape. */
   quotaSource: () => readonly FarmQuotaValues[] = () => [];
+  // Registered for their collect(), which reads quotaSource at each scrape; never set by hand.
   private readonly farmMaxSessions: Gauge<'farm'> = this.quotaGauge(
     'rasmon_collector_farm_max_sessions',
     "The farm's maxSessions: the most sessions its hosts may hold together",
