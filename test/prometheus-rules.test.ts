@@ -220,6 +220,18 @@ describe('Prometheus rules and config (promtool)', () => {
         alert: 'RasHostSupersedeBurst',
       },
       {
+        what: 'quota refusals counted per collector instead of summed over collectors',
+        from: 'sum by (farm, reason) (increase(rasmon_collector_farm_quota_refused_total[10m]))',
+        to: 'max by (farm, reason) (increase(rasmon_collector_farm_quota_refused_total[10m]))',
+        alert: 'RasFarmQuotaRefused',
+      },
+      {
+        what: "quota refusals of a farm's two quotas merged into one alert",
+        from: 'sum by (farm, reason) (increase(rasmon_collector_farm_quota_refused_total[10m])) > 0',
+        to: 'sum by (farm) (increase(rasmon_collector_farm_quota_refused_total[10m])) > 0',
+        alert: 'RasFarmQuotaRefused',
+      },
+      {
         what: 'full-soon threshold lowered to 13 days (the 14-day edge)',
         from: 'expr: vector(14)',
         to: 'expr: vector(13)',
