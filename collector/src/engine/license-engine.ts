@@ -8,7 +8,8 @@ import type { Cluster, Redis } from 'ioredis';
 import { normalizeHost, type ParsedEvent, type Session, type StatusFrame } from '@rasmon/protocol';
 import { ScriptError } from './errors.js';
 import type { RedisKeys } from './redis-schema.js';
-import type { FarmConfig } from '../config/config.js';
+import { CONFIG_DEFAULTS, type FarmConfig } from '../config/config.js';
+import { MonthUsers } from './month-users.js';
 import type { FarmDirectory, FarmRules } from '../config/farm-directory.js';
 import { scriptCalls, type HelloBinding, type HostIdentity, type ScriptCall } from './script-args.js';
 import { runScript } from './scripts.js';
@@ -68,6 +69,8 @@ interface EngineParts {
   leaseMs: number;
   /** Most connections one host may hold (limits.maxSessions). */
   maxSessions: number;
+  /** The distinct users of each month, recorded after each applied frame. */
+  monthUsers: MonthUsers;
 }
 
 export class LicenseEngine {
@@ -83,8 +86,10 @@ export class LicenseEngine {
     private readonly farms: () => FarmDirectory,
     leaseMs: number,
     maxSessions: number,
+    /** `distinctUsers.retentionMonths` of the configuration loaded now. */
+    distinctUserMonths: () => number = () => CONFIG_DEFAULTS.distinctUserMonths,
   ) {
-    this.parts = { redis, keys, leaseMs, maxSessions };
+    this.parts = { redis, keys, leaseMs, maxSessions, monthUsers: new MonthUsers(redis, keys, distinctUserMonths) };
   }
 
   /** A fresh random epoch value. */
@@ -136,6 +141,14 @@ function identity(claim: HostClaim): HostIdentity {
 }
 
 /** The scripts of one farm, under the rules its configuration gave when it was looked up. */
+/** The users a frame's sessions name (already normalized by the frame's parser, rule 4). */
+function frameUsers(
+  frame: { type: 'events'; events: readonly ParsedEvent[] } | { type: 'snapshot'; sessions: readonly Session[] },
+): string[] {
+  if (frame.type === 'snapshot') return frame.sessions.map((session) => session.user);
+  return frame.events.flatMap((event) => (event.op === 'upsert' ? [event.session.user] : []));
+}
+
 export class FarmEngine {
   constructor(
     private readonly parts: EngineParts,
@@ -214,6 +227,7 @@ export class FarmEngine {
     const code = reply[0];
     if (code === 'epoch' || code === 'superseded') return { kind: code };
     if ((code === 'ok' || code === 'gap') && reply.length === 6) {
+      await this.parts.monthUsers.record(this.config.id, frameUsers(frame));
       const [previousSeq, lastSeq, applied, duplicates] = reply.slice(1, 5) as number[];
       const hostFull = reply[5] as number[];
       return {
