@@ -8,7 +8,7 @@
  * Written from TypeScript after the frame's script, not inside it: SADD is idempotent, and a frame
  * whose users were not recorded (the collector died in between) is resent, or its users come again
  * in the host's next snapshot, so the set misses no one for longer than a snapshot interval. The
- * month is the Redis clock's (rule 11): away from a month's turn the collector's own clock names
+ * month is the Redis clock's (docs/design.md §2 rule 11): away from a month's turn the collector's own clock names
  * the same month, so Redis's TIME is asked only within {@link NEAR_TURN_MS} of one.
  */
 import type { Cluster, Redis } from 'ioredis';

@@ -145,8 +145,11 @@ const sum = (values: Array<number | null>): number | null =>
  * "Parallels Remote Application Server SPLA is licensed per peak number of concurrent users over a
  * billing period"; "At the end of each day, all farms report their respective peak number of
  * concurrent connections for that day", and at the period's end "the daily peak usage data for all
- * farms is aggregated". Read as each farm's highest daily peak of the period, summed over the farms
- * of the key (the reading docs/design.md §4 gives and argues); the highest daily sum is shown beside it.
+ * farms is aggregated". The guide's sentence on how is not in the copy we could read: this reads it
+ * as each farm's highest daily peak of the period, summed over the key's farms, which the console's
+ * "Current Period Usage: ... The combined usage for all Farms activated with the same license key"
+ * supports (docs/design.md §4, "Customers, SPLA and SAL", argues it); the other reading, the highest
+ * daily sum, is never more and is shown beside it.
  */
 function keyReport(
   licenseKey: string,
