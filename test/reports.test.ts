@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { useRedis } from './support/use-redis.js';
 import { COLLECTOR_BIN, InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
+import { MonthUsers, REWRITE_AFTER_MS, RedisKeys, monthText } from '@rasmon/collector';
 import { TestAgent, end, session } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 import { csvObjects, parseCsv } from './support/csv.js';
@@ -673,5 +674,42 @@ describe('customers, the SPLA invoice check and distinct users', () => {
         'the user list is served only with an API token: set api.tokensSha256 in the configuration and send Authorization: Bearer <token>',
     });
     await farm.stop();
+  });
+});
+
+describe("a month's set of distinct users", () => {
+  it('takes the month of the Redis clock near a turn, expires after the retention, and is not rewritten for ten minutes', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(`month-${Date.now()}`);
+    let local = Date.UTC(2031, 4, 15, 12);
+    const users = new MonthUsers(
+      client,
+      keys,
+      () => 36,
+      () => local,
+    );
+    // Mid-month, the collector's clock names the month.
+    await users.record('farm-a', ['corp\\a', 'corp\\b', 'corp\\a']);
+    const may = keys.monthUsers('farm-a', '2031-05');
+    expect((await client.smembers(may)).sort()).toEqual(['corp\\a', 'corp\\b']);
+    // Kept through the end of the month 36 months later: expires 2034-06-01 00:00 UTC.
+    expect(await client.pexpiretime(may)).toBe(Date.UTC(2034, 5, 1));
+    // Written once per ten minutes: a set Redis lost is not refilled before that, then it is.
+    await client.del(may);
+    await users.record('farm-a', ['corp\\a']);
+    expect(await client.exists(may)).toBe(0);
+    local += REWRITE_AFTER_MS;
+    await users.record('farm-a', ['corp\\a']);
+    expect(await client.smembers(may)).toEqual(['corp\\a']);
+    // Seconds from a month's turn by the collector's clock, Redis's clock decides the month.
+    local = Date.UTC(2031, 5, 1, 0, 0, 5);
+    const before = monthText(Date.now());
+    await users.record('farm-a', ['corp\\c']);
+    const after = monthText(Date.now());
+    const found = await Promise.all(
+      [...new Set([before, after])].map((month) => client.sismember(keys.monthUsers('farm-a', month), 'corp\\c')),
+    );
+    expect(found).toContain(1);
+    expect(await client.exists(keys.monthUsers('farm-a', '2031-06'))).toBe(0);
   });
 });

@@ -17,6 +17,16 @@ import type { RedisKeys } from './redis-schema.js';
 /** Within this long of a month's turn, the month is read from Redis's clock rather than the collector's. */
 export const NEAR_TURN_MS = 10 * 60_000;
 
+/**
+ * A user this collector wrote into a month's set is not written again for this long: an agent's
+ * snapshot repeats its users every 10 minutes, and the writes would repeat with it. After Redis
+ * lost its data, a user is back in the set at its next session change or snapshot past this time.
+ */
+export const REWRITE_AFTER_MS = 10 * 60_000;
+
+/** Most (farm, month, user) entries remembered as written; past it the memory starts over. */
+const MAX_REMEMBERED = 200_000;
+
 /** `YYYY-MM` of a time (UTC). */
 export function monthText(ms: number): string {
   return new Date(ms).toISOString().slice(0, 7);
@@ -42,6 +52,9 @@ async function redisNow(redis: Redis | Cluster): Promise<number> {
 
 /** Records the users of applied frames in their farm's set of the month. */
 export class MonthUsers {
+  /** `key\nuser` → when this collector last wrote the user into that set. */
+  private readonly written = new Map<string, number>();
+
   constructor(
     private readonly redis: Redis | Cluster,
     private readonly keys: RedisKeys,
@@ -63,15 +76,22 @@ export class MonthUsers {
     if (distinct.length === 0) return;
     const now = at ?? (await this.now());
     const key = this.keys.monthUsers(farm, monthText(now));
+    const local = this.localNow();
+    const fresh = distinct.filter(
+      (user) => local - (this.written.get(`${key}\n${user}`) ?? -Infinity) >= REWRITE_AFTER_MS,
+    );
+    if (fresh.length === 0) return;
     // Kept through the last day of the month `retentionMonths` after this one.
     const expireAt = monthStartMs(now, this.retentionMonths() + 1);
     const results = await this.redis
       .multi()
-      .sadd(key, ...distinct)
+      .sadd(key, ...fresh)
       .pexpireat(key, expireAt)
       .exec();
     const failed = results?.find(([err]) => err);
     if (failed) throw failed[0]!;
+    if (this.written.size + fresh.length > MAX_REMEMBERED) this.written.clear();
+    for (const user of fresh) this.written.set(`${key}\n${user}`, local);
   }
 }
 
