@@ -546,7 +546,7 @@ describe('customers, the SPLA invoice check and distinct users', () => {
     ]);
     // The other key's month has no data: the table says so instead of a peak of 0.
     const none = await reportCommand(['--config', file, '--customer', 'Globex']);
-    expect(none.stdout).toMatch(/^other\s+primary\s+EU-1\s+5\s+no data\s/m);
+    expect(none.stdout).toMatch(/^other\s+primary\s+EU-1\s+5\s+no data\s+-\s+-\s+-\s+-\s+-\s+-$/m);
     expect(none.stdout).toMatch(/^EU-1\s+other\s+no data\s+-$/m);
     for (const [args, message] of [
       [['--customer', 'Nobody'], '--customer "Nobody": no farm has that customer'],

@@ -100,10 +100,10 @@ export function reportTable(report: Report): string {
       figure(farm.peakUsers),
       farm.peakDay,
       farm.license === 'spla' ? figure(farm.billedUsers) : null,
-      farm.daysOverSeats,
-      farm.minutesOverSeats,
-      farm.admissions,
-      farm.maxOveruse,
+      // A farm without a recorded day has no figures: "-" rather than zeros that read as measured.
+      ...(farm.daysRecorded === 0
+        ? [null, null, null, null]
+        : [farm.daysOverSeats, farm.minutesOverSeats, farm.admissions, farm.maxOveruse]),
       ...(withRas
         ? [
             farm.ras?.users ?? null,
