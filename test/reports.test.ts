@@ -520,6 +520,9 @@ describe('customers, the SPLA invoice check and distinct users', () => {
       { customer: 'Acme', farms: ['spla-p', 'spla-q'] },
       { customer: 'Globex', farms: ['other'] },
     ]);
+    // The farm's own document names its customer too.
+    expect((await farm.json('/api/v1/farms/spla-p')).customer).toBe('Acme');
+    expect((await farm.json('/api/v1/farms')).farms.map((f: any) => f.customer)).toEqual(['Acme', 'Acme', 'Globex']);
 
     // The invoice check as a mail reads it, for one key.
     const table = await reportCommand(['--config', file, '--key', 'SPLA-7']);
