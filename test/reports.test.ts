@@ -398,9 +398,9 @@ describe("RAS's figures in the report", () => {
     expect(byFarm['farm-a'].ras).toBeNull();
 
     const csvText = await (await farm.get(`/api/v1/report?from=${today()}&to=${today()}&format=csv`)).text();
-    // The columns there were keep their order; RAS's come after them, then the corrected days, then
-    // the customer, the key's highest day and the distinct users of a month.
-    expect(parseCsv(csvText)[0]!.slice(-12)).toEqual([
+    // The columns there were keep their order; RAS's come after them, then the corrected days, the
+    // forecast, the customer, the key's highest day and the distinct users of a month.
+    expect(parseCsv(csvText)[0]!.slice(-14)).toEqual([
       'daysPeakOnly',
       'rasUsers',
       'rasPeakUsers',
@@ -408,6 +408,8 @@ describe("RAS's figures in the report", () => {
       'rasCurrPeriodUsage',
       'rasAt',
       'daysCorrected',
+      'forecastFullInDays',
+      'forecastFullBy',
       'customer',
       'day',
       'highestDayTotal',

@@ -17,7 +17,7 @@ import type { FarmReader } from '../engine/farm-reader.js';
 import type { RedisKeys } from '../engine/redis-schema.js';
 import { readRasFigures } from '../report/ras-figures.js';
 import { MONTH_PATTERN, readDistinctUsers, userListCsv } from '../report/distinct-users.js';
-import { buildReport } from '../report/report.js';
+import { buildReport, readForecasts } from '../report/report.js';
 import { PeriodError, dayText, lastFullMonth, parsePeriod, type Period } from '../report/report-period.js';
 
 /** How many days the history lists when no period is given: every day the farm keeps (docs/design.md §2 rule 7). */
@@ -139,11 +139,12 @@ export class ReportApi {
       return true;
     }
     const ras = await readRasFigures(this.options.reader, farms);
+    const forecasts = await readForecasts(this.options.reader, farms);
     const distinct =
       url.searchParams.get('distinctUsers') === 'true'
         ? await readDistinctUsers(this.options.redis, this.options.keys, read.farms, period)
         : undefined;
-    const built = buildReport(read.farms, period, read.now, ras, distinct);
+    const built = buildReport(read.farms, period, read.now, ras, forecasts, distinct);
     if (format === 'csv') sendCsv(res, reportCsv(built), `rasmon-report-${span}.csv`);
     else sendJson(res, 200, built);
     return true;

@@ -60,6 +60,8 @@ export const REPORT_COLUMNS = [
   'rasCurrPeriodUsage',
   'rasAt',
   'daysCorrected',
+  'forecastFullInDays',
+  'forecastFullBy',
   'customer',
   'day',
   'highestDayTotal',
@@ -78,11 +80,12 @@ const figure = (value: number | null) => (value === null ? NO_DATA : value);
  * each farm's daily peaks (`row` = keyDay, `name` the farm, `day`, `peakUsers`), then, when the
  * report has them, the distinct users of each month per farm (`row` = farmMonth) and per customer
  * (`row` = customerMonth). The `ras*` columns hold RAS's figures as of the broker's last answered
- * poll, empty for a farm without a broker. A figure without data says "no data".
+ * poll, empty for a farm without a broker; the `forecast*` columns the forecast as of the report's
+ * reading, empty where there is none. A figure without data says "no data".
  */
 export function reportCsv(report: Report): string {
   const period = { from: report.from, to: report.to };
-  const farms = report.farms.map(({ ras, daysCorrected, ...farm }) => ({
+  const farms = report.farms.map(({ ras, daysCorrected, forecast, ...farm }) => ({
     ...period,
     row: 'farm',
     name: farm.farm,
@@ -95,6 +98,8 @@ export function reportCsv(report: Report): string {
     rasSeats: ras?.seats,
     rasCurrPeriodUsage: ras?.currPeriodUsage,
     rasAt: ras?.at,
+    forecastFullInDays: forecast?.fullInDays,
+    forecastFullBy: forecast?.fullBy,
   }));
   const keys = report.licenseKeys.map((key) => ({
     ...period,
