@@ -47,7 +47,25 @@ afterAll(async () => {
   await browser?.close();
 });
 
-async function lab(extra: Record<string, unknown> = {}) {
+/**
+ * Eight weeks of day records for farm-b (10 seats) whose peak climbs a user every two weeks, from 3
+ * to 6, written before the collector starts: a rising trend the forecast must see.
+ */
+async function seedRisingPeaks(prefix: string): Promise<void> {
+  const client = redis.client();
+  const today = dayNumber();
+  for (let back = 56; back >= 1; back -= 1) {
+    const peak = 3 + Math.floor((56 - back) / 14);
+    await client.hset(
+      `${prefix}:{farm-b}:peaks`,
+      String(today - back),
+      [peak, (today - back) * DAY_MS, 10, 0, 0, 0].join(','),
+    );
+  }
+  client.disconnect();
+}
+
+async function lab(extra: Record<string, unknown> = {}, options: { risingPeaks?: boolean } = {}) {
   const raw = rawConfig(
     redis.url,
     [
@@ -57,9 +75,10 @@ async function lab(extra: Record<string, unknown> = {}) {
     ],
     extra,
   );
-  const collector = await InProcessCollector.start(raw, { tickMs: 200 });
+  if (options.risingPeaks) await seedRisingPeaks((raw.redis as { prefix: string }).prefix);
   // Four weeks of finished day records, as the scripts write them when a UTC day turns; those that fall
-  // in this month (none on the 1st, 27 on the 28th) are part of the month's report.
+  // in this month (none on the 1st, 27 on the 28th) are part of the month's report. Written before the
+  // collector starts, so its first forecast of the farm already reads them.
   const client = redis.client();
   const today = dayNumber();
   const seededThisMonth = { peak: 0, over: 0, admissions: 0 };
@@ -75,6 +94,7 @@ async function lab(extra: Record<string, unknown> = {}) {
     }
   }
   client.disconnect();
+  const collector = await InProcessCollector.start(raw, { tickMs: 200 });
   const agents: TestAgent[] = [];
   const agent = async (farm: string, host: string) => {
     const a = await TestAgent.connect(collector.url, `token-${farm}`);
@@ -177,6 +197,40 @@ async function valuesOffTheirLabel(page: Page, table: string): Promise<string[]>
 }
 
 describe('status page', () => {
+  it('shows the forecast the API gives under the farm’s users, and none for a farm without one', async () => {
+    const { collector, stop } = await lab({}, { risingPeaks: true });
+    const page = await open(`${collector.url}/`);
+    try {
+      const { farms } = (await (await fetch(`${collector.url}/api/v1/farms`)).json()) as {
+        farms: Array<{ id: string; forecast: { fullInDays: number; fullBy: string } | null }>;
+      };
+      const forecast = farms.find((farm) => farm.id === 'farm-b')!.forecast;
+      // Eight rising weeks reach 10 seats within the forecast's horizon: the case is not vacuous.
+      expect(forecast).not.toBeNull();
+      expect(forecast!.fullInDays).toBeGreaterThan(0);
+      const [year, month, day] = forecast!.fullBy.split('-').map(Number) as [number, number, number];
+      const monthName = new Date(Date.UTC(year, month - 1, day)).toLocaleString('en-GB', {
+        month: 'long',
+        timeZone: 'UTC',
+      });
+      const line = page.locator('#farms tr[data-farm="farm-b"] .forecast');
+      await line.waitFor();
+      expect(await line.innerText()).toMatch(
+        new RegExp(`^at this trend, full in about ${forecast!.fullInDays} days?, by ${day} ${monthName}( ${year})?$`),
+      );
+      // farm-a's weekly peaks (up to 6 on 4 seats) are over its seats already: full now.
+      expect(farms.find((farm) => farm.id === 'farm-a')!.forecast).toMatchObject({ fullInDays: 0 });
+      expect(await page.locator('#farms tr[data-farm="farm-a"] .forecast').innerText()).toBe(
+        'at this trend, the daily peak has reached the seats',
+      );
+      // The SPLA farm has no seats to fill.
+      expect(await page.locator('#farms tr[data-farm="farm-spla"] .forecast').count()).toBe(0);
+    } finally {
+      await page.context().close();
+      await stop();
+    }
+  });
+
   it('shows the numbers /metrics has, follows a logon beyond the seats live, and lists the users over the limit', async () => {
     const { collector, a1, stop, seededThisMonth } = await lab();
     const page = await open(`${collector.url}/`);

@@ -11,6 +11,7 @@ import type { RedisKeys } from './redis-schema.js';
 import { CONFIG_DEFAULTS, type FarmConfig } from '../config/config.js';
 import { MonthUsers } from './month-users.js';
 import type { FarmDirectory, FarmRules } from '../config/farm-directory.js';
+import { farmQuotas } from '../config/farm-quotas.js';
 import { scriptCalls, type HelloBinding, type HostIdentity, type ScriptCall } from './script-args.js';
 import { runScript } from './scripts.js';
 
@@ -38,6 +39,13 @@ export type ApplyResult =
       duplicates: number;
       /** Seqs of upserts skipped because their host already held `maxSessions` connections. */
       hostFull: number[];
+      /**
+       * Over the farm's quotas (config/farm-quotas.ts): seqs of upserts skipped, or the seq of a
+       * snapshot refused whole (the host keeps what it held), because the farm held its
+       * `maxSessions` (`sessions`) or its user would have come new beyond `maxNewUsersPerMinute`
+       * (`newUsers`).
+       */
+      farmQuota: { sessions: number[]; newUsers: number[] };
     }
   | { kind: 'epoch' }
   | { kind: 'superseded' };
@@ -141,12 +149,20 @@ function identity(claim: HostClaim): HostIdentity {
 }
 
 /** The scripts of one farm, under the rules its configuration gave when it was looked up. */
-/** The users a frame's sessions name (already normalized by the frame's parser, rule 4). */
+/**
+ * The users a frame's applied sessions name (already normalized by the frame's parser, docs/design.md
+ * §2 rule 4), leaving out the items the script refused, by seq.
+ */
 function frameUsers(
-  frame: { type: 'events'; events: readonly ParsedEvent[] } | { type: 'snapshot'; sessions: readonly Session[] },
+  frame:
+    | { type: 'events'; events: readonly ParsedEvent[] }
+    | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
+  refused: ReadonlySet<number>,
 ): string[] {
-  if (frame.type === 'snapshot') return frame.sessions.map((session) => session.user);
-  return frame.events.flatMap((event) => (event.op === 'upsert' ? [event.session.user] : []));
+  if (frame.type === 'snapshot') return refused.has(frame.seq) ? [] : frame.sessions.map((session) => session.user);
+  return frame.events.flatMap((event) =>
+    event.op === 'upsert' && !refused.has(event.seq) ? [event.session.user] : [],
+  );
 }
 
 export class FarmEngine {
@@ -220,23 +236,32 @@ export class FarmEngine {
       | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
     leaseMs = this.parts.leaseMs,
   ): Promise<ApplyResult> {
-    const settings = { leaseMs, maxSessions: this.parts.maxSessions };
+    const quotas = farmQuotas(this.config);
+    const settings = {
+      leaseMs,
+      maxSessions: this.parts.maxSessions,
+      farmMaxSessions: quotas.maxSessions,
+      maxNewUsersPerMinute: quotas.maxNewUsersPerMinute,
+    };
     const reply = (await this.run((keys, rules) =>
       scriptCalls.applyFrame(keys, rules, identity(claim), settings, frame),
     )) as unknown[];
     const code = reply[0];
     if (code === 'epoch' || code === 'superseded') return { kind: code };
-    if ((code === 'ok' || code === 'gap') && reply.length === 6) {
-      await this.parts.monthUsers.record(this.config.id, frameUsers(frame));
+    if ((code === 'ok' || code === 'gap') && reply.length === 8) {
       const [previousSeq, lastSeq, applied, duplicates] = reply.slice(1, 5) as number[];
-      const hostFull = reply[5] as number[];
+      const [hostFull, sessions, newUsers] = reply.slice(5) as number[][];
+      // Users of items the script refused (a full host, the farm's quotas) never had a session.
+      const refused = new Set([...hostFull!, ...sessions!, ...newUsers!]);
+      await this.parts.monthUsers.record(this.config.id, frameUsers(frame, refused));
       return {
         kind: code,
         previousSeq: previousSeq!,
         lastSeq: lastSeq!,
         applied: applied!,
         duplicates: duplicates!,
-        hostFull,
+        hostFull: hostFull!,
+        farmQuota: { sessions: sessions!, newUsers: newUsers! },
       };
     }
     return unexpected('applyFrame', reply);

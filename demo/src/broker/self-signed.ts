@@ -55,7 +55,7 @@ export function selfSignedCertificate(names: readonly [string, ...string[]], now
   const subject = sequence(der(0x31, sequence(objectId('2.5.4.3'), der(0x0c, Buffer.from(names[0])))));
   // A positive serial of 16 random bytes in DER's shortest form: the top bit cleared keeps the
   // INTEGER positive, and a set second bit keeps the first byte from being a zero that DER forbids
-  // (X.690 §8.3.2; OpenSSL refuses such a certificate).
+  // (X.690, clause 8.3.2; OpenSSL refuses such a certificate).
   const serial = randomBytes(16);
   serial[0] = 0x40 | (serial[0]! & 0x3f);
   const altNames = names.map((name) => {
