@@ -670,6 +670,21 @@ describe('customers, the SPLA invoice check and distinct users', () => {
     await farm.stop();
   });
 
+  it("users of sessions the farm's quota refused are not counted", async () => {
+    const farm = await started([{ id: 'quota-a', seats: 10, maxSessions: 2 }]);
+    const a = await farm.agent('quota-a', 'rdsh-1');
+    await a.snapshot(1, [session('1', 'corp\\a'), session('2', 'corp\\b')]);
+    // The farm holds its 2 sessions: a third upsert is refused, and so is a made-up host's snapshot.
+    const upsert = await a.events([{ seq: 2, at: Date.now(), op: 'upsert', session: session('3', 'corp\\x') }]);
+    expect(upsert.rejected).toHaveLength(1);
+    const fake = await farm.agent('quota-a', 'made-up-1');
+    const snapshot = await fake.snapshot(1, [session('1', 'corp\\y'), session('2', 'corp\\z')]);
+    expect(snapshot.rejected).toHaveLength(1);
+    const key = `${farm.prefix}:{quota-a}:monthusers:${today().slice(0, 7)}`;
+    expect((await redis.client().smembers(key)).sort()).toEqual(['corp\\a', 'corp\\b']);
+    await farm.stop();
+  });
+
   it('an API without tokens refuses the user list, saying how to get it', async () => {
     const farm = await started([{ id: 'acme-1', seats: 10, customer: 'Acme' }]);
     const res = await farm.get(`/api/v1/distinct-users/users?month=${today().slice(0, 7)}`);
