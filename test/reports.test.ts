@@ -10,11 +10,12 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { useRedis } from './support/use-redis.js';
 import { COLLECTOR_BIN, InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
+import { MonthUsers, REWRITE_AFTER_MS, RedisKeys, monthText } from '@rasmon/collector';
 import { TestAgent, end, session } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 import { csvObjects, parseCsv } from './support/csv.js';
 import { RasBrokerSimulator, makeTestPki, sampleLicense, sampleSession } from './support/ras-broker-simulator.js';
-import { DAY_MS, clearOfMidnight, dayNumber, dayText } from './support/calendar.js';
+import { DAY_MS, clearOfMidnight, dayNumber, dayText, firstOfMonth } from './support/calendar.js';
 
 const run = promisify(execFile);
 
@@ -189,9 +190,9 @@ describe('history and report endpoints', () => {
       maxOveruse: 0,
       daysOverSeats: 0,
     });
-    expect(report.licenseKeys).toEqual([
-      { licenseKey: 'EU key 1', farms: ['farm-a', 'farm-b'], peakUsersSum: 5 },
-      { licenseKey: 'SPLA/2026', farms: ['farm-s'], peakUsersSum: 4 },
+    expect(report.licenseKeys).toMatchObject([
+      { licenseKey: 'EU key 1', farms: ['farm-a', 'farm-b'], peakUsersSum: 5, spla: false, billedUsers: null },
+      { licenseKey: 'SPLA/2026', farms: ['farm-s'], peakUsersSum: 4, spla: true, billedUsers: 4 },
     ]);
 
     const csv = await farm.get(`/api/v1/report?from=${today()}&to=${today()}&format=csv`);
@@ -200,7 +201,7 @@ describe('history and report endpoints', () => {
       `attachment; filename="rasmon-report-${today()}-${today()}.csv"`,
     );
     const rows = csvObjects(await csv.text());
-    expect(rows.map((r) => [r.row, r.name, r.peakUsers])).toEqual([
+    expect(rows.filter((r) => r.row !== 'keyDay').map((r) => [r.row, r.name, r.peakUsers])).toEqual([
       ['farm', 'farm-a', '2'],
       ['farm', 'farm-b', '3'],
       ['farm', 'farm-s', '4'],
@@ -302,14 +303,17 @@ describe('rasmon-collector report', () => {
     expect(table.code).toBe(0);
     expect(table.stdout).toContain(`License report ${today()} to ${today()} (UTC)`);
     expect(table.stdout).toMatch(/^farm-a\s+primary\s+key-1\s+1\s+2\s+\S+\s+-\s+1\s+[\d.]+\s+1\s+1$/m);
-    expect(table.stdout).toMatch(/^key-1\s+farm-a farm-b\s+2$/m);
+    expect(table.stdout).toMatch(/^key-1\s+farm-a farm-b\s+2\s+-$/m);
 
     const csv = await command(['--config', file, ...period, '--format', 'csv']);
     expect(csv.code).toBe(0);
     expect(csvObjects(csv.stdout).map((r) => [r.row, r.name, r.peakUsers])).toEqual([
       ['farm', 'farm-a', '2'],
+      // The collector recorded farm-b's day: nobody logged on, a real 0 (a farm without a record says "no data").
       ['farm', 'farm-b', '0'],
       ['licenseKey', 'key-1', '2'],
+      ['keyDay', 'farm-a', '2'],
+      ['keyDay', 'farm-b', '0'],
     ]);
 
     const json = await command(['--config', file, '--format', 'json']);
@@ -394,9 +398,9 @@ describe("RAS's figures in the report", () => {
     expect(byFarm['farm-a'].ras).toBeNull();
 
     const csvText = await (await farm.get(`/api/v1/report?from=${today()}&to=${today()}&format=csv`)).text();
-    // The columns there were keep their order; RAS's come after them, then the corrected days and
-    // the forecast.
-    expect(parseCsv(csvText)[0]!.slice(-9)).toEqual([
+    // The columns there were keep their order; RAS's come after them, then the corrected days, the
+    // forecast, the customer, the key's highest day and the distinct users of a month.
+    expect(parseCsv(csvText)[0]!.slice(-14)).toEqual([
       'daysPeakOnly',
       'rasUsers',
       'rasPeakUsers',
@@ -406,6 +410,11 @@ describe("RAS's figures in the report", () => {
       'daysCorrected',
       'forecastFullInDays',
       'forecastFullBy',
+      'customer',
+      'day',
+      'highestDayTotal',
+      'month',
+      'distinctUsers',
     ]);
     const rows = csvObjects(csvText);
     expect(rows.find((row) => row.name === 'farm-r')).toMatchObject({
@@ -438,5 +447,289 @@ describe("RAS's figures in the report", () => {
     ]);
     expect(JSON.parse(json.stdout).farms.map((f: any) => f.ras)).toEqual([null, byFarm['farm-r'].ras]);
     await farm.stop();
+  });
+});
+
+async function reportCommand(args: string[], command = 'report') {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [COLLECTOR_BIN, command, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const failed = err as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+function configFile(raw: unknown): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'rasmon-billing-')), 'collector.json');
+  writeFileSync(file, JSON.stringify(raw));
+  return file;
+}
+
+describe('customers, the SPLA invoice check and distinct users', () => {
+  it("an SPLA key over a billing period: the billed figure is each farm's highest daily peak, summed; a corrected day flows through", async () => {
+    const farm = await started([
+      { id: 'spla-p', license: 'spla', licenseKey: 'SPLA-7', customer: 'Acme' },
+      { id: 'spla-q', license: 'spla', licenseKey: 'SPLA-7', customer: 'Acme' },
+      { id: 'other', seats: 5, licenseKey: 'EU-1', customer: 'Globex' },
+    ]);
+    const file = configFile(farm.raw);
+    // The billing period: the last full calendar month (the command's default), three days of it recorded.
+    const first = firstOfMonth(firstOfMonth() * DAY_MS - DAY_MS);
+    const [d1, d2, d3] = [first, first + 1, first + 2];
+    const client = redis.client();
+    const put = (id: string, day: number, peak: number) =>
+      client.hset(`${farm.prefix}:{${id}}:peaks`, String(day), `${peak},${day * DAY_MS + 36e5},,0,0,0`);
+    // Daily peaks (hand computation below): p 4, 30, 6; q 5, 2, 9.
+    await Promise.all([put('spla-p', d1, 4), put('spla-p', d2, 30), put('spla-p', d3, 6)]);
+    await Promise.all([put('spla-q', d1, 5), put('spla-q', d2, 2), put('spla-q', d3, 9)]);
+    // The 30 was a made-up host: `correct` takes it down to 7, and the billed figure follows.
+    const corrected = await reportCommand(
+      ['--config', file, '--farm', 'spla-p', '--day', dayText(d2), '--peak', '7', '--reason', 'made-up host, INC-1'],
+      'correct',
+    );
+    expect(corrected.stderr).toBe('');
+    expect(corrected.code).toBe(0);
+    // By hand: p's highest day is 7 (the 2nd, corrected), q's is 9 (the 3rd): billed 7 + 9 = 16.
+    // The highest single day is the 3rd, 6 + 9 = 15.
+    const json = await reportCommand(['--config', file, '--format', 'json']);
+    expect(json.stderr).toBe('');
+    const report = JSON.parse(json.stdout);
+    const key = report.licenseKeys.find((k: any) => k.licenseKey === 'SPLA-7');
+    expect(key).toEqual({
+      licenseKey: 'SPLA-7',
+      farms: ['spla-p', 'spla-q'],
+      peakUsersSum: 16,
+      spla: true,
+      billedUsers: 16,
+      highestDayTotal: 15,
+      highestDay: dayText(d3),
+      days: [
+        { day: dayText(d1), peaks: { 'spla-p': 4, 'spla-q': 5 }, total: 9 },
+        { day: dayText(d2), peaks: { 'spla-p': 7, 'spla-q': 2 }, total: 9 },
+        { day: dayText(d3), peaks: { 'spla-p': 6, 'spla-q': 9 }, total: 15 },
+      ],
+    });
+    expect(report.farms.find((f: any) => f.farm === 'spla-p')).toMatchObject({
+      customer: 'Acme',
+      billedUsers: 7,
+      daysCorrected: [dayText(d2)],
+    });
+    // A farm with no day in the period: no data, and so is its key.
+    expect(report.farms.find((f: any) => f.farm === 'other').peakUsers).toBeNull();
+    expect(report.licenseKeys.find((k: any) => k.licenseKey === 'EU-1')).toMatchObject({ peakUsersSum: null });
+    expect(report.customers).toEqual([
+      { customer: 'Acme', farms: ['spla-p', 'spla-q'] },
+      { customer: 'Globex', farms: ['other'] },
+    ]);
+    // The farm's own document names its customer too.
+    expect((await farm.json('/api/v1/farms/spla-p')).customer).toBe('Acme');
+    expect((await farm.json('/api/v1/farms')).farms.map((f: any) => f.customer)).toEqual(['Acme', 'Acme', 'Globex']);
+
+    // The invoice check as a mail reads it, for one key.
+    const table = await reportCommand(['--config', file, '--key', 'SPLA-7']);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toContain('Invoice check, SPLA license key SPLA-7');
+    expect(table.stdout).toMatch(new RegExp(`^${dayText(d3)}\\s+6\\s+9\\s+15$`, 'm'));
+    expect(table.stdout).toMatch(/^period peak\s+7\s+9\s+-$/m);
+    expect(table.stdout).toContain(
+      "billed users (each farm's highest daily peak, summed over the key's SPLA farms): 16",
+    );
+    expect(table.stdout).not.toContain('other');
+    const csv = csvObjects((await reportCommand(['--config', file, '--key', 'SPLA-7', '--format', 'csv'])).stdout);
+    expect(csv.find((r) => r.row === 'licenseKey')).toMatchObject({
+      name: 'SPLA-7',
+      peakUsers: '16',
+      billedUsers: '16',
+      highestDayTotal: '15',
+      day: dayText(d3),
+    });
+    expect(csv.filter((r) => r.row === 'keyDay' && r.name === 'spla-q').map((r) => [r.day, r.peakUsers])).toEqual([
+      [dayText(d1), '5'],
+      [dayText(d2), '2'],
+      [dayText(d3), '9'],
+    ]);
+    // The other key's month has no data: the table says so instead of a peak of 0.
+    const none = await reportCommand(['--config', file, '--customer', 'Globex']);
+    expect(none.stdout).toMatch(/^other\s+primary\s+EU-1\s+5\s+no data\s+-\s+-\s+-\s+-\s+-\s+-$/m);
+    expect(none.stdout).toMatch(/^EU-1\s+other\s+no data\s+-$/m);
+    for (const [args, message] of [
+      [['--customer', 'Nobody'], '--customer "Nobody": no farm has that customer'],
+      [['--customer', 'Globex', '--key', 'SPLA-7'], '--key "SPLA-7": no farm of that customer has that licenseKey'],
+    ] as const) {
+      const bad = await reportCommand(['--config', file, ...args]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toBe(`rasmon-collector report: ${message}\n`);
+    }
+    await farm.stop();
+  });
+
+  it('distinct users per month per farm and per customer: a user on two farms of one customer counts once', async () => {
+    const farm = await started(
+      [
+        { id: 'acme-1', seats: 10, customer: 'Acme' },
+        { id: 'acme-2', seats: 10, customer: 'Acme' },
+        { id: 'globex', seats: 10, customer: 'Globex' },
+        { id: 'idle', seats: 10, customer: 'Initech' },
+      ],
+      { api: { tokensSha256: [sha256('api-secret')] }, distinctUsers: { retentionMonths: 40 } },
+    );
+    const a1 = await farm.agent('acme-1', 'rdsh-1');
+    await a1.snapshot(1, [session('1', 'CORP\\Alice'), session('2', 'corp\\bob')]);
+    // Bob logs off; he still counts for the month. Alice comes back later on the other farm.
+    await a1.events([end(2, '2')]);
+    const a2 = await farm.agent('acme-2', 'rdsh-1');
+    await a2.snapshot(1, [session('1', 'corp\\alice'), session('2', 'corp\\carol')]);
+    const g = await farm.agent('globex', 'rdsh-1');
+    await g.snapshot(1, [session('1', 'corp\\alice')]);
+    const month = today().slice(0, 7);
+    const client = redis.client();
+    const setKey = `${farm.prefix}:{acme-1}:monthusers:${month}`;
+    await vi.waitFor(async () => expect(await client.smembers(setKey)).toHaveLength(2), { timeout: 10_000 });
+    // Kept through the month 40 months after this one.
+    const ttlDays = (await client.pttl(setKey)) / DAY_MS;
+    expect(ttlDays).toBeGreaterThan(40 * 28);
+    expect(ttlDays).toBeLessThan(41 * 31 + 1);
+
+    const file = configFile(farm.raw);
+    const period = ['--from', today(), '--to', today()];
+    const json = JSON.parse(
+      (await reportCommand(['--config', file, ...period, '--distinct-users', '--format', 'json'])).stdout,
+    );
+    expect(json.distinctUsers).toEqual([
+      {
+        month,
+        farms: [
+          { farm: 'acme-1', customer: 'Acme', distinctUsers: 2 },
+          { farm: 'acme-2', customer: 'Acme', distinctUsers: 2 },
+          { farm: 'globex', customer: 'Globex', distinctUsers: 1 },
+          // The collector recorded the idle farm's day: nobody, a real 0.
+          { farm: 'idle', customer: 'Initech', distinctUsers: 0 },
+        ],
+        customers: [
+          { customer: 'Acme', farms: ['acme-1', 'acme-2'], distinctUsers: 3 },
+          { customer: 'Globex', farms: ['globex'], distinctUsers: 1 },
+          { customer: 'Initech', farms: ['idle'], distinctUsers: 0 },
+        ],
+      },
+    ]);
+    // The month before: no record, no user: no data, never 0.
+    const before = dayText(firstOfMonth() - 1);
+    const earlier = JSON.parse(
+      (
+        await reportCommand([
+          '--config',
+          file,
+          '--from',
+          before,
+          '--to',
+          before,
+          '--distinct-users',
+          '--format',
+          'json',
+        ])
+      ).stdout,
+    );
+    expect(earlier.distinctUsers[0].customers.map((c: any) => c.distinctUsers)).toEqual([null, null, null]);
+    const table = await reportCommand(['--config', file, ...period, '--distinct-users']);
+    expect(table.stdout).toMatch(new RegExp(`^${month}\\s+Acme\\s+acme-1 acme-2\\s+3$`, 'm'));
+    expect(table.stdout).toMatch(new RegExp(`^${month}\\s+Initech\\s+idle\\s+0$`, 'm'));
+    const csv = csvObjects(
+      (await reportCommand(['--config', file, ...period, '--distinct-users', '--customer', 'Acme', '--format', 'csv']))
+        .stdout,
+    );
+    expect(csv.filter((r) => r.row === 'customerMonth').map((r) => [r.name, r.month, r.distinctUsers])).toEqual([
+      ['Acme', month, '3'],
+    ]);
+
+    // The user list behind the counts: only with the API token.
+    const list = `/api/v1/distinct-users/users?month=${month}&customer=Acme`;
+    expect((await farm.get(list)).status).toBe(401);
+    const served = await farm.get(list, { Authorization: 'Bearer api-secret' });
+    expect(served.status).toBe(200);
+    expect(served.headers.get('content-disposition')).toBe(`attachment; filename="rasmon-users-${month}-Acme.csv"`);
+    expect(csvObjects(await served.text())).toEqual([
+      { month, customer: 'Acme', user: 'corp\\alice', farms: 'acme-1 acme-2' },
+      { month, customer: 'Acme', user: 'corp\\bob', farms: 'acme-1' },
+      { month, customer: 'Acme', user: 'corp\\carol', farms: 'acme-2' },
+    ]);
+    const badMonth = await farm.get('/api/v1/distinct-users/users?month=2026-13', {
+      Authorization: 'Bearer api-secret',
+    });
+    expect(badMonth.status).toBe(400);
+    // The report over HTTP carries the counts, never the names.
+    const report = (await (
+      await farm.get(`/api/v1/report?from=${today()}&to=${today()}&distinctUsers=true&customer=Acme`, {
+        Authorization: 'Bearer api-secret',
+      })
+    ).json()) as any;
+    expect(report.farms.map((f: any) => f.farm)).toEqual(['acme-1', 'acme-2']);
+    expect(report.distinctUsers[0].customers).toEqual([
+      { customer: 'Acme', farms: ['acme-1', 'acme-2'], distinctUsers: 3 },
+    ]);
+    await farm.stop();
+  });
+
+  it("users of sessions the farm's quota refused are not counted", async () => {
+    const farm = await started([{ id: 'quota-a', seats: 10, maxSessions: 2 }]);
+    const a = await farm.agent('quota-a', 'rdsh-1');
+    await a.snapshot(1, [session('1', 'corp\\a'), session('2', 'corp\\b')]);
+    // The farm holds its 2 sessions: a third upsert is refused, and so is a made-up host's snapshot.
+    const upsert = await a.events([{ seq: 2, at: Date.now(), op: 'upsert', session: session('3', 'corp\\x') }]);
+    expect(upsert.rejected).toHaveLength(1);
+    const fake = await farm.agent('quota-a', 'made-up-1');
+    const snapshot = await fake.snapshot(1, [session('1', 'corp\\y'), session('2', 'corp\\z')]);
+    expect(snapshot.rejected).toHaveLength(1);
+    const key = `${farm.prefix}:{quota-a}:monthusers:${today().slice(0, 7)}`;
+    expect((await redis.client().smembers(key)).sort()).toEqual(['corp\\a', 'corp\\b']);
+    await farm.stop();
+  });
+
+  it('an API without tokens refuses the user list, saying how to get it', async () => {
+    const farm = await started([{ id: 'acme-1', seats: 10, customer: 'Acme' }]);
+    const res = await farm.get(`/api/v1/distinct-users/users?month=${today().slice(0, 7)}`);
+    expect(res.status).toBe(403);
+    expect(await res.json()).toEqual({
+      error:
+        'the user list is served only with an API token: set api.tokensSha256 in the configuration and send Authorization: Bearer <token>',
+    });
+    await farm.stop();
+  });
+});
+
+describe("a month's set of distinct users", () => {
+  it('takes the month of the Redis clock near a turn, expires after the retention, and is not rewritten for ten minutes', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(`month-${Date.now()}`);
+    let local = Date.UTC(2031, 4, 15, 12);
+    const users = new MonthUsers(
+      client,
+      keys,
+      () => 36,
+      () => local,
+    );
+    // Mid-month, the collector's clock names the month.
+    await users.record('farm-a', ['corp\\a', 'corp\\b', 'corp\\a']);
+    const may = keys.monthUsers('farm-a', '2031-05');
+    expect((await client.smembers(may)).sort()).toEqual(['corp\\a', 'corp\\b']);
+    // Kept through the end of the month 36 months later: expires 2034-06-01 00:00 UTC.
+    expect(await client.pexpiretime(may)).toBe(Date.UTC(2034, 5, 1));
+    // Written once per ten minutes: a set Redis lost is not refilled before that, then it is.
+    await client.del(may);
+    await users.record('farm-a', ['corp\\a']);
+    expect(await client.exists(may)).toBe(0);
+    local += REWRITE_AFTER_MS;
+    await users.record('farm-a', ['corp\\a']);
+    expect(await client.smembers(may)).toEqual(['corp\\a']);
+    // Seconds from a month's turn by the collector's clock, Redis's clock decides the month.
+    local = Date.UTC(2031, 5, 1, 0, 0, 5);
+    const before = monthText(Date.now());
+    await users.record('farm-a', ['corp\\c']);
+    const after = monthText(Date.now());
+    const found = await Promise.all(
+      [...new Set([before, after])].map((month) => client.sismember(keys.monthUsers('farm-a', month), 'corp\\c')),
+    );
+    expect(found).toContain(1);
+    expect(await client.exists(keys.monthUsers('farm-a', '2031-06'))).toBe(0);
   });
 });

@@ -124,6 +124,7 @@ export class Collector {
       () => this.farms,
       leaseMs(config.heartbeatSeconds),
       config.limits.maxSessions,
+      () => this.config.distinctUsers.retentionMonths,
     );
     this.reader = new FarmReader(this.redis, this.keys);
     this.farmSeries = new FarmSeriesThread(config.redis);
@@ -272,7 +273,7 @@ export class Collector {
     const restartOnly = ['listen', 'redis', 'heartbeatSeconds', 'hostRetireSeconds', 'limits', 'tls', 'http'] as const;
     const ignored = restartOnly.filter((key) => JSON.stringify(config[key]) !== JSON.stringify(this.config[key]));
     if (ignored.length > 0) this.log.warn({ keys: ignored }, 'these settings change only with a restart');
-    this.config = { ...this.config, api: config.api, farms: config.farms };
+    this.config = { ...this.config, api: config.api, farms: config.farms, distinctUsers: config.distinctUsers };
     this.farms = new FarmDirectory(config.farms, this.farms);
     this.clock.retain(this.farms);
     this.agents.farmsChanged();

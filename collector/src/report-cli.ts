@@ -1,13 +1,16 @@
 /**
- * `rasmon-collector report --config F [--from D --to D] [--format table|csv|json]`: reads the day
- * records from Redis, prints the report of the period and exits, for a monthly cron mail. The
- * period defaults to the last full calendar month (UTC, by the Redis clock).
+ * `rasmon-collector report --config F [--from D --to D] [--customer C] [--key K] [--distinct-users]
+ * [--format table|csv|json]`: reads the day records from Redis, prints the report of the period and
+ * exits, for a monthly cron mail: the invoice check of each license key and, with
+ * `--distinct-users`, the SAL count of each customer. The period defaults to the last full calendar
+ * month (UTC, by the Redis clock).
  */
 import { RasmonError } from '@rasmon/protocol/kit';
 import { parseFlags } from './cli-flags.js';
 import { ConfigError, type CollectorConfig } from './config/config.js';
 import { loadConfig } from './config/config-loader.js';
-import { reportCsv } from './report/csv.js';
+import { NO_DATA, reportCsv } from './report/csv.js';
+import { readDistinctUsers } from './report/distinct-users.js';
 import { readHistory } from './report/day-records.js';
 import { FarmReader } from './engine/farm-reader.js';
 import { createRedis } from './engine/redis-client.js';
@@ -17,13 +20,17 @@ import { readRasFigures } from './report/ras-figures.js';
 import { buildReport, readForecasts, type Report } from './report/report.js';
 import { PeriodError, lastFullMonth, parsePeriod, type Period } from './report/report-period.js';
 
-export const REPORT_USAGE = `Usage: rasmon-collector report --config FILE [--from YYYY-MM-DD --to YYYY-MM-DD] [--format table|csv|json]
+export const REPORT_USAGE = `Usage: rasmon-collector report --config FILE [--from YYYY-MM-DD --to YYYY-MM-DD]
+       [--customer NAME] [--key LABEL] [--distinct-users] [--format table|csv|json]
 
 Prints the license report of a period (UTC days, both included; default: the last full calendar month)
 read from the collector's Redis: per farm its seats, period peak and its day, days and minutes over
 seats, overuse admissions and highest overuse, when the trend of its daily peak reaches its seats (as
 of now; shown when a farm has such a forecast), and for a farm with a RAS broker RAS's own users, peak
-and seats as of its last answered poll; per license key its farms and the sum of their peaks.`;
+and seats as of its last answered poll; per license key its farms, the sum of their peaks and, for an
+SPLA key, the billed figure beside each farm's daily peaks (the invoice check). --distinct-users adds
+the distinct users of each calendar month per farm and per customer (the SAL count). --customer and
+--key keep the farms of one customer or one license key. A figure without data says "no data".`;
 
 const FORMATS = ['table', 'csv', 'json'] as const;
 type Format = (typeof FORMATS)[number];
@@ -42,11 +49,16 @@ function cell(value: string | number | null): string {
   return value === null ? '-' : String(value);
 }
 
+/** A figure as the table shows it: "no data" rather than a 0 that reads as nobody. */
+const figure = (value: number | null): string | number => (value === null ? NO_DATA : value);
+
 /** A plain text table: columns padded to their widest cell, numbers aligned right. */
 function table(header: string[], rows: Array<Array<string | number | null>>): string {
   const cells = rows.map((row) => row.map(cell));
   const widths = header.map((title, index) => Math.max(title.length, ...cells.map((row) => row[index]!.length)));
-  const numeric = header.map((_, index) => rows.every((row) => typeof row[index] === 'number' || row[index] === null));
+  const numeric = header.map((_, index) =>
+    rows.every((row) => typeof row[index] === 'number' || row[index] === null || row[index] === NO_DATA),
+  );
   const line = (row: string[]) =>
     row
       .map((text, index) => (numeric[index] ? text.padStart(widths[index]!) : text.padEnd(widths[index]!)))
@@ -88,13 +100,13 @@ export function reportTable(report: Report): string {
       farm.license ?? null,
       farm.licenseKey,
       farm.seats,
-      farm.peakUsers,
+      figure(farm.peakUsers),
       farm.peakDay,
-      farm.billedUsers,
-      farm.daysOverSeats,
-      farm.minutesOverSeats,
-      farm.admissions,
-      farm.maxOveruse,
+      farm.license === 'spla' ? figure(farm.billedUsers) : null,
+      // A farm without a recorded day has no figures: "-" rather than zeros that read as measured.
+      ...(farm.daysRecorded === 0
+        ? [null, null, null, null]
+        : [farm.daysOverSeats, farm.minutesOverSeats, farm.admissions, farm.maxOveruse]),
       ...(withForecast ? [farm.forecast?.fullInDays ?? null, farm.forecast?.fullBy ?? null] : []),
       ...(withRas
         ? [
@@ -107,25 +119,95 @@ export function reportTable(report: Report): string {
     ]),
   );
   const out = [`License report ${report.from} to ${report.to} (UTC), read ${report.generatedAt}`, '', farms];
+  if (report.farms.length === 0) out.push(NO_DATA);
   if (report.licenseKeys.length > 0) {
     out.push(
       '',
       table(
-        ['license key', 'farms', 'sum of farm peaks'],
-        report.licenseKeys.map((key) => [key.licenseKey, key.farms.join(' '), key.peakUsersSum]),
+        ['license key', 'farms', 'sum of farm peaks', 'spla billed'],
+        report.licenseKeys.map((key) => [
+          key.licenseKey,
+          key.farms.join(' '),
+          figure(key.peakUsersSum),
+          key.spla ? figure(key.billedUsers) : null,
+        ]),
       ),
     );
   }
+  for (const key of report.licenseKeys.filter((entry) => entry.spla)) out.push('', invoiceCheck(key));
+  if (report.distinctUsers) out.push('', distinctUsersTable(report));
   return `${out.join('\n')}\n`;
 }
 
-function parse(argv: string[]): { config: string | undefined; from?: string; to?: string; format: Format } {
+/**
+ * An SPLA key's invoice check: each farm's daily peaks, the day's sum, each farm's period peak, and
+ * the billed figure (the sum of those period peaks, Parallels' aggregation: docs/design.md §4).
+ */
+function invoiceCheck(key: Report['licenseKeys'][number]): string {
+  const title = `Invoice check, SPLA license key ${key.licenseKey}`;
+  if (key.days.length === 0) return `${title}: ${NO_DATA}`;
+  const grid = table(
+    ['day', ...key.farms, 'sum'],
+    [
+      ...key.days.map((day) => [day.day, ...key.farms.map((farm) => day.peaks[farm] ?? null), day.total]),
+      [
+        'period peak',
+        ...key.farms.map((farm) => {
+          const peaks = key.days
+            .map((day) => day.peaks[farm])
+            .filter((peak): peak is number => typeof peak === 'number');
+          return peaks.length === 0 ? NO_DATA : Math.max(...peaks);
+        }),
+        null,
+      ],
+    ],
+  );
+  return [
+    `${title}`,
+    grid,
+    `billed users (each farm's highest daily peak, summed over the key's SPLA farms): ${figure(key.billedUsers)}`,
+    `highest sum of one day: ${figure(key.highestDayTotal)}${key.highestDay ? ` on ${key.highestDay}` : ''}`,
+  ].join('\n');
+}
+
+/** The distinct users of each month, per customer and per farm (the SAL count). */
+function distinctUsersTable(report: Report): string {
+  const months = report.distinctUsers ?? [];
+  const rows: Array<Array<string | number | null>> = months.flatMap((month) => [
+    ...month.customers.map((customer) => [
+      month.month,
+      customer.customer,
+      customer.farms.join(' '),
+      figure(customer.distinctUsers),
+    ]),
+    ...month.farms.map((farm) => [month.month, farm.customer, farm.farm, figure(farm.distinctUsers)]),
+  ]);
+  return [
+    'Distinct users per calendar month (UTC), per customer, then per farm',
+    table(['month', 'customer', 'farms', 'distinct users'], rows),
+  ].join('\n');
+}
+
+interface ReportArgs {
+  config: string | undefined;
+  from?: string;
+  to?: string;
+  customer?: string;
+  key?: string;
+  distinctUsers: boolean;
+  format: Format;
+}
+
+function parse(argv: string[]): ReportArgs {
   const values = parseFlags(
     argv,
     {
       config: { type: 'string', short: 'c' },
       from: { type: 'string' },
       to: { type: 'string' },
+      customer: { type: 'string' },
+      key: { type: 'string' },
+      'distinct-users': { type: 'boolean' },
       format: { type: 'string' },
     },
     (message) => {
@@ -140,8 +222,31 @@ function parse(argv: string[]): { config: string | undefined; from?: string; to?
     config: values.config,
     ...(values.from === undefined ? {} : { from: values.from }),
     ...(values.to === undefined ? {} : { to: values.to }),
+    ...(values.customer === undefined ? {} : { customer: values.customer }),
+    ...(values.key === undefined ? {} : { key: values.key }),
+    distinctUsers: values['distinct-users'] === true,
     format: format as Format,
   };
+}
+
+/** The farms the report covers: those of `--customer` and `--key` when given, else all. */
+function selectFarms(config: CollectorConfig, args: ReportArgs): CollectorConfig['farms'] {
+  let farms = config.farms;
+  const show = (text: string) => JSON.stringify(text.slice(0, 64));
+  if (args.customer !== undefined) {
+    farms = farms.filter((farm) => farm.customer === args.customer);
+    if (farms.length === 0) throw new UsageError(`--customer ${show(args.customer)}: no farm has that customer`);
+  }
+  if (args.key !== undefined) {
+    const before = farms;
+    farms = farms.filter((farm) => farm.licenseKey === args.key);
+    if (farms.length === 0) {
+      throw new UsageError(
+        `--key ${show(args.key)}: no farm${before === config.farms ? '' : ' of that customer'} has that licenseKey`,
+      );
+    }
+  }
+  return farms;
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -166,14 +271,16 @@ export async function runReport(
   argv: string[],
   io: { out: (text: string) => void; err: (text: string) => void; env: NodeJS.ProcessEnv },
 ): Promise<number> {
-  let args: ReturnType<typeof parse>;
+  let args: ReportArgs;
   let config: CollectorConfig;
+  let farms: CollectorConfig['farms'];
   const names = { from: '--from', to: '--to' };
   try {
     args = parse(argv);
     // Checked before Redis is asked anything: a bad date never waits on a connection.
     parsePeriod(args.from, args.to, lastFullMonth(Date.now()), names);
     config = loadConfig({ ...(args.config ? { path: args.config } : {}), env: io.env });
+    farms = selectFarms(config, args);
   } catch (err) {
     if (err instanceof UsageError || err instanceof PeriodError || err instanceof ConfigError) {
       io.err(`rasmon-collector report: ${err.message}\n`);
@@ -191,10 +298,11 @@ export async function runReport(
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     const period: Period = parsePeriod(args.from, args.to, lastFullMonth(now), names);
     const keys = new RedisKeys(config.redis.prefix);
-    const read = await readHistory(redis, keys, config.farms, period);
+    const read = await readHistory(redis, keys, farms, period);
     const reader = new FarmReader(redis, keys);
-    const ras = await readRasFigures(reader, config.farms);
-    const report = buildReport(read.farms, period, read.now, ras, await readForecasts(reader, config.farms));
+    const ras = await readRasFigures(reader, farms);
+    const distinct = args.distinctUsers ? await readDistinctUsers(redis, keys, read.farms, period) : undefined;
+    const report = buildReport(read.farms, period, read.now, ras, await readForecasts(reader, farms), distinct);
     if (args.format === 'json') io.out(`${JSON.stringify(report, null, 2)}\n`);
     else if (args.format === 'csv') io.out(reportCsv(report));
     else io.out(reportTable(report));

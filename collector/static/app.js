@@ -770,7 +770,7 @@ async function farmPage(id) {
             h(
               'tr',
               {},
-              cell('Peak users', String(mine.peakUsers)),
+              cell('Peak users', mine.peakUsers === null ? 'no data' : String(mine.peakUsers)),
               cell('Peak day', mine.peakDay || '-'),
               cell('Days over seats', String(mine.daysOverSeats)),
               cell('Minutes over seats', String(mine.minutesOverSeats)),

@@ -100,6 +100,7 @@ describe('parseConfig', () => {
         applyMillisecondsPerSecondPerFarm: 250,
       },
       api: { tokensSha256: [] },
+      distinctUsers: { retentionMonths: 36 },
       http: { trustedProxies: [] },
       farms: [
         {
@@ -120,6 +121,21 @@ describe('parseConfig', () => {
         },
       ],
     });
+  });
+
+  it('takes a customer label on a farm and a retention for the distinct users of each month', () => {
+    const config = parseConfig(
+      { ...withFarm({ customer: 'Acme GmbH' }), distinctUsers: { retentionMonths: 48 } },
+      'test',
+    );
+    expect(config.farms[0]!.customer).toBe('Acme GmbH');
+    expect(config.distinctUsers.retentionMonths).toBe(48);
+    expect(parseError(withFarm({ customer: '=cmd()' }))).toMatch(/^farms\[0\]\.customer: must be 1 to 64 letters/);
+    expect(parseError(withFarm({ customer: 7 }))).toMatch(/^farms\[0\]\.customer: must be a string/);
+    expect(parseError({ ...withFarm({}), distinctUsers: { retentionMonths: 0 } })).toMatch(
+      /^distinctUsers\.retentionMonths: /,
+    );
+    expect(parseError({ ...withFarm({}), distinctUsers: { keep: 3 } })).toMatch(/^distinctUsers/);
   });
 
   it('keeps expectedHosts in lower case, each once', () => {

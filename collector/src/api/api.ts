@@ -67,6 +67,7 @@ export class Api {
       reader: options.reader,
       now: async () => (await options.reader.read([])).now,
       farms: options.farms,
+      tokensConfigured: () => options.config().api.tokensSha256.length > 0,
     });
   }
 

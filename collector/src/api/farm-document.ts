@@ -74,6 +74,7 @@ export function farmSummary(farm: FarmState, origin?: LicenseOrigin) {
     id: farm.id,
     license: farm.license ?? null,
     licenseKey: farm.licenseKey ?? null,
+    customer: farm.customer ?? null,
     seats: farm.seats ?? null,
     users: farm.users,
     overuseUsers: farm.overuseUsers,

@@ -1,6 +1,9 @@
 /**
- * `GET /api/v1/farms/{farm}/history?from=&to=` (day records) and `GET /api/v1/report?from=&to=` (per farm
- * and per license key), as JSON or as CSV with `format=csv` or `Accept: text/csv` (docs/design.md §4).
+ * `GET /api/v1/farms/{farm}/history?from=&to=` (day records) and `GET /api/v1/report?from=&to=` (per farm,
+ * per license key and per customer; `customer=`, `key=` keep one; `distinctUsers=true` adds the SAL
+ * counts), as JSON or as CSV with `format=csv` or `Accept: text/csv` (docs/design.md §4); and
+ * `GET /api/v1/distinct-users/users?month=YYYY-MM[&customer=]`, the user list behind a month's counts
+ * as CSV, served only when `api.tokensSha256` is configured (so only to a bearer of one of them).
  * Called by the API after its method and token checks.
  */
 import type { FarmDirectory } from '../config/farm-directory.js';
@@ -13,6 +16,7 @@ import { readHistory } from '../report/day-records.js';
 import type { FarmReader } from '../engine/farm-reader.js';
 import type { RedisKeys } from '../engine/redis-schema.js';
 import { readRasFigures } from '../report/ras-figures.js';
+import { MONTH_PATTERN, readDistinctUsers, userListCsv } from '../report/distinct-users.js';
 import { buildReport, readForecasts } from '../report/report.js';
 import { PeriodError, dayText, lastFullMonth, parsePeriod, type Period } from '../report/report-period.js';
 
@@ -65,7 +69,15 @@ export interface ReportApiOptions {
   now: () => Promise<number>;
   /** The farms of the running configuration. */
   farms: () => FarmDirectory;
+  /** Whether `api.tokensSha256` lists a token now: the user list is never served by an open API. */
+  tokensConfigured: () => boolean;
 }
+
+/** The answer to a user list asked of an API without tokens. */
+export const USER_LIST_NEEDS_TOKEN = {
+  error:
+    'the user list is served only with an API token: set api.tokensSha256 in the configuration and send Authorization: Bearer <token>',
+};
 
 export class ReportApi {
   constructor(private readonly options: ReportApiOptions) {}
@@ -74,6 +86,10 @@ export class ReportApi {
   async handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
     const history = /^\/api\/v1\/farms\/([^/]+)\/history\/?$/.exec(path);
     const report = /^\/api\/v1\/report\/?$/.test(path);
+    if (/^\/api\/v1\/distinct-users\/users\/?$/.test(path)) {
+      await this.userList(req, res);
+      return true;
+    }
     if (!history && !report) return false;
     const url = new URL(req.url ?? '/', 'http://collector');
     const format = chooseFormat(url, req.headers.accept);
@@ -110,23 +126,56 @@ export class ReportApi {
       return true;
     }
     const span = `${dayText(period.fromDay)}-${dayText(period.toDay)}`;
-    const read = await readHistory(
-      this.options.redis,
-      this.options.keys,
-      farm ? [farm] : this.options.farms().list(),
-      period,
-    );
+    let farms: readonly FarmConfig[] = farm ? [farm] : this.options.farms().list();
+    const customer = url.searchParams.get('customer');
+    const key = url.searchParams.get('key');
+    if (customer !== null) farms = farms.filter((each) => each.customer === customer);
+    if (key !== null) farms = farms.filter((each) => each.licenseKey === key);
+    const read = await readHistory(this.options.redis, this.options.keys, farms, period);
     if (farm) {
       const days = read.farms[0]!.days;
       if (format === 'csv') sendCsv(res, historyCsv(read.farms), `rasmon-history-${farm.id}-${span}.csv`);
       else sendJson(res, 200, { farm: farm.id, from: dayText(period.fromDay), to: dayText(period.toDay), days });
       return true;
     }
-    const ras = await readRasFigures(this.options.reader, this.options.farms().list());
-    const forecasts = await readForecasts(this.options.reader, this.options.farms().list());
-    const built = buildReport(read.farms, period, read.now, ras, forecasts);
+    const ras = await readRasFigures(this.options.reader, farms);
+    const forecasts = await readForecasts(this.options.reader, farms);
+    const distinct =
+      url.searchParams.get('distinctUsers') === 'true'
+        ? await readDistinctUsers(this.options.redis, this.options.keys, read.farms, period)
+        : undefined;
+    const built = buildReport(read.farms, period, read.now, ras, forecasts, distinct);
     if (format === 'csv') sendCsv(res, reportCsv(built), `rasmon-report-${span}.csv`);
     else sendJson(res, 200, built);
     return true;
+  }
+
+  /** The users of one month behind the distinct-user counts, as CSV; refused on an API without tokens. */
+  private async userList(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.options.tokensConfigured()) {
+      sendJson(res, 403, USER_LIST_NEEDS_TOKEN);
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://collector');
+    const month = url.searchParams.get('month');
+    if (month === null || !MONTH_PATTERN.test(month)) {
+      sendJson(res, 400, { error: 'month must be YYYY-MM (a calendar month, UTC)' });
+      return;
+    }
+    const customer = url.searchParams.get('customer');
+    let farms = this.options.farms().list();
+    if (customer !== null) {
+      farms = farms.filter((farm) => farm.customer === customer);
+      if (farms.length === 0) {
+        sendJson(res, 404, { error: `no farm has customer ${JSON.stringify(customer.slice(0, 64))}` });
+        return;
+      }
+    }
+    const csv = await userListCsv(this.options.redis, this.options.keys, farms, month);
+    sendCsv(
+      res,
+      csv,
+      `rasmon-users-${month}${customer === null ? '' : `-${customer.replace(/[^A-Za-z0-9._-]/g, '_')}`}.csv`,
+    );
   }
 }

@@ -53,6 +53,8 @@ export const CONFIG_DEFAULTS = Object.freeze({
     newUsersPerMinuteFloor: 500,
     newUsersPerMinutePerSeat: 2,
   }),
+  // The users seen in each calendar month are kept this long: Microsoft's SPLA audits look back 36 months.
+  distinctUserMonths: 36,
 });
 
 /**
@@ -299,6 +301,13 @@ const farmSchema = z
             'must be 1 to 64 letters, digits, spaces, ".", "_", ":", "/" or "-", starting with a letter or digit (a label, not the key)',
         })
         .optional(),
+      // The customer the farm serves: reports and the API group farms by it (the SAL count per customer).
+      customer: z
+        .string({ error: 'must be a string' })
+        .regex(LICENSE_KEY_LABEL, {
+          error: 'must be 1 to 64 letters, digits, spaces, ".", "_", ":", "/" or "-", starting with a letter or digit',
+        })
+        .optional(),
       // Required unless ras.adopt takes it from RAS (checkConsistency).
       expires: isoTime.optional(),
       agentTokensSha256: z.array(agentToken, {
@@ -429,6 +438,13 @@ const configSchema = z.strictObject(
       .optional(),
     api: z
       .strictObject({ tokensSha256: tokenHashList().default(() => []) }, { error: 'must be a mapping' })
+      .prefault({}),
+    // The distinct users of each calendar month (docs/design.md §4, "Customers, SPLA and SAL").
+    distinctUsers: z
+      .strictObject(
+        { retentionMonths: between(1, 240).default(CONFIG_DEFAULTS.distinctUserMonths) },
+        { error: 'must be a mapping' },
+      )
       .prefault({}),
     // The Host header names the API and the status page answer to (docs/design.md §6); unset: the
     // listen address, localhost and the machine's own names and addresses.

@@ -186,6 +186,7 @@ export interface FarmState {
   /** Undefined only for a farm with ras.adopt and no fallback, before RAS first answered. */
   license: LicenseKind | undefined;
   licenseKey: string | undefined;
+  customer: string | undefined;
   /** Undefined for an SPLA farm without a seat cap: it has no overuse. */
   seats: number | undefined;
   users: number;
@@ -440,6 +441,7 @@ export class FarmReader {
       id: farm.id,
       license: farm.license,
       licenseKey: farm.licenseKey,
+      customer: farm.customer,
       seats,
       users,
       overuseUsers,

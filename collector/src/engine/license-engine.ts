@@ -8,7 +8,8 @@ import type { Cluster, Redis } from 'ioredis';
 import { normalizeHost, type ParsedEvent, type Session, type StatusFrame } from '@rasmon/protocol';
 import { ScriptError } from './errors.js';
 import type { RedisKeys } from './redis-schema.js';
-import type { FarmConfig } from '../config/config.js';
+import { CONFIG_DEFAULTS, type FarmConfig } from '../config/config.js';
+import { MonthUsers } from './month-users.js';
 import type { FarmDirectory, FarmRules } from '../config/farm-directory.js';
 import { farmQuotas } from '../config/farm-quotas.js';
 import { scriptCalls, type HelloBinding, type HostIdentity, type ScriptCall } from './script-args.js';
@@ -76,6 +77,8 @@ interface EngineParts {
   leaseMs: number;
   /** Most connections one host may hold (limits.maxSessions). */
   maxSessions: number;
+  /** The distinct users of each month, recorded after each applied frame. */
+  monthUsers: MonthUsers;
 }
 
 export class LicenseEngine {
@@ -91,8 +94,10 @@ export class LicenseEngine {
     private readonly farms: () => FarmDirectory,
     leaseMs: number,
     maxSessions: number,
+    /** `distinctUsers.retentionMonths` of the configuration loaded now. */
+    distinctUserMonths: () => number = () => CONFIG_DEFAULTS.distinctUserMonths,
   ) {
-    this.parts = { redis, keys, leaseMs, maxSessions };
+    this.parts = { redis, keys, leaseMs, maxSessions, monthUsers: new MonthUsers(redis, keys, distinctUserMonths) };
   }
 
   /** A fresh random epoch value. */
@@ -144,6 +149,22 @@ function identity(claim: HostClaim): HostIdentity {
 }
 
 /** The scripts of one farm, under the rules its configuration gave when it was looked up. */
+/**
+ * The users a frame's applied sessions name (already normalized by the frame's parser, docs/design.md
+ * §2 rule 4), leaving out the items the script refused, by seq.
+ */
+function frameUsers(
+  frame:
+    | { type: 'events'; events: readonly ParsedEvent[] }
+    | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
+  refused: ReadonlySet<number>,
+): string[] {
+  if (frame.type === 'snapshot') return refused.has(frame.seq) ? [] : frame.sessions.map((session) => session.user);
+  return frame.events.flatMap((event) =>
+    event.op === 'upsert' && !refused.has(event.seq) ? [event.session.user] : [],
+  );
+}
+
 export class FarmEngine {
   constructor(
     private readonly parts: EngineParts,
@@ -230,6 +251,9 @@ export class FarmEngine {
     if ((code === 'ok' || code === 'gap') && reply.length === 8) {
       const [previousSeq, lastSeq, applied, duplicates] = reply.slice(1, 5) as number[];
       const [hostFull, sessions, newUsers] = reply.slice(5) as number[][];
+      // Users of items the script refused (a full host, the farm's quotas) never had a session.
+      const refused = new Set([...hostFull!, ...sessions!, ...newUsers!]);
+      await this.parts.monthUsers.record(this.config.id, frameUsers(frame, refused));
       return {
         kind: code,
         previousSeq: previousSeq!,

@@ -159,6 +159,16 @@ export class RedisKeys {
     return `${this.prefix}:{${farm}}:corrections`;
   }
 
+  /**
+   * Set of the normalized names of the users the farm's sessions named in one calendar month (UTC,
+   * `YYYY-MM`): the distinct users behind the SAL count (docs/design.md §4, "Customers, SPLA and
+   * SAL"). Written by TypeScript after each applied frame (engine/month-users.ts), expiring
+   * `distinctUsers.retentionMonths` after the month. No Lua script reads it.
+   */
+  monthUsers(farm: string, month: string): string {
+    return `${this.prefix}:{${farm}}:monthusers:${month}`;
+  }
+
   /** String written by readiness checks: a Redis that refuses writes (OOM, READONLY) is not ready. */
   get writeProbe(): string {
     return `${this.prefix}:probe`;

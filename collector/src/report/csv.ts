@@ -62,13 +62,26 @@ export const REPORT_COLUMNS = [
   'daysCorrected',
   'forecastFullInDays',
   'forecastFullBy',
+  'customer',
+  'day',
+  'highestDayTotal',
+  'month',
+  'distinctUsers',
 ] as const;
+
+/** What a cell of a figure says when there is none: never a 0 that reads as "nobody". */
+export const NO_DATA = 'no data';
+const figure = (value: number | null) => (value === null ? NO_DATA : value);
 
 /**
  * One row per farm (`row` = farm), then one per license key (`row` = licenseKey, `farms` its farms
- * separated by spaces, `peakUsers` the sum of their period peaks). The `ras*` columns hold RAS's
- * figures as of the broker's last answered poll, empty for a farm without a broker; the `forecast*`
- * columns the forecast as of the report's reading, empty where there is none.
+ * separated by spaces, `peakUsers` the sum of their period peaks, `billedUsers` an SPLA key's billed
+ * figure, `highestDayTotal` on `day` the highest sum of the farms' daily peaks), then for each key
+ * each farm's daily peaks (`row` = keyDay, `name` the farm, `day`, `peakUsers`), then, when the
+ * report has them, the distinct users of each month per farm (`row` = farmMonth) and per customer
+ * (`row` = customerMonth). The `ras*` columns hold RAS's figures as of the broker's last answered
+ * poll, empty for a farm without a broker; the `forecast*` columns the forecast as of the report's
+ * reading, empty where there is none. A figure without data says "no data".
  */
 export function reportCsv(report: Report): string {
   const period = { from: report.from, to: report.to };
@@ -78,6 +91,7 @@ export function reportCsv(report: Report): string {
     name: farm.farm,
     farms: farm.farm,
     ...farm,
+    peakUsers: figure(farm.peakUsers),
     daysCorrected: daysCorrected.join(' '),
     rasUsers: ras?.users,
     rasPeakUsers: ras?.peakUsers,
@@ -93,7 +107,42 @@ export function reportCsv(report: Report): string {
     name: key.licenseKey,
     licenseKey: key.licenseKey,
     farms: key.farms.join(' '),
-    peakUsers: key.peakUsersSum,
+    peakUsers: figure(key.peakUsersSum),
+    billedUsers: key.spla ? figure(key.billedUsers) : undefined,
+    highestDayTotal: figure(key.highestDayTotal),
+    day: key.highestDay,
   }));
-  return stringify([...farms, ...keys], { ...OPTIONS, columns: [...REPORT_COLUMNS] });
+  const keyDays = report.licenseKeys.flatMap((key) =>
+    key.days.flatMap((day) =>
+      Object.entries(day.peaks).map(([farm, peak]) => ({
+        ...period,
+        row: 'keyDay',
+        name: farm,
+        licenseKey: key.licenseKey,
+        day: day.day,
+        peakUsers: figure(peak),
+      })),
+    ),
+  );
+  const months = (report.distinctUsers ?? []).flatMap((month) => [
+    ...month.farms.map((farm) => ({
+      ...period,
+      row: 'farmMonth',
+      name: farm.farm,
+      farms: farm.farm,
+      customer: farm.customer,
+      month: month.month,
+      distinctUsers: figure(farm.distinctUsers),
+    })),
+    ...month.customers.map((customer) => ({
+      ...period,
+      row: 'customerMonth',
+      name: customer.customer,
+      farms: customer.farms.join(' '),
+      customer: customer.customer,
+      month: month.month,
+      distinctUsers: figure(customer.distinctUsers),
+    })),
+  ]);
+  return stringify([...farms, ...keys, ...keyDays, ...months], { ...OPTIONS, columns: [...REPORT_COLUMNS] });
 }

@@ -1,7 +1,9 @@
 /**
  * The license report of a period (docs/design.md §4): per farm from its day records, and per license
- * key the farms activated with it and the sum of their period peaks, with RAS's own figures beside
- * a farm's that has a broker. A pure function of the records and those figures, shared by `GET /api/v1/report` and `rasmon-collector report`.
+ * key the farms activated with it, the sum of their period peaks and, for an SPLA key, the billed
+ * figure beside each farm's daily peaks; per customer its farms and, when read, its distinct users
+ * of each month. RAS's own figures stand beside a farm's that has a broker. A pure function of the
+ * records and those figures, shared by `GET /api/v1/report` and `rasmon-collector report`.
  */
 import type { FarmConfig } from '../config/config.js';
 import type { FarmReader } from '../engine/farm-reader.js';
@@ -25,10 +27,11 @@ export interface FarmReport {
   farm: string;
   license: FarmConfig['license'];
   licenseKey: string | null;
+  customer: string | null;
   /** Seats on the period's last recorded day, else as configured now; null for SPLA without a cap. */
   seats: number | null;
-  /** Highest users in use on any day of the period (0 when no day was recorded). */
-  peakUsers: number;
+  /** Highest users in use on any day of the period; null when no day was recorded ("no data", never 0). */
+  peakUsers: number | null;
   /** The first day that peak was reached, and when; null when no day was recorded. */
   peakDay: string | null;
   peakAt: string | null;
@@ -42,7 +45,7 @@ export interface FarmReport {
   daysPeakOnly: number;
   /** Days of the period `rasmon-collector correct` rewrote. */
   daysCorrected: string[];
-  /** What SPLA bills: the period peak. Null for primary licenses and sublicenses. */
+  /** What SPLA bills for the farm: its period peak. Null for primary licenses and sublicenses, and without data. */
   billedUsers: number | null;
   /** RAS's own figures as of the broker's last answered poll; null for a farm without a broker. */
   ras: RasFigures | null;
@@ -53,14 +56,51 @@ export interface FarmReport {
   forecast: PeakForecast | null;
 }
 
+/** One UTC day of a license key: each farm's daily peak (null: no record that day) and their sum. */
+export interface KeyDay {
+  day: string;
+  peaks: Record<string, number | null>;
+  total: number;
+}
+
 export interface LicenseKeyReport {
   licenseKey: string;
   farms: string[];
   /**
    * The sum, over the key's farms, of each farm's own period peak. Farms peak at different moments,
-   * so this is at least the highest number of users the farms held at one moment together.
+   * so this is at least the highest number of users the farms held at one moment together. Null
+   * when none of its farms recorded a day of the period.
    */
-  peakUsersSum: number;
+  peakUsersSum: number | null;
+  /** Whether a farm of the key is an SPLA farm (license: spla). */
+  spla: boolean;
+  /**
+   * SPLA (a key with an SPLA farm): the billing-period figure as Parallels aggregates the daily
+   * peaks of the farms activated with one key (docs/design.md §4, "Customers, SPLA and SAL"): the
+   * sum, over the key's SPLA farms, of each farm's highest daily peak of the period. Null for a key
+   * without an SPLA farm, and without data.
+   */
+  billedUsers: number | null;
+  /** The day whose sum of the farms' daily peaks was highest, and that sum: the lower bound of any reading. */
+  highestDayTotal: number | null;
+  highestDay: string | null;
+  /** Every day of the period on which a farm of the key has a record, oldest first. */
+  days: KeyDay[];
+}
+
+/** The farms of one customer (`customer:` of the farms). */
+export interface CustomerReport {
+  customer: string;
+  farms: string[];
+}
+
+/** Distinct users of one calendar month (UTC), per farm and per customer: the SAL count. */
+export interface MonthUsersReport {
+  month: string;
+  /** null: no data (no user recorded and no day recorded in the report's period that month). */
+  farms: Array<{ farm: string; customer: string | null; distinctUsers: number | null }>;
+  /** A user on two farms of one customer counts once for the customer. */
+  customers: Array<{ customer: string; farms: string[]; distinctUsers: number | null }>;
 }
 
 export interface Report {
@@ -70,6 +110,9 @@ export interface Report {
   generatedAt: string;
   farms: FarmReport[];
   licenseKeys: LicenseKeyReport[];
+  customers: CustomerReport[];
+  /** Present when asked for (`--distinct-users`, `?distinctUsers=true`). */
+  distinctUsers?: MonthUsersReport[];
 }
 
 function farmReport(
@@ -93,11 +136,12 @@ function farmReport(
     maxOveruse = Math.max(maxOveruse, day.maxOveruse ?? 0);
   }
   const lastSeats = [...days].reverse().find((day) => day.seats !== null)?.seats;
-  const peakUsers = peak?.peakUsers ?? 0;
+  const peakUsers = peak?.peakUsers ?? null;
   return {
     farm: farm.id,
     license: farm.license,
     licenseKey: farm.licenseKey ?? null,
+    customer: farm.customer ?? null,
     seats: lastSeats ?? farm.seats ?? null,
     peakUsers,
     peakDay: peak?.day ?? null,
@@ -115,6 +159,55 @@ function farmReport(
   };
 }
 
+const sum = (values: Array<number | null>): number | null =>
+  values.some((value) => value !== null) ? values.reduce<number>((total, value) => total + (value ?? 0), 0) : null;
+
+/**
+ * A license key's figures from its farms' reports and day records. The billed figure follows the
+ * rule of Parallels' RAS SPLA guide, "Understanding Parallels RAS SPLA"
+ * (https://docs.parallels.com/parallels-ras-spla-guide-19/introduction/understanding-parallels-ras-spla):
+ * "Parallels Remote Application Server SPLA is licensed per peak number of concurrent users over a
+ * billing period"; "At the end of each day, all farms report their respective peak number of
+ * concurrent connections for that day", and at the period's end "the daily peak usage data for all
+ * farms is aggregated". The guide's sentence on how is not in the copy we could read: this reads it
+ * as each farm's highest daily peak of the period, summed over the key's farms, which the console's
+ * "Current Period Usage: ... The combined usage for all Farms activated with the same license key"
+ * supports (docs/design.md §4, "Customers, SPLA and SAL", argues it); the other reading, the highest
+ * daily sum, is never more and is shown beside it.
+ */
+function keyReport(
+  licenseKey: string,
+  farms: ReadonlyArray<{ report: FarmReport; days: readonly DayRecord[] }>,
+): LicenseKeyReport {
+  const byDay = new Map<string, Record<string, number | null>>();
+  for (const { report, days } of farms) {
+    for (const day of days) {
+      let peaks = byDay.get(day.day);
+      if (!peaks) {
+        peaks = Object.fromEntries(farms.map((farm) => [farm.report.farm, null]));
+        byDay.set(day.day, peaks);
+      }
+      peaks[report.farm] = day.peakUsers;
+    }
+  }
+  const days = [...byDay.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([day, peaks]) => ({ day, peaks, total: sum(Object.values(peaks)) ?? 0 }));
+  let highest: KeyDay | undefined;
+  for (const day of days) if (!highest || day.total > highest.total) highest = day;
+  const spla = farms.filter(({ report }) => report.license === 'spla');
+  return {
+    licenseKey,
+    farms: farms.map(({ report }) => report.farm),
+    peakUsersSum: sum(farms.map(({ report }) => report.peakUsers)),
+    spla: spla.length > 0,
+    billedUsers: spla.length === 0 ? null : sum(spla.map(({ report }) => report.peakUsers)),
+    highestDayTotal: highest?.total ?? null,
+    highestDay: highest?.day ?? null,
+    days,
+  };
+}
+
 /**
  * Builds the report of `period` from the farms' day records (as {@link readHistory} returns them) and
  * RAS's figures by farm id (as {@link readRasFigures} returns them; a farm not in it has no broker)
@@ -126,26 +219,36 @@ export function buildReport(
   nowMs: number,
   ras: ReadonlyMap<string, RasFigures> = new Map(),
   forecasts: ReadonlyMap<string, PeakForecast> = new Map(),
+  distinctUsers?: MonthUsersReport[],
 ): Report {
-  const farms = histories.map((history) =>
-    farmReport(history.farm, history.days, ras.get(history.farm.id) ?? null, forecasts.get(history.farm.id) ?? null),
-  );
-  const byKey = new Map<string, LicenseKeyReport>();
-  for (const farm of farms) {
-    if (farm.licenseKey === null) continue;
-    let entry = byKey.get(farm.licenseKey);
-    if (!entry) {
-      entry = { licenseKey: farm.licenseKey, farms: [], peakUsersSum: 0 };
-      byKey.set(farm.licenseKey, entry);
+  const farms = histories.map((history) => ({
+    report: farmReport(
+      history.farm,
+      history.days,
+      ras.get(history.farm.id) ?? null,
+      forecasts.get(history.farm.id) ?? null,
+    ),
+    days: history.days,
+  }));
+  const group = (name: (farm: FarmReport) => string | null) => {
+    const groups = new Map<string, typeof farms>();
+    for (const farm of farms) {
+      const key = name(farm.report);
+      if (key === null) continue;
+      groups.set(key, [...(groups.get(key) ?? []), farm]);
     }
-    entry.farms.push(farm.farm);
-    entry.peakUsersSum += farm.peakUsers;
-  }
+    return [...groups.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+  };
   return {
     from: dayText(period.fromDay),
     to: dayText(period.toDay),
     generatedAt: new Date(nowMs).toISOString(),
-    farms,
-    licenseKeys: [...byKey.values()].sort((a, b) => (a.licenseKey < b.licenseKey ? -1 : 1)),
+    farms: farms.map(({ report }) => report),
+    licenseKeys: group((farm) => farm.licenseKey).map(([key, members]) => keyReport(key, members)),
+    customers: group((farm) => farm.customer).map(([customer, members]) => ({
+      customer,
+      farms: members.map(({ report }) => report.farm),
+    })),
+    ...(distinctUsers === undefined ? {} : { distinctUsers }),
   };
 }

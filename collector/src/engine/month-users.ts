@@ -1,0 +1,114 @@
+/**
+ * The distinct users of each calendar month (UTC), per farm: the number Microsoft's RDS SAL is
+ * reported by, "per distinct user authorized in the calendar month" (docs/design.md §4, "Customers,
+ * SPLA and SAL"). Every user a session of an applied frame names (an agent's snapshot or upsert, a
+ * broker poll's snapshot) goes into the farm's set of the month, `{farm}:monthusers:YYYY-MM`
+ * (redis-schema.ts), which expires `distinctUsers.retentionMonths` after its month ends.
+ *
+ * Written from TypeScript after the frame's script, not inside it: SADD is idempotent, and a frame
+ * whose users were not recorded (the collector died in between) is resent, or its users come again
+ * in the host's next snapshot, so the set misses no one for longer than a snapshot interval. The
+ * month is the Redis clock's (docs/design.md §2 rule 11): away from a month's turn the collector's own clock names
+ * the same month, so Redis's TIME is asked only within {@link NEAR_TURN_MS} of one.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import type { RedisKeys } from './redis-schema.js';
+
+/** Within this long of a month's turn, the month is read from Redis's clock rather than the collector's. */
+export const NEAR_TURN_MS = 10 * 60_000;
+
+/**
+ * A user this collector wrote into a month's set is not written again for this long: an agent's
+ * snapshot repeats its users every 10 minutes, and the writes would repeat with it. After Redis
+ * lost its data, a user is back in the set at its next session change or snapshot past this time.
+ */
+export const REWRITE_AFTER_MS = 10 * 60_000;
+
+/** Most (farm, month, user) entries remembered as written; past it the memory starts over. */
+const MAX_REMEMBERED = 200_000;
+
+/** `YYYY-MM` of a time (UTC). */
+export function monthText(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 7);
+}
+
+/** 00:00 UTC of the first of the month `add` months after the month of `ms`. */
+export function monthStartMs(ms: number, add = 0): number {
+  const date = new Date(ms);
+  return Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + add, 1);
+}
+
+/** The months (`YYYY-MM`) a period of UTC days touches, oldest first. */
+export function monthsOf(fromMs: number, toMs: number): string[] {
+  const months: string[] = [];
+  for (let start = monthStartMs(fromMs); start <= toMs; start = monthStartMs(start, 1)) months.push(monthText(start));
+  return months;
+}
+
+async function redisNow(redis: Redis | Cluster): Promise<number> {
+  const [seconds, micros] = await redis.time();
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}
+
+/** Records the users of applied frames in their farm's set of the month. */
+export class MonthUsers {
+  /** `key\nuser` → when this collector last wrote the user into that set. */
+  private readonly written = new Map<string, number>();
+
+  constructor(
+    private readonly redis: Redis | Cluster,
+    private readonly keys: RedisKeys,
+    /** `distinctUsers.retentionMonths` of the configuration loaded now. */
+    private readonly retentionMonths: () => number,
+    private readonly localNow: () => number = Date.now,
+  ) {}
+
+  /** The time whose month the users belong to: the collector's clock, or Redis's near a month's turn. */
+  private async now(): Promise<number> {
+    const local = this.localNow();
+    const nearTurn = local - monthStartMs(local) < NEAR_TURN_MS || monthStartMs(local, 1) - local < NEAR_TURN_MS;
+    return nearTurn ? redisNow(this.redis) : local;
+  }
+
+  /** Adds the (normalized) users to the farm's set of the month of now; `at` fixes the time instead. */
+  async record(farm: string, users: Iterable<string>, at?: number): Promise<void> {
+    const distinct = [...new Set(users)];
+    if (distinct.length === 0) return;
+    const now = at ?? (await this.now());
+    const key = this.keys.monthUsers(farm, monthText(now));
+    const local = this.localNow();
+    const fresh = distinct.filter(
+      (user) => local - (this.written.get(`${key}\n${user}`) ?? -Infinity) >= REWRITE_AFTER_MS,
+    );
+    if (fresh.length === 0) return;
+    // Kept through the last day of the month `retentionMonths` after this one.
+    const expireAt = monthStartMs(now, this.retentionMonths() + 1);
+    const results = await this.redis
+      .multi()
+      .sadd(key, ...fresh)
+      .pexpireat(key, expireAt)
+      .exec();
+    const failed = results?.find(([err]) => err);
+    if (failed) throw failed[0]!;
+    if (this.written.size + fresh.length > MAX_REMEMBERED) this.written.clear();
+    for (const user of fresh) this.written.set(`${key}\n${user}`, local);
+  }
+}
+
+/** The users of a farm's month, sorted (SSCAN, so a large set does not hold Redis up). */
+export async function readMonthUsers(
+  redis: Redis | Cluster,
+  keys: RedisKeys,
+  farm: string,
+  month: string,
+): Promise<string[]> {
+  const key = keys.monthUsers(farm, month);
+  const users = new Set<string>();
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.sscan(key, cursor, 'COUNT', 1000);
+    for (const user of batch) users.add(user);
+    cursor = next;
+  } while (cursor !== '0');
+  return [...users].sort();
+}

@@ -1,0 +1,120 @@
+/**
+ * Distinct users per calendar month (UTC), per farm and per customer: the number Microsoft's RDS SAL
+ * is reported by (docs/design.md §4, "Customers, SPLA and SAL"), read from the month sets the engine
+ * fills (engine/month-users.ts). A customer's count is the union of its farms' sets, so a user on two
+ * farms of one customer counts once for it. The sets are per whole month: a period that touches part
+ * of a month reports that month's whole count.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import { DAY_MS } from '@rasmon/protocol';
+import { stringify } from 'csv-stringify/sync';
+import type { FarmConfig } from '../config/config.js';
+import { monthsOf, readMonthUsers } from '../engine/month-users.js';
+import type { RedisKeys } from '../engine/redis-schema.js';
+import type { FarmHistory } from './day-records.js';
+import type { MonthUsersReport } from './report.js';
+import type { Period } from './report-period.js';
+
+/** `YYYY-MM`: a month as the API and the command take it. */
+export const MONTH_PATTERN = /^(\d{4})-(0[1-9]|1[0-2])$/;
+
+/** The months of a period and each farm's users in each. */
+async function readSets(
+  redis: Redis | Cluster,
+  keys: RedisKeys,
+  farms: readonly FarmConfig[],
+  months: readonly string[],
+): Promise<Map<string, Map<string, string[]>>> {
+  const out = new Map<string, Map<string, string[]>>();
+  for (const month of months) {
+    const sets = await Promise.all(farms.map((farm) => readMonthUsers(redis, keys, farm.id, month)));
+    out.set(month, new Map(farms.map((farm, index) => [farm.id, sets[index]!])));
+  }
+  return out;
+}
+
+/**
+ * The distinct users of every month the period touches. A farm with no user recorded that month
+ * counts 0 when it recorded a day of the period in that month, else null ("no data").
+ */
+export async function readDistinctUsers(
+  redis: Redis | Cluster,
+  keys: RedisKeys,
+  histories: readonly FarmHistory[],
+  period: Period,
+): Promise<MonthUsersReport[]> {
+  const months = monthsOf(period.fromDay * DAY_MS, period.toDay * DAY_MS);
+  const farms = histories.map((history) => history.farm);
+  const sets = await readSets(redis, keys, farms, months);
+  return months.map((month) => {
+    const users = sets.get(month)!;
+    const count = (history: FarmHistory): number | null => {
+      const n = users.get(history.farm.id)!.length;
+      if (n > 0) return n;
+      return history.days.some((day) => day.day.startsWith(month)) ? 0 : null;
+    };
+    const farmRows = histories.map((history) => ({
+      farm: history.farm.id,
+      customer: history.farm.customer ?? null,
+      distinctUsers: count(history),
+    }));
+    const customers = new Map<string, string[]>();
+    for (const farm of farms) {
+      if (farm.customer !== undefined) customers.set(farm.customer, [...(customers.get(farm.customer) ?? []), farm.id]);
+    }
+    return {
+      month,
+      farms: farmRows,
+      customers: [...customers.entries()]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([customer, ids]) => {
+          const rows = farmRows.filter((row) => ids.includes(row.farm));
+          const union = new Set(ids.flatMap((id) => users.get(id)!));
+          return {
+            customer,
+            farms: ids,
+            distinctUsers: union.size > 0 ? union.size : rows.some((row) => row.distinctUsers !== null) ? 0 : null,
+          };
+        }),
+    };
+  });
+}
+
+export const USER_LIST_COLUMNS = ['month', 'customer', 'user', 'farms'] as const;
+
+/**
+ * The users behind the counts of one month, for an audit: one row per customer and user (the farms
+ * it was seen on separated by spaces), and per user of a farm without a customer (`customer` empty).
+ * RFC 4180 as the other CSVs. User names are those the agents and the broker gave, normalized (rule
+ * 4); a cell starting with = + - @ is prefixed with ' so a spreadsheet shows it as text.
+ */
+export async function userListCsv(
+  redis: Redis | Cluster,
+  keys: RedisKeys,
+  farms: readonly FarmConfig[],
+  month: string,
+): Promise<string> {
+  const sets = (await readSets(redis, keys, farms, [month])).get(month)!;
+  const groups = new Map<string, { customer: string; users: Map<string, string[]> }>();
+  for (const farm of farms) {
+    const group = farm.customer === undefined ? `farm:${farm.id}` : `customer:${farm.customer}`;
+    let entry = groups.get(group);
+    if (!entry) {
+      entry = { customer: farm.customer ?? '', users: new Map() };
+      groups.set(group, entry);
+    }
+    for (const user of sets.get(farm.id)!) entry.users.set(user, [...(entry.users.get(user) ?? []), farm.id]);
+  }
+  const safe = (text: string) => (/^[=+\-@\t\r]/.test(text) ? `'${text}` : text);
+  const rows = [...groups.values()].flatMap((group) =>
+    [...group.users.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([user, ids]) => ({ month, customer: group.customer, user: safe(user), farms: ids.join(' ') })),
+  );
+  return stringify(rows, {
+    header: true,
+    record_delimiter: 'windows',
+    quote_record_delimiter: true,
+    columns: [...USER_LIST_COLUMNS],
+  });
+}
