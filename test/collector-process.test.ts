@@ -488,8 +488,8 @@ describe('SIGTERM', () => {
 
     const ack = await agent.next('ack');
     expect(ack).toEqual({ type: 'ack', seq: 2 });
-    expect((await vi.waitFor(() => agent.closed, { timeout: 10_000 })).code).toBe(1001);
-    expect(await vi.waitFor(() => c.proc.exited, { timeout: 10_000 })).toEqual({ code: 0, signal: null });
+    expect((await vi.waitFor(() => agent.closed, { timeout: 20_000 })).code).toBe(1001);
+    expect(await vi.waitFor(() => c.proc.exited, { timeout: 20_000 })).toEqual({ code: 0, signal: null });
     // What was acked is in Redis, and the host's lease was handed over on the way out, not released
     // (docs/design.md §2 rule 10): live, for its agent to take again on the next collector.
     expect(await client.hlen(c.keys.farm('farm-a').users)).toBe(2);

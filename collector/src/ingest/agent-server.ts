@@ -269,17 +269,22 @@ export class AgentServer {
     const all = [...this.connections];
     const settled = Promise.all(all.map((connection) => connection.settled()));
     await Promise.race([settled, new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
-    // All keep their leases at close; those whose renewal is not reached in time keep them as they
-    // are, and they lapse no later than they would have.
+    // All keep their leases at close. Each is closed as soon as its lease is renewed, so its agent's
+    // spread delay starts at once rather than after every renewal; those not reached in time are
+    // closed with their leases as they are, which lapse no later than they would have.
     for (const connection of all) connection.keepLeaseAtClose();
-    let next = 0;
-    const renew = async () => {
-      while (next < all.length) await all[next++]!.renewBeforeHandOver();
-    };
-    const renewed = Promise.all(Array.from({ length: Math.min(HAND_OVER_CONCURRENCY, all.length) }, renew));
-    await Promise.race([renewed, new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
-    next = all.length;
     const closed = all.map((connection) => new Promise<void>((resolve) => connection.onClose(resolve)));
+    let next = 0;
+    const handOver = async () => {
+      while (next < all.length) {
+        const connection = all[next++]!;
+        await connection.renewBeforeHandOver();
+        connection.close(CloseCode.goingAway, 'collector shutting down');
+      }
+    };
+    const handedOver = Promise.all(Array.from({ length: Math.min(HAND_OVER_CONCURRENCY, all.length) }, handOver));
+    await Promise.race([handedOver, new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+    next = all.length;
     for (const connection of all) connection.close(CloseCode.goingAway, 'collector shutting down');
     await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
     for (const connection of this.connections) connection.terminate();
