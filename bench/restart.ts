@@ -17,7 +17,13 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
-import { reconnectDelay, parseRetryAfter, DEFAULT_RECONNECT_POLICY, type Disconnect } from '@rasmon/agent';
+import {
+  reconnectDelay,
+  parseRetryAfter,
+  withinDrainLease,
+  DEFAULT_RECONNECT_POLICY,
+  type Disconnect,
+} from '@rasmon/agent';
 import type { CollectorFrame } from '@rasmon/protocol';
 import { hostKeyOf } from '../test/support/agent-client.js';
 import { freePort, type RedisServer } from '../test/support/redis-server.js';
@@ -60,6 +66,9 @@ class SimAgent {
   private socket: WebSocket | undefined;
   private attempt = 0;
   private ended: Disconnect = { kind: 'failed' };
+  /** When the collector last drained this agent (1001), until the next welcome. */
+  private drainedAtMs: number | undefined;
+  private heartbeatSeconds = 15;
   private seq = 1;
   welcomedAt = 0;
   stopped = false;
@@ -115,6 +124,8 @@ class SimAgent {
         const frame = JSON.parse(data.toString()) as CollectorFrame;
         if (frame.type === 'welcome') {
           this.welcomedAt = Date.now();
+          this.drainedAtMs = undefined;
+          this.heartbeatSeconds = frame.heartbeatSeconds;
           this.seq = Math.max(this.seq, frame.ack);
           resolve();
         } else if (frame.type === 'resync') {
@@ -126,7 +137,10 @@ class SimAgent {
         if (this.socket === socket) this.socket = undefined;
         // Refusals and failed connects are counted above, not again as the 1006 they end with.
         if (opened) this.tally.closes.set(code, (this.tally.closes.get(code) ?? 0) + 1);
-        if (code === 1001) this.ended = { kind: 'drained' };
+        if (code === 1001) {
+          this.ended = { kind: 'drained' };
+          this.drainedAtMs = Date.now();
+        }
         reject(new Error(`closed ${code}`));
         this.scheduleReconnect();
       });
@@ -155,7 +169,12 @@ class SimAgent {
 
   private scheduleReconnect(): void {
     if (this.stopped) return;
-    const plan = reconnectDelay(this.ended, this.attempt, DEFAULT_RECONNECT_POLICY);
+    // As the agent's link does (agent/src/link/collector-link.ts).
+    const cause: Disconnect =
+      this.ended.kind !== 'drained' && withinDrainLease(this.drainedAtMs, this.heartbeatSeconds)
+        ? { ...this.ended, afterDrain: true }
+        : this.ended;
+    const plan = reconnectDelay(cause, this.attempt, DEFAULT_RECONNECT_POLICY);
     this.attempt = plan.attempt;
     this.timer = setTimeout(() => void this.connect().catch(() => undefined), plan.delayMs);
   }
