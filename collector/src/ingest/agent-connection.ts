@@ -95,6 +95,8 @@ export class AgentConnection implements Credentials {
   private awaitingSnapshot = false;
   /** Asked for its state after the farm's data was lost, and not yet resent (docs/design.md §6). */
   rebuilding = false;
+  /** When this connection last took or renewed its host's lease (local clock), ms. */
+  renewedAt = 0;
   /** Closed by the collector's drain, its host's lease kept (see {@link keepLeaseAtClose}). */
   private handedOver = false;
   /** The latest re-take of the host under a new epoch (see {@link reclaim}). */
@@ -254,6 +256,7 @@ export class AgentConnection implements Credentials {
     try {
       const result = await engine.renew(claim);
       if (result === 'superseded') this.superseded();
+      else if (result === 'ok') this.renewedAt = Date.now();
       return result;
     } catch {
       return undefined;
@@ -476,6 +479,7 @@ export class AgentConnection implements Credentials {
     if (result.kind === 'bound') return this.refuseBound(taken.farm.id, claim.host);
     if (result.kind !== 'ok') throw new Error('the farm epoch changed twice during one hello');
     if (this.closed) return;
+    this.renewedAt = Date.now();
     this.claim = claim;
     this.agent = hello.agent;
     if (taken.farm.hostBinding === 'key' && this.hostKeyHash === undefined) this.warnKeyless(taken.farm.id, claim.host);

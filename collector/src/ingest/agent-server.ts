@@ -270,9 +270,11 @@ export class AgentServer {
     const settled = Promise.all(all.map((connection) => connection.settled()));
     await Promise.race([settled, new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
     // All keep their leases at close. Each is closed as soon as its lease is renewed, so its agent's
-    // spread delay starts at once rather than after every renewal; those not reached in time are
-    // closed with their leases as they are, which lapse no later than they would have.
+    // spread delay starts at once rather than after every renewal; the oldest leases first, so that
+    // those not reached in time are the freshest, closed with their leases as they are (which lapse
+    // no later than they would have).
     for (const connection of all) connection.keepLeaseAtClose();
+    all.sort((a, b) => a.renewedAt - b.renewedAt);
     const closed = all.map((connection) => new Promise<void>((resolve) => connection.onClose(resolve)));
     let next = 0;
     const handOver = async () => {
