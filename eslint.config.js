@@ -1,5 +1,5 @@
 // ESLint over every TypeScript file (type-checked rules, through the tsconfig that builds or checks it)
-// and the plain JavaScript: the status page (browser), the bins and the example (Node).
+// and the plain JavaScript: the status page (browser modules), the bins and the example (Node).
 import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
@@ -83,7 +83,7 @@ export default tseslint.config(
   },
   {
     files: ['collector/static/**/*.js'],
-    languageOptions: { sourceType: 'script', globals: globals.browser },
+    languageOptions: { sourceType: 'module', globals: globals.browser },
   },
   {
     files: ['**/bin/*.js', 'examples/**/*.mjs', 'scripts/**/*.mjs', 'eslint.config.js'],

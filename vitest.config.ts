@@ -10,11 +10,13 @@ const UNIT_IN_TEST = [
   'test/prometheus-rule-files.test.ts',
   'test/compose-files.test.ts',
   'test/demo-cli.test.ts',
+  'test/demo-self-signed.test.ts',
   'test/design-citations.test.ts',
   'test/dockerfile.test.ts',
   'test/setup-script.test.ts',
   'test/metrics-table.test.ts',
   'test/docs.test.ts',
+  'test/status-words.test.ts',
 ];
 
 export default defineConfig({

@@ -5,7 +5,7 @@
  */
 import { Writable } from 'node:stream';
 import { createRootLogger } from '@rasmon/protocol/kit';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   BrokerError,
   LOGON_BACKOFF,
@@ -17,32 +17,22 @@ import {
 } from '@rasmon/collector';
 import {
   RAS_CONTENT_TYPE,
-  RasBrokerSimulator,
   dayFirst,
-  makeTestPki,
   sampleLicense,
   sampleSession,
-  type TestPki,
+  useRasBroker,
 } from './support/ras-broker-simulator.js';
 
 const USERNAME = 'CORP\\svc-rasmon';
 const PASSWORD = 'S3cret-pa55word-for-rasmon';
+const fixture = useRasBroker({ username: USERNAME, password: PASSWORD });
 
-let pki: TestPki;
-let broker: RasBrokerSimulator;
 let logLines: string[];
 
-beforeAll(() => {
-  pki = makeTestPki();
-});
-afterAll(() => pki.remove());
-
-beforeEach(async () => {
-  broker = await RasBrokerSimulator.start({ pki, username: USERNAME, password: PASSWORD });
+beforeEach(() => {
   logLines = [];
 });
 afterEach(async () => {
-  await broker.stop().catch(() => undefined);
   // Whatever a test did, the password reached no log line.
   expect(logLines.join('\n')).not.toContain(PASSWORD);
 });
@@ -55,10 +45,10 @@ function client(options: Partial<RasClientOptions> = {}): RasClient {
     },
   });
   return new RasClient({
-    url: broker.url,
+    url: fixture.broker.url,
     username: USERNAME,
     password: new Secret(PASSWORD),
-    ca: pki.ca,
+    ca: fixture.pki.ca,
     timeoutMs: 5_000,
     log: createRootLogger('test', { level: 'debug' }, sink),
     ...options,
@@ -84,8 +74,8 @@ async function failure(action: Promise<unknown>, reason: BrokerFailureReason): P
 describe('RAS broker client', () => {
   it('logs on with the documented headers and body, sends auth_token, reads License and RDSession, logs off', async () => {
     const now = new Date();
-    broker.license = sampleLicense(now, { installedUsers: '250', usersLicenseInfo: '121', usersPeak: '199' });
-    broker.sessions = [
+    fixture.broker.license = sampleLicense(now, { installedUsers: '250', usersLicenseInfo: '121', usersPeak: '199' });
+    fixture.broker.sessions = [
       sampleSession({ type: 3, user: 'CORP\\alice' }),
       sampleSession({ type: 6, user: 'CORP\\bob', state: 4 }),
       sampleSession({ type: 0, user: 'CORP\\carol' }),
@@ -95,7 +85,7 @@ describe('RAS broker client', () => {
     const list = await ras.readSessions();
     await ras.logoff();
 
-    const [logon, ...rest] = broker.requests;
+    const [logon, ...rest] = fixture.broker.requests;
     expect(logon).toMatchObject({ method: 'POST', path: '/api/session/logon' });
     expect(logon!.headers['content-type']).toBe(RAS_CONTENT_TYPE);
     expect(logon!.headers.auth_token).toBeUndefined();
@@ -109,7 +99,7 @@ describe('RAS broker client', () => {
     expect(tokens.size).toBe(1);
     expect([...tokens][0]).toMatch(/^[A-Za-z0-9+/=]{40,}$/);
     for (const r of rest) expect(r.headers['content-type']).toBe(RAS_CONTENT_TYPE);
-    expect(broker.liveTokens).toBe(0);
+    expect(fixture.broker.liveTokens).toBe(0);
     expect(ras.loggedOn).toBe(false);
 
     const expiry = new Date(now.getTime() + 365 * 86_400_000);
@@ -134,34 +124,34 @@ describe('RAS broker client', () => {
     const backoff = new LogonBackoff(() => clock);
     const ras = client({ password: new Secret('wrong-password'), backoff });
     await failure(ras.readLicense(), 'auth');
-    expect(broker.logons).toBe(1);
+    expect(fixture.broker.logons).toBe(1);
     expect(logLines.filter((line) => line.includes('refused the logon'))).toHaveLength(1);
     expect(logLines.join('\n')).not.toContain('wrong-password');
 
     // Held back: no request reaches the broker until the wait is over.
     await failure(ras.readLicense(), 'auth');
-    expect(broker.logons).toBe(1);
+    expect(fixture.broker.logons).toBe(1);
     clock += LOGON_BACKOFF.firstMs;
     await failure(ras.logon(), 'auth');
-    expect(broker.logons).toBe(2);
+    expect(fixture.broker.logons).toBe(2);
     // From the second refusal in a row, at least five minutes.
     expect(backoff.notBefore - clock).toBeGreaterThanOrEqual(5 * 60_000);
     clock += 5 * 60_000 - 1;
     await failure(ras.logon(), 'auth');
-    expect(broker.logons).toBe(2);
+    expect(fixture.broker.logons).toBe(2);
     clock += 1;
     await failure(ras.logon(), 'auth');
-    expect(broker.logons).toBe(3);
+    expect(fixture.broker.logons).toBe(3);
     expect(backoff.notBefore - clock).toBe(10 * 60_000);
   });
 
   it('an accepted logon resets the backoff', async () => {
     let clock = 0;
     const backoff = new LogonBackoff(() => clock);
-    broker.password = 'changed';
+    fixture.broker.password = 'changed';
     await failure(client({ backoff }).logon(), 'auth');
     clock += LOGON_BACKOFF.firstMs;
-    broker.password = PASSWORD;
+    fixture.broker.password = PASSWORD;
     await client({ backoff }).logon();
     expect(backoff.refusals).toBe(0);
     expect(backoff.mayLogOn()).toBe(true);
@@ -170,11 +160,11 @@ describe('RAS broker client', () => {
   it('a 401 on a data call (expired token) logs on again once and succeeds', async () => {
     const ras = client();
     await ras.readLicense();
-    broker.expireTokens();
+    fixture.broker.expireTokens();
     const license = await ras.readLicense();
     expect(license.installedUsers).toBe(250);
-    expect(broker.logons).toBe(2);
-    expect(broker.requests.map((r) => r.path)).toEqual([
+    expect(fixture.broker.logons).toBe(2);
+    expect(fixture.broker.requests.map((r) => r.path)).toEqual([
       '/api/session/logon',
       '/api/License',
       '/api/License',
@@ -184,32 +174,32 @@ describe('RAS broker client', () => {
   });
 
   it('a base URL with a path keeps it before /api', async () => {
-    broker.basePath = '/ras-api';
-    const license = await client({ url: `${broker.url}/ras-api/` }).readLicense();
+    fixture.broker.basePath = '/ras-api';
+    const license = await client({ url: `${fixture.broker.url}/ras-api/` }).readLicense();
     expect(license.installedUsers).toBe(250);
-    expect(broker.requests.map((r) => r.path)).toEqual(['/ras-api/api/session/logon', '/ras-api/api/License']);
+    expect(fixture.broker.requests.map((r) => r.path)).toEqual(['/ras-api/api/session/logon', '/ras-api/api/License']);
   });
 
   it('data calls made at once share one logon', async () => {
     const ras = client();
     await Promise.all([ras.readLicense(), ras.readSessions(), ras.readLicense()]);
-    expect(broker.logons).toBe(1);
-    broker.expireTokens();
+    expect(fixture.broker.logons).toBe(1);
+    fixture.broker.expireTokens();
     await Promise.all([ras.readLicense(), ras.readSessions()]);
-    expect(broker.logons).toBe(2);
+    expect(fixture.broker.logons).toBe(2);
   });
 
   it('a data call refused again after the fresh logon is auth, after exactly one more logon', async () => {
     const ras = client();
     await ras.logon();
-    broker.refuseData = true;
+    fixture.broker.refuseData = true;
     await failure(ras.readSessions(), 'auth');
-    expect(broker.logons).toBe(2);
+    expect(fixture.broker.logons).toBe(2);
     expect(ras.loggedOn).toBe(false);
   });
 
   it('an answer slower than the timeout is timeout', async () => {
-    broker.delayMs = 3_000;
+    fixture.broker.delayMs = 3_000;
     const err = await failure(client({ timeoutMs: 300 }).logon(), 'timeout');
     expect(err.message).toContain('300 ms');
   });
@@ -217,9 +207,9 @@ describe('RAS broker client', () => {
   it('a 5 MB body is bad_response, with or without Content-Length', async () => {
     const ras = client();
     await ras.logon();
-    broker.hugeBodyBytes = 5 * 1_048_576;
+    fixture.broker.hugeBodyBytes = 5 * 1_048_576;
     await failure(ras.readSessions(), 'bad_response');
-    broker.hugeBodyDeclared = true;
+    fixture.broker.hugeBodyDeclared = true;
     const err = await failure(ras.readSessions(), 'bad_response');
     expect(err.message).toContain(`larger than ${4 * 1_048_576} bytes`);
   });
@@ -227,20 +217,20 @@ describe('RAS broker client', () => {
   it('a body that never ends is bad_response: the client stops reading at its cap', async () => {
     const ras = client({ timeoutMs: 30_000, maxBodyBytes: 256 * 1024 });
     await ras.logon();
-    broker.hugeBodyBytes = Number.POSITIVE_INFINITY;
+    fixture.broker.hugeBodyBytes = Number.POSITIVE_INFINITY;
     await failure(ras.readLicense(), 'bad_response');
   });
 
   it('a certificate from another CA is tls, and so is one the system roots do not know', async () => {
-    const err = await failure(client({ ca: pki.otherCa }).logon(), 'tls');
+    const err = await failure(client({ ca: fixture.pki.otherCa }).logon(), 'tls');
     expect(err.message).toMatch(/certificate was refused/);
     await failure(client({ ca: undefined }).logon(), 'tls');
-    expect(broker.requests).toHaveLength(0);
+    expect(fixture.broker.requests).toHaveLength(0);
   });
 
   it('a broker that is down is unreachable', async () => {
-    const url = broker.url;
-    await broker.stop();
+    const url = fixture.broker.url;
+    await fixture.broker.stop();
     await failure(client({ url }).logon(), 'unreachable');
   });
 
@@ -258,23 +248,23 @@ describe('RAS broker client', () => {
       [{ type: { name: 'x' } }, 'type'],
     ];
     for (const [fields, field] of cases) {
-      broker.license = sampleLicense(new Date(), fields);
+      fixture.broker.license = sampleLicense(new Date(), fields);
       const err = await failure(ras.readLicense(), 'bad_response');
       expect(err.field).toBe(field);
       expect(err.message).toContain(`GET /api/License: ${field} must be`);
     }
-    broker.license = ['not', 'an', 'object'];
+    fixture.broker.license = ['not', 'an', 'object'];
     await failure(ras.readLicense(), 'bad_response');
   });
 
   it('a License type the enum lacks is read as undocumented, not an error', async () => {
-    broker.license = sampleLicense(new Date(), { type: 42 });
+    fixture.broker.license = sampleLicense(new Date(), { type: 42 });
     const license = await client().readLicense();
     expect(license).toMatchObject({ type: 'undocumented', undocumentedType: 42, installedUsers: 250 });
   });
 
   it('sessions with wrong types are set aside naming the field; unknown type values are counted and kept', async () => {
-    broker.sessions = [
+    fixture.broker.sessions = [
       sampleSession({ type: 3, user: 'CORP\\a' }),
       sampleSession({ type: 3, user: 'CORP\\b', sessionID: '17' }),
       sampleSession({ type: 99, user: 'CORP\\c' }),
@@ -298,19 +288,19 @@ describe('RAS broker client', () => {
       },
       { index: 5, field: '[5]', problem: 'must be an object' },
     ]);
-    broker.sessions = { sessions: [] };
+    fixture.broker.sessions = { sessions: [] };
     await failure(client().readSessions(), 'bad_response');
   });
 
   it('an answer that is not JSON is bad_response', async () => {
-    broker.license = undefined;
+    fixture.broker.license = undefined;
     // JSON.stringify(undefined) sends no body at all.
     await failure(client().readLicense(), 'bad_response');
   });
 
   it('dates in the License answer follow the clock the test controls', async () => {
     const now = new Date(Date.UTC(2031, 0, 31, 22, 5));
-    broker.license = sampleLicense(now);
+    fixture.broker.license = sampleLicense(now);
     const license = await client().readLicense();
     expect(dayFirst(now, true)).toBe('31/01/2031 22:05');
     expect(license.billingPeriodStart).toBe('2031-01-28T22:05');

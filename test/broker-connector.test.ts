@@ -4,53 +4,27 @@
  * in the count (one person on an RD Session Host and a VDI desktop counted once), the drift against
  * RAS's own count, and every way the broker fails, with the agents' frames acked throughout.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Collector, parseConfig } from '@rasmon/collector';
 import { rawConfig, type FarmSpec } from './support/collector-harness.js';
 import { TestAgent, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 import { useRedis } from './support/use-redis.js';
 import { DAY_MS } from './support/calendar.js';
-import {
-  RasBrokerSimulator,
-  makeTestPki,
-  sampleLicense,
-  sampleSession,
-  type TestPki,
-} from './support/ras-broker-simulator.js';
+import { sampleLicense, sampleSession, useRasBroker } from './support/ras-broker-simulator.js';
 
 const redis = useRedis();
 const USERNAME = 'CORP\\svc-rasmon';
 const PASSWORD = 'connector-Pa55word';
+const fixture = useRasBroker({ username: USERNAME, password: PASSWORD });
 const TOKEN = 'token-farm-a';
 
-let pki: TestPki;
-let dir: string;
-let passwordFile: string;
-let broker: RasBrokerSimulator;
 const running: Collector[] = [];
 
-beforeAll(() => {
-  pki = makeTestPki();
-  dir = mkdtempSync(join(tmpdir(), 'rasmon-connector-'));
-  passwordFile = join(dir, 'ras-password');
-  writeFileSync(passwordFile, `${PASSWORD}\n`);
-});
-afterAll(() => {
-  pki.remove();
-  rmSync(dir, { recursive: true, force: true });
-});
-beforeEach(async () => {
-  broker = await RasBrokerSimulator.start({ pki, username: USERNAME, password: PASSWORD });
-});
 afterEach(async () => {
   await Promise.all(running.splice(0).map((collector) => collector.drain(2000)));
-  await broker.stop().catch(() => undefined);
 });
 
 /** The log lines a collector wrote, as text: the tests look for the password in them. */
@@ -73,10 +47,10 @@ function farmSpec(ras: Record<string, unknown>, farm: Partial<FarmSpec> = {}): F
     id: 'farm-a',
     token: TOKEN,
     ras: {
-      url: broker.url,
+      url: fixture.broker.url,
       username: USERNAME,
-      passwordFile,
-      ca: pki.caFile,
+      passwordFile: fixture.passwordFile,
+      ca: fixture.pki.caFile,
       pollSeconds: 3600,
       upnDomains: { 'corp.example': 'CORP' },
       ...ras,
@@ -110,8 +84,8 @@ async function farmDoc(url: string): Promise<Record<string, unknown>> {
 describe('the broker connector in a running collector', () => {
   it('adopts seats, license and expiry from RAS, and imports VDI and PC users, one person counted once', async () => {
     const now = new Date();
-    broker.license = sampleLicense(now, { installedUsers: '3', usersLicenseInfo: '4', type: 1 });
-    broker.sessions = [
+    fixture.broker.license = sampleLicense(now, { installedUsers: '3', usersLicenseInfo: '4', type: 1 });
+    fixture.broker.sessions = [
       // The same person as the agent's CORP\alice, spelt as a UPN: one user.
       sampleSession({ type: 3, user: 'alice@corp.example', serverID: 10 }),
       sampleSession({ type: 4, user: 'CORP\\Carol', serverID: 10, state: 4 }),
@@ -156,7 +130,7 @@ describe('the broker connector in a running collector', () => {
   });
 
   it('follows RAS when it disagrees with the configured fallback, and says so once', async () => {
-    broker.license = sampleLicense(new Date(), { installedUsers: '300', type: 3 });
+    fixture.broker.license = sampleLicense(new Date(), { installedUsers: '300', type: 3 });
     const { collector, url, log } = await start(
       farmSpec({ adopt: true }, { seats: 250, license: 'primary' }),
       undefined,
@@ -180,7 +154,7 @@ describe('the broker connector in a running collector', () => {
   });
 
   it('an adopting farm without a fallback shows no seats, license or expiry until RAS answers', async () => {
-    await broker.stop();
+    await fixture.broker.stop();
     const { url } = await start(farmSpec({ adopt: true }));
     const doc = await farmDoc(url);
     expect(doc).toMatchObject({ seats: null, license: null, state: null, expires: null, licenseFrom: 'config' });
@@ -193,7 +167,7 @@ describe('the broker connector in a running collector', () => {
   });
 
   it('keeps the broker users through a broker outage, counts the reason, and comes back', async () => {
-    broker.sessions = [
+    fixture.broker.sessions = [
       sampleSession({ type: 3, user: 'CORP\\vdi-1' }),
       sampleSession({ type: 3, user: 'CORP\\vdi-2' }),
     ];
@@ -201,8 +175,8 @@ describe('the broker connector in a running collector', () => {
     await collector.pollBroker('farm-a');
     expect((await Scrape.from(url)).value('ras_license_users', { farm: 'farm-a' })).toBe(2);
 
-    const port = new URL(broker.url).port;
-    await broker.stop();
+    const port = new URL(fixture.broker.url).port;
+    await fixture.broker.stop();
     await collector.pollBroker('farm-a');
     let scrape = await Scrape.from(url);
     expect(scrape.value('ras_broker_up', { farm: 'farm-a' })).toBe(0);
@@ -211,8 +185,8 @@ describe('the broker connector in a running collector', () => {
     expect(scrape.value('ras_license_users', { farm: 'farm-a' })).toBe(2);
     expect(((await farmDoc(url)).broker as Record<string, unknown>).reason).toBe('unreachable');
 
-    broker = await RasBrokerSimulator.start({ pki, username: USERNAME, password: PASSWORD, port: Number(port) });
-    broker.sessions = [sampleSession({ type: 3, user: 'CORP\\vdi-1' })];
+    await fixture.restart(Number(port));
+    fixture.broker.sessions = [sampleSession({ type: 3, user: 'CORP\\vdi-1' })];
     await collector.pollBroker('farm-a');
     scrape = await Scrape.from(url);
     expect(scrape.value('ras_broker_up', { farm: 'farm-a' })).toBe(1);
@@ -224,9 +198,9 @@ describe('the broker connector in a running collector', () => {
   it('a wrong password: reason auth, no lock-out loop, no password in any log line', async () => {
     const { collector, url, log } = await start(farmSpec({}, { seats: 10 }));
     await collector.pollBroker('farm-a');
-    expect(broker.logons).toBe(1);
-    broker.password = 'changed-on-the-broker';
-    broker.expireTokens();
+    expect(fixture.broker.logons).toBe(1);
+    fixture.broker.password = 'changed-on-the-broker';
+    fixture.broker.expireTokens();
     await collector.pollBroker('farm-a');
     await collector.pollBroker('farm-a');
     await collector.pollBroker('farm-a');
@@ -234,24 +208,24 @@ describe('the broker connector in a running collector', () => {
     expect(scrape.value('ras_broker_up', { farm: 'farm-a' })).toBe(0);
     expect(scrape.value('rasmon_collector_broker_errors_total', { farm: 'farm-a', reason: 'auth' })).toBe(3);
     // One refused logon after the token expired; the backoff holds the next ones back.
-    expect(broker.logons).toBe(2);
+    expect(fixture.broker.logons).toBe(2);
     expect(log.text).toContain('the RAS broker refused the logon');
     expect(log.text).not.toContain(PASSWORD);
     expect(log.text).not.toContain('changed-on-the-broker');
   });
 
   it('an expired auth token logs on again once and the poll answers', async () => {
-    broker.sessions = [sampleSession({ type: 3, user: 'CORP\\vdi-1' })];
+    fixture.broker.sessions = [sampleSession({ type: 3, user: 'CORP\\vdi-1' })];
     const { collector, url } = await start(farmSpec({}, { seats: 10 }));
     await collector.pollBroker('farm-a');
-    broker.expireTokens();
+    fixture.broker.expireTokens();
     await collector.pollBroker('farm-a');
-    expect(broker.logons).toBe(2);
+    expect(fixture.broker.logons).toBe(2);
     expect((await Scrape.from(url)).value('ras_broker_up', { farm: 'farm-a' })).toBe(1);
   });
 
   it('an unknown CA is refused (tls), a 5 MB body and a body with wrong types are bad_response', async () => {
-    const { collector, url, log } = await start(farmSpec({ ca: pki.otherCaFile }, { seats: 10 }));
+    const { collector, url, log } = await start(farmSpec({ ca: fixture.pki.otherCaFile }, { seats: 10 }));
     const tls = async () =>
       (await Scrape.from(url)).value('rasmon_collector_broker_errors_total', { farm: 'farm-a', reason: 'tls' })!;
     const before = await tls();
@@ -261,10 +235,10 @@ describe('the broker connector in a running collector', () => {
     await collector.drain(2000);
 
     const second = await start(farmSpec({}, { seats: 10 }));
-    broker.hugeBodyBytes = 5 * 1024 * 1024;
+    fixture.broker.hugeBodyBytes = 5 * 1024 * 1024;
     await second.collector.pollBroker('farm-a');
-    broker.hugeBodyBytes = 0;
-    broker.license = sampleLicense(new Date(), { installedUsers: 'many' });
+    fixture.broker.hugeBodyBytes = 0;
+    fixture.broker.license = sampleLicense(new Date(), { installedUsers: 'many' });
     await second.collector.pollBroker('farm-a');
     const scrape = await Scrape.from(second.url);
     expect(scrape.value('rasmon_collector_broker_errors_total', { farm: 'farm-a', reason: 'bad_response' })).toBe(2);
@@ -278,7 +252,7 @@ describe('the broker connector in a running collector', () => {
     const agent = await TestAgent.connect(url, TOKEN);
     await agent.hello('farm-a', 'rdsh-1');
     await agent.snapshot(1, []);
-    broker.delayMs = 5000;
+    fixture.broker.delayMs = 5000;
     let pollDone = false;
     const poll = collector.pollBroker('farm-a').then(() => (pollDone = true));
     for (let seq = 2; seq < 12; seq++) {
@@ -295,20 +269,20 @@ describe('the broker connector in a running collector', () => {
   });
 
   it('two collectors, one broker: one polls, both export the same numbers', async () => {
-    broker.license = sampleLicense(new Date(), { usersLicenseInfo: '7' });
-    broker.sessions = [sampleSession({ type: 3, user: 'CORP\\vdi-1' })];
+    fixture.broker.license = sampleLicense(new Date(), { usersLicenseInfo: '7' });
+    fixture.broker.sessions = [sampleSession({ type: 3, user: 'CORP\\vdi-1' })];
     const prefix = `t${Date.now().toString(36)}`;
     const a = await start(farmSpec({}, { seats: 10 }), prefix);
     const b = await start(farmSpec({}, { seats: 10 }), prefix);
-    const reads = () => broker.requests.filter((r) => r.path.toLowerCase() === '/api/license').length;
+    const reads = () => fixture.broker.requests.filter((r) => r.path.toLowerCase() === '/api/license').length;
     const before = reads();
     for (let i = 0; i < 3; i++) {
       await a.collector.pollBroker('farm-a');
       await b.collector.pollBroker('farm-a');
     }
-    // Six polls asked for, three by each collector: only the one holding the lease read the broker.
+    // Six polls asked for, three by each collector: only the one holding the lease read the fixture.broker.
     expect(reads() - before).toBe(3);
-    expect(broker.logons).toBe(1);
+    expect(fixture.broker.logons).toBe(1);
     const [sa, sb] = await Promise.all([Scrape.from(a.url), Scrape.from(b.url)]);
     for (const name of [
       'ras_broker_up',
@@ -322,12 +296,12 @@ describe('the broker connector in a running collector', () => {
   });
 
   it('imports AVD sessions from the Source=AVD list, once, and empties a source a reload stops importing', async () => {
-    broker.sessions = [
+    fixture.broker.sessions = [
       sampleSession({ type: 3, user: 'CORP\\vdi-1', serverID: 1, sessionID: 1 }),
       // Listed in both: AVD says what it is.
       sampleSession({ type: 0, user: 'CORP\\avd-1', serverID: 9, sessionID: 5 }),
     ];
-    broker.avdSessions = [sampleSession({ type: 0, user: 'CORP\\avd-1', serverID: 9, sessionID: 5 })];
+    fixture.broker.avdSessions = [sampleSession({ type: 0, user: 'CORP\\avd-1', serverID: 9, sessionID: 5 })];
     const spec = farmSpec({}, { seats: 10 });
     const prefix = `t${Date.now().toString(36)}r`;
     const { collector, url } = await start(spec, prefix);
@@ -335,7 +309,7 @@ describe('the broker connector in a running collector', () => {
     expect(scrape.value('ras_broker_sessions', { farm: 'farm-a', source: 'avd' })).toBe(1);
     expect(scrape.value('ras_broker_sessions', { farm: 'farm-a', source: 'vdi' })).toBe(1);
     expect(scrape.value('ras_license_users', { farm: 'farm-a' })).toBe(2);
-    expect(broker.requests.some((r) => r.path === '/api/RDSession?Source=AVD')).toBe(true);
+    expect(fixture.broker.requests.some((r) => r.path === '/api/RDSession?Source=AVD')).toBe(true);
 
     const raw = rawConfig(redis.url, [{ ...spec, ras: { ...(spec.ras as object), sessions: ['vdi'] } }]);
     (raw.redis as Record<string, unknown>).prefix = prefix;
@@ -349,9 +323,9 @@ describe('the broker connector in a running collector', () => {
 
   it('logs off the broker when the collector stops', async () => {
     const { collector } = await start(farmSpec({}, { seats: 10 }));
-    expect(broker.liveTokens).toBe(1);
+    expect(fixture.broker.liveTokens).toBe(1);
     await collector.drain(2000);
-    expect(broker.liveTokens).toBe(0);
-    expect(broker.requests.at(-1)?.path).toBe('/api/session/logoff');
+    expect(fixture.broker.liveTokens).toBe(0);
+    expect(fixture.broker.requests.at(-1)?.path).toBe('/api/session/logoff');
   });
 });

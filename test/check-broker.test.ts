@@ -9,40 +9,22 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COLLECTOR_BIN } from './support/collector-harness.js';
-import {
-  RasBrokerSimulator,
-  makeTestPki,
-  sampleLicense,
-  sampleSession,
-  type TestPki,
-} from './support/ras-broker-simulator.js';
+import { sampleLicense, sampleSession, useRasBroker } from './support/ras-broker-simulator.js';
 
 const run = promisify(execFile);
 const USERNAME = 'CORP\\svc-rasmon';
 const PASSWORD = 'check-broker-Pa55word';
+const fixture = useRasBroker({ username: USERNAME, password: PASSWORD });
 
-let pki: TestPki;
 let dir: string;
-let broker: RasBrokerSimulator;
-let passwordFile: string;
 
 beforeAll(() => {
-  pki = makeTestPki();
   dir = mkdtempSync(join(tmpdir(), 'rasmon-check-broker-'));
-  passwordFile = join(dir, 'ras-password');
-  writeFileSync(passwordFile, `${PASSWORD}\n`);
 });
 afterAll(() => {
-  pki.remove();
   rmSync(dir, { recursive: true, force: true });
-});
-beforeEach(async () => {
-  broker = await RasBrokerSimulator.start({ pki, username: USERNAME, password: PASSWORD });
-});
-afterEach(async () => {
-  await broker.stop().catch(() => undefined);
 });
 
 let configs = 0;
@@ -62,7 +44,13 @@ function configFile(ras: Record<string, unknown> | undefined, extraFarm = false)
 }
 
 function ras(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return { url: broker.url, username: USERNAME, passwordFile, ca: pki.caFile, ...overrides };
+  return {
+    url: fixture.broker.url,
+    username: USERNAME,
+    passwordFile: fixture.passwordFile,
+    ca: fixture.pki.caFile,
+    ...overrides,
+  };
 }
 
 async function checkBroker(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -83,14 +71,14 @@ async function checkBroker(args: string[]): Promise<{ code: number; stdout: stri
 describe('rasmon-collector check-broker', () => {
   it('prints seats, in use, peak, expiry, grace and sessions per source, then logs off', async () => {
     const now = new Date();
-    broker.license = sampleLicense(now, {
+    fixture.broker.license = sampleLicense(now, {
       installedUsers: '250',
       usersLicenseInfo: '121',
       usersPeak: '199',
       gracePeriodState: 'Active',
       gracePeriodDaysLeft: '9',
     });
-    broker.sessions = [
+    fixture.broker.sessions = [
       sampleSession({ type: 3, user: 'CORP\\a' }),
       sampleSession({ type: 4, user: 'CORP\\b' }),
       sampleSession({ type: 5, user: 'CORP\\c' }),
@@ -102,7 +90,7 @@ describe('rasmon-collector check-broker', () => {
     expect(stderr).toBe('');
     expect(code).toBe(0);
     const expiry = new Date(now.getTime() + 365 * 86_400_000).toISOString().slice(0, 10);
-    expect(stdout).toContain(`RAS broker ${broker.url} (farm farm-a)`);
+    expect(stdout).toContain(`RAS broker ${fixture.broker.url} (farm farm-a)`);
     expect(stdout).toContain('License: Parallels Remote Application Server (permanent)');
     expect(stdout).toContain('seats (installedUsers): 250');
     expect(stdout).toContain('in use now (usersLicenseInfo): 121');
@@ -115,8 +103,8 @@ describe('rasmon-collector check-broker', () => {
     expect(stdout).toMatch(/Logged off\.\n$/);
     // No user name is printed, and the broker holds no session any more.
     expect(stdout).not.toContain('CORP\\');
-    expect(broker.liveTokens).toBe(0);
-    expect(broker.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+    expect(fixture.broker.liveTokens).toBe(0);
+    expect(fixture.broker.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
       'POST /api/session/logon',
       'GET /api/License',
       'GET /api/RDSession',
@@ -127,7 +115,7 @@ describe('rasmon-collector check-broker', () => {
   });
 
   it('a wrong password exits 1 with the auth reason in one line', async () => {
-    broker.password = 'not-the-one-in-the-file';
+    fixture.broker.password = 'not-the-one-in-the-file';
     const { code, stderr } = await checkBroker(['--config', configFile(ras())]);
     expect(code).toBe(1);
     expect(stderr).toMatch(/^rasmon-collector check-broker: auth: POST \/api\/session\/logon: the broker refused/);
@@ -135,26 +123,26 @@ describe('rasmon-collector check-broker', () => {
   });
 
   it('a broker certificate from another CA exits 1 with tls', async () => {
-    const { code, stderr } = await checkBroker(['--config', configFile(ras({ ca: pki.otherCaFile }))]);
+    const { code, stderr } = await checkBroker(['--config', configFile(ras({ ca: fixture.pki.otherCaFile }))]);
     expect(code).toBe(1);
     expect(stderr).toMatch(/^rasmon-collector check-broker: tls: /);
-    expect(broker.requests).toHaveLength(0);
+    expect(fixture.broker.requests).toHaveLength(0);
   });
 
   it('a broker that is down exits 1 with unreachable', async () => {
     const file = configFile(ras());
-    await broker.stop();
+    await fixture.broker.stop();
     const { code, stderr } = await checkBroker(['--config', file]);
     expect(code).toBe(1);
     expect(stderr).toMatch(/^rasmon-collector check-broker: unreachable: /);
   });
 
   it('a malformed License exits 1 naming the field, and still logs off', async () => {
-    broker.license = sampleLicense(new Date(), { usersPeak: 'lots' });
+    fixture.broker.license = sampleLicense(new Date(), { usersPeak: 'lots' });
     const { code, stderr } = await checkBroker(['--config', configFile(ras())]);
     expect(code).toBe(1);
     expect(stderr).toContain('bad_response: GET /api/License: usersPeak must be a whole number');
-    expect(broker.liveTokens).toBe(0);
+    expect(fixture.broker.liveTokens).toBe(0);
   });
 
   it('picks the farm with --farm, and needs it when several farms name a broker', async () => {
@@ -196,6 +184,6 @@ describe('rasmon-collector check-broker', () => {
       expect(code, stderr).toBe(2);
       expect(stderr).toMatch(message);
     }
-    expect(broker.requests).toHaveLength(0);
+    expect(fixture.broker.requests).toHaveLength(0);
   });
 });

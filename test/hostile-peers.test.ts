@@ -67,9 +67,10 @@ async function stillAcks(a: TestAgent, seq: number): Promise<void> {
 
 describe('one farm against the others', () => {
   it("a farm whose connections together flood the collector waits for its own budget; another farm's frames are acked meanwhile and it is never held back", async () => {
+    // Quotas raised out of the way: this test is about the budgets (test/farm-quotas.test.ts has the quotas).
     const c = await collector(
       [
-        { id: 'farm-flood', seats: 10 },
+        { id: 'farm-flood', seats: 10, maxSessions: 100_000, maxNewUsersPerMinute: 100_000 },
         { id: 'farm-calm', seats: 10 },
       ],
       { limits: { bytesPerSecondPerFarm: 262_144, applyMillisecondsPerSecondPerFarm: 20 } },
@@ -354,7 +355,10 @@ describe('honest readiness', () => {
   it('a farm filling Redis to its maxmemory: the pressure is shown first, then the frames Redis refuses make it not ready and say oom', async () => {
     const own = await RedisServer.start();
     onTestFinished(() => own.stop());
-    const proc = await CollectorProcess.start(rawConfig(own.url, [{ id: 'farm-a', seats: 10 }]));
+    // Quotas raised out of the way: this test is about what Redis refuses.
+    const proc = await CollectorProcess.start(
+      rawConfig(own.url, [{ id: 'farm-a', seats: 10, maxSessions: 100_000, maxNewUsersPerMinute: 100_000 }]),
+    );
     onTestFinished(() => proc.stop());
     await expect.poll(() => redisSeries(proc.url), { timeout: 10_000 }).toEqual(healthy);
     const admin = own.client();

@@ -4,7 +4,8 @@
  *
  * Farms: farm-a (5 seats; hosts rdsh-a1 and rdsh-a3 on collector 1, rdsh-a2 on collector 2, all three
  * listed in its expectedHosts) and
- * farm-b (100 seats, a license expiring in 10 days; two simulated hosts, one per collector; its RAS broker,
+ * farm-b (100 seats, a license expiring in 10 days, 8 weeks of daily peaks rising to 75 that forecast it
+ * full in 25 days; two simulated hosts, one per collector; its RAS broker,
  * the simulator over HTTPS, reports its license with a grace running and lists no VDI session, so the
  * broker series exist without changing the farm's users).
  * rdsh-a3's agent leaves, so the farm has a stale host and an unverified user; one upgrade is
@@ -241,6 +242,14 @@ describe('the dashboard and the alert rules on a real Prometheus scraping two co
         },
       },
     ]);
+    // farm-b's last 8 weeks of closed days, one user more each day up to 75 yesterday: its forecast
+    // (the 100 seats in 25 days) for the forecast panel and RasLicenseFullSoon's rules.
+    const prefix = (raw.redis as { prefix: string }).prefix;
+    const today = Math.floor(Date.now() / 86_400_000);
+    const writer = redis.server.client();
+    for (let ago = 56; ago >= 1; ago -= 1)
+      await writer.hset(`${prefix}:{farm-b}:peaks`, String(today - ago), `${76 - ago},,100,0,0,0`);
+    writer.disconnect();
     // One raw config (one Redis prefix) for both: they export the same farm series.
     collectors.push(await InProcessCollector.start(raw), await InProcessCollector.start(raw));
     const targets = collectors.map((c) => `127.0.0.1:${c.collector.address.port}`);

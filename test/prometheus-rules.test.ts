@@ -220,6 +220,42 @@ describe('Prometheus rules and config (promtool)', () => {
         alert: 'RasHostSupersedeBurst',
       },
       {
+        what: 'quota refusals counted per collector instead of summed over collectors',
+        from: 'sum by (farm, reason) (increase(rasmon_collector_farm_quota_refused_total[10m]))',
+        to: 'max by (farm, reason) (increase(rasmon_collector_farm_quota_refused_total[10m]))',
+        alert: 'RasFarmQuotaRefused',
+      },
+      {
+        what: "quota refusals of a farm's two quotas merged into one alert",
+        from: 'sum by (farm, reason) (increase(rasmon_collector_farm_quota_refused_total[10m])) > 0',
+        to: 'sum by (farm) (increase(rasmon_collector_farm_quota_refused_total[10m])) > 0',
+        alert: 'RasFarmQuotaRefused',
+      },
+      {
+        what: 'full-soon threshold lowered to 13 days (the 14-day edge)',
+        from: 'expr: vector(14)',
+        to: 'expr: vector(13)',
+        alert: 'RasLicenseFullSoon',
+      },
+      {
+        what: 'full soon only below the threshold, not at it',
+        from: '<= on () group_left () threshold:license_forecast_full:days',
+        to: '< on () group_left () threshold:license_forecast_full:days',
+        alert: 'RasLicenseFullSoon',
+      },
+      {
+        what: 'forecast held while the farm is exported without one (a trend that turned would keep alerting)',
+        from: 'or (farm:ras_license_forecast_full_days:held unless on (farm) max by (farm) (ras_license_info))',
+        to: 'or farm:ras_license_forecast_full_days:held',
+        alert: 'RasLicenseFullSoon',
+      },
+      {
+        what: 'full soon after 30 minutes instead of an hour',
+        from: 'threshold:license_forecast_full:days\n        for: 1h',
+        to: 'threshold:license_forecast_full:days\n        for: 30m',
+        alert: 'RasLicenseFullSoon',
+      },
+      {
         what: 'host-bound refusals read from another reason',
         from: 'rasmon_collector_agents_refused_total{reason="host_bound"}',
         to: 'rasmon_collector_agents_refused_total{reason="host_taken"}',

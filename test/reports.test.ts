@@ -394,8 +394,9 @@ describe("RAS's figures in the report", () => {
     expect(byFarm['farm-a'].ras).toBeNull();
 
     const csvText = await (await farm.get(`/api/v1/report?from=${today()}&to=${today()}&format=csv`)).text();
-    // The columns there were keep their order; RAS's come after them, then the corrected days.
-    expect(parseCsv(csvText)[0]!.slice(-7)).toEqual([
+    // The columns there were keep their order; RAS's come after them, then the corrected days and
+    // the forecast.
+    expect(parseCsv(csvText)[0]!.slice(-9)).toEqual([
       'daysPeakOnly',
       'rasUsers',
       'rasPeakUsers',
@@ -403,6 +404,8 @@ describe("RAS's figures in the report", () => {
       'rasCurrPeriodUsage',
       'rasAt',
       'daysCorrected',
+      'forecastFullInDays',
+      'forecastFullBy',
     ]);
     const rows = csvObjects(csvText);
     expect(rows.find((row) => row.name === 'farm-r')).toMatchObject({

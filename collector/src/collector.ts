@@ -16,6 +16,7 @@ import { FarmBudgets } from './ingest/farm-budget.js';
 import { Api } from './api/api.js';
 import { ConfigError, configHash, type CollectorConfig } from './config/config.js';
 import { FarmDirectory } from './config/farm-directory.js';
+import { farmQuotas } from './config/farm-quotas.js';
 import { FarmClock } from './engine/farm-clock.js';
 import { FarmReader } from './engine/farm-reader.js';
 import { FarmSeriesThread } from './metrics/farm-series-thread.js';
@@ -189,6 +190,8 @@ export class Collector {
     this.metrics.setConfigHash(configHash(config));
     this.allowedHosts = new AllowedHosts(config.http.allowedHosts ?? defaultAllowedHosts(config.listen.host));
     this.metrics.setFarms(config.farms.map((farm) => farm.id));
+    // Read at each scrape: seats adopted from RAS move a farm's default quotas.
+    this.metrics.quotaSource = () => this.farms.list().map((farm) => ({ farm: farm.id, ...farmQuotas(farm) }));
     this.log.info({ collectorId, farms: config.farms.map((farm) => farm.id), version: VERSION }, 'collector starting');
     this.warnUnboundFarms(config);
     if (config.api.tokensSha256.length === 0 && !isLoopback(config.listen.host)) {

@@ -3,9 +3,8 @@
  * series now (a decommissioned host), under the farm's configured rules. Exit 0 when forgotten,
  * 1 when the farm holds no such host or Redis cannot be reached, 2 on bad usage or configuration.
  */
-import { leaseMs, normalizeHost } from '@rasmon/protocol';
-import { parseFlags } from './cli-flags.js';
-import { loadCommandFarm } from './farm-command.js';
+import { leaseMs } from '@rasmon/protocol';
+import { parseHostCommand } from './farm-command.js';
 import { LicenseEngine } from './engine/license-engine.js';
 import { createLogger } from './logger.js';
 import { createRedis } from './engine/redis-client.js';
@@ -19,24 +18,9 @@ that name that reports again is a new host. Retired hosts are forgotten by thems
 farm's forgetHostsAfterDays.`;
 
 export async function forgetHost(argv: string[], fail: (message: string) => never): Promise<number> {
-  const values = parseFlags(
-    argv,
-    {
-      config: { type: 'string', short: 'c' },
-      farm: { type: 'string' },
-      host: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    (message) => fail(`${message}\n${FORGET_USAGE}`),
-  );
-  if (values.help) {
-    process.stdout.write(`${FORGET_USAGE}\n`);
-    return 0;
-  }
-  if (!values.farm || !values.host) fail(`forget-host needs --farm and --host\n${FORGET_USAGE}`);
-  const host = normalizeHost(values.host.trim());
-  if (!/^[a-z0-9._-]{1,255}$/.test(host)) fail(`--host ${JSON.stringify(values.host)} is not a host name`);
-  const { config, farms, farm } = loadCommandFarm(values.config, values.farm, fail);
+  const command = parseHostCommand('forget-host', FORGET_USAGE, argv, fail);
+  if (!command) return 0;
+  const { config, farms, farm, host } = command;
 
   const log = createLogger();
   const redis = createRedis(config.redis);

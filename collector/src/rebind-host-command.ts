@@ -4,9 +4,7 @@
  * key binds the host anew (docs/design.md §6, "Host binding"). Logged. Exit 0 when the host was
  * bound, 1 when it was not or Redis cannot be reached, 2 on bad usage or configuration.
  */
-import { normalizeHost } from '@rasmon/protocol';
-import { parseFlags } from './cli-flags.js';
-import { loadCommandFarm } from './farm-command.js';
+import { parseHostCommand } from './farm-command.js';
 import { LicenseEngine } from './engine/license-engine.js';
 import { createLogger } from './logger.js';
 import { createRedis } from './engine/redis-client.js';
@@ -19,24 +17,9 @@ with a host key (the re-imaged server's new agent) binds it. Until then any hold
 token can bind it, so run this when the new agent is about to connect.`;
 
 export async function rebindHost(argv: string[], fail: (message: string) => never): Promise<number> {
-  const values = parseFlags(
-    argv,
-    {
-      config: { type: 'string', short: 'c' },
-      farm: { type: 'string' },
-      host: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    (message) => fail(`${message}\n${REBIND_USAGE}`),
-  );
-  if (values.help) {
-    process.stdout.write(`${REBIND_USAGE}\n`);
-    return 0;
-  }
-  if (!values.farm || !values.host) fail(`rebind-host needs --farm and --host\n${REBIND_USAGE}`);
-  const host = normalizeHost(values.host.trim());
-  if (!/^[a-z0-9._-]{1,255}$/.test(host)) fail(`--host ${JSON.stringify(values.host)} is not a host name`);
-  const { config, farms, farm } = loadCommandFarm(values.config, values.farm, fail);
+  const command = parseHostCommand('rebind-host', REBIND_USAGE, argv, fail);
+  if (!command) return 0;
+  const { config, farms, farm, host } = command;
 
   const log = createLogger();
   const redis = createRedis(config.redis);

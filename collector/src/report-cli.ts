@@ -14,14 +14,15 @@ import { createRedis } from './engine/redis-client.js';
 import { RedisKeys } from './engine/redis-schema.js';
 import { defineScripts } from './engine/scripts.js';
 import { readRasFigures } from './report/ras-figures.js';
-import { buildReport, type Report } from './report/report.js';
+import { buildReport, readForecasts, type Report } from './report/report.js';
 import { PeriodError, lastFullMonth, parsePeriod, type Period } from './report/report-period.js';
 
 export const REPORT_USAGE = `Usage: rasmon-collector report --config FILE [--from YYYY-MM-DD --to YYYY-MM-DD] [--format table|csv|json]
 
 Prints the license report of a period (UTC days, both included; default: the last full calendar month)
 read from the collector's Redis: per farm its seats, period peak and its day, days and minutes over
-seats, overuse admissions and highest overuse, and for a farm with a RAS broker RAS's own users, peak
+seats, overuse admissions and highest overuse, when the trend of its daily peak reaches its seats (as
+of now; shown when a farm has such a forecast), and for a farm with a RAS broker RAS's own users, peak
 and seats as of its last answered poll; per license key its farms and the sum of their peaks.`;
 
 const FORMATS = ['table', 'csv', 'json'] as const;
@@ -60,11 +61,12 @@ function utcMinute(iso: string | null): string | null {
 }
 
 /**
- * The report as text for a mail: the period, a table of farms, and one of license keys if any. RAS's
- * columns come last, and only when a farm has a broker.
+ * The report as text for a mail: the period, a table of farms, and one of license keys if any. The
+ * figures of now come last: the forecast, when a farm has one, and RAS's, when a farm has a broker.
  */
 export function reportTable(report: Report): string {
   const withRas = report.farms.some((farm) => farm.ras !== null);
+  const withForecast = report.farms.some((farm) => farm.forecast !== null);
   const farms = table(
     [
       'farm',
@@ -78,6 +80,7 @@ export function reportTable(report: Report): string {
       'minutes over',
       'admissions',
       'max overuse',
+      ...(withForecast ? ['full in days', 'full by'] : []),
       ...(withRas ? ['ras users', 'ras peak', 'ras seats', 'ras as of'] : []),
     ],
     report.farms.map((farm) => [
@@ -92,6 +95,7 @@ export function reportTable(report: Report): string {
       farm.minutesOverSeats,
       farm.admissions,
       farm.maxOveruse,
+      ...(withForecast ? [farm.forecast?.fullInDays ?? null, farm.forecast?.fullBy ?? null] : []),
       ...(withRas
         ? [
             farm.ras?.users ?? null,
@@ -188,8 +192,9 @@ export async function runReport(
     const period: Period = parsePeriod(args.from, args.to, lastFullMonth(now), names);
     const keys = new RedisKeys(config.redis.prefix);
     const read = await readHistory(redis, keys, config.farms, period);
-    const ras = await readRasFigures(new FarmReader(redis, keys), config.farms);
-    const report = buildReport(read.farms, period, read.now, ras);
+    const reader = new FarmReader(redis, keys);
+    const ras = await readRasFigures(reader, config.farms);
+    const report = buildReport(read.farms, period, read.now, ras, await readForecasts(reader, config.farms));
     if (args.format === 'json') io.out(`${JSON.stringify(report, null, 2)}\n`);
     else if (args.format === 'csv') io.out(reportCsv(report));
     else io.out(reportTable(report));

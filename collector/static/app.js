@@ -1,11 +1,23 @@
-// rasmon status page: plain JavaScript, no build step. Reads the collector's JSON API every second;
-// when the API asks for a token, prompts for one and sends it as a bearer token.
-'use strict';
+// rasmon status page: plain JavaScript modules, no build step. Reads the collector's JSON API every
+// second; when the API asks for a token, prompts for one and sends it as a bearer token.
+import {
+  DAY_MS,
+  EXPIRING_DAYS,
+  bySeverity,
+  duration,
+  forecastText,
+  headline,
+  overSeats,
+  utcTime,
+  whenText,
+} from './status.js';
+import { TERMS, explain } from './terms.js';
 
 const REFRESH_MS = 1000;
 const SLOW_REFRESH_MS = 30000;
 const TOKEN_KEY = 'rasmon.apiToken';
-const DAY_MS = 86400000;
+/** Users over the limit listed before the rest folds away. */
+const LIST_FOLD = 10;
 
 const state = { token: sessionStorage.getItem(TOKEN_KEY) || '', timer: 0, slow: {}, route: '' };
 
@@ -22,7 +34,7 @@ function h(tag, attrs, ...children) {
     else if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
     else el.setAttribute(key, value === true ? '' : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
     el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -32,7 +44,7 @@ function h(tag, attrs, ...children) {
 function svg(tag, attrs, ...children) {
   const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
   for (const [key, value] of Object.entries(attrs || {})) el.setAttribute(key, String(value));
-  for (const child of children.flat())
+  for (const child of children.flat(Infinity))
     if (child) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   return el;
 }
@@ -56,29 +68,32 @@ async function api(path, accept) {
 
 // ---- formatting -----------------------------------------------------------------------------
 
-function duration(ms) {
-  const abs = Math.abs(ms);
-  const days = Math.floor(abs / DAY_MS);
-  const hours = Math.floor((abs % DAY_MS) / 3600000);
-  const minutes = Math.floor((abs % 3600000) / 60000);
-  if (days > 0) return `${days} d ${hours} h`;
-  if (hours > 0) return `${hours} h ${minutes} min`;
-  return `${minutes} min`;
+/** A state in words with its colour; `title` explains it on hover. */
+function tag(kind, text, title) {
+  return h('span', { class: `tag ${kind}`, title }, text);
 }
 
-function utcTime(iso) {
-  if (!iso) return 'never';
-  const d = new Date(iso);
-  return `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+/** A RAS word with its one-line explanation on hover and, for assistive technology, the glossary's line. */
+function term(key, text) {
+  return h('span', { class: 'term', title: explain(key), 'aria-describedby': `term-${key}` }, text);
 }
 
-function tag(kind, text) {
-  return h('span', { class: `tag ${kind}` }, text);
+/** The forecast line, or null when the farm has none (the API's `forecast` null or absent). */
+function forecastLine(farm, id) {
+  const text = forecastText(farm.forecast, Date.now());
+  return text ? h('div', { class: 'forecast', id, title: explain('forecast') }, text) : null;
 }
 
 function usersCell(farm) {
+  const unverified =
+    farm.unverifiedUsers > 0 ? h('div', {}, term('unverified', `${farm.unverifiedUsers} unverified`)) : null;
   if (farm.seats === null)
-    return [h('span', { class: 'usage' }, `${farm.users} users`), ' ', h('span', { class: 'muted' }, '(no seat cap)')];
+    return [
+      h('span', { class: 'usage' }, `${farm.users} users`),
+      ' ',
+      h('span', { class: 'muted' }, '(no seat cap)'),
+      unverified,
+    ];
   const ratio = farm.seats > 0 ? Math.min(1, farm.users / farm.seats) : farm.users > 0 ? 1 : 0;
   const over = farm.users > farm.seats;
   return [
@@ -90,33 +105,64 @@ function usersCell(farm) {
       { class: over ? 'bar over' : 'bar', role: 'img', 'aria-label': `${farm.users} users of ${farm.seats} seats` },
       h('span', { style: { width: `${(ratio * 100).toFixed(1)}%` } }),
     ),
+    unverified,
+    forecastLine(farm),
   ];
 }
 
 function overuseCell(farm) {
-  if (farm.seats === null) return tag('ok', 'no overuse (SPLA, billed by peak)');
-  if (farm.overuseUsers > 0) return tag('bad', `OVER by ${farm.overuseUsers}`);
+  if (farm.seats === null) return tag('ok', 'no overuse (SPLA, billed by peak)', explain('spla'));
+  if (farm.overuseUsers > 0) return tag('bad', `OVER by ${farm.overuseUsers}`, explain('overuse'));
   return tag('ok', 'within seats');
 }
 
-function graceCell(farm) {
+/** When the overuse grace runs out, in UTC and the viewer's time, while it counts down; else null. */
+function graceWhen(farm) {
+  const grace = farm.overuseGrace;
+  if (!grace.started || grace.exhausted || !grace.endsAt) return null;
+  const when = whenText(Date.parse(grace.endsAt), Date.now());
+  return overSeats(farm) ? `deactivates ${when} if still over` : `grace ends ${when}`;
+}
+
+/** The overuse grace's state in words: not started, the time left, or used up. */
+function graceState(farm) {
   const grace = farm.overuseGrace;
   if (!grace.started) return h('span', {}, 'not started');
-  if (farm.deactivationRisk) return tag('bad', 'EXHAUSTED: deactivation risk');
-  if (grace.exhausted) return tag('warn', 'exhausted');
-  const left = Date.parse(grace.endsAt) - Date.now();
-  return tag('warn', `${duration(left)} left`);
+  if (farm.deactivationRisk) return tag('bad', 'EXHAUSTED: deactivation risk', explain('deactivation'));
+  if (grace.exhausted) return tag('warn', 'exhausted', explain('overuseGrace'));
+  return tag('warn', `${duration(Date.parse(grace.endsAt) - Date.now())} left`, explain('overuseGrace'));
+}
+
+/** The grace's state and, beside a countdown, the moment it runs out. */
+function graceCell(farm) {
+  const when = graceWhen(farm);
+  if (!when) return graceState(farm);
+  const title = explain(overSeats(farm) ? 'deactivation' : 'overuseGrace');
+  return [graceState(farm), ' ', h('span', { class: 'when', title }, when)];
 }
 
 function licenseCell(farm) {
-  const toExpiry = Date.parse(farm.expires) - Date.now();
+  const now = Date.now();
+  const toExpiry = Date.parse(farm.expires) - now;
+  const kind =
+    farm.license === 'sublicense'
+      ? [' ', term('sublicense', 'sublicense')]
+      : farm.license === 'spla'
+        ? [' ', term('spla', 'SPLA')]
+        : null;
   if (farm.state === 'active') {
     const days = Math.floor(toExpiry / DAY_MS);
-    return [tag(days < 30 ? 'warn' : 'ok', 'active'), ` ${days} days to expiry`];
+    return [tag(days < EXPIRING_DAYS ? 'warn' : 'ok', 'active'), ` ${days} days to expiry`, kind];
   }
   if (farm.state === 'grace')
-    return [tag('warn', 'expiry grace'), ` ends in ${duration(Date.parse(farm.graceEnd) - Date.now())}`];
-  return tag('bad', 'EXPIRED');
+    return [
+      tag('warn', 'expiry grace', explain('expiryGrace')),
+      ` ends in ${duration(Date.parse(farm.graceEnd) - now)}`,
+      kind,
+    ];
+  if (farm.state === 'expired') return [tag('bad', 'EXPIRED'), kind];
+  // A farm adopting its license from RAS before RAS first answered has none yet.
+  return h('span', { class: 'muted' }, 'not known yet (waiting for RAS)');
 }
 
 function hostStatus(host) {
@@ -138,8 +184,45 @@ function hostsText(counts) {
   return parts.join(', ');
 }
 
+/**
+ * A table cell: its column's name (shown only when the table stacks on a narrow window) and its value
+ * in one box, so that the value's parts stay together beside the name.
+ */
 function cell(label, content, cls) {
-  return h('td', { 'data-label': label, class: cls }, content);
+  return h(
+    'td',
+    { 'data-label': label, class: cls },
+    h('span', { class: 'cell-label' }, label),
+    h('div', { class: 'cell-value' }, content),
+  );
+}
+
+/** A column heading, with the RAS word's explanation when it is one. */
+function column(text, key, cls) {
+  return h(
+    'th',
+    {
+      scope: 'col',
+      class: cls,
+      title: key ? explain(key) : undefined,
+      'aria-describedby': key ? `term-${key}` : undefined,
+    },
+    text,
+  );
+}
+
+/** The glossary under a page: each RAS word the page uses, in one line. */
+function glossary() {
+  return h(
+    'section',
+    { 'aria-labelledby': 'terms-title', class: 'terms' },
+    h('h3', { id: 'terms-title' }, 'What the terms mean'),
+    h(
+      'dl',
+      { id: 'terms' },
+      Object.entries(TERMS).map(([key, [name, line]]) => [h('dt', {}, name), h('dd', { id: `term-${key}` }, line)]),
+    ),
+  );
 }
 
 // ---- the RAS broker ------------------------------------------------------------------------
@@ -267,20 +350,52 @@ function brokerLine(farm) {
   );
 }
 
-/** The session source of a host: an agent's (with its error while it fails) or the broker's. */
-function sourceText(host) {
+/**
+ * The session source of a host, by name with its health in words and colour: an agent's source
+ * (working, or failing with its error) or, for a broker's pseudo-host, the RAS broker answering or not.
+ */
+function sourceCell(host, farm) {
   const source = brokerSource(host);
-  if (source) return `RAS broker (${sourceName(source)} sessions)`;
-  if (!host.source) return '-';
-  if (host.sourceError) return `${host.source.name} failing: ${host.sourceError}`;
-  return host.source.ok ? host.source.name : `${host.source.name} failing`;
+  if (source) {
+    const up = farm.broker ? farm.broker.up : false;
+    return [
+      `RAS broker (${sourceName(source)} sessions)`,
+      ' ',
+      up ? tag('ok', 'answers') : tag('bad', 'not answering'),
+    ];
+  }
+  if (!host.source) return h('span', { class: 'muted', title: 'the agent has sent no status of its source' }, '-');
+  if (host.source.ok && !host.sourceError)
+    return [
+      h('span', { class: 'source-name' }, host.source.name),
+      ' ',
+      tag('ok', 'working'),
+      host.source.lastListAt ? h('div', { class: 'muted' }, `last list ${utcTime(host.source.lastListAt)}`) : null,
+    ];
+  return [
+    h('span', { class: 'source-name' }, host.source.name),
+    ' ',
+    tag('bad', 'failing'),
+    host.sourceError ? h('div', { class: 'source-error' }, host.sourceError) : null,
+  ];
 }
 
 // ---- views ----------------------------------------------------------------------------------
 
+/** The overview's opening line: what is wrong across the farms, or that nothing is. */
+function headlineLine(farms) {
+  const { level, parts } = headline(farms, Date.now());
+  return h(
+    'p',
+    { id: 'headline', class: `headline ${level}` },
+    parts.map((part, i) => [i > 0 ? ' · ' : null, h('span', { class: 'part' }, part)]),
+  );
+}
+
 async function overview() {
   const data = await api('/api/v1/farms');
-  const rows = data.farms.map((farm) => {
+  const farms = bySeverity(data.farms, Date.now());
+  const rows = farms.map((farm) => {
     const counts = farm.hosts ? hostCounts(farm.hosts) : null;
     return h(
       'tr',
@@ -308,30 +423,79 @@ async function overview() {
     );
   });
   return [
+    headlineLine(farms),
     h('h2', {}, 'Farms'),
-    data.farms.map(brokerAttention).filter(Boolean),
+    farms.map(brokerAttention).filter(Boolean),
     h(
       'table',
       { class: 'stack', id: 'farms' },
-      h('caption', {}, `${data.farms.length} farm(s). Select a farm for its hosts, users over the limit and history.`),
+      h(
+        'caption',
+        {},
+        `${farms.length} farm(s), the most urgent first. Select a farm for its hosts, users over the limit and history.`,
+      ),
       h(
         'thead',
         {},
         h(
           'tr',
           {},
-          ['Farm', 'Users / seats', 'Overuse', 'Overuse grace', 'License', 'Hosts', 'Peak today'].map((t, i) =>
-            h('th', { scope: 'col', class: i === 6 ? 'num' : undefined }, t),
-          ),
+          column('Farm'),
+          column('Users / seats', 'seats'),
+          column('Overuse', 'overuse'),
+          column('Overuse grace', 'overuseGrace'),
+          column('License', 'expiryGrace'),
+          column('Hosts', 'hostStates'),
+          column('Peak today', 'peakToday', 'num'),
         ),
       ),
       h('tbody', {}, rows),
     ),
+    glossary(),
   ];
 }
 
-function card(label, value, id) {
-  return h('div', { class: 'card', id }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value));
+/** A figure of the farm page: its name, its value and, below, a line that explains it. */
+function card(label, value, id, ...detail) {
+  return h(
+    'div',
+    { class: 'card', id },
+    h('div', { class: 'label' }, label),
+    h('div', { class: 'value' }, value),
+    detail.filter(Boolean).map((line) => h('div', { class: 'detail' }, line)),
+  );
+}
+
+/** The words of cell content (nodes and strings), for a card's value. */
+function textOf(content) {
+  return []
+    .concat(content)
+    .flat(Infinity)
+    .map((n) => (n instanceof Node ? n.textContent : (n ?? '')))
+    .join('');
+}
+
+/** A list of users: the first LIST_FOLD, then the rest behind "and N more". */
+function userList(users, id, labelledBy) {
+  const first = h(
+    'ol',
+    { id, class: 'over-list', 'aria-labelledby': labelledBy },
+    users.slice(0, LIST_FOLD).map((user) => h('li', {}, user)),
+  );
+  if (users.length <= LIST_FOLD) return first;
+  return [
+    first,
+    h(
+      'details',
+      { id: `${id}-more`, class: 'fold' },
+      h('summary', { id: `${id}-more-summary` }, `and ${users.length - LIST_FOLD} more`),
+      h(
+        'ol',
+        { class: 'over-list', start: LIST_FOLD + 1, 'aria-labelledby': labelledBy },
+        users.slice(LIST_FOLD).map((user) => h('li', {}, user)),
+      ),
+    ),
+  ];
 }
 
 function chart(history, farm) {
@@ -396,8 +560,8 @@ function chart(history, farm) {
     ),
     h(
       'details',
-      {},
-      h('summary', {}, 'Daily peaks as a table'),
+      { id: 'peaks-table' },
+      h('summary', { id: 'peaks-table-summary' }, 'Daily peaks as a table'),
       h(
         'table',
         {},
@@ -487,7 +651,7 @@ async function farmPage(id) {
       cell('Connections', String(host.connections), 'num'),
       cell('Last seen', utcTime(host.lastSeen)),
       cell('Agent', source ? 'none (imported from RAS)' : host.agent || '-'),
-      cell('Session source', sourceText(host)),
+      cell('Session source', sourceCell(host, farm)),
     );
   });
   const csvName = `rasmon-report-${period.from}-${period.to}.csv`;
@@ -501,21 +665,16 @@ async function farmPage(id) {
         'Users / seats',
         farm.seats === null ? `${farm.users} (no cap)` : `${farm.users} / ${farm.seats}`,
         'card-users',
+        farm.unverifiedUsers > 0 ? term('unverified', `${farm.unverifiedUsers} unverified`) : null,
+        forecastLine(farm, 'forecast'),
       ),
       card(
         'Overuse',
         farm.seats === null ? 'none (SPLA)' : farm.overuseUsers > 0 ? `OVER by ${farm.overuseUsers}` : 'within seats',
         'card-overuse',
       ),
-      card('Overuse grace', graceCell(farm).textContent, 'card-grace'),
-      card(
-        'License',
-        []
-          .concat(licenseCell(farm))
-          .map((n) => (n instanceof Node ? n.textContent : n))
-          .join(''),
-        'card-license',
-      ),
+      card('Overuse grace', textOf(graceState(farm)), 'card-grace', graceWhen(farm)),
+      card('License', textOf(licenseCell(farm)), 'card-license'),
       card('Hosts', hostsText(counts), 'card-hosts'),
       card('Peak today / ever', `${farm.peakUsersToday} / ${farm.peakUsers}`, 'card-peak'),
     ),
@@ -529,13 +688,9 @@ async function farmPage(id) {
             {},
             `${farm.overLimit.length} user(s) above the ${farm.seats} seats, the most recent to start using a license (the ones RAS would have made wait), oldest first:`,
           ),
-          h(
-            'ol',
-            { id: 'over-limit', class: 'over-list', 'aria-labelledby': 'over-title' },
-            farm.overLimit.map((user) => h('li', {}, user)),
-          ),
+          userList(farm.overLimit, 'over-limit', 'over-title'),
         ],
-    h('h3', {}, 'Hosts'),
+    h('h3', { id: 'hosts-title' }, 'Hosts'),
     h(
       'table',
       { class: 'stack', id: 'hosts' },
@@ -545,14 +700,17 @@ async function farmPage(id) {
         h(
           'tr',
           {},
-          ['Host', 'Status', 'Connections', 'Last seen', 'Agent', 'Session source'].map((t, i) =>
-            h('th', { scope: 'col', class: i === 2 ? 'num' : undefined }, t),
-          ),
+          column('Host'),
+          column('Status', 'hostStates'),
+          column('Connections', undefined, 'num'),
+          column('Last seen'),
+          column('Agent'),
+          column('Session source', 'sessionSource'),
         ),
       ),
       h('tbody', {}, hostRows.length ? hostRows : h('tr', {}, h('td', { colspan: 6 }, 'No host has reported yet.'))),
     ),
-    h('h3', {}, 'Exempt admin desktops'),
+    h('h3', {}, term('exempt', 'Exempt admin desktops')),
     exempt.length === 0
       ? h('p', { class: 'muted' }, 'None: no administrator desktop is exempt now (at most two per host are).')
       : h(
@@ -646,6 +804,7 @@ async function farmPage(id) {
         'Download the daily history (CSV)',
       ),
     ),
+    glossary(),
   ];
 }
 
@@ -675,14 +834,20 @@ function routeOf() {
   return match ? { farm: decodeURIComponent(match[1]) } : {};
 }
 
-/** Keeps the focused control (by id) focused across a re-render, so the keyboard is not thrown off. */
+/** Keeps the focused control (by id) and the open folds across a re-render, so the keyboard is not thrown off. */
 function render(nodes) {
   const view = document.getElementById('view');
   const focused = document.activeElement && view.contains(document.activeElement) ? document.activeElement : null;
   const focusKey = focused ? focused.id || focused.getAttribute('href') : null;
-  const openDetails = [...view.querySelectorAll('details[open]')].length > 0;
-  view.replaceChildren(...[].concat(nodes).flat());
-  if (openDetails) view.querySelectorAll('details').forEach((d) => (d.open = true));
+  // A fold the reader opened stays open (each <details> has an id).
+  const open = [...view.querySelectorAll('details[open]')].map((d) => d.id);
+  view.replaceChildren(
+    ...[]
+      .concat(nodes)
+      .flat(Infinity)
+      .filter((node) => node !== null && node !== undefined),
+  );
+  for (const id of open) if (id) document.getElementById(id)?.setAttribute('open', '');
   if (focusKey) {
     const again = view.querySelector(`[id="${CSS.escape(focusKey)}"], [href="${CSS.escape(focusKey)}"]`);
     if (again) again.focus();

@@ -13,7 +13,8 @@ import {
   type FarmConfig,
 } from '../src/config/config.js';
 import { loadConfig } from '../src/config/config-loader.js';
-import { hostAllowed } from '../src/config/farm-directory.js';
+import { FarmDirectory, hostAllowed } from '../src/config/farm-directory.js';
+import { farmQuotas } from '../src/config/farm-quotas.js';
 
 const HASH_A = sha256Hex('token-a');
 const HASH_B = sha256Hex('token-b');
@@ -140,6 +141,41 @@ describe('parseConfig', () => {
   it('takes maxKnownHosts as given, or twice maxHosts', () => {
     expect(parseConfig(withFarm({ maxHosts: 10 }), 'test').farms[0]?.maxKnownHosts).toBe(20);
     expect(parseConfig(withFarm({ maxHosts: 10, maxKnownHosts: 10 }), 'test').farms[0]?.maxKnownHosts).toBe(10);
+  });
+
+  it("sizes a farm's quotas to its seats unless it sets them: max(1,000, 10 x seats) sessions, max(500, 2 x seats) new users a minute", () => {
+    const quotas = (overrides: Record<string, unknown>) =>
+      farmQuotas(parseConfig(withFarm(overrides), 'test').farms[0]!);
+    expect(quotas({ seats: 10 })).toEqual({ maxSessions: 1000, maxNewUsersPerMinute: 500 });
+    expect(quotas({ seats: 250 })).toEqual({ maxSessions: 2500, maxNewUsersPerMinute: 500 });
+    expect(quotas({ seats: 5000 })).toEqual({ maxSessions: 50_000, maxNewUsersPerMinute: 10_000 });
+    expect(quotas({ seats: 5000, maxSessions: 7, maxNewUsersPerMinute: 3 })).toEqual({
+      maxSessions: 7,
+      maxNewUsersPerMinute: 3,
+    });
+    // An SPLA farm without seats has nothing to size them by: the floors.
+    expect(quotas({ seats: undefined, license: 'spla' })).toEqual({ maxSessions: 1000, maxNewUsersPerMinute: 500 });
+  });
+
+  it('a farm that adopts its seats from RAS has the floors until RAS answers, then quotas sized to its seats', () => {
+    const config = parseConfig(
+      withFarm({
+        seats: undefined,
+        license: undefined,
+        expires: undefined,
+        ras: {
+          url: 'https://ras.example:20443',
+          username: 'svc',
+          passwordFile: writeTemp('ras-password', 'secret\n'),
+          adopt: true,
+        },
+      }),
+      'test',
+    );
+    const farms = new FarmDirectory(config.farms);
+    expect(farmQuotas(farms.get('farm-a')!)).toEqual({ maxSessions: 1000, maxNewUsersPerMinute: 500 });
+    farms.adopt('farm-a', { seats: 800, license: 'primary', expires: Date.parse('2027-06-30T00:00:00Z') });
+    expect(farmQuotas(farms.get('farm-a')!)).toEqual({ maxSessions: 8000, maxNewUsersPerMinute: 1600 });
   });
 
   it('reads agent tokens as hashes or as { sha256, hosts } mappings, the two forms mixed', () => {
@@ -289,6 +325,32 @@ describe('parseConfig', () => {
       'farms[0].maxKnownHosts: must be at least maxHosts (10)',
     ],
     ['fractional maxKnownHosts', withFarm({ maxKnownHosts: 10.5 }), 'farms[0].maxKnownHosts: must be an integer >= 1'],
+    ['zero maxSessions', withFarm({ maxSessions: 0 }), 'farms[0].maxSessions: must be an integer from 1 to 10000000'],
+    [
+      'fractional maxSessions',
+      withFarm({ maxSessions: 1000.5 }),
+      'farms[0].maxSessions: must be an integer from 1 to 10000000',
+    ],
+    [
+      'a maxSessions no Redis holds',
+      withFarm({ maxSessions: 1e12 }),
+      'farms[0].maxSessions: must be an integer from 1 to 10000000',
+    ],
+    [
+      'maxSessions as a string',
+      withFarm({ maxSessions: '5000' }),
+      'farms[0].maxSessions: must be an integer from 1 to 10000000',
+    ],
+    [
+      'negative maxNewUsersPerMinute',
+      withFarm({ maxNewUsersPerMinute: -1 }),
+      'farms[0].maxNewUsersPerMinute: must be an integer from 1 to 1000000',
+    ],
+    [
+      'maxNewUsersPerMinute as a rate',
+      withFarm({ maxNewUsersPerMinute: '500/min' }),
+      'farms[0].maxNewUsersPerMinute: must be an integer from 1 to 1000000',
+    ],
     [
       'a bad expected host',
       withFarm({ expectedHosts: ['rdsh-1', 'rdsh 2'] }),

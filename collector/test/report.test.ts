@@ -3,6 +3,8 @@ import fc from 'fast-check';
 import { parseConfig } from '../src/config/config.js';
 import { parseStoredDay } from '../src/report/day-records.js';
 import { buildReport } from '../src/report/report.js';
+import { reportCsv } from '../src/report/csv.js';
+import { reportTable } from '../src/report-cli.js';
 import { rasFigures } from '../src/report/ras-figures.js';
 import type { BrokerLicense, BrokerState } from '../src/engine/farm-reader.js';
 import {
@@ -250,5 +252,33 @@ describe('report', () => {
       new Map([['a', figures]]),
     );
     expect(report.farms.map((farm) => farm.ras)).toEqual([figures, null]);
+  });
+  it('sets the forecast beside each farm that has one, as of the reading, in JSON, CSV and the table', () => {
+    const [a, b] = config.farms;
+    const histories = [
+      { farm: a!, days: [record('2026-11-01', 8, 10, 0, 0, 0)] },
+      { farm: b!, days: [record('2026-11-01', 4, 5, 0, 0, 0)] },
+    ];
+    const period = { fromDay: day('2026-11-01'), toDay: day('2026-11-30') };
+    const forecast = { fullInDays: 9, fullBy: '2026-12-10' };
+    const report = buildReport(histories, period, Date.UTC(2026, 11, 1), new Map(), new Map([['a', forecast]]));
+    expect(report.farms.map((farm) => farm.forecast)).toEqual([forecast, null]);
+    // No field of these rows is quoted: a split reads them.
+    const [header, ...lines] = reportCsv(report)
+      .trimEnd()
+      .split('\r\n')
+      .map((line) => line.split(','));
+    const rows = lines.map((line) => Object.fromEntries(header!.map((name, i) => [name, line[i]])));
+    expect(rows.map((row) => [row.name, row.forecastFullInDays, row.forecastFullBy])).toEqual([
+      ['a', '9', '2026-12-10'],
+      ['b', '', ''],
+      ['K', '', ''],
+    ]);
+    const table = reportTable(report).split('\n');
+    expect(table[2]).toMatch(/\bfull in days\s+full by$/);
+    expect(table[4]).toMatch(/^a\s.*\s9\s+2026-12-10$/);
+    expect(table[5]).toMatch(/^b\s.*\s-\s+-$/);
+    // Without a forecast anywhere the table has no such columns.
+    expect(reportTable(buildReport(histories, period, Date.UTC(2026, 11, 1)))).not.toContain('full by');
   });
 });

@@ -63,7 +63,7 @@ const calls: Record<ScriptName, ScriptCall> = {
     keys,
     rules,
     who,
-    { leaseMs: 45_000, maxSessions: 2000 },
+    { leaseMs: 45_000, maxSessions: 2000, farmMaxSessions: 1000, maxNewUsersPerMinute: 500 },
     { type: 'events', events: [] },
   ),
   hello: scriptCalls.hello(

@@ -6,6 +6,7 @@
  * line per farm, and stops cleanly on Ctrl-C.
  */
 import { randomBytes, createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,25 @@ import { renderFarms, type FarmSummary } from './render.js';
 const PREFIX = 'rasmon-demo';
 /** Set by Ctrl-C: the start-up still under way gives up, and its errors are not reported. */
 let stopping = false;
+/**
+ * How to undo what has started, pushed by each part as it starts. Ctrl-C, the end of --seconds and
+ * a failed start all undo them newest first, so no Redis, key, file or log is left behind.
+ */
+const undo: Array<() => unknown> = [];
+
+async function shutdown(reason: string | undefined, code: number): Promise<never> {
+  stopping = true;
+  if (reason !== undefined) process.stdout.write(`\nstopping (${reason})…\n`);
+  for (const step of undo.reverse()) {
+    try {
+      await step();
+    } catch (err) {
+      process.stderr.write(`demo: while stopping: ${(err as Error).message}\n`);
+    }
+  }
+  if (reason !== undefined) process.stdout.write('stopped.\n');
+  process.exit(code);
+}
 
 const USAGE = `Usage: npm run demo [-- --port N] [--seconds N]
 
@@ -117,22 +137,9 @@ async function main(): Promise<void> {
     process.exit(2);
   }
 
-  // Ctrl-C works from the first moment: each part registers how to undo itself as it starts, and
-  // stopping undoes them newest first.
-  const undo: Array<() => unknown> = [];
+  // Ctrl-C works from the first moment: each part registers how to undo itself as it starts.
   const stop = async (reason: string) => {
-    if (stopping) return;
-    stopping = true;
-    process.stdout.write(`\nstopping (${reason})…\n`);
-    for (const step of undo.reverse()) {
-      try {
-        await step();
-      } catch (err) {
-        process.stderr.write(`demo: while stopping: ${(err as Error).message}\n`);
-      }
-    }
-    process.stdout.write('stopped.\n');
-    process.exit(0);
+    if (!stopping) await shutdown(reason, 0);
   };
   process.on('SIGINT', () => void stop('Ctrl-C'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
@@ -155,7 +162,10 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'rasmon-demo-'));
   undo.push(() => rmSync(work, { recursive: true, force: true }));
   const logFile = join(work, 'demo.log');
-  const log = createRootLogger('rasmon-demo', { level: 'info' }, pino.destination({ dest: logFile, sync: false }));
+  const destination = pino.destination({ dest: logFile, sync: false });
+  // Until its file is open the destination cannot flush, and pino flushes it at exit.
+  await once(destination, 'ready');
+  const log = createRootLogger('rasmon-demo', { level: 'info' }, destination);
   undo.push(() => log.flush());
   const now = Date.now();
   const farms = plans(now);
@@ -217,15 +227,9 @@ async function main(): Promise<void> {
   try {
     collector = await Collector.start({ config, log: log.child({ part: 'collector' }) });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    await Promise.all([...brokers.values()].map((broker) => broker.stop()));
-    await redis.stop();
-    rmSync(work, { recursive: true, force: true });
-    if (code === 'EADDRINUSE') {
-      process.stderr.write(`demo: port ${port} is in use; pick another: npm run demo -- --port ${port + 10}\n`);
-      process.exit(1);
-    }
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    process.stderr.write(`demo: port ${port} is in use; pick another: npm run demo -- --port ${port + 10}\n`);
+    return void (await shutdown(undefined, 1));
   }
   const started = collector;
   undo.push(() => started.drain(3000));
@@ -300,8 +304,8 @@ async function main(): Promise<void> {
   if (seconds !== undefined) setTimeout(() => void stop(`${seconds} s elapsed`), seconds * 1000);
 }
 
-main().catch((err) => {
+main().catch(async (err) => {
   if (stopping) return;
   process.stderr.write(`demo failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
+  await shutdown(undefined, 1);
 });

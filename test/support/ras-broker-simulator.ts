@@ -7,6 +7,7 @@
  * where openssl is missing, makes its own with node:crypto (demo/src/broker/self-signed.ts).
  */
 import { execFileSync } from 'node:child_process';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ export {
   type ServerCertificate,
   type SimulatorOptions,
 } from '../../demo/src/broker/ras-broker-simulator.js';
+import { RasBrokerSimulator } from '../../demo/src/broker/ras-broker-simulator.js';
 
 /** A CA and a server certificate it signed for localhost and 127.0.0.1, plus an unrelated CA. */
 export interface TestPki {
@@ -89,5 +91,59 @@ function pkiFrom(dir: string): TestPki {
     key: read('broker.key'),
     cert: read('broker.pem'),
     remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** What {@link useRasBroker} hands a test file: read its fields in a hook or a test. */
+export interface RasBrokerFixture {
+  /** The file's test PKI (made once for the file). */
+  readonly pki: TestPki;
+  /** A file holding the broker's password, as a farm's `ras.passwordFile` names it. */
+  readonly passwordFile: string;
+  /** The running simulator of the current test (a new one for each test). */
+  readonly broker: RasBrokerSimulator;
+  /** Stops the current simulator if it runs and starts another (on `port`, to come back where it was). */
+  restart(port?: number): Promise<RasBrokerSimulator>;
+}
+
+/**
+ * A test file's RAS broker: one test PKI and password file for the file, and a new simulator for
+ * each test, stopped after it. Call at the top of the file, like `useRedis()`.
+ */
+export function useRasBroker(credentials: { username: string; password: string }): RasBrokerFixture {
+  let pki: TestPki | undefined;
+  let broker: RasBrokerSimulator | undefined;
+  const ready = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`useRasBroker(): ${what} is made in a hook; read it in a hook or a test`);
+    return value;
+  };
+  const start = (port?: number) =>
+    RasBrokerSimulator.start({ pki: ready(pki, 'the PKI'), ...credentials, ...(port === undefined ? {} : { port }) });
+  beforeAll(() => {
+    pki = makeTestPki();
+    writeFileSync(join(pki.dir, 'ras-password'), `${credentials.password}\n`);
+  });
+  afterAll(() => pki?.remove());
+  beforeEach(async () => {
+    broker = await start();
+  });
+  afterEach(async () => {
+    await broker?.stop().catch(() => undefined);
+  });
+  return {
+    get pki() {
+      return ready(pki, 'the PKI');
+    },
+    get passwordFile() {
+      return join(ready(pki, 'the PKI').dir, 'ras-password');
+    },
+    get broker() {
+      return ready(broker, 'the simulator');
+    },
+    async restart(port?: number) {
+      await broker?.stop().catch(() => undefined);
+      broker = await start(port);
+      return broker;
+    },
   };
 }

@@ -81,6 +81,8 @@ export function farmSummary(farm: FarmState, origin?: LicenseOrigin) {
     overuseAdmissions: farm.overuseAdmissions,
     peakUsers: farm.peakUsers,
     peakUsersToday: farm.peakUsersToday,
+    // When the trend of the daily peak reaches the seats (docs/design.md §4, "Forecast"), or null.
+    forecast: farm.forecast === null ? null : { fullInDays: farm.forecast.fullInDays, fullBy: farm.forecast.fullBy },
     exemptConnections: farm.exemptConnections,
     snapshotCorrections: farm.snapshotCorrections,
     state: farm.state ?? null,

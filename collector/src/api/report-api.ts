@@ -13,7 +13,7 @@ import { readHistory } from '../report/day-records.js';
 import type { FarmReader } from '../engine/farm-reader.js';
 import type { RedisKeys } from '../engine/redis-schema.js';
 import { readRasFigures } from '../report/ras-figures.js';
-import { buildReport } from '../report/report.js';
+import { buildReport, readForecasts } from '../report/report.js';
 import { PeriodError, dayText, lastFullMonth, parsePeriod, type Period } from '../report/report-period.js';
 
 /** How many days the history lists when no period is given: every day the farm keeps (docs/design.md §2 rule 7). */
@@ -123,7 +123,8 @@ export class ReportApi {
       return true;
     }
     const ras = await readRasFigures(this.options.reader, this.options.farms().list());
-    const built = buildReport(read.farms, period, read.now, ras);
+    const forecasts = await readForecasts(this.options.reader, this.options.farms().list());
+    const built = buildReport(read.farms, period, read.now, ras, forecasts);
     if (format === 'csv') sendCsv(res, reportCsv(built), `rasmon-report-${span}.csv`);
     else sendJson(res, 200, built);
     return true;

@@ -2,18 +2,27 @@
  * `GET /`: the live status page, plain files from the package's `static/` folder (no CDN, nothing to
  * build). The page holds no data: it reads the JSON API, with the API's token when one is required.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 
 const STATIC_DIR = fileURLToPath(new URL('../../static/', import.meta.url));
 
-const FILES: Record<string, { file: string; type: string }> = {
-  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/index.html': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/static/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
-  '/static/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+const TYPES: Record<string, string> = {
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
 };
+
+/** The page at `/` and every script and style sheet of `static/` (the page's modules import each other). */
+function pageFiles(): Record<string, { file: string; type: string }> {
+  const html = { file: 'index.html', type: 'text/html; charset=utf-8' };
+  const files: Record<string, { file: string; type: string }> = { '/': html, '/index.html': html };
+  for (const file of readdirSync(STATIC_DIR)) {
+    const type = TYPES[/\.[a-z]+$/.exec(file)?.[0] ?? ''];
+    if (type) files[`/static/${file}`] = { file, type };
+  }
+  return files;
+}
 
 // Scripts and styles only from the collector itself: no inline code, no other origin.
 const SECURITY_HEADERS = {
@@ -28,7 +37,7 @@ export class StatusPage {
 
   /** Reads the page's files once; throws at start-up when one is missing. */
   constructor() {
-    for (const [path, { file, type }] of Object.entries(FILES)) {
+    for (const [path, { file, type }] of Object.entries(pageFiles())) {
       this.files.set(path, { body: readFileSync(STATIC_DIR + file), type });
     }
   }

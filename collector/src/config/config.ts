@@ -43,6 +43,16 @@ export const CONFIG_DEFAULTS = Object.freeze({
     maxHosts: 5000,
     forgetHostsAfterDays: 30,
   }),
+  /**
+   * A farm's quotas where it sets none (docs/design.md §6, "One farm against the others"): each the
+   * larger of a floor and a multiple of the farm's seats (farm-quotas.ts).
+   */
+  farmQuotas: Object.freeze({
+    sessionsFloor: 1000,
+    sessionsPerSeat: 10,
+    newUsersPerMinuteFloor: 500,
+    newUsersPerMinutePerSeat: 2,
+  }),
 });
 
 /**
@@ -306,6 +316,10 @@ const farmSchema = z
       maxHosts: integer(1).default(CONFIG_DEFAULTS.farm.maxHosts),
       // Hosts the farm may know, retired ones included; by default twice maxHosts (below).
       maxKnownHosts: integer(1).optional(),
+      // Sessions the farm may hold, and users new to it per rolling minute; by default sized to its
+      // seats (farm-quotas.ts), so a real farm never meets them.
+      maxSessions: between(1, 10_000_000).optional(),
+      maxNewUsersPerMinute: between(1, 1_000_000).optional(),
       // Host names compare case-insensitively (docs/design.md §2 rule 1): kept in lower case, once each.
       expectedHosts: z
         .array(

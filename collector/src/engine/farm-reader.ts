@@ -12,13 +12,15 @@ import {
   type OveruseGraceStatus,
 } from '@rasmon/protocol';
 import type { FarmConfig } from '../config/config.js';
-import type {
-  FarmMeta,
-  MetaField,
-  RedisKeys,
-  StoredBroker,
-  StoredBrokerSessions,
-  StoredSourceStatus,
+import { forecastDays, forecastFull, type DayPeak, type PeakForecast } from './peak-forecast.js';
+import {
+  splitDayRecord,
+  type FarmMeta,
+  type MetaField,
+  type RedisKeys,
+  type StoredBroker,
+  type StoredBrokerSessions,
+  type StoredSourceStatus,
 } from './redis-schema.js';
 
 export interface HostState {
@@ -210,7 +212,23 @@ export interface FarmState {
   /** "kind|via|admin|state" → connections. */
   connectionsByLabels: Map<string, number>;
   hosts: HostState[];
+  /** When the trend of the daily peak reaches the seats (peak-forecast.ts); null when it says nothing. */
+  forecast: PeakForecast | null;
 }
+
+/** A farm's forecast as last computed, and what it was computed from. */
+interface CachedForecast {
+  /** The farm's open day (meta `day`) and seats it was made for. */
+  key: string;
+  madeAt: number;
+  forecast: PeakForecast | null;
+}
+
+/**
+ * A forecast is made again when the farm's day closes or its seats change, and at the latest after
+ * this long: so a day `rasmon-collector correct` rewrote shows in it within ten minutes.
+ */
+const FORECAST_MAX_AGE_MS = 10 * 60_000;
 
 export interface FarmsRead {
   /** Redis server time of the read, ms. */
@@ -232,6 +250,8 @@ function pairs(reply: unknown): Array<[string, number]> {
 }
 
 export class FarmReader {
+  private readonly forecasts = new Map<string, CachedForecast>();
+
   constructor(
     private readonly redis: Redis | Cluster,
     private readonly keys: RedisKeys,
@@ -294,12 +314,60 @@ export class FarmReader {
     }
     for (const [err] of replies) if (err) throw err;
     const values = replies.map(([, value]) => value);
-    return {
-      now,
-      farms: farms.map((farm, index) =>
-        this.farmState(farm, values.slice(index * perFarm, (index + 1) * perFarm), now),
+    const states = farms.map((farm, index) =>
+      this.farmState(farm, values.slice(index * perFarm, (index + 1) * perFarm), now),
+    );
+    const metas = farms.map((_, index) => (values[index * perFarm] as FarmMeta | null) ?? {});
+    await this.addForecasts(farms, metas, states, now);
+    return { now, farms: states };
+  }
+
+  /**
+   * Sets each farm's forecast: from the cache while its open day and seats are those it was made
+   * for (and it is younger than FORECAST_MAX_AGE_MS), else from the closed days' records, read with
+   * one HMGET of the 56 days per farm. Never per scrape: a farm's forecast is made about once a day.
+   */
+  private async addForecasts(
+    farms: readonly FarmConfig[],
+    metas: readonly FarmMeta[],
+    states: FarmState[],
+    now: number,
+  ): Promise<void> {
+    const wanted: Array<{ index: number; key: string; today: number }> = [];
+    farms.forEach((farm, index) => {
+      const today = num(metas[index]!.day);
+      const key = `${today}|${farm.seats}`;
+      const cached = this.forecasts.get(farm.id);
+      if (cached && cached.key === key && now - cached.madeAt < FORECAST_MAX_AGE_MS) {
+        states[index]!.forecast = cached.forecast;
+      } else if (today === undefined || !Number.isSafeInteger(today) || farm.seats === undefined) {
+        // A farm never written has no day yet, and one without seats nothing to reach.
+        this.forecasts.set(farm.id, { key, madeAt: now, forecast: null });
+      } else {
+        wanted.push({ index, key, today });
+      }
+    });
+    // Sent together: on one connection they go out as a pipeline, on a Cluster each to its shard.
+    const records = await Promise.all(
+      wanted.map(({ index, today }) =>
+        this.redis.hmget(this.keys.farm(farms[index]!.id).peaks, ...forecastDays(today).map(String)),
       ),
-    };
+    );
+    wanted.forEach(({ index, key, today }, i) => {
+      const farm = farms[index]!;
+      const days: DayPeak[] = [];
+      forecastDays(today).forEach((day, d) => {
+        const text = splitDayRecord(records[i]![d] ?? '').peakUsers;
+        // A day without a record (the collector did not run) or without a peak is left out.
+        if (text !== undefined && text !== '' && Number.isFinite(Number(text)))
+          days.push({ day, peakUsers: Number(text) });
+      });
+      const forecast = forecastFull(days, today, farm.seats);
+      this.forecasts.set(farm.id, { key, madeAt: now, forecast });
+      states[index]!.forecast = forecast;
+    });
+    // Farms dropped from the configuration leave their entries: bounded by starting afresh.
+    if (this.forecasts.size > Math.max(4 * farms.length, 1024)) this.forecasts.clear();
   }
 
   private farmState(farm: FarmConfig, values: unknown[], now: number): FarmState {
@@ -390,6 +458,7 @@ export class FarmReader {
       lastUpdate: num(meta.lastUpdate),
       connectionsByLabels: new Map(Object.entries(labels).map(([key, value]) => [key, Number(value)])),
       hosts,
+      forecast: null,
     };
   }
 }

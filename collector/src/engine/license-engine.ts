@@ -10,6 +10,7 @@ import { ScriptError } from './errors.js';
 import type { RedisKeys } from './redis-schema.js';
 import type { FarmConfig } from '../config/config.js';
 import type { FarmDirectory, FarmRules } from '../config/farm-directory.js';
+import { farmQuotas } from '../config/farm-quotas.js';
 import { scriptCalls, type HelloBinding, type HostIdentity, type ScriptCall } from './script-args.js';
 import { runScript } from './scripts.js';
 
@@ -37,6 +38,13 @@ export type ApplyResult =
       duplicates: number;
       /** Seqs of upserts skipped because their host already held `maxSessions` connections. */
       hostFull: number[];
+      /**
+       * Over the farm's quotas (config/farm-quotas.ts): seqs of upserts skipped, or the seq of a
+       * snapshot refused whole (the host keeps what it held), because the farm held its
+       * `maxSessions` (`sessions`) or its user would have come new beyond `maxNewUsersPerMinute`
+       * (`newUsers`).
+       */
+      farmQuota: { sessions: number[]; newUsers: number[] };
     }
   | { kind: 'epoch' }
   | { kind: 'superseded' };
@@ -207,22 +215,29 @@ export class FarmEngine {
       | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
     leaseMs = this.parts.leaseMs,
   ): Promise<ApplyResult> {
-    const settings = { leaseMs, maxSessions: this.parts.maxSessions };
+    const quotas = farmQuotas(this.config);
+    const settings = {
+      leaseMs,
+      maxSessions: this.parts.maxSessions,
+      farmMaxSessions: quotas.maxSessions,
+      maxNewUsersPerMinute: quotas.maxNewUsersPerMinute,
+    };
     const reply = (await this.run((keys, rules) =>
       scriptCalls.applyFrame(keys, rules, identity(claim), settings, frame),
     )) as unknown[];
     const code = reply[0];
     if (code === 'epoch' || code === 'superseded') return { kind: code };
-    if ((code === 'ok' || code === 'gap') && reply.length === 6) {
+    if ((code === 'ok' || code === 'gap') && reply.length === 8) {
       const [previousSeq, lastSeq, applied, duplicates] = reply.slice(1, 5) as number[];
-      const hostFull = reply[5] as number[];
+      const [hostFull, sessions, newUsers] = reply.slice(5) as number[][];
       return {
         kind: code,
         previousSeq: previousSeq!,
         lastSeq: lastSeq!,
         applied: applied!,
         duplicates: duplicates!,
-        hostFull,
+        hostFull: hostFull!,
+        farmQuota: { sessions: sessions!, newUsers: newUsers! },
       };
     }
     return unexpected('applyFrame', reply);

@@ -50,6 +50,12 @@ export interface FarmKeys {
    * it is forgotten. Never the key itself.
    */
   bindings: string;
+  /**
+   * Sorted set user → when (ms) it last came new to the farm (it consumed nowhere on the farm), for
+   * the users who did within the last minute: the farm's `maxNewUsersPerMinute` window
+   * (includes/quotas.lua). Expires a minute after the last one.
+   */
+  newUsers: string;
 }
 
 /** Keys of a farm's RAS broker connector. */
@@ -123,6 +129,7 @@ export class RedisKeys {
       stale: `${base}stale`,
       sources: `${base}sources`,
       bindings: `${base}bindings`,
+      newUsers: `${base}newusers`,
     };
   }
 
@@ -165,7 +172,7 @@ export class RedisKeys {
 }
 
 /**
- * The farm keys in the order every script receives them (KEYS[1..16]; `F` in includes/keys.lua).
+ * The farm keys in the order every script receives them (KEYS[1..17]; `F` in includes/keys.lua).
  * A new key goes at the end, so the others keep their positions.
  */
 export const FARM_KEY_NAMES = [
@@ -185,6 +192,7 @@ export const FARM_KEY_NAMES = [
   'stale',
   'sources',
   'bindings',
+  'newUsers',
 ] as const satisfies ReadonlyArray<keyof FarmKeys>;
 
 /** The host keys in the order scripts about one host receive them, after the farm's (`H` in includes/keys.lua). */

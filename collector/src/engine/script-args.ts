@@ -103,6 +103,9 @@ export interface Settings {
   leaseMs: number;
   /** limits.maxSessions. */
   maxSessions: number;
+  /** The farm's quotas (config/farm-quotas.ts). */
+  farmMaxSessions: number;
+  maxNewUsersPerMinute: number;
 }
 
 export const scriptCalls = {
@@ -148,6 +151,8 @@ export const scriptCalls = {
       ['type', frame.type],
       ['items', frame.type === 'events' ? packEvents(frame.events) : packSnapshot(frame.sessions)],
       ['snapshotSeq', frame.type === 'snapshot' ? String(frame.seq) : ''],
+      ['farmMaxSessions', settings.farmMaxSessions],
+      ['maxNewUsersPerMinute', settings.maxNewUsersPerMinute],
     ]);
   },
 

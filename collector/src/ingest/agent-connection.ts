@@ -24,6 +24,7 @@ import {
   type StatusFrame,
 } from '@rasmon/protocol';
 import { sha256Hex, type FarmConfig } from '../config/config.js';
+import { farmQuotas } from '../config/farm-quotas.js';
 import type { FarmEpochs } from '../engine/farm-clock.js';
 import type { FarmDirectory, PeerNames } from '../config/farm-directory.js';
 import type {
@@ -35,7 +36,12 @@ import type {
   RenewResult,
 } from '../engine/license-engine.js';
 import type { Logger } from '@rasmon/protocol/kit';
-import { writeRefusalOf, type CollectorMetrics, type UpgradeRejection } from '../metrics/metrics.js';
+import {
+  writeRefusalOf,
+  type CollectorMetrics,
+  type FarmQuotaRefusal,
+  type UpgradeRejection,
+} from '../metrics/metrics.js';
 import { admit, type AdmissionRefusal, type Credentials } from './admission.js';
 import { TokenBucket } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
@@ -76,6 +82,8 @@ export class AgentConnection implements Credentials {
   peer: PeerNames | undefined;
   /** Where hellos refused for their host identity are logged, rate-limited; else as any failure. */
   identityRefusals: RefusalLog | undefined;
+  /** Where sessions refused over the farm's quotas are logged, rate-limited per farm. */
+  quotaRefusals: RefusalLog | undefined;
   /**
    * "farm\nhost" of the hosts whose agent sent no host key, already warned of (once per host and
    * collector); shared by the agent server's connections.
@@ -567,14 +575,14 @@ export class AgentConnection implements Credentials {
       this.awaitingSnapshot = false;
       if (this.rebuilding) await this.rebuildDone(claim);
     }
-    await this.answer('snapshot', result, frame.rejected, frame.sessions.length);
+    await this.answer('snapshot', result, frame.rejected, frame.sessions.length, engine.config);
   }
 
   private async events(claim: HostClaim, frame: ParsedEvents): Promise<void> {
     const engine = this.ctx.engine.farm(this.farmId);
     if (!engine) return this.farmGone();
     const result = await this.timed(() => engine.applyEvents(claim, frame.events));
-    await this.answer('events', result, frame.rejected, frame.events.length);
+    await this.answer('events', result, frame.rejected, frame.events.length, engine.config);
   }
 
   /** The agent's source health: kept for the host, not answered (it has no seq). */
@@ -603,7 +611,38 @@ export class AgentConnection implements Credentials {
     }
   }
 
-  private async answer(type: string, result: ApplyResult, rejections: Rejection[], items: number): Promise<void> {
+  /**
+   * The rejections of a frame's items refused over the farm's quotas, counted and logged
+   * (rate-limited, per farm). A snapshot refused whole counts all the sessions it listed.
+   */
+  private overQuota(type: string, result: ApplyResult, farm: FarmConfig, items: number): Rejection[] {
+    if (result.kind !== 'ok' && result.kind !== 'gap') return [];
+    const rejected: Rejection[] = [];
+    const refusals: Array<[FarmQuotaRefusal, number[]]> = [
+      ['sessions', result.farmQuota.sessions],
+      ['new_users', result.farmQuota.newUsers],
+    ];
+    for (const [quota, seqs] of refusals) {
+      if (seqs.length === 0) continue;
+      const reason = quotaReason(farm, quota);
+      for (const seq of seqs) rejected.push({ seq, reason });
+      this.ctx.metrics.farmQuotaRefused.inc(
+        { farm: this.farmId, reason: quota },
+        type === 'snapshot' ? items : seqs.length,
+      );
+      if (this.quotaRefusals) this.quotaRefusals.refused(quota, this.farmId, type, reason);
+      else this.log.warn({ quota }, reason);
+    }
+    return rejected;
+  }
+
+  private async answer(
+    type: string,
+    result: ApplyResult,
+    rejections: Rejection[],
+    items: number,
+    farm: FarmConfig,
+  ): Promise<void> {
     const m = this.ctx.metrics;
     if (result.kind === 'superseded') {
       this.refuse(type);
@@ -619,8 +658,14 @@ export class AgentConnection implements Credentials {
     for (const seq of result.hostFull) {
       rejected.push({ seq, reason: `host already holds the maximum of ${this.ctx.limits.maxSessions} sessions` });
     }
+    const overQuota = this.overQuota(type, result, farm, items);
+    rejected.push(...overQuota);
     rejected.sort((a, b) => a.seq - b.seq);
-    if (type === 'snapshot') {
+    // A snapshot over a quota is refused whole: none of its sessions was applied.
+    const refusedWhole = type === 'snapshot' && overQuota.length > 0;
+    if (refusedWhole) {
+      m.events.inc({ result: 'rejected' }, items);
+    } else if (type === 'snapshot') {
       const applied = result.applied > 0;
       m.events.inc({ result: applied ? 'applied' : 'duplicate' }, items);
       if (applied && rejected.length > 0) m.events.inc({ result: 'rejected' }, rejected.length);
@@ -630,7 +675,16 @@ export class AgentConnection implements Credentials {
       m.events.inc({ result: 'rejected' }, rejectedEvents);
       m.events.inc({ result: 'duplicate' }, result.duplicates);
     }
-    m.frames.inc({ type, result: result.applied > 0 ? 'applied' : result.kind === 'gap' ? 'refused' : 'duplicate' });
+    m.frames.inc({
+      type,
+      result: refusedWhole
+        ? 'refused'
+        : result.applied > 0
+          ? 'applied'
+          : result.kind === 'gap'
+            ? 'refused'
+            : 'duplicate',
+    });
     this.send(
       rejected.length > 0
         ? { type: 'ack', seq: result.lastSeq, rejected: listed(rejected) }
@@ -641,6 +695,14 @@ export class AgentConnection implements Credentials {
       this.resync();
     }
   }
+}
+
+/** Why a session over a farm quota was refused, as its rejection says. */
+function quotaReason(farm: FarmConfig, quota: FarmQuotaRefusal): string {
+  const quotas = farmQuotas(farm);
+  return quota === 'sessions'
+    ? `farm ${farm.id} holds its maximum of ${quotas.maxSessions} sessions (maxSessions)`
+    : `farm ${farm.id} took its maximum of ${quotas.maxNewUsersPerMinute} new users in a minute (maxNewUsersPerMinute)`;
 }
 
 /** The error a hello gets from a farm at one of its host limits. */

@@ -18,7 +18,7 @@ import { peerNames } from '../config/farm-directory.js';
 import type { Logger } from '@rasmon/protocol/kit';
 import type { UpgradeRejection } from '../metrics/metrics.js';
 import { KeyedRateLimiter } from './rate-limit.js';
-import { HELLO_REFUSALS, RefusalLog } from './refusal-log.js';
+import { HELLO_REFUSALS, QUOTA_REFUSALS, RefusalLog } from './refusal-log.js';
 
 export interface AgentServerOptions {
   context: ConnectionContext;
@@ -90,6 +90,7 @@ export class AgentServer {
   private readonly upgradeLimiter: KeyedRateLimiter;
   private readonly refusals: RefusalLog;
   private readonly identityRefusals: RefusalLog;
+  private readonly quotaRefusals: RefusalLog;
   /** Hosts already warned of for an agent without a host key. */
   private readonly keylessHosts = new Set<string>();
 
@@ -103,6 +104,7 @@ export class AgentServer {
     );
     this.refusals = new RefusalLog(options.log);
     this.identityRefusals = new RefusalLog(options.log, HELLO_REFUSALS);
+    this.quotaRefusals = new RefusalLog(options.log, QUOTA_REFUSALS);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.context.limits.maxFrameBytes,
@@ -187,6 +189,7 @@ export class AgentServer {
     const tls = req.socket as Partial<TLSSocket>;
     connection.peer = typeof tls.getPeerCertificate === 'function' ? peerNames(tls.getPeerCertificate()) : undefined;
     connection.identityRefusals = this.identityRefusals;
+    connection.quotaRefusals = this.quotaRefusals;
     connection.keylessHosts = this.keylessHosts;
     this.connections.add(connection);
     const slot = this.beatSlots[this.nextId % this.beatSlots.length]!;
@@ -293,6 +296,7 @@ export class AgentServer {
     await Promise.all(this.releases);
     this.refusals.stop();
     this.identityRefusals.stop();
+    this.quotaRefusals.stop();
     this.wss.close();
   }
 }

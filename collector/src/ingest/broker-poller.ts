@@ -404,6 +404,20 @@ class FarmBrokerPoller {
       const result = await farm.applySnapshot(claim, hello.ack + 1, sessions, leaseMs);
       if (result.kind === 'epoch') continue;
       if (result.kind === 'superseded') return false;
+      const quota =
+        result.farmQuota.sessions.length > 0
+          ? 'sessions'
+          : result.farmQuota.newUsers.length > 0
+            ? 'new_users'
+            : undefined;
+      if (quota) {
+        // The source keeps what it held; the next poll tries again.
+        this.options.metrics.farmQuotaRefused.inc({ farm: this.farm, reason: quota }, sessions.length);
+        this.log.warn(
+          { host: claim.host, quota, sessions: sessions.length },
+          "the broker source's sessions are over the farm's quotas and were not applied (raise maxSessions or maxNewUsersPerMinute)",
+        );
+      }
       return true;
     }
     return false;

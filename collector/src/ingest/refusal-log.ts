@@ -29,6 +29,14 @@ export const HELLO_REFUSALS: RefusalKind = {
   countField: 'farms',
 };
 
+/** Sessions refused over a farm's quotas (docs/design.md §6), keyed by farm: never a user name. */
+export const QUOTA_REFUSALS: RefusalKind = {
+  first: "refused sessions over the farm's quotas",
+  summary: "refused sessions over farms' quotas",
+  keyField: 'farm',
+  countField: 'farms',
+};
+
 export class RefusalLog {
   private window: { reasons: Map<string, number>; addresses: Map<string, number> } | undefined;
   private timer: NodeJS.Timeout | undefined;

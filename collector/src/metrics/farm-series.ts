@@ -111,6 +111,12 @@ export const FARM_FAMILIES: readonly Family[] = [
   ),
   farmFamily('ras_license_peak_users', 'Highest users in use since tracking began', (farm) => farm.peakUsers),
   farmFamily('ras_license_peak_users_today', 'Highest users in use since 00:00 UTC', (farm) => farm.peakUsersToday),
+  // Absent while the forecast says nothing (too few days, no rising trend, no seats).
+  farmFamily(
+    'ras_license_forecast_full_days',
+    'Days until the trend of the daily peak reaches the seats (0: it has)',
+    (farm) => farm.forecast?.fullInDays,
+  ),
   {
     name: 'ras_license_state',
     help: 'License expiry state (1 for the current one)',

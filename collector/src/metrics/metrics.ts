@@ -32,6 +32,21 @@ export type UpgradeRejection = (typeof UPGRADE_REJECTIONS)[number];
 /** Reasons of `rasmon_collector_farm_throttled_total`: the farm budget a frame waited for. */
 export const FARM_THROTTLES = ['bytes', 'apply'] as const;
 
+/**
+ * Reasons of `rasmon_collector_farm_quota_refused_total`: the farm quota a session was refused by
+ * (docs/design.md §6): `sessions` (the farm's `maxSessions`), `new_users` (`maxNewUsersPerMinute`).
+ */
+export const FARM_QUOTA_REFUSALS = ['sessions', 'new_users'] as const;
+
+export type FarmQuotaRefusal = (typeof FARM_QUOTA_REFUSALS)[number];
+
+/** A farm's quotas as its gauges show them. */
+export interface FarmQuotaValues {
+  farm: string;
+  maxSessions: number;
+  maxNewUsersPerMinute: number;
+}
+
 /** Reasons of `rasmon_collector_agents_dropped_total`: an agent cut off by the collector, not refused. */
 export const AGENT_DROPS = ['not_reading', 'silent'] as const;
 
@@ -139,11 +154,13 @@ export class CollectorMetrics {
       if (wanted.has(farm)) continue;
       this.supersedes.remove({ farm });
       for (const reason of FARM_THROTTLES) this.farmThrottled.remove({ farm, reason });
+      for (const reason of FARM_QUOTA_REFUSALS) this.farmQuotaRefused.remove({ farm, reason });
     }
     for (const farm of wanted) {
       if (this.farms.has(farm)) continue;
       this.supersedes.inc({ farm }, 0);
       for (const reason of FARM_THROTTLES) this.farmThrottled.inc({ farm, reason }, 0);
+      for (const reason of FARM_QUOTA_REFUSALS) this.farmQuotaRefused.inc({ farm, reason }, 0);
     }
     this.farms = wanted;
   }
@@ -153,6 +170,39 @@ export class CollectorMetrics {
     labelNames: ['farm', 'reason'],
     registers: [this.registry],
   });
+  readonly farmQuotaRefused: Counter<'farm' | 'reason'> = new Counter({
+    name: 'rasmon_collector_farm_quota_refused_total',
+    help: "Sessions of a farm refused over the farm's quotas: sessions (its maxSessions) or new_users (its maxNewUsersPerMinute); a snapshot refused whole counts all it listed",
+    labelNames: ['farm', 'reason'],
+    registers: [this.registry],
+  });
+  /** The configured farms' quotas now (seats adopted from RAS move them), read at each scrape. */
+  quotaSource: () => readonly FarmQuotaValues[] = () => [];
+  // Registered for their collect(), which reads quotaSource at each scrape; never set by hand.
+  private readonly farmMaxSessions: Gauge<'farm'> = this.quotaGauge(
+    'rasmon_collector_farm_max_sessions',
+    "The farm's maxSessions: the most sessions its hosts may hold together",
+    (quota) => quota.maxSessions,
+  );
+  private readonly farmMaxNewUsers: Gauge<'farm'> = this.quotaGauge(
+    'rasmon_collector_farm_max_new_users_per_minute',
+    "The farm's maxNewUsersPerMinute: the most users new to it in a rolling minute",
+    (quota) => quota.maxNewUsersPerMinute,
+  );
+
+  private quotaGauge(name: string, help: string, value: (quota: FarmQuotaValues) => number): Gauge<'farm'> {
+    const source = () => this.quotaSource();
+    return new Gauge({
+      name,
+      help,
+      labelNames: ['farm'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const quota of source()) this.set({ farm: quota.farm }, value(quota));
+      },
+    });
+  }
   private farms = new Set<string>();
 
   // The RAS broker connector: observed only by the collector that polls a broker.

@@ -60,16 +60,19 @@ export const REPORT_COLUMNS = [
   'rasCurrPeriodUsage',
   'rasAt',
   'daysCorrected',
+  'forecastFullInDays',
+  'forecastFullBy',
 ] as const;
 
 /**
  * One row per farm (`row` = farm), then one per license key (`row` = licenseKey, `farms` its farms
  * separated by spaces, `peakUsers` the sum of their period peaks). The `ras*` columns hold RAS's
- * figures as of the broker's last answered poll, empty for a farm without a broker.
+ * figures as of the broker's last answered poll, empty for a farm without a broker; the `forecast*`
+ * columns the forecast as of the report's reading, empty where there is none.
  */
 export function reportCsv(report: Report): string {
   const period = { from: report.from, to: report.to };
-  const farms = report.farms.map(({ ras, daysCorrected, ...farm }) => ({
+  const farms = report.farms.map(({ ras, daysCorrected, forecast, ...farm }) => ({
     ...period,
     row: 'farm',
     name: farm.farm,
@@ -81,6 +84,8 @@ export function reportCsv(report: Report): string {
     rasSeats: ras?.seats,
     rasCurrPeriodUsage: ras?.currPeriodUsage,
     rasAt: ras?.at,
+    forecastFullInDays: forecast?.fullInDays,
+    forecastFullBy: forecast?.fullBy,
   }));
   const keys = report.licenseKeys.map((key) => ({
     ...period,

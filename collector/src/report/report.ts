@@ -4,9 +4,22 @@
  * a farm's that has a broker. A pure function of the records and those figures, shared by `GET /api/v1/report` and `rasmon-collector report`.
  */
 import type { FarmConfig } from '../config/config.js';
+import type { FarmReader } from '../engine/farm-reader.js';
+import type { PeakForecast } from '../engine/peak-forecast.js';
 import type { DayRecord, FarmHistory } from './day-records.js';
 import type { RasFigures } from './ras-figures.js';
 import { dayText, type Period } from './report-period.js';
+
+/** The forecast of each farm that has one, by farm id (one read of all farms). */
+export async function readForecasts(
+  reader: FarmReader,
+  farms: readonly FarmConfig[],
+): Promise<Map<string, PeakForecast>> {
+  const read = await reader.read(farms);
+  const forecasts = new Map<string, PeakForecast>();
+  for (const farm of read.farms) if (farm.forecast) forecasts.set(farm.id, farm.forecast);
+  return forecasts;
+}
 
 export interface FarmReport {
   farm: string;
@@ -33,6 +46,11 @@ export interface FarmReport {
   billedUsers: number | null;
   /** RAS's own figures as of the broker's last answered poll; null for a farm without a broker. */
   ras: RasFigures | null;
+  /**
+   * As of the report's reading, not of the period: when the trend of the daily peak reaches the
+   * seats (docs/design.md §4, "Forecast"); null when it says nothing.
+   */
+  forecast: PeakForecast | null;
 }
 
 export interface LicenseKeyReport {
@@ -54,7 +72,12 @@ export interface Report {
   licenseKeys: LicenseKeyReport[];
 }
 
-function farmReport(farm: FarmConfig, days: readonly DayRecord[], ras: RasFigures | null): FarmReport {
+function farmReport(
+  farm: FarmConfig,
+  days: readonly DayRecord[],
+  ras: RasFigures | null,
+  forecast: PeakForecast | null,
+): FarmReport {
   let peak: DayRecord | undefined;
   let daysOverSeats = 0;
   let minutesOverSeats = 0;
@@ -88,20 +111,25 @@ function farmReport(farm: FarmConfig, days: readonly DayRecord[], ras: RasFigure
     daysCorrected: days.filter((day) => day.corrected).map((day) => day.day),
     billedUsers: farm.license === 'spla' ? peakUsers : null,
     ras,
+    forecast,
   };
 }
 
 /**
  * Builds the report of `period` from the farms' day records (as {@link readHistory} returns them) and
- * RAS's figures by farm id (as {@link readRasFigures} returns them; a farm not in it has no broker).
+ * RAS's figures by farm id (as {@link readRasFigures} returns them; a farm not in it has no broker)
+ * and the forecasts by farm id (as {@link readForecasts} returns them; a farm not in it has none).
  */
 export function buildReport(
   histories: readonly FarmHistory[],
   period: Period,
   nowMs: number,
   ras: ReadonlyMap<string, RasFigures> = new Map(),
+  forecasts: ReadonlyMap<string, PeakForecast> = new Map(),
 ): Report {
-  const farms = histories.map((history) => farmReport(history.farm, history.days, ras.get(history.farm.id) ?? null));
+  const farms = histories.map((history) =>
+    farmReport(history.farm, history.days, ras.get(history.farm.id) ?? null, forecasts.get(history.farm.id) ?? null),
+  );
   const byKey = new Map<string, LicenseKeyReport>();
   for (const farm of farms) {
     if (farm.licenseKey === null) continue;

@@ -53,9 +53,11 @@ export interface SelfSigned {
 export function selfSignedCertificate(names: readonly [string, ...string[]], now: Date, days: number): SelfSigned {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const subject = sequence(der(0x31, sequence(objectId('2.5.4.3'), der(0x0c, Buffer.from(names[0])))));
-  // A positive serial of 16 random bytes (the top bit cleared keeps the INTEGER positive).
+  // A positive serial of 16 random bytes in DER's shortest form: the top bit cleared keeps the
+  // INTEGER positive, and a set second bit keeps the first byte from being a zero that DER forbids
+  // (X.690, clause 8.3.2; OpenSSL refuses such a certificate).
   const serial = randomBytes(16);
-  serial[0]! &= 0x7f;
+  serial[0] = 0x40 | (serial[0]! & 0x3f);
   const altNames = names.map((name) => {
     if (isIP(name) === 6) throw new RangeError(`selfSignedCertificate: IPv6 addresses are not written: ${name}`);
     return isIP(name) === 4 ? der(0x87, Buffer.from(name.split('.').map(Number))) : der(0x82, Buffer.from(name));

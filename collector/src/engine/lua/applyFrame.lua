@@ -21,11 +21,21 @@
                     decoded with the frame so that no session is decoded twice, as its id, user,
                     admin, kind, via, state and since
    12 snapshotSeq   the snapshot's seq, '' for events
+   13 farmMaxSessions       most connections the farm's hosts may hold together (maxSessions)
+   14 maxNewUsersPerMinute  most users new to the farm in a rolling minute (includes/quotas.lua)
 
   Output:
-    {'ok', prevSeq, lastSeq, applied, duplicates, full}   everything applied or a duplicate
-    {'gap', prevSeq, lastSeq, applied, duplicates, full}  applied up to lastSeq, stopped at a seq gap
-      full: seqs of upserts skipped because the host already held maxSessions connections
+    {'ok', prevSeq, lastSeq, applied, duplicates, full, farmFull, newUsers}
+                    everything applied or a duplicate
+    {'gap', prevSeq, lastSeq, applied, duplicates, full, farmFull, newUsers}
+                    applied up to lastSeq, stopped at a seq gap
+      full:     seqs of upserts skipped because the host already held maxSessions connections
+      farmFull: seqs of upserts of new connections skipped because the farm held farmMaxSessions;
+                or the snapshot's seq, when it would have taken the farm above them
+      newUsers: seqs of upserts skipped because their user would have come new to the farm beyond
+                maxNewUsersPerMinute; or the snapshot's seq, when its new users would have
+      A snapshot over a quota is refused whole: the host keeps what it held, and its seq counts as
+      applied (the agent's stream goes on).
     {'epoch'}       the farm's data was lost or recreated since hello; nothing written
     {'superseded'}  another connection owns the host; nothing written
 ]]
@@ -36,6 +46,7 @@
 --- @include "users"
 --- @include "connections"
 --- @include "hosts"
+--- @include "quotas"
 
 if rcall('GET', F.epoch) ~= ARGV[4] then return { 'epoch' } end
 local host = loadHost(ARGV[6])
@@ -49,7 +60,10 @@ settle(now)
 
 local prev = host.seq
 local maxSessions = tonumber(ARGV[9])
-local applied, duplicates, full = 0, 0, {}
+local farmMax, newMax = tonumber(ARGV[13]), tonumber(ARGV[14])
+local applied, duplicates, full, farmFull, newUsers = 0, 0, {}, {}, {}
+-- A snapshot refused by a quota: nothing of the farm changed.
+local refusedWhole = false
 local result = 'ok'
 local flat = cjson.decode(ARGV[11])
 local size = #flat
@@ -106,8 +120,19 @@ if ARGV[10] == 'events' then
       if not host.retired then
         if op == 'u' then
           local rec = sessionAt(k + 3)
-          if not heldJson(rec.id) and connsHeld() >= maxSessions then
-            full[#full + 1] = seq
+          -- A new connection meets the host's cap, then the farm's, then the new users' budget.
+          local refused = nil
+          if not heldJson(rec.id) then
+            if connsHeld() >= maxSessions then
+              refused = full
+            elseif farmSessions() >= farmMax then
+              refused = farmFull
+            elseif not consumesOnFarm(rec.user) and not cameNewLately(rec.user, now) then
+              if newUsersRoom(now, newMax) > 0 then admitNewUsers({ rec.user }, now) else refused = newUsers end
+            end
+          end
+          if refused then
+            refused[#refused + 1] = seq
           else
             upsertConn(host, rec, flat[k + 2])
           end
@@ -133,10 +158,6 @@ else
     -- A broker source's pseudo-host (`broker/vdi`...) lists what RAS lists at each poll: its changes
     -- are users coming and going, not events an agent lost, so they correct nothing.
     local correcting = host.synced and not host.retired and string.sub(host.name, 1, 7) ~= 'broker/'
-    if host.retired then
-      host.retired = false
-      rcall('SREM', F.retired, host.name)
-    end
     local heldIds = rcall('HKEYS', H.conns)
     local listed, ids, users, jsons, recs = {}, {}, {}, {}, {}
     for i = 1, #heldIds do ids[i] = heldIds[i] end
@@ -149,33 +170,85 @@ else
       jsons[#jsons + 1] = flat[k]
       recs[#recs + 1] = rec
     end
-    prefetch(ids, users)
-    for i = 1, #heldIds do
-      local id = heldIds[i]
-      if not listed[id] then
-        if correcting then farm.corrections = farm.corrections + 1 end
-        endConn(host, id)
+    -- The quotas, before anything is written. The snapshot replaces what the host holds (a retired
+    -- host holds nothing): one that grows the farm above its sessions cap is refused, one that
+    -- shrinks it is not, so a farm over a lowered cap still heals. Checked before the prefetch, so
+    -- a refused snapshot costs no more reads.
+    local before = farmSessions()
+    local after = before - #heldIds + #recs
+    local fresh, counted = {}, {}
+    if after > before and after > farmMax then
+      refusedWhole = true
+      farmFull[1] = seq
+    else
+      prefetch(ids, users)
+      for i = 1, #recs do
+        local user = recs[i].user
+        if not counted[user] then
+          counted[user] = true
+          if not consumesOnFarm(user) then fresh[#fresh + 1] = user end
+        end
+      end
+      -- Nor is a user the host already holds a session of (one that does not consume: disconnected
+      -- with countDisconnected false, an exempt admin), or every periodic snapshot would bring it
+      -- anew. Read only when some user does not consume, which is rare.
+      if #fresh > 0 and #heldIds > 0 then
+        local onHost, kept = {}, {}
+        for i = 1, #heldIds do
+          local held = heldRecord(heldIds[i])
+          if held then onHost[held.user] = true end
+        end
+        for i = 1, #fresh do
+          if not onHost[fresh[i]] then kept[#kept + 1] = fresh[i] end
+        end
+        fresh = kept
+      end
+      -- Only when they might not fit: those already new within the minute do not count again.
+      local room = #fresh > 0 and newUsersRoom(now, newMax) or 0
+      if #fresh > room then
+        local newCount = 0
+        for i = 1, #fresh do
+          if not cameNewLately(fresh[i], now) then newCount = newCount + 1 end
+        end
+        if newCount > room then
+          refusedWhole = true
+          newUsers[1] = seq
+        end
+      end
+    end
+    if not refusedWhole then
+      if host.retired then
+        host.retired = false
+        rcall('SREM', F.retired, host.name)
+      end
+      admitNewUsers(fresh, now)
+      for i = 1, #heldIds do
+        local id = heldIds[i]
+        if not listed[id] then
+          if correcting then farm.corrections = farm.corrections + 1 end
+          endConn(host, id)
+          settle(now)
+        end
+      end
+      for i = 1, #recs do
+        local json, rec = jsons[i], recs[i]
+        if correcting and heldJson(rec.id) ~= json then
+          farm.corrections = farm.corrections + 1
+        end
+        upsertConn(host, rec, json)
         settle(now)
       end
+      host.synced = true
     end
-    for i = 1, #recs do
-      local json, rec = jsons[i], recs[i]
-      if correcting and heldJson(rec.id) ~= json then
-        farm.corrections = farm.corrections + 1
-      end
-      upsertConn(host, rec, json)
-      settle(now)
-    end
-    host.synced = true
     host.seq = seq
     applied = 1
   end
 end
 
-if applied > 0 then
+if applied > 0 and not refusedWhole then
   farm.lastUpdate = now
   changed()
 end
 saveHost(host)
 saveFarm()
-return { result, prev, host.seq, applied, duplicates, full }
+return { result, prev, host.seq, applied, duplicates, full, farmFull, newUsers }
