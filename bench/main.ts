@@ -8,6 +8,7 @@
  *     viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]
  *     flood:   [--view-seconds 10] (seconds per phase)
  *     restart: [--restart-agents 10000] [--restart-farms 100] [--restart-give-up 600]
+ *              [--restart-variants balancer,default,raised]
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
@@ -15,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { RedisServer } from '../test/support/redis-server.js';
 import { runFleet } from './fleet.js';
 import { runIngest } from './ingest.js';
-import { runRestart } from './restart.js';
+import { RESTART_VARIANTS, runRestart, type RestartVariant } from './restart.js';
 import { runViewers } from './viewers.js';
 import { runFlood } from './flood.js';
 import { load } from './common.js';
@@ -25,7 +26,8 @@ const USAGE = `usage: npm run bench -- [--parts ingest,fleet,viewers,flood,resta
   fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
   viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]
   flood:   [--view-seconds 10] (seconds per phase)
-  restart: [--restart-agents 10000] [--restart-farms 100] [--restart-give-up 600]`;
+  restart: [--restart-agents 10000] [--restart-farms 100] [--restart-give-up 600]
+           [--restart-variants balancer,default,raised]`;
 
 /** A mistake in how the bench was asked to run: one line and the usage, exit 2. */
 class UsageError extends Error {}
@@ -63,6 +65,7 @@ function parseOptions() {
       'restart-agents': { type: 'string', default: '10000' },
       'restart-farms': { type: 'string', default: '100' },
       'restart-give-up': { type: 'string', default: '600' },
+      'restart-variants': { type: 'string', default: RESTART_VARIANTS.join(',') },
       help: { type: 'boolean', default: false },
     },
   });
@@ -84,6 +87,10 @@ async function main(): Promise<void> {
   for (const part of parts)
     if (!['ingest', 'fleet', 'viewers', 'flood', 'restart'].includes(part))
       throw new UsageError(`unknown part ${part} (ingest, fleet, viewers, flood, restart)`);
+  const variants = String(values['restart-variants']).split(',');
+  for (const name of variants)
+    if (!(RESTART_VARIANTS as readonly string[]).includes(name))
+      throw new UsageError(`unknown restart variant ${name} (${RESTART_VARIANTS.join(', ')})`);
   const fleet = { farms: number('farms'), hosts: number('farm-hosts') };
   const fdLimit = Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
   const sockets = Math.max(
@@ -130,6 +137,7 @@ async function main(): Promise<void> {
         agents: number('restart-agents'),
         farms: number('restart-farms'),
         giveUpSeconds: number('restart-give-up'),
+        variants: variants as RestartVariant[],
       });
     }
   } finally {

@@ -1,29 +1,46 @@
 /**
  * A planned collector restart under a fleet that reaches it from one address, as agents behind a
- * TCP load balancer do: N agents (raw ws sockets, all from 127.0.0.1) connected and welcomed, then
- * the collector's real bin gets SIGTERM and is started again at once on the same port. Each
+ * load balancer do: N agents (raw ws sockets, all from 127.0.0.1) connected and welcomed, then
+ * the collector's real bin gets SIGTERM and is started again at once on the same port. In the
+ * `balancer` variant each agent's upgrade carries `X-Forwarded-For` with an address of its own, as
+ * an HTTP balancer adds it, and the collector trusts 127.0.0.1 (`http.trustedProxies`); in the
+ * others the collector sees one address, as behind a TCP balancer. Each
  * simulated agent reconnects by the agent's own policy (`reconnectDelay` of
  * agent/src/link/reconnect-delay.ts, the function agent/src/link/collector-link.ts calls): a
  * spread delay after 1001, Retry-After after 429, exponential backoff otherwise.
  *
  * Measures, from the SIGTERM: the time until every agent is welcomed again, the upgrade refusals by
- * status, the closes by code, and from /metrics once a second the hosts with `ras_agent_up` 0 and
- * `ras_license_users_unverified`. The fleet is connected under raised limits (setting it up is not
+ * status, the closes by code, from Redis twice a second (also while no collector runs) the hosts
+ * without a lease in force and the users unverified, and from /metrics once a second the hosts with
+ * `ras_agent_up` 0 and `ras_license_users_unverified`. The fleet is connected under raised limits (setting it up is not
  * the point); the collector that is restarted runs with the limits of the variant.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
-import { reconnectDelay, parseRetryAfter, DEFAULT_RECONNECT_POLICY, type Disconnect } from '@rasmon/agent';
+import {
+  reconnectDelay,
+  parseRetryAfter,
+  withinDrainLease,
+  DEFAULT_RECONNECT_POLICY,
+  type Disconnect,
+} from '@rasmon/agent';
 import type { CollectorFrame } from '@rasmon/protocol';
 import { hostKeyOf } from '../test/support/agent-client.js';
 import { freePort, type RedisServer } from '../test/support/redis-server.js';
+import type { Redis } from 'ioredis';
+import { RedisKeys } from '@rasmon/collector';
 import { pool, section, sha256, startCollector, type RunningCollector } from './common.js';
+
+/** `balancer`: X-Forwarded-For, default limits; `default`: one address, default limits; `raised`: one address, limits raised. */
+export const RESTART_VARIANTS = ['balancer', 'default', 'raised'] as const;
+export type RestartVariant = (typeof RESTART_VARIANTS)[number];
 
 export interface RestartOptions {
   agents: number;
   farms: number;
   /** How long to wait for the fleet to be back before giving up, s. */
   giveUpSeconds: number;
+  variants: readonly RestartVariant[];
 }
 
 /** The collector's defaults (collector/src/config/config.ts) for the per-address upgrade limit. */
@@ -33,6 +50,8 @@ const TARGET_SECONDS = 30;
 /** RasAgentDown fires after a host has been down this long (deploy/prometheus/rules/rasmon-alerts.yml). */
 const AGENT_DOWN_FOR_SECONDS = 300;
 
+const PREFIX = 'restart';
+const KEYS = new RedisKeys(PREFIX);
 const farmId = (f: number) => `farm-${f}`;
 const token = (f: number) => `token-${f}`;
 
@@ -47,6 +66,9 @@ class SimAgent {
   private socket: WebSocket | undefined;
   private attempt = 0;
   private ended: Disconnect = { kind: 'failed' };
+  /** When the collector last drained this agent (1001), until the next welcome. */
+  private drainedAtMs: number | undefined;
+  private heartbeatSeconds = 15;
   private seq = 1;
   welcomedAt = 0;
   stopped = false;
@@ -57,13 +79,18 @@ class SimAgent {
     private readonly f: number,
     private readonly h: number,
     private readonly tally: Tally,
+    /** The address a balancer in front would name in X-Forwarded-For, if any. */
+    private readonly forwardedFor?: string,
   ) {}
 
   /** Connects now; resolves at the first welcome or rejects at the first failure (setup only). */
   connect(): Promise<void> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(`${this.url.replace(/^http/, 'ws')}/v1/agent`, ['rasmon.v1'], {
-        headers: { Authorization: `Bearer ${token(this.f)}` },
+        headers: {
+          Authorization: `Bearer ${token(this.f)}`,
+          ...(this.forwardedFor ? { 'X-Forwarded-For': this.forwardedFor } : {}),
+        },
         perMessageDeflate: false,
       });
       this.socket = socket;
@@ -97,6 +124,8 @@ class SimAgent {
         const frame = JSON.parse(data.toString()) as CollectorFrame;
         if (frame.type === 'welcome') {
           this.welcomedAt = Date.now();
+          this.drainedAtMs = undefined;
+          this.heartbeatSeconds = frame.heartbeatSeconds;
           this.seq = Math.max(this.seq, frame.ack);
           resolve();
         } else if (frame.type === 'resync') {
@@ -108,7 +137,10 @@ class SimAgent {
         if (this.socket === socket) this.socket = undefined;
         // Refusals and failed connects are counted above, not again as the 1006 they end with.
         if (opened) this.tally.closes.set(code, (this.tally.closes.get(code) ?? 0) + 1);
-        if (code === 1001) this.ended = { kind: 'drained' };
+        if (code === 1001) {
+          this.ended = { kind: 'drained' };
+          this.drainedAtMs = Date.now();
+        }
         reject(new Error(`closed ${code}`));
         this.scheduleReconnect();
       });
@@ -137,7 +169,12 @@ class SimAgent {
 
   private scheduleReconnect(): void {
     if (this.stopped) return;
-    const plan = reconnectDelay(this.ended, this.attempt, DEFAULT_RECONNECT_POLICY);
+    // As the agent's link does (agent/src/link/collector-link.ts).
+    const cause: Disconnect =
+      this.ended.kind !== 'drained' && withinDrainLease(this.drainedAtMs, this.heartbeatSeconds)
+        ? { ...this.ended, afterDrain: true }
+        : this.ended;
+    const plan = reconnectDelay(cause, this.attempt, DEFAULT_RECONNECT_POLICY);
     this.attempt = plan.attempt;
     this.timer = setTimeout(() => void this.connect().catch(() => undefined), plan.delayMs);
   }
@@ -157,9 +194,35 @@ function health(body: string): { down: number; unverified: number } {
   return { down, unverified };
 }
 
-function config(redisUrl: string, farms: number, limits: Record<string, number>) {
+/**
+ * From Redis, as no collector is needed for it: hosts whose lease is not in force by Redis's clock
+ * (released, or lapsed even if no collector has applied the lapse yet), and users unverified.
+ */
+async function redisHealth(client: Redis, farms: number): Promise<{ down: number; unverified: number }> {
+  const [seconds, micros] = (await client.time()) as [string | number, string | number];
+  const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  const batch = client.pipeline();
+  for (let f = 0; f < farms; f += 1) {
+    const farm = KEYS.farm(farmId(f));
+    batch.zcard(farm.seen);
+    batch.zcount(farm.lease, `(${now}`, '+inf');
+    batch.hget(farm.meta, 'unverified');
+  }
+  const replies = (await batch.exec()) ?? [];
+  let down = 0;
+  let unverified = 0;
+  for (let f = 0; f < farms; f += 1) {
+    const [known, leased, unverifiedUsers] = replies.slice(f * 3, f * 3 + 3).map(([, value]) => Number(value ?? 0));
+    down += known! - leased!;
+    unverified += unverifiedUsers!;
+  }
+  return { down, unverified };
+}
+
+function config(redisUrl: string, farms: number, limits: Record<string, number>, trustedProxies?: string[]) {
   return {
-    redis: { url: redisUrl, prefix: 'restart' },
+    redis: { url: redisUrl, prefix: PREFIX },
+    ...(trustedProxies ? { http: { trustedProxies } } : {}),
     limits,
     farms: Array.from({ length: farms }, (_, f) => ({
       id: farmId(f),
@@ -178,29 +241,62 @@ const byKey = (map: Map<number, number>) =>
     .map(([key, n]) => `${key}: ${n}`)
     .join(', ') || 'none';
 
-/** One restart with the restarted collector's upgrade limits `limits`, labelled `label`. */
+/** What one variant runs: the restarted collector's limits, and whether a balancer names each agent. */
+interface Variant {
+  label: string;
+  limits: Record<string, number>;
+  /** The collector trusts the bench's own address (127.0.0.1) as a balancer sending X-Forwarded-For. */
+  forwarded: boolean;
+}
+
+function variant(name: RestartVariant, agents: number): Variant {
+  if (name === 'balancer')
+    return {
+      label: 'behind an HTTP balancer (X-Forwarded-For, http.trustedProxies), default limits',
+      limits: DEFAULT_UPGRADE_LIMITS,
+      forwarded: true,
+    };
+  if (name === 'default')
+    return { label: 'one address, default limits', limits: DEFAULT_UPGRADE_LIMITS, forwarded: false };
+  return {
+    label: 'one address, limits raised for it',
+    limits: {
+      upgradesPerSecondPerAddress: Math.max(50, Math.ceil(agents / 10)),
+      upgradeBurstPerAddress: Math.max(500, agents),
+    },
+    forwarded: false,
+  };
+}
+
+/** The address the balancer names for agent `i` (10.0.0.0/8, one each). */
+const agentAddress = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+
+/** One restart of one variant. */
 async function restartOnce(
   redis: RedisServer,
   options: RestartOptions,
-  label: string,
-  limits: Record<string, number>,
+  { label, limits, forwarded }: Variant,
 ): Promise<void> {
   const { agents: total, farms } = options;
   section(
-    `restart, ${label}: ${total} agents from one address, upgradesPerSecondPerAddress ${limits.upgradesPerSecondPerAddress}, upgradeBurstPerAddress ${limits.upgradeBurstPerAddress}`,
+    `restart, ${label}: ${total} agents, upgradesPerSecondPerAddress ${limits.upgradesPerSecondPerAddress}, upgradeBurstPerAddress ${limits.upgradeBurstPerAddress}`,
   );
   const client = redis.client();
   await client.flushall();
   const port = await freePort();
   const tally: Tally = { refusals: new Map(), closes: new Map(), connectErrors: 0 };
+  const trusted = forwarded ? ['127.0.0.1'] : undefined;
   let collector: RunningCollector = await startCollector(
-    config(redis.url, farms, { upgradesPerSecondPerAddress: 100_000, upgradeBurstPerAddress: 1_000_000 }),
+    config(redis.url, farms, { upgradesPerSecondPerAddress: 100_000, upgradeBurstPerAddress: 1_000_000 }, trusted),
     port,
   );
   const fleet = Array.from(
     { length: total },
-    (_, i) => new SimAgent(collector.url, i % farms, Math.floor(i / farms), tally),
+    (_, i) =>
+      new SimAgent(collector.url, i % farms, Math.floor(i / farms), tally, forwarded ? agentAddress(i) : undefined),
   );
+  let sampling = true;
+  let redisSampler: Promise<void> = Promise.resolve();
   try {
     await pool(fleet, 100, (agent) => agent.setUp());
     await sleep(2000);
@@ -208,9 +304,24 @@ async function restartOnce(
     for (const agent of fleet) agent.welcomedAt = 0;
 
     const t0 = Date.now();
+    // Redis, from the SIGTERM on: between the two collectors there is no /metrics to read.
+    let redisMaxDown = 0;
+    let redisMaxUnverified = 0;
+    let redisSamples = 0;
+    redisSampler = (async () => {
+      while (sampling) {
+        const seen = await redisHealth(client, farms).catch(() => undefined);
+        if (seen) {
+          redisSamples += 1;
+          redisMaxDown = Math.max(redisMaxDown, seen.down);
+          redisMaxUnverified = Math.max(redisMaxUnverified, seen.unverified);
+        }
+        await sleep(500);
+      }
+    })();
     await collector.stop();
     const stoppedMs = Date.now() - t0;
-    collector = await startCollector(config(redis.url, farms, limits), port);
+    collector = await startCollector(config(redis.url, farms, limits, trusted), port);
     const readyMs = Date.now() - t0;
 
     let maxDown = 0;
@@ -231,6 +342,8 @@ async function restartOnce(
       if (back === total && seen.down === 0 && seen.unverified === 0) break;
       await sleep(1000);
     }
+    sampling = false;
+    await redisSampler;
     const lastBackMs = Math.max(...fleet.map((agent) => agent.welcomedAt)) - t0;
     const allBack = back === total;
     const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
@@ -242,22 +355,33 @@ async function restartOnce(
         ? `all ${total} agents welcomed again ${seconds(lastBackMs)} after SIGTERM (target ≤ ${TARGET_SECONDS} s: ${lastBackMs <= TARGET_SECONDS * 1000 ? 'met' : 'missed'})`
         : `only ${back} of ${total} agents back after ${options.giveUpSeconds} s (target ≤ ${TARGET_SECONDS} s: missed)`,
     );
-    const floorSeconds = Math.max(0, (total - limits.upgradeBurstPerAddress!) / limits.upgradesPerSecondPerAddress!);
+    const addresses = forwarded ? total : 1;
+    const perAddress = Math.ceil(total / addresses);
+    const floorSeconds = Math.max(
+      0,
+      (perAddress - limits.upgradeBurstPerAddress!) / limits.upgradesPerSecondPerAddress!,
+    );
     console.log(
-      `  the upgrade limit alone lets ${total} agents from one address in no sooner than ${floorSeconds.toFixed(0)} s (burst ${limits.upgradeBurstPerAddress}, then ${limits.upgradesPerSecondPerAddress}/s)`,
+      `  the upgrade limit alone lets ${perAddress} agent(s) per address (${addresses} address(es)) in no sooner than ${floorSeconds.toFixed(0)} s (burst ${limits.upgradeBurstPerAddress}, then ${limits.upgradesPerSecondPerAddress}/s)`,
     );
     console.log(
       `upgrade refusals: 429 ${count(tally.refusals, 429)}, 503 ${count(tally.refusals, 503)} (by status: ${byKey(tally.refusals)}); connection errors ${tally.connectErrors}`,
     );
     console.log(`closes by code: ${byKey(tally.closes)}`);
     console.log(
+      `hosts without a lease in force in Redis (${redisSamples} samples from SIGTERM, also between the collectors): at most ${redisMaxDown}; users unverified at most ${redisMaxUnverified}`,
+    );
+    console.log(
       `hosts with ras_agent_up 0 on the new collector: at most ${maxDown}, the last seen ${lastDownAt ? seconds(lastDownAt - t0) : '-'} after SIGTERM; users unverified at most ${maxUnverified}`,
     );
+    const downSeen = maxDown > 0 || maxUnverified > 0 || redisMaxDown > 0 || redisMaxUnverified > 0;
     const downFor = lastDownAt ? lastDownAt - t0 : 0;
     console.log(
-      `  host down for a planned restart: ${maxDown > 0 || maxUnverified > 0 ? 'seen (the drain releases each lease: docs/design.md §2 rule 10)' : 'never seen'}; RasAgentDown (for: ${AGENT_DOWN_FOR_SECONDS / 60}m) ${downFor < AGENT_DOWN_FOR_SECONDS * 1000 ? 'would not fire' : 'would fire'}`,
+      `  host down for a planned restart: ${downSeen ? 'seen (a lease lapsed before its agent was back)' : 'never seen (target: none)'}; RasAgentDown (for: ${AGENT_DOWN_FOR_SECONDS / 60}m) ${downFor < AGENT_DOWN_FOR_SECONDS * 1000 ? 'would not fire' : 'would fire'}`,
     );
   } finally {
+    sampling = false;
+    await redisSampler;
     for (const agent of fleet) agent.close();
     client.disconnect();
     await collector.stop();
@@ -265,18 +389,18 @@ async function restartOnce(
 }
 
 /**
- * The restart with the default limits, then with the limit raised as an operator behind a balancer
- * that presents one address would raise it (`http.trustedProxies` is the real fix where the
- * balancer adds X-Forwarded-For).
+ * The restart behind an HTTP balancer that names each agent (X-Forwarded-For, trusted), then from
+ * one address as a TCP balancer presents them, with the default limits and with the limits raised
+ * as an operator behind such a balancer would raise them.
  */
 export async function runRestart(redis: RedisServer, options: RestartOptions): Promise<void> {
-  await restartOnce(redis, options, 'default limits', DEFAULT_UPGRADE_LIMITS);
-  const { upgradeBurstPerAddress: burst, upgradesPerSecondPerAddress: rate } = DEFAULT_UPGRADE_LIMITS;
-  console.log(
-    `note: from one address with the default limits at most ${burst + rate * TARGET_SECONDS} agents (burst ${burst} + ${rate}/s × ${TARGET_SECONDS} s) can be back within ${TARGET_SECONDS} s, however they retry: the ${TARGET_SECONDS} s target for ${options.agents} agents behind one address needs http.trustedProxies (the balancer's X-Forwarded-For; the real fix) or the limits raised, as here:`,
-  );
-  await restartOnce(redis, options, 'limits raised for one balancer address', {
-    upgradesPerSecondPerAddress: Math.max(50, Math.ceil(options.agents / 10)),
-    upgradeBurstPerAddress: Math.max(500, options.agents),
-  });
+  for (const name of options.variants) {
+    if (name === 'raised') {
+      const { upgradeBurstPerAddress: burst, upgradesPerSecondPerAddress: rate } = DEFAULT_UPGRADE_LIMITS;
+      console.log(
+        `note: from one address with the default limits at most ${burst + rate * TARGET_SECONDS} agents (burst ${burst} + ${rate}/s × ${TARGET_SECONDS} s) can be back within ${TARGET_SECONDS} s, however they retry: behind a TCP balancer the limits are raised, as here:`,
+      );
+    }
+    await restartOnce(redis, options, variant(name, options.agents));
+  }
 }

@@ -467,7 +467,7 @@ describe('SIGHUP reload', () => {
 });
 
 describe('SIGTERM', () => {
-  it('drains a frame in flight, acks it, closes agents with 1001 and exits 0', async () => {
+  it("drains a frame in flight, acks it, keeps the host's lease, closes agents with 1001 and exits 0", async () => {
     const c = await processWith([{ id: 'farm-a', seats: 5 }]);
     const agent = await c.connect('token-farm-a');
     await agent.hello('farm-a', 'rdsh-1');
@@ -488,11 +488,14 @@ describe('SIGTERM', () => {
 
     const ack = await agent.next('ack');
     expect(ack).toEqual({ type: 'ack', seq: 2 });
-    expect((await vi.waitFor(() => agent.closed, { timeout: 10_000 })).code).toBe(1001);
-    expect(await vi.waitFor(() => c.proc.exited, { timeout: 10_000 })).toEqual({ code: 0, signal: null });
-    // What was acked is in Redis, and the host was released on the way out.
+    expect((await vi.waitFor(() => agent.closed, { timeout: 20_000 })).code).toBe(1001);
+    expect(await vi.waitFor(() => c.proc.exited, { timeout: 20_000 })).toEqual({ code: 0, signal: null });
+    // What was acked is in Redis, and the host's lease was handed over on the way out, not released
+    // (docs/design.md §2 rule 10): live, for its agent to take again on the next collector.
     expect(await client.hlen(c.keys.farm('farm-a').users)).toBe(2);
-    expect(await client.zscore(c.keys.farm('farm-a').lease, 'rdsh-1')).toBeNull();
+    const [seconds] = (await client.time()) as [string | number, string | number];
+    expect(Number(await client.zscore(c.keys.farm('farm-a').lease, 'rdsh-1'))).toBeGreaterThan(Number(seconds) * 1000);
+    expect(await client.hget(c.keys.host('farm-a', 'rdsh-1').host, 'live')).toBe('1');
   });
 });
 

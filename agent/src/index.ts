@@ -10,6 +10,8 @@ export { AgentMetrics } from './metrics.js';
 export { AGENT_EXEC_ARGV } from './runtime-flags.js';
 export {
   reconnectDelay,
+  withinDrainLease,
+  AFTER_DRAIN_MAX_MS,
   parseRetryAfter,
   DEFAULT_RECONNECT_POLICY,
   type Disconnect,

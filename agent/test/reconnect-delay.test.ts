@@ -1,14 +1,16 @@
 /**
  * The reconnect policy: a drain spreads the fleet over the window without touching the backoff, a
  * 429 waits what Retry-After asks without growing it, a 503 waits at least that long, anything else
- * backs off exponentially as before.
+ * backs off exponentially as before, to 5 s at most within a host lease of a drain.
  */
 import { describe, expect, it } from 'vitest';
 import {
+  AFTER_DRAIN_MAX_MS,
   DEFAULT_RECONNECT_POLICY,
   MAX_RETRY_AFTER_MS,
   parseRetryAfter,
   reconnectDelay,
+  withinDrainLease,
   type Disconnect,
 } from '../src/link/reconnect-delay.js';
 
@@ -48,6 +50,20 @@ describe('reconnect delay', () => {
     expect(reconnectDelay(refused(503, 10_000), 0, policy, at(0))).toEqual({ delayMs: 10_000, attempt: 1 });
     // The backoff's own step, when longer, wins.
     expect(reconnectDelay(refused(503, 1000), 5, policy, at(0))).toEqual({ delayMs: 16_000, attempt: 6 });
+  });
+
+  it('within a host lease of a drain, failures and 503s back off to 5 s at most; 429 and past the lease as usual', () => {
+    const afterDrain = (cause: Disconnect): Disconnect => ({ ...cause, afterDrain: true }) as Disconnect;
+    expect(reconnectDelay(afterDrain(failed), 20, policy, at(1))).toEqual({ delayMs: AFTER_DRAIN_MAX_MS, attempt: 21 });
+    expect(reconnectDelay(afterDrain(failed), 0, policy, at(0))).toEqual({ delayMs: 500, attempt: 1 });
+    expect(reconnectDelay(afterDrain(refused(503, 1000)), 8, policy, at(1)).delayMs).toBe(AFTER_DRAIN_MAX_MS);
+    // A 429's Retry-After is the collector's own pacing, drain or not.
+    expect(reconnectDelay(afterDrain(refused(429, 20_000)), 8, policy, at(0)).delayMs).toBe(20_000);
+    // The lease is 3 × heartbeatSeconds from the drain (15 s heartbeat: 45 s).
+    const drainedAt = 1_000_000;
+    expect(withinDrainLease(drainedAt, 15, drainedAt + 44_999)).toBe(true);
+    expect(withinDrainLease(drainedAt, 15, drainedAt + 45_000)).toBe(false);
+    expect(withinDrainLease(undefined, 15, drainedAt)).toBe(false);
   });
 
   it('a 429 without Retry-After, and any other failure, back off exponentially over the upper half', () => {

@@ -459,7 +459,7 @@ export class Collector {
     return 'scripts not loaded';
   }
 
-  /** SIGTERM: stop taking agents, finish frames in flight, close agents, release leases, stop. */
+  /** SIGTERM: stop taking agents, finish frames in flight, hand the hosts' leases over, close agents, stop. */
   async drain(timeoutMs = 10_000): Promise<void> {
     if (this.draining) return;
     this.draining = true;

@@ -27,7 +27,13 @@ import {
 } from '@rasmon/protocol';
 import type { Logger } from 'pino';
 import { explainConnectError } from './connect-error.js';
-import { DEFAULT_RECONNECT_POLICY, parseRetryAfter, reconnectDelay, type Disconnect } from './reconnect-delay.js';
+import {
+  DEFAULT_RECONNECT_POLICY,
+  parseRetryAfter,
+  reconnectDelay,
+  withinDrainLease,
+  type Disconnect,
+} from './reconnect-delay.js';
 
 export interface LinkOptions {
   /** `ws://` or `wss://` address of the collector; `/v1/agent` is added when no path is given. */
@@ -90,6 +96,10 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
   private stopped = false;
   private attempt = 0;
   private nextDelayFloorMs = 0;
+  /** When the collector last drained this connection (1001), until the next welcome. */
+  private drainedAtMs: number | undefined;
+  /** The heartbeat the last welcome gave: the collector's leases are 3 × this. */
+  private welcomeHeartbeatSeconds = 15;
   /** Why the current connection ended, when it was not a plain failure. */
   private ended: Disconnect = { kind: 'failed' };
   private retryTimer: NodeJS.Timeout | undefined;
@@ -254,7 +264,10 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
       this.hadWelcome = false;
       if (this.socket === socket) this.socket = undefined;
       log.info({ code, reason: clip(reason.toString(), 123) }, 'collector connection closed');
-      if (code === CloseCode.goingAway) this.ended = { kind: 'drained' };
+      if (code === CloseCode.goingAway) {
+        this.ended = { kind: 'drained' };
+        this.drainedAtMs = Date.now();
+      }
       if (wasReady) this.emit('down');
       this.scheduleReconnect();
     });
@@ -276,6 +289,8 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
         this.serverLimits = frame.limits;
         this.serverFeatures = frame.features ?? [];
         this.startHeartbeat(frame.heartbeatSeconds);
+        this.welcomeHeartbeatSeconds = frame.heartbeatSeconds;
+        this.drainedAtMs = undefined;
         const socket = this.socket;
         clearTimeout(this.healthyTimer);
         this.healthyTimer = setTimeout(() => {
@@ -331,7 +346,11 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
 
   private scheduleReconnect(): void {
     if (this.stopped) return;
-    const plan = reconnectDelay(this.ended, this.attempt, {
+    const cause: Disconnect =
+      this.ended.kind !== 'drained' && withinDrainLease(this.drainedAtMs, this.welcomeHeartbeatSeconds)
+        ? { ...this.ended, afterDrain: true }
+        : this.ended;
+    const plan = reconnectDelay(cause, this.attempt, {
       ...(this.options.backoff ?? DEFAULT_RECONNECT_POLICY),
       drainSpreadMs: this.options.drainSpreadMs ?? DEFAULT_RECONNECT_POLICY.drainSpreadMs,
     });

@@ -13,7 +13,14 @@
  * - 503 with a `Retry-After` (draining, or full): at least what it asks plus jitter, and the backoff
  *   grows as for any failure.
  * - Anything else: exponential backoff with jitter over the upper half of the step.
+ * - Except that within a host lease of a drain (`afterDrain`), the backoff of failed attempts and
+ *   503s grows to AFTER_DRAIN_MAX_MS at most: the collector is being restarted, the host's lease
+ *   is held for its agent meanwhile (docs/design.md §2 rule 10), and an agent that backed off to
+ *   half a minute while nothing listened would come back long after the new collector is ready and
+ *   the lease has lapsed. A refused connect costs next to nothing; past the lease, the usual backoff.
  */
+
+import { leaseMs } from '@rasmon/protocol';
 
 /** The reconnect policy's settings. */
 export interface ReconnectPolicy {
@@ -31,6 +38,8 @@ export const DEFAULT_RECONNECT_POLICY: Readonly<ReconnectPolicy> = Object.freeze
 
 /** A `Retry-After` beyond this is taken as this: a collector cannot park its agents for hours. */
 export const MAX_RETRY_AFTER_MS = 600_000;
+/** Longest backoff step of an attempt within a host lease of a drain. */
+export const AFTER_DRAIN_MAX_MS = 5000;
 /** Added to a `Retry-After` at random, below this. */
 export const RETRY_AFTER_JITTER_MS = 1000;
 
@@ -39,9 +48,9 @@ export type Disconnect =
   /** The collector closed an open connection with 1001. */
   | { kind: 'drained' }
   /** The upgrade got this HTTP status; `retryAfterMs` from its `Retry-After`, if any. */
-  | { kind: 'refused'; status: number; retryAfterMs: number | undefined }
+  | { kind: 'refused'; status: number; retryAfterMs: number | undefined; afterDrain?: boolean }
   /** Any other end: a network error, another close code, no welcome in time. */
-  | { kind: 'failed' };
+  | { kind: 'failed'; afterDrain?: boolean };
 
 export interface ReconnectPlan {
   delayMs: number;
@@ -63,7 +72,8 @@ export function reconnectDelay(
   const retryAfterMs = cause.kind === 'refused' ? cause.retryAfterMs : undefined;
   if (retryAfterMs !== undefined && cause.kind === 'refused' && cause.status === 429)
     return { delayMs: afterRetryAfter(retryAfterMs, random), attempt };
-  const ceiling = Math.min(policy.maxMs, policy.initialMs * 2 ** attempt);
+  const maxMs = cause.afterDrain ? Math.min(policy.maxMs, AFTER_DRAIN_MAX_MS) : policy.maxMs;
+  const ceiling = Math.min(maxMs, policy.initialMs * 2 ** attempt);
   // Full jitter over the upper half: agents of a farm do not come back in step.
   const backoff = ceiling / 2 + random() * (ceiling / 2);
   const floor = retryAfterMs !== undefined && cause.kind === 'refused' && cause.status === 503;
@@ -93,4 +103,12 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
   const at = Date.parse(text);
   if (Number.isNaN(at)) return undefined;
   return Math.min(Math.max(0, at - now), MAX_RETRY_AFTER_MS);
+}
+
+/**
+ * Whether an attempt now is within a host lease (3 × `heartbeatSeconds` of the collector that
+ * drained) of the last drain, at `drainedAtMs` (undefined: none since the last welcome).
+ */
+export function withinDrainLease(drainedAtMs: number | undefined, heartbeatSeconds: number, now = Date.now()): boolean {
+  return drainedAtMs !== undefined && now - drainedAtMs < leaseMs(heartbeatSeconds);
 }

@@ -27,7 +27,14 @@ import { sha256Hex, type FarmConfig } from '../config/config.js';
 import { farmQuotas } from '../config/farm-quotas.js';
 import type { FarmEpochs } from '../engine/farm-clock.js';
 import type { FarmDirectory, PeerNames } from '../config/farm-directory.js';
-import type { ApplyResult, HelloBinding, HelloResult, HostClaim, LicenseEngine } from '../engine/license-engine.js';
+import type {
+  ApplyResult,
+  HelloBinding,
+  HelloResult,
+  HostClaim,
+  LicenseEngine,
+  RenewResult,
+} from '../engine/license-engine.js';
 import type { Logger } from '@rasmon/protocol/kit';
 import {
   writeRefusalOf,
@@ -96,6 +103,10 @@ export class AgentConnection implements Credentials {
   private awaitingSnapshot = false;
   /** Asked for its state after the farm's data was lost, and not yet resent (docs/design.md §6). */
   rebuilding = false;
+  /** When this connection last took or renewed its host's lease (local clock), ms. */
+  renewedAt = 0;
+  /** Closed by the collector's drain, its host's lease kept (see {@link keepLeaseAtClose}). */
+  private handedOver = false;
   /** The latest re-take of the host under a new epoch (see {@link reclaim}). */
   private reclaimed: Promise<void> = Promise.resolve();
   private readonly frameBucket: TokenBucket;
@@ -237,16 +248,45 @@ export class AgentConnection implements Credentials {
       return;
     }
     this.ping();
+    if ((await this.renewLease()) !== 'epoch') return;
+    // Redis is unreachable: the next heartbeat tries again.
+    await this.epochLost().catch(() => undefined);
+  }
+
+  /**
+   * Renews this connection's host lease; a connection another one superseded is closed. Undefined
+   * when there is nothing to renew or Redis did not answer (idle connections stay open, docs/design.md §3).
+   */
+  private async renewLease(): Promise<RenewResult | undefined> {
     const claim = this.claim;
     const engine = this.ctx.engine.farm(this.farmId);
-    if (!claim || this.closed || !engine) return;
+    if (!claim || this.closed || !engine) return undefined;
     try {
       const result = await engine.renew(claim);
       if (result === 'superseded') this.superseded();
-      else if (result === 'epoch') await this.epochLost();
+      else if (result === 'ok') this.renewedAt = Date.now();
+      return result;
     } catch {
-      // Redis is unreachable: idle connections stay open (docs/design.md §3).
+      return undefined;
     }
+  }
+
+  /**
+   * The collector is stopping (a planned restart): the host keeps its lease when this connection
+   * closes instead of losing it, so that its agent can take it again on any collector within the
+   * lease without the host ever showing down; if none does, it lapses (docs/design.md §2 rule 10).
+   */
+  keepLeaseAtClose(): void {
+    this.handedOver = true;
+  }
+
+  /**
+   * At a drain, renews the lease one last time, so the agent has a whole lease to come back in. An
+   * agent not heard from within the silence limit gets no renewal: its lease lapses as it would have.
+   */
+  async renewBeforeHandOver(): Promise<void> {
+    if (Date.now() - this.lastHeard > silenceLimitMs(this.ctx.heartbeatSeconds)) return;
+    await this.renewLease();
   }
 
   /** This host no longer holds its farm's rebuild open. */
@@ -258,11 +298,15 @@ export class AgentConnection implements Credentials {
     });
   }
 
-  /** The host's lease ends at once with its connection (docs/design.md §2 rule 10), if this connection still owns it. */
+  /**
+   * The host's lease ends at once with its connection (docs/design.md §2 rule 10), if this connection
+   * still owns it; unless the collector's drain handed it over, then it lapses by itself if no agent takes it.
+   */
   async release(): Promise<void> {
     const claim = this.claim;
     if (!claim) return;
     if (this.rebuilding) await this.rebuildDone(claim);
+    if (this.handedOver) return;
     try {
       // A farm removed by a reload is released under the rules it had.
       await this.ctx.engine.release(this.farmId, claim);
@@ -443,6 +487,7 @@ export class AgentConnection implements Credentials {
     if (result.kind === 'bound') return this.refuseBound(taken.farm.id, claim.host);
     if (result.kind !== 'ok') throw new Error('the farm epoch changed twice during one hello');
     if (this.closed) return;
+    this.renewedAt = Date.now();
     this.claim = claim;
     this.agent = hello.agent;
     if (taken.farm.hostBinding === 'key' && this.hostKeyHash === undefined) this.warnKeyless(taken.farm.id, claim.host);

@@ -66,6 +66,9 @@ const BEAT_STEP_MS = 100;
 /** Connections kept free for scrapes, probes and the API when agents fill `maxConnections`. */
 export const HTTP_RESERVE = 256;
 
+/** Leases renewed at once when a drain hands them over (a heartbeat's worth of renewals in a burst). */
+const HAND_OVER_CONCURRENCY = 256;
+
 /** Connections of one farm re-taking their hosts at once after its data was lost. */
 const RECLAIM_CONCURRENCY = 32;
 
@@ -258,14 +261,35 @@ export class AgentServer {
     this.byHost.set(key, newer);
   }
 
-  /** Stops taking agents, lets each finish the frame it is applying, then closes them (1001). */
+  /**
+   * Stops taking agents, lets each finish the frame it is applying, hands each host's lease over
+   * (renewed once more and kept, so a planned restart shows no host down: docs/design.md §2
+   * rule 10), then closes them (1001).
+   */
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     const all = [...this.connections];
     const settled = Promise.all(all.map((connection) => connection.settled()));
     await Promise.race([settled, new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+    // All keep their leases at close. Each is closed as soon as its lease is renewed, so its agent's
+    // spread delay starts at once rather than after every renewal; the oldest leases first, so that
+    // those not reached in time are the freshest, closed with their leases as they are (which lapse
+    // no later than they would have).
+    for (const connection of all) connection.keepLeaseAtClose();
+    all.sort((a, b) => a.renewedAt - b.renewedAt);
     const closed = all.map((connection) => new Promise<void>((resolve) => connection.onClose(resolve)));
+    let next = 0;
+    const handOver = async () => {
+      while (next < all.length) {
+        const connection = all[next++]!;
+        await connection.renewBeforeHandOver();
+        connection.close(CloseCode.goingAway, 'collector shutting down');
+      }
+    };
+    const handedOver = Promise.all(Array.from({ length: Math.min(HAND_OVER_CONCURRENCY, all.length) }, handOver));
+    await Promise.race([handedOver, new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+    next = all.length;
     for (const connection of all) connection.close(CloseCode.goingAway, 'collector shutting down');
     await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
     for (const connection of this.connections) connection.terminate();

@@ -1,7 +1,7 @@
 --[[
   Releases a host's lease at once when its owning connection closes: the host turns stale and its
   connections keep counting, unverified (docs/design.md §2 rule 10). A connection that no longer owns the host
-  changes nothing.
+  changes nothing. Not run for connections a collector's drain closes: those keep their lease.
 
   KEYS: farm, host
   ARGV: farm rules (1-3, see includes/keys.lua), then
