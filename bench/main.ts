@@ -9,6 +9,8 @@
  *     flood:   [--view-seconds 10] (seconds per phase)
  *     restart: [--restart-agents 10000] [--restart-farms 100] [--restart-give-up 600]
  *              [--restart-variants balancer,default,raised]
+ *     redis-loss: [--loss-farms 100] [--loss-hosts 100] [--loss-sessions 20] [--loss-busy 0]
+ *              [--loss-modes flushall,restart] [--loss-give-up 120]
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
@@ -19,15 +21,18 @@ import { runIngest } from './ingest.js';
 import { RESTART_VARIANTS, runRestart, type RestartVariant } from './restart.js';
 import { runViewers } from './viewers.js';
 import { runFlood } from './flood.js';
+import { LOSS_MODES, runRedisLoss, type LossMode } from './redis-loss.js';
 import { load } from './common.js';
 
-const USAGE = `usage: npm run bench -- [--parts ingest,fleet,viewers,flood,restart] [--profile]
+const USAGE = `usage: npm run bench -- [--parts ingest,fleet,viewers,flood,restart,redis-loss] [--profile]
   ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
   fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
   viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]
   flood:   [--view-seconds 10] (seconds per phase)
   restart: [--restart-agents 10000] [--restart-farms 100] [--restart-give-up 600]
-           [--restart-variants balancer,default,raised]`;
+           [--restart-variants balancer,default,raised]
+  redis-loss: [--loss-farms 100] [--loss-hosts 100] [--loss-sessions 20] [--loss-busy 0]
+           [--loss-modes flushall,restart] [--loss-give-up 120]`;
 
 /** A mistake in how the bench was asked to run: one line and the usage, exit 2. */
 class UsageError extends Error {}
@@ -47,7 +52,7 @@ try {
 function parseOptions() {
   return parseArgs({
     options: {
-      parts: { type: 'string', default: 'ingest,fleet,viewers,flood,restart' },
+      parts: { type: 'string', default: 'ingest,fleet,viewers,flood,restart,redis-loss' },
       profile: { type: 'boolean', default: false },
       hosts: { type: 'string', default: '20' },
       seconds: { type: 'string', default: '10' },
@@ -66,6 +71,12 @@ function parseOptions() {
       'restart-farms': { type: 'string', default: '100' },
       'restart-give-up': { type: 'string', default: '600' },
       'restart-variants': { type: 'string', default: RESTART_VARIANTS.join(',') },
+      'loss-farms': { type: 'string', default: '100' },
+      'loss-hosts': { type: 'string', default: '100' },
+      'loss-sessions': { type: 'string', default: '20' },
+      'loss-busy': { type: 'string', default: '0' },
+      'loss-modes': { type: 'string', default: LOSS_MODES.join(',') },
+      'loss-give-up': { type: 'string', default: '120' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -85,17 +96,25 @@ async function main(): Promise<void> {
   }
   const parts = new Set(String(values.parts).split(','));
   for (const part of parts)
-    if (!['ingest', 'fleet', 'viewers', 'flood', 'restart'].includes(part))
-      throw new UsageError(`unknown part ${part} (ingest, fleet, viewers, flood, restart)`);
+    if (!['ingest', 'fleet', 'viewers', 'flood', 'restart', 'redis-loss'].includes(part))
+      throw new UsageError(`unknown part ${part} (ingest, fleet, viewers, flood, restart, redis-loss)`);
   const variants = String(values['restart-variants']).split(',');
   for (const name of variants)
     if (!(RESTART_VARIANTS as readonly string[]).includes(name))
       throw new UsageError(`unknown restart variant ${name} (${RESTART_VARIANTS.join(', ')})`);
+  const lossModes = String(values['loss-modes']).split(',');
+  for (const mode of lossModes)
+    if (!(LOSS_MODES as readonly string[]).includes(mode))
+      throw new UsageError(`unknown loss mode ${mode} (${LOSS_MODES.join(', ')})`);
+  const busy = Number(values['loss-busy']);
+  if (!Number.isInteger(busy) || busy < 0 || busy > 64)
+    throw new UsageError(`--loss-busy must be a whole number from 0 to 64, not ${String(values['loss-busy'])}`);
   const fleet = { farms: number('farms'), hosts: number('farm-hosts') };
   const fdLimit = Number(execFileSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).trim());
   const sockets = Math.max(
     parts.has('fleet') ? fleet.farms * fleet.hosts : 0,
     parts.has('restart') ? number('restart-agents') : 0,
+    parts.has('redis-loss') ? number('loss-farms') * number('loss-hosts') : 0,
   );
   if (fdLimit < sockets + 1000) {
     console.error(`bench: the open-file limit (${fdLimit}) is below ${sockets + 1000}: raise it with ulimit -n`);
@@ -138,6 +157,16 @@ async function main(): Promise<void> {
         farms: number('restart-farms'),
         giveUpSeconds: number('restart-give-up'),
         variants: variants as RestartVariant[],
+      });
+    }
+    if (parts.has('redis-loss')) {
+      await runRedisLoss(redis, {
+        farms: number('loss-farms'),
+        hosts: number('loss-hosts'),
+        sessions: number('loss-sessions'),
+        busy,
+        modes: lossModes as LossMode[],
+        giveUpSeconds: number('loss-give-up'),
       });
     }
   } finally {

@@ -4,10 +4,9 @@
  * the collector's real bin gets SIGTERM and is started again at once on the same port. In the
  * `balancer` variant each agent's upgrade carries `X-Forwarded-For` with an address of its own, as
  * an HTTP balancer adds it, and the collector trusts 127.0.0.1 (`http.trustedProxies`); in the
- * others the collector sees one address, as behind a TCP balancer. Each
- * simulated agent reconnects by the agent's own policy (`reconnectDelay` of
- * agent/src/link/reconnect-delay.ts, the function agent/src/link/collector-link.ts calls): a
- * spread delay after 1001, Retry-After after 429, exponential backoff otherwise.
+ * others the collector sees one address, as behind a TCP balancer. Each simulated agent
+ * (bench/sim-agent.ts) sends its snapshot after every welcome and reconnects by the agent's own
+ * policy, as the real agent does.
  *
  * Measures, from the SIGTERM: the time until every agent is welcomed again, the upgrade refusals by
  * status, the closes by code, from Redis twice a second (also while no collector runs) the hosts
@@ -16,20 +15,11 @@
  * the point); the collector that is restarted runs with the limits of the variant.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WebSocket } from 'ws';
-import {
-  reconnectDelay,
-  parseRetryAfter,
-  withinDrainLease,
-  DEFAULT_RECONNECT_POLICY,
-  type Disconnect,
-} from '@rasmon/agent';
-import type { CollectorFrame } from '@rasmon/protocol';
-import { hostKeyOf } from '../test/support/agent-client.js';
 import { freePort, type RedisServer } from '../test/support/redis-server.js';
 import type { Redis } from 'ioredis';
 import { RedisKeys } from '@rasmon/collector';
 import { pool, section, sha256, startCollector, type RunningCollector } from './common.js';
+import { SimAgent, farmId, newTally, token } from './sim-agent.js';
 
 /** `balancer`: X-Forwarded-For, default limits; `default`: one address, default limits; `raised`: one address, limits raised. */
 export const RESTART_VARIANTS = ['balancer', 'default', 'raised'] as const;
@@ -52,140 +42,6 @@ const AGENT_DOWN_FOR_SECONDS = 300;
 
 const PREFIX = 'restart';
 const KEYS = new RedisKeys(PREFIX);
-const farmId = (f: number) => `farm-${f}`;
-const token = (f: number) => `token-${f}`;
-
-interface Tally {
-  refusals: Map<number, number>;
-  closes: Map<number, number>;
-  connectErrors: number;
-}
-
-/** One simulated agent: hello, a snapshot when asked, and reconnects as the real agent does. */
-class SimAgent {
-  private socket: WebSocket | undefined;
-  private attempt = 0;
-  private ended: Disconnect = { kind: 'failed' };
-  /** When the collector last drained this agent (1001), until the next welcome. */
-  private drainedAtMs: number | undefined;
-  private heartbeatSeconds = 15;
-  private seq = 1;
-  welcomedAt = 0;
-  stopped = false;
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly url: string,
-    private readonly f: number,
-    private readonly h: number,
-    private readonly tally: Tally,
-    /** The address a balancer in front would name in X-Forwarded-For, if any. */
-    private readonly forwardedFor?: string,
-  ) {}
-
-  /** Connects now; resolves at the first welcome or rejects at the first failure (setup only). */
-  connect(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const socket = new WebSocket(`${this.url.replace(/^http/, 'ws')}/v1/agent`, ['rasmon.v1'], {
-        headers: {
-          Authorization: `Bearer ${token(this.f)}`,
-          ...(this.forwardedFor ? { 'X-Forwarded-For': this.forwardedFor } : {}),
-        },
-        perMessageDeflate: false,
-      });
-      this.socket = socket;
-      this.ended = { kind: 'failed' };
-      socket.on('unexpected-response', (_req, res) => {
-        const status = res.statusCode ?? 0;
-        this.tally.refusals.set(status, (this.tally.refusals.get(status) ?? 0) + 1);
-        this.ended = { kind: 'refused', status, retryAfterMs: parseRetryAfter(res.headers['retry-after']) };
-        res.resume();
-        socket.terminate();
-        reject(new Error(`upgrade refused with ${status}`));
-      });
-      let opened = false;
-      socket.on('error', () => {
-        if (!opened && this.ended.kind === 'failed') this.tally.connectErrors += 1;
-        reject(new Error('connection error'));
-      });
-      socket.on('open', () => {
-        opened = true;
-        socket.send(
-          JSON.stringify({
-            type: 'hello',
-            farm: farmId(this.f),
-            host: `rdsh-${this.h}`,
-            stream: `stream-${this.f}-${this.h}`,
-            hostKey: hostKeyOf(`${this.f}/${this.h}`),
-          }),
-        );
-      });
-      socket.on('message', (data) => {
-        const frame = JSON.parse(data.toString()) as CollectorFrame;
-        if (frame.type === 'welcome') {
-          this.welcomedAt = Date.now();
-          this.drainedAtMs = undefined;
-          this.heartbeatSeconds = frame.heartbeatSeconds;
-          this.seq = Math.max(this.seq, frame.ack);
-          resolve();
-        } else if (frame.type === 'resync') {
-          this.seq += 1;
-          socket.send(JSON.stringify({ type: 'snapshot', seq: this.seq, at: Date.now(), sessions: this.sessions() }));
-        }
-      });
-      socket.on('close', (code) => {
-        if (this.socket === socket) this.socket = undefined;
-        // Refusals and failed connects are counted above, not again as the 1006 they end with.
-        if (opened) this.tally.closes.set(code, (this.tally.closes.get(code) ?? 0) + 1);
-        if (code === 1001) {
-          this.ended = { kind: 'drained' };
-          this.drainedAtMs = Date.now();
-        }
-        reject(new Error(`closed ${code}`));
-        this.scheduleReconnect();
-      });
-    });
-  }
-
-  /** The first connection: hello and a snapshot, so the host holds users the restart must keep. */
-  async setUp(): Promise<void> {
-    this.stopped = true;
-    await this.connect();
-    this.socket!.send(JSON.stringify({ type: 'snapshot', seq: 1, at: Date.now(), sessions: this.sessions() }));
-    this.stopped = false;
-  }
-
-  private sessions() {
-    return Array.from({ length: SESSIONS_PER_HOST }, (_, i) => ({
-      id: String(i + 1),
-      user: `corp\\user${this.h * SESSIONS_PER_HOST + i}`,
-      admin: false,
-      kind: 'desktop',
-      via: 'ras',
-      state: 'active',
-      since: 1_700_000_000_000 + this.h * 100 + i,
-    }));
-  }
-
-  private scheduleReconnect(): void {
-    if (this.stopped) return;
-    // As the agent's link does (agent/src/link/collector-link.ts).
-    const cause: Disconnect =
-      this.ended.kind !== 'drained' && withinDrainLease(this.drainedAtMs, this.heartbeatSeconds)
-        ? { ...this.ended, afterDrain: true }
-        : this.ended;
-    const plan = reconnectDelay(cause, this.attempt, DEFAULT_RECONNECT_POLICY);
-    this.attempt = plan.attempt;
-    this.timer = setTimeout(() => void this.connect().catch(() => undefined), plan.delayMs);
-  }
-
-  close(): void {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.socket?.terminate();
-  }
-}
-
 /** From one /metrics body: hosts with ras_agent_up 0, and the sum of ras_license_users_unverified. */
 function health(body: string): { down: number; unverified: number } {
   const down = body.match(/^ras_agent_up\{[^}]*\} 0$/gm)?.length ?? 0;
@@ -284,7 +140,7 @@ async function restartOnce(
   const client = redis.client();
   await client.flushall();
   const port = await freePort();
-  const tally: Tally = { refusals: new Map(), closes: new Map(), connectErrors: 0 };
+  const tally = newTally();
   const trusted = forwarded ? ['127.0.0.1'] : undefined;
   let collector: RunningCollector = await startCollector(
     config(redis.url, farms, { upgradesPerSecondPerAddress: 100_000, upgradeBurstPerAddress: 1_000_000 }, trusted),
@@ -293,7 +149,10 @@ async function restartOnce(
   const fleet = Array.from(
     { length: total },
     (_, i) =>
-      new SimAgent(collector.url, i % farms, Math.floor(i / farms), tally, forwarded ? agentAddress(i) : undefined),
+      new SimAgent(collector.url, i % farms, Math.floor(i / farms), tally, {
+        sessions: SESSIONS_PER_HOST,
+        ...(forwarded ? { forwardedFor: agentAddress(i) } : {}),
+      }),
   );
   let sampling = true;
   let redisSampler: Promise<void> = Promise.resolve();
