@@ -211,6 +211,34 @@ describe('Redis restarted', () => {
     expect(one.collector.ready && two.collector.ready).toBe(true);
   });
 
+  it('a farm whose data Redis lost is withheld, not exported empty, before any collector has noticed', async () => {
+    // The farm clock runs once at start and then not for a minute: the scrapes below fall between
+    // the loss and the round that would recreate the farm's epoch and ask its agents to resend.
+    const raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 2 }]);
+    const collector = await inProcess(raw, 60_000);
+    const agent = await agentOn(collector.url, 'rdsh-1');
+    await agent.snapshot(1, [session('1', 'corp\\alice'), session('2', 'corp\\bob'), session('3', 'corp\\carol')]);
+    await vi.waitFor(async () => {
+      expect((await Scrape.from(collector.url)).value('ras_license_users', farmA())).toBe(3);
+    });
+    // The farm document as the status page reads it, before the loss.
+    const before = (await (await fetch(`${collector.url}/api/v1/farms/farm-a`)).json()) as { users: number };
+    expect(before.users).toBe(3);
+    const keys = new RedisKeys(prefixOf(raw));
+    for (const key of await client.keys(`${prefixOf(raw)}:*`)) await client.del(key);
+    expect(await client.exists(keys.farm('farm-a').epoch)).toBe(0);
+    // Two scrapes, more than the series' one-second cache apart: both re-read the emptied farm.
+    for (let i = 0; i < 2; i += 1) {
+      const scrape = await Scrape.from(collector.url);
+      expect(scrape.value('ras_farm_rebuilding', farmA())).toBe(1);
+      expect(scrape.value('ras_license_users', farmA())).toBeUndefined();
+      expect(scrape.value('ras_license_overuse_users', farmA())).toBeUndefined();
+      await sleep(1100);
+    }
+    const doc = (await (await fetch(`${collector.url}/api/v1/farms/farm-a`)).json()) as { rebuilding: boolean };
+    expect(doc.rebuilding).toBe(true);
+  });
+
   it('a Redis that kept its data across a restart causes no resync and the farm survives', async () => {
     const persistent = await RedisServer.start({ persistent: true });
     onTestFinished(() => persistent.stop());

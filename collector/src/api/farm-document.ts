@@ -102,7 +102,7 @@ export function farmSummary(farm: FarmState, origin?: LicenseOrigin) {
     hostsRetired: agentHosts.filter((host) => host.retired).length,
     hostsTotal: agentHosts.length,
     lastUpdate: iso(farm.lastUpdate),
-    rebuilding: farm.rebuildingHosts > 0,
+    rebuilding: farm.rebuilding,
     licenseFrom: origin?.licenseFrom ?? 'config',
     configDisagrees: origin?.configDisagrees ?? [],
     broker: brokerSummary(farm),

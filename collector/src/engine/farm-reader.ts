@@ -208,6 +208,12 @@ export interface FarmState {
    * has, the farm's numbers are not exact (docs/design.md §6).
    */
   rebuildingHosts: number;
+  /**
+   * The farm's numbers are not exact yet after Redis lost its data: hosts have not resent their
+   * state, or the farm's epoch is gone and no collector has recreated it yet. Its series are
+   * withheld meanwhile rather than shown low (docs/design.md §6).
+   */
+  rebuilding: boolean;
   overuseGrace: OveruseGraceStatus;
   lastUpdate: number | undefined;
   /** "kind|via|admin|state" → connections. */
@@ -252,6 +258,8 @@ function pairs(reply: unknown): Array<[string, number]> {
 
 export class FarmReader {
   private readonly forecasts = new Map<string, CachedForecast>();
+  /** The farms whose epoch this reader has read. */
+  private readonly epochs = new Set<string>();
 
   constructor(
     private readonly redis: Redis | Cluster,
@@ -291,6 +299,7 @@ export class FarmReader {
         ['hgetall', k.sources],
         ['hgetall', this.keys.broker(farm.id).state],
         ['zrange', this.keys.rebuilding(farm.id), '0', '-1', 'WITHSCORES'],
+        ['get', k.epoch],
       ];
     };
     const perFarm = farms.length === 0 ? 0 : commands(farms[0]!).length;
@@ -371,20 +380,39 @@ export class FarmReader {
     if (this.forecasts.size > Math.max(4 * farms.length, 1024)) this.forecasts.clear();
   }
 
+  /**
+   * Whether Redis lost the farm's data and no collector has recreated its epoch yet: the epoch this
+   * reader read before is gone. A collector's clock recreates it within a round and marks the hosts
+   * it asks to resend (the farm is rebuilding until they have), but a round that re-takes many
+   * farms' hosts reaches the last ones seconds later; until then the farm would read as empty. A
+   * farm whose epoch this reader never saw is new, not lost: its numbers are what Redis holds.
+   */
+  private dataLost(farm: string, epoch: string | null): boolean {
+    if (epoch !== null) {
+      this.epochs.add(farm);
+      // Farms dropped from the configuration leave their names: bounded by starting afresh.
+      if (this.epochs.size > 4096) this.epochs.clear();
+      return false;
+    }
+    return this.epochs.has(farm);
+  }
+
   private farmState(farm: FarmConfig, values: unknown[], now: number): FarmState {
-    const [metaReply, users, labels, counts, lease, seen, agents, retired, sources, broker, rebuilding] = values as [
-      FarmMeta,
-      number,
-      Record<string, string>,
-      Record<string, string>,
-      string[],
-      string[],
-      Record<string, string>,
-      string[],
-      Record<string, string>,
-      StoredBroker,
-      string[],
-    ];
+    const [metaReply, users, labels, counts, lease, seen, agents, retired, sources, broker, rebuilding, epoch] =
+      values as [
+        FarmMeta,
+        number,
+        Record<string, string>,
+        Record<string, string>,
+        string[],
+        string[],
+        Record<string, string>,
+        string[],
+        Record<string, string>,
+        StoredBroker,
+        string[],
+        string | null,
+      ];
     const meta = metaReply ?? {};
     const seats = farm.seats;
     const overuseUsers = seats === undefined ? 0 : Math.max(0, users - seats);
@@ -437,6 +465,7 @@ export class FarmReader {
           source: undefined,
         });
     }
+    const rebuildingHosts = pairs(rebuilding).filter(([, until]) => until > now).length;
     return {
       id: farm.id,
       license: farm.license,
@@ -455,7 +484,8 @@ export class FarmReader {
       expires: farm.expires,
       graceEnd: expiry?.graceEndMs,
       broker: farm.ras ? brokerState(broker, users, farm.ras.pollSeconds, now) : undefined,
-      rebuildingHosts: pairs(rebuilding).filter(([, until]) => until > now).length,
+      rebuildingHosts,
+      rebuilding: rebuildingHosts > 0 || this.dataLost(farm.id, epoch),
       overuseGrace,
       lastUpdate: num(meta.lastUpdate),
       connectionsByLabels: new Map(Object.entries(labels).map(([key, value]) => [key, Number(value)])),

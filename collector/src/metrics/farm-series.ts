@@ -82,7 +82,7 @@ function hostFamily(
 const REBUILDING = farmFamily(
   'ras_farm_rebuilding',
   "1 while the farm's state is rebuilt after Redis lost it (its other series are withheld meanwhile)",
-  (farm) => (farm.rebuildingHosts > 0 ? 1 : 0),
+  (farm) => (farm.rebuilding ? 1 : 0),
 );
 
 export const FARM_FAMILIES: readonly Family[] = [
@@ -285,7 +285,7 @@ export const FARM_FAMILIES: readonly Family[] = [
  * users leave (docs/design.md §6).
  */
 export function renderFarm(farm: FarmState): string[] {
-  if (farm.rebuildingHosts > 0) return FARM_FAMILIES.map((family) => (family === REBUILDING ? family.lines(farm) : ''));
+  if (farm.rebuilding) return FARM_FAMILIES.map((family) => (family === REBUILDING ? family.lines(farm) : ''));
   return FARM_FAMILIES.map((family) => family.lines(farm));
 }
 
