@@ -46,6 +46,11 @@ export type ApplyResult =
        * (`newUsers`).
        */
       farmQuota: { sessions: number[]; newUsers: number[] };
+      /**
+       * How long the script ran, by Redis's clock (ms): what the farm's script-time budget counts,
+       * without the time the frame waited behind other farms' scripts.
+       */
+      scriptMs: number;
     }
   | { kind: 'epoch' }
   | { kind: 'superseded' };
@@ -248,9 +253,10 @@ export class FarmEngine {
     )) as unknown[];
     const code = reply[0];
     if (code === 'epoch' || code === 'superseded') return { kind: code };
-    if ((code === 'ok' || code === 'gap') && reply.length === 8) {
+    if ((code === 'ok' || code === 'gap') && reply.length === 9) {
       const [previousSeq, lastSeq, applied, duplicates] = reply.slice(1, 5) as number[];
-      const [hostFull, sessions, newUsers] = reply.slice(5) as number[][];
+      const [hostFull, sessions, newUsers] = reply.slice(5, 8) as number[][];
+      const micros = reply[8] as number;
       // Users of items the script refused (a full host, the farm's quotas) never had a session.
       const refused = new Set([...hostFull!, ...sessions!, ...newUsers!]);
       await this.parts.monthUsers.record(this.config.id, frameUsers(frame, refused));
@@ -262,6 +268,7 @@ export class FarmEngine {
         duplicates: duplicates!,
         hostFull: hostFull!,
         farmQuota: { sessions: sessions!, newUsers: newUsers! },
+        scriptMs: micros / 1000,
       };
     }
     return unexpected('applyFrame', reply);

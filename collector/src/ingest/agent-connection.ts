@@ -603,11 +603,16 @@ export class AgentConnection implements Credentials {
 
   private async timed(apply: () => Promise<ApplyResult>): Promise<ApplyResult> {
     const end = this.ctx.metrics.applyDuration.startTimer();
+    let scriptMs = 0;
     try {
-      return await apply();
+      const result = await apply();
+      if (result.kind === 'ok' || result.kind === 'gap') scriptMs = result.scriptMs;
+      return result;
     } finally {
-      // Seconds, as the histogram observes them; the farm's budget counts milliseconds.
-      this.ctx.budgets.charge(this.farmId, end() * 1000);
+      end();
+      // The farm's budget counts the time its own script held Redis, not the time its frame waited
+      // behind other farms' scripts: a calm farm is never charged for a flooding one.
+      this.ctx.budgets.charge(this.farmId, scriptMs);
     }
   }
 

@@ -25,9 +25,9 @@
    14 maxNewUsersPerMinute  most users new to the farm in a rolling minute (includes/quotas.lua)
 
   Output:
-    {'ok', prevSeq, lastSeq, applied, duplicates, full, farmFull, newUsers}
+    {'ok', prevSeq, lastSeq, applied, duplicates, full, farmFull, newUsers, micros}
                     everything applied or a duplicate
-    {'gap', prevSeq, lastSeq, applied, duplicates, full, farmFull, newUsers}
+    {'gap', prevSeq, lastSeq, applied, duplicates, full, farmFull, newUsers, micros}
                     applied up to lastSeq, stopped at a seq gap
       full:     seqs of upserts skipped because the host already held maxSessions connections
       farmFull: seqs of upserts of new connections skipped because the farm held farmMaxSessions;
@@ -36,6 +36,8 @@
                 maxNewUsersPerMinute; or the snapshot's seq, when its new users would have
       A snapshot over a quota is refused whole: the host keeps what it held, and its seq counts as
       applied (the agent's stream goes on).
+      micros:   how long this script ran, by Redis's clock (µs): what the farm's script-time budget
+                counts, not the time the frame waited behind other farms' scripts
     {'epoch'}       the farm's data was lost or recreated since hello; nothing written
     {'superseded'}  another connection owns the host; nothing written
 ]]
@@ -48,6 +50,7 @@
 --- @include "hosts"
 --- @include "quotas"
 
+local started = rcall('TIME')
 if rcall('GET', F.epoch) ~= ARGV[4] then return { 'epoch' } end
 local host = loadHost(ARGV[6])
 if host.owner ~= ARGV[5] or host.stream ~= ARGV[7] then return { 'superseded' } end
@@ -251,4 +254,6 @@ if applied > 0 and not refusedWhole then
 end
 saveHost(host)
 saveFarm()
-return { result, prev, host.seq, applied, duplicates, full, farmFull, newUsers }
+local ended = rcall('TIME')
+local micros = (tonumber(ended[1]) - tonumber(started[1])) * 1000000 + tonumber(ended[2]) - tonumber(started[2])
+return { result, prev, host.seq, applied, duplicates, full, farmFull, newUsers, micros }
