@@ -6,7 +6,6 @@
  * line per farm, and stops cleanly on Ctrl-C.
  */
 import { randomBytes, createHash } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -162,10 +161,9 @@ async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'rasmon-demo-'));
   undo.push(() => rmSync(work, { recursive: true, force: true }));
   const logFile = join(work, 'demo.log');
-  const destination = pino.destination({ dest: logFile, sync: false });
-  // Until its file is open the destination cannot flush, and pino flushes it at exit.
-  await once(destination, 'ready');
-  const log = createRootLogger('rasmon-demo', { level: 'info' }, destination);
+  // Written synchronously: the file is open before anything logs, and a Ctrl-C at any moment exits
+  // without an asynchronous destination still opening (pino flushes one at exit, and cannot then).
+  const log = createRootLogger('rasmon-demo', { level: 'info' }, pino.destination({ dest: logFile, sync: true }));
   undo.push(() => log.flush());
   const now = Date.now();
   const farms = plans(now);
