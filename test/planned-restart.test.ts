@@ -58,8 +58,9 @@ describe('a planned restart', () => {
     const client = redis.client();
     const dir = mkdtempSync(join(tmpdir(), 'rasmon-planned-restart-'));
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    // A lease of 30 s (3 × heartbeatSeconds) leaves the restart and the reconnects ample room.
-    const raw = rawConfig(redis.url, [{ id: FARM, seats: 1000, token: TOKEN }], { heartbeatSeconds: 10 });
+    // A lease of 60 s (3 × heartbeatSeconds) leaves the drain, the restart and the reconnects ample
+    // room, however slowly a loaded machine runs them.
+    const raw = rawConfig(redis.url, [{ id: FARM, seats: 1000, token: TOKEN }], { heartbeatSeconds: 20 });
     const keys = new RedisKeys((raw.redis as { prefix: string }).prefix);
     const first = await startCollector(raw);
     const tokenFile = join(dir, 'token');
@@ -169,8 +170,9 @@ describe('a planned restart', () => {
 
   it('with no agent back, the leases the drain kept lapse: hosts down, their users unverified', async () => {
     const client = redis.client();
-    // A lease of 3 s.
-    const raw = rawConfig(redis.url, [{ id: FARM, seats: 10, token: TOKEN }], { heartbeatSeconds: 1 });
+    // A lease of 15 s: longer than the drain takes on a loaded machine (the draining collector's own
+    // clock would otherwise lapse the leases it kept before the test reads them).
+    const raw = rawConfig(redis.url, [{ id: FARM, seats: 10, token: TOKEN }], { heartbeatSeconds: 5 });
     const keys = new RedisKeys((raw.redis as { prefix: string }).prefix);
     const first = await startCollector(raw);
     const agents: TestAgent[] = [];
@@ -197,7 +199,7 @@ describe('a planned restart', () => {
     // No agent comes back. Once Redis's clock is past every lease, a collector starts.
     const lastLease = Math.max(...held.map((h) => h.lease!));
     await vi.waitFor(async () => expect(await redisNow(client)).toBeGreaterThan(lastLease), {
-      timeout: 20_000,
+      timeout: 40_000,
       interval: 200,
     });
     const next = await startCollector(raw, { port: first.port, configPath: first.configPath });

@@ -179,6 +179,9 @@ export class AgentConnection implements Credentials {
   /** Sends an error frame and closes with the code docs/design.md §3 gives it. */
   fail(code: ErrorCode, message: string, { logged = true } = {}): void {
     if (this.closed) return;
+    // Closed for a reason of its own (revoked by a reload, a protocol error), even during a drain:
+    // the host's lease ends with it, as at any other such close.
+    this.handedOver = false;
     if (logged) this.log.info({ code, reason: message }, 'closing agent connection');
     this.send({ type: 'error', code, message });
     this.close(ERROR_CLOSE_CODES[code], code);
@@ -277,7 +280,8 @@ export class AgentConnection implements Credentials {
    * lease without the host ever showing down; if none does, it lapses (docs/design.md §2 rule 10).
    */
   keepLeaseAtClose(): void {
-    this.handedOver = true;
+    // A connection already closing (its agent stopped, a protocol error) releases as it would have.
+    if (!this.closed) this.handedOver = true;
   }
 
   /**
@@ -571,7 +575,12 @@ export class AgentConnection implements Credentials {
     const engine = this.ctx.engine.farm(this.farmId);
     if (!engine) return this.farmGone();
     const result = await this.timed(() => engine.applySnapshot(claim, frame.seq, frame.sessions));
-    if (result.kind === 'ok' || result.kind === 'gap') {
+    // A snapshot a farm quota refused whole did not bring the host's state in: the host still owes
+    // one (its next snapshot), and a farm being rebuilt stays withheld rather than shown exact.
+    const refusedWhole =
+      (result.kind === 'ok' || result.kind === 'gap') &&
+      (result.farmQuota.sessions.includes(frame.seq) || result.farmQuota.newUsers.includes(frame.seq));
+    if ((result.kind === 'ok' || result.kind === 'gap') && !refusedWhole) {
       this.awaitingSnapshot = false;
       if (this.rebuilding) await this.rebuildDone(claim);
     }
