@@ -470,7 +470,8 @@ describe('customers, the SPLA invoice check and distinct users', () => {
   it("an SPLA key over a billing period: the billed figure is each farm's highest daily peak, summed; a corrected day flows through", async () => {
     const farm = await started([
       { id: 'spla-p', license: 'spla', licenseKey: 'SPLA-7', customer: 'Acme' },
-      { id: 'spla-q', license: 'spla', licenseKey: 'SPLA-7', customer: 'Acme' },
+      // One key shared by two customers, as a provider's key often is.
+      { id: 'spla-q', license: 'spla', licenseKey: 'SPLA-7', customer: 'Initech' },
       { id: 'other', seats: 5, licenseKey: 'EU-1', customer: 'Globex' },
     ]);
     const file = configFile(farm.raw);
@@ -519,12 +520,33 @@ describe('customers, the SPLA invoice check and distinct users', () => {
     expect(report.farms.find((f: any) => f.farm === 'other').peakUsers).toBeNull();
     expect(report.licenseKeys.find((k: any) => k.licenseKey === 'EU-1')).toMatchObject({ peakUsersSum: null });
     expect(report.customers).toEqual([
-      { customer: 'Acme', farms: ['spla-p', 'spla-q'] },
+      { customer: 'Acme', farms: ['spla-p'] },
       { customer: 'Globex', farms: ['other'] },
+      { customer: 'Initech', farms: ['spla-q'] },
     ]);
     // The farm's own document names its customer too.
     expect((await farm.json('/api/v1/farms/spla-p')).customer).toBe('Acme');
-    expect((await farm.json('/api/v1/farms')).farms.map((f: any) => f.customer)).toEqual(['Acme', 'Acme', 'Globex']);
+    expect((await farm.json('/api/v1/farms')).farms.map((f: any) => f.customer)).toEqual(['Acme', 'Initech', 'Globex']);
+
+    // One customer of the shared key: its own farm's rows, and the key's figures still the whole key's
+    // (what Parallels bills the key), from the command and from the API.
+    const acme = JSON.parse((await reportCommand(['--config', file, '--customer', 'Acme', '--format', 'json'])).stdout);
+    const acmeApi = await farm.json(`/api/v1/report?from=${dayText(first)}&to=${dayText(d3 + 20)}&customer=Acme`);
+    for (const narrowed of [acme, acmeApi]) {
+      expect(narrowed.farms.map((f: any) => f.farm)).toEqual(['spla-p']);
+      expect(narrowed.customers).toEqual([{ customer: 'Acme', farms: ['spla-p'] }]);
+      expect(narrowed.licenseKeys).toHaveLength(1);
+      expect(narrowed.licenseKeys[0]).toMatchObject({
+        licenseKey: 'SPLA-7',
+        farms: ['spla-p', 'spla-q'],
+        billedUsers: 16,
+      });
+    }
+    expect((await farm.get('/api/v1/report?customer=Nobody')).status).toBe(404);
+    expect((await farm.get('/api/v1/report?key=NO-SUCH-KEY')).status).toBe(404);
+    const badFlag = await farm.get('/api/v1/report?distinctUsers=yes');
+    expect(badFlag.status).toBe(400);
+    expect(((await badFlag.json()) as { error: string }).error).toBe('distinctUsers must be true or false, not "yes"');
 
     // The invoice check as a mail reads it, for one key.
     const table = await reportCommand(['--config', file, '--key', 'SPLA-7']);

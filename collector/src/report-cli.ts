@@ -17,7 +17,7 @@ import { createRedis } from './engine/redis-client.js';
 import { RedisKeys } from './engine/redis-schema.js';
 import { defineScripts } from './engine/scripts.js';
 import { readRasFigures } from './report/ras-figures.js';
-import { buildReport, readForecasts, type Report } from './report/report.js';
+import { buildReport, farmsToRead, narrowReport, readForecasts, type Report } from './report/report.js';
 import { PeriodError, lastFullMonth, parsePeriod, type Period } from './report/report-period.js';
 
 export const REPORT_USAGE = `Usage: rasmon-collector report --config FILE [--from YYYY-MM-DD --to YYYY-MM-DD]
@@ -298,11 +298,24 @@ export async function runReport(
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     const period: Period = parsePeriod(args.from, args.to, lastFullMonth(now), names);
     const keys = new RedisKeys(config.redis.prefix);
-    const read = await readHistory(redis, keys, farms, period);
+    // A key's figures are the whole key's, however the report is narrowed (farmsToRead).
+    const toRead = farmsToRead(config.farms, farms);
+    const read = await readHistory(redis, keys, toRead, period);
     const reader = new FarmReader(redis, keys);
-    const ras = await readRasFigures(reader, farms);
-    const distinct = args.distinctUsers ? await readDistinctUsers(redis, keys, read.farms, period) : undefined;
-    const report = buildReport(read.farms, period, read.now, ras, await readForecasts(reader, farms), distinct);
+    const ras = await readRasFigures(reader, toRead);
+    const selected = new Set(farms.map((farm) => farm.id));
+    const distinct = args.distinctUsers
+      ? await readDistinctUsers(
+          redis,
+          keys,
+          read.farms.filter((history) => selected.has(history.farm.id)),
+          period,
+        )
+      : undefined;
+    const report = narrowReport(
+      buildReport(read.farms, period, read.now, ras, await readForecasts(reader, toRead), distinct),
+      farms,
+    );
     if (args.format === 'json') io.out(`${JSON.stringify(report, null, 2)}\n`);
     else if (args.format === 'csv') io.out(reportCsv(report));
     else io.out(reportTable(report));

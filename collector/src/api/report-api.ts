@@ -17,7 +17,7 @@ import type { FarmReader } from '../engine/farm-reader.js';
 import type { RedisKeys } from '../engine/redis-schema.js';
 import { readRasFigures } from '../report/ras-figures.js';
 import { MONTH_PATTERN, readDistinctUsers, userListCsv } from '../report/distinct-users.js';
-import { buildReport, readForecasts } from '../report/report.js';
+import { buildReport, farmsToRead, narrowReport, readForecasts } from '../report/report.js';
 import { PeriodError, dayText, lastFullMonth, parsePeriod, type Period } from '../report/report-period.js';
 
 /** How many days the history lists when no period is given: every day the farm keeps (docs/design.md §2 rule 7). */
@@ -126,25 +126,53 @@ export class ReportApi {
       return true;
     }
     const span = `${dayText(period.fromDay)}-${dayText(period.toDay)}`;
-    let farms: readonly FarmConfig[] = farm ? [farm] : this.options.farms().list();
+    const all = this.options.farms().list();
+    let farms: readonly FarmConfig[] = farm ? [farm] : all;
     const customer = url.searchParams.get('customer');
     const key = url.searchParams.get('key');
-    if (customer !== null) farms = farms.filter((each) => each.customer === customer);
-    if (key !== null) farms = farms.filter((each) => each.licenseKey === key);
-    const read = await readHistory(this.options.redis, this.options.keys, farms, period);
+    const distinctUsers = url.searchParams.get('distinctUsers');
+    if (distinctUsers !== null && distinctUsers !== 'true' && distinctUsers !== 'false') {
+      sendJson(res, 400, {
+        error: `distinctUsers must be true or false, not ${JSON.stringify(distinctUsers.slice(0, 64))}`,
+      });
+      return true;
+    }
+    if (customer !== null) {
+      farms = farms.filter((each) => each.customer === customer);
+      if (farms.length === 0) {
+        sendJson(res, 404, { error: `no farm has customer ${JSON.stringify(customer.slice(0, 64))}` });
+        return true;
+      }
+    }
+    if (key !== null) {
+      farms = farms.filter((each) => each.licenseKey === key);
+      if (farms.length === 0) {
+        sendJson(res, 404, { error: `no farm has licenseKey ${JSON.stringify(key.slice(0, 64))}` });
+        return true;
+      }
+    }
+    // A key's figures are the whole key's, however the report is narrowed (farmsToRead).
+    const toRead = farm ? farms : farmsToRead(all, farms);
+    const read = await readHistory(this.options.redis, this.options.keys, toRead, period);
     if (farm) {
       const days = read.farms[0]!.days;
       if (format === 'csv') sendCsv(res, historyCsv(read.farms), `rasmon-history-${farm.id}-${span}.csv`);
       else sendJson(res, 200, { farm: farm.id, from: dayText(period.fromDay), to: dayText(period.toDay), days });
       return true;
     }
-    const ras = await readRasFigures(this.options.reader, farms);
-    const forecasts = await readForecasts(this.options.reader, farms);
+    const ras = await readRasFigures(this.options.reader, toRead);
+    const forecasts = await readForecasts(this.options.reader, toRead);
+    const selected = new Set(farms.map((each) => each.id));
     const distinct =
-      url.searchParams.get('distinctUsers') === 'true'
-        ? await readDistinctUsers(this.options.redis, this.options.keys, read.farms, period)
+      distinctUsers === 'true'
+        ? await readDistinctUsers(
+            this.options.redis,
+            this.options.keys,
+            read.farms.filter((history) => selected.has(history.farm.id)),
+            period,
+          )
         : undefined;
-    const built = buildReport(read.farms, period, read.now, ras, forecasts, distinct);
+    const built = narrowReport(buildReport(read.farms, period, read.now, ras, forecasts, distinct), farms);
     if (format === 'csv') sendCsv(res, reportCsv(built), `rasmon-report-${span}.csv`);
     else sendJson(res, 200, built);
     return true;

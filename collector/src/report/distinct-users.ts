@@ -18,24 +18,21 @@ import type { Period } from './report-period.js';
 /** `YYYY-MM`: a month as the API and the command take it. */
 export const MONTH_PATTERN = /^(\d{4})-(0[1-9]|1[0-2])$/;
 
-/** The months of a period and each farm's users in each. */
-async function readSets(
+/** Each farm's users of one month. */
+async function monthSets(
   redis: Redis | Cluster,
   keys: RedisKeys,
   farms: readonly FarmConfig[],
-  months: readonly string[],
-): Promise<Map<string, Map<string, string[]>>> {
-  const out = new Map<string, Map<string, string[]>>();
-  for (const month of months) {
-    const sets = await Promise.all(farms.map((farm) => readMonthUsers(redis, keys, farm.id, month)));
-    out.set(month, new Map(farms.map((farm, index) => [farm.id, sets[index]!])));
-  }
-  return out;
+  month: string,
+): Promise<Map<string, string[]>> {
+  const sets = await Promise.all(farms.map((farm) => readMonthUsers(redis, keys, farm.id, month)));
+  return new Map(farms.map((farm, index) => [farm.id, sets[index]!]));
 }
 
 /**
  * The distinct users of every month the period touches. A farm with no user recorded that month
- * counts 0 when it recorded a day of the period in that month, else null ("no data").
+ * counts 0 when it recorded a day of the period in that month, else null ("no data"). One month's
+ * sets are held at a time and dropped once counted, so a long period costs time, not memory.
  */
 export async function readDistinctUsers(
   redis: Redis | Cluster,
@@ -45,9 +42,13 @@ export async function readDistinctUsers(
 ): Promise<MonthUsersReport[]> {
   const months = monthsOf(period.fromDay * DAY_MS, period.toDay * DAY_MS);
   const farms = histories.map((history) => history.farm);
-  const sets = await readSets(redis, keys, farms, months);
-  return months.map((month) => {
-    const users = sets.get(month)!;
+  const customers = new Map<string, string[]>();
+  for (const farm of farms) {
+    if (farm.customer !== undefined) customers.set(farm.customer, [...(customers.get(farm.customer) ?? []), farm.id]);
+  }
+  const report: MonthUsersReport[] = [];
+  for (const month of months) {
+    const users = await monthSets(redis, keys, farms, month);
     const count = (history: FarmHistory): number | null => {
       const n = users.get(history.farm.id)!.length;
       if (n > 0) return n;
@@ -58,11 +59,7 @@ export async function readDistinctUsers(
       customer: history.farm.customer ?? null,
       distinctUsers: count(history),
     }));
-    const customers = new Map<string, string[]>();
-    for (const farm of farms) {
-      if (farm.customer !== undefined) customers.set(farm.customer, [...(customers.get(farm.customer) ?? []), farm.id]);
-    }
-    return {
+    report.push({
       month,
       farms: farmRows,
       customers: [...customers.entries()]
@@ -76,8 +73,9 @@ export async function readDistinctUsers(
             distinctUsers: union.size > 0 ? union.size : rows.some((row) => row.distinctUsers !== null) ? 0 : null,
           };
         }),
-    };
-  });
+    });
+  }
+  return report;
 }
 
 export const USER_LIST_COLUMNS = ['month', 'customer', 'user', 'farms'] as const;
@@ -94,7 +92,7 @@ export async function userListCsv(
   farms: readonly FarmConfig[],
   month: string,
 ): Promise<string> {
-  const sets = (await readSets(redis, keys, farms, [month])).get(month)!;
+  const sets = await monthSets(redis, keys, farms, month);
   const groups = new Map<string, { customer: string; users: Map<string, string[]> }>();
   for (const farm of farms) {
     const group = farm.customer === undefined ? `farm:${farm.id}` : `customer:${farm.customer}`;

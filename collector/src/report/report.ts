@@ -209,6 +209,32 @@ function keyReport(
 }
 
 /**
+ * The farms a report narrowed to some farms (`--customer`, `--key`) must read: those farms and every
+ * other farm sharing a license key with one of them, so that a key's figures (an SPLA key's billed
+ * users) stay the whole key's, as Parallels bills it, when one customer of a shared key is reported.
+ * {@link narrowReport} then leaves the other farms' rows out.
+ */
+export function farmsToRead(all: readonly FarmConfig[], selected: readonly FarmConfig[]): FarmConfig[] {
+  const keys = new Set(selected.flatMap((farm) => (farm.licenseKey === undefined ? [] : [farm.licenseKey])));
+  const ids = new Set(selected.map((farm) => farm.id));
+  return all.filter((farm) => ids.has(farm.id) || (farm.licenseKey !== undefined && keys.has(farm.licenseKey)));
+}
+
+/** A report built from {@link farmsToRead}, showing only the selected farms, their customers and their keys (whole). */
+export function narrowReport(report: Report, selected: readonly FarmConfig[]): Report {
+  const ids = new Set(selected.map((farm) => farm.id));
+  const keys = new Set(selected.flatMap((farm) => (farm.licenseKey === undefined ? [] : [farm.licenseKey])));
+  return {
+    ...report,
+    farms: report.farms.filter((farm) => ids.has(farm.farm)),
+    licenseKeys: report.licenseKeys.filter((key) => keys.has(key.licenseKey)),
+    customers: report.customers
+      .map((customer) => ({ ...customer, farms: customer.farms.filter((farm) => ids.has(farm)) }))
+      .filter((customer) => customer.farms.length > 0),
+  };
+}
+
+/**
  * Builds the report of `period` from the farms' day records (as {@link readHistory} returns them) and
  * RAS's figures by farm id (as {@link readRasFigures} returns them; a farm not in it has no broker)
  * and the forecasts by farm id (as {@link readForecasts} returns them; a farm not in it has none).
