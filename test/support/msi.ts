@@ -10,6 +10,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { REPO_ROOT } from '../../agent/build/exe-inputs.js';
 import { currentMsiStamp, MSI_PATH, type MsiStamp } from '../../agent/build/msi-layout.js';
 import { withBuildLock } from './build-lock.js';
@@ -94,8 +95,16 @@ export class Msiexec {
     const name = `run-${this.runs}.log`;
     const args = ['msiexec', action, target, '/qn', '/l*v', `C:\\msi-logs\\${name}`];
     for (const [key, value] of Object.entries(properties)) args.push(`${key}=${value}`);
-    const result = await this.prefix.run('wine', args, 300_000);
     const file = join(this.prefix.dir, 'drive_c', 'msi-logs', name);
+    // wine itself can fail to start in the moments after runServices() restarted the prefix's
+    // wineserver (seen once: exit 1 within 150 ms, before msiexec wrote a line). msiexec opens its log
+    // first thing, so a failed run without a log never reached the package: it is started again,
+    // at most twice. A run that reached msiexec is never repeated.
+    let result = await this.prefix.run('wine', args, 300_000);
+    for (let retry = 0; retry < 2 && result.code !== 0 && !existsSync(file); retry += 1) {
+      await sleep(1000);
+      result = await this.prefix.run('wine', args, 300_000);
+    }
     return { code: result.code, log: existsSync(file) ? readFileSync(file, 'latin1') : '' };
   }
 
