@@ -10,14 +10,12 @@ import { parseFlags } from './cli-flags.js';
 import { ConfigError, type CollectorConfig } from './config/config.js';
 import { loadConfig } from './config/config-loader.js';
 import { NO_DATA, reportCsv } from './report/csv.js';
-import { readDistinctUsers } from './report/distinct-users.js';
-import { readHistory } from './report/day-records.js';
 import { FarmReader } from './engine/farm-reader.js';
 import { createRedis } from './engine/redis-client.js';
 import { RedisKeys } from './engine/redis-schema.js';
 import { defineScripts } from './engine/scripts.js';
-import { readRasFigures } from './report/ras-figures.js';
-import { buildReport, farmsToRead, narrowReport, readForecasts, type Report } from './report/report.js';
+import { readReport } from './report/read-report.js';
+import type { Report } from './report/report.js';
 import { PeriodError, lastFullMonth, parsePeriod, type Period } from './report/report-period.js';
 
 export const REPORT_USAGE = `Usage: rasmon-collector report --config FILE [--from YYYY-MM-DD --to YYYY-MM-DD]
@@ -298,23 +296,12 @@ export async function runReport(
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
     const period: Period = parsePeriod(args.from, args.to, lastFullMonth(now), names);
     const keys = new RedisKeys(config.redis.prefix);
-    // A key's figures are the whole key's, however the report is narrowed (farmsToRead).
-    const toRead = farmsToRead(config.farms, farms);
-    const read = await readHistory(redis, keys, toRead, period);
-    const reader = new FarmReader(redis, keys);
-    const ras = await readRasFigures(reader, toRead);
-    const selected = new Set(farms.map((farm) => farm.id));
-    const distinct = args.distinctUsers
-      ? await readDistinctUsers(
-          redis,
-          keys,
-          read.farms.filter((history) => selected.has(history.farm.id)),
-          period,
-        )
-      : undefined;
-    const report = narrowReport(
-      buildReport(read.farms, period, read.now, ras, await readForecasts(reader, toRead), distinct),
+    const report = await readReport(
+      { redis, keys, reader: new FarmReader(redis, keys) },
+      config.farms,
       farms,
+      period,
+      args.distinctUsers,
     );
     if (args.format === 'json') io.out(`${JSON.stringify(report, null, 2)}\n`);
     else if (args.format === 'csv') io.out(reportCsv(report));

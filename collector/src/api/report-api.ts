@@ -15,9 +15,8 @@ import { historyCsv, reportCsv } from '../report/csv.js';
 import { readHistory } from '../report/day-records.js';
 import type { FarmReader } from '../engine/farm-reader.js';
 import type { RedisKeys } from '../engine/redis-schema.js';
-import { readRasFigures } from '../report/ras-figures.js';
-import { MONTH_PATTERN, readDistinctUsers, userListCsv } from '../report/distinct-users.js';
-import { buildReport, farmsToRead, narrowReport, readForecasts } from '../report/report.js';
+import { MONTH_PATTERN, userListCsv } from '../report/distinct-users.js';
+import { readReport } from '../report/read-report.js';
 import { PeriodError, dayText, lastFullMonth, parsePeriod, type Period } from '../report/report-period.js';
 
 /** How many days the history lists when no period is given: every day the farm keeps (docs/design.md §2 rule 7). */
@@ -151,28 +150,14 @@ export class ReportApi {
         return true;
       }
     }
-    // A key's figures are the whole key's, however the report is narrowed (farmsToRead).
-    const toRead = farm ? farms : farmsToRead(all, farms);
-    const read = await readHistory(this.options.redis, this.options.keys, toRead, period);
     if (farm) {
+      const read = await readHistory(this.options.redis, this.options.keys, [farm], period);
       const days = read.farms[0]!.days;
       if (format === 'csv') sendCsv(res, historyCsv(read.farms), `rasmon-history-${farm.id}-${span}.csv`);
       else sendJson(res, 200, { farm: farm.id, from: dayText(period.fromDay), to: dayText(period.toDay), days });
       return true;
     }
-    const ras = await readRasFigures(this.options.reader, toRead);
-    const forecasts = await readForecasts(this.options.reader, toRead);
-    const selected = new Set(farms.map((each) => each.id));
-    const distinct =
-      distinctUsers === 'true'
-        ? await readDistinctUsers(
-            this.options.redis,
-            this.options.keys,
-            read.farms.filter((history) => selected.has(history.farm.id)),
-            period,
-          )
-        : undefined;
-    const built = narrowReport(buildReport(read.farms, period, read.now, ras, forecasts, distinct), farms);
+    const built = await readReport(this.options, all, farms, period, distinctUsers === 'true');
     if (format === 'csv') sendCsv(res, reportCsv(built), `rasmon-report-${span}.csv`);
     else sendJson(res, 200, built);
     return true;
