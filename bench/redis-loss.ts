@@ -17,7 +17,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, type RedisServer } from '../test/support/redis-server.js';
 import { pool, section, sha256, startCollector, type RunningCollector } from './common.js';
-import { SimAgent, farmId, newTally, token } from './sim-agent.js';
+import { SimAgent, byKey, farmId, newTally, token } from './sim-agent.js';
 
 export const LOSS_MODES = ['flushall', 'restart'] as const;
 export type LossMode = (typeof LOSS_MODES)[number];
@@ -151,7 +151,7 @@ async function lossOnce(redis: RedisServer, options: RedisLossOptions, mode: Los
       `lowest users a farm exported meanwhile: ${lowest === Infinity ? 'none exported' : lowest} (each farm holds ${hosts * sessions}); slowest scrape ${seconds(slowestScrapeMs)}`,
     );
     console.log(
-      `agents: closes by code ${[...tally.closes].map(([code, n]) => `${code}: ${n}`).join(', ') || 'none'}; upgrade refusals ${[...tally.refusals].map(([status, n]) => `${status}: ${n}`).join(', ') || 'none'}; failed connects ${tally.connectErrors}`,
+      `agents: closes by code ${byKey(tally.closes)}; upgrade refusals ${byKey(tally.refusals)}; failed connects ${tally.connectErrors}`,
     );
   } finally {
     for (const child of busyChildren) child.kill('SIGKILL');

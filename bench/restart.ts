@@ -19,7 +19,7 @@ import { freePort, type RedisServer } from '../test/support/redis-server.js';
 import type { Redis } from 'ioredis';
 import { RedisKeys } from '@rasmon/collector';
 import { pool, section, sha256, startCollector, type RunningCollector } from './common.js';
-import { SimAgent, farmId, newTally, token } from './sim-agent.js';
+import { SimAgent, byKey, farmId, newTally, token } from './sim-agent.js';
 
 /** `balancer`: X-Forwarded-For, default limits; `default`: one address, default limits; `raised`: one address, limits raised. */
 export const RESTART_VARIANTS = ['balancer', 'default', 'raised'] as const;
@@ -91,12 +91,6 @@ function config(redisUrl: string, farms: number, limits: Record<string, number>,
 }
 
 const count = (map: Map<number, number>, key: number) => map.get(key) ?? 0;
-const byKey = (map: Map<number, number>) =>
-  [...map]
-    .sort(([a], [b]) => a - b)
-    .map(([key, n]) => `${key}: ${n}`)
-    .join(', ') || 'none';
-
 /** What one variant runs: the restarted collector's limits, and whether a balancer names each agent. */
 interface Variant {
   label: string;

@@ -28,6 +28,13 @@ export interface Tally {
 
 export const newTally = (): Tally => ({ refusals: new Map(), closes: new Map(), connectErrors: 0 });
 
+/** "1001: 9998, 1013: 2" of a tally's closes or refusals, by code; "none" when empty. */
+export const byKey = (map: Map<number, number>): string =>
+  [...map]
+    .sort(([a], [b]) => a - b)
+    .map(([key, n]) => `${key}: ${n}`)
+    .join(', ') || 'none';
+
 export interface SimAgentOptions {
   /** Sessions its host holds (all active desktops of distinct users). */
   sessions: number;
