@@ -239,6 +239,43 @@ describe('Redis restarted', () => {
     expect(doc.rebuilding).toBe(true);
   });
 
+  it('a frame that meets the loss before the farm clock does marks the whole farm before any host resends, and the snapshots end the rebuild', async () => {
+    // The farm clock runs once at start and then not for a minute: only the frame below can notice.
+    const raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }]);
+    const collector = await inProcess(raw, 60_000);
+    const a = await agentOn(collector.url, 'rdsh-1');
+    const b = await agentOn(collector.url, 'rdsh-2');
+    const sessionsA = [session('1', 'corp\\alice'), session('2', 'corp\\bob')];
+    const sessionsB = [session('1', 'corp\\carol')];
+    await a.snapshot(1, sessionsA);
+    await b.snapshot(1, sessionsB);
+    const keys = new RedisKeys(prefixOf(raw));
+    for (const key of await client.keys(`${prefixOf(raw)}:*`)) await client.del(key);
+
+    // Not acked (the epoch is gone); the collector reads the farm's new epoch and, before asking
+    // this agent to resend, marks every host of the farm it holds, rdsh-2's too.
+    a.send({ type: 'events', events: [upsert(2, session('3', 'corp\\dave'))] });
+    expect(await a.next('resync', 15_000)).toEqual({ type: 'resync' });
+    expect(await b.next('resync', 15_000)).toEqual({ type: 'resync' });
+    expect((await client.zrange(keys.rebuilding('farm-a'), 0, -1)).sort()).toEqual(['rdsh-1', 'rdsh-2']);
+    expect((await Scrape.from(collector.url)).value('ras_farm_rebuilding', farmA())).toBe(1);
+
+    expect((await a.snapshot(3, [...sessionsA, session('3', 'corp\\dave')])).seq).toBe(3);
+    expect((await b.snapshot(2, sessionsB)).seq).toBe(2);
+    // Each snapshot took its own host's mark away: nothing holds the farm withheld until the marks expire.
+    expect(await client.zrange(keys.rebuilding('farm-a'), 0, -1)).toEqual([]);
+    await vi.waitFor(
+      async () => {
+        const scrape = await Scrape.from(collector.url);
+        expect(scrape.value('ras_farm_rebuilding', farmA())).toBe(0);
+        expect(scrape.value('ras_license_users', farmA())).toBe(4);
+      },
+      { timeout: 10_000 },
+    );
+    expect(a.received.filter((frame) => frame.type === 'resync')).toHaveLength(1);
+    expect(b.received.filter((frame) => frame.type === 'resync')).toHaveLength(1);
+  });
+
   it('a Redis that kept its data across a restart causes no resync and the farm survives', async () => {
     const persistent = await RedisServer.start({ persistent: true });
     onTestFinished(() => persistent.stop());

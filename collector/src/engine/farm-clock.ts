@@ -1,9 +1,10 @@
 /**
  * Time-driven rules (docs/design.md §2 rule 11): every second, for every farm, the farm's tick and the hosts it
  * names as due (lapsed leases, retirements). Also the watch on each farm's epoch, by which a
- * collector notices Redis coming back empty: the round that finds an epoch changed tells its owner
- * (onEpochChange: the agent server resyncs the farm's agents). That is the one direction the news
- * travels; the clock knows nothing of connections, and a check asked of it tells no one.
+ * collector notices Redis coming back empty: whichever read finds an epoch changed (a round, or a
+ * check a connection asked for when Redis refused its epoch) tells its owner (onEpochChange: the
+ * agent server marks the farm rebuilding and resyncs the farm's agents). That is the one direction
+ * the news travels; the clock knows nothing of connections.
  */
 import { DAY_MS } from '@rasmon/protocol';
 import type { FarmDirectory } from '../config/farm-directory.js';
@@ -26,17 +27,24 @@ export interface FarmClockOptions {
   /** Called after each round with whether Redis answered it. */
   onRound?: (ok: boolean) => void;
   /**
-   * A round found a farm's epoch not the one it knew: the farm's data was lost or recreated. The
-   * round goes on once this settles.
+   * A read found a farm's epoch not the one it knew: the farm's data was lost or recreated. A check
+   * returns its epoch once `marked` settles (the hosts to resend are marked before any of them is
+   * asked to); a round goes on once `done` settles (every host asked again).
    */
-  onEpochChange?: (farm: string, epoch: string) => Promise<void>;
+  onEpochChange?: (farm: string, epoch: string) => EpochChange;
   intervalMs?: number;
+}
+
+/** What the owner does about a farm's changed epoch, in two steps a caller can wait for. */
+export interface EpochChange {
+  marked: Promise<void>;
+  done: Promise<void>;
 }
 
 export class FarmClock implements FarmEpochs {
   /** Each farm's epoch as the last round read it. */
   private readonly epochs = new Map<string, string>();
-  private readonly checks = new Map<string, Promise<string>>();
+  private readonly checks = new Map<string, Promise<{ epoch: string; done: Promise<void> }>>();
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> | undefined;
   private failing = false;
@@ -57,18 +65,29 @@ export class FarmClock implements FarmEpochs {
 
   /** The farm's epoch as the last round knew it; asks Redis (creating one) the first time. */
   async epoch(farm: string): Promise<string> {
-    const known = this.epochs.get(farm);
-    if (known !== undefined) return known;
-    const epoch = await this.check(farm);
-    if (!this.epochs.has(farm)) this.epochs.set(farm, epoch);
-    return epoch;
+    return this.epochs.get(farm) ?? this.check(farm);
   }
 
-  /** Reads the farm's epoch now, through its tick. Concurrent callers share one check. */
+  /**
+   * Reads the farm's epoch now, through its tick; a changed epoch is told to the owner before the
+   * check returns (a connection that found its epoch refused must not resend its state into a farm
+   * not yet marked rebuilding: its mark would come after its snapshot and hold the farm withheld).
+   * Concurrent callers share one check.
+   */
   check(farm: string): Promise<string> {
+    return this.checkAndWatch(farm).then(({ epoch }) => epoch);
+  }
+
+  private checkAndWatch(farm: string): Promise<{ epoch: string; done: Promise<void> }> {
     let pending = this.checks.get(farm);
     if (!pending) {
-      pending = this.tickFarm(farm).finally(() => this.checks.delete(farm));
+      pending = this.tickFarm(farm)
+        .then(async (epoch) => {
+          const change = this.watchEpoch(farm, epoch);
+          await change.marked;
+          return { epoch, done: change.done };
+        })
+        .finally(() => this.checks.delete(farm));
       this.checks.set(farm, pending);
     }
     return pending;
@@ -104,20 +123,23 @@ export class FarmClock implements FarmEpochs {
     return epoch;
   }
 
-  /** Keeps the epoch a round read, and tells the owner when it is not the one known before. */
-  private async watchEpoch(id: string, epoch: string): Promise<void> {
+  /** Keeps the epoch a read found, and tells the owner when it is not the one known before. */
+  private watchEpoch(id: string, epoch: string): EpochChange {
     const known = this.epochs.get(id);
     this.epochs.set(id, epoch);
-    if (known === undefined || known === epoch) return;
+    const none = Promise.resolve();
+    if (known === undefined || known === epoch || !this.options.onEpochChange) return { marked: none, done: none };
     this.options.log.warn({ farm: id }, 'farm data lost or recreated in Redis: asking its agents for snapshots');
-    await this.options.onEpochChange?.(id, epoch);
+    return this.options.onEpochChange(id, epoch);
   }
 
   private async runRound(): Promise<void> {
     let ok = true;
     for (const farm of this.options.farms().list()) {
       try {
-        await this.watchEpoch(farm.id, await this.check(farm.id));
+        await (
+          await this.checkAndWatch(farm.id)
+        ).done;
       } catch (err) {
         ok = false;
         if (!this.failing) this.options.log.warn({ err, farm: farm.id }, 'farm tick failed');

@@ -258,8 +258,8 @@ function pairs(reply: unknown): Array<[string, number]> {
 
 export class FarmReader {
   private readonly forecasts = new Map<string, CachedForecast>();
-  /** The farms whose epoch this reader has read. */
-  private readonly epochs = new Set<string>();
+  /** Each farm's epoch as this reader last read it. */
+  private readonly epochs = new Map<string, string>();
 
   constructor(
     private readonly redis: Redis | Cluster,
@@ -381,20 +381,21 @@ export class FarmReader {
   }
 
   /**
-   * Whether Redis lost the farm's data and no collector has recreated its epoch yet: the epoch this
-   * reader read before is gone. A collector's clock recreates it within a round and marks the hosts
-   * it asks to resend (the farm is rebuilding until they have), but a round that re-takes many
-   * farms' hosts reaches the last ones seconds later; until then the farm would read as empty. A
-   * farm whose epoch this reader never saw is new, not lost: its numbers are what Redis holds.
+   * Whether Redis lost the farm's data and its rebuild is not marked yet: the epoch this reader read
+   * before is gone, or another one is there in its place. A collector recreates the epoch and marks
+   * the hosts it asks to resend (the farm is rebuilding until they have), but a round that re-takes
+   * many farms' hosts reaches the last ones seconds later, and the marks follow the new epoch by a
+   * Redis round trip; until then the farm would read as empty. A new epoch is withheld for the one
+   * read that finds it: by the next, its marks (if any host owes its state) say the rest. A farm
+   * whose epoch this reader never saw is new, not lost: its numbers are what Redis holds.
    */
   private dataLost(farm: string, epoch: string | null): boolean {
-    if (epoch !== null) {
-      this.epochs.add(farm);
-      // Farms dropped from the configuration leave their names: bounded by starting afresh.
-      if (this.epochs.size > 4096) this.epochs.clear();
-      return false;
-    }
-    return this.epochs.has(farm);
+    const seen = this.epochs.get(farm);
+    if (epoch === null) return seen !== undefined;
+    // Farms dropped from the configuration leave their names: bounded by starting afresh.
+    if (seen === undefined && this.epochs.size >= 4096) this.epochs.clear();
+    this.epochs.set(farm, epoch);
+    return seen !== undefined && seen !== epoch;
   }
 
   private farmState(farm: FarmConfig, values: unknown[], now: number): FarmState {

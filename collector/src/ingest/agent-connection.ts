@@ -103,6 +103,8 @@ export class AgentConnection implements Credentials {
   private awaitingSnapshot = false;
   /** Asked for its state after the farm's data was lost, and not yet resent (docs/design.md §6). */
   rebuilding = false;
+  /** The farm epoch under which this host's whole state was last applied (a snapshot), if any. */
+  stateEpoch: string | undefined;
   /** When this connection last took or renewed its host's lease (local clock), ms. */
   renewedAt = 0;
   /** Closed by the collector's drain, its host's lease kept (see {@link keepLeaseAtClose}). */
@@ -582,6 +584,7 @@ export class AgentConnection implements Credentials {
       (result.farmQuota.sessions.includes(frame.seq) || result.farmQuota.newUsers.includes(frame.seq));
     if ((result.kind === 'ok' || result.kind === 'gap') && !refusedWhole) {
       this.awaitingSnapshot = false;
+      this.stateEpoch = claim.epoch;
       if (this.rebuilding) await this.rebuildDone(claim);
     }
     await this.answer('snapshot', result, frame.rejected, frame.sessions.length, engine.config);

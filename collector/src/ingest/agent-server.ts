@@ -16,6 +16,7 @@ import { bearerToken } from '../config/bearer-token.js';
 import { sha256Hex, type CollectorConfig } from '../config/config.js';
 import { peerNames } from '../config/farm-directory.js';
 import type { Logger } from '@rasmon/protocol/kit';
+import type { EpochChange } from '../engine/farm-clock.js';
 import type { UpgradeRejection } from '../metrics/metrics.js';
 import { KeyedRateLimiter } from './rate-limit.js';
 import { HELLO_REFUSALS, QUOTA_REFUSALS, RefusalLog } from './refusal-log.js';
@@ -220,27 +221,42 @@ export class AgentServer {
 
   /**
    * The farm clock found the farm's epoch changed (its data was lost): each connection of the farm
-   * here takes its host again and asks its agent for a snapshot.
+   * here whose host's state is not in under `epoch` yet is marked as owing it (`marked`), then takes
+   * its host again and asks its agent for a snapshot (`done`).
    */
-  async epochChanged(farm: string, epoch: string): Promise<void> {
-    const claimed = [...this.connections].filter((connection) => connection.claim && connection.farmId === farm);
-    // Until each has resent its state, the farm's numbers are not exact: withheld, not shown low.
+  epochChanged(farm: string, epoch: string): EpochChange {
+    const claimed = [...this.connections].filter(
+      (connection) => connection.claim && connection.farmId === farm && connection.stateEpoch !== epoch,
+    );
+    const marked = this.markRebuilding(farm, claimed);
+    // A few at a time: thousands of re-takes at once would time out in Redis's queue, and each would
+    // cost its agent a reconnect; the snapshots they ask for then come in as a stream, not a wall.
+    const done = marked.then(async () => {
+      let next = 0;
+      const worker = async () => {
+        while (next < claimed.length) await claimed[next++]!.reclaim(epoch);
+      };
+      await Promise.all(Array.from({ length: Math.min(RECLAIM_CONCURRENCY, claimed.length) }, worker));
+    });
+    return { marked, done };
+  }
+
+  /**
+   * Until each has resent its state, the farm's numbers are not exact: withheld, not shown low. The
+   * flags are set before the marks are written, so a snapshot applied meanwhile removes its mark
+   * after it was written (one Redis connection keeps the order).
+   */
+  private async markRebuilding(farm: string, claimed: AgentConnection[]): Promise<void> {
+    for (const connection of claimed) connection.rebuilding = true;
     try {
       await this.options.context.engine.markRebuilding(
         farm,
         claimed.map((connection) => connection.claim!.host),
       );
-      for (const connection of claimed) connection.rebuilding = true;
     } catch (err) {
+      for (const connection of claimed) connection.rebuilding = false;
       this.options.log.warn({ err, farm }, 'could not mark the farm as rebuilding');
     }
-    // A few at a time: thousands of re-takes at once would time out in Redis's queue, and each would
-    // cost its agent a reconnect; the snapshots they ask for then come in as a stream, not a wall.
-    let next = 0;
-    const worker = async () => {
-      while (next < claimed.length) await claimed[next++]!.reclaim(epoch);
-    };
-    await Promise.all(Array.from({ length: Math.min(RECLAIM_CONCURRENCY, claimed.length) }, worker));
   }
 
   private static hostKey(connection: AgentConnection): string {
