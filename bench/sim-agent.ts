@@ -13,7 +13,7 @@ import {
   DEFAULT_RECONNECT_POLICY,
   type Disconnect,
 } from '@rasmon/agent';
-import type { CollectorFrame } from '@rasmon/protocol';
+import { leaseMs, type CollectorFrame } from '@rasmon/protocol';
 import { hostKeyOf } from '../test/support/agent-client.js';
 
 export const farmId = (f: number) => `farm-${f}`;
@@ -119,7 +119,7 @@ export class SimAgent {
         // Refusals and failed connects are counted above, not again as the 1006 they end with.
         if (opened) this.tally.closes.set(code, (this.tally.closes.get(code) ?? 0) + 1);
         if (code === 1001) {
-          this.ended = { kind: 'drained' };
+          this.ended = { kind: 'drained', leaseMs: leaseMs(this.heartbeatSeconds) };
           this.drainedAtMs = Date.now();
         }
         reject(new Error(`closed ${code}`));

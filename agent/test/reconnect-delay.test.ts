@@ -33,6 +33,14 @@ describe('reconnect delay', () => {
     expect(reconnectDelay(drained, 9, DEFAULT_RECONNECT_POLICY, at(0.9999)).delayMs).toBeLessThan(45_000);
   });
 
+  it("a drain spread is at most a third of the draining collector's host lease", () => {
+    // heartbeatSeconds 3: a 9 s lease, so the window is 3 s, not the 15 s configured.
+    expect(reconnectDelay({ kind: 'drained', leaseMs: 9000 }, 0, policy, at(0.9999)).delayMs).toBeCloseTo(2999.7);
+    expect(reconnectDelay({ kind: 'drained', leaseMs: 9000 }, 0, policy, at(0.5)).delayMs).toBe(1500);
+    // The default lease leaves the configured window as it is.
+    expect(reconnectDelay({ kind: 'drained', leaseMs: 45_000 }, 0, policy, at(0.5)).delayMs).toBe(7500);
+  });
+
   it('a 429 waits Retry-After plus up to a second of jitter, and does not grow the backoff', () => {
     expect(reconnectDelay(refused(429, 1000), 3, policy, at(0))).toEqual({ delayMs: 1000, attempt: 3 });
     expect(reconnectDelay(refused(429, 1000), 3, policy, at(0.5))).toEqual({ delayMs: 1500, attempt: 3 });

@@ -17,6 +17,7 @@ import {
   AGENT_PATH,
   CloseCode,
   DEFAULT_LIMITS,
+  leaseMs,
   MAX_COLLECTOR_FRAME_BYTES,
   silenceLimitMs,
   SUBPROTOCOL,
@@ -265,7 +266,7 @@ export class CollectorLink extends EventEmitter<LinkEvents> {
       if (this.socket === socket) this.socket = undefined;
       log.info({ code, reason: clip(reason.toString(), 123) }, 'collector connection closed');
       if (code === CloseCode.goingAway) {
-        this.ended = { kind: 'drained' };
+        this.ended = { kind: 'drained', leaseMs: leaseMs(this.welcomeHeartbeatSeconds) };
         this.drainedAtMs = Date.now();
       }
       if (wasReady) this.emit('down');

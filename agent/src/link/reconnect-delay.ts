@@ -5,9 +5,9 @@
  *
  * - The collector closed with 1001 (going away: a drain before a planned restart): the collector
  *   is not broken and every agent of the fleet heard the same close at the same instant. Each waits
- *   a uniform random part of a spread window (15 s by default), so that 10,000 agents come back at
- *   about 700 a second instead of all at once, and all within a host lease (3 × heartbeatSeconds,
- *   45 s by default). The backoff neither grows nor starts again.
+ *   a uniform random part of a spread window (15 s by default, at most a third of the host lease),
+ *   so that 10,000 agents come back at about 700 a second instead of all at once, and all within a
+ *   host lease (3 × heartbeatSeconds, 45 s by default). The backoff neither grows nor starts again.
  * - The upgrade was refused with 429 (too many upgrades from this address) and a `Retry-After`:
  *   the collector is busy, not broken. Wait what it asks plus jitter; the backoff does not grow.
  * - 503 with a `Retry-After` (draining, or full): at least what it asks plus jitter, and the backoff
@@ -45,8 +45,11 @@ export const RETRY_AFTER_JITTER_MS = 1000;
 
 /** Why the last connection (or attempt) ended. */
 export type Disconnect =
-  /** The collector closed an open connection with 1001. */
-  | { kind: 'drained' }
+  /**
+   * The collector closed an open connection with 1001; `leaseMs`, the host lease of the collector
+   * that drained (3 × its `heartbeatSeconds`), when its welcome said.
+   */
+  | { kind: 'drained'; leaseMs?: number }
   /** The upgrade got this HTTP status; `retryAfterMs` from its `Retry-After`, if any. */
   | { kind: 'refused'; status: number; retryAfterMs: number | undefined; afterDrain?: boolean }
   /** Any other end: a network error, another close code, no welcome in time. */
@@ -68,7 +71,7 @@ export function reconnectDelay(
   policy: ReconnectPolicy = DEFAULT_RECONNECT_POLICY,
   random: () => number = Math.random,
 ): ReconnectPlan {
-  if (cause.kind === 'drained') return { delayMs: random() * policy.drainSpreadMs, attempt };
+  if (cause.kind === 'drained') return { delayMs: random() * drainSpreadMs(policy, cause.leaseMs), attempt };
   const retryAfterMs = cause.kind === 'refused' ? cause.retryAfterMs : undefined;
   if (retryAfterMs !== undefined && cause.kind === 'refused' && cause.status === 429)
     return { delayMs: afterRetryAfter(retryAfterMs, random), attempt };
@@ -78,6 +81,15 @@ export function reconnectDelay(
   const backoff = ceiling / 2 + random() * (ceiling / 2);
   const floor = retryAfterMs !== undefined && cause.kind === 'refused' && cause.status === 503;
   return { delayMs: floor ? Math.max(backoff, afterRetryAfter(retryAfterMs, random)) : backoff, attempt: attempt + 1 };
+}
+
+/**
+ * The spread window after a drain: the configured one, but at most a third of the host lease, so
+ * that the last agent is back, with time for a failed attempt or two, before its lease lapses (a
+ * collector with a short heartbeat keeps a short lease).
+ */
+function drainSpreadMs(policy: ReconnectPolicy, leaseMs: number | undefined): number {
+  return leaseMs === undefined ? policy.drainSpreadMs : Math.min(policy.drainSpreadMs, leaseMs / 3);
 }
 
 /**
