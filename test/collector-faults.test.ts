@@ -257,13 +257,13 @@ describe('Redis restarted', () => {
     a.send({ type: 'events', events: [upsert(2, session('3', 'corp\\dave'))] });
     expect(await a.next('resync', 15_000)).toEqual({ type: 'resync' });
     expect(await b.next('resync', 15_000)).toEqual({ type: 'resync' });
-    expect((await client.zrange(keys.rebuilding('farm-a'), 0, -1)).sort()).toEqual(['rdsh-1', 'rdsh-2']);
+    expect((await client.zrange(keys.rebuilding('farm-a'), '0', '-1')).sort()).toEqual(['rdsh-1', 'rdsh-2']);
     expect((await Scrape.from(collector.url)).value('ras_farm_rebuilding', farmA())).toBe(1);
 
     expect((await a.snapshot(3, [...sessionsA, session('3', 'corp\\dave')])).seq).toBe(3);
     expect((await b.snapshot(2, sessionsB)).seq).toBe(2);
     // Each snapshot took its own host's mark away: nothing holds the farm withheld until the marks expire.
-    expect(await client.zrange(keys.rebuilding('farm-a'), 0, -1)).toEqual([]);
+    expect(await client.zrange(keys.rebuilding('farm-a'), '0', '-1')).toEqual([]);
     await vi.waitFor(
       async () => {
         const scrape = await Scrape.from(collector.url);
