@@ -542,8 +542,16 @@ describe('customers, the SPLA invoice check and distinct users', () => {
         billedUsers: 16,
       });
     }
-    expect((await farm.get('/api/v1/report?customer=Nobody')).status).toBe(404);
-    expect((await farm.get('/api/v1/report?key=NO-SUCH-KEY')).status).toBe(404);
+    // The API and the command narrow through one filter: the same refusal, as 404 and as exit 2.
+    for (const [path, error] of [
+      ['/api/v1/report?customer=Nobody', 'no farm has customer "Nobody"'],
+      ['/api/v1/report?key=NO-SUCH-KEY', 'no farm has licenseKey "NO-SUCH-KEY"'],
+      ['/api/v1/report?customer=Globex&key=SPLA-7', 'no farm of customer "Globex" has licenseKey "SPLA-7"'],
+    ] as const) {
+      const refused = await farm.get(path);
+      expect(refused.status).toBe(404);
+      expect(((await refused.json()) as { error: string }).error).toBe(error);
+    }
     const badFlag = await farm.get('/api/v1/report?distinctUsers=yes');
     expect(badFlag.status).toBe(400);
     expect(((await badFlag.json()) as { error: string }).error).toBe('distinctUsers must be true or false, not "yes"');
@@ -576,8 +584,9 @@ describe('customers, the SPLA invoice check and distinct users', () => {
     expect(none.stdout).toMatch(/^other\s+primary\s+EU-1\s+5\s+no data\s+-\s+-\s+-\s+-\s+-\s+-$/m);
     expect(none.stdout).toMatch(/^EU-1\s+other\s+no data\s+-$/m);
     for (const [args, message] of [
-      [['--customer', 'Nobody'], '--customer "Nobody": no farm has that customer'],
-      [['--customer', 'Globex', '--key', 'SPLA-7'], '--key "SPLA-7": no farm of that customer has that licenseKey'],
+      [['--customer', 'Nobody'], '--customer: no farm has customer "Nobody"'],
+      [['--key', 'NO-SUCH-KEY'], '--key: no farm has licenseKey "NO-SUCH-KEY"'],
+      [['--customer', 'Globex', '--key', 'SPLA-7'], '--key: no farm of customer "Globex" has licenseKey "SPLA-7"'],
     ] as const) {
       const bad = await reportCommand(['--config', file, ...args]);
       expect(bad.code).toBe(2);
@@ -703,6 +712,21 @@ describe('customers, the SPLA invoice check and distinct users', () => {
     const snapshot = await fake.snapshot(1, [session('1', 'corp\\y'), session('2', 'corp\\z')]);
     expect(snapshot.rejected).toHaveLength(1);
     const key = `${farm.prefix}:{quota-a}:monthusers:${today().slice(0, 7)}`;
+    expect((await redis.client().smembers(key)).sort()).toEqual(['corp\\a', 'corp\\b']);
+    await farm.stop();
+  });
+
+  it('users of events the script did not apply, past a seq gap or duplicates, are not counted', async () => {
+    const farm = await started([{ id: 'gap-a', seats: 10 }]);
+    const a = await farm.agent('gap-a', 'rdsh-1');
+    await a.snapshot(1, [session('1', 'corp\\a')]);
+    // Seq 3 is missing: seq 2 applies, seq 4 waits behind the gap; seq 1 again is a duplicate.
+    await a.events([
+      { seq: 1, at: Date.now(), op: 'upsert', session: session('9', 'corp\\dup') },
+      { seq: 2, at: Date.now(), op: 'upsert', session: session('2', 'corp\\b') },
+      { seq: 4, at: Date.now(), op: 'upsert', session: session('4', 'corp\\late') },
+    ]);
+    const key = `${farm.prefix}:{gap-a}:monthusers:${today().slice(0, 7)}`;
     expect((await redis.client().smembers(key)).sort()).toEqual(['corp\\a', 'corp\\b']);
     await farm.stop();
   });
