@@ -10,7 +10,15 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { useRedis } from './support/use-redis.js';
 import { COLLECTOR_BIN, InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
-import { MonthUsers, REWRITE_AFTER_MS, RedisKeys, monthText } from '@rasmon/collector';
+import {
+  MonthUsers,
+  REWRITE_AFTER_MS,
+  RedisKeys,
+  monthText,
+  readDistinctUsers,
+  type FarmConfig,
+  type FarmHistory,
+} from '@rasmon/collector';
 import { TestAgent, end, session } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 import { csvObjects, parseCsv } from './support/csv.js';
@@ -777,5 +785,61 @@ describe("a month's set of distinct users", () => {
     );
     expect(found).toContain(1);
     expect(await client.exists(keys.monthUsers('farm-a', '2031-06'))).toBe(0);
+  });
+
+  it('reports no data for months before the first recorded one or past the retention, and a lowered retention shortens what is written', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(`since-${Date.now()}`);
+    const now = Date.UTC(2031, 4, 15, 12);
+    // Sets written before the first-month marker existed: one within 36 months, one older.
+    await client.sadd(keys.monthUsers('farm-a', '2031-03'), 'corp\\old');
+    await client.sadd(keys.monthUsers('farm-a', '2027-01'), 'corp\\older');
+    const users = new MonthUsers(
+      client,
+      keys,
+      () => 36,
+      () => now,
+    );
+    await users.record('farm-a', ['corp\\a', 'corp\\b']);
+    // The first write swept the farm's months: the older set is gone, the marker names the oldest kept.
+    expect(await client.exists(keys.monthUsers('farm-a', '2027-01'))).toBe(0);
+    expect(await client.get(keys.monthUsersSince('farm-a'))).toBe('2031-03');
+    expect(await client.pexpiretime(keys.monthUsers('farm-a', '2031-03'))).toBe(Date.UTC(2034, 3, 1));
+
+    const farm = { id: 'farm-a' } as FarmConfig;
+    const history: FarmHistory = {
+      farm,
+      days: ['2031-02-10', '2031-03-10', '2031-04-10', '2031-05-10'].map((day) => ({ day }) as FarmHistory['days'][number]),
+    };
+    const period = { fromDay: Date.UTC(2031, 1, 1) / DAY_MS, toDay: Date.UTC(2031, 4, 31) / DAY_MS };
+    const counts = async (months: number) =>
+      (await readDistinctUsers(client, keys, [history], period, { months, now })).map((month) => [
+        month.month,
+        month.farms[0]!.distinctUsers,
+      ]);
+    // February had days but no users recorded yet: no data, not 0. April had days and no users: 0.
+    expect(await counts(36)).toEqual([
+      ['2031-02', null],
+      ['2031-03', 1],
+      ['2031-04', 0],
+      ['2031-05', 2],
+    ]);
+
+    // Retention lowered to 1 month: March is past it, deleted at the sweep and no data in reports.
+    const shorter = new MonthUsers(
+      client,
+      keys,
+      () => 1,
+      () => now,
+    );
+    expect(await shorter.sweep('farm-a')).toEqual({ deleted: 1, kept: 1 });
+    expect(await client.exists(keys.monthUsers('farm-a', '2031-03'))).toBe(0);
+    expect(await client.pexpiretime(keys.monthUsers('farm-a', '2031-05'))).toBe(Date.UTC(2031, 6, 1));
+    expect(await counts(1)).toEqual([
+      ['2031-02', null],
+      ['2031-03', null],
+      ['2031-04', 0],
+      ['2031-05', 2],
+    ]);
   });
 });

@@ -287,6 +287,7 @@ export async function runReport(
       farms,
       period,
       args.distinctUsers,
+      config.distinctUsers.retentionMonths,
     );
     if (args.format === 'json') io.out(`${JSON.stringify(report, null, 2)}\n`);
     else if (args.format === 'csv') io.out(reportCsv(report));

@@ -71,6 +71,8 @@ export interface ReportApiOptions {
   farms: () => FarmDirectory;
   /** Whether `api.tokensSha256` lists a token now: the user list is never served by an open API. */
   tokensConfigured: () => boolean;
+  /** `distinctUsers.retentionMonths` of the running configuration. */
+  retentionMonths: () => number;
 }
 
 /** The answer to a user list asked of an API without tokens. */
@@ -151,7 +153,14 @@ export class ReportApi {
       else sendJson(res, 200, { farm: farm.id, from: dayText(period.fromDay), to: dayText(period.toDay), days });
       return true;
     }
-    const built = await readReport(this.options, all, farms, period, distinctUsers === 'true');
+    const built = await readReport(
+      this.options,
+      all,
+      farms,
+      period,
+      distinctUsers === 'true',
+      this.options.retentionMonths(),
+    );
     if (format === 'csv') sendCsv(res, reportCsv(built), `rasmon-report-${span}.csv`);
     else sendJson(res, 200, built);
     return true;

@@ -9,7 +9,7 @@ import { normalizeHost, type ParsedEvent, type Session, type StatusFrame } from 
 import { ScriptError } from './errors.js';
 import type { RedisKeys } from './redis-schema.js';
 import { CONFIG_DEFAULTS, type FarmConfig } from '../config/config.js';
-import { MonthUsers } from './month-users.js';
+import { MonthUsers, type SweepResult } from './month-users.js';
 import type { FarmDirectory, FarmRules } from '../config/farm-directory.js';
 import { farmQuotas } from '../config/farm-quotas.js';
 import { scriptCalls, type HelloBinding, type HostIdentity, type ScriptCall } from './script-args.js';
@@ -103,6 +103,14 @@ export class LicenseEngine {
     distinctUserMonths: () => number = () => CONFIG_DEFAULTS.distinctUserMonths,
   ) {
     this.parts = { redis, keys, leaseMs, maxSessions, monthUsers: new MonthUsers(redis, keys, distinctUserMonths) };
+  }
+
+  /**
+   * Applies `distinctUsers.retentionMonths` now to the farm's month sets already written
+   * (MonthUsers.sweep): older months deleted, the others' expiry set from it.
+   */
+  sweepMonthUsers(farm: string): Promise<SweepResult> {
+    return this.parts.monthUsers.sweep(farm);
   }
 
   /** A fresh random epoch value. */
