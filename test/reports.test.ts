@@ -809,7 +809,9 @@ describe("a month's set of distinct users", () => {
     const farm = { id: 'farm-a' } as FarmConfig;
     const history: FarmHistory = {
       farm,
-      days: ['2031-02-10', '2031-03-10', '2031-04-10', '2031-05-10'].map((day) => ({ day }) as FarmHistory['days'][number]),
+      days: ['2031-02-10', '2031-03-10', '2031-04-10', '2031-05-10'].map(
+        (day) => ({ day }) as FarmHistory['days'][number],
+      ),
     };
     const period = { fromDay: Date.UTC(2031, 1, 1) / DAY_MS, toDay: Date.UTC(2031, 4, 31) / DAY_MS };
     const counts = async (months: number) =>

@@ -181,9 +181,7 @@ function frameUsers(
 ): string[] {
   const applied = (seq: number) => seq > previousSeq && seq <= lastSeq && !notApplied.has(seq);
   if (frame.type === 'snapshot') return applied(frame.seq) ? frame.sessions.map((session) => session.user) : [];
-  return frame.events.flatMap((event) =>
-    event.op === 'upsert' && applied(event.seq) ? [event.session.user] : [],
-  );
+  return frame.events.flatMap((event) => (event.op === 'upsert' && applied(event.seq) ? [event.session.user] : []));
 }
 
 export class FarmEngine {

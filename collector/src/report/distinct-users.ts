@@ -47,9 +47,7 @@ export async function readDistinctUsers(
   const months = monthsOf(period.fromDay * DAY_MS, period.toDay * DAY_MS);
   const farms = histories.map((history) => history.farm);
   const since = new Map(
-    await Promise.all(
-      farms.map(async (farm) => [farm.id, await readMonthUsersSince(redis, keys, farm.id)] as const),
-    ),
+    await Promise.all(farms.map(async (farm) => [farm.id, await readMonthUsersSince(redis, keys, farm.id)] as const)),
   );
   const customers = new Map<string, string[]>();
   for (const farm of farms) {
