@@ -10,7 +10,15 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { useRedis } from './support/use-redis.js';
 import { COLLECTOR_BIN, InProcessCollector, rawConfig, sha256 } from './support/collector-harness.js';
-import { MonthUsers, REWRITE_AFTER_MS, RedisKeys, monthText } from '@rasmon/collector';
+import {
+  MonthUsers,
+  REWRITE_AFTER_MS,
+  RedisKeys,
+  monthText,
+  readDistinctUsers,
+  type FarmConfig,
+  type FarmHistory,
+} from '@rasmon/collector';
 import { TestAgent, end, session } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 import { csvObjects, parseCsv } from './support/csv.js';
@@ -542,8 +550,16 @@ describe('customers, the SPLA invoice check and distinct users', () => {
         billedUsers: 16,
       });
     }
-    expect((await farm.get('/api/v1/report?customer=Nobody')).status).toBe(404);
-    expect((await farm.get('/api/v1/report?key=NO-SUCH-KEY')).status).toBe(404);
+    // The API and the command narrow through one filter: the same refusal, as 404 and as exit 2.
+    for (const [path, error] of [
+      ['/api/v1/report?customer=Nobody', 'no farm has customer "Nobody"'],
+      ['/api/v1/report?key=NO-SUCH-KEY', 'no farm has licenseKey "NO-SUCH-KEY"'],
+      ['/api/v1/report?customer=Globex&key=SPLA-7', 'no farm of customer "Globex" has licenseKey "SPLA-7"'],
+    ] as const) {
+      const refused = await farm.get(path);
+      expect(refused.status).toBe(404);
+      expect(((await refused.json()) as { error: string }).error).toBe(error);
+    }
     const badFlag = await farm.get('/api/v1/report?distinctUsers=yes');
     expect(badFlag.status).toBe(400);
     expect(((await badFlag.json()) as { error: string }).error).toBe('distinctUsers must be true or false, not "yes"');
@@ -576,8 +592,9 @@ describe('customers, the SPLA invoice check and distinct users', () => {
     expect(none.stdout).toMatch(/^other\s+primary\s+EU-1\s+5\s+no data\s+-\s+-\s+-\s+-\s+-\s+-$/m);
     expect(none.stdout).toMatch(/^EU-1\s+other\s+no data\s+-$/m);
     for (const [args, message] of [
-      [['--customer', 'Nobody'], '--customer "Nobody": no farm has that customer'],
-      [['--customer', 'Globex', '--key', 'SPLA-7'], '--key "SPLA-7": no farm of that customer has that licenseKey'],
+      [['--customer', 'Nobody'], '--customer: no farm has customer "Nobody"'],
+      [['--key', 'NO-SUCH-KEY'], '--key: no farm has licenseKey "NO-SUCH-KEY"'],
+      [['--customer', 'Globex', '--key', 'SPLA-7'], '--key: no farm of customer "Globex" has licenseKey "SPLA-7"'],
     ] as const) {
       const bad = await reportCommand(['--config', file, ...args]);
       expect(bad.code).toBe(2);
@@ -707,6 +724,21 @@ describe('customers, the SPLA invoice check and distinct users', () => {
     await farm.stop();
   });
 
+  it('users of events the script did not apply, past a seq gap or duplicates, are not counted', async () => {
+    const farm = await started([{ id: 'gap-a', seats: 10 }]);
+    const a = await farm.agent('gap-a', 'rdsh-1');
+    await a.snapshot(1, [session('1', 'corp\\a')]);
+    // Seq 3 is missing: seq 2 applies, seq 4 waits behind the gap; seq 1 again is a duplicate.
+    await a.events([
+      { seq: 1, at: Date.now(), op: 'upsert', session: session('9', 'corp\\dup') },
+      { seq: 2, at: Date.now(), op: 'upsert', session: session('2', 'corp\\b') },
+      { seq: 4, at: Date.now(), op: 'upsert', session: session('4', 'corp\\late') },
+    ]);
+    const key = `${farm.prefix}:{gap-a}:monthusers:${today().slice(0, 7)}`;
+    expect((await redis.client().smembers(key)).sort()).toEqual(['corp\\a', 'corp\\b']);
+    await farm.stop();
+  });
+
   it('an API without tokens refuses the user list, saying how to get it', async () => {
     const farm = await started([{ id: 'acme-1', seats: 10, customer: 'Acme' }]);
     const res = await farm.get(`/api/v1/distinct-users/users?month=${today().slice(0, 7)}`);
@@ -753,5 +785,63 @@ describe("a month's set of distinct users", () => {
     );
     expect(found).toContain(1);
     expect(await client.exists(keys.monthUsers('farm-a', '2031-06'))).toBe(0);
+  });
+
+  it('reports no data for months before the first recorded one or past the retention, and a lowered retention shortens what is written', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(`since-${Date.now()}`);
+    const now = Date.UTC(2031, 4, 15, 12);
+    // Sets written before the first-month marker existed: one within 36 months, one older.
+    await client.sadd(keys.monthUsers('farm-a', '2031-03'), 'corp\\old');
+    await client.sadd(keys.monthUsers('farm-a', '2027-01'), 'corp\\older');
+    const users = new MonthUsers(
+      client,
+      keys,
+      () => 36,
+      () => now,
+    );
+    await users.record('farm-a', ['corp\\a', 'corp\\b']);
+    // The first write swept the farm's months: the older set is gone, the marker names the oldest kept.
+    expect(await client.exists(keys.monthUsers('farm-a', '2027-01'))).toBe(0);
+    expect(await client.get(keys.monthUsersSince('farm-a'))).toBe('2031-03');
+    expect(await client.pexpiretime(keys.monthUsers('farm-a', '2031-03'))).toBe(Date.UTC(2034, 3, 1));
+
+    const farm = { id: 'farm-a' } as FarmConfig;
+    const history: FarmHistory = {
+      farm,
+      days: ['2031-02-10', '2031-03-10', '2031-04-10', '2031-05-10'].map(
+        (day) => ({ day }) as FarmHistory['days'][number],
+      ),
+    };
+    const period = { fromDay: Date.UTC(2031, 1, 1) / DAY_MS, toDay: Date.UTC(2031, 4, 31) / DAY_MS };
+    const counts = async (months: number) =>
+      (await readDistinctUsers(client, keys, [history], period, { months, now })).map((month) => [
+        month.month,
+        month.farms[0]!.distinctUsers,
+      ]);
+    // February had days but no users recorded yet: no data, not 0. April had days and no users: 0.
+    expect(await counts(36)).toEqual([
+      ['2031-02', null],
+      ['2031-03', 1],
+      ['2031-04', 0],
+      ['2031-05', 2],
+    ]);
+
+    // Retention lowered to 1 month: March is past it, deleted at the sweep and no data in reports.
+    const shorter = new MonthUsers(
+      client,
+      keys,
+      () => 1,
+      () => now,
+    );
+    expect(await shorter.sweep('farm-a')).toEqual({ deleted: 1, kept: 1 });
+    expect(await client.exists(keys.monthUsers('farm-a', '2031-03'))).toBe(0);
+    expect(await client.pexpiretime(keys.monthUsers('farm-a', '2031-05'))).toBe(Date.UTC(2031, 6, 1));
+    expect(await counts(1)).toEqual([
+      ['2031-02', null],
+      ['2031-03', null],
+      ['2031-04', 0],
+      ['2031-05', 2],
+    ]);
   });
 });

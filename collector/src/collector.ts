@@ -248,7 +248,29 @@ export class Collector {
       this.log.info('redis ready, scripts loaded');
     } catch (err) {
       this.log.error({ err }, 'redis refused the scripts');
+      return;
     }
+    await this.sweepMonthUsers();
+  }
+
+  /**
+   * Applies distinctUsers.retentionMonths to every farm's month sets already written (at Redis's
+   * ready and at a reload that changes it): the months older than it deleted, the others' expiry
+   * set from it. One pipeline per farm, one farm at a time.
+   */
+  private async sweepMonthUsers(): Promise<void> {
+    const retentionMonths = this.config.distinctUsers.retentionMonths;
+    let deleted = 0;
+    let farms = 0;
+    for (const farm of this.farms.list()) {
+      try {
+        deleted += (await this.engine.sweepMonthUsers(farm.id)).deleted;
+        farms += 1;
+      } catch (err) {
+        this.log.warn({ err, farm: farm.id }, 'the distinct-user months could not be swept; retried at the next write');
+      }
+    }
+    this.log.info({ retentionMonths, farms, deleted }, 'distinct-user months past the retention deleted');
   }
 
   get address(): AddressInfo {
@@ -273,6 +295,7 @@ export class Collector {
     const restartOnly = ['listen', 'redis', 'heartbeatSeconds', 'hostRetireSeconds', 'limits', 'tls', 'http'] as const;
     const ignored = restartOnly.filter((key) => JSON.stringify(config[key]) !== JSON.stringify(this.config[key]));
     if (ignored.length > 0) this.log.warn({ keys: ignored }, 'these settings change only with a restart');
+    const retentionChanged = config.distinctUsers.retentionMonths !== this.config.distinctUsers.retentionMonths;
     this.config = { ...this.config, api: config.api, farms: config.farms, distinctUsers: config.distinctUsers };
     this.farms = new FarmDirectory(config.farms, this.farms);
     this.clock.retain(this.farms);
@@ -282,6 +305,7 @@ export class Collector {
     this.metrics.setFarms(config.farms.map((farm) => farm.id));
     this.log.info({ farms: config.farms.map((farm) => farm.id) }, 'configuration reloaded');
     this.warnUnboundFarms(config);
+    if (retentionChanged) void this.sweepMonthUsers();
   }
 
   /** A farm with `hostBinding: none` lets any holder of its token speak for any of its hosts. */

@@ -17,6 +17,7 @@ import { defineScripts } from './engine/scripts.js';
 import { readReport } from './report/read-report.js';
 import type { Report } from './report/report.js';
 import { PeriodError, lastFullMonth, parsePeriod, type Period } from './report/report-period.js';
+import { FarmSelectionError, selectFarms } from './report/select-farms.js';
 
 export const REPORT_USAGE = `Usage: rasmon-collector report --config FILE [--from YYYY-MM-DD --to YYYY-MM-DD]
        [--customer NAME] [--key LABEL] [--distinct-users] [--format table|csv|json]
@@ -227,26 +228,6 @@ function parse(argv: string[]): ReportArgs {
   };
 }
 
-/** The farms the report covers: those of `--customer` and `--key` when given, else all. */
-function selectFarms(config: CollectorConfig, args: ReportArgs): CollectorConfig['farms'] {
-  let farms = config.farms;
-  const show = (text: string) => JSON.stringify(text.slice(0, 64));
-  if (args.customer !== undefined) {
-    farms = farms.filter((farm) => farm.customer === args.customer);
-    if (farms.length === 0) throw new UsageError(`--customer ${show(args.customer)}: no farm has that customer`);
-  }
-  if (args.key !== undefined) {
-    const before = farms;
-    farms = farms.filter((farm) => farm.licenseKey === args.key);
-    if (farms.length === 0) {
-      throw new UsageError(
-        `--key ${show(args.key)}: no farm${before === config.farms ? '' : ' of that customer'} has that licenseKey`,
-      );
-    }
-  }
-  return farms;
-}
-
 async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -278,8 +259,12 @@ export async function runReport(
     // Checked before Redis is asked anything: a bad date never waits on a connection.
     parsePeriod(args.from, args.to, lastFullMonth(Date.now()), names);
     config = loadConfig({ ...(args.config ? { path: args.config } : {}), env: io.env });
-    farms = selectFarms(config, args);
+    farms = selectFarms(config.farms, { customer: args.customer, key: args.key });
   } catch (err) {
+    if (err instanceof FarmSelectionError) {
+      io.err(`rasmon-collector report: --${err.filter}: ${err.message}\n`);
+      return 2;
+    }
     if (err instanceof UsageError || err instanceof PeriodError || err instanceof ConfigError) {
       io.err(`rasmon-collector report: ${err.message}\n`);
       return 2;
@@ -302,6 +287,7 @@ export async function runReport(
       farms,
       period,
       args.distinctUsers,
+      config.distinctUsers.retentionMonths,
     );
     if (args.format === 'json') io.out(`${JSON.stringify(report, null, 2)}\n`);
     else if (args.format === 'csv') io.out(reportCsv(report));

@@ -459,6 +459,77 @@ describe('parseConfig', () => {
     expect(farm.licenseKey).toBe('SPLA EU/2026');
   });
 
+  it('refuses a licenseKey shared by an SPLA farm and one that is not, naming the key and the farms', () => {
+    const farms = (kinds: Array<[string, string | undefined, Record<string, unknown>?]>) => ({
+      farms: kinds.map(([id, license, extra], index) => ({
+        id,
+        ...(license === undefined ? {} : { license }),
+        ...(license === 'spla' ? {} : { seats: 10 }),
+        licenseKey: 'KEY-1',
+        expires: '2027-06-30T00:00:00Z',
+        agentTokensSha256: [sha256Hex(`token-${index}`)],
+        ...extra,
+      })),
+    });
+    expect(
+      parseError(
+        farms([
+          ['spla-a', 'spla'],
+          ['spla-b', 'spla'],
+          ['own', 'primary'],
+        ]),
+      ),
+    ).toBe(
+      'farms[2].licenseKey: "KEY-1" is shared by SPLA farms (spla-a, spla-b) and farms that are not (own): ' +
+        'an SPLA key bills its SPLA farms only; give each license its own licenseKey (in test)',
+    );
+    // Two SPLA farms, or a primary and a sublicense, may share a key.
+    expect(() =>
+      parseConfig(
+        farms([
+          ['spla-a', 'spla'],
+          ['spla-b', 'spla'],
+        ]),
+        'test',
+      ),
+    ).not.toThrow();
+    expect(() =>
+      parseConfig(
+        farms([
+          ['own', 'primary'],
+          ['sub', 'sublicense'],
+        ]),
+        'test',
+      ),
+    ).not.toThrow();
+    // With ras.adopt, the fallback license is checked; a farm without one is known only once RAS answers.
+    const ras = {
+      ras: {
+        url: 'https://ras.example:20443',
+        username: 'svc',
+        passwordFile: writeTemp('ras-password', 'secret\n'),
+        adopt: true,
+      },
+    };
+    expect(
+      parseError(
+        farms([
+          ['own', 'primary'],
+          ['adopt', 'spla', ras],
+        ]),
+      ),
+    ).toContain('farms[1].licenseKey: "KEY-1" is shared by SPLA farms (adopt) and farms that are not (own)');
+    expect(() =>
+      parseConfig(
+        farms([
+          ['own', 'primary'],
+          ['adopt', undefined, ras],
+        ]),
+        'test',
+      ),
+    ).not.toThrow();
+  });
+
   it('reports a misspelt key rather than the key it was meant to be', () => {
     const raw = minimal();
     const farm = (raw.farms as Record<string, unknown>[])[0] as Record<string, unknown>;

@@ -68,6 +68,7 @@ export class Api {
       now: async () => (await options.reader.read([])).now,
       farms: options.farms,
       tokensConfigured: () => options.config().api.tokensSha256.length > 0,
+      retentionMonths: () => options.config().distinctUsers.retentionMonths,
     });
   }
 

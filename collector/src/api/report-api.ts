@@ -18,6 +18,7 @@ import type { RedisKeys } from '../engine/redis-schema.js';
 import { MONTH_PATTERN, userListCsv } from '../report/distinct-users.js';
 import { readReport } from '../report/read-report.js';
 import { PeriodError, dayText, lastFullMonth, parsePeriod, type Period } from '../report/report-period.js';
+import { FarmSelectionError, selectFarms } from '../report/select-farms.js';
 
 /** How many days the history lists when no period is given: every day the farm keeps (docs/design.md §2 rule 7). */
 export const HISTORY_DEFAULT_DAYS = 450;
@@ -70,6 +71,8 @@ export interface ReportApiOptions {
   farms: () => FarmDirectory;
   /** Whether `api.tokensSha256` lists a token now: the user list is never served by an open API. */
   tokensConfigured: () => boolean;
+  /** `distinctUsers.retentionMonths` of the running configuration. */
+  retentionMonths: () => number;
 }
 
 /** The answer to a user list asked of an API without tokens. */
@@ -136,19 +139,12 @@ export class ReportApi {
       });
       return true;
     }
-    if (customer !== null) {
-      farms = farms.filter((each) => each.customer === customer);
-      if (farms.length === 0) {
-        sendJson(res, 404, { error: `no farm has customer ${JSON.stringify(customer.slice(0, 64))}` });
-        return true;
-      }
-    }
-    if (key !== null) {
-      farms = farms.filter((each) => each.licenseKey === key);
-      if (farms.length === 0) {
-        sendJson(res, 404, { error: `no farm has licenseKey ${JSON.stringify(key.slice(0, 64))}` });
-        return true;
-      }
+    try {
+      farms = selectFarms(farms, { customer: customer ?? undefined, key: key ?? undefined });
+    } catch (err) {
+      if (!(err instanceof FarmSelectionError)) throw err;
+      sendJson(res, 404, { error: err.message });
+      return true;
     }
     if (farm) {
       const read = await readHistory(this.options.redis, this.options.keys, [farm], period);
@@ -157,7 +153,14 @@ export class ReportApi {
       else sendJson(res, 200, { farm: farm.id, from: dayText(period.fromDay), to: dayText(period.toDay), days });
       return true;
     }
-    const built = await readReport(this.options, all, farms, period, distinctUsers === 'true');
+    const built = await readReport(
+      this.options,
+      all,
+      farms,
+      period,
+      distinctUsers === 'true',
+      this.options.retentionMonths(),
+    );
     if (format === 'csv') sendCsv(res, reportCsv(built), `rasmon-report-${span}.csv`);
     else sendJson(res, 200, built);
     return true;
@@ -177,12 +180,12 @@ export class ReportApi {
     }
     const customer = url.searchParams.get('customer');
     let farms = this.options.farms().list();
-    if (customer !== null) {
-      farms = farms.filter((farm) => farm.customer === customer);
-      if (farms.length === 0) {
-        sendJson(res, 404, { error: `no farm has customer ${JSON.stringify(customer.slice(0, 64))}` });
-        return;
-      }
+    try {
+      farms = selectFarms(farms, { customer: customer ?? undefined });
+    } catch (err) {
+      if (!(err instanceof FarmSelectionError)) throw err;
+      sendJson(res, 404, { error: err.message });
+      return;
     }
     const csv = await userListCsv(this.options.redis, this.options.keys, farms, month);
     sendCsv(

@@ -531,6 +531,37 @@ function readSecretFile(key: string, file: string, source: string): Secret {
   return new Secret(text);
 }
 
+/** A licenseKey label whose farms are of both kinds: SPLA and primary or sublicense. */
+export interface MixedLicenseKey {
+  key: string;
+  /** Ids of the key's farms with license: spla. */
+  spla: string[];
+  /** Ids of its other farms. */
+  other: string[];
+}
+
+/**
+ * The licenseKey labels shared by an SPLA farm and a farm that is not (farms whose license is not
+ * known, ras.adopt before RAS answered without a fallback, are left out). An SPLA key's bill sums
+ * its SPLA farms only, so a key of both kinds is a misconfiguration: refused at load, and warned
+ * of when RAS gives an adopting farm a license type that mixes its key.
+ */
+export function mixedLicenseKeys(
+  farms: ReadonlyArray<Pick<FarmConfig, 'id' | 'licenseKey' | 'license'>>,
+): MixedLicenseKey[] {
+  const byKey = new Map<string, MixedLicenseKey>();
+  for (const farm of farms) {
+    if (farm.licenseKey === undefined || farm.license === undefined) continue;
+    let entry = byKey.get(farm.licenseKey);
+    if (!entry) {
+      entry = { key: farm.licenseKey, spla: [], other: [] };
+      byKey.set(farm.licenseKey, entry);
+    }
+    (farm.license === 'spla' ? entry.spla : entry.other).push(farm.id);
+  }
+  return [...byKey.values()].filter((entry) => entry.spla.length > 0 && entry.other.length > 0);
+}
+
 /** The checks that span several keys, which a per-field schema cannot express. */
 function checkConsistency(config: CollectorConfig, source: string): void {
   const backends = (['url', 'cluster', 'sentinel'] as const).filter((name) => config.redis[name] !== undefined);
@@ -615,6 +646,19 @@ function checkConsistency(config: CollectorConfig, source: string): void {
       farmIndexByToken.set(hash, index);
     });
   });
+  const [mixed] = mixedLicenseKeys(config.farms);
+  if (mixed) {
+    // Named at the first farm whose kind differs from the key's first farm, in the file's order.
+    const ofKey = (farm: FarmConfig) => farm.licenseKey === mixed.key && farm.license !== undefined;
+    const firstSpla = config.farms.find(ofKey)!.license === 'spla';
+    const index = config.farms.findIndex((farm) => ofKey(farm) && (farm.license === 'spla') !== firstSpla);
+    throw located(
+      `farms[${index}].licenseKey`,
+      `"${mixed.key}" is shared by SPLA farms (${mixed.spla.join(', ')}) and farms that are not (${mixed.other.join(', ')}): ` +
+        'an SPLA key bills its SPLA farms only; give each license its own licenseKey',
+      source,
+    );
+  }
 }
 
 /**

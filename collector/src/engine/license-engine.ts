@@ -9,7 +9,7 @@ import { normalizeHost, type ParsedEvent, type Session, type StatusFrame } from 
 import { ScriptError } from './errors.js';
 import type { RedisKeys } from './redis-schema.js';
 import { CONFIG_DEFAULTS, type FarmConfig } from '../config/config.js';
-import { MonthUsers } from './month-users.js';
+import { MonthUsers, type SweepResult } from './month-users.js';
 import type { FarmDirectory, FarmRules } from '../config/farm-directory.js';
 import { farmQuotas } from '../config/farm-quotas.js';
 import { scriptCalls, type HelloBinding, type HostIdentity, type ScriptCall } from './script-args.js';
@@ -105,6 +105,14 @@ export class LicenseEngine {
     this.parts = { redis, keys, leaseMs, maxSessions, monthUsers: new MonthUsers(redis, keys, distinctUserMonths) };
   }
 
+  /**
+   * Applies `distinctUsers.retentionMonths` now to the farm's month sets already written
+   * (MonthUsers.sweep): older months deleted, the others' expiry set from it.
+   */
+  sweepMonthUsers(farm: string): Promise<SweepResult> {
+    return this.parts.monthUsers.sweep(farm);
+  }
+
   /** A fresh random epoch value. */
   static newEpoch(): string {
     return randomBytes(12).toString('hex');
@@ -158,16 +166,22 @@ function identity(claim: HostClaim): HostIdentity {
  * The users a frame's applied sessions name (already normalized by the frame's parser, docs/design.md
  * §2 rule 4), leaving out the items the script refused, by seq.
  */
+/**
+ * The users of the sessions the script applied: an upsert above the host's previous seq and up to
+ * the last it applied (not a duplicate, not past a gap) and refused by no cap nor held back for a
+ * retired host's snapshot; a snapshot newer than the previous seq and not refused.
+ */
 function frameUsers(
   frame:
     | { type: 'events'; events: readonly ParsedEvent[] }
     | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
-  refused: ReadonlySet<number>,
+  previousSeq: number,
+  lastSeq: number,
+  notApplied: ReadonlySet<number>,
 ): string[] {
-  if (frame.type === 'snapshot') return refused.has(frame.seq) ? [] : frame.sessions.map((session) => session.user);
-  return frame.events.flatMap((event) =>
-    event.op === 'upsert' && !refused.has(event.seq) ? [event.session.user] : [],
-  );
+  const applied = (seq: number) => seq > previousSeq && seq <= lastSeq && !notApplied.has(seq);
+  if (frame.type === 'snapshot') return applied(frame.seq) ? frame.sessions.map((session) => session.user) : [];
+  return frame.events.flatMap((event) => (event.op === 'upsert' && applied(event.seq) ? [event.session.user] : []));
 }
 
 export class FarmEngine {
@@ -253,13 +267,15 @@ export class FarmEngine {
     )) as unknown[];
     const code = reply[0];
     if (code === 'epoch' || code === 'superseded') return { kind: code };
-    if ((code === 'ok' || code === 'gap') && reply.length === 9) {
+    if ((code === 'ok' || code === 'gap') && reply.length === 10) {
       const [previousSeq, lastSeq, applied, duplicates] = reply.slice(1, 5) as number[];
       const [hostFull, sessions, newUsers] = reply.slice(5, 8) as number[][];
       const micros = reply[8] as number;
-      // Users of items the script refused (a full host, the farm's quotas) never had a session.
-      const refused = new Set([...hostFull!, ...sessions!, ...newUsers!]);
-      await this.parts.monthUsers.record(this.config.id, frameUsers(frame, refused));
+      const waiting = reply[9] as number[];
+      // Users of items the script refused (a full host, the farm's quotas) or held back (a retired
+      // host's events) never had a session; nor those of duplicates or past a gap.
+      const notApplied = new Set([...hostFull!, ...sessions!, ...newUsers!, ...waiting]);
+      await this.parts.monthUsers.record(this.config.id, frameUsers(frame, previousSeq!, lastSeq!, notApplied));
       return {
         kind: code,
         previousSeq: previousSeq!,

@@ -45,6 +45,22 @@ export function monthsOf(fromMs: number, toMs: number): string[] {
   return months;
 }
 
+/** The most months `distinctUsers.retentionMonths` allows (config.ts): how far back the sweep looks. */
+export const MAX_RETENTION_MONTHS = 240;
+
+/** Whether the users of `month` are kept at `now` under `retentionMonths` (kept through the month that many after it). */
+export function monthKept(month: string, retentionMonths: number, now: number): boolean {
+  return monthStartMs(Date.parse(`${month}-01T00:00:00Z`), retentionMonths + 1) > now;
+}
+
+/** What one farm's retention sweep did. */
+export interface SweepResult {
+  /** Month sets deleted: older than the retention now. */
+  deleted: number;
+  /** Month sets kept, their expiry set from the retention now. */
+  kept: number;
+}
+
 async function redisNow(redis: Redis | Cluster): Promise<number> {
   const [seconds, micros] = await redis.time();
   return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
@@ -70,11 +86,49 @@ export class MonthUsers {
     return nearTurn ? redisNow(this.redis) : local;
   }
 
+  /** The retention each farm was last swept with. */
+  private readonly swept = new Map<string, number>();
+
+  /**
+   * Applies the retention now to the farm's month sets already written: the sets of the months
+   * `MAX_RETENTION_MONTHS` back that are older than it are deleted, the others get the expiry it
+   * gives (a lowered retention shortens them, a raised one lengthens them). One pipeline of at
+   * most 242 commands on the farm's slot, whatever the sets hold. Also sets the farm's first
+   * recorded month, when it has none, to the oldest set kept (sets written before the marker), or
+   * to this month: from now on its users are recorded, so a month of day records and no user is 0.
+   */
+  async sweep(farm: string, now?: number): Promise<SweepResult> {
+    const at = now ?? (await this.now());
+    const retention = this.retentionMonths();
+    const months = Array.from({ length: MAX_RETENTION_MONTHS + 1 }, (_, back) => monthText(monthStartMs(at, -back)));
+    const pipeline = this.redis.pipeline();
+    for (const [back, month] of months.entries()) {
+      const key = this.keys.monthUsers(farm, month);
+      if (back <= retention) pipeline.pexpireat(key, monthStartMs(at, retention + 1 - back));
+      else pipeline.unlink(key);
+    }
+    const results = (await pipeline.exec()) ?? [];
+    const failed = results.find(([err]) => err);
+    if (failed) throw failed[0]!;
+    let deleted = 0;
+    let oldest: string | undefined;
+    results.forEach(([, reply], back) => {
+      if (reply !== 1) return;
+      if (back <= retention) oldest = months[back];
+      else deleted += 1;
+    });
+    await this.redis.set(this.keys.monthUsersSince(farm), oldest ?? monthText(at), 'NX');
+    this.swept.set(farm, retention);
+    return { deleted, kept: results.filter(([, reply], back) => back <= retention && reply === 1).length };
+  }
+
   /** Adds the (normalized) users to the farm's set of the month of now; `at` fixes the time instead. */
   async record(farm: string, users: Iterable<string>, at?: number): Promise<void> {
     const distinct = [...new Set(users)];
     if (distinct.length === 0) return;
     const now = at ?? (await this.now());
+    // Once per farm and retention: before the first write, so sets older than the marker count.
+    if (this.swept.get(farm) !== this.retentionMonths()) await this.sweep(farm, now);
     const key = this.keys.monthUsers(farm, monthText(now));
     const local = this.localNow();
     const fresh = distinct.filter(
@@ -87,12 +141,22 @@ export class MonthUsers {
       .multi()
       .sadd(key, ...fresh)
       .pexpireat(key, expireAt)
+      .set(this.keys.monthUsersSince(farm), monthText(now), 'NX')
       .exec();
     const failed = results?.find(([err]) => err);
     if (failed) throw failed[0]!;
     if (this.written.size + fresh.length > MAX_REMEMBERED) this.written.clear();
     for (const user of fresh) this.written.set(`${key}\n${user}`, local);
   }
+}
+
+/** The first month whose distinct users the farm recorded; undefined: none yet (or Redis lost it). */
+export async function readMonthUsersSince(
+  redis: Redis | Cluster,
+  keys: RedisKeys,
+  farm: string,
+): Promise<string | undefined> {
+  return (await redis.get(keys.monthUsersSince(farm))) ?? undefined;
 }
 
 /** The users of a farm's month, sorted (SSCAN, so a large set does not hold Redis up). */

@@ -169,6 +169,15 @@ export class RedisKeys {
     return `${this.prefix}:{${farm}}:monthusers:${month}`;
   }
 
+  /**
+   * String `YYYY-MM`: the first month whose distinct users were recorded for the farm (SET NX by
+   * the retention sweep at Redis's ready, to the oldest set it found or else that month, and by each
+   * write into a month's set; never expires). Months before it report no data rather than 0 users (engine/month-users.ts).
+   */
+  monthUsersSince(farm: string): string {
+    return `${this.prefix}:{${farm}}:monthusers-since`;
+  }
+
   /** String written by readiness checks: a Redis that refuses writes (OOM, READONLY) is not ready. */
   get writeProbe(): string {
     return `${this.prefix}:probe`;

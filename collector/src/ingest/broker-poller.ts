@@ -23,7 +23,7 @@ import { brokerHost, IMPORTED_SOURCES, importSessions, type ImportedSource } fro
 import type { RasLicense } from '../broker/license-reader.js';
 import { RasClient } from '../broker/ras-client.js';
 import type { SessionList } from '../broker/session-reader.js';
-import type { FarmConfig } from '../config/config.js';
+import { mixedLicenseKeys, type FarmConfig } from '../config/config.js';
 import type { FarmDirectory } from '../config/farm-directory.js';
 import type { LicenseEngine } from '../engine/license-engine.js';
 import type { BrokerField, MetaField, RedisKeys, StoredBroker, StoredBrokerSessions } from '../engine/redis-schema.js';
@@ -169,6 +169,14 @@ export class BrokerPollers {
       const adopted = adoptedLicense(license, configured);
       if (farms.adopt(farm.id, adopted)) {
         this.options.log.info({ farm: farm.id, adopted: showAdopted(adopted) }, 'license values adopted from RAS');
+        // The load refused keys of both kinds; a type RAS gives can still mix one (docs/design.md §4).
+        for (const mixed of mixedLicenseKeys(farms.list())) {
+          if (!mixed.spla.includes(farm.id) && !mixed.other.includes(farm.id)) continue;
+          this.options.log.warn(
+            { licenseKey: mixed.key, splaFarms: mixed.spla, otherFarms: mixed.other },
+            "a licenseKey is shared by SPLA farms and farms that are not, by the license type RAS gives: the key's billed users sum its SPLA farms only; give each license its own licenseKey",
+          );
+        }
       }
       const differ = disagreements(configured, adopted);
       const text = JSON.stringify(differ);

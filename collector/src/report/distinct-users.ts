@@ -9,7 +9,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { DAY_MS } from '@rasmon/protocol';
 import { stringify } from 'csv-stringify/sync';
 import type { FarmConfig } from '../config/config.js';
-import { monthsOf, readMonthUsers } from '../engine/month-users.js';
+import { monthKept, monthsOf, readMonthUsers, readMonthUsersSince } from '../engine/month-users.js';
 import type { RedisKeys } from '../engine/redis-schema.js';
 import type { FarmHistory } from './day-records.js';
 import type { MonthUsersReport } from './report.js';
@@ -30,18 +30,25 @@ async function monthSets(
 }
 
 /**
- * The distinct users of every month the period touches. A farm with no user recorded that month
- * counts 0 when it recorded a day of the period in that month, else null ("no data"). One month's
- * sets are held at a time and dropped once counted, so a long period costs time, not memory.
+ * The distinct users of every month the period touches. A month is null ("no data") for a farm
+ * when it is before the first month the farm recorded (`monthUsersSince`: before this count
+ * existed, or before Redis lost its data) or past `retentionMonths` at `now`; otherwise a farm with
+ * no user recorded that month counts 0 when it recorded a day of the period in that month, else
+ * null. One month's sets are held at a time and dropped once counted, so a long period costs time,
+ * not memory.
  */
 export async function readDistinctUsers(
   redis: Redis | Cluster,
   keys: RedisKeys,
   histories: readonly FarmHistory[],
   period: Period,
+  retention: { months: number; now: number },
 ): Promise<MonthUsersReport[]> {
   const months = monthsOf(period.fromDay * DAY_MS, period.toDay * DAY_MS);
   const farms = histories.map((history) => history.farm);
+  const since = new Map(
+    await Promise.all(farms.map(async (farm) => [farm.id, await readMonthUsersSince(redis, keys, farm.id)] as const)),
+  );
   const customers = new Map<string, string[]>();
   for (const farm of farms) {
     if (farm.customer !== undefined) customers.set(farm.customer, [...(customers.get(farm.customer) ?? []), farm.id]);
@@ -49,7 +56,10 @@ export async function readDistinctUsers(
   const report: MonthUsersReport[] = [];
   for (const month of months) {
     const users = await monthSets(redis, keys, farms, month);
+    const kept = monthKept(month, retention.months, retention.now);
     const count = (history: FarmHistory): number | null => {
+      const first = since.get(history.farm.id);
+      if (!kept || first === undefined || month < first) return null;
       const n = users.get(history.farm.id)!.length;
       if (n > 0) return n;
       return history.days.some((day) => day.day.startsWith(month)) ? 0 : null;

@@ -27,6 +27,8 @@ export async function readReport(
   selected: readonly FarmConfig[],
   period: Period,
   distinctUsers: boolean,
+  /** `distinctUsers.retentionMonths`: months older than it report no distinct users. */
+  retentionMonths: number,
 ): Promise<Report> {
   const toRead = farmsToRead(all, selected);
   const read = await readHistory(redis, keys, toRead, period);
@@ -39,6 +41,7 @@ export async function readReport(
         keys,
         read.farms.filter((history) => ids.has(history.farm.id)),
         period,
+        { months: retentionMonths, now: read.now },
       )
     : undefined;
   return narrowReport(buildReport(read.farms, period, read.now, ras, forecasts, distinct), selected);

@@ -25,9 +25,9 @@
    14 maxNewUsersPerMinute  most users new to the farm in a rolling minute (includes/quotas.lua)
 
   Output:
-    {'ok', prevSeq, lastSeq, applied, duplicates, full, farmFull, newUsers, micros}
+    {'ok', prevSeq, lastSeq, applied, duplicates, full, farmFull, newUsers, micros, waiting}
                     everything applied or a duplicate
-    {'gap', prevSeq, lastSeq, applied, duplicates, full, farmFull, newUsers, micros}
+    {'gap', prevSeq, lastSeq, applied, duplicates, full, farmFull, newUsers, micros, waiting}
                     applied up to lastSeq, stopped at a seq gap
       full:     seqs of upserts skipped because the host already held maxSessions connections
       farmFull: seqs of upserts of new connections skipped because the farm held farmMaxSessions;
@@ -38,6 +38,11 @@
       applied (the agent's stream goes on).
       micros:   how long this script ran, by Redis's clock (µs): what the farm's script-time budget
                 counts, not the time the frame waited behind other farms' scripts
+      waiting:  seqs of upserts a retired host sent, counted as applied but not held: its events
+                wait for the snapshot that follows every connect
+      Only the upserts with prevSeq < seq <= lastSeq that are in none of these lists were applied
+      (and a snapshot whose seq is above prevSeq and in none of them): their users are the month's
+      distinct users (engine/month-users.ts).
     {'epoch'}       the farm's data was lost or recreated since hello; nothing written
     {'superseded'}  another connection owns the host; nothing written
 ]]
@@ -64,7 +69,7 @@ settle(now)
 local prev = host.seq
 local maxSessions = tonumber(ARGV[9])
 local farmMax, newMax = tonumber(ARGV[13]), tonumber(ARGV[14])
-local applied, duplicates, full, farmFull, newUsers = 0, 0, {}, {}, {}
+local applied, duplicates, full, farmFull, newUsers, waiting = 0, 0, {}, {}, {}, {}
 -- A snapshot refused by a quota: nothing of the farm changed.
 local refusedWhole = false
 local result = 'ok'
@@ -120,7 +125,9 @@ if ARGV[10] == 'events' then
       duplicates = duplicates + 1
     elseif seq == host.seq + 1 then
       -- A retired host's events wait for the snapshot that follows every connect.
-      if not host.retired then
+      if host.retired then
+        if op == 'u' then waiting[#waiting + 1] = seq end
+      else
         if op == 'u' then
           local rec = sessionAt(k + 3)
           -- A new connection meets the host's cap, then the farm's, then the new users' budget.
@@ -256,4 +263,4 @@ saveHost(host)
 saveFarm()
 local ended = rcall('TIME')
 local micros = (tonumber(ended[1]) - tonumber(started[1])) * 1000000 + tonumber(ended[2]) - tonumber(started[2])
-return { result, prev, host.seq, applied, duplicates, full, farmFull, newUsers, micros }
+return { result, prev, host.seq, applied, duplicates, full, farmFull, newUsers, micros, waiting }
