@@ -2,6 +2,7 @@
  * The collector's own metrics of docs/design.md §4, kept in process on a private registry. The farm
  * series, read from Redis, are rendered by farm-series.ts.
  */
+import { PROXY_HEADER_REFUSALS } from '../ingest/proxy-header.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { MISLABELLED_DEFAULTS } from '@rasmon/protocol/kit';
 import { BROKER_FAILURE_REASONS } from '../broker/broker-error.js';
@@ -123,6 +124,13 @@ export class CollectorMetrics {
   readonly upgradesRejected: Counter<'reason'> = new Counter({
     name: 'rasmon_collector_upgrades_rejected_total',
     help: 'Refused WebSocket upgrades and hellos',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
+  readonly proxyHeaderRefused: Counter<'reason'> = new Counter({
+    name: 'rasmon_collector_proxy_header_refused_total',
+    help: 'Connections from a trusted load balancer destroyed for their PROXY protocol header',
     labelNames: ['reason'],
     registers: [this.registry],
   });
@@ -249,6 +257,7 @@ export class CollectorMetrics {
     for (const result of ['applied', 'duplicate', 'rejected']) this.events.inc({ result }, 0);
     for (const reason of UPGRADE_REJECTIONS) this.upgradesRejected.inc({ reason }, 0);
     for (const reason of AGENT_DROPS) this.agentsDropped.inc({ reason }, 0);
+    for (const reason of PROXY_HEADER_REFUSALS) this.proxyHeaderRefused.inc({ reason }, 0);
     for (const reason of AGENT_REFUSALS) this.agentsRefused.inc({ reason }, 0);
     this.setRedisRefusingWrites(undefined);
   }
