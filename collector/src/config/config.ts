@@ -479,7 +479,7 @@ const configSchema = z.strictObject(
         { error: 'must be a mapping' },
       )
       .refine((http) => !http.proxyProtocol || http.trustedProxies.length > 0, {
-        error: 'proxyProtocol: true needs trustedProxies, the load balancers that send the PROXY header',
+        error: 'true needs http.trustedProxies, the load balancers that send the PROXY header',
         path: ['proxyProtocol'],
       })
       .prefault({}),
