@@ -33,7 +33,9 @@ async function collector(extra: Record<string, unknown> = {}) {
 }
 
 function v1(source: string): string {
-  return source.includes(':') ? `PROXY TCP6 ${source} ::1 40000 443\r\n` : `PROXY TCP4 ${source} 127.0.0.1 40000 443\r\n`;
+  return source.includes(':')
+    ? `PROXY TCP6 ${source} ::1 40000 443\r\n`
+    : `PROXY TCP4 ${source} 127.0.0.1 40000 443\r\n`;
 }
 
 /** A version 2 header: PROXY over TCP4 from `source`, or LOCAL; `tlv` bytes after the addresses. */
@@ -100,16 +102,25 @@ async function refused(url: string, reason: string): Promise<number> {
 describe('PROXY protocol from a trusted load balancer', () => {
   it('admits an agent behind a v1 header (TCP4 and TCP6) and a v2 header with TLVs, and says welcome to its hello', async () => {
     const c = await collector();
-    for (const header of [v1('192.0.2.10'), v1('2001:db8::10'), v2('192.0.2.11', Buffer.from([0x04, 0x00, 0x02, 0xab, 0xcd]))]) {
-      const agent = await TestAgent.connect(c.url, 'token-farm-a', { createConnection: () => fromBalancer(c.port, header) });
+    for (const header of [
+      v1('192.0.2.10'),
+      v1('2001:db8::10'),
+      v2('192.0.2.11', Buffer.from([0x04, 0x00, 0x02, 0xab, 0xcd])),
+    ]) {
+      const agent = await TestAgent.connect(c.url, 'token-farm-a', {
+        createConnection: () => fromBalancer(c.port, header),
+      });
       onTestFinished(() => agent.socket.terminate());
-      const welcome = await agent.hello('farm-a', `rdsh-${agent.socket.url.length}-${Math.random().toString(36).slice(2, 6)}`);
+      const welcome = await agent.hello(
+        'farm-a',
+        `rdsh-${agent.socket.url.length}-${Math.random().toString(36).slice(2, 6)}`,
+      );
       expect(welcome.type).toBe('welcome');
       agent.socket.terminate();
     }
   });
 
-  it("gives two agents behind one balancer each its own upgrade budget; one agent reconnecting is still one address", async () => {
+  it('gives two agents behind one balancer each its own upgrade budget; one agent reconnecting is still one address', async () => {
     const c = await collector({ limits: { upgradesPerSecondPerAddress: 1, upgradeBurstPerAddress: 3 } });
     // One agent with a wrong token, reconnecting at once, runs out of its burst (a token a second back).
     const first: number[] = [];
@@ -150,7 +161,7 @@ describe('PROXY protocol from a trusted load balancer', () => {
     expect(await upgrade(c, v1('192.0.2.4'))).toBe(101);
   });
 
-  it("serves an untrusted peer as without a balancer, and honours no PROXY header from it", async () => {
+  it('serves an untrusted peer as without a balancer, and honours no PROXY header from it', async () => {
     const c = await collector();
     expect(await get(c.port, '', '/readyz', '127.0.0.1')).toMatch(/^HTTP\/1\.1 200/);
     expect(await get(c.port, v1('192.0.2.1'), '/readyz', '127.0.0.1')).toMatch(/^HTTP\/1\.1 400/);
@@ -163,7 +174,21 @@ describe('PROXY protocol before TLS', () => {
     const dir = mkdtempSync(join(tmpdir(), 'rasmon-proxy-tls-'));
     execFileSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-keyout', 'key.pem', '-out', 'cert.pem'],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-keyout',
+        'key.pem',
+        '-out',
+        'cert.pem',
+      ],
       { cwd: dir, stdio: 'ignore' },
     );
     const collector = await InProcessCollector.start(

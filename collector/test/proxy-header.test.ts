@@ -122,7 +122,15 @@ describe('parseProxyHeader, version 2', () => {
     expect(parseProxyHeader(v2(0x11, 0x11, INET))).toEqual({ state: 'refused', reason: 'malformed' });
     expect(parseProxyHeader(v2(0x22, 0x11, INET))).toEqual({ state: 'refused', reason: 'malformed' });
     expect(parseProxyHeader(v2(0x21, 0x12, INET))).toEqual({ state: 'refused', reason: 'malformed' });
-    expect(parseProxyHeader(v2(0x21, 0x31, Array.from({ length: 216 }, () => 0)))).toEqual({
+    expect(
+      parseProxyHeader(
+        v2(
+          0x21,
+          0x31,
+          Array.from({ length: 216 }, () => 0),
+        ),
+      ),
+    ).toEqual({
       state: 'refused',
       reason: 'malformed',
     });

@@ -83,7 +83,7 @@ function ipv6(bytes: Buffer): string {
   // The longest run of two or more zero groups becomes "::" (RFC 5952).
   let best = -1;
   let bestLength = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== '0') {
       i++;
       continue;
@@ -116,7 +116,8 @@ function parseV2(bytes: Buffer): ProxyParse {
   // The agent speaks TCP: only STREAM over AF_INET (12 address bytes) or AF_INET6 (36).
   if (protocol !== 1) return refused('malformed');
   const body = bytes.subarray(V2_FIXED, length);
-  if (family === 1 && addressLength >= 12) return { state: 'done', address: [...body.subarray(0, 4)].join('.'), length };
+  if (family === 1 && addressLength >= 12)
+    return { state: 'done', address: [...body.subarray(0, 4)].join('.'), length };
   if (family === 2 && addressLength >= 36) return { state: 'done', address: ipv6(body.subarray(0, 16)), length };
   return refused('malformed');
 }
