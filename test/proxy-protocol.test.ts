@@ -38,8 +38,8 @@ function v1(source: string): string {
     : `PROXY TCP4 ${source} 127.0.0.1 40000 443\r\n`;
 }
 
-/** A version 2 header: PROXY over TCP4 from `source`, or LOCAL; `tlv` bytes after the addresses. */
-function v2(source: string | 'LOCAL', tlv = Buffer.alloc(0)): Buffer {
+/** A version 2 header: PROXY over TCP4 from `source`, or LOCAL for 'LOCAL'; `tlv` bytes after the addresses. */
+function v2(source: string, tlv = Buffer.alloc(0)): Buffer {
   if (source === 'LOCAL') return Buffer.concat([SIGNATURE, Buffer.from([0x20, 0x00, 0x00, 0x00])]);
   const addresses = Buffer.alloc(12);
   source.split('.').forEach((octet, i) => addresses.writeUInt8(Number(octet), i));

@@ -7,10 +7,9 @@
  * each must start with a header; the cost of one that does not is bounded (length and time).
  */
 import { isIPv4, isIPv6, type Socket } from 'node:net';
+import type { ProxyHeaderRefusal } from '../metrics/metrics.js';
 
-/** Reasons of `rasmon_collector_proxy_header_refused_total`. */
-export const PROXY_HEADER_REFUSALS = ['missing', 'malformed', 'too_long', 'timeout'] as const;
-export type ProxyHeaderRefusal = (typeof PROXY_HEADER_REFUSALS)[number];
+export type { ProxyHeaderRefusal };
 
 /** §2.1: "a receiver may reject an incomplete line which does not contain the CRLF sequence in the first 107 characters". */
 export const V1_MAX_BYTES = 107;

@@ -2,7 +2,6 @@
  * The collector's own metrics of docs/design.md §4, kept in process on a private registry. The farm
  * series, read from Redis, are rendered by farm-series.ts.
  */
-import { PROXY_HEADER_REFUSALS } from '../ingest/proxy-header.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { MISLABELLED_DEFAULTS } from '@rasmon/protocol/kit';
 import { BROKER_FAILURE_REASONS } from '../broker/broker-error.js';
@@ -29,6 +28,10 @@ export const UPGRADE_REJECTIONS = [
 ] as const;
 
 export type UpgradeRejection = (typeof UPGRADE_REJECTIONS)[number];
+
+/** Reasons of `rasmon_collector_proxy_header_refused_total` (ingest/proxy-header.ts). */
+export const PROXY_HEADER_REFUSALS = ['missing', 'malformed', 'too_long', 'timeout'] as const;
+export type ProxyHeaderRefusal = (typeof PROXY_HEADER_REFUSALS)[number];
 
 /** Reasons of `rasmon_collector_farm_throttled_total`: the farm budget a frame waited for. */
 export const FARM_THROTTLES = ['bytes', 'apply'] as const;
