@@ -8,7 +8,7 @@
  *     viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]
  *     flood:   [--view-seconds 10] (seconds per phase)
  *     restart: [--restart-agents 10000] [--restart-farms 100] [--restart-give-up 600]
- *              [--restart-variants balancer,default,raised]
+ *              [--restart-variants balancer,proxy,default,raised]
  *     redis-loss: [--loss-farms 100] [--loss-hosts 100] [--loss-sessions 20] [--loss-busy 0]
  *              [--loss-modes flushall,restart] [--loss-give-up 120]
  */
@@ -30,7 +30,7 @@ const USAGE = `usage: npm run bench -- [--parts ingest,fleet,viewers,flood,resta
   viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]
   flood:   [--view-seconds 10] (seconds per phase)
   restart: [--restart-agents 10000] [--restart-farms 100] [--restart-give-up 600]
-           [--restart-variants balancer,default,raised]
+           [--restart-variants balancer,proxy,default,raised]
   redis-loss: [--loss-farms 100] [--loss-hosts 100] [--loss-sessions 20] [--loss-busy 0]
            [--loss-modes flushall,restart] [--loss-give-up 120]`;
 

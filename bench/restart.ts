@@ -4,7 +4,10 @@
  * the collector's real bin gets SIGTERM and is started again at once on the same port. In the
  * `balancer` variant each agent's upgrade carries `X-Forwarded-For` with an address of its own, as
  * an HTTP balancer adds it, and the collector trusts 127.0.0.1 (`http.trustedProxies`); in the
- * others the collector sees one address, as behind a TCP balancer. Each simulated agent
+ * `proxy` variant each agent's connection comes from 127.0.0.2 and starts with a PROXY protocol v2
+ * header naming an address of its own, as a TCP balancer sends it, and the collector trusts
+ * 127.0.0.2 with `http.proxyProtocol`; in the others the collector sees one address, as behind a
+ * TCP balancer without it. Each simulated agent
  * (bench/sim-agent.ts) sends its snapshot after every welcome and reconnects by the agent's own
  * policy, as the real agent does.
  *
@@ -21,8 +24,11 @@ import { RedisKeys } from '@rasmon/collector';
 import { pool, section, sha256, startCollector, type RunningCollector } from './common.js';
 import { SimAgent, byKey, farmId, newTally, token } from './sim-agent.js';
 
-/** `balancer`: X-Forwarded-For, default limits; `default`: one address, default limits; `raised`: one address, limits raised. */
-export const RESTART_VARIANTS = ['balancer', 'default', 'raised'] as const;
+/**
+ * `balancer`: X-Forwarded-For, default limits; `proxy`: a TCP balancer sending a PROXY v2 header,
+ * default limits; `default`: one address, default limits; `raised`: one address, limits raised.
+ */
+export const RESTART_VARIANTS = ['balancer', 'proxy', 'default', 'raised'] as const;
 export type RestartVariant = (typeof RESTART_VARIANTS)[number];
 
 export interface RestartOptions {
@@ -75,10 +81,10 @@ async function redisHealth(client: Redis, farms: number): Promise<{ down: number
   return { down, unverified };
 }
 
-function config(redisUrl: string, farms: number, limits: Record<string, number>, trustedProxies?: string[]) {
+function config(redisUrl: string, farms: number, limits: Record<string, number>, http?: Record<string, unknown>) {
   return {
     redis: { url: redisUrl, prefix: PREFIX },
-    ...(trustedProxies ? { http: { trustedProxies } } : {}),
+    ...(http ? { http } : {}),
     limits,
     farms: Array.from({ length: farms }, (_, f) => ({
       id: farmId(f),
@@ -97,6 +103,8 @@ interface Variant {
   limits: Record<string, number>;
   /** The collector trusts the bench's own address (127.0.0.1) as a balancer sending X-Forwarded-For. */
   forwarded: boolean;
+  /** The agents connect from 127.0.0.2, trusted as a balancer sending a PROXY v2 header. */
+  proxy?: boolean;
 }
 
 function variant(name: RestartVariant, agents: number): Variant {
@@ -105,6 +113,13 @@ function variant(name: RestartVariant, agents: number): Variant {
       label: 'behind an HTTP balancer (X-Forwarded-For, http.trustedProxies), default limits',
       limits: DEFAULT_UPGRADE_LIMITS,
       forwarded: true,
+    };
+  if (name === 'proxy')
+    return {
+      label: 'behind a TCP balancer (PROXY protocol v2, http.proxyProtocol), default limits',
+      limits: DEFAULT_UPGRADE_LIMITS,
+      forwarded: false,
+      proxy: true,
     };
   if (name === 'default')
     return { label: 'one address, default limits', limits: DEFAULT_UPGRADE_LIMITS, forwarded: false };
@@ -121,11 +136,29 @@ function variant(name: RestartVariant, agents: number): Variant {
 /** The address the balancer names for agent `i` (10.0.0.0/8, one each). */
 const agentAddress = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
 
+/** The simulated TCP balancer's address, the one the `proxy` variant trusts. */
+const PROXY_FROM = '127.0.0.2';
+const PROXY_V2_SIGNATURE = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
+
+/** A PROXY protocol v2 header, PROXY over TCP4, from `source` to 127.0.0.1:`port`. */
+function proxyV2(source: string, port: number): Buffer {
+  const header = Buffer.alloc(28);
+  PROXY_V2_SIGNATURE.copy(header);
+  header.writeUInt8(0x21, 12);
+  header.writeUInt8(0x11, 13);
+  header.writeUInt16BE(12, 14);
+  source.split('.').forEach((octet, i) => header.writeUInt8(Number(octet), 16 + i));
+  [127, 0, 0, 1].forEach((octet, i) => header.writeUInt8(octet, 20 + i));
+  header.writeUInt16BE(40_000, 24);
+  header.writeUInt16BE(port, 26);
+  return header;
+}
+
 /** One restart of one variant. */
 async function restartOnce(
   redis: RedisServer,
   options: RestartOptions,
-  { label, limits, forwarded }: Variant,
+  { label, limits, forwarded, proxy }: Variant,
 ): Promise<void> {
   const { agents: total, farms } = options;
   section(
@@ -135,7 +168,11 @@ async function restartOnce(
   await client.flushall();
   const port = await freePort();
   const tally = newTally();
-  const trusted = forwarded ? ['127.0.0.1'] : undefined;
+  const trusted = forwarded
+    ? { trustedProxies: ['127.0.0.1'] }
+    : proxy
+      ? { trustedProxies: [`${PROXY_FROM}/32`], proxyProtocol: true }
+      : undefined;
   let collector: RunningCollector = await startCollector(
     config(redis.url, farms, { upgradesPerSecondPerAddress: 100_000, upgradeBurstPerAddress: 1_000_000 }, trusted),
     port,
@@ -146,6 +183,7 @@ async function restartOnce(
       new SimAgent(collector.url, i % farms, Math.floor(i / farms), tally, {
         sessions: SESSIONS_PER_HOST,
         ...(forwarded ? { forwardedFor: agentAddress(i) } : {}),
+        ...(proxy ? { proxyFrom: PROXY_FROM, proxyHeader: proxyV2(agentAddress(i), port) } : {}),
       }),
   );
   let sampling = true;
@@ -208,7 +246,7 @@ async function restartOnce(
         ? `all ${total} agents welcomed again ${seconds(lastBackMs)} after SIGTERM (target ≤ ${TARGET_SECONDS} s: ${lastBackMs <= TARGET_SECONDS * 1000 ? 'met' : 'missed'})`
         : `only ${back} of ${total} agents back after ${options.giveUpSeconds} s (target ≤ ${TARGET_SECONDS} s: missed)`,
     );
-    const addresses = forwarded ? total : 1;
+    const addresses = forwarded || proxy ? total : 1;
     const perAddress = Math.ceil(total / addresses);
     const floorSeconds = Math.max(
       0,

@@ -5,6 +5,7 @@
  * agent/src/link/reconnect-delay.ts, the function agent/src/link/collector-link.ts calls): a spread
  * delay after 1001, Retry-After after 429, exponential backoff otherwise.
  */
+import { connect as netConnect, type Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import {
   reconnectDelay,
@@ -40,6 +41,9 @@ export interface SimAgentOptions {
   sessions: number;
   /** The address a balancer in front would name in X-Forwarded-For, if any. */
   forwardedFor?: string;
+  /** A TCP balancer's: the address each connection comes from, and the PROXY header it starts with. */
+  proxyFrom?: string;
+  proxyHeader?: Buffer;
 }
 
 /** One simulated agent: hello, a snapshot when asked, and reconnects as the real agent does. */
@@ -63,6 +67,14 @@ export class SimAgent {
     private readonly options: SimAgentOptions,
   ) {}
 
+  /** A connection from the balancer's address that starts with the agent's PROXY header. */
+  private throughBalancer(): Socket {
+    const url = new URL(this.url);
+    const socket = netConnect({ host: url.hostname, port: Number(url.port), localAddress: this.options.proxyFrom });
+    socket.write(this.options.proxyHeader!);
+    return socket;
+  }
+
   /** Connects now; resolves at the first welcome or rejects at the first failure (setup only). */
   connect(): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -72,6 +84,7 @@ export class SimAgent {
           ...(this.options.forwardedFor ? { 'X-Forwarded-For': this.options.forwardedFor } : {}),
         },
         perMessageDeflate: false,
+        ...(this.options.proxyHeader ? { createConnection: () => this.throughBalancer() } : {}),
       });
       this.socket = socket;
       this.ended = { kind: 'failed' };

@@ -11,6 +11,9 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { AgentServer } from './ingest/agent-server.js';
+import { ClientAddress } from './ingest/client-address.js';
+import { acceptProxyProtocol } from './ingest/proxy-listener.js';
+import { PROXY_HEADER_LOG, RefusalLog } from './ingest/refusal-log.js';
 import { BrokerPollers } from './ingest/broker-poller.js';
 import { FarmBudgets } from './ingest/farm-budget.js';
 import { Api } from './api/api.js';
@@ -103,6 +106,8 @@ export class Collector {
   private readonly page = new StatusPage();
   private readonly allowedHosts: AllowedHosts;
   private readonly server: Server;
+  /** Connections destroyed for their PROXY header (`http.proxyProtocol`), logged without addresses. */
+  private proxyRefusals: RefusalLog | undefined;
   /** One render of the farm series at a time, shared by every scrape that arrives while it runs. */
   private farmBody: Promise<Buffer> | undefined;
   private httpInFlight = 0;
@@ -184,6 +189,19 @@ export class Collector {
     const handler = (req: IncomingMessage, res: ServerResponse) => this.admit(req, res);
     this.server = config.tls ? tlsServer(config.tls, handler) : createHttpServer(handler);
     this.server.on('upgrade', (req, socket, head) => this.agents.handleUpgrade(req, socket, head));
+    if (config.http.proxyProtocol) {
+      const balancers = new ClientAddress(config.http.trustedProxies);
+      this.proxyRefusals = new RefusalLog(this.log.child({ module: 'agents' }), PROXY_HEADER_LOG);
+      acceptProxyProtocol(this.server, {
+        trusted: (peer) => balancers.isTrusted(peer),
+        // Like a request's headers: whole within the HTTP timeout.
+        timeoutMs: config.limits.httpTimeoutSeconds * 1000,
+        refused: (reason) => {
+          this.metrics.proxyHeaderRefused.inc({ reason });
+          this.proxyRefusals?.refused(reason, 'load balancer', 'destroyed');
+        },
+      });
+    }
     // Past this many sockets the kernel's file descriptors would run out for everyone, /readyz too.
     this.server.maxConnections = config.limits.maxConnections;
     this.server.headersTimeout = config.limits.httpTimeoutSeconds * 1000;
@@ -489,6 +507,7 @@ export class Collector {
     this.draining = true;
     this.log.info({ agents: this.agents.size }, 'draining');
     await this.agents.drain(timeoutMs);
+    this.proxyRefusals?.stop();
     // The brokers are logged off, each within its request deadline; the drain waits at most 5 s for them.
     await Promise.race([this.brokers.stop(), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
     await this.clock.stop();

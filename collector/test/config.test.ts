@@ -101,7 +101,7 @@ describe('parseConfig', () => {
       },
       api: { tokensSha256: [] },
       distinctUsers: { retentionMonths: 36 },
-      http: { trustedProxies: [] },
+      http: { trustedProxies: [], proxyProtocol: false },
       farms: [
         {
           id: 'farm-a',
@@ -594,6 +594,20 @@ describe('parseConfig', () => {
 
   it('rejects an empty document', () => {
     expect(parseError(null)).toBe('test: is empty');
+  });
+});
+
+describe('http.proxyProtocol', () => {
+  it('is off by default, on with the balancers listed, and refused on without them or as anything but a boolean', () => {
+    expect(parseConfig(minimal(), 'test').http.proxyProtocol).toBe(false);
+    const on = parseConfig({ ...minimal(), http: { trustedProxies: ['10.0.0.0/8'], proxyProtocol: true } }, 'test');
+    expect(on.http).toEqual({ trustedProxies: ['10.0.0.0/8'], proxyProtocol: true });
+    expect(parseError({ ...minimal(), http: { proxyProtocol: true } })).toBe(
+      'http.proxyProtocol: true needs http.trustedProxies, the load balancers that send the PROXY header (in test)',
+    );
+    expect(parseError({ ...minimal(), http: { trustedProxies: ['10.0.0.0/8'], proxyProtocol: 'v2' } })).toBe(
+      'http.proxyProtocol: must be true or false (in test)',
+    );
   });
 });
 

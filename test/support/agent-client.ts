@@ -1,6 +1,7 @@
 /** A scripted agent for tests: a real WebSocket client speaking protocol v1 to a real collector. */
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import type { AckFrame, CollectorFrame, Session, WelcomeFrame } from '@rasmon/protocol';
 
@@ -39,11 +40,15 @@ export class TestAgent {
   static connect(
     baseUrl: string,
     token: string | undefined,
-    options: { protocols?: string[]; path?: string } = {},
+    options: { protocols?: string[]; path?: string; createConnection?: () => Duplex } = {},
   ): Promise<TestAgent> {
     const url = baseUrl.replace(/^http/, 'ws') + (options.path ?? '/v1/agent');
     const headers: Record<string, string> = token === undefined ? {} : { Authorization: `Bearer ${token}` };
-    const socket = new WebSocket(url, options.protocols ?? ['rasmon.v1'], { headers });
+    const socket = new WebSocket(url, options.protocols ?? ['rasmon.v1'], {
+      headers,
+      // The connection made by the test (one that starts with a PROXY header, as a balancer's).
+      ...(options.createConnection ? { createConnection: options.createConnection as never } : {}),
+    });
     return new Promise((resolve, reject) => {
       socket.once('open', () => resolve(new TestAgent(socket)));
       socket.once('unexpected-response', (_req, res) => {

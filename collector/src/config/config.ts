@@ -472,9 +472,16 @@ const configSchema = z.strictObject(
               { error: 'must be a list of IP addresses or CIDR ranges' },
             )
             .default(() => []),
+          // Load balancers in trustedProxies send a PROXY protocol header (v1 or v2) before each
+          // connection's bytes, naming the agent; from any other peer none is read.
+          proxyProtocol: z.boolean({ error: 'must be true or false' }).default(false),
         },
         { error: 'must be a mapping' },
       )
+      .refine((http) => !http.proxyProtocol || http.trustedProxies.length > 0, {
+        error: 'true needs http.trustedProxies, the load balancers that send the PROXY header',
+        path: ['proxyProtocol'],
+      })
       .prefault({}),
     farms: z.array(farmSchema, { error: 'must be a list of farms' }).min(1, { error: 'must list at least one farm' }),
   },

@@ -11,6 +11,7 @@ import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AGENT_PATH, CloseCode, SUBPROTOCOL } from '@rasmon/protocol';
 import { ClientAddress } from './client-address.js';
+import { peerAddress } from './proxy-listener.js';
 import { AgentConnection, type ConnectionContext } from './agent-connection.js';
 import { bearerToken } from '../config/bearer-token.js';
 import { sha256Hex, type CollectorConfig } from '../config/config.js';
@@ -145,7 +146,7 @@ export class AgentServer {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const { metrics } = this.options.context;
     socket.on('error', destroyOnError);
-    const remote = this.clientAddress.of(req.socket.remoteAddress, req.headers['x-forwarded-for']);
+    const remote = this.clientAddress.of(peerAddress(req.socket), req.headers['x-forwarded-for']);
     const refuse = (reason: UpgradeRejection, status: number, text: string, headers: Record<string, string> = {}) => {
       metrics.upgradesRejected.inc({ reason });
       this.refusals.refused(reason, remote, status);
@@ -184,7 +185,7 @@ export class AgentServer {
       ws,
       context,
       log,
-      this.clientAddress.of(req.socket.remoteAddress, req.headers['x-forwarded-for']),
+      this.clientAddress.of(peerAddress(req.socket), req.headers['x-forwarded-for']),
     );
     // With tls.ca the certificate was verified before the upgrade; without TLS there is none.
     const tls = req.socket as Partial<TLSSocket>;

@@ -28,7 +28,9 @@ export class ClientAddress {
     this.any = ranges.length > 0;
   }
 
-  private isTrusted(address: string): boolean {
+  /** Whether `address` (a TCP peer or a hop) is one of `http.trustedProxies`. */
+  isTrusted(address: string): boolean {
+    address = plain(address);
     const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
     return family !== undefined && this.trusted.check(address, family);
   }

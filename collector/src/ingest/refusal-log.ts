@@ -37,6 +37,17 @@ export const QUOTA_REFUSALS: RefusalKind = {
   countField: 'farms',
 };
 
+/**
+ * Connections from a trusted load balancer destroyed for their PROXY header (docs/design.md §6):
+ * keyed by nothing but the kind of peer, so no address is logged.
+ */
+export const PROXY_HEADER_LOG: RefusalKind = {
+  first: 'refused a connection for its PROXY header',
+  summary: 'refused connections for their PROXY headers',
+  keyField: 'peer',
+  countField: 'peers',
+};
+
 export class RefusalLog {
   private window: { reasons: Map<string, number>; addresses: Map<string, number> } | undefined;
   private timer: NodeJS.Timeout | undefined;

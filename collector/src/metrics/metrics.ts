@@ -29,6 +29,10 @@ export const UPGRADE_REJECTIONS = [
 
 export type UpgradeRejection = (typeof UPGRADE_REJECTIONS)[number];
 
+/** Reasons of `rasmon_collector_proxy_header_refused_total` (ingest/proxy-header.ts). */
+export const PROXY_HEADER_REFUSALS = ['missing', 'malformed', 'too_long', 'timeout'] as const;
+export type ProxyHeaderRefusal = (typeof PROXY_HEADER_REFUSALS)[number];
+
 /** Reasons of `rasmon_collector_farm_throttled_total`: the farm budget a frame waited for. */
 export const FARM_THROTTLES = ['bytes', 'apply'] as const;
 
@@ -123,6 +127,13 @@ export class CollectorMetrics {
   readonly upgradesRejected: Counter<'reason'> = new Counter({
     name: 'rasmon_collector_upgrades_rejected_total',
     help: 'Refused WebSocket upgrades and hellos',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+
+  readonly proxyHeaderRefused: Counter<'reason'> = new Counter({
+    name: 'rasmon_collector_proxy_header_refused_total',
+    help: 'Connections from a trusted load balancer destroyed for their PROXY protocol header',
     labelNames: ['reason'],
     registers: [this.registry],
   });
@@ -249,6 +260,7 @@ export class CollectorMetrics {
     for (const result of ['applied', 'duplicate', 'rejected']) this.events.inc({ result }, 0);
     for (const reason of UPGRADE_REJECTIONS) this.upgradesRejected.inc({ reason }, 0);
     for (const reason of AGENT_DROPS) this.agentsDropped.inc({ reason }, 0);
+    for (const reason of PROXY_HEADER_REFUSALS) this.proxyHeaderRefused.inc({ reason }, 0);
     for (const reason of AGENT_REFUSALS) this.agentsRefused.inc({ reason }, 0);
     this.setRedisRefusingWrites(undefined);
   }
