@@ -89,11 +89,14 @@ end
 local WIDTH = { u = 3 + SESSION_FIELDS, e = 3, x = 2 }
 
 -- Everything the frame will read, in one HMGET per hash: its connections, then their users.
-local function prefetch(ids, users)
+-- listed (snapshots): id → the JSON the frame gives it; a held connection stored as that JSON has
+-- the user the frame names, so it is not decoded (most of a periodic snapshot is unchanged).
+local function prefetch(ids, users, listed)
   cprefetch(connsHash, ids)
   for i = 1, #ids do
-    local held = heldRecord(ids[i])
-    if held then users[#users + 1] = held.user end
+    local id = ids[i]
+    local json = heldJson(id)
+    if json and not (listed and listed[id] == json) then users[#users + 1] = heldRecord(id).user end
   end
   cprefetch(usersHash, users)
   if host.live then cprefetch(liveHash, users) end
@@ -174,7 +177,7 @@ else
     -- Each session: its json, then its fields.
     for k = 1, size, 1 + SESSION_FIELDS do
       local rec = sessionAt(k + 1)
-      listed[rec.id] = true
+      listed[rec.id] = flat[k]
       ids[#ids + 1] = rec.id
       users[#users + 1] = rec.user
       jsons[#jsons + 1] = flat[k]
@@ -191,7 +194,7 @@ else
       refusedWhole = true
       farmFull[1] = seq
     else
-      prefetch(ids, users)
+      prefetch(ids, users, listed)
       for i = 1, #recs do
         local user = recs[i].user
         if not counted[user] then
