@@ -4,8 +4,7 @@
  * PROXY protocol header, v1 or v2, naming the agent behind it; the test's own requests from
  * 127.0.0.1 are an untrusted peer's.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import { useRedis } from './support/use-redis.js';
 import { CollectorProcess, InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
+import { selfSignedCertificate } from '../demo/src/broker/self-signed.js';
 
 const redis = useRedis();
 const BALANCER = '127.0.0.2';
@@ -172,25 +172,10 @@ describe('PROXY protocol from a trusted load balancer', () => {
 describe('PROXY protocol before TLS', () => {
   it('reads the header before the handshake, also when the ClientHello comes in the same packet', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rasmon-proxy-tls-'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-keyout',
-        'key.pem',
-        '-out',
-        'cert.pem',
-      ],
-      { cwd: dir, stdio: 'ignore' },
-    );
+    // The demo broker's generator: a certificate for 127.0.0.1, valid from an hour before now.
+    const { key, cert } = selfSignedCertificate(['127.0.0.1'], new Date(), 2);
+    writeFileSync(join(dir, 'key.pem'), key);
+    writeFileSync(join(dir, 'cert.pem'), cert);
     const collector = await InProcessCollector.start(
       rawConfig(redis.url, [{ id: 'farm-a', seats: 5 }], {
         tls: { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') },
