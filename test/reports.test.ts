@@ -790,10 +790,13 @@ describe("a month's set of distinct users", () => {
   it('reports no data for months before the first recorded one or past the retention, and a lowered retention shortens what is written', async () => {
     const client = redis.client();
     const keys = new RedisKeys(`since-${Date.now()}`);
-    const now = Date.UTC(2031, 4, 15, 12);
+    // A year ahead of any clock the suite runs at: Redis expires keys by its own clock, so every
+    // expiry this test sets must lie in its future.
+    const Y = new Date().getUTCFullYear() + 5;
+    const now = Date.UTC(Y, 4, 15, 12);
     // Sets written before the first-month marker existed: one within 36 months, one older.
-    await client.sadd(keys.monthUsers('farm-a', '2031-03'), 'corp\\old');
-    await client.sadd(keys.monthUsers('farm-a', '2027-01'), 'corp\\older');
+    await client.sadd(keys.monthUsers('farm-a', `${Y}-03`), 'corp\\old');
+    await client.sadd(keys.monthUsers('farm-a', `${Y - 4}-01`), 'corp\\older');
     const users = new MonthUsers(
       client,
       keys,
@@ -802,18 +805,18 @@ describe("a month's set of distinct users", () => {
     );
     await users.record('farm-a', ['corp\\a', 'corp\\b']);
     // The first write swept the farm's months: the older set is gone, the marker names the oldest kept.
-    expect(await client.exists(keys.monthUsers('farm-a', '2027-01'))).toBe(0);
-    expect(await client.get(keys.monthUsersSince('farm-a'))).toBe('2031-03');
-    expect(await client.pexpiretime(keys.monthUsers('farm-a', '2031-03'))).toBe(Date.UTC(2034, 3, 1));
+    expect(await client.exists(keys.monthUsers('farm-a', `${Y - 4}-01`))).toBe(0);
+    expect(await client.get(keys.monthUsersSince('farm-a'))).toBe(`${Y}-03`);
+    expect(await client.pexpiretime(keys.monthUsers('farm-a', `${Y}-03`))).toBe(Date.UTC(Y + 3, 3, 1));
 
     const farm = { id: 'farm-a' } as FarmConfig;
     const history: FarmHistory = {
       farm,
-      days: ['2031-02-10', '2031-03-10', '2031-04-10', '2031-05-10'].map(
+      days: [`${Y}-02-10`, `${Y}-03-10`, `${Y}-04-10`, `${Y}-05-10`].map(
         (day) => ({ day }) as FarmHistory['days'][number],
       ),
     };
-    const period = { fromDay: Date.UTC(2031, 1, 1) / DAY_MS, toDay: Date.UTC(2031, 4, 31) / DAY_MS };
+    const period = { fromDay: Date.UTC(Y, 1, 1) / DAY_MS, toDay: Date.UTC(Y, 4, 31) / DAY_MS };
     const counts = async (months: number) =>
       (await readDistinctUsers(client, keys, [history], period, { months, now })).map((month) => [
         month.month,
@@ -821,10 +824,10 @@ describe("a month's set of distinct users", () => {
       ]);
     // February had days but no users recorded yet: no data, not 0. April had days and no users: 0.
     expect(await counts(36)).toEqual([
-      ['2031-02', null],
-      ['2031-03', 1],
-      ['2031-04', 0],
-      ['2031-05', 2],
+      [`${Y}-02`, null],
+      [`${Y}-03`, 1],
+      [`${Y}-04`, 0],
+      [`${Y}-05`, 2],
     ]);
 
     // Retention lowered to 1 month: March is past it, deleted at the sweep and no data in reports.
@@ -835,13 +838,13 @@ describe("a month's set of distinct users", () => {
       () => now,
     );
     expect(await shorter.sweep('farm-a')).toEqual({ deleted: 1, kept: 1 });
-    expect(await client.exists(keys.monthUsers('farm-a', '2031-03'))).toBe(0);
-    expect(await client.pexpiretime(keys.monthUsers('farm-a', '2031-05'))).toBe(Date.UTC(2031, 6, 1));
+    expect(await client.exists(keys.monthUsers('farm-a', `${Y}-03`))).toBe(0);
+    expect(await client.pexpiretime(keys.monthUsers('farm-a', `${Y}-05`))).toBe(Date.UTC(Y, 6, 1));
     expect(await counts(1)).toEqual([
-      ['2031-02', null],
-      ['2031-03', null],
-      ['2031-04', 0],
-      ['2031-05', 2],
+      [`${Y}-02`, null],
+      [`${Y}-03`, null],
+      [`${Y}-04`, 0],
+      [`${Y}-05`, 2],
     ]);
   });
 });
