@@ -172,21 +172,19 @@ export class AgentServer {
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
     if (!offered.includes(SUBPROTOCOL))
       return refuse('subprotocol', 400, `Bad Request: subprotocol ${SUBPROTOCOL} required`);
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, farmId, tokenSha256));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, remote, farmId, tokenSha256));
   }
 
-  private accept(ws: WebSocket, req: IncomingMessage, farmId: string, tokenSha256: string): void {
+  private accept(
+    ws: WebSocket,
+    req: IncomingMessage,
+    remote: string | undefined,
+    farmId: string,
+    tokenSha256: string,
+  ): void {
     const { context, log } = this.options;
     const id = `${this.options.collectorId}:${(this.nextId += 1)}`;
-    const connection = new AgentConnection(
-      id,
-      farmId,
-      tokenSha256,
-      ws,
-      context,
-      log,
-      this.clientAddress.of(peerAddress(req.socket), req.headers['x-forwarded-for']),
-    );
+    const connection = new AgentConnection(id, farmId, tokenSha256, ws, context, log, remote);
     // With tls.ca the certificate was verified before the upgrade; without TLS there is none.
     const tls = req.socket as Partial<TLSSocket>;
     connection.peer = typeof tls.getPeerCertificate === 'function' ? peerNames(tls.getPeerCertificate()) : undefined;
