@@ -111,15 +111,20 @@ export class MonthUsers {
     const failed = results.find(([err]) => err);
     if (failed) throw failed[0]!;
     let deleted = 0;
+    let kept = 0;
     let oldest: string | undefined;
     results.forEach(([, reply], back) => {
       if (reply !== 1) return;
-      if (back <= retention) oldest = months[back];
-      else deleted += 1;
+      if (back <= retention) {
+        oldest = months[back];
+        kept += 1;
+      } else {
+        deleted += 1;
+      }
     });
     await this.redis.set(this.keys.monthUsersSince(farm), oldest ?? monthText(at), 'NX');
     this.swept.set(farm, retention);
-    return { deleted, kept: results.filter(([, reply], back) => back <= retention && reply === 1).length };
+    return { deleted, kept };
   }
 
   /** Adds the (normalized) users to the farm's set of the month of now; `at` fixes the time instead. */
