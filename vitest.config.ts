@@ -22,9 +22,13 @@ const UNIT_IN_TEST = [
 export default defineConfig({
   test: {
     // RASMON_TEST_CLOCK runs everything on a shifted wall clock (npm run test:clocks).
-    globalSetup: ['test/support/test-clock.ts'],
+    // One temporary folder for the run, removed at its end (test/support/temp-root.ts).
+    globalSetup: ['test/support/temp-root.ts', 'test/support/test-clock.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // expect.poll waits for what a real process does on a loaded machine (CI runs two suites at
+    // once, each with its collectors, agents and redis-server): 1 s, vitest's default, is too short.
+    expect: { poll: { timeout: 15_000 } },
     // Suites start their own redis-server and collectors; two at a time suits a 2-core machine.
     maxWorkers: 2,
     projects: [

@@ -7,6 +7,9 @@
 //
 // Arguments after `--` go to `vitest run`. Exits 1 when a run fails, naming the clocks that failed.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** The first of a month just after midnight, the 15th, a month's last seconds, a leap day, a year's last seconds. */
 export const CLOCKS = [
@@ -30,17 +33,51 @@ for (let i = 0; i < own.length; i += 1) {
   }
 }
 
-const failed = [];
-for (const clock of clocks.length ? clocks : CLOCKS) {
-  console.log(`\n=== tests at ${clock} ===`);
-  const run = spawnSync('npx', ['vitest', 'run', ...vitestArgs], {
-    stdio: 'inherit',
-    env: { ...process.env, RASMON_TEST_CLOCK: clock },
-  });
-  if (run.status !== 0) failed.push(clock);
+/**
+ * The failed tests of one run, read from vitest's JSON report: each clock's run prints hundreds of lines,
+ * so the last lines of a long log name what failed at every clock, not only at the last one.
+ */
+function failedTests(reportFile) {
+  let report;
+  try {
+    report = JSON.parse(readFileSync(reportFile, 'utf8'));
+  } catch {
+    return ['(vitest wrote no report: it failed before running the tests)'];
+  }
+  const lines = [];
+  for (const file of report.testResults ?? []) {
+    const failing = (file.assertionResults ?? []).filter((t) => t.status === 'failed');
+    for (const test of failing) {
+      const first = String(test.failureMessages?.[0] ?? '')
+        .split('\n')[0]
+        .slice(0, 300);
+      lines.push(`${file.name.replace(`${process.cwd()}/`, '')} > ${test.fullName}: ${first}`);
+    }
+    if (!failing.length && file.status === 'failed')
+      lines.push(`${file.name}: ${String(file.message ?? '').split('\n')[0]}`);
+  }
+  return lines;
 }
+
+const reports = mkdtempSync(join(tmpdir(), 'rasmon-clocks-'));
+const failed = [];
+for (const [i, clock] of (clocks.length ? clocks : CLOCKS).entries()) {
+  console.log(`\n=== tests at ${clock} ===`);
+  const reportFile = join(reports, `${i}.json`);
+  const run = spawnSync(
+    'npx',
+    ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${reportFile}`, ...vitestArgs],
+    { stdio: 'inherit', env: { ...process.env, RASMON_TEST_CLOCK: clock } },
+  );
+  if (run.status !== 0) failed.push({ clock, tests: failedTests(reportFile) });
+}
+rmSync(reports, { recursive: true, force: true });
 if (failed.length) {
-  console.error(`\ntests failed at ${failed.join(', ')}`);
+  for (const { clock, tests } of failed) {
+    console.error(`\nfailed at ${clock}:`);
+    for (const line of tests) console.error(`  ${line}`);
+  }
+  console.error(`\ntests failed at ${failed.map((f) => f.clock).join(', ')}`);
   process.exit(1);
 }
 console.log('\ntests passed at every clock');

@@ -473,7 +473,7 @@ describe('connection faults', () => {
     for (let i = 1; i <= 40; i += 1)
       host.sim.logon(`CORP\\Burst${String(i).padStart(2, '0')}`, { kind: i % 3 === 0 ? 'app' : 'desktop' });
     host.write();
-    const cut = await vi.waitFor(() => cutDone, { timeout: 5000 });
+    const cut = await vi.waitFor(() => cutDone, { timeout: 15_000 });
     expect(cut.chunkBytes).toBeGreaterThan(1024);
     expect(cut.forwardedBytes).toBeLessThan(cut.chunkBytes);
 

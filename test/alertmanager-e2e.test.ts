@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import YAML from 'yaml';
+import { untilServing } from './support/process-start.js';
 import { freePort } from './support/redis-server.js';
 import { useRedis } from './support/use-redis.js';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
@@ -113,14 +114,12 @@ class AlertmanagerServer {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const server = new AlertmanagerServer(child, port, dir);
-    await vi.waitFor(
-      async () => {
-        if (child.exitCode !== null)
-          throw new Error(`alertmanager exited ${child.exitCode}: ${server.output.join('')}`);
-        expect((await fetch(`http://127.0.0.1:${port}/-/ready`)).status).toBe(200);
-      },
-      { timeout: 20_000 },
-    );
+    await untilServing(child, `http://127.0.0.1:${port}/-/ready`, {
+      name: 'alertmanager',
+      output: () => server.output.join(''),
+      kill: () => server.stop(),
+      timeoutMs: 20_000,
+    });
     return server;
   }
 

@@ -473,18 +473,25 @@ describe('SIGTERM', () => {
     await agent.hello('farm-a', 'rdsh-1');
     await agent.snapshot(1, [session('1', 'corp\\alice')]);
 
-    // Hold every write in Redis so the next frame is still being applied when SIGTERM arrives.
-    await client.call('CLIENT', 'PAUSE', '1500', 'WRITE');
-    agent.send({ type: 'events', events: [upsert(2, session('2', 'corp\\bob'))] });
-    await vi.waitFor(
-      async () => {
-        const list = String(await client.call('CLIENT', 'LIST'));
-        expect(list).toMatch(/name=rasmon-collector .*flags=b .*cmd=evalsha/);
-      },
-      { timeout: 10_000 },
-    );
-    await sleep(200);
-    c.proc.signal('SIGTERM');
+    // Hold every write in Redis so the next frame is still being applied when SIGTERM arrives. The
+    // pause is lifted by the test once the collector is draining, not by a timeout that a busy machine
+    // can outlast before the frame reaches Redis.
+    await client.call('CLIENT', 'PAUSE', '60000', 'WRITE');
+    try {
+      agent.send({ type: 'events', events: [upsert(2, session('2', 'corp\\bob'))] });
+      await vi.waitFor(
+        async () => {
+          const list = String(await client.call('CLIENT', 'LIST'));
+          expect(list).toMatch(/name=rasmon-collector .*flags=b .*cmd=evalsha/);
+        },
+        { timeout: 20_000 },
+      );
+      c.proc.signal('SIGTERM');
+      await vi.waitFor(() => expect(c.proc.output.join('')).toContain('"msg":"draining"'), { timeout: 10_000 });
+      await sleep(200);
+    } finally {
+      await client.call('CLIENT', 'UNPAUSE');
+    }
 
     const ack = await agent.next('ack');
     expect(ack).toEqual({ type: 'ack', seq: 2 });

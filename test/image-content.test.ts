@@ -9,11 +9,11 @@ import { execFile, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, relative } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { ROOT, copies, dockerIgnores, readDockerfile, type Stage } from './support/dockerfile.js';
 import { mounted } from './support/compose.js';
+import { untilServing } from './support/process-start.js';
 import { freePort } from './support/redis-server.js';
 import { useRedis } from './support/use-redis.js';
 
@@ -164,16 +164,7 @@ describe('the container image', () => {
       await exited;
     });
     const url = `http://127.0.0.1:${port}`;
-    for (let i = 0; ; i += 1) {
-      if (child.exitCode !== null) throw new Error(`the collector exited: ${output.join('')}`);
-      const ready = await fetch(`${url}/readyz`).then(
-        (res) => res.status === 200,
-        () => false,
-      );
-      if (ready) break;
-      if (i > 400) throw new Error(`the collector did not become ready: ${output.join('')}`);
-      await sleep(50);
-    }
+    await untilServing(child, `${url}/readyz`, { name: 'the collector', output: () => output.join('') });
 
     const page = await fetch(`${url}/`);
     expect(page.status).toBe(200);

@@ -9,7 +9,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { useRedis } from './support/use-redis.js';
 import { CollectorProcess, InProcessCollector, rawConfig } from './support/collector-harness.js';
@@ -95,7 +95,9 @@ function closedAfter(port: number, bytes: string | Buffer): Promise<string> {
 }
 
 async function refused(url: string, reason: string): Promise<number> {
-  const scrape = await Scrape.from(url);
+  // One test gives the collector a 1 s response deadline: on a busy machine a scrape may be cut
+  // before its answer, so it is asked again.
+  const scrape = await vi.waitFor(() => Scrape.from(url), { timeout: 15_000, interval: 200 });
   return scrape.all('rasmon_collector_proxy_header_refused_total', { reason }).reduce((sum, s) => sum + s.value, 0);
 }
 

@@ -190,12 +190,12 @@ describe('an agent that distrusts the wire', () => {
         }
       });
       const rig = await startAgent(collector.url, { sessions: [session('1')] });
-      await vi.waitFor(() => expect(collector.conns.length).toBeGreaterThanOrEqual(2), { timeout: 5000 });
+      await vi.waitFor(() => expect(collector.conns.length).toBeGreaterThanOrEqual(2), { timeout: 15_000 });
       expect(await collector.conns[0]!.closed).toBe(1002);
       expect(state(rig).acked).toBe(0);
       // The next, honest connection gets the events and the snapshot.
       const honest = collector.conns[1]!;
-      await vi.waitFor(() => expect(collector.snapshots(honest)).toHaveLength(1), { timeout: 5000 });
+      await vi.waitFor(() => expect(collector.snapshots(honest)).toHaveLength(1), { timeout: 15_000 });
       expect(collector.events(honest).map((event) => event.seq)).toEqual([1]);
     });
   }
@@ -217,17 +217,17 @@ describe('an agent that distrusts the wire', () => {
         });
       });
       const rig = await startAgent(collector.url, { sessions: [session('1'), session('2')] });
-      await vi.waitFor(() => expect(collector.conns.length).toBeGreaterThanOrEqual(2), { timeout: 5000 });
+      await vi.waitFor(() => expect(collector.conns.length).toBeGreaterThanOrEqual(2), { timeout: 15_000 });
       expect(await collector.conns[0]!.closed).toBe(1002);
       // Honest: everything acked, the spool empties, nothing dropped.
-      await vi.waitFor(() => expect(rig.agent.spoolState.depth).toBe(0), { timeout: 5000 });
+      await vi.waitFor(() => expect(rig.agent.spoolState.depth).toBe(0), { timeout: 15_000 });
       expect(collector.events(collector.conns[1]!).map((event) => event.seq)).toEqual([1, 2]);
       expect(state(rig).acked).toBeLessThan(100);
       expect(await dropped(rig)).toBe(0);
       // New events still get fresh seqs.
       rig.source.sessions = [session('1'), session('2'), session('3')];
       await vi.waitFor(() => expect(collector.events(collector.conns[1]!).at(-1)?.seq).toBeGreaterThan(3), {
-        timeout: 5000,
+        timeout: 15_000,
       });
     });
   }
@@ -243,11 +243,11 @@ describe('an agent that distrusts the wire', () => {
     });
     const rig = await startAgent(collector.url, { sessions: [session('1'), session('2')] });
     const before = rig.agent.spoolState.stream;
-    await vi.waitFor(() => expect(collector.conns.length).toBeGreaterThanOrEqual(2), { timeout: 5000 });
+    await vi.waitFor(() => expect(collector.conns.length).toBeGreaterThanOrEqual(2), { timeout: 15_000 });
     const second = collector.conns[1]!;
-    await vi.waitFor(() => expect(second.hello).toBeDefined());
+    await vi.waitFor(() => expect(second.hello).toBeDefined(), { timeout: 15_000 });
     expect(second.hello!.stream).not.toBe(before);
-    await vi.waitFor(() => expect(rig.agent.spoolState.depth).toBe(0), { timeout: 5000 });
+    await vi.waitFor(() => expect(rig.agent.spoolState.depth).toBe(0), { timeout: 15_000 });
     expect(collector.events(second).map((event) => (event.op === 'upsert' ? event.session.id : event.id))).toEqual([
       '1',
       '2',
@@ -272,7 +272,7 @@ describe('an agent that distrusts the wire', () => {
     });
     const rig = await startAgent(collector.url, { sessions: [session('1')], resyncMinIntervalMs: 50 });
     await vi.waitFor(() => expect(collector.conns[0] && collector.snapshots(collector.conns[0])).toHaveLength(2), {
-      timeout: 5000,
+      timeout: 15_000,
     });
     // It is still in flight (never acked): the rest of the storm waits for it.
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -286,9 +286,9 @@ describe('an agent that distrusts the wire', () => {
     const collector = await fake((conn) => conn.socket.send(welcome(0)));
     const rig = await startAgent(collector.url);
     rig.source.unknownAdmins = 2;
-    await vi.waitFor(() => expect(rig.metrics.adminUnknown.value).toBe(2), { timeout: 5000 });
+    await vi.waitFor(() => expect(rig.metrics.adminUnknown.value).toBe(2), { timeout: 15_000 });
     rig.source.unknownAdmins = 0;
-    await vi.waitFor(() => expect(rig.metrics.adminUnknown.value).toBe(0), { timeout: 5000 });
+    await vi.waitFor(() => expect(rig.metrics.adminUnknown.value).toBe(0), { timeout: 15_000 });
   });
 
   it('a second welcome on one connection is a protocol error', async () => {
@@ -297,7 +297,7 @@ describe('an agent that distrusts the wire', () => {
       if (collector.conns.length === 1) conn.socket.send(welcome(0));
     });
     await startAgent(collector.url, { sessions: [session('1')] });
-    await vi.waitFor(() => expect(collector.conns.length).toBeGreaterThanOrEqual(2), { timeout: 5000 });
+    await vi.waitFor(() => expect(collector.conns.length).toBeGreaterThanOrEqual(2), { timeout: 15_000 });
     expect(await collector.conns[0]!.closed).toBe(1002);
     expect(collector.snapshots(collector.conns[0]!).length).toBeLessThanOrEqual(1);
   });
@@ -309,7 +309,7 @@ describe('an agent that distrusts the wire', () => {
       if (collector.conns.length === 1) conn.socket.send(payload);
     });
     const rig = await startAgent(collector.url);
-    await vi.waitFor(() => expect(collector.conns.length).toBeGreaterThanOrEqual(2), { timeout: 5000 });
+    await vi.waitFor(() => expect(collector.conns.length).toBeGreaterThanOrEqual(2), { timeout: 15_000 });
     expect(await collector.conns[0]!.closed).toBe(1009);
     expect(rig.logLines.join('')).not.toContain('secret-user');
     expect(logBytes(rig)).toBeLessThan(20_000);
@@ -328,7 +328,7 @@ describe('an agent that distrusts the wire', () => {
     const rig = await startAgent(collector.url);
     await vi.waitFor(
       () => expect(rig.logLines.some((line) => line.includes('collector closed the connection'))).toBe(true),
-      { timeout: 5000 },
+      { timeout: 15_000 },
     );
     const unknown = rig.logLines.filter((line) => line.includes('does not know'));
     expect(unknown).toHaveLength(1);
@@ -341,9 +341,9 @@ describe('an agent that distrusts the wire', () => {
       if (collector.conns.length >= 3) conn.socket.send(welcome(0));
     });
     await startAgent(collector.url, { sessions: [session('1')], welcomeTimeoutMs: 200 });
-    await vi.waitFor(() => expect(collector.conns.length).toBeGreaterThanOrEqual(3), { timeout: 5000 });
+    await vi.waitFor(() => expect(collector.conns.length).toBeGreaterThanOrEqual(3), { timeout: 15_000 });
     await collector.conns[0]!.closed;
-    await vi.waitFor(() => expect(collector.snapshots(collector.conns[2]!)).toHaveLength(1), { timeout: 5000 });
+    await vi.waitFor(() => expect(collector.snapshots(collector.conns[2]!)).toHaveLength(1), { timeout: 15_000 });
   });
 
   it('backs off further at every connection that fails soon after its welcome', async () => {
@@ -374,8 +374,8 @@ describe('an agent that distrusts the wire', () => {
       user: `CORP\\${'\u0003'.repeat(250)}`,
     });
     const rig = await startAgent(collector.url, { sessions: [session('1'), huge, session('2')] });
-    await vi.waitFor(async () => expect(await dropped(rig)).toBe(1), { timeout: 5000 });
-    await vi.waitFor(() => expect(rig.agent.spoolState.depth).toBe(0), { timeout: 5000 });
+    await vi.waitFor(async () => expect(await dropped(rig)).toBe(1), { timeout: 15_000 });
+    await vi.waitFor(() => expect(rig.agent.spoolState.depth).toBe(0), { timeout: 15_000 });
     const ids = collector
       .events(collector.conns[0]!)
       .map((event) => (event.op === 'upsert' ? event.session.id : event.id));
@@ -391,14 +391,14 @@ describe('an agent that distrusts the wire', () => {
     await vi.waitFor(
       () => expect(rig.logLines.some((line) => line.includes('snapshot larger than the collector accepts'))).toBe(true),
       {
-        timeout: 5000,
+        timeout: 15_000,
       },
     );
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(collector.conns).toHaveLength(1);
     expect(collector.snapshots(collector.conns[0]!)).toHaveLength(0);
     // The events themselves go out, in frames within the limit.
-    await vi.waitFor(() => expect(collector.events(collector.conns[0]!)).toHaveLength(120), { timeout: 5000 });
+    await vi.waitFor(() => expect(collector.events(collector.conns[0]!)).toHaveLength(120), { timeout: 15_000 });
   });
 
   // A ten-minute backoff: had the agent used it, neither reconnect would come within the test.
@@ -410,8 +410,8 @@ describe('an agent that distrusts the wire', () => {
       if (collector.conns.length === 1) setTimeout(() => conn.socket.close(1001, 'collector shutting down'), 50);
     });
     await startAgent(collector.url, { sessions: [session('1')], backoff: LONG_BACKOFF, drainSpreadMs: 300 });
-    await vi.waitFor(() => expect(collector.conns.length).toBe(2), { timeout: 5000 });
-    await vi.waitFor(() => expect(collector.snapshots(collector.conns[1]!)).toHaveLength(1), { timeout: 5000 });
+    await vi.waitFor(() => expect(collector.conns.length).toBe(2), { timeout: 15_000 });
+    await vi.waitFor(() => expect(collector.snapshots(collector.conns[1]!)).toHaveLength(1), { timeout: 15_000 });
   });
 
   it('after a 429 waits for its Retry-After, not its backoff, and gets in', async () => {
@@ -446,7 +446,7 @@ describe('an agent that distrusts the wire', () => {
       sessions: [session('1')],
       backoff: LONG_BACKOFF,
     });
-    await vi.waitFor(() => expect(welcomed).toEqual(['hello']), { timeout: 5000 });
+    await vi.waitFor(() => expect(welcomed).toEqual(['hello']), { timeout: 15_000 });
     expect(upgrades).toBe(2);
     expect(rig.logLines.join('')).toMatch(/"status":429,"retryAfterMs":0/);
   });

@@ -6,8 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { AgentEvent } from '@rasmon/protocol';
+import { untilServing } from './process-start.js';
 import { Scrape } from './prometheus-text.js';
 
 const BIN = new URL('../../agent/bin/rasmon-agent.js', import.meta.url).pathname;
@@ -46,17 +46,12 @@ export class AgentProcess {
       env: { ...process.env, RASMON_LOG_LEVEL: 'info' },
     });
     const agent = new AgentProcess(child, configPath, `http://${listen}`);
-    for (let i = 0; i < 200; i += 1) {
-      if (child.exitCode !== null) throw new Error(`agent exited ${child.exitCode}: ${agent.output}`);
-      try {
-        if ((await fetch(`${agent.metricsUrl}/metrics`)).status === 200) return agent;
-      } catch {
-        // not listening yet
-      }
-      await sleep(50);
-    }
-    await agent.kill();
-    throw new Error(`agent did not serve /metrics: ${agent.output}`);
+    await untilServing(child, `${agent.metricsUrl}/metrics`, {
+      name: 'agent',
+      output: () => agent.output,
+      kill: () => agent.kill(),
+    });
+    return agent;
   }
 
   /** Everything the process printed so far. */

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Collector, parseConfig, type CollectorConfig } from '@rasmon/collector';
+import { untilServing } from './process-start.js';
 import { freePort } from './redis-server.js';
 
 export const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -107,17 +108,9 @@ export class CollectorProcess {
       env: { ...(options.env ?? process.env), RASMON_LOG_LEVEL: options.logLevel ?? 'info' },
     });
     const proc = new CollectorProcess(child, port, configPath);
-    for (let i = 0; i < 200; i += 1) {
-      if (child.exitCode !== null) throw new Error(`collector exited: ${proc.output.join('')}`);
-      try {
-        const res = await fetch(`${proc.url}/${options.waitReady === false ? 'healthz' : 'readyz'}`);
-        if (res.status === 200) return proc;
-      } catch {
-        // not listening yet
-      }
-      await sleep(50);
-    }
-    throw new Error(`collector did not become ready: ${proc.output.join('')}`);
+    const ready = `${proc.url}/${options.waitReady === false ? 'healthz' : 'readyz'}`;
+    await untilServing(child, ready, { name: 'collector', output: () => proc.output.join('') });
+    return proc;
   }
 
   get url(): string {

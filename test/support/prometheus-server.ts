@@ -3,8 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
+import { untilServing } from './process-start.js';
 import { freePort } from './redis-server.js';
 
 const PROMETHEUS = 'prometheus';
@@ -64,21 +64,13 @@ export class PrometheusServer {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const server = new PrometheusServer(child, port, dir);
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`prometheus exited ${child.exitCode}: ${server.log()}`);
-      try {
-        const res = await fetch(`${server.url}/-/ready`, { signal: AbortSignal.timeout(1000) });
-        if (res.status === 200) return server;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) {
-        await server.stop();
-        throw new Error(`prometheus not ready within 20 s: ${server.log()}`);
-      }
-      await sleep(100);
-    }
+    await untilServing(child, `${server.url}/-/ready`, {
+      name: 'prometheus',
+      output: () => server.log(),
+      kill: () => server.stop(),
+      timeoutMs: 20_000,
+    });
+    return server;
   }
 
   get url(): string {
