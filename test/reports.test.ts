@@ -14,8 +14,10 @@ import {
   MonthUsers,
   REWRITE_AFTER_MS,
   RedisKeys,
+  NoMonthDataError,
   monthText,
   readDistinctUsers,
+  userListCsv,
   type FarmConfig,
   type FarmHistory,
 } from '@rasmon/collector';
@@ -696,6 +698,23 @@ describe('customers, the SPLA invoice check and distinct users', () => {
       Authorization: 'Bearer api-secret',
     });
     expect(badMonth.status).toBe(400);
+    // A month whose counts are "no data" has no list either, rather than an empty one that would
+    // read as no users: before the first month recorded, and past the retention.
+    const previousMonth = dayText(firstOfMonth() - 1).slice(0, 7);
+    const noList = await farm.get(`/api/v1/distinct-users/users?month=${previousMonth}&customer=Acme`, {
+      Authorization: 'Bearer api-secret',
+    });
+    expect(noList.status).toBe(404);
+    expect(await noList.json()).toEqual({
+      error: `no distinct-user data for ${previousMonth}: it is before the first month recorded`,
+    });
+    const longAgo = await farm.get('/api/v1/distinct-users/users?month=2000-01', {
+      Authorization: 'Bearer api-secret',
+    });
+    expect(await longAgo.json()).toEqual({
+      error: 'no distinct-user data for 2000-01: it is past distinctUsers.retentionMonths (40)',
+    });
+    expect(served.headers.get('x-rasmon-farms-without-data')).toBeNull();
     // The report over HTTP carries the counts, never the names.
     const report = (await (
       await farm.get(`/api/v1/report?from=${today()}&to=${today()}&distinctUsers=true&customer=Acme`, {
@@ -752,6 +771,27 @@ describe('customers, the SPLA invoice check and distinct users', () => {
 });
 
 describe("a month's set of distinct users", () => {
+  it('the user list leaves out and names the farms without data for the month; with none, there is no list', async () => {
+    const client = redis.client();
+    const keys = new RedisKeys(`list-${Date.now()}`);
+    const now = Date.now();
+    const month = monthText(now);
+    const nextMonth = monthText(Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth() + 1, 15));
+    const farm = (id: string) => ({ id, customer: 'Acme' }) as FarmConfig;
+    // acme-1 recorded users this month; acme-2's first recorded month is the next (Redis lost what it
+    // had, say); acme-3 never recorded any.
+    await new MonthUsers(client, keys, () => 36).record('acme-1', ['corp\\alice'], now);
+    await client.set(keys.monthUsersSince('acme-2'), nextMonth);
+    const retention = { months: 36, now };
+    const list = await userListCsv(client, keys, [farm('acme-1'), farm('acme-2'), farm('acme-3')], month, retention);
+    expect(csvObjects(list.csv)).toEqual([{ month, customer: 'Acme', user: 'corp\\alice', farms: 'acme-1' }]);
+    expect(list.farmsWithoutData).toEqual(['acme-2', 'acme-3']);
+    await expect(userListCsv(client, keys, [farm('acme-2'), farm('acme-3')], month, retention)).rejects.toThrow(
+      new NoMonthDataError(`no distinct-user data for ${month}: it is before the first month recorded`),
+    );
+    client.disconnect();
+  });
+
   it('takes the month of the Redis clock near a turn, expires after the retention, and is not rewritten for ten minutes', async () => {
     const client = redis.client();
     const keys = new RedisKeys(`month-${Date.now()}`);
@@ -785,6 +825,35 @@ describe("a month's set of distinct users", () => {
     );
     expect(found).toContain(1);
     expect(await client.exists(keys.monthUsers('farm-a', '2031-06'))).toBe(0);
+  });
+
+  it('a collector starting over old month sets deletes those past the retention and re-expires the rest', async () => {
+    const raw = rawConfig(redis.url, [{ id: 'sweep-a', seats: 10 }], { distinctUsers: { retentionMonths: 3 } });
+    const keys = new RedisKeys((raw.redis as { prefix: string }).prefix);
+    const client = redis.client();
+    // Months counted back from the clock the suite runs at (Redis runs at the same one).
+    const now = new Date();
+    const monthStart = (add: number) => Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + add, 1);
+    const key = (back: number) => keys.monthUsers('sweep-a', monthText(monthStart(-back)));
+    // Sets written before, without an expiry: this month, the oldest month kept, and two past it.
+    for (const back of [0, 3, 4, 24]) await client.sadd(key(back), `corp\\user-${back}`);
+    const collector = await InProcessCollector.start(raw);
+    try {
+      // The sweep at Redis's ready sets the first-month marker last, after the pipeline's replies.
+      await vi.waitFor(async () => expect(await client.get(keys.monthUsersSince('sweep-a'))).not.toBeNull(), {
+        timeout: 10_000,
+      });
+      expect(await client.exists(key(4))).toBe(0);
+      expect(await client.exists(key(24))).toBe(0);
+      // Kept through the end of the month 3 months after their own.
+      expect(await client.smembers(key(0))).toEqual(['corp\\user-0']);
+      expect(await client.pexpiretime(key(0))).toBe(monthStart(4));
+      expect(await client.smembers(key(3))).toEqual(['corp\\user-3']);
+      expect(await client.pexpiretime(key(3))).toBe(monthStart(1));
+      expect(await client.get(keys.monthUsersSince('sweep-a'))).toBe(monthText(monthStart(-3)));
+    } finally {
+      await collector.stop();
+    }
   });
 
   it('reports no data for months before the first recorded one or past the retention, and a lowered retention shortens what is written', async () => {

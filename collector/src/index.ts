@@ -3,7 +3,7 @@ export { parseConfig, ConfigError, sha256Hex, type CollectorConfig, type FarmCon
 export { loadConfig } from './config/config-loader.js';
 export { RedisKeys } from './engine/redis-schema.js';
 export { MonthUsers, REWRITE_AFTER_MS, monthText } from './engine/month-users.js';
-export { readDistinctUsers } from './report/distinct-users.js';
+export { NoMonthDataError, readDistinctUsers, userListCsv } from './report/distinct-users.js';
 export type { FarmHistory } from './report/day-records.js';
 export { BrokerError, BROKER_FAILURE_REASONS, type BrokerFailureReason } from './broker/broker-error.js';
 export { RasClient, CLIENT_DEFAULTS, type RasClientOptions } from './broker/ras-client.js';

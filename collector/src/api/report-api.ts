@@ -15,7 +15,7 @@ import { historyCsv, reportCsv } from '../report/csv.js';
 import { readHistory } from '../report/day-records.js';
 import type { FarmReader } from '../engine/farm-reader.js';
 import type { RedisKeys } from '../engine/redis-schema.js';
-import { MONTH_PATTERN, userListCsv } from '../report/distinct-users.js';
+import { MONTH_PATTERN, NoMonthDataError, userListCsv, type UserList } from '../report/distinct-users.js';
 import { readReport } from '../report/read-report.js';
 import { PeriodError, dayText, lastFullMonth, parsePeriod, type Period } from '../report/report-period.js';
 import { FarmSelectionError, selectFarms } from '../report/select-farms.js';
@@ -187,10 +187,23 @@ export class ReportApi {
       sendJson(res, 404, { error: err.message });
       return;
     }
-    const csv = await userListCsv(this.options.redis, this.options.keys, farms, month);
+    let list: UserList;
+    try {
+      list = await userListCsv(this.options.redis, this.options.keys, farms, month, {
+        months: this.options.retentionMonths(),
+        now: await this.options.now(),
+      });
+    } catch (err) {
+      if (!(err instanceof NoMonthDataError)) throw err;
+      sendJson(res, 404, { error: err.message });
+      return;
+    }
+    // Farms asked for that have no data for the month (their count is null in the report): named,
+    // so that a list without them is not taken for all of the customer's users.
+    if (list.farmsWithoutData.length > 0) res.setHeader('X-Rasmon-Farms-Without-Data', list.farmsWithoutData.join(' '));
     sendCsv(
       res,
-      csv,
+      list.csv,
       `rasmon-users-${month}${customer === null ? '' : `-${customer.replace(/[^A-Za-z0-9._-]/g, '_')}`}.csv`,
     );
   }

@@ -19,8 +19,9 @@ export const NEAR_TURN_MS = 10 * 60_000;
 
 /**
  * A user this collector wrote into a month's set is not written again for this long: an agent's
- * snapshot repeats its users every 10 minutes, and the writes would repeat with it. After Redis
- * lost its data, a user is back in the set at its next session change or snapshot past this time.
+ * snapshot repeats its users every 10 minutes, and the writes would repeat with it. When Redis lost
+ * a farm's data (its epoch changed), the collector forgets what it wrote for the farm, so the
+ * snapshots that rebuild the farm put its users back in the month's set at once.
  */
 export const REWRITE_AFTER_MS = 10 * 60_000;
 
@@ -68,8 +69,10 @@ async function redisNow(redis: Redis | Cluster): Promise<number> {
 
 /** Records the users of applied frames in their farm's set of the month. */
 export class MonthUsers {
-  /** `key\nuser` → when this collector last wrote the user into that set. */
-  private readonly written = new Map<string, number>();
+  /** Per farm, `key\nuser` → when this collector last wrote the user into that set. */
+  private readonly written = new Map<string, Map<string, number>>();
+  /** Entries in `written`, all farms together. */
+  private remembered = 0;
 
   constructor(
     private readonly redis: Redis | Cluster,
@@ -136,9 +139,10 @@ export class MonthUsers {
     if (this.swept.get(farm) !== this.retentionMonths()) await this.sweep(farm, now);
     const key = this.keys.monthUsers(farm, monthText(now));
     const local = this.localNow();
-    const fresh = distinct.filter(
-      (user) => local - (this.written.get(`${key}\n${user}`) ?? -Infinity) >= REWRITE_AFTER_MS,
-    );
+    const written = this.written.get(farm);
+    const fresh = written
+      ? distinct.filter((user) => local - (written.get(`${key}\n${user}`) ?? -Infinity) >= REWRITE_AFTER_MS)
+      : distinct;
     if (fresh.length === 0) return;
     // Kept through the last day of the month `retentionMonths` after this one.
     const expireAt = monthStartMs(now, this.retentionMonths() + 1);
@@ -150,8 +154,25 @@ export class MonthUsers {
       .exec();
     const failed = results?.find(([err]) => err);
     if (failed) throw failed[0]!;
-    if (this.written.size + fresh.length > MAX_REMEMBERED) this.written.clear();
-    for (const user of fresh) this.written.set(`${key}\n${user}`, local);
+    if (this.remembered + fresh.length > MAX_REMEMBERED) {
+      this.written.clear();
+      this.remembered = 0;
+    }
+    let mine = this.written.get(farm);
+    if (!mine) this.written.set(farm, (mine = new Map<string, number>()));
+    for (const user of fresh) {
+      if (!mine.has(`${key}\n${user}`)) this.remembered += 1;
+      mine.set(`${key}\n${user}`, local);
+    }
+  }
+
+  /**
+   * Redis lost the farm's data (its epoch changed): what this collector wrote into its month sets
+   * is gone, and the users of the snapshots that rebuild it are written again at once.
+   */
+  forget(farm: string): void {
+    this.remembered -= this.written.get(farm)?.size ?? 0;
+    this.written.delete(farm);
   }
 }
 

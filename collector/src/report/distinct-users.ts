@@ -29,6 +29,25 @@ async function monthSets(
   return new Map(farms.map((farm, index) => [farm.id, sets[index]!]));
 }
 
+/** Each farm's first recorded month (`monthUsersSince`), undefined where it has none. */
+async function firstMonths(
+  redis: Redis | Cluster,
+  keys: RedisKeys,
+  farms: readonly FarmConfig[],
+): Promise<Map<string, string | undefined>> {
+  return new Map(
+    await Promise.all(farms.map(async (farm) => [farm.id, await readMonthUsersSince(redis, keys, farm.id)] as const)),
+  );
+}
+
+/**
+ * Whether a farm has distinct-user data for the month: not past the retention (`kept`), and not
+ * before the first month it recorded (before this count existed, or before Redis lost its data).
+ */
+function hasMonthData(month: string, first: string | undefined, kept: boolean): boolean {
+  return kept && first !== undefined && month >= first;
+}
+
 /**
  * The distinct users of every month the period touches. A month is null ("no data") for a farm
  * when it is before the first month the farm recorded (`monthUsersSince`: before this count
@@ -46,9 +65,7 @@ export async function readDistinctUsers(
 ): Promise<MonthUsersReport[]> {
   const months = monthsOf(period.fromDay * DAY_MS, period.toDay * DAY_MS);
   const farms = histories.map((history) => history.farm);
-  const since = new Map(
-    await Promise.all(farms.map(async (farm) => [farm.id, await readMonthUsersSince(redis, keys, farm.id)] as const)),
-  );
+  const since = await firstMonths(redis, keys, farms);
   const customers = new Map<string, string[]>();
   for (const farm of farms) {
     if (farm.customer !== undefined) customers.set(farm.customer, [...(customers.get(farm.customer) ?? []), farm.id]);
@@ -58,8 +75,7 @@ export async function readDistinctUsers(
     const users = await monthSets(redis, keys, farms, month);
     const kept = monthKept(month, retention.months, retention.now);
     const count = (history: FarmHistory): number | null => {
-      const first = since.get(history.farm.id);
-      if (!kept || first === undefined || month < first) return null;
+      if (!hasMonthData(month, since.get(history.farm.id), kept)) return null;
       const n = users.get(history.farm.id)!.length;
       if (n > 0) return n;
       return history.days.some((day) => day.day.startsWith(month)) ? 0 : null;
@@ -90,18 +106,41 @@ export async function readDistinctUsers(
 
 export const USER_LIST_COLUMNS = ['month', 'customer', 'user', 'farms'] as const;
 
+/** None of the farms asked for has distinct-user data for the month: there is no list to give. */
+export class NoMonthDataError extends Error {}
+
+/** The user list of one month, and the farms asked for that have no data for it (left out). */
+export interface UserList {
+  csv: string;
+  farmsWithoutData: string[];
+}
+
 /**
  * The users behind the counts of one month, for an audit: one row per customer and user (the farms
  * it was seen on separated by spaces), and per user of a farm without a customer (`customer` empty).
+ * Farms with no data for the month are left out and named; with none that has data, NoMonthDataError.
  * RFC 4180 as the other CSVs. User names are those the agents and the broker gave, normalized (rule
  * 4); a cell starting with = + - @ is prefixed with ' so a spreadsheet shows it as text.
  */
 export async function userListCsv(
   redis: Redis | Cluster,
   keys: RedisKeys,
-  farms: readonly FarmConfig[],
+  asked: readonly FarmConfig[],
   month: string,
-): Promise<string> {
+  retention: { months: number; now: number },
+): Promise<UserList> {
+  // A farm has no list for a month the counts call "no data" (readDistinctUsers): past the
+  // retention, or before its first recorded month. An empty list there would read as no users.
+  const kept = monthKept(month, retention.months, retention.now);
+  const since = await firstMonths(redis, keys, asked);
+  const farms = asked.filter((farm) => hasMonthData(month, since.get(farm.id), kept));
+  if (farms.length === 0) {
+    throw new NoMonthDataError(
+      kept
+        ? `no distinct-user data for ${month}: it is before the first month recorded`
+        : `no distinct-user data for ${month}: it is past distinctUsers.retentionMonths (${retention.months})`,
+    );
+  }
   const sets = await monthSets(redis, keys, farms, month);
   const groups = new Map<string, { customer: string; users: Map<string, string[]> }>();
   for (const farm of farms) {
@@ -119,10 +158,11 @@ export async function userListCsv(
       .sort(([a], [b]) => (a < b ? -1 : 1))
       .map(([user, ids]) => ({ month, customer: group.customer, user: safe(user), farms: ids.join(' ') })),
   );
-  return stringify(rows, {
+  const csv = stringify(rows, {
     header: true,
     record_delimiter: 'windows',
     quote_record_delimiter: true,
     columns: [...USER_LIST_COLUMNS],
   });
+  return { csv, farmsWithoutData: asked.filter((farm) => !farms.includes(farm)).map((farm) => farm.id) };
 }
