@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Collector, parseConfig } from '@rasmon/collector';
-import { rawConfig, type FarmSpec } from './support/collector-harness.js';
+import { rawConfig, sha256, type FarmSpec } from './support/collector-harness.js';
 import { TestAgent, session, upsert } from './support/agent-client.js';
 import { Scrape } from './support/prometheus-text.js';
 import { useRedis } from './support/use-redis.js';
@@ -59,8 +59,8 @@ function farmSpec(ras: Record<string, unknown>, farm: Partial<FarmSpec> = {}): F
   };
 }
 
-async function start(farm: FarmSpec, prefix?: string): Promise<Started> {
-  const raw = rawConfig(redis.url, [farm]);
+async function start(farm: FarmSpec, prefix?: string, others: FarmSpec[] = []): Promise<Started> {
+  const raw = rawConfig(redis.url, [farm, ...others]);
   if (prefix) (raw.redis as Record<string, unknown>).prefix = prefix;
   // rawConfig fills license and expires in; an adopting farm here leaves out what RAS gives.
   const farms = raw.farms as Array<Record<string, unknown>>;
@@ -151,6 +151,26 @@ describe('the broker connector in a running collector', () => {
       { field: 'license', configured: 'primary', ras: 'spla' },
     ]);
     expect((doc.broker as Record<string, unknown>).text).toBe('RAS counts 120, rasmon 0');
+  });
+
+  it('warns, naming the key and its farms and no secret, when the license type RAS gives mixes a licenseKey', async () => {
+    // farm-b is primary under key-1; farm-a adopts its type from RAS, which says SPLA (type 3).
+    fixture.broker.license = sampleLicense(new Date(), { installedUsers: '300', type: 3 });
+    const { url, log } = await start(farmSpec({ adopt: true }, { licenseKey: 'key-1' }), undefined, [
+      { id: 'farm-b', token: 'token-farm-b', seats: 10, license: 'primary', licenseKey: 'key-1' },
+    ]);
+    // The poll's answer is laid over the farm just after the poll: wait until the API shows it.
+    for (let i = 0; i < 200 && (await farmDoc(url)).licenseFrom !== 'ras'; i++)
+      await new Promise((r) => setTimeout(r, 25));
+    expect(await farmDoc(url)).toMatchObject({ licenseFrom: 'ras', license: 'spla' });
+    const warnings = log.text.split('\n').filter((line) => line.includes('a licenseKey is shared by SPLA farms'));
+    expect(warnings).toHaveLength(1);
+    const line = JSON.parse(warnings[0]!) as Record<string, unknown>;
+    expect(line).toMatchObject({ level: 40, licenseKey: 'key-1', splaFarms: ['farm-a'], otherFarms: ['farm-b'] });
+    for (const secret of [PASSWORD, TOKEN, 'token-farm-b', sha256(TOKEN), sha256('token-farm-b')]) {
+      expect(warnings[0]).not.toContain(secret);
+    }
+    expect(log.text).not.toContain(PASSWORD);
   });
 
   it('an adopting farm without a fallback shows no seats, license or expiry until RAS answers', async () => {

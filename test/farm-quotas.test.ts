@@ -219,3 +219,24 @@ describe('new users per minute', () => {
     for (const reason of ['sessions', 'new_users'] as const) expect(await refused(c.url, 'farm-b', reason)).toBe(0);
   });
 });
+
+describe('a snapshot refused whole', () => {
+  it('still ends the sessions it no longer lists: what a host held and lost is not counted on while its farm stays over a quota', async () => {
+    const c = await collector([{ id: 'farm-a', seats: 10, maxNewUsersPerMinute: 20 }]);
+    const host = await agent(c.url, 'farm-a', 'rdsh-1');
+    const held = [session('1', 'corp\\alice'), session('2', 'corp\\bob'), session('3', 'corp\\carol')];
+    expect((await host.snapshot(1, held)).rejected).toBeUndefined();
+    await expect.poll(() => users(c.url, 'farm-a')).toBe(3);
+    // Alice and carol logged off; bob stays, and 30 users new to the farm came: more than the
+    // minute has room for, so the snapshot is refused whole.
+    const next = [held[1]!, ...made(30, 'n', (i) => `corp\\new-${i}`)];
+    const ack = await host.snapshot(2, next);
+    expect(ack.rejected).toEqual([
+      { seq: 2, reason: 'farm farm-a took its maximum of 20 new users in a minute (maxNewUsersPerMinute)' },
+    ]);
+    expect(await refused(c.url, 'farm-a', 'new_users')).toBe(31);
+    // Nothing of it came in, but the two it no longer lists ended: bob alone is counted.
+    await expect.poll(() => users(c.url, 'farm-a')).toBe(1);
+    expect(await value(c.url, 'ras_host_connections', { farm: 'farm-a', host: 'rdsh-1' })).toBe(1);
+  });
+});

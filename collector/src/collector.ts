@@ -32,6 +32,7 @@ import { RedisKeys } from './engine/redis-schema.js';
 import { defineScripts, loadScripts } from './engine/scripts.js';
 import { StatusPage } from './api/status-page.js';
 import { FarmDocumentThread } from './api/farm-document-thread.js';
+import { FrameParseThread } from './ingest/frame-parse-thread.js';
 import { AllowedHosts, defaultAllowedHosts } from './api/allowed-hosts.js';
 import { VERSION } from './version.js';
 
@@ -103,6 +104,8 @@ export class Collector {
   private readonly brokers: BrokerPollers;
   private readonly api: Api;
   private readonly documents: FarmDocumentThread;
+  /** Parses agents' big frames off the agents' thread. */
+  private readonly frames = new FrameParseThread();
   private readonly page = new StatusPage();
   private readonly allowedHosts: AllowedHosts;
   private readonly server: Server;
@@ -140,7 +143,10 @@ export class Collector {
       farms: () => this.farms,
       hostRetireSeconds: config.hostRetireSeconds,
       onRound: (ok) => void this.afterRound(ok),
-      onEpochChange: (farm, epoch) => this.agents.epochChanged(farm, epoch),
+      onEpochChange: (farm, epoch) => {
+        this.engine.forgetMonthUsersWritten(farm);
+        return this.agents.epochChanged(farm, epoch);
+      },
       ...(options.tickMs === undefined ? {} : { intervalMs: options.tickMs }),
     });
     this.agents = new AgentServer({
@@ -161,6 +167,7 @@ export class Collector {
           bytesPerSecond: config.limits.bytesPerSecondPerConnection,
         },
         budgets: new FarmBudgets(config.limits.bytesPerSecondPerFarm, config.limits.applyMillisecondsPerSecondPerFarm),
+        frames: this.frames,
         heartbeatSeconds: config.heartbeatSeconds,
         farms: () => this.farms,
         epochs: this.clock,
@@ -513,6 +520,7 @@ export class Collector {
     await this.clock.stop();
     await this.farmSeries.close();
     await this.documents.close();
+    await this.frames.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();

@@ -33,10 +33,19 @@ function argNames(text: string): Array<[number, string]> {
   ]);
 }
 
-/** How many keys a header says the script takes, from the key groups it names. */
+/**
+ * How many keys a header says the script takes, from the key groups it names; any other name is one
+ * key of the script's own, which the header describes on a line of its own as `name  KEYS[n], ...`.
+ */
 function keyCount(text: string, groups: { farm: number; host: number }): number {
   const line = /^\s*KEYS: (.+)$/m.exec(text)![1]!;
-  return line.split(',').reduce((sum, group) => sum + groups[group.trim() as 'farm' | 'host'], 0);
+  return line.split(',').reduce((sum, raw) => {
+    const group = raw.trim();
+    if (group === 'farm' || group === 'host') return sum + groups[group];
+    if (!new RegExp(`^\\s*${group}\\s+KEYS\\[\\d+\\]`, 'm').test(text))
+      throw new Error(`no line describes key ${group}`);
+    return sum + 1;
+  }, 0);
 }
 
 const keys = new RedisKeys('t');

@@ -105,7 +105,7 @@ export class FarmClock implements FarmEpochs {
     const farm = engine.config;
     const retireMs = this.options.hostRetireSeconds * 1000;
     const forgetMs = farm.forgetHostsAfterDays * DAY_MS;
-    const { epoch, hostsDue, hostsToForget } = await engine.tick(retireMs, forgetMs);
+    const { epoch, hostsDue, hostsToForget } = await engine.tick(retireMs, forgetMs, this.epochs.get(id));
     for (const host of hostsDue) {
       const { lapsed, retired } = await engine.maintainHost(host, retireMs);
       if (lapsed) this.options.log.info({ farm: id, host }, 'host lease lapsed: host is stale');

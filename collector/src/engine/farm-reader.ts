@@ -466,7 +466,9 @@ export class FarmReader {
           source: undefined,
         });
     }
-    const rebuildingHosts = pairs(rebuilding).filter(([, until]) => until > now).length;
+    // '' is no host: the farm's own mark, set with the epoch that replaced a lost one (tick.lua).
+    const owing = pairs(rebuilding).filter(([, until]) => until > now);
+    const rebuildingHosts = owing.filter(([host]) => host !== '').length;
     return {
       id: farm.id,
       license: farm.license,
@@ -486,7 +488,7 @@ export class FarmReader {
       graceEnd: expiry?.graceEndMs,
       broker: farm.ras ? brokerState(broker, users, farm.ras.pollSeconds, now) : undefined,
       rebuildingHosts,
-      rebuilding: rebuildingHosts > 0 || this.dataLost(farm.id, epoch),
+      rebuilding: owing.length > 0 || this.dataLost(farm.id, epoch),
       overuseGrace,
       lastUpdate: num(meta.lastUpdate),
       connectionsByLabels: new Map(Object.entries(labels).map(([key, value]) => [key, Number(value)])),

@@ -12,7 +12,15 @@ import { CONFIG_DEFAULTS, type FarmConfig } from '../config/config.js';
 import { MonthUsers, type SweepResult } from './month-users.js';
 import type { FarmDirectory, FarmRules } from '../config/farm-directory.js';
 import { farmQuotas } from '../config/farm-quotas.js';
-import { scriptCalls, type HelloBinding, type HostIdentity, type ScriptCall } from './script-args.js';
+import {
+  packedSnapshot,
+  scriptCalls,
+  type FrameItems,
+  type HelloBinding,
+  type HostIdentity,
+  type PackedSnapshot,
+  type ScriptCall,
+} from './script-args.js';
 import { runScript } from './scripts.js';
 
 /**
@@ -59,6 +67,12 @@ export type RenewResult = 'ok' | 'superseded' | 'epoch';
 
 /** Longest a host asked for its state after a data loss holds the farm's rebuild open (ms). */
 export const REBUILD_MAX_MS = 60_000;
+/**
+ * How long a farm whose data was lost reads as rebuilding before any host is marked (tick.lua): the
+ * time the collectors' rounds have to see the new epoch and mark the hosts they ask to resend. The
+ * first collector to mark its hosts replaces this mark with theirs (markRebuilding).
+ */
+export const UNMARKED_REBUILD_MS = 5_000;
 
 export interface TickResult {
   epoch: string;
@@ -113,6 +127,11 @@ export class LicenseEngine {
     return this.parts.monthUsers.sweep(farm);
   }
 
+  /** Redis lost the farm's data: the month's users of its rebuilding snapshots are written again (MonthUsers.forget). */
+  forgetMonthUsersWritten(farm: string): void {
+    this.parts.monthUsers.forget(farm);
+  }
+
   /** A fresh random epoch value. */
   static newEpoch(): string {
     return randomBytes(12).toString('hex');
@@ -134,8 +153,14 @@ export class LicenseEngine {
     if (hosts.length === 0) return;
     const until = Date.now() + REBUILD_MAX_MS;
     const key = this.parts.keys.rebuilding(farm);
-    await this.parts.redis.zadd(key, ...hosts.flatMap((host) => [until, normalizeHost(host)]));
-    await this.parts.redis.pexpire(key, REBUILD_MAX_MS);
+    // The farm's own mark (tick.lua) goes with the hosts' marks replacing it, in one transaction:
+    // the farm is withheld from the new epoch on, and no longer than its hosts owe their state.
+    await this.parts.redis
+      .multi()
+      .zadd(key, ...hosts.flatMap((host) => [until, normalizeHost(host)]))
+      .zrem(key, '')
+      .pexpire(key, REBUILD_MAX_MS)
+      .exec();
   }
 
   /** The host resent its state (or its connection ended): it no longer holds the farm's rebuild open. */
@@ -172,15 +197,13 @@ function identity(claim: HostClaim): HostIdentity {
  * retired host's snapshot; a snapshot newer than the previous seq and not refused.
  */
 function frameUsers(
-  frame:
-    | { type: 'events'; events: readonly ParsedEvent[] }
-    | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
+  frame: FrameItems,
   previousSeq: number,
   lastSeq: number,
   notApplied: ReadonlySet<number>,
 ): string[] {
   const applied = (seq: number) => seq > previousSeq && seq <= lastSeq && !notApplied.has(seq);
-  if (frame.type === 'snapshot') return applied(frame.seq) ? frame.sessions.map((session) => session.user) : [];
+  if (frame.type === 'snapshot') return applied(frame.seq) ? frame.sessions.users : [];
   return frame.events.flatMap((event) => (event.op === 'upsert' && applied(event.seq) ? [event.session.user] : []));
 }
 
@@ -238,23 +261,21 @@ export class FarmEngine {
     return this.apply(claim, { type: 'events', events });
   }
 
-  /** `leaseMs` as for {@link hello}. */
+  /**
+   * `sessions` as parsed, or already packed where the frame was parsed (script-args.ts,
+   * PackedSnapshot); `leaseMs` as for {@link hello}.
+   */
   applySnapshot(
     claim: HostClaim,
     seq: number,
-    sessions: readonly Session[],
+    sessions: readonly Session[] | PackedSnapshot,
     leaseMs = this.parts.leaseMs,
   ): Promise<ApplyResult> {
-    return this.apply(claim, { type: 'snapshot', seq, sessions }, leaseMs);
+    const packed = 'items' in sessions ? sessions : packedSnapshot(sessions);
+    return this.apply(claim, { type: 'snapshot', seq, sessions: packed }, leaseMs);
   }
 
-  private async apply(
-    claim: HostClaim,
-    frame:
-      | { type: 'events'; events: readonly ParsedEvent[] }
-      | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
-    leaseMs = this.parts.leaseMs,
-  ): Promise<ApplyResult> {
+  private async apply(claim: HostClaim, frame: FrameItems, leaseMs = this.parts.leaseMs): Promise<ApplyResult> {
     const quotas = farmQuotas(this.config);
     const settings = {
       leaseMs,
@@ -305,10 +326,14 @@ export class FarmEngine {
     return unexpected('reportStatus', reply);
   }
 
-  /** Farm-wide time-driven work; returns the farm's epoch (creating one if the data was lost). */
-  async tick(hostRetireMs: number, forgetMs: number): Promise<TickResult> {
+  /**
+   * Farm-wide time-driven work; returns the farm's epoch, creating one if the data was lost: with
+   * `knownEpoch` (the epoch this collector read before), marked rebuilding at once (tick.lua).
+   */
+  async tick(hostRetireMs: number, forgetMs: number, knownEpoch?: string): Promise<TickResult> {
+    const lost = { knownEpoch, unmarkedMs: UNMARKED_REBUILD_MS };
     const reply = await this.run((keys, rules) =>
-      scriptCalls.tick(keys, rules, LicenseEngine.newEpoch(), hostRetireMs, forgetMs),
+      scriptCalls.tick(keys, rules, LicenseEngine.newEpoch(), hostRetireMs, forgetMs, lost),
     );
     const [epoch, hostsDue, hostsToForget] = reply as [unknown, unknown, unknown];
     if (typeof epoch !== 'string' || !Array.isArray(hostsDue) || !Array.isArray(hostsToForget))

@@ -86,6 +86,24 @@ export function packSnapshot(sessions: readonly Session[]): string {
   return JSON.stringify(sessions.flatMap((session) => [canonicalSession(session), ...indexed(session)]));
 }
 
+/**
+ * A snapshot's sessions as applyFrame.lua takes them: packed (packSnapshot), with each session's user
+ * (the month's distinct users). Built where the frame was parsed: for a big frame, off the agents'
+ * thread (ingest/frame-parse-thread.ts), so that only these two come back to it.
+ */
+export interface PackedSnapshot {
+  items: string;
+  users: string[];
+}
+
+export function packedSnapshot(sessions: readonly Session[]): PackedSnapshot {
+  return { items: packSnapshot(sessions), users: sessions.map((session) => session.user) };
+}
+
+/** A frame as applyFrame.lua applies it: its events, or a snapshot's sessions packed. */
+export type FrameItems =
+  { type: 'events'; events: readonly ParsedEvent[] } | { type: 'snapshot'; seq: number; sessions: PackedSnapshot };
+
 /** A farm's host limits: hosts not retired, and hosts known (retired ones included). */
 export interface HostCaps {
   maxHosts: number;
@@ -132,15 +150,7 @@ export const scriptCalls = {
     ]);
   },
 
-  applyFrame(
-    keys: RedisKeys,
-    rules: FarmRules,
-    who: HostIdentity,
-    settings: Settings,
-    frame:
-      | { type: 'events'; events: readonly ParsedEvent[] }
-      | { type: 'snapshot'; seq: number; sessions: readonly Session[] },
-  ): ScriptCall {
+  applyFrame(keys: RedisKeys, rules: FarmRules, who: HostIdentity, settings: Settings, frame: FrameItems): ScriptCall {
     return call('applyFrame', hostKeys(keys, rules.id, who.host), rules, [
       ['epoch', who.epoch],
       ['owner', who.owner],
@@ -149,7 +159,7 @@ export const scriptCalls = {
       ['leaseMs', settings.leaseMs],
       ['maxSessions', settings.maxSessions],
       ['type', frame.type],
-      ['items', frame.type === 'events' ? packEvents(frame.events) : packSnapshot(frame.sessions)],
+      ['items', frame.type === 'events' ? packEvents(frame.events) : frame.sessions.items],
       ['snapshotSeq', frame.type === 'snapshot' ? String(frame.seq) : ''],
       ['farmMaxSessions', settings.farmMaxSessions],
       ['maxNewUsersPerMinute', settings.maxNewUsersPerMinute],
@@ -179,11 +189,20 @@ export const scriptCalls = {
     ]);
   },
 
-  tick(keys: RedisKeys, rules: FarmRules, freshEpoch: string, retireMs: number, forgetMs: number): ScriptCall {
-    return call('tick', farmKeyList(keys.farm(rules.id)), rules, [
+  tick(
+    keys: RedisKeys,
+    rules: FarmRules,
+    freshEpoch: string,
+    retireMs: number,
+    forgetMs: number,
+    lost: { knownEpoch: string | undefined; unmarkedMs: number } = { knownEpoch: undefined, unmarkedMs: 0 },
+  ): ScriptCall {
+    return call('tick', [...farmKeyList(keys.farm(rules.id)), keys.rebuilding(rules.id)], rules, [
       ['freshEpoch', freshEpoch],
       ['retireMs', retireMs],
       ['forgetMs', forgetMs],
+      ['knownEpoch', lost.knownEpoch ?? ''],
+      ['unmarkedMs', lost.unmarkedMs],
     ]);
   },
 

@@ -34,8 +34,8 @@
                 or the snapshot's seq, when it would have taken the farm above them
       newUsers: seqs of upserts skipped because their user would have come new to the farm beyond
                 maxNewUsersPerMinute; or the snapshot's seq, when its new users would have
-      A snapshot over a quota is refused whole: the host keeps what it held, and its seq counts as
-      applied (the agent's stream goes on).
+      A snapshot over a quota is refused whole: the host keeps what it held but the sessions the
+      snapshot no longer lists (those end), and its seq counts as applied (the agent's stream goes on).
       micros:   how long this script ran, by Redis's clock (µs): what the farm's script-time budget
                 counts, not the time the frame waited behind other farms' scripts
       waiting:  seqs of upserts a retired host sent, counted as applied but not held: its events
@@ -70,8 +70,10 @@ local prev = host.seq
 local maxSessions = tonumber(ARGV[9])
 local farmMax, newMax = tonumber(ARGV[13]), tonumber(ARGV[14])
 local applied, duplicates, full, farmFull, newUsers, waiting = 0, 0, {}, {}, {}, {}
--- A snapshot refused by a quota: nothing of the farm changed.
+-- A snapshot refused by a quota: nothing of it applied but the ends of what it no longer lists.
 local refusedWhole = false
+-- The held sessions a snapshot no longer lists: they end, refused or not.
+local ended = {}
 local result = 'ok'
 local flat = cjson.decode(ARGV[11])
 local size = #flat
@@ -229,20 +231,28 @@ else
         end
       end
     end
-    if not refusedWhole then
+    -- Refused whole, the snapshot's ends apply all the same: an end never grows the farm nor brings
+    -- a user, and a refused snapshot must leave no ended session counted until the host's next
+    -- accepted one (which, while the farm stays over a quota, may not come).
+    for i = 1, #heldIds do
+      if not listed[heldIds[i]] then ended[#ended + 1] = heldIds[i] end
+    end
+    if refusedWhole then
+      -- Refused before the prefetch (or with it): read what the ends need.
+      prefetch(ended, {})
+    else
       if host.retired then
         host.retired = false
         rcall('SREM', F.retired, host.name)
       end
       admitNewUsers(fresh, now)
-      for i = 1, #heldIds do
-        local id = heldIds[i]
-        if not listed[id] then
-          if correcting then farm.corrections = farm.corrections + 1 end
-          endConn(host, id)
-          settle(now)
-        end
-      end
+    end
+    for i = 1, #ended do
+      if correcting then farm.corrections = farm.corrections + 1 end
+      endConn(host, ended[i])
+      settle(now)
+    end
+    if not refusedWhole then
       for i = 1, #recs do
         local json, rec = jsons[i], recs[i]
         if correcting and heldJson(rec.id) ~= json then
@@ -258,7 +268,7 @@ else
   end
 end
 
-if applied > 0 and not refusedWhole then
+if applied > 0 and (not refusedWhole or #ended > 0) then
   farm.lastUpdate = now
   changed()
 end

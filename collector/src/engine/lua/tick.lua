@@ -4,11 +4,20 @@
   time alone changes farm-wide (a new UTC day, the overuse grace), and names the hosts that
   maintainHost must look at.
 
-  KEYS: farm
+  KEYS: farm, rebuilding
+    rebuilding     KEYS[18], the farm's hosts that owe their state after a loss (host → until, ms)
   ARGV: farm rules (1-3, see includes/keys.lua), then
     4 freshEpoch   a new epoch value, stored when the farm has none
     5 retireMs     hostRetireSeconds in ms
     6 forgetMs     forgetHostsAfterDays in ms
+    7 knownEpoch   the farm's epoch as this collector last read it, '' when it never did
+    8 unmarkedMs   how long a farm whose data was lost is held rebuilding before its hosts are marked
+
+  A farm that had an epoch (knownEpoch) and has none lost its data: the fresh epoch is stored with a
+  mark '' (no host) in rebuilding, in the same script, so that no read between the two sees the farm
+  empty and not rebuilding. The collectors mark the hosts they ask to resend a Redis round trip or
+  more later (a round of every farm, under load seconds); the first to mark its hosts takes the mark
+  '' away in the same transaction, and it lapses after unmarkedMs if none does.
 
   Output:
     {epoch, hosts, forget}   epoch: the farm's epoch now; hosts: hosts due for maintainHost;
@@ -18,13 +27,18 @@
 --- @include "util"
 --- @include "farm-record"
 
+local now = nowMs()
 local epoch = rcall('GET', F.epoch)
 if not epoch then
   epoch = ARGV[4]
   rcall('SET', F.epoch, epoch)
+  if ARGV[7] ~= '' then
+    local unmarked = tonumber(ARGV[8])
+    rcall('ZADD', KEYS[18], int(now + unmarked), '')
+    if rcall('PTTL', KEYS[18]) < unmarked then rcall('PEXPIRE', KEYS[18], unmarked) end
+  end
 end
 
-local now = nowMs()
 beginFarm(now)
 saveFarm()
 
