@@ -15,29 +15,37 @@ import { Probe } from './fleet.js';
 export interface FloodOptions {
   /** Seconds per phase. */
   seconds: number;
+  /**
+   * The flooding farm's quotas: `raised` out of the way (the budgets alone hold it back), or `sized`
+   * at their defaults for a farm of 1,600 seats, one whose quotas could hold the 16,000 sessions it
+   * cycles (most of its snapshots, every user new, are then refused whole by maxNewUsersPerMinute).
+   */
+  quotas: 'raised' | 'sized';
 }
 
 const FLOODERS = 8;
 const SESSIONS = 2000;
 
 export async function runFlood(redis: RedisServer, options: FloodOptions): Promise<void> {
-  const { seconds } = options;
-  section(`flood: another farm's acks while ${FLOODERS} hosts of one farm cycle ${SESSIONS}-session snapshots`);
+  const { seconds, quotas } = options;
+  section(
+    `flood: another farm's acks while ${FLOODERS} hosts of one farm cycle ${SESSIONS}-session snapshots (quotas ${quotas})`,
+  );
   const client = redis.client();
   await client.flushall();
-  const farm = (id: string) => ({
+  const farm = (id: string, sizing: Record<string, number>) => ({
     id,
     seats: 10,
     license: 'primary',
     expires: '2030-01-01T00:00:00Z',
     agentTokensSha256: [sha256(`token-${id}`)],
-    // The quotas out of the way: the flood stands for a farm large enough to hold what it cycles,
-    // held back by the budgets alone (its quotas would refuse most of it at once).
-    maxSessions: 100_000,
-    maxNewUsersPerMinute: 100_000,
+    ...sizing,
   });
+  // Raised: the flood stands for a farm large enough to hold what it cycles, held back by the
+  // budgets alone (at 10 seats its quotas would refuse most of it at once).
+  const flooding = quotas === 'raised' ? { maxSessions: 100_000, maxNewUsersPerMinute: 100_000 } : { seats: 1600 };
   const collector = await startCollector(
-    { redis: { url: redis.url, prefix: 'flood' }, farms: [farm('flood'), farm('probe')] },
+    { redis: { url: redis.url, prefix: 'flood' }, farms: [farm('flood', flooding), farm('probe', {})] },
     await freePort(),
   );
   const flooders: TestAgent[] = [];
@@ -78,21 +86,23 @@ export async function runFlood(redis: RedisServer, options: FloodOptions): Promi
     const flooded = await probe.stop();
     flooding = false;
     await Promise.all(loops);
-    const throttled = await fetch(`${collector.url}/metrics`)
-      .then((r) => r.text())
-      .then((text) =>
-        [...text.matchAll(/^rasmon_collector_farm_throttled_total\{farm="flood",reason="(\w+)"\} (\d+)/gm)]
-          .map(([, reason, n]) => `${reason} ${n}`)
-          .join(', '),
-      );
+    const metrics = await fetch(`${collector.url}/metrics`).then((r) => r.text());
+    const byReason = (name: string) =>
+      [...metrics.matchAll(new RegExp(`^${name}\\{farm="flood",reason="(\\w+)"\\} (\\d+)`, 'gm'))]
+        .map(([, reason, n]) => `${reason} ${n}`)
+        .join(', ');
+    const throttled = byReason('rasmon_collector_farm_throttled_total');
+    // Sessions refused over the quotas (a snapshot refused whole counts every session it listed).
+    const refused = byReason('rasmon_collector_farm_quota_refused_total');
     const p99 = (latencies: number[]) =>
       quantile(
         [...latencies].sort((a, b) => a - b),
         0.99,
       );
     console.log(`no flood: probe ack ${latencySummary(quiet.latencies)}`);
+    console.log(`flood: probe worst ack per second (ms): ${flooded.worstPerSecond.join(' ')}`);
     console.log(
-      `flood (${snapshots} snapshots of ${SESSIONS} sessions applied in ${seconds} s; farm throttled: ${throttled}): probe ack ${latencySummary(flooded.latencies)}`,
+      `flood (${snapshots} snapshots of ${SESSIONS} sessions acked in ${seconds} s; farm throttled: ${throttled}; sessions refused over quotas: ${refused}): probe ack ${latencySummary(flooded.latencies)}`,
     );
     const [none, during] = [p99(quiet.latencies), p99(flooded.latencies)];
     console.log(

@@ -107,6 +107,8 @@ async function lossOnce(redis: RedisServer, options: RedisLossOptions, mode: Los
     let lowest = Infinity;
     let slowestScrapeMs = 0;
     let samples = 0;
+    // Farms exact at each scrape, as `seconds after the loss: exact/rebuilding`.
+    const timeline: string[] = [];
     const giveUpAt = t0 + options.giveUpSeconds * 1000;
     while (Date.now() < giveUpAt) {
       const started = Date.now();
@@ -131,6 +133,7 @@ async function lossOnce(redis: RedisServer, options: RedisLossOptions, mode: Los
         }
         falseLowFarms = Math.max(falseLowFarms, low);
         if (low > 0) falseLowSamples += 1;
+        timeline.push(`${((Date.now() - t0) / 1000).toFixed(1)}: ${exact}/${rebuilding}`);
         if (exact === farms) {
           exactAt = Date.now();
           break;
@@ -150,6 +153,7 @@ async function lossOnce(redis: RedisServer, options: RedisLossOptions, mode: Los
     console.log(
       `lowest users a farm exported meanwhile: ${lowest === Infinity ? 'none exported' : lowest} (each farm holds ${hosts * sessions}); slowest scrape ${seconds(slowestScrapeMs)}`,
     );
+    console.log(`farms exact/rebuilding by seconds after the loss: ${timeline.join(', ')}`);
     console.log(
       `agents: closes by code ${byKey(tally.closes)}; upgrade refusals ${byKey(tally.refusals)}; failed connects ${tally.connectErrors}`,
     );

@@ -10,14 +10,12 @@ import {
   ERROR_CLOSE_CODES,
   FEATURES,
   normalizeHost,
-  parseAgentFrame,
   silenceLimitMs,
   type CollectorFrame,
   type ErrorCode,
   type HelloFrame,
   type Limits,
   type ParsedEvents,
-  type ParsedSnapshot,
   MAX_LISTED_REJECTIONS,
   MAX_REJECTION_ID_CHARS,
   type Rejection,
@@ -46,6 +44,8 @@ import { admit, type AdmissionRefusal, type Credentials } from './admission.js';
 import { TokenBucket } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
 import type { FarmBudgets } from './farm-budget.js';
+import type { FrameParseThread } from './frame-parse-thread.js';
+import type { ReadSnapshot } from './frame-read.js';
 
 /** Hosts warned of for a missing host key that a collector remembers (about 100 bytes each). */
 const MAX_KEYLESS_WARNED = 100_000;
@@ -65,6 +65,8 @@ export interface ConnectionContext {
   rates: { framesPerSecond: number; bytesPerSecond: number };
   /** What all the connections of one farm may take together (bytes, script time). */
   budgets: FarmBudgets;
+  /** Parses frames: big ones off this thread. */
+  frames: FrameParseThread;
   heartbeatSeconds: number;
   /** The farms of the configuration loaded now (a reload replaces the directory), for admission. */
   farms(): FarmDirectory;
@@ -109,6 +111,8 @@ export class AgentConnection implements Credentials {
   renewedAt = 0;
   /** Closed by the collector's drain, its host's lease kept (see {@link keepLeaseAtClose}). */
   private handedOver = false;
+  /** Script time (ms) the frame being handled took so far: settled against the farm's budget. */
+  private scriptMs = 0;
   /** The latest re-take of the host under a new epoch (see {@link reclaim}). */
   private reclaimed: Promise<void> = Promise.resolve();
   private readonly frameBucket: TokenBucket;
@@ -378,12 +382,19 @@ export class AgentConnection implements Credentials {
         // Over its rate, the connection waits (not read meanwhile), and so does every connection of
         // a farm over the farm's budgets: one farm's hosts cannot take the Redis time of another's.
         const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+        const done = await this.ctx.budgets.turn(this.farmId, bytes);
         const farm = this.ctx.budgets.admit(this.farmId, bytes);
         if (farm.reason) this.ctx.metrics.farmThrottled.inc({ farm: this.farmId, reason: farm.reason });
         const wait = Math.max(this.frameBucket.take(1), this.byteBucket.take(bytes), farm.waitMs);
-        if (wait > 0) await sleep(wait);
-        if (this.closed) break;
-        await this.handle(data);
+        this.scriptMs = 0;
+        try {
+          if (wait > 0) await sleep(wait);
+          if (this.closed) break;
+          await this.handle(data);
+        } finally {
+          this.ctx.budgets.settle(this.farmId, farm, bytes, this.scriptMs);
+          done();
+        }
       }
     } catch (err) {
       // A Redis failure: the frame is not acked, and the agent will send it again (1013).
@@ -444,7 +455,10 @@ export class AgentConnection implements Credentials {
       this.refuse('binary');
       return this.fail('bad_frame', 'frames must be JSON text, not binary');
     }
-    const parsed = parseAgentFrame(data, this.ctx.limits);
+    const parsed = await this.ctx.frames.read(data, this.ctx.limits);
+    // A big frame was parsed in the worker meanwhile: a connection closed since applies nothing
+    // more (its agent resends what was not acked).
+    if (this.closed) return;
     if (!parsed.ok) {
       this.refuse('invalid');
       return this.fail('bad_frame', parsed.message);
@@ -573,7 +587,7 @@ export class AgentConnection implements Credentials {
     return { result: await engine.agentHello(claim, agent, binding), farm: engine.config };
   }
 
-  private async snapshot(claim: HostClaim, frame: ParsedSnapshot): Promise<void> {
+  private async snapshot(claim: HostClaim, frame: ReadSnapshot): Promise<void> {
     const engine = this.ctx.engine.farm(this.farmId);
     if (!engine) return this.farmGone();
     const result = await this.timed(() => engine.applySnapshot(claim, frame.seq, frame.sessions));
@@ -587,7 +601,7 @@ export class AgentConnection implements Credentials {
       this.stateEpoch = claim.epoch;
       if (this.rebuilding) await this.rebuildDone(claim);
     }
-    await this.answer('snapshot', result, frame.rejected, frame.sessions.length, engine.config);
+    await this.answer('snapshot', result, frame.rejected, frame.sessions.users.length, engine.config);
   }
 
   private async events(claim: HostClaim, frame: ParsedEvents): Promise<void> {
@@ -615,16 +629,15 @@ export class AgentConnection implements Credentials {
 
   private async timed(apply: () => Promise<ApplyResult>): Promise<ApplyResult> {
     const end = this.ctx.metrics.applyDuration.startTimer();
-    let scriptMs = 0;
     try {
       const result = await apply();
-      if (result.kind === 'ok' || result.kind === 'gap') scriptMs = result.scriptMs;
+      // The farm's budget counts the time its own script held Redis, not the time its frame waited
+      // behind other farms' scripts: a calm farm is never charged for a flooding one. Settled with
+      // the frame's reservation once the frame is done (runQueue).
+      if (result.kind === 'ok' || result.kind === 'gap') this.scriptMs += result.scriptMs;
       return result;
     } finally {
       end();
-      // The farm's budget counts the time its own script held Redis, not the time its frame waited
-      // behind other farms' scripts: a calm farm is never charged for a flooding one.
-      this.ctx.budgets.charge(this.farmId, scriptMs);
     }
   }
 

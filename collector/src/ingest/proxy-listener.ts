@@ -18,7 +18,8 @@ const proxied = new WeakMap<object, string>();
  * TCP peer. Over TLS the request's socket is node's TLSSocket around the stream the server was
  * handed (AfterHeader); node keeps no public reference to it, only its TLS handle's `_parentWrap`
  * (a JSStreamSocket) and that one's `stream` (lib/_tls_wrap.js, lib/internal/js_stream_socket.js);
- * the TLS tests through the collector bin check the path still holds.
+ * test/proxy-protocol.test.ts checks the path still holds (it passes on Node 20, the suite's, and on
+ * Node 24.22, the container image's, where a missing path would key every TLS agent by the balancer).
  */
 export function peerAddress(socket: Duplex): string | undefined {
   const direct = proxied.get(socket);
