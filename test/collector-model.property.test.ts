@@ -166,13 +166,16 @@ describe('collector equals the reference model', () => {
         fc.array(commandArb, { minLength: 1, maxLength: 40 }),
         fc.integer({ min: 1, max: 4 }),
         fc.boolean(),
-        async (commands, seats, countDisconnected) => {
+        // Snapshots whole (one script), or applied in slices of one or two items (beginSnapshot.lua,
+        // snapshotSlice.lua): the farm must come out the same.
+        fc.constantFrom(undefined, 1, 2),
+        async (commands, seats, countDisconnected, snapshotSliceItems) => {
           // The model dates each item when its ack arrives, the collector by Redis's clock when it
           // applied it: a frame across a UTC midnight would put today's peak on different days.
           await clearOfMidnight();
           const collector = await InProcessCollector.start(
             rawConfig(redis.url, [{ id: 'farm-a', seats, countDisconnected }], { heartbeatSeconds: 30 }),
-            { tickMs: 60_000 },
+            { tickMs: 60_000, snapshotSliceItems },
           );
           const model = new ReferenceFarm({ seats, countDisconnected });
           const agents: HostAgent[] = HOSTS.map(() => ({ agent: undefined, seq: 0, lastFrame: undefined }));

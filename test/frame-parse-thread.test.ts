@@ -9,6 +9,7 @@ import type { Limits } from '@rasmon/protocol';
 // The built modules: the worker is loaded by Node from the file beside them, not through the test runner.
 import { BIG_FRAME_BYTES, FrameParseThread } from '../collector/dist/ingest/frame-parse-thread.js';
 import { readFrame } from '../collector/dist/ingest/frame-read.js';
+import { joinItems } from '../collector/dist/engine/script-args.js';
 
 const LIMITS: Limits = { maxFrameBytes: 4 * 1024 * 1024, maxEvents: 5000, maxSessions: 5000 };
 
@@ -55,7 +56,8 @@ describe('the frame parse worker', () => {
       expect.stringContaining('session.'),
       'session.id: appears twice in this snapshot',
     ]);
-    expect(JSON.parse(result.frame.sessions.items)).toHaveLength(2000 * 8);
+    expect(JSON.parse(joinItems(result.frame.sessions.items))).toHaveLength(2000 * 8);
+    expect(result.frame.sessions.ids[1]).toBe('1');
   });
 
   it('answers a bad big frame with the same message as a small one would get, and a small frame at once', async () => {

@@ -84,6 +84,8 @@ export interface CollectorOptions {
   log?: Logger;
   /** How often time-driven rules run; 1000 ms unless a test wants otherwise. */
   tickMs?: number;
+  /** Items per script of a big snapshot (SNAPSHOT_SLICE_ITEMS unless a test wants otherwise). */
+  snapshotSliceItems?: number | undefined;
 }
 
 export class Collector {
@@ -133,6 +135,7 @@ export class Collector {
       leaseMs(config.heartbeatSeconds),
       config.limits.maxSessions,
       () => this.config.distinctUsers.retentionMonths,
+      options.snapshotSliceItems,
     );
     this.reader = new FarmReader(this.redis, this.keys);
     this.farmSeries = new FarmSeriesThread(config.redis);

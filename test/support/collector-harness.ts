@@ -53,7 +53,10 @@ export class InProcessCollector {
     readonly config: CollectorConfig,
   ) {}
 
-  static async start(raw: Record<string, unknown>, options: { tickMs?: number } = {}): Promise<InProcessCollector> {
+  static async start(
+    raw: Record<string, unknown>,
+    options: { tickMs?: number; snapshotSliceItems?: number | undefined } = {},
+  ): Promise<InProcessCollector> {
     const config = parseConfig(raw, 'test');
     const log = pino({ level: process.env.RASMON_TEST_LOG ?? 'silent' });
     const collector = await Collector.start({ config, log, ...options });

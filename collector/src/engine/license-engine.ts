@@ -13,6 +13,7 @@ import { MonthUsers, type SweepResult } from './month-users.js';
 import type { FarmDirectory, FarmRules } from '../config/farm-directory.js';
 import { farmQuotas } from '../config/farm-quotas.js';
 import {
+  joinItems,
   packedSnapshot,
   scriptCalls,
   type FrameItems,
@@ -20,6 +21,8 @@ import {
   type HostIdentity,
   type PackedSnapshot,
   type ScriptCall,
+  type Settings,
+  type SnapshotSlice,
 } from './script-args.js';
 import { runScript } from './scripts.js';
 
@@ -65,6 +68,15 @@ export type ApplyResult =
 
 export type RenewResult = 'ok' | 'superseded' | 'epoch';
 
+/**
+ * Items (ends, then sessions) one script of a big snapshot applies: a snapshot listing more sessions
+ * is applied in slices of this many (beginSnapshot.lua, snapshotSlice.lua), so that no script of one
+ * farm's big snapshot holds Redis, and every other farm's frames behind it, for long. A 2,000-session
+ * snapshot whose every session changed took about 86 ms of script whole, about 40 µs an item
+ * (docs/performance.md, "One farm flooding"): a slice of 200 holds Redis a few milliseconds.
+ */
+export const SNAPSHOT_SLICE_ITEMS = 200;
+
 /** Longest a host asked for its state after a data loss holds the farm's rebuild open (ms). */
 export const REBUILD_MAX_MS = 60_000;
 /**
@@ -98,6 +110,8 @@ interface EngineParts {
   maxSessions: number;
   /** The distinct users of each month, recorded after each applied frame. */
   monthUsers: MonthUsers;
+  /** Items per script of a big snapshot ({@link SNAPSHOT_SLICE_ITEMS}). */
+  sliceItems: number;
 }
 
 export class LicenseEngine {
@@ -115,8 +129,18 @@ export class LicenseEngine {
     maxSessions: number,
     /** `distinctUsers.retentionMonths` of the configuration loaded now. */
     distinctUserMonths: () => number = () => CONFIG_DEFAULTS.distinctUserMonths,
+    sliceItems = SNAPSHOT_SLICE_ITEMS,
   ) {
-    this.parts = { redis, keys, leaseMs, maxSessions, monthUsers: new MonthUsers(redis, keys, distinctUserMonths) };
+    if (!Number.isInteger(sliceItems) || sliceItems < 1)
+      throw new RangeError(`sliceItems must be a positive integer, not ${sliceItems}`);
+    this.parts = {
+      redis,
+      keys,
+      leaseMs,
+      maxSessions,
+      monthUsers: new MonthUsers(redis, keys, distinctUserMonths),
+      sliceItems,
+    };
   }
 
   /**
@@ -272,17 +296,107 @@ export class FarmEngine {
     leaseMs = this.parts.leaseMs,
   ): Promise<ApplyResult> {
     const packed = 'items' in sessions ? sessions : packedSnapshot(sessions);
+    if (packed.items.length > this.parts.sliceItems) return this.applyInSlices(claim, seq, packed, leaseMs);
     return this.apply(claim, { type: 'snapshot', seq, sessions: packed }, leaseMs);
   }
 
-  private async apply(claim: HostClaim, frame: FrameItems, leaseMs = this.parts.leaseMs): Promise<ApplyResult> {
+  private settings(leaseMs: number): Settings {
     const quotas = farmQuotas(this.config);
-    const settings = {
+    return {
       leaseMs,
       maxSessions: this.parts.maxSessions,
       farmMaxSessions: quotas.maxSessions,
       maxNewUsersPerMinute: quotas.maxNewUsersPerMinute,
     };
+  }
+
+  /**
+   * A big snapshot: its quotas checked and its ends worked out whole (beginSnapshot.lua), then its
+   * ends and its sessions applied a slice at a time (snapshotSlice.lua), each slice a script of its
+   * own, so that other farms' frames queued meanwhile run between them. The answer is the one
+   * applyFrame.lua would give the snapshot. A slice that finds the epoch lost or the host taken
+   * ends it there, as for any frame: the snapshot is not acked, and the host's next snapshot (the
+   * agent's resend, or its next connection's) replaces what the slices before applied.
+   */
+  private async applyInSlices(
+    claim: HostClaim,
+    seq: number,
+    packed: PackedSnapshot,
+    leaseMs: number,
+  ): Promise<ApplyResult> {
+    const who = identity(claim);
+    const settings = this.settings(leaseMs);
+    const begun = (await this.run((keys, rules) =>
+      scriptCalls.beginSnapshot(keys, rules, who, settings, seq, packed),
+    )) as unknown[];
+    const code = begun[0];
+    if (code === 'epoch' || code === 'superseded') return { kind: code };
+    const noneRefused = { sessions: [], newUsers: [] };
+    if (code === 'duplicate' && begun.length === 3) {
+      const [previousSeq, micros] = begun.slice(1) as number[];
+      return {
+        kind: 'ok',
+        previousSeq: previousSeq!,
+        lastSeq: previousSeq!,
+        applied: 0,
+        duplicates: 1,
+        hostFull: [],
+        farmQuota: noneRefused,
+        scriptMs: micros! / 1000,
+      };
+    }
+    if (code !== 'begun' || begun.length !== 6) return unexpected('beginSnapshot', begun);
+    const [, previousSeq, refusal, correcting, ended, beginMicros] = begun as [
+      string,
+      number,
+      string,
+      number,
+      string[],
+      number,
+    ];
+    const accepted = refusal === '';
+    const size = this.parts.sliceItems;
+    const slices: Array<Pick<SnapshotSlice, 'part' | 'items'>> = [];
+    for (let i = 0; i < ended.length; i += size)
+      slices.push({ part: 'ends', items: JSON.stringify(ended.slice(i, i + size)) });
+    if (accepted) {
+      for (let i = 0; i < packed.items.length; i += size)
+        slices.push({ part: 'sessions', items: joinItems(packed.items, i, i + size) });
+    }
+    if (slices.length === 0) slices.push({ part: 'ends', items: '[]' });
+    let micros = beginMicros;
+    for (const [i, slice] of slices.entries()) {
+      const reply = (await this.run((keys, rules) =>
+        scriptCalls.snapshotSlice(keys, rules, who, leaseMs, {
+          ...slice,
+          seq,
+          correcting: correcting === 1,
+          last: i === slices.length - 1,
+          accepted,
+        }),
+      )) as unknown[];
+      if (reply[0] === 'epoch' || reply[0] === 'superseded') return { kind: reply[0] };
+      if (reply[0] !== 'ok' || typeof reply[1] !== 'number') return unexpected('snapshotSlice', reply);
+      micros += reply[1];
+    }
+    if (accepted) await this.parts.monthUsers.record(this.config.id, packed.users);
+    return {
+      kind: 'ok',
+      previousSeq,
+      lastSeq: seq,
+      applied: 1,
+      duplicates: 0,
+      hostFull: [],
+      farmQuota: {
+        sessions: refusal === 'sessions' ? [seq] : [],
+        newUsers: refusal === 'newUsers' ? [seq] : [],
+      },
+      scriptMs: micros / 1000,
+    };
+  }
+
+  private async apply(claim: HostClaim, frame: FrameItems, leaseMs = this.parts.leaseMs): Promise<ApplyResult> {
+    const settings = this.settings(leaseMs);
     const reply = (await this.run((keys, rules) =>
       scriptCalls.applyFrame(keys, rules, identity(claim), settings, frame),
     )) as unknown[];

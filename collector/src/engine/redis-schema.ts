@@ -256,8 +256,11 @@ export type MetaField = (typeof META_FIELDS)[number];
 /** A meta hash as HGETALL returns it: a field never written is absent. */
 export type FarmMeta = Partial<Record<MetaField, string>>;
 
-/** The fields of a host's state hash (includes/hosts.lua): `seq` an integer, the flags '1' or '0'. */
-export const HOST_STATE_FIELDS = ['stream', 'seq', 'owner', 'live', 'retired', 'synced'] as const;
+/**
+ * The fields of a host's state hash (includes/hosts.lua): `seq` an integer, the flags '1' or '0',
+ * `pending` the owner and seq of a snapshot its connection is applying in slices (beginSnapshot.lua).
+ */
+export const HOST_STATE_FIELDS = ['stream', 'seq', 'owner', 'live', 'retired', 'synced', 'pending'] as const;
 export type HostStateField = (typeof HOST_STATE_FIELDS)[number];
 
 /**

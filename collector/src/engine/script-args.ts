@@ -9,6 +9,8 @@ import { farmKeyList, hostKeyList, type RedisKeys, type StoredSourceStatus } fro
 
 export const SCRIPT_NAMES = [
   'applyFrame',
+  'beginSnapshot',
+  'snapshotSlice',
   'hello',
   'renewLease',
   'release',
@@ -81,23 +83,39 @@ export function packEvents(events: readonly ParsedEvent[]): string {
   return JSON.stringify(items);
 }
 
+/** One session as a snapshot item, `json, ...session`: JSON array text without its brackets. */
+function snapshotItem(session: Session): string {
+  return JSON.stringify([canonicalSession(session), ...indexed(session)]).slice(1, -1);
+}
+
+/** Snapshot items (packedSnapshot's `items`, from `from` up to `to`), flat in one JSON array. */
+export function joinItems(items: readonly string[], from = 0, to = items.length): string {
+  return `[${items.slice(from, to).join(',')}]`;
+}
+
 /** Snapshot items, flat: `json, ...session` for each session. */
 export function packSnapshot(sessions: readonly Session[]): string {
-  return JSON.stringify(sessions.flatMap((session) => [canonicalSession(session), ...indexed(session)]));
+  return joinItems(sessions.map(snapshotItem));
 }
 
 /**
- * A snapshot's sessions as applyFrame.lua takes them: packed (packSnapshot), with each session's user
- * (the month's distinct users). Built where the frame was parsed: for a big frame, off the agents'
- * thread (ingest/frame-parse-thread.ts), so that only these two come back to it.
+ * A snapshot's sessions as applyFrame.lua and snapshotSlice.lua take them: each packed on its own
+ * (joinItems puts any run of them together), with each session's id and user (beginSnapshot.lua's
+ * listing; the user also for the month's distinct users). Built where the frame was parsed: for a
+ * big frame, off the agents' thread (ingest/frame-parse-thread.ts).
  */
 export interface PackedSnapshot {
-  items: string;
+  items: string[];
+  ids: string[];
   users: string[];
 }
 
 export function packedSnapshot(sessions: readonly Session[]): PackedSnapshot {
-  return { items: packSnapshot(sessions), users: sessions.map((session) => session.user) };
+  return {
+    items: sessions.map(snapshotItem),
+    ids: sessions.map((session) => session.id),
+    users: sessions.map((session) => session.user),
+  };
 }
 
 /** A frame as applyFrame.lua applies it: its events, or a snapshot's sessions packed. */
@@ -124,6 +142,16 @@ export interface Settings {
   /** The farm's quotas (config/farm-quotas.ts). */
   farmMaxSessions: number;
   maxNewUsersPerMinute: number;
+}
+
+/** One slice of a big snapshot (snapshotSlice.lua): ends (a JSON array of ids) or sessions (joinItems). */
+export interface SnapshotSlice {
+  seq: number;
+  part: 'ends' | 'sessions';
+  items: string;
+  correcting: boolean;
+  last: boolean;
+  accepted: boolean;
 }
 
 export const scriptCalls = {
@@ -159,10 +187,53 @@ export const scriptCalls = {
       ['leaseMs', settings.leaseMs],
       ['maxSessions', settings.maxSessions],
       ['type', frame.type],
-      ['items', frame.type === 'events' ? packEvents(frame.events) : frame.sessions.items],
+      ['items', frame.type === 'events' ? packEvents(frame.events) : joinItems(frame.sessions.items)],
       ['snapshotSeq', frame.type === 'snapshot' ? String(frame.seq) : ''],
       ['farmMaxSessions', settings.farmMaxSessions],
       ['maxNewUsersPerMinute', settings.maxNewUsersPerMinute],
+    ]);
+  },
+
+  beginSnapshot(
+    keys: RedisKeys,
+    rules: FarmRules,
+    who: HostIdentity,
+    settings: Settings,
+    seq: number,
+    sessions: PackedSnapshot,
+  ): ScriptCall {
+    return call('beginSnapshot', hostKeys(keys, rules.id, who.host), rules, [
+      ['epoch', who.epoch],
+      ['owner', who.owner],
+      ['host', who.host],
+      ['stream', who.stream],
+      ['leaseMs', settings.leaseMs],
+      ['seq', String(seq)],
+      ['listing', JSON.stringify(sessions.ids.flatMap((id, i) => [id, sessions.users[i]]))],
+      ['farmMaxSessions', settings.farmMaxSessions],
+      ['maxNewUsersPerMinute', settings.maxNewUsersPerMinute],
+    ]);
+  },
+
+  snapshotSlice(
+    keys: RedisKeys,
+    rules: FarmRules,
+    who: HostIdentity,
+    leaseMs: number,
+    slice: SnapshotSlice,
+  ): ScriptCall {
+    return call('snapshotSlice', hostKeys(keys, rules.id, who.host), rules, [
+      ['epoch', who.epoch],
+      ['owner', who.owner],
+      ['host', who.host],
+      ['stream', who.stream],
+      ['leaseMs', leaseMs],
+      ['seq', String(slice.seq)],
+      ['part', slice.part],
+      ['items', slice.items],
+      ['correcting', slice.correcting ? '1' : '0'],
+      ['last', slice.last ? '1' : '0'],
+      ['accepted', slice.accepted ? '1' : '0'],
     ]);
   },
 

@@ -54,6 +54,7 @@
 --- @include "connections"
 --- @include "hosts"
 --- @include "quotas"
+--- @include "snapshot"
 
 local started = rcall('TIME')
 if rcall('GET', F.epoch) ~= ARGV[4] then return { 'epoch' } end
@@ -90,20 +91,6 @@ end
 -- How many fields an event item has, by its op; an upsert's session starts at its fourth.
 local WIDTH = { u = 3 + SESSION_FIELDS, e = 3, x = 2 }
 
--- Everything the frame will read, in one HMGET per hash: its connections, then their users.
--- listed (snapshots): id → the JSON the frame gives it; a held connection stored as that JSON has
--- the user the frame names, so it is not decoded (most of a periodic snapshot is unchanged).
-local function prefetch(ids, users, listed)
-  cprefetch(connsHash, ids)
-  for i = 1, #ids do
-    local id = ids[i]
-    local json = heldJson(id)
-    if json and not (listed and listed[id] == json) then users[#users + 1] = heldRecord(id).user end
-  end
-  cprefetch(usersHash, users)
-  if host.live then cprefetch(liveHash, users) end
-end
-
 if ARGV[10] == 'events' then
   if not host.retired then
     local ids, users = {}, {}
@@ -121,7 +108,7 @@ if ARGV[10] == 'events' then
       end
       k = k + WIDTH[op]
     end
-    prefetch(ids, users)
+    prefetchItems(host, ids, users)
   end
   local k = 1
   while k <= size do
@@ -169,12 +156,11 @@ else
   if seq <= host.seq then
     duplicates = 1
   else
-    -- docs/design.md §2 rule 6: the ends of what the snapshot no longer lists, then its sessions in order.
-    -- A broker source's pseudo-host (`broker/vdi`...) lists what RAS lists at each poll: its changes
-    -- are users coming and going, not events an agent lost, so they correct nothing.
-    local correcting = host.synced and not host.retired and string.sub(host.name, 1, 7) ~= 'broker/'
+    -- docs/design.md §2 rule 6: the ends of what the snapshot no longer lists, then its sessions in
+    -- order (includes/snapshot.lua).
+    local correcting = correctingSnapshot(host)
     local heldIds = rcall('HKEYS', H.conns)
-    local listed, ids, users, jsons, recs = {}, {}, {}, {}, {}
+    local listed, ids, users, listedUsers, jsons, recs = {}, {}, {}, {}, {}, {}
     for i = 1, #heldIds do ids[i] = heldIds[i] end
     -- Each session: its json, then its fields.
     for k = 1, size, 1 + SESSION_FIELDS do
@@ -182,87 +168,42 @@ else
       listed[rec.id] = flat[k]
       ids[#ids + 1] = rec.id
       users[#users + 1] = rec.user
+      listedUsers[#listedUsers + 1] = rec.user
       jsons[#jsons + 1] = flat[k]
       recs[#recs + 1] = rec
     end
-    -- The quotas, before anything is written. The snapshot replaces what the host holds (a retired
-    -- host holds nothing): one that grows the farm above its sessions cap is refused, one that
-    -- shrinks it is not, so a farm over a lowered cap still heals. Checked before the prefetch, so
-    -- a refused snapshot costs no more reads.
-    local before = farmSessions()
-    local after = before - #heldIds + #recs
-    local fresh, counted = {}, {}
-    if after > before and after > farmMax then
+    -- The quotas, before anything is written; the sessions cap before the prefetch, so that a
+    -- snapshot refused by it costs no more reads.
+    local fresh = {}
+    if overSessions(heldIds, #recs, farmMax) then
       refusedWhole = true
       farmFull[1] = seq
     else
-      prefetch(ids, users, listed)
-      for i = 1, #recs do
-        local user = recs[i].user
-        if not counted[user] then
-          counted[user] = true
-          if not consumesOnFarm(user) then fresh[#fresh + 1] = user end
-        end
-      end
-      -- Nor is a user the host already holds a session of (one that does not consume: disconnected
-      -- with countDisconnected false, an exempt admin), or every periodic snapshot would bring it
-      -- anew. Read only when some user does not consume, which is rare.
-      if #fresh > 0 and #heldIds > 0 then
-        local onHost, kept = {}, {}
-        for i = 1, #heldIds do
-          local held = heldRecord(heldIds[i])
-          if held then onHost[held.user] = true end
-        end
-        for i = 1, #fresh do
-          if not onHost[fresh[i]] then kept[#kept + 1] = fresh[i] end
-        end
-        fresh = kept
-      end
-      -- Only when they might not fit: those already new within the minute do not count again.
-      local room = #fresh > 0 and newUsersRoom(now, newMax) or 0
-      if #fresh > room then
-        local newCount = 0
-        for i = 1, #fresh do
-          if not cameNewLately(fresh[i], now) then newCount = newCount + 1 end
-        end
-        if newCount > room then
-          refusedWhole = true
-          newUsers[1] = seq
-        end
+      prefetchItems(host, ids, users, listed)
+      local over
+      fresh, over = newUsersOver(heldIds, listedUsers, newMax, now)
+      if over then
+        refusedWhole = true
+        newUsers[1] = seq
       end
     end
     -- Refused whole, the snapshot's ends apply all the same: an end never grows the farm nor brings
     -- a user, and a refused snapshot must leave no ended session counted until the host's next
     -- accepted one (which, while the farm stays over a quota, may not come).
-    for i = 1, #heldIds do
-      if not listed[heldIds[i]] then ended[#ended + 1] = heldIds[i] end
-    end
+    ended = endedIds(heldIds, listed)
     if refusedWhole then
       -- Refused before the prefetch (or with it): read what the ends need.
-      prefetch(ended, {})
+      prefetchItems(host, ended, {})
     else
-      if host.retired then
-        host.retired = false
-        rcall('SREM', F.retired, host.name)
-      end
-      admitNewUsers(fresh, now)
+      acceptSnapshot(host, fresh, now)
     end
-    for i = 1, #ended do
-      if correcting then farm.corrections = farm.corrections + 1 end
-      endConn(host, ended[i])
-      settle(now)
-    end
+    endItems(host, ended, correcting, now)
     if not refusedWhole then
-      for i = 1, #recs do
-        local json, rec = jsons[i], recs[i]
-        if correcting and heldJson(rec.id) ~= json then
-          farm.corrections = farm.corrections + 1
-        end
-        upsertConn(host, rec, json)
-        settle(now)
-      end
+      upsertItems(host, recs, jsons, correcting, now)
       host.synced = true
     end
+    -- A big snapshot a connection of this host left half-applied in slices is replaced.
+    if host.pending then rcall('HDEL', H.host, 'pending') end
     host.seq = seq
     applied = 1
   end

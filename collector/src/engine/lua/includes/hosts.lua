@@ -9,7 +9,7 @@
 
 local function loadHost(name)
   hostName = name
-  local v = rcall('HMGET', H.host, 'stream', 'seq', 'owner', 'live', 'retired', 'synced')
+  local v = rcall('HMGET', H.host, 'stream', 'seq', 'owner', 'live', 'retired', 'synced', 'pending')
   return {
     name = name,
     stream = v[1],
@@ -18,6 +18,8 @@ local function loadHost(name)
     live = v[4] == '1',
     retired = v[5] == '1',
     synced = v[6] == '1',
+    -- 'owner seq' of a big snapshot its connection began in slices (beginSnapshot.lua), false when none.
+    pending = v[7],
     countDisconnected = nil,
   }
 end

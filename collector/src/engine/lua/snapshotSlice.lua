@@ -1,0 +1,88 @@
+--[[
+  One slice of a big snapshot begun by beginSnapshot.lua: some of the connections it ends, or some
+  of its sessions, each applied and settled as an item, as applyFrame.lua applies a whole snapshot
+  (docs/design.md §2 rule 6: the ends first, then the sessions in order). Other hosts' items may run
+  between two slices: an order of independent hosts' items, as their events interleave. The last
+  slice sets the host's seq.
+
+  KEYS: farm, host
+  ARGV: farm rules (1-3, see includes/keys.lua), then
+    4 epoch         the farm's epoch the connection saw at hello
+    5 owner         the connection's id
+    6 host          host name, lower case
+    7 stream        the agent's stream
+    8 leaseMs       lease length (ms)
+    9 seq           the snapshot's seq
+   10 part          'ends' or 'sessions'
+   11 items         JSON, one flat array: ends: the ids; sessions: as applyFrame.lua's snapshot
+                    items (json, then id, user, admin, kind, via, state, since of each)
+   12 correcting    '1' when the snapshot's changes count as corrections (beginSnapshot's answer)
+   13 last          '1' for the snapshot's last slice
+   14 accepted      '1' when no quota refused the snapshot: its last slice marks the host in step
+
+  Output:
+    {'ok', micros}
+    {'epoch'}       the farm's data was lost or recreated since hello; nothing written
+    {'superseded'}  another connection owns the host, or the snapshot is no longer the one its
+                    connection is applying; nothing written
+]]
+--- @include "keys"
+--- @include "util"
+--- @include "counters"
+--- @include "farm-record"
+--- @include "users"
+--- @include "connections"
+--- @include "hosts"
+--- @include "quotas"
+--- @include "snapshot"
+
+local started = rcall('TIME')
+if rcall('GET', F.epoch) ~= ARGV[4] then return { 'epoch' } end
+local host = loadHost(ARGV[6])
+if host.owner ~= ARGV[5] or host.stream ~= ARGV[7] or host.pending ~= ARGV[5] .. ' ' .. ARGV[9] then
+  return { 'superseded' }
+end
+
+local now = nowMs()
+beginFarm(now)
+syncIndex(host)
+renewLease(host, now, tonumber(ARGV[8]))
+settle(now)
+
+local correcting = ARGV[12] == '1'
+local flat = cjson.decode(ARGV[11])
+local changes = 0
+if ARGV[10] == 'ends' then
+  prefetchItems(host, flat, {})
+  endItems(host, flat, correcting, now)
+  changes = #flat
+else
+  local ids, users, listed, jsons, recs = {}, {}, {}, {}, {}
+  for k = 1, #flat, 8 do
+    local rec = {
+      id = flat[k + 1], user = flat[k + 2], admin = flat[k + 3], kind = flat[k + 4], via = flat[k + 5],
+      state = flat[k + 6], since = flat[k + 7],
+    }
+    listed[rec.id] = flat[k]
+    ids[#ids + 1] = rec.id
+    users[#users + 1] = rec.user
+    jsons[#jsons + 1] = flat[k]
+    recs[#recs + 1] = rec
+  end
+  prefetchItems(host, ids, users, listed)
+  upsertItems(host, recs, jsons, correcting, now)
+  changes = #recs
+end
+if ARGV[13] == '1' then
+  host.seq = tonumber(ARGV[9])
+  if ARGV[14] == '1' then host.synced = true end
+  rcall('HDEL', H.host, 'pending')
+end
+if changes > 0 or (ARGV[13] == '1' and ARGV[14] == '1') then
+  farm.lastUpdate = now
+  changed()
+end
+saveHost(host)
+saveFarm()
+local t = rcall('TIME')
+return { 'ok', (tonumber(t[1]) - tonumber(started[1])) * 1000000 + tonumber(t[2]) - tonumber(started[2]) }

@@ -1,0 +1,208 @@
+/**
+ * Big snapshots applied in slices (beginSnapshot.lua, then snapshotSlice.lua, docs/design.md §3):
+ * the farm comes out as applyFrame.lua leaves it with the whole snapshot in one script; another
+ * host's items may run between two slices; a slice for a host its connection no longer holds
+ * writes nothing, and the next snapshot replaces what the slices before it applied; a snapshot
+ * refused whole over a quota still ends what it no longer lists. Through the engine, against a
+ * real Redis. collector-model.property.test.ts holds slices of one and two items to the reference
+ * model through the collector.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import type { ParsedEvent } from '@rasmon/protocol';
+import { parseConfig, RedisKeys } from '@rasmon/collector';
+import { FarmDirectory } from '../collector/dist/config/farm-directory.js';
+import { FarmReader } from '../collector/dist/engine/farm-reader.js';
+import { LicenseEngine, type FarmEngine, type HostClaim } from '../collector/dist/engine/license-engine.js';
+import { packedSnapshot, scriptCalls } from '../collector/dist/engine/script-args.js';
+import { defineScripts, runScript } from '../collector/dist/engine/scripts.js';
+import { rawConfig } from './support/collector-harness.js';
+import { session, upsert } from './support/agent-client.js';
+import { useRedis } from './support/use-redis.js';
+
+const DAY_MS = 86_400_000;
+const LEASE_MS = 45_000;
+
+const server = useRedis();
+let redis: Redis;
+beforeAll(() => {
+  redis = server.client();
+  defineScripts(redis);
+});
+
+let prefixes = 0;
+
+/** A farm in a key space of its own, its snapshots applied in slices of `sliceItems`. */
+async function farmWith(sliceItems: number, farm: Record<string, unknown> = {}) {
+  const keys = new RedisKeys(`slices-${process.pid}-${(prefixes += 1)}`);
+  const farms = parseConfig(rawConfig(server.url, [{ id: 'farm-a', seats: 3, ...farm }]), 'test').farms;
+  const directory = new FarmDirectory(farms);
+  const license = new LicenseEngine(redis, keys, () => directory, LEASE_MS, 2000, undefined, sliceItems);
+  const engine = license.farm('farm-a')!;
+  const { epoch } = await engine.tick(DAY_MS, 30 * DAY_MS);
+  const reader = new FarmReader(redis, keys);
+  const claim = async (host: string, owner = `${host}-owner`): Promise<HostClaim> => {
+    const who = { host, owner, stream: `stream-${host}`, epoch };
+    const hello = await engine.hello(who, 'test');
+    expect(hello.kind).toBe('ok');
+    return who;
+  };
+  const read = async () => {
+    const state = (await reader.read(farms)).farms[0]!;
+    return {
+      users: state.users,
+      exempt: state.exemptConnections,
+      peak: state.peakUsers,
+      admissions: state.overuseAdmissions,
+      corrections: state.snapshotCorrections,
+      unverified: state.unverifiedUsers,
+      labels: Object.fromEntries(state.connectionsByLabels),
+    };
+  };
+  const conns = (host: string) => redis.hgetall(keys.host('farm-a', host).conns);
+  const rules = directory.rules('farm-a')!;
+  return { keys, engine, rules, claim, read, conns };
+}
+
+const admin = (id: string, user: string, since: number) => session(id, user, { admin: true, kind: 'desktop', since });
+
+/** A host's sessions before and after its agent lost events: some end, some change, some are new. */
+const before = [
+  admin('a1', 'corp\\adm1', 1),
+  admin('a2', 'corp\\adm2', 2),
+  admin('a3', 'corp\\adm3', 3),
+  session('1', 'corp\\alice'),
+  session('2', 'corp\\bob'),
+  session('3', 'corp\\carol', { state: 'disconnected' }),
+];
+const after = [
+  admin('a2', 'corp\\adm2', 2),
+  admin('a3', 'corp\\adm3', 3),
+  session('2', 'corp\\bob', { state: 'disconnected' }),
+  session('4', 'corp\\dave'),
+  session('5', 'corp\\erin'),
+  session('6', 'corp\\alice'),
+  session('7', 'corp\\frank'),
+];
+
+async function sequence(farm: Awaited<ReturnType<typeof farmWith>>, engine: FarmEngine) {
+  const one = await farm.claim('rdsh-1');
+  const two = await farm.claim('rdsh-2');
+  const results = [];
+  results.push(await engine.applySnapshot(one, 1, before));
+  results.push(await engine.applySnapshot(two, 1, [session('1', 'corp\\alice'), session('2', 'corp\\gina')]));
+  results.push(await engine.applySnapshot(one, 2, after));
+  // A duplicate of the last snapshot changes nothing.
+  results.push(await engine.applySnapshot(one, 2, after));
+  return results.map(({ kind, ...rest }) => ({ kind, ...('scriptMs' in rest ? { ...rest, scriptMs: 0 } : rest) }));
+}
+
+describe('a big snapshot in slices', () => {
+  it('leaves the farm, the host and the answers as the whole snapshot in one script does', async () => {
+    const whole = await farmWith(1000);
+    const sliced = await farmWith(2);
+    const wholeResults = await sequence(whole, whole.engine);
+    const slicedResults = await sequence(sliced, sliced.engine);
+    expect(slicedResults).toEqual(wholeResults);
+    expect(wholeResults.map((r) => r.kind)).toEqual(['ok', 'ok', 'ok', 'ok']);
+    expect(await sliced.read()).toEqual(await whole.read());
+    // Over its 3 seats; each of the three ends, the one change and the four new sessions is a correction.
+    expect(await whole.read()).toMatchObject({ users: 6, exempt: 2, corrections: 8 });
+    expect(await sliced.conns('rdsh-1')).toEqual(await whole.conns('rdsh-1'));
+    expect(await redis.hget(sliced.keys.host('farm-a', 'rdsh-1').host, 'pending')).toBeNull();
+    expect(await redis.hget(sliced.keys.host('farm-a', 'rdsh-1').host, 'seq')).toBe('2');
+  });
+
+  it("lets another host's items run between two slices, and ends as that order of the two hosts' items", async () => {
+    const farm = await farmWith(2, { seats: 10 });
+    const one = await farm.claim('rdsh-1');
+    const two = await farm.claim('rdsh-2');
+    const settings = { leaseMs: LEASE_MS, maxSessions: 2000, farmMaxSessions: 1000, maxNewUsersPerMinute: 500 };
+    const packed = packedSnapshot(before);
+    const rules = farm.rules;
+    const begun = (await runScript(
+      redis,
+      scriptCalls.beginSnapshot(farm.keys, rules, one, settings, 1, packed),
+    )) as unknown[];
+    expect(begun.slice(0, 5)).toEqual(['begun', 0, '', 0, []]);
+    const slice = (from: number, to: number, last: boolean) =>
+      runScript(
+        redis,
+        scriptCalls.snapshotSlice(farm.keys, rules, one, LEASE_MS, {
+          seq: 1,
+          part: 'sessions',
+          items: `[${packed.items.slice(from, to).join(',')}]`,
+          correcting: false,
+          last,
+          accepted: true,
+        }),
+      );
+    expect((await slice(0, 3, false)) as unknown[]).toEqual(['ok', expect.any(Number)]);
+    // Half of rdsh-1's snapshot is in: the host's seq is not yet the snapshot's.
+    expect(await redis.hget(farm.keys.host('farm-a', 'rdsh-1').host, 'seq')).toBe('0');
+    expect((await farm.engine.applyEvents(two, [upsert(1, session('9', 'corp\\alice')) as ParsedEvent])).kind).toBe(
+      'ok',
+    );
+    expect((await slice(3, 6, true)) as unknown[]).toEqual(['ok', expect.any(Number)]);
+    expect(await redis.hget(farm.keys.host('farm-a', 'rdsh-1').host, 'seq')).toBe('1');
+    // alice once, on both hosts; the first admin's desktop counts, two are exempt; carol is disconnected.
+    expect(await farm.read()).toMatchObject({ users: 4, exempt: 2, peak: 4 });
+  });
+
+  it('refuses, and writes nothing for, a slice of a host its connection no longer holds; the next snapshot replaces what the slices before applied', async () => {
+    const farm = await farmWith(2);
+    const old = await farm.claim('rdsh-1', 'old-connection');
+    const rules = farm.rules;
+    const settings = { leaseMs: LEASE_MS, maxSessions: 2000, farmMaxSessions: 1000, maxNewUsersPerMinute: 500 };
+    const packed = packedSnapshot(before);
+    await runScript(redis, scriptCalls.beginSnapshot(farm.keys, rules, old, settings, 1, packed));
+    const slice = (who: HostClaim, from: number, to: number) =>
+      runScript(
+        redis,
+        scriptCalls.snapshotSlice(farm.keys, rules, who, LEASE_MS, {
+          seq: 1,
+          part: 'sessions',
+          items: `[${packed.items.slice(from, to).join(',')}]`,
+          correcting: false,
+          last: to === packed.items.length,
+          accepted: true,
+        }),
+      );
+    await slice(old, 0, 4);
+    expect(Object.keys(await farm.conns('rdsh-1'))).toHaveLength(4);
+
+    // The agent reconnected: its new connection takes the host; the old one's next slice is refused.
+    const renewed = await farm.claim('rdsh-1', 'new-connection');
+    const conns = await farm.conns('rdsh-1');
+    expect(await slice(old, 4, 6)).toEqual(['superseded']);
+    expect(await farm.conns('rdsh-1')).toEqual(conns);
+    // Nor may a slice come for a snapshot this connection never began.
+    expect(await slice(renewed, 4, 6)).toEqual(['superseded']);
+
+    const result = await farm.engine.applySnapshot(renewed, 2, after.slice(0, 2));
+    expect(result).toMatchObject({ kind: 'ok', previousSeq: 0, lastSeq: 2 });
+    expect(Object.keys(await farm.conns('rdsh-1')).sort()).toEqual(['a2', 'a3']);
+    expect(await redis.hget(farm.keys.host('farm-a', 'rdsh-1').host, 'pending')).toBeNull();
+    expect(await farm.read()).toMatchObject({ users: 0, exempt: 2 });
+  });
+
+  it('refused whole over a farm quota, still ends what it no longer lists, and applies nothing else', async () => {
+    const farm = await farmWith(2, { maxSessions: 7 });
+    const one = await farm.claim('rdsh-1');
+    expect((await farm.engine.applySnapshot(one, 1, before)).kind).toBe('ok');
+    // 7 sessions where 6 were is within the cap of 7; 8 is not.
+    const over = [...after, session('8', 'corp\\gina')];
+    const result = await farm.engine.applySnapshot(one, 2, over);
+    expect(result).toMatchObject({
+      kind: 'ok',
+      previousSeq: 1,
+      lastSeq: 2,
+      applied: 1,
+      farmQuota: { sessions: [2], newUsers: [] },
+    });
+    // a1, 1 and 3 are no longer listed: they end; nothing the snapshot lists went in.
+    expect(Object.keys(await farm.conns('rdsh-1')).sort()).toEqual(['2', 'a2', 'a3']);
+    expect(await redis.hget(farm.keys.host('farm-a', 'rdsh-1').host, 'synced')).toBe('1');
+    expect(await redis.hget(farm.keys.host('farm-a', 'rdsh-1').host, 'pending')).toBeNull();
+  });
+});
