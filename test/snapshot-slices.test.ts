@@ -7,6 +7,7 @@
  * real Redis. collector-model.property.test.ts holds slices of one and two items to the reference
  * model through the collector.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import type { ParsedEvent } from '@rasmon/protocol';
@@ -14,7 +15,7 @@ import { parseConfig, RedisKeys } from '@rasmon/collector';
 import { FarmDirectory } from '../collector/dist/config/farm-directory.js';
 import { FarmReader } from '../collector/dist/engine/farm-reader.js';
 import { LicenseEngine, type FarmEngine, type HostClaim } from '../collector/dist/engine/license-engine.js';
-import { packedSnapshot, scriptCalls } from '../collector/dist/engine/script-args.js';
+import { joinItems, packedSnapshot, scriptCalls, type PackedSnapshot } from '../collector/dist/engine/script-args.js';
 import { defineScripts, runScript } from '../collector/dist/engine/scripts.js';
 import { rawConfig } from './support/collector-harness.js';
 import { session, upsert } from './support/agent-client.js';
@@ -22,6 +23,7 @@ import { useRedis } from './support/use-redis.js';
 
 const DAY_MS = 86_400_000;
 const LEASE_MS = 45_000;
+const SETTINGS = { leaseMs: LEASE_MS, maxSessions: 2000, farmMaxSessions: 1000, maxNewUsersPerMinute: 500 };
 
 const server = useRedis();
 let redis: Redis;
@@ -61,7 +63,23 @@ async function farmWith(sliceItems: number, farm: Record<string, unknown> = {}) 
   };
   const conns = (host: string) => redis.hgetall(keys.host('farm-a', host).conns);
   const rules = directory.rules('farm-a')!;
-  return { keys, engine, rules, claim, read, conns };
+  /** beginSnapshot.lua for a snapshot of `sessions`, as the engine would call it. */
+  const begin = async (who: HostClaim, seq: number, sessions: PackedSnapshot) =>
+    (await runScript(redis, scriptCalls.beginSnapshot(keys, rules, who, SETTINGS, seq, sessions))) as unknown[];
+  /** snapshotSlice.lua for the sessions from `from` up to `to` of an accepted snapshot. */
+  const slice = async (who: HostClaim, seq: number, sessions: PackedSnapshot, from: number, to: number) =>
+    (await runScript(
+      redis,
+      scriptCalls.snapshotSlice(keys, rules, who, LEASE_MS, {
+        seq,
+        part: 'sessions',
+        items: joinItems(sessions.items, from, to),
+        correcting: false,
+        last: to === sessions.items.length,
+        accepted: true,
+      }),
+    )) as unknown[];
+  return { keys, engine, rules, claim, read, conns, begin, slice };
 }
 
 const admin = (id: string, user: string, since: number) => session(id, user, { admin: true, kind: 'desktop', since });
@@ -117,33 +135,15 @@ describe('a big snapshot in slices', () => {
     const farm = await farmWith(2, { seats: 10 });
     const one = await farm.claim('rdsh-1');
     const two = await farm.claim('rdsh-2');
-    const settings = { leaseMs: LEASE_MS, maxSessions: 2000, farmMaxSessions: 1000, maxNewUsersPerMinute: 500 };
     const packed = packedSnapshot(before);
-    const rules = farm.rules;
-    const begun = (await runScript(
-      redis,
-      scriptCalls.beginSnapshot(farm.keys, rules, one, settings, 1, packed),
-    )) as unknown[];
-    expect(begun.slice(0, 5)).toEqual(['begun', 0, '', 0, []]);
-    const slice = (from: number, to: number, last: boolean) =>
-      runScript(
-        redis,
-        scriptCalls.snapshotSlice(farm.keys, rules, one, LEASE_MS, {
-          seq: 1,
-          part: 'sessions',
-          items: `[${packed.items.slice(from, to).join(',')}]`,
-          correcting: false,
-          last,
-          accepted: true,
-        }),
-      );
-    expect((await slice(0, 3, false)) as unknown[]).toEqual(['ok', expect.any(Number)]);
+    expect((await farm.begin(one, 1, packed)).slice(0, 5)).toEqual(['begun', 0, '', 0, []]);
+    expect(await farm.slice(one, 1, packed, 0, 3)).toEqual(['ok', expect.any(Number)]);
     // Half of rdsh-1's snapshot is in: the host's seq is not yet the snapshot's.
     expect(await redis.hget(farm.keys.host('farm-a', 'rdsh-1').host, 'seq')).toBe('0');
     expect((await farm.engine.applyEvents(two, [upsert(1, session('9', 'corp\\alice')) as ParsedEvent])).kind).toBe(
       'ok',
     );
-    expect((await slice(3, 6, true)) as unknown[]).toEqual(['ok', expect.any(Number)]);
+    expect(await farm.slice(one, 1, packed, 3, 6)).toEqual(['ok', expect.any(Number)]);
     expect(await redis.hget(farm.keys.host('farm-a', 'rdsh-1').host, 'seq')).toBe('1');
     // alice once, on both hosts; the first admin's desktop counts, two are exempt; carol is disconnected.
     expect(await farm.read()).toMatchObject({ users: 4, exempt: 2, peak: 4 });
@@ -152,22 +152,9 @@ describe('a big snapshot in slices', () => {
   it('refuses, and writes nothing for, a slice of a host its connection no longer holds; the next snapshot replaces what the slices before applied', async () => {
     const farm = await farmWith(2);
     const old = await farm.claim('rdsh-1', 'old-connection');
-    const rules = farm.rules;
-    const settings = { leaseMs: LEASE_MS, maxSessions: 2000, farmMaxSessions: 1000, maxNewUsersPerMinute: 500 };
     const packed = packedSnapshot(before);
-    await runScript(redis, scriptCalls.beginSnapshot(farm.keys, rules, old, settings, 1, packed));
-    const slice = (who: HostClaim, from: number, to: number) =>
-      runScript(
-        redis,
-        scriptCalls.snapshotSlice(farm.keys, rules, who, LEASE_MS, {
-          seq: 1,
-          part: 'sessions',
-          items: `[${packed.items.slice(from, to).join(',')}]`,
-          correcting: false,
-          last: to === packed.items.length,
-          accepted: true,
-        }),
-      );
+    await farm.begin(old, 1, packed);
+    const slice = (who: HostClaim, from: number, to: number) => farm.slice(who, 1, packed, from, to);
     await slice(old, 0, 4);
     expect(Object.keys(await farm.conns('rdsh-1'))).toHaveLength(4);
 
@@ -184,6 +171,34 @@ describe('a big snapshot in slices', () => {
     expect(Object.keys(await farm.conns('rdsh-1')).sort()).toEqual(['a2', 'a3']);
     expect(await redis.hget(farm.keys.host('farm-a', 'rdsh-1').host, 'pending')).toBeNull();
     expect(await farm.read()).toMatchObject({ users: 0, exempt: 2 });
+  });
+
+  it('refuses the slices of a host retired between two of them: nothing is indexed on a retired host', async () => {
+    const farm = await farmWith(2);
+    const who = await farm.claim('rdsh-1');
+    const packed = packedSnapshot(before);
+    // A lease of 50 ms, as if the collector applying the slices had lost Redis for longer than that.
+    const short = { ...SETTINGS, leaseMs: 50 };
+    await runScript(redis, scriptCalls.beginSnapshot(farm.keys, farm.rules, who, short, 1, packed));
+    const slice = (from: number, to: number) =>
+      runScript(
+        redis,
+        scriptCalls.snapshotSlice(farm.keys, farm.rules, who, 50, {
+          seq: 1,
+          part: 'sessions',
+          items: joinItems(packed.items, from, to),
+          correcting: false,
+          last: to === packed.items.length,
+          accepted: true,
+        }),
+      );
+    expect(await slice(0, 2)).toEqual(['ok', expect.any(Number)]);
+    await sleep(100);
+    // Another collector's round finds the lease lapsed and the host unseen for its retire time.
+    expect(await farm.engine.maintainHost('rdsh-1', 1)).toEqual({ lapsed: true, retired: true });
+    expect(await slice(2, 4)).toEqual(['superseded']);
+    expect(await farm.conns('rdsh-1')).toEqual({});
+    expect(await farm.read()).toMatchObject({ users: 0, exempt: 0 });
   });
 
   it('refused whole over a farm quota, still ends what it no longer lists, and applies nothing else', async () => {

@@ -356,16 +356,21 @@ export class FarmEngine {
     ];
     const accepted = refusal === '';
     const size = this.parts.sliceItems;
-    const slices: Array<Pick<SnapshotSlice, 'part' | 'items'>> = [];
+    // users: a sessions slice's users, the month's distinct users once it is applied.
+    const slices: Array<Pick<SnapshotSlice, 'part' | 'items'> & { users?: string[] }> = [];
     for (let i = 0; i < ended.length; i += size)
       slices.push({ part: 'ends', items: JSON.stringify(ended.slice(i, i + size)) });
     if (accepted) {
       for (let i = 0; i < packed.items.length; i += size)
-        slices.push({ part: 'sessions', items: joinItems(packed.items, i, i + size) });
+        slices.push({
+          part: 'sessions',
+          items: joinItems(packed.items, i, i + size),
+          users: packed.users.slice(i, i + size),
+        });
     }
     if (slices.length === 0) slices.push({ part: 'ends', items: '[]' });
     let micros = beginMicros;
-    for (const [i, slice] of slices.entries()) {
+    for (const [i, { users, ...slice }] of slices.entries()) {
       const reply = (await this.run((keys, rules) =>
         scriptCalls.snapshotSlice(keys, rules, who, leaseMs, {
           ...slice,
@@ -378,8 +383,10 @@ export class FarmEngine {
       if (reply[0] === 'epoch' || reply[0] === 'superseded') return { kind: reply[0] };
       if (reply[0] !== 'ok' || typeof reply[1] !== 'number') return unexpected('snapshotSlice', reply);
       micros += reply[1];
+      // Recorded slice by slice: a snapshot that stops part-way (its connection superseded) has its
+      // applied sessions' users counted in the month like any others.
+      if (users) await this.parts.monthUsers.record(this.config.id, users);
     }
-    if (accepted) await this.parts.monthUsers.record(this.config.id, packed.users);
     return {
       kind: 'ok',
       previousSeq,

@@ -55,17 +55,10 @@
 --- @include "hosts"
 --- @include "quotas"
 --- @include "snapshot"
+--- @include "frame"
 
-local started = rcall('TIME')
-if rcall('GET', F.epoch) ~= ARGV[4] then return { 'epoch' } end
-local host = loadHost(ARGV[6])
-if host.owner ~= ARGV[5] or host.stream ~= ARGV[7] then return { 'superseded' } end
-
-local now = nowMs()
-beginFarm(now)
-syncIndex(host)
-renewLease(host, now, tonumber(ARGV[8]))
-settle(now)
+local host, now, answer = openFrame()
+if not host then return answer end
 
 local prev = host.seq
 local maxSessions = tonumber(ARGV[9])
@@ -215,6 +208,4 @@ if applied > 0 and (not refusedWhole or #ended > 0) then
 end
 saveHost(host)
 saveFarm()
-local ended = rcall('TIME')
-local micros = (tonumber(ended[1]) - tonumber(started[1])) * 1000000 + tonumber(ended[2]) - tonumber(started[2])
-return { result, prev, host.seq, applied, duplicates, full, farmFull, newUsers, micros, waiting }
+return { result, prev, host.seq, applied, duplicates, full, farmFull, newUsers, elapsedMicros(), waiting }

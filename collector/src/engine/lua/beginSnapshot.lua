@@ -38,29 +38,17 @@
 --- @include "hosts"
 --- @include "quotas"
 --- @include "snapshot"
+--- @include "frame"
 
-local started = rcall('TIME')
-if rcall('GET', F.epoch) ~= ARGV[4] then return { 'epoch' } end
-local host = loadHost(ARGV[6])
-if host.owner ~= ARGV[5] or host.stream ~= ARGV[7] then return { 'superseded' } end
-
-local now = nowMs()
-beginFarm(now)
-syncIndex(host)
-renewLease(host, now, tonumber(ARGV[8]))
-settle(now)
-
-local function micros()
-  local t = rcall('TIME')
-  return (tonumber(t[1]) - tonumber(started[1])) * 1000000 + tonumber(t[2]) - tonumber(started[2])
-end
+local host, now, answer = openFrame()
+if not host then return answer end
 
 local prev = host.seq
 local seq = tonumber(ARGV[9])
 if seq <= host.seq then
   saveHost(host)
   saveFarm()
-  return { 'duplicate', prev, micros() }
+  return { 'duplicate', prev, elapsedMicros() }
 end
 
 local correcting = correctingSnapshot(host)
@@ -85,4 +73,4 @@ if refusal == '' then acceptSnapshot(host, fresh, now) end
 rcall('HSET', H.host, 'pending', ARGV[5] .. ' ' .. ARGV[9])
 saveHost(host)
 saveFarm()
-return { 'begun', prev, refusal, correcting and 1 or 0, endedIds(heldIds, listed), micros() }
+return { 'begun', prev, refusal, correcting and 1 or 0, endedIds(heldIds, listed), elapsedMicros() }

@@ -24,7 +24,8 @@
     {'ok', micros}
     {'epoch'}       the farm's data was lost or recreated since hello; nothing written
     {'superseded'}  another connection owns the host, or the snapshot is no longer the one its
-                    connection is applying; nothing written
+                    connection is applying (another replaced it, or the host retired meanwhile);
+                    nothing written
 ]]
 --- @include "keys"
 --- @include "util"
@@ -35,19 +36,10 @@
 --- @include "hosts"
 --- @include "quotas"
 --- @include "snapshot"
+--- @include "frame"
 
-local started = rcall('TIME')
-if rcall('GET', F.epoch) ~= ARGV[4] then return { 'epoch' } end
-local host = loadHost(ARGV[6])
-if host.owner ~= ARGV[5] or host.stream ~= ARGV[7] or host.pending ~= ARGV[5] .. ' ' .. ARGV[9] then
-  return { 'superseded' }
-end
-
-local now = nowMs()
-beginFarm(now)
-syncIndex(host)
-renewLease(host, now, tonumber(ARGV[8]))
-settle(now)
+local host, now, answer = openFrame(ARGV[5] .. ' ' .. ARGV[9])
+if not host then return answer end
 
 local correcting = ARGV[12] == '1'
 local flat = cjson.decode(ARGV[11])
@@ -84,5 +76,4 @@ if changes > 0 or (ARGV[13] == '1' and ARGV[14] == '1') then
 end
 saveHost(host)
 saveFarm()
-local t = rcall('TIME')
-return { 'ok', (tonumber(t[1]) - tonumber(started[1])) * 1000000 + tonumber(t[2]) - tonumber(started[2]) }
+return { 'ok', elapsedMicros() }

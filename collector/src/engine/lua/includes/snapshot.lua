@@ -99,10 +99,11 @@ local function acceptSnapshot(host, fresh, now)
   admitNewUsers(fresh, now)
 end
 
--- Ends these held connections, each an item (their records prefetched).
+-- Ends these connections, each an item (their records prefetched); one no longer held is skipped
+-- (a slice of ends run twice).
 local function endItems(host, ids, correcting, now)
   for i = 1, #ids do
-    if correcting then farm.corrections = farm.corrections + 1 end
+    if correcting and heldRecord(ids[i]) then farm.corrections = farm.corrections + 1 end
     endConn(host, ids[i])
     settle(now)
   end
