@@ -1,7 +1,7 @@
 /** What every part of `npm run bench` shares: the collector as a child process, timing and memory figures. */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -55,7 +55,11 @@ export async function startCollector(config: Record<string, unknown>, port: numb
   });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i += 1) {
-    if (i > 400 || child.exitCode !== null) throw new Error('collector did not become ready');
+    if (i > 400 || child.exitCode !== null) {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error('collector did not become ready');
+    }
     const ready = await fetch(`${url}/readyz`).then(
       (r) => r.status === 200,
       () => false,
@@ -66,13 +70,16 @@ export async function startCollector(config: Record<string, unknown>, port: numb
   return {
     url,
     process: child,
+    // The configuration's folder goes with the collector.
     stop: async () => {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(timer);
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
