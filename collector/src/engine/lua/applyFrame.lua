@@ -72,15 +72,6 @@ local result = 'ok'
 local flat = cjson.decode(ARGV[11])
 local size = #flat
 
--- The session whose SESSION_FIELDS fields start at flat[k].
-local SESSION_FIELDS = 7
-local function sessionAt(k)
-  return {
-    id = flat[k], user = flat[k + 1], admin = flat[k + 2], kind = flat[k + 3], via = flat[k + 4],
-    state = flat[k + 5], since = flat[k + 6],
-  }
-end
-
 -- How many fields an event item has, by its op; an upsert's session starts at its fourth.
 local WIDTH = { u = 3 + SESSION_FIELDS, e = 3, x = 2 }
 
@@ -114,7 +105,7 @@ if ARGV[10] == 'events' then
         if op == 'u' then waiting[#waiting + 1] = seq end
       else
         if op == 'u' then
-          local rec = sessionAt(k + 3)
+          local rec = sessionAt(flat, k + 3)
           -- A new connection meets the host's cap, then the farm's, then the new users' budget.
           local refused = nil
           if not heldJson(rec.id) then
@@ -153,17 +144,14 @@ else
     -- order (includes/snapshot.lua).
     local correcting = correctingSnapshot(host)
     local heldIds = rcall('HKEYS', H.conns)
-    local listed, ids, users, listedUsers, jsons, recs = {}, {}, {}, {}, {}, {}
+    local recs, jsons, listedIds, listedUsers, listed = readSessions(flat)
+    -- What the prefetch reads: the held connections and the listed ones, and the listed users (it
+    -- adds the held connections' users).
+    local ids, users = {}, {}
     for i = 1, #heldIds do ids[i] = heldIds[i] end
-    -- Each session: its json, then its fields.
-    for k = 1, size, 1 + SESSION_FIELDS do
-      local rec = sessionAt(k + 1)
-      listed[rec.id] = flat[k]
-      ids[#ids + 1] = rec.id
-      users[#users + 1] = rec.user
-      listedUsers[#listedUsers + 1] = rec.user
-      jsons[#jsons + 1] = flat[k]
-      recs[#recs + 1] = rec
+    for i = 1, #listedIds do
+      ids[#ids + 1] = listedIds[i]
+      users[i] = listedUsers[i]
     end
     -- The quotas, before anything is written; the sessions cap before the prefetch, so that a
     -- snapshot refused by it costs no more reads.

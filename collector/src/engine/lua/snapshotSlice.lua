@@ -49,18 +49,7 @@ if ARGV[10] == 'ends' then
   endItems(host, flat, correcting, now)
   changes = #flat
 else
-  local ids, users, listed, jsons, recs = {}, {}, {}, {}, {}
-  for k = 1, #flat, 8 do
-    local rec = {
-      id = flat[k + 1], user = flat[k + 2], admin = flat[k + 3], kind = flat[k + 4], via = flat[k + 5],
-      state = flat[k + 6], since = flat[k + 7],
-    }
-    listed[rec.id] = flat[k]
-    ids[#ids + 1] = rec.id
-    users[#users + 1] = rec.user
-    jsons[#jsons + 1] = flat[k]
-    recs[#recs + 1] = rec
-  end
+  local recs, jsons, ids, users, listed = readSessions(flat)
   prefetchItems(host, ids, users, listed)
   upsertItems(host, recs, jsons, correcting, now)
   changes = #recs

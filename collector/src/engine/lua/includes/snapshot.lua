@@ -12,6 +12,31 @@
 -- runs them all in one script; a big snapshot runs them in beginSnapshot.lua and slices of
 -- snapshotSlice.lua, so that no one script holds Redis for the whole of it.
 
+-- How many fields follow a session's JSON in a packed frame (script-args.ts), and the session
+-- whose fields start at flat[k]: id, user, admin, kind, via, state, since.
+local SESSION_FIELDS = 7
+local function sessionAt(flat, k)
+  return {
+    id = flat[k], user = flat[k + 1], admin = flat[k + 2], kind = flat[k + 3], via = flat[k + 4],
+    state = flat[k + 5], since = flat[k + 6],
+  }
+end
+
+-- A snapshot's packed sessions (each its JSON, then its fields), in order: their records, their
+-- JSONs, their ids, their users, and id → JSON.
+local function readSessions(flat)
+  local recs, jsons, ids, users, listed = {}, {}, {}, {}, {}
+  for k = 1, #flat, 1 + SESSION_FIELDS do
+    local rec = sessionAt(flat, k + 1)
+    recs[#recs + 1] = rec
+    jsons[#jsons + 1] = flat[k]
+    ids[#ids + 1] = rec.id
+    users[#users + 1] = rec.user
+    listed[rec.id] = flat[k]
+  end
+  return recs, jsons, ids, users, listed
+end
+
 -- Everything the items will read, in one HMGET per hash: their connections, then their users.
 -- listed: id → the JSON the snapshot gives it; a held connection stored as that JSON has the user
 -- the snapshot names, so it is not decoded (most of a periodic snapshot is unchanged).
