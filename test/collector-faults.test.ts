@@ -40,6 +40,15 @@ async function agentOn(
   return agent;
 }
 
+/**
+ * Every key of the collector's prefix gone at once, as Redis restarted empty leaves it: one DEL, so
+ * no heartbeat of the collector's meets a farm half deleted (its epoch still there, its host gone).
+ */
+async function loseData(raw: Record<string, unknown>): Promise<void> {
+  const keys = await client.keys(`${prefixOf(raw)}:*`);
+  if (keys.length > 0) await client.del(...keys);
+}
+
 const farmA = (labels: Record<string, string> = {}) => ({ farm: 'farm-a', ...labels });
 
 /** A deterministic pseudo-random stream of items for one host, with the truth it implies. */
@@ -222,9 +231,10 @@ describe('Redis restarted', () => {
   });
 
   it('a farm whose data Redis lost is withheld, not exported empty, before any collector has noticed', async () => {
-    // The farm clock runs once at start and then not for a minute: the scrapes below fall between
-    // the loss and the round that would recreate the farm's epoch and ask its agents to resend.
-    const raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 2 }]);
+    // The farm clock runs once at start and then not for a minute, and no heartbeat renews a lease
+    // within the test: the scrapes below fall between the loss and the round that would recreate the
+    // farm's epoch and ask its agents to resend.
+    const raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 2 }], { heartbeatSeconds: 300 });
     const collector = await inProcess(raw, 60_000);
     const agent = await agentOn(collector.url, 'rdsh-1');
     await agent.snapshot(1, [session('1', 'corp\\alice'), session('2', 'corp\\bob'), session('3', 'corp\\carol')]);
@@ -238,7 +248,7 @@ describe('Redis restarted', () => {
     const before = (await (await fetch(`${collector.url}/api/v1/farms/farm-a`)).json()) as { users: number };
     expect(before.users).toBe(3);
     const keys = new RedisKeys(prefixOf(raw));
-    for (const key of await client.keys(`${prefixOf(raw)}:*`)) await client.del(key);
+    await loseData(raw);
     expect(await client.exists(keys.farm('farm-a').epoch)).toBe(0);
     // Two scrapes, more than the series' one-second cache apart: both re-read the emptied farm.
     for (let i = 0; i < 2; i += 1) {
@@ -253,8 +263,9 @@ describe('Redis restarted', () => {
   });
 
   it('a frame that meets the loss before the farm clock does marks the whole farm before any host resends, and the snapshots end the rebuild', async () => {
-    // The farm clock runs once at start and then not for a minute: only the frame below can notice.
-    const raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }]);
+    // The farm clock runs once at start and then not for a minute, and no heartbeat renews a lease
+    // within the test: only the frame below can notice.
+    const raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }], { heartbeatSeconds: 300 });
     const collector = await inProcess(raw, 60_000);
     const a = await agentOn(collector.url, 'rdsh-1');
     const b = await agentOn(collector.url, 'rdsh-2');
@@ -263,7 +274,7 @@ describe('Redis restarted', () => {
     await a.snapshot(1, sessionsA);
     await b.snapshot(1, sessionsB);
     const keys = new RedisKeys(prefixOf(raw));
-    for (const key of await client.keys(`${prefixOf(raw)}:*`)) await client.del(key);
+    await loseData(raw);
 
     // Not acked (the epoch is gone); the collector reads the farm's new epoch and, before asking
     // this agent to resend, marks every host of the farm it holds, rdsh-2's too.

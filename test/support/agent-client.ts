@@ -19,13 +19,16 @@ export class UpgradeRefused extends Error {
 export class TestAgent {
   readonly received: CollectorFrame[] = [];
   readonly closed: Promise<Closed>;
+  /** How the connection closed, once it has. */
+  private closing: Closed | undefined;
   private waiters: Array<() => void> = [];
   private cursor = 0;
 
   private constructor(readonly socket: WebSocket) {
     this.closed = new Promise((resolve) => {
       socket.on('close', (code, reason) => {
-        resolve({ code, reason: reason.toString() });
+        this.closing = { code, reason: reason.toString() };
+        resolve(this.closing);
         this.wake();
       });
     });
@@ -78,8 +81,12 @@ export class TestAgent {
         const frame = this.received[this.cursor++]!;
         if (type === undefined || frame.type === type) return frame as T;
       }
-      if (this.socket.readyState === WebSocket.CLOSED)
-        throw new Error(`connection closed while waiting for ${type ?? 'a frame'}`);
+      if (this.socket.readyState === WebSocket.CLOSED) {
+        // The close and the last frames say why: a failure in a long run names its cause in its first line.
+        const how = this.closing ? ` (${this.closing.code} ${this.closing.reason})` : '';
+        const last = JSON.stringify(this.received.slice(-3));
+        throw new Error(`connection closed${how} while waiting for ${type ?? 'a frame'}; last frames ${last}`);
+      }
       const remaining = deadline - Date.now();
       if (remaining <= 0)
         throw new Error(`no ${type ?? 'frame'} within ${timeoutMs} ms; received ${JSON.stringify(this.received)}`);
