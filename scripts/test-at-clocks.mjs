@@ -48,10 +48,14 @@ function failedTests(reportFile) {
   for (const file of report.testResults ?? []) {
     const failing = (file.assertionResults ?? []).filter((t) => t.status === 'failed');
     for (const test of failing) {
-      const first = String(test.failureMessages?.[0] ?? '')
-        .split('\n')[0]
-        .slice(0, 300);
-      lines.push(`${file.name.replace(`${process.cwd()}/`, '')} > ${test.fullName}: ${first}`);
+      // The message without its stack, on one line: a failure's cause is often on its second line
+      // (a process's output given as the assertion's message).
+      const message = String(test.failureMessages?.[0] ?? '')
+        .split('\n')
+        .filter((line) => !/^\s+at /.test(line))
+        .join(' | ')
+        .slice(0, 600);
+      lines.push(`${file.name.replace(`${process.cwd()}/`, '')} > ${test.fullName}: ${message}`);
     }
     if (!failing.length && file.status === 'failed')
       lines.push(`${file.name}: ${String(file.message ?? '').split('\n')[0]}`);

@@ -81,7 +81,7 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe under wine', () =>
     const run = await wine.exe(['sessions', '--host', HOST, '--source', 'wts'], {
       env: { RASMON_LOG_LEVEL: 'debug' },
     });
-    expect(run.code, run.stderr).toBe(0);
+    expect(run.code, `exit code; stderr: ${run.stderr || '(empty)'}`).toBe(0);
     // wine's wtsapi32 has no user sessions to list.
     expect(JSON.parse(run.stdout)).toEqual([]);
     const reads = run.stderr

@@ -81,6 +81,12 @@ export class WinePrefix {
   /** A fresh prefix, booted and set to Windows 10. */
   static async create(): Promise<WinePrefix> {
     const prefix = new WinePrefix(mkdtempSync(join(tmpdir(), 'rasmon-wine-')));
+    // Left to itself, a prefix's wineserver exits 3 s after its last program, and a program started
+    // just as it exits fails: wine exits 1 before the program runs, having printed nothing. Started
+    // persistent before the first program and stopped by dispose(), it is never exiting when a test
+    // starts the next one.
+    const server = spawnSync('wineserver', ['-p'], { env: prefix.env, encoding: 'utf8', timeout: 30_000 });
+    if (server.status !== 0) throw new Error(`wineserver -p exited ${server.status}: ${server.stderr}`);
     await prefix.run('wineboot', ['-i'], 180_000);
     const version = await prefix.run(
       'wine',
