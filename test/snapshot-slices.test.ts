@@ -3,7 +3,8 @@
  * the farm comes out as applyFrame.lua leaves it with the whole snapshot in one script; another
  * host's items may run between two slices; a slice for a host its connection no longer holds
  * writes nothing, and the next snapshot replaces what the slices before it applied; a snapshot
- * refused whole over a quota still ends what it no longer lists. Through the engine, against a
+ * refused whole over a quota still ends what it no longer lists; one stopped part-way keeps the
+ * users of the slices it applied in the month's distinct users. Through the engine, against a
  * real Redis. collector-model.property.test.ts holds slices of one and two items to the reference
  * model through the collector.
  */
@@ -35,11 +36,11 @@ beforeAll(() => {
 let prefixes = 0;
 
 /** A farm in a key space of its own, its snapshots applied in slices of `sliceItems`. */
-async function farmWith(sliceItems: number, farm: Record<string, unknown> = {}) {
+async function farmWith(sliceItems: number, farm: Record<string, unknown> = {}, client: Redis = redis) {
   const keys = new RedisKeys(`slices-${process.pid}-${(prefixes += 1)}`);
   const farms = parseConfig(rawConfig(server.url, [{ id: 'farm-a', seats: 3, ...farm }]), 'test').farms;
   const directory = new FarmDirectory(farms);
-  const license = new LicenseEngine(redis, keys, () => directory, LEASE_MS, 2000, undefined, sliceItems);
+  const license = new LicenseEngine(client, keys, () => directory, LEASE_MS, 2000, undefined, sliceItems);
   const engine = license.farm('farm-a')!;
   const { epoch } = await engine.tick(DAY_MS, 30 * DAY_MS);
   const reader = new FarmReader(redis, keys);
@@ -219,5 +220,38 @@ describe('a big snapshot in slices', () => {
     expect(Object.keys(await farm.conns('rdsh-1')).sort()).toEqual(['2', 'a2', 'a3']);
     expect(await redis.hget(farm.keys.host('farm-a', 'rdsh-1').host, 'synced')).toBe('1');
     expect(await redis.hget(farm.keys.host('farm-a', 'rdsh-1').host, 'pending')).toBeNull();
+  });
+
+  it("stopped part-way by a newer connection: the slices applied keep their users in the month's distinct users, and their script time is charged", async () => {
+    // The engine's own Redis, through which another connection takes the host just before the
+    // engine's second slice: the engine's loop, not a test's, meets the supersede.
+    let slices = 0;
+    const takeOver: { run?: () => Promise<unknown> } = {};
+    const client = new Proxy(redis, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target) as unknown;
+        if (typeof value !== 'function') return value;
+        if (property !== 'rasmonSnapshotSlice') return value.bind(target);
+        return async (...args: unknown[]) => {
+          slices += 1;
+          if (slices === 2) await takeOver.run?.();
+          return (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        };
+      },
+    });
+    const farm = await farmWith(2, {}, client);
+    const first = await farm.claim('rdsh-1', 'first-connection');
+    takeOver.run = () => farm.claim('rdsh-1', 'second-connection');
+    const sessions = ['ann', 'ben', 'cid', 'dot', 'eve'].map((name, i) => session(String(i + 1), `corp\\${name}`));
+
+    const result = await farm.engine.applySnapshot(first, 1, sessions);
+    expect(result.kind).toBe('superseded');
+    expect(result.scriptMs).toBeGreaterThan(0);
+    expect(slices).toBe(2);
+    // The first slice (ann, ben) was applied; the second and third never were.
+    expect(Object.keys(await farm.conns('rdsh-1')).sort()).toEqual(['1', '2']);
+    const monthSets = await redis.keys(farm.keys.monthUsers('farm-a', '*'));
+    const monthUsers = new Set((await Promise.all(monthSets.map((key) => redis.smembers(key)))).flat());
+    expect([...monthUsers].sort()).toEqual(['corp\\ann', 'corp\\ben']);
   });
 });

@@ -63,8 +63,12 @@ export type ApplyResult =
        */
       scriptMs: number;
     }
-  | { kind: 'epoch' }
-  | { kind: 'superseded' };
+  /**
+   * Not applied: the farm's epoch is not the connection's, or another connection took the host.
+   * `scriptMs`: the script time the slices of a big snapshot ran before one of them found it.
+   */
+  | { kind: 'epoch'; scriptMs?: number }
+  | { kind: 'superseded'; scriptMs?: number };
 
 export type RenewResult = 'ok' | 'superseded' | 'epoch';
 
@@ -380,7 +384,8 @@ export class FarmEngine {
           accepted,
         }),
       )) as unknown[];
-      if (reply[0] === 'epoch' || reply[0] === 'superseded') return { kind: reply[0] };
+      // The slices already run held Redis as long as any frame's script: the farm's budget counts them.
+      if (reply[0] === 'epoch' || reply[0] === 'superseded') return { kind: reply[0], scriptMs: micros / 1000 };
       if (reply[0] !== 'ok' || typeof reply[1] !== 'number') return unexpected('snapshotSlice', reply);
       micros += reply[1];
       // Recorded slice by slice: a snapshot that stops part-way (its connection superseded) has its

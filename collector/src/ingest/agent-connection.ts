@@ -634,7 +634,7 @@ export class AgentConnection implements Credentials {
       // The farm's budget counts the time its own script held Redis, not the time its frame waited
       // behind other farms' scripts: a calm farm is never charged for a flooding one. Settled with
       // the frame's reservation once the frame is done (runQueue).
-      if (result.kind === 'ok' || result.kind === 'gap') this.scriptMs += result.scriptMs;
+      this.scriptMs += result.scriptMs ?? 0;
       return result;
     } finally {
       end();
