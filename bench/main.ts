@@ -6,7 +6,7 @@
  *     ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
  *     fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
  *     viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]
- *     flood:   [--view-seconds 10] (seconds per phase) [--flood-quotas raised|sized] [--flood-quotas raised|sized]
+ *     flood:   [--view-seconds 10] (seconds per phase) [--flood-quotas raised|sized]
  *     restart: [--restart-agents 10000] [--restart-farms 100] [--restart-give-up 600]
  *              [--restart-variants balancer,proxy,default,raised]
  *     redis-loss: [--loss-farms 100] [--loss-hosts 100] [--loss-sessions 20] [--loss-busy 0]

@@ -66,7 +66,7 @@ if overSessions(heldIds, #users, tonumber(ARGV[11])) then
 else
   cprefetch(usersHash, users)
   local over
-  fresh, over = newUsersOver(heldIds, users, tonumber(ARGV[12]), now)
+  fresh, over = newUsersOver(host, heldIds, users, tonumber(ARGV[12]), now)
   if over then refusal = 'newUsers' end
 end
 if refusal == '' then acceptSnapshot(host, fresh, now) end

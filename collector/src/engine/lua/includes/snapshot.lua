@@ -62,7 +62,7 @@ end
 
 -- The snapshot's users new to the farm (users: its sessions' users, their consumption on the farm
 -- prefetched), and whether they exceed the minute's budget.
-local function newUsersOver(heldIds, users, newMax, now)
+local function newUsersOver(host, heldIds, users, newMax, now)
   local fresh, counted = {}, {}
   for i = 1, #users do
     local user = users[i]
@@ -73,12 +73,17 @@ local function newUsersOver(heldIds, users, newMax, now)
   end
   -- Nor is a user the host already holds a session of (one that does not consume: disconnected
   -- with countDisconnected false, an exempt admin), or every periodic snapshot would bring it
-  -- anew. Read only when some user does not consume, which is rare.
+  -- anew. Read only when some user does not consume, and only the held sessions that may not
+  -- consume: a user held in a consuming session consumes, so is not among these. When the host
+  -- counts disconnected sessions, only its exempt ones do not consume (a retired host holds
+  -- nothing): a flood of new users costs no decoding of the sessions it replaces.
   if #fresh > 0 and #heldIds > 0 then
-    cprefetch(connsHash, heldIds)
+    local mayNotConsume = heldIds
+    if host.countDisconnected then mayNotConsume = rcall('ZRANGE', H.elig, 0, EXEMPT_PER_HOST - 1) end
+    cprefetch(connsHash, mayNotConsume)
     local onHost, kept = {}, {}
-    for i = 1, #heldIds do
-      local held = heldRecord(heldIds[i])
+    for i = 1, #mayNotConsume do
+      local held = heldRecord(mayNotConsume[i])
       if held then onHost[held.user] = true end
     end
     for i = 1, #fresh do
