@@ -85,8 +85,10 @@ export class WinePrefix {
     // just as it exits fails: wine exits 1 before the program runs, having printed nothing. Started
     // persistent before the first program and stopped by dispose(), it is never exiting when a test
     // starts the next one.
-    const server = spawnSync('wineserver', ['-p'], { env: prefix.env, encoding: 'utf8', timeout: 30_000 });
-    if (server.status !== 0) throw new Error(`wineserver -p exited ${server.status}: ${server.stderr}`);
+    // No pipes: the server it leaves running would hold them open, and spawnSync would wait for it.
+    const server = spawnSync('wineserver', ['-p'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
+    if (server.error || server.status !== 0)
+      throw new Error(`wineserver -p failed: ${server.error?.message ?? `exit code ${server.status}`}`);
     await prefix.run('wineboot', ['-i'], 180_000);
     const version = await prefix.run(
       'wine',
