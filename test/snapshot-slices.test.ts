@@ -255,27 +255,42 @@ describe('a big snapshot in slices', () => {
     expect([...monthUsers].sort()).toEqual(['corp\\ann', 'corp\\ben']);
   });
 
-  it("does not count as new the users a host's periodic snapshot lists that it holds in sessions that do not consume (disconnected, the farm not counting them)", async () => {
-    for (const sliceItems of [2, 1000]) {
-      const farm = await farmWith(sliceItems, { countDisconnected: false, maxNewUsersPerMinute: 3 });
-      const who = await farm.claim('rdsh-1');
-      const held = [
-        session('1', 'corp\\alice'),
-        session('2', 'corp\\bob', { state: 'disconnected' }),
-        session('3', 'corp\\carol', { state: 'disconnected' }),
-      ];
-      expect(await farm.engine.applySnapshot(who, 1, held)).toMatchObject({ farmQuota: { newUsers: [] } });
-      expect(await farm.read()).toMatchObject({ users: 1 });
-      // A minute later, made-up users of another host took all the minute's room.
-      const newUsers = farm.keys.farm('farm-a').newUsers;
-      const now = Number((await redis.time())[0]) * 1000;
-      await redis.del(newUsers);
-      await redis.zadd(newUsers, now, 'corp\\x', now, 'corp\\y', now, 'corp\\z');
-      // bob and carol consume nowhere, but the host holds them: its next periodic snapshot is not refused.
-      expect(await farm.engine.applySnapshot(who, 2, held)).toMatchObject({ kind: 'ok', farmQuota: { newUsers: [] } });
-      // A user new to the farm in the same listing is (the sliced path as the whole one).
-      const withNew = [...held, session('4', 'corp\\dave', { state: 'disconnected' })];
-      expect(await farm.engine.applySnapshot(who, 3, withNew)).toMatchObject({ farmQuota: { newUsers: [3] } });
+  it("does not count as new the users a host's periodic snapshot lists that it holds in sessions that do not consume: disconnected (the farm not counting them) or exempt admins", async () => {
+    const cases = [
+      {
+        countDisconnected: false,
+        held: [
+          session('1', 'corp\\alice'),
+          session('2', 'corp\\bob', { state: 'disconnected' }),
+          session('3', 'corp\\carol', { state: 'disconnected' }),
+        ],
+      },
+      // Two administrators' desktops: the host's two exempt sessions (docs/design.md §2 rule 2).
+      {
+        countDisconnected: true,
+        held: [session('1', 'corp\\alice'), admin('2', 'corp\\bob', 2), admin('3', 'corp\\carol', 3)],
+      },
+    ];
+    for (const { countDisconnected, held } of cases) {
+      for (const sliceItems of [2, 1000]) {
+        const farm = await farmWith(sliceItems, { countDisconnected, maxNewUsersPerMinute: 3 });
+        const who = await farm.claim('rdsh-1');
+        expect(await farm.engine.applySnapshot(who, 1, held)).toMatchObject({ farmQuota: { newUsers: [] } });
+        expect(await farm.read()).toMatchObject({ users: 1 });
+        // A minute later, made-up users of another host took all the minute's room.
+        const newUsers = farm.keys.farm('farm-a').newUsers;
+        const now = Number((await redis.time())[0]) * 1000;
+        await redis.del(newUsers);
+        await redis.zadd(newUsers, now, 'corp\\x', now, 'corp\\y', now, 'corp\\z');
+        // bob and carol consume nowhere, but the host holds them: its next periodic snapshot is not refused.
+        expect(await farm.engine.applySnapshot(who, 2, held)).toMatchObject({
+          kind: 'ok',
+          farmQuota: { newUsers: [] },
+        });
+        // A user new to the farm in the same listing is (the sliced path as the whole one).
+        const withNew = [...held, session('4', 'corp\\dave', { state: 'disconnected' })];
+        expect(await farm.engine.applySnapshot(who, 3, withNew)).toMatchObject({ farmQuota: { newUsers: [3] } });
+      }
     }
   });
 });
