@@ -34,6 +34,18 @@ for (let i = 0; i < own.length; i += 1) {
 }
 
 /**
+ * A failure's message without its stack, on one line: its cause is often past its first line (a
+ * process's output given as the assertion's message).
+ */
+function oneLine(message) {
+  return String(message ?? '')
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !/^\s+at /.test(line))
+    .join(' | ')
+    .slice(0, 600);
+}
+
+/**
  * The failed tests of one run, read from vitest's JSON report: each clock's run prints hundreds of lines,
  * so the last lines of a long log name what failed at every clock, not only at the last one.
  */
@@ -48,17 +60,11 @@ function failedTests(reportFile) {
   for (const file of report.testResults ?? []) {
     const failing = (file.assertionResults ?? []).filter((t) => t.status === 'failed');
     for (const test of failing) {
-      // The message without its stack, on one line: a failure's cause is often on its second line
-      // (a process's output given as the assertion's message).
-      const message = String(test.failureMessages?.[0] ?? '')
-        .split('\n')
-        .filter((line) => !/^\s+at /.test(line))
-        .join(' | ')
-        .slice(0, 600);
-      lines.push(`${file.name.replace(`${process.cwd()}/`, '')} > ${test.fullName}: ${message}`);
+      lines.push(
+        `${file.name.replace(`${process.cwd()}/`, '')} > ${test.fullName}: ${oneLine(test.failureMessages?.[0])}`,
+      );
     }
-    if (!failing.length && file.status === 'failed')
-      lines.push(`${file.name}: ${String(file.message ?? '').split('\n')[0]}`);
+    if (!failing.length && file.status === 'failed') lines.push(`${file.name}: ${oneLine(file.message)}`);
   }
   return lines;
 }
