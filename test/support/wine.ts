@@ -83,12 +83,12 @@ export class WinePrefix {
     const prefix = new WinePrefix(mkdtempSync(join(tmpdir(), 'rasmon-wine-')));
     // Left to itself, a prefix's wineserver exits 3 s after its last program, and a program started
     // just as it exits fails: wine exits 1 before the program runs, having printed nothing. Started
-    // persistent before the first program and stopped by dispose(), it is never exiting when a test
-    // starts the next one.
+    // before the first program to stay 10 minutes after the last one, it is not exiting when a test
+    // starts the next one; dispose() stops it, and one left by a test run that was killed ends by itself.
     // No pipes: the server it leaves running would hold them open, and spawnSync would wait for it.
-    const server = spawnSync('wineserver', ['-p'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
+    const server = spawnSync('wineserver', ['-p600'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
     if (server.error || server.status !== 0)
-      throw new Error(`wineserver -p failed: ${server.error?.message ?? `exit code ${server.status}`}`);
+      throw new Error(`wineserver -p600 failed: ${server.error?.message ?? `exit code ${server.status}`}`);
     await prefix.run('wineboot', ['-i'], 180_000);
     const version = await prefix.run(
       'wine',
