@@ -18,8 +18,6 @@ export class UpgradeRefused extends Error {
 
 export class TestAgent {
   readonly received: CollectorFrame[] = [];
-  /** The collector's pings received: each is one of its heartbeats for this connection. */
-  pings = 0;
   readonly closed: Promise<Closed>;
   /** How the connection closed, once it has. */
   private closing: Closed | undefined;
@@ -37,9 +35,6 @@ export class TestAgent {
     socket.on('message', (data) => {
       this.received.push(JSON.parse(data.toString()) as CollectorFrame);
       this.wake();
-    });
-    socket.on('ping', () => {
-      this.pings += 1;
     });
     socket.on('error', () => undefined);
   }
