@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Session } from '@rasmon/protocol';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { versionNumbers } from '../agent/build/exe-identity.js';
 import { REPO_ROOT } from '../agent/build/exe-inputs.js';
@@ -104,6 +104,9 @@ function nextVersion(version: string): string {
   const [major, minor, patch] = versionNumbers(version);
   return `${major}.${minor}.${patch + 1}`;
 }
+
+// A test's msiexec run may be started again when wine did not start it (test/support/msi.ts).
+vi.setConfig({ testTimeout: 180_000 });
 
 describe.skipIf(MSI_TOOLS_MISSING !== undefined)('rasmon-agent.msi under wine (msiexec /qn)', () => {
   beforeAll(async () => {

@@ -76,6 +76,9 @@ export interface MsiRun {
   log: string;
 }
 
+/** How long msiexec may take to open its log: it does so first thing (within 1-2 s on a quiet machine). */
+const LOG_LIMIT_MS = 30_000;
+
 /** msiexec in one prefix; every run writes its own log under C:\msi-logs. */
 export class Msiexec {
   private runs = 0;
@@ -97,15 +100,36 @@ export class Msiexec {
     for (const [key, value] of Object.entries(properties)) args.push(`${key}=${value}`);
     const file = join(this.prefix.dir, 'drive_c', 'msi-logs', name);
     // wine itself can fail to start in the moments after runServices() restarted the prefix's
-    // wineserver (seen once: exit 1 within 150 ms, before msiexec wrote a line). msiexec opens its log
-    // first thing, so a failed run without a log never reached the package: it is started again,
-    // at most twice. A run that reached msiexec is never repeated.
-    let result = await this.prefix.run('wine', args, 300_000);
+    // wineserver (seen once: exit 1 within 150 ms, before msiexec wrote a line), and a run once gave
+    // no answer within 60 s, where a run takes 3-7 s (the next test's install in the same prefix went
+    // through at once). msiexec opens its log first thing, so a run without a log never reached the
+    // package: it is started again, at most twice. A run that reached msiexec is never repeated.
+    let result = await this.attempt(args, file);
     for (let retry = 0; retry < 2 && result.code !== 0 && !existsSync(file); retry += 1) {
       await sleep(1000);
-      result = await this.prefix.run('wine', args, 300_000);
+      result = await this.attempt(args, file);
     }
     return { code: result.code, log: existsSync(file) ? readFileSync(file, 'latin1') : '' };
+  }
+
+  /**
+   * One msiexec run: stopped when it has not opened its log within {@link LOG_LIMIT_MS} (wine did
+   * not start it), else given up to 5 minutes.
+   */
+  private async attempt(args: string[], file: string): Promise<{ code: number | null }> {
+    const proc = await this.prefix.start('wine', args);
+    let ended = false;
+    void proc.exited.then(() => (ended = true));
+    const deadline = Date.now() + LOG_LIMIT_MS;
+    while (!ended && !existsSync(file) && Date.now() < deadline) await sleep(100);
+    if (!ended && !existsSync(file)) {
+      await proc.kill();
+      return { code: null };
+    }
+    const timer = setTimeout(() => void proc.kill(), 300_000);
+    const { code } = await proc.exited;
+    clearTimeout(timer);
+    return { code };
   }
 
   /** The lines the setup step printed into the log (RunAgentStep prefixes them). */
