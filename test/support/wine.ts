@@ -7,7 +7,7 @@
  *   report Windows 10 (node.exe refuses older ones). Output goes to files: a pipe as stdout fails
  *   with EBADF under wine.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -85,8 +85,7 @@ export class WinePrefix {
     // just as it exits fails: wine exits 1 before the program runs, having printed nothing. Started
     // before the first program to stay 10 minutes after the last one, it is not exiting when a test
     // starts the next one; dispose() stops it, and one left by a test run that was killed ends by itself.
-    // No pipes: the server it leaves running would hold them open, and spawnSync would wait for it.
-    const server = spawnSync('wineserver', ['-p600'], { env: prefix.env, stdio: 'ignore', timeout: 30_000 });
+    const server = prefix.wineserver('-p600');
     if (server.error || server.status !== 0)
       throw new Error(`wineserver -p600 failed: ${server.error?.message ?? `exit code ${server.status}`}`);
     await prefix.run('wineboot', ['-i'], 180_000);
@@ -165,15 +164,23 @@ export class WinePrefix {
     );
     if (timeout.code !== 0)
       throw new Error(`wine reg add ServicesPipeTimeout exited ${timeout.code}: ${timeout.stderr}`);
-    spawnSync('wineserver', ['-k'], { env: this.env, stdio: 'ignore', timeout: 30_000 });
-    spawnSync('wineserver', ['-w'], { env: this.env, stdio: 'ignore', timeout: 30_000 });
-    spawnSync('wineserver', ['-p'], { env: this.env, stdio: 'ignore', timeout: 30_000 });
+    this.wineserver('-k');
+    this.wineserver('-w');
+    this.wineserver('-p');
+  }
+
+  /**
+   * `wineserver FLAG` for this prefix. No pipes: a server it leaves running would hold them open,
+   * and spawnSync would wait for it to its timeout.
+   */
+  private wineserver(flag: string): SpawnSyncReturns<Buffer> {
+    return spawnSync('wineserver', [flag], { env: this.env, stdio: 'ignore', timeout: 30_000 });
   }
 
   /** Stops every program of the prefix (wineserver -k) and removes it. */
   async dispose(): Promise<void> {
-    spawnSync('wineserver', ['-k'], { env: this.env, stdio: 'ignore', timeout: 30_000 });
-    spawnSync('wineserver', ['-w'], { env: this.env, stdio: 'ignore', timeout: 30_000 });
+    this.wineserver('-k');
+    this.wineserver('-w');
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
