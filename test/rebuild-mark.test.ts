@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { parseConfig, RedisKeys } from '@rasmon/collector';
 import { FarmReader } from '../collector/dist/engine/farm-reader.js';
+import { FarmSeries } from '../collector/dist/metrics/farm-series.js';
 import { UNMARKED_REBUILD_MS } from '../collector/dist/engine/license-engine.js';
 import { scriptCalls } from '../collector/dist/engine/script-args.js';
 import { defineScripts, runScript } from '../collector/dist/engine/scripts.js';
@@ -70,5 +71,25 @@ describe('a lost farm marked rebuilding with its new epoch', () => {
     // The hosts' marks, when the collector writes them, are counted as hosts.
     await redis.zadd(rebuilding, (await redisNow()) + 60_000, 'rdsh-1');
     expect((await reader.read(farms)).farms[0]).toMatchObject({ rebuilding: true, rebuildingHosts: 1 });
+    // The marks go (the farm's own as the collector's marks replace it, then the host's as it
+    // resends): the very next read shows the farm, not withheld once more as if it had only now
+    // found the new epoch, which it first read while marks were there.
+    await redis.zrem(rebuilding, '', 'rdsh-1');
+    expect((await reader.read(farms)).farms[0]).toMatchObject({ rebuilding: false, rebuildingHosts: 0 });
+  });
+
+  it('shows a farm at the first scrape after its last mark went, though its version did not move', async () => {
+    const keys = new RedisKeys(`series-${Date.now()}`);
+    const farms = parseConfig(rawConfig(server.url, [{ id: 'farm-a', seats: 8 }]), 'test').farms;
+    const series = new FarmSeries(new FarmReader(redis, keys));
+    const rebuilding = keys.rebuilding('farm-a');
+    await tick(keys, undefined, 'epoch-1');
+    await redis.zadd(rebuilding, (await redisNow()) + 60_000, 'rdsh-1');
+    expect((await series.render(farms)).toString()).toContain('ras_farm_rebuilding{farm="farm-a"} 1\n');
+    // Within the second a farm read is otherwise kept while its version stands still.
+    await redis.zrem(rebuilding, 'rdsh-1');
+    const body = (await series.render(farms)).toString();
+    expect(body).toContain('ras_farm_rebuilding{farm="farm-a"} 0\n');
+    expect(body).toContain('ras_license_users{farm="farm-a"} 0\n');
   });
 });

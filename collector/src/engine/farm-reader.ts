@@ -469,6 +469,9 @@ export class FarmReader {
     // '' is no host: the farm's own mark, set with the epoch that replaced a lost one (tick.lua).
     const owing = pairs(rebuilding).filter(([, until]) => until > now);
     const rebuildingHosts = owing.filter(([host]) => host !== '').length;
+    // Read at every read, marks or none: a new epoch first seen while its hosts' marks were there
+    // must not count as found replaced at the read after the last mark went.
+    const lost = this.dataLost(farm.id, epoch);
     return {
       id: farm.id,
       license: farm.license,
@@ -488,7 +491,7 @@ export class FarmReader {
       graceEnd: expiry?.graceEndMs,
       broker: farm.ras ? brokerState(broker, users, farm.ras.pollSeconds, now) : undefined,
       rebuildingHosts,
-      rebuilding: owing.length > 0 || this.dataLost(farm.id, epoch),
+      rebuilding: owing.length > 0 || lost,
       overuseGrace,
       lastUpdate: num(meta.lastUpdate),
       connectionsByLabels: new Map(Object.entries(labels).map(([key, value]) => [key, Number(value)])),

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { normalizeHost, type ParsedEvent, type Session, type StatusFrame } from '@rasmon/protocol';
 import { ScriptError } from './errors.js';
-import type { RedisKeys } from './redis-schema.js';
+import type { MetaField, RedisKeys } from './redis-schema.js';
 import { CONFIG_DEFAULTS, type FarmConfig } from '../config/config.js';
 import { MonthUsers, type SweepResult } from './month-users.js';
 import type { FarmDirectory, FarmRules } from '../config/farm-directory.js';
@@ -191,9 +191,17 @@ export class LicenseEngine {
       .exec();
   }
 
-  /** The host resent its state (or its connection ended): it no longer holds the farm's rebuild open. */
+  /**
+   * The host resent its state (or its connection ended): it no longer holds the farm's rebuild open.
+   * The farm's version moves with it, as with every change to what its readers show: the series
+   * and the farm document are re-read by version, and the last mark's going ends the withholding.
+   */
   async rebuilt(farm: string, host: string): Promise<void> {
-    await this.parts.redis.zrem(this.parts.keys.rebuilding(farm), normalizeHost(host));
+    await this.parts.redis
+      .multi()
+      .zrem(this.parts.keys.rebuilding(farm), normalizeHost(host))
+      .hincrby(this.parts.keys.farm(farm).meta, 'version' satisfies MetaField, 1)
+      .exec();
   }
 
   /**

@@ -311,6 +311,8 @@ interface Entry {
   config: FarmConfig;
   version: string | null;
   readAt: number;
+  /** Withheld as rebuilding: read again at every scrape (its end need not move the version). */
+  rebuilding: boolean;
   /** The farm's lines per family, encoded once when read: kept as bytes, not as strings on the heap. */
   lines: Buffer[];
 }
@@ -353,7 +355,13 @@ export class FarmSeries {
     const now = Date.now();
     const stale = farms.filter((farm, i) => {
       const entry = this.entries.get(farm.id);
-      return !entry || entry.config !== farm || entry.version !== versions[i] || now - entry.readAt >= MAX_AGE_MS;
+      return (
+        !entry ||
+        entry.rebuilding ||
+        entry.config !== farm ||
+        entry.version !== versions[i] ||
+        now - entry.readAt >= MAX_AGE_MS
+      );
     });
     const versionOf = new Map(farms.map((farm, i) => [farm.id, versions[i]!]));
     const batches: FarmConfig[][] = [];
@@ -374,7 +382,13 @@ export class FarmSeries {
       for (const [i, state] of read.farms.entries()) {
         const config = batch[i]!;
         const lines = renderFarm(state).map((text) => Buffer.from(text));
-        this.entries.set(config.id, { config, version: versionOf.get(config.id)!, readAt, lines });
+        this.entries.set(config.id, {
+          config,
+          version: versionOf.get(config.id)!,
+          readAt,
+          rebuilding: state.rebuilding,
+          lines,
+        });
         await yieldToEvents();
       }
     }
