@@ -109,20 +109,3 @@ export function random(seed: number): () => number {
     return state / 2 ** 32;
   };
 }
-
-/** Runs `task` over `items` with at most `limit` at once. */
-export async function pool<T>(
-  items: readonly T[],
-  limit: number,
-  task: (item: T, index: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const index = next++;
-        await task(items[index]!, index);
-      }
-    }),
-  );
-}

@@ -12,7 +12,8 @@ import { WebSocket } from 'ws';
 import type { Session } from '@rasmon/protocol';
 import { TestAgent, hostKeyOf } from '../test/support/agent-client.js';
 import { freePort, type RedisServer } from '../test/support/redis-server.js';
-import { latencySummary, pool, rssKiB, section, sha256, startCollector, type RunningCollector } from './common.js';
+import { latencySummary, rssKiB, section, sha256, startCollector, type RunningCollector } from './common.js';
+import { eachLimited } from '@rasmon/protocol/kit';
 
 export interface FleetOptions {
   farms: number;
@@ -80,7 +81,7 @@ export class Probe {
 async function connectFleet(collector: RunningCollector, options: FleetOptions): Promise<WebSocket[]> {
   const slots = Array.from({ length: options.farms * options.hosts }, (_, i) => i);
   const sockets: WebSocket[] = [];
-  await pool(slots, 100, async (i) => {
+  await eachLimited(slots, 100, async (i) => {
     const f = i % options.farms;
     const h = Math.floor(i / options.farms);
     const agent = await TestAgent.connect(collector.url, token(f));
@@ -93,7 +94,7 @@ async function connectFleet(collector: RunningCollector, options: FleetOptions):
 }
 
 async function closeAll(sockets: WebSocket[]): Promise<void> {
-  await pool(sockets, 500, async (socket) => {
+  await eachLimited(sockets, 500, async (socket) => {
     if (socket.readyState !== WebSocket.OPEN) return;
     const closed = new Promise((resolve) => socket.once('close', resolve));
     socket.close(1000);
@@ -118,7 +119,7 @@ async function bareWsPerConnection(count: number): Promise<number> {
   await sleep(500);
   const before = rssKiB(child.pid!);
   const sockets: WebSocket[] = [];
-  await pool(
+  await eachLimited(
     Array.from({ length: count }, (_, i) => i),
     100,
     async () => {

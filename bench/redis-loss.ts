@@ -16,7 +16,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, type RedisServer } from '../test/support/redis-server.js';
-import { pool, section, sha256, startCollector, type RunningCollector } from './common.js';
+import { section, sha256, startCollector, type RunningCollector } from './common.js';
+import { eachLimited } from '@rasmon/protocol/kit';
 import { SimAgent, byKey, farmId, newTally, token } from './sim-agent.js';
 
 export const LOSS_MODES = ['flushall', 'restart'] as const;
@@ -82,7 +83,7 @@ async function lossOnce(redis: RedisServer, options: RedisLossOptions, mode: Los
     );
     for (let i = 0; i < total; i += 1)
       fleet.push(new SimAgent(collector.url, i % farms, Math.floor(i / farms), tally, { sessions }));
-    await pool(fleet, 100, (agent) => agent.setUp());
+    await eachLimited(fleet, 100, (agent) => agent.setUp());
     // Every farm exact before the loss: the figures after it are measured against these.
     const expected = new Map(Array.from({ length: farms }, (_, f) => [farmId(f), hosts * sessions]));
     for (let i = 0; ; i += 1) {

@@ -21,7 +21,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, type RedisServer } from '../test/support/redis-server.js';
 import type { Redis } from 'ioredis';
 import { RedisKeys } from '@rasmon/collector';
-import { pool, section, sha256, startCollector, type RunningCollector } from './common.js';
+import { section, sha256, startCollector, type RunningCollector } from './common.js';
+import { eachLimited } from '@rasmon/protocol/kit';
 import { SimAgent, byKey, farmId, newTally, token } from './sim-agent.js';
 
 /**
@@ -189,7 +190,7 @@ async function restartOnce(
   let sampling = true;
   let redisSampler: Promise<void> = Promise.resolve();
   try {
-    await pool(fleet, 100, (agent) => agent.setUp());
+    await eachLimited(fleet, 100, (agent) => agent.setUp());
     await sleep(2000);
     tally.closes.clear();
     for (const agent of fleet) agent.welcomedAt = 0;

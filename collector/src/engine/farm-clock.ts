@@ -9,7 +9,10 @@
 import { DAY_MS } from '@rasmon/protocol';
 import type { FarmDirectory } from '../config/farm-directory.js';
 import type { LicenseEngine } from './license-engine.js';
-import type { Logger } from '@rasmon/protocol/kit';
+import { eachLimited, type Logger } from '@rasmon/protocol/kit';
+
+/** Farms ticked at once in a round. */
+const ROUND_CONCURRENCY = 16;
 
 /** The farms' epochs as the agents' connections use them. */
 export interface FarmEpochs {
@@ -27,24 +30,18 @@ export interface FarmClockOptions {
   /** Called after each round with whether Redis answered it. */
   onRound?: (ok: boolean) => void;
   /**
-   * A read found a farm's epoch not the one it knew: the farm's data was lost or recreated. A check
-   * returns its epoch once `marked` settles (the hosts to resend are marked before any of them is
-   * asked to); a round goes on once `done` settles (every host asked again).
+   * A read found a farm's epoch not the one it knew: the farm's data was lost or recreated. The
+   * read returns once the promise settles: the hosts to resend are marked before any of them is
+   * asked to (the owner asks them afterwards, at its own pace; the round goes on to the next farm).
    */
-  onEpochChange?: (farm: string, epoch: string) => EpochChange;
+  onEpochChange?: (farm: string, epoch: string) => Promise<void>;
   intervalMs?: number;
-}
-
-/** What the owner does about a farm's changed epoch, in two steps a caller can wait for. */
-export interface EpochChange {
-  marked: Promise<void>;
-  done: Promise<void>;
 }
 
 export class FarmClock implements FarmEpochs {
   /** Each farm's epoch as the last round read it. */
   private readonly epochs = new Map<string, string>();
-  private readonly checks = new Map<string, Promise<{ epoch: string; done: Promise<void> }>>();
+  private readonly checks = new Map<string, Promise<string>>();
   private timer: NodeJS.Timeout | undefined;
   private round: Promise<void> | undefined;
   private failing = false;
@@ -75,17 +72,12 @@ export class FarmClock implements FarmEpochs {
    * Concurrent callers share one check.
    */
   check(farm: string): Promise<string> {
-    return this.checkAndWatch(farm).then(({ epoch }) => epoch);
-  }
-
-  private checkAndWatch(farm: string): Promise<{ epoch: string; done: Promise<void> }> {
     let pending = this.checks.get(farm);
     if (!pending) {
       pending = this.tickFarm(farm)
         .then(async (epoch) => {
-          const change = this.watchEpoch(farm, epoch);
-          await change.marked;
-          return { epoch, done: change.done };
+          await this.watchEpoch(farm, epoch);
+          return epoch;
         })
         .finally(() => this.checks.delete(farm));
       this.checks.set(farm, pending);
@@ -124,27 +116,26 @@ export class FarmClock implements FarmEpochs {
   }
 
   /** Keeps the epoch a read found, and tells the owner when it is not the one known before. */
-  private watchEpoch(id: string, epoch: string): EpochChange {
+  private async watchEpoch(id: string, epoch: string): Promise<void> {
     const known = this.epochs.get(id);
     this.epochs.set(id, epoch);
-    const none = Promise.resolve();
-    if (known === undefined || known === epoch || !this.options.onEpochChange) return { marked: none, done: none };
+    if (known === undefined || known === epoch || !this.options.onEpochChange) return;
     this.options.log.warn({ farm: id }, 'farm data lost or recreated in Redis: asking its agents for snapshots');
-    return this.options.onEpochChange(id, epoch);
+    await this.options.onEpochChange(id, epoch);
   }
 
   private async runRound(): Promise<void> {
     let ok = true;
-    for (const farm of this.options.farms().list()) {
+    // A few farms at a time: after Redis came back empty, every farm's loss is found (and its hosts
+    // marked) within a few round trips, not one farm after another.
+    await eachLimited(this.options.farms().list(), ROUND_CONCURRENCY, async (farm) => {
       try {
-        await (
-          await this.checkAndWatch(farm.id)
-        ).done;
+        await this.check(farm.id);
       } catch (err) {
         ok = false;
         if (!this.failing) this.options.log.warn({ err, farm: farm.id }, 'farm tick failed');
       }
-    }
+    });
     this.failing = !ok;
     this.options.onRound?.(ok);
   }

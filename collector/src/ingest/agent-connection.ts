@@ -103,6 +103,8 @@ export class AgentConnection implements Credentials {
   private closed = false;
   /** A resync was sent; no other is sent until a snapshot arrives. */
   private awaitingSnapshot = false;
+  /** Settles {@link stateIn}'s waiters once the snapshot asked for is in or the connection ends. */
+  private stateOwed: { promise: Promise<void>; paid: () => void } | undefined;
   /** Asked for its state after the farm's data was lost, and not yet resent (docs/design.md §6). */
   rebuilding = false;
   /** The farm epoch under which this host's whole state was last applied (a snapshot), if any. */
@@ -330,12 +332,14 @@ export class AgentConnection implements Credentials {
     if (this.closed) return;
     this.closed = true;
     this.queue.length = 0;
+    this.statePaid();
     this.socket.close(code, reason);
   }
 
   terminate(): void {
     this.closed = true;
     clearInterval(this.catchUpTimer);
+    this.statePaid();
     this.socket.terminate();
   }
 
@@ -352,13 +356,29 @@ export class AgentConnection implements Credentials {
   markClosed(): void {
     this.closed = true;
     this.queue.length = 0;
+    this.statePaid();
   }
 
   /** Asks the agent for a snapshot, once until one arrives. */
   resync(): void {
     if (this.awaitingSnapshot) return;
     this.awaitingSnapshot = true;
+    if (!this.stateOwed) {
+      let paid = () => {};
+      const promise = new Promise<void>((resolve) => (paid = resolve));
+      this.stateOwed = { promise, paid };
+    }
     this.send({ type: 'resync' });
+  }
+
+  /** Settles once no snapshot is owed: the one a resync asked for is in, or the connection ended. */
+  stateIn(): Promise<void> {
+    return this.stateOwed?.promise ?? Promise.resolve();
+  }
+
+  private statePaid(): void {
+    this.stateOwed?.paid();
+    this.stateOwed = undefined;
   }
 
   private enqueue(data: string | Buffer): void {
@@ -600,6 +620,7 @@ export class AgentConnection implements Credentials {
       this.awaitingSnapshot = false;
       this.stateEpoch = claim.epoch;
       if (this.rebuilding) await this.rebuildDone(claim);
+      this.statePaid();
     }
     await this.answer('snapshot', result, frame.rejected, frame.sessions.users.length, engine.config);
   }

@@ -16,10 +16,10 @@ import { AgentConnection, type ConnectionContext } from './agent-connection.js';
 import { bearerToken } from '../config/bearer-token.js';
 import { sha256Hex, type CollectorConfig } from '../config/config.js';
 import { peerNames } from '../config/farm-directory.js';
-import type { Logger } from '@rasmon/protocol/kit';
-import type { EpochChange } from '../engine/farm-clock.js';
+import { eachLimited, type Logger } from '@rasmon/protocol/kit';
 import type { UpgradeRejection } from '../metrics/metrics.js';
 import { KeyedRateLimiter } from './rate-limit.js';
+import { RebuildQueue } from './rebuild-queue.js';
 import { HELLO_REFUSALS, QUOTA_REFUSALS, RefusalLog } from './refusal-log.js';
 
 export interface AgentServerOptions {
@@ -71,9 +71,6 @@ export const HTTP_RESERVE = 256;
 /** Leases renewed at once when a drain hands them over (a heartbeat's worth of renewals in a burst). */
 const HAND_OVER_CONCURRENCY = 256;
 
-/** Connections of one farm re-taking their hosts at once after its data was lost. */
-const RECLAIM_CONCURRENCY = 32;
-
 export class AgentServer {
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<AgentConnection>();
@@ -93,6 +90,8 @@ export class AgentServer {
   private readonly refusals: RefusalLog;
   private readonly identityRefusals: RefusalLog;
   private readonly quotaRefusals: RefusalLog;
+  /** Hosts that owe their state after their farm's data was lost, asked a window at a time. */
+  private readonly rebuilds = new RebuildQueue();
   /** Hosts already warned of for an agent without a host key. */
   private readonly keylessHosts = new Set<string>();
 
@@ -219,25 +218,16 @@ export class AgentServer {
   }
 
   /**
-   * The farm clock found the farm's epoch changed (its data was lost): each connection of the farm
-   * here whose host's state is not in under `epoch` yet is marked as owing it (`marked`), then takes
-   * its host again and asks its agent for a snapshot (`done`).
+   * A read found the farm's epoch changed (its data was lost): each connection of the farm here
+   * whose host's state is not in under `epoch` yet is marked as owing it; once the marks are
+   * written (the promise returned), each is queued to take its host again and ask its agent for a
+   * snapshot, behind the hosts of farms found before.
    */
-  epochChanged(farm: string, epoch: string): EpochChange {
+  epochChanged(farm: string, epoch: string): Promise<void> {
     const claimed = [...this.connections].filter(
       (connection) => connection.claim && connection.farmId === farm && connection.stateEpoch !== epoch,
     );
-    const marked = this.markRebuilding(farm, claimed);
-    // A few at a time: thousands of re-takes at once would time out in Redis's queue, and each would
-    // cost its agent a reconnect; the snapshots they ask for then come in as a stream, not a wall.
-    const done = marked.then(async () => {
-      let next = 0;
-      const worker = async () => {
-        while (next < claimed.length) await claimed[next++]!.reclaim(epoch);
-      };
-      await Promise.all(Array.from({ length: Math.min(RECLAIM_CONCURRENCY, claimed.length) }, worker));
-    });
-    return { marked, done };
+    return this.markRebuilding(farm, claimed).then(() => this.rebuilds.add(claimed, epoch));
   }
 
   /**
@@ -294,17 +284,14 @@ export class AgentServer {
     for (const connection of all) connection.keepLeaseAtClose();
     all.sort((a, b) => a.renewedAt - b.renewedAt);
     const closed = all.map((connection) => new Promise<void>((resolve) => connection.onClose(resolve)));
-    let next = 0;
-    const handOver = async () => {
-      while (next < all.length) {
-        const connection = all[next++]!;
-        await connection.renewBeforeHandOver();
-        connection.close(CloseCode.goingAway, 'collector shutting down');
-      }
-    };
-    const handedOver = Promise.all(Array.from({ length: Math.min(HAND_OVER_CONCURRENCY, all.length) }, handOver));
+    let late = false;
+    const handedOver = eachLimited(all, HAND_OVER_CONCURRENCY, async (connection) => {
+      if (late) return;
+      await connection.renewBeforeHandOver();
+      connection.close(CloseCode.goingAway, 'collector shutting down');
+    });
     await Promise.race([handedOver, new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
-    next = all.length;
+    late = true;
     for (const connection of all) connection.close(CloseCode.goingAway, 'collector shutting down');
     await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
     for (const connection of this.connections) connection.terminate();

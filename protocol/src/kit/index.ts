@@ -6,6 +6,7 @@
  */
 export * from './atomic-write.js';
 export * from './config-file.js';
+export * from './each-limited.js';
 export * from './errors.js';
 export * from './logger.js';
 export * from './zod-issue.js';

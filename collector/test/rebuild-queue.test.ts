@@ -1,0 +1,71 @@
+/**
+ * After Redis lost farms' data, their hosts are asked to resend a window at a time across all farms,
+ * farms in the order found, each holding its place until its state is in (docs/design.md §6).
+ */
+import { describe, expect, it } from 'vitest';
+import { RebuildQueue, type Rebuilding } from '../src/ingest/rebuild-queue.js';
+
+/** A host whose state comes in when the test says so. */
+class Host implements Rebuilding {
+  reclaimedUnder: string | undefined;
+  private owed: { promise: Promise<void>; paid: () => void } | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly asked: string[],
+  ) {}
+
+  async reclaim(epoch: string): Promise<void> {
+    this.reclaimedUnder = epoch;
+    this.asked.push(this.name);
+    let paid = () => {};
+    const promise = new Promise<void>((resolve) => (paid = resolve));
+    this.owed = { promise, paid };
+  }
+
+  stateIn(): Promise<void> {
+    return this.owed?.promise ?? Promise.resolve();
+  }
+
+  resend(): void {
+    this.owed?.paid();
+  }
+}
+
+const turns = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+describe('the rebuild queue', () => {
+  it('asks a window of hosts at a time, the farms found first first, the next as each resends', async () => {
+    const asked: string[] = [];
+    const farmA = ['a1', 'a2', 'a3'].map((name) => new Host(name, asked));
+    const farmB = ['b1', 'b2'].map((name) => new Host(name, asked));
+    const queue = new RebuildQueue(2, 60_000);
+    queue.add(farmA, 'epoch-a');
+    queue.add(farmB, 'epoch-b');
+    await turns();
+    expect(asked).toEqual(['a1', 'a2']);
+    expect(queue.pending).toBe(3);
+
+    // One resends: one more is asked, in order; the others still hold their places.
+    farmA[1]!.resend();
+    await turns();
+    expect(asked).toEqual(['a1', 'a2', 'a3']);
+    farmA[0]!.resend();
+    farmA[2]!.resend();
+    await turns();
+    expect(asked).toEqual(['a1', 'a2', 'a3', 'b1', 'b2']);
+    expect(queue.pending).toBe(0);
+    expect(farmB.map((host) => host.reclaimedUnder)).toEqual(['epoch-b', 'epoch-b']);
+  });
+
+  it('asks the next host anyway when one holds its place past the slot time', async () => {
+    const asked: string[] = [];
+    const hosts = ['h1', 'h2', 'h3'].map((name) => new Host(name, asked));
+    const queue = new RebuildQueue(1, 20);
+    queue.add(hosts, 'epoch');
+    await turns();
+    expect(asked).toEqual(['h1']);
+    // None resends: each is given up on after its slot time, and the next asked.
+    await expect.poll(() => asked, { timeout: 5_000 }).toEqual(['h1', 'h2', 'h3']);
+  });
+});
