@@ -96,7 +96,7 @@ describe('parseConfig', () => {
         httpTimeoutSeconds: 10,
         framesPerSecondPerConnection: 100,
         bytesPerSecondPerConnection: 4 * 1048576,
-        bytesPerSecondPerFarm: 16 * 1048576,
+        bytesPerSecondPerFarm: 4 * 1048576,
         applyMillisecondsPerSecondPerFarm: 250,
       },
       api: { tokensSha256: [] },

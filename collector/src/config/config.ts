@@ -33,7 +33,7 @@ export const CONFIG_DEFAULTS = Object.freeze({
     framesPerSecondPerConnection: 100,
     bytesPerSecondPerConnection: 4 * 1_048_576,
     // Shared by all the connections of one farm on one collector (docs/design.md §6).
-    bytesPerSecondPerFarm: 16 * 1_048_576,
+    bytesPerSecondPerFarm: 4 * 1_048_576,
     applyMillisecondsPerSecondPerFarm: 250,
   }),
   farm: Object.freeze({
