@@ -68,4 +68,20 @@ describe('the rebuild queue', () => {
     // None resends: each is given up on after its slot time, and the next asked.
     await expect.poll(() => asked, { timeout: 5_000 }).toEqual(['h1', 'h2', 'h3']);
   });
+
+  it('takes a host queued again under a newer epoch under that one only', async () => {
+    const asked: string[] = [];
+    const [busy, waiting] = ['busy', 'waiting'].map((name) => new Host(name, asked)) as [Host, Host];
+    const queue = new RebuildQueue(1, 60_000);
+    queue.add([busy, waiting], 'epoch-1');
+    // The farm is lost again before `waiting` had its turn.
+    queue.add([waiting], 'epoch-2');
+    await turns();
+    busy.resend();
+    await turns();
+    await turns();
+    expect(asked).toEqual(['busy', 'waiting']);
+    expect(waiting.reclaimedUnder).toBe('epoch-2');
+    expect(queue.pending).toBe(0);
+  });
 });

@@ -24,6 +24,8 @@ export class RebuildQueue {
   private waiting: Array<{ host: Rebuilding; epoch: string }> = [];
   private head = 0;
   private running = 0;
+  /** The epoch each host was last queued under: a farm lost again while its hosts wait supersedes their place. */
+  private readonly latest = new WeakMap<Rebuilding, string>();
 
   constructor(
     private readonly window = REBUILD_WINDOW,
@@ -37,13 +39,18 @@ export class RebuildQueue {
 
   /** Queues a farm's hosts behind those of farms found before it. */
   add(hosts: readonly Rebuilding[], epoch: string): void {
-    for (const host of hosts) this.waiting.push({ host, epoch });
+    for (const host of hosts) {
+      this.latest.set(host, epoch);
+      this.waiting.push({ host, epoch });
+    }
     this.pump();
   }
 
   private pump(): void {
     while (this.running < this.window && this.head < this.waiting.length) {
       const { host, epoch } = this.waiting[this.head++]!;
+      // Queued again under a newer epoch: taken again under that one, at its own place.
+      if (this.latest.get(host) !== epoch) continue;
       this.running += 1;
       void this.rebuild(host, epoch).finally(() => {
         this.running -= 1;
