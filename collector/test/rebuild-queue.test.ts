@@ -39,9 +39,9 @@ describe('the rebuild queue', () => {
     const asked: string[] = [];
     const farmA = ['a1', 'a2', 'a3'].map((name) => new Host(name, asked));
     const farmB = ['b1', 'b2'].map((name) => new Host(name, asked));
-    const queue = new RebuildQueue(2, 60_000);
-    queue.add(farmA, 'epoch-a');
-    queue.add(farmB, 'epoch-b');
+    const queue = new RebuildQueue(2, 2, 60_000);
+    queue.add('a', farmA, 'epoch-a');
+    queue.add('b', farmB, 'epoch-b');
     await turns();
     expect(asked).toEqual(['a1', 'a2']);
     expect(queue.pending).toBe(3);
@@ -61,8 +61,8 @@ describe('the rebuild queue', () => {
   it('asks the next host anyway when one holds its place past the slot time', async () => {
     const asked: string[] = [];
     const hosts = ['h1', 'h2', 'h3'].map((name) => new Host(name, asked));
-    const queue = new RebuildQueue(1, 20);
-    queue.add(hosts, 'epoch');
+    const queue = new RebuildQueue(1, 1, 20);
+    queue.add('farm', hosts, 'epoch');
     await turns();
     expect(asked).toEqual(['h1']);
     // None resends: each is given up on after its slot time, and the next asked.
@@ -72,16 +72,47 @@ describe('the rebuild queue', () => {
   it('takes a host queued again under a newer epoch under that one only', async () => {
     const asked: string[] = [];
     const [busy, waiting] = ['busy', 'waiting'].map((name) => new Host(name, asked)) as [Host, Host];
-    const queue = new RebuildQueue(1, 60_000);
-    queue.add([busy, waiting], 'epoch-1');
+    const queue = new RebuildQueue(1, 1, 60_000);
+    queue.add('farm', [busy, waiting], 'epoch-1');
     // The farm is lost again before `waiting` had its turn.
-    queue.add([waiting], 'epoch-2');
+    queue.add('farm', [waiting], 'epoch-2');
     await turns();
     busy.resend();
     await turns();
     await turns();
     expect(asked).toEqual(['busy', 'waiting']);
     expect(waiting.reclaimedUnder).toBe('epoch-2');
+    expect(queue.pending).toBe(0);
+  });
+
+  it('gives no farm more than its share of the window: a slow farm found first does not hold the others back', async () => {
+    const asked: string[] = [];
+    const big = ['big1', 'big2', 'big3', 'big4'].map((name) => new Host(name, asked));
+    const small = ['small1', 'small2'].map((name) => new Host(name, asked));
+    const queue = new RebuildQueue(4, 2, 60_000);
+    queue.add('big', big, 'epoch-big');
+    queue.add('small', small, 'epoch-small');
+    await turns();
+    expect(asked).toEqual(['big1', 'big2', 'small1', 'small2']);
+    // The big farm's next host takes the place one of its own frees, or another farm's.
+    small[0]!.resend();
+    await turns();
+    expect(asked).toEqual(['big1', 'big2', 'small1', 'small2']);
+    big[0]!.resend();
+    await turns();
+    expect(asked).toEqual(['big1', 'big2', 'small1', 'small2', 'big3']);
+  });
+
+  it('asks no host once stopped (the collector drains)', async () => {
+    const asked: string[] = [];
+    const hosts = ['h1', 'h2'].map((name) => new Host(name, asked));
+    const queue = new RebuildQueue(1, 1, 60_000);
+    queue.add('farm', hosts, 'epoch');
+    await turns();
+    queue.stop();
+    hosts[0]!.resend();
+    await turns();
+    expect(asked).toEqual(['h1']);
     expect(queue.pending).toBe(0);
   });
 });

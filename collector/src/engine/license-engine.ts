@@ -193,15 +193,16 @@ export class LicenseEngine {
 
   /**
    * The host resent its state (or its connection ended): it no longer holds the farm's rebuild open.
-   * The farm's version moves with it, as with every change to what its readers show: the series
-   * and the farm document are re-read by version, and the last mark's going ends the withholding.
+   * The farm's version moves with it, as with every change to what its readers show (the farm
+   * document is re-read by version): sent together, but not as one transaction, so that a Redis at
+   * `maxmemory`, which refuses the version's HINCRBY, still lets the mark go.
    */
   async rebuilt(farm: string, host: string): Promise<void> {
-    await this.parts.redis
-      .multi()
-      .zrem(this.parts.keys.rebuilding(farm), normalizeHost(host))
-      .hincrby(this.parts.keys.farm(farm).meta, 'version' satisfies MetaField, 1)
-      .exec();
+    const redis = this.parts.redis;
+    await Promise.all([
+      redis.zrem(this.parts.keys.rebuilding(farm), normalizeHost(host)),
+      redis.hincrby(this.parts.keys.farm(farm).meta, 'version' satisfies MetaField, 1),
+    ]);
   }
 
   /**

@@ -221,13 +221,15 @@ export class AgentServer {
    * A read found the farm's epoch changed (its data was lost): each connection of the farm here
    * whose host's state is not in under `epoch` yet is marked as owing it; once the marks are
    * written (the promise returned), each is queued to take its host again and ask its agent for a
-   * snapshot, behind the hosts of farms found before.
+   * snapshot, behind the hosts of farms found before (a connection whose own frame or renewal met
+   * the loss takes its host again at once, outside the queue: those come spread over the
+   * heartbeat interval).
    */
   epochChanged(farm: string, epoch: string): Promise<void> {
     const claimed = [...this.connections].filter(
       (connection) => connection.claim && connection.farmId === farm && connection.stateEpoch !== epoch,
     );
-    return this.markRebuilding(farm, claimed).then(() => this.rebuilds.add(claimed, epoch));
+    return this.markRebuilding(farm, claimed).then(() => this.rebuilds.add(farm, claimed, epoch));
   }
 
   /**
@@ -274,6 +276,8 @@ export class AgentServer {
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
+    // Hosts not yet asked to resend are asked by the next collector, after their agents' hello.
+    this.rebuilds.stop();
     const all = [...this.connections];
     const settled = Promise.all(all.map((connection) => connection.settled()));
     await Promise.race([settled, new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);

@@ -1,14 +1,18 @@
 /**
  * After Redis lost a farm's data, the farm's hosts resend their state through this queue
- * (docs/design.md §6, "Redis back empty"): farms in the order their loss was found, and a window of
- * hosts at a time across all farms. Each host holds its place from its re-take until its snapshot
- * is in (or its connection ended, or `slotMs` passed), so that Redis's queue holds at most a
- * window's worth of re-takes and snapshots however many farms were lost at once, and the farms come
- * back one after another rather than all together at the end.
+ * (docs/design.md §6, "Redis back empty"): a window of hosts at a time across all farms, farms in
+ * the order their loss was found, and no farm more than a share of the window, so that one farm
+ * held back by its own budgets (a big farm's snapshots wait for its bytes and script time) does
+ * not hold the others back. Each host holds its place from its re-take until its snapshot is in
+ * (or its connection ended, or `slotMs` passed), so that Redis's queue holds about a window's worth
+ * of re-takes and snapshots however many farms were lost at once, and the farms come back one
+ * after another rather than all together at the end.
  */
 
 /** Hosts re-taken and asked for their state at once, across all farms of a collector. */
 export const REBUILD_WINDOW = 256;
+/** Of those, at most this many of one farm. */
+export const REBUILD_WINDOW_PER_FARM = 64;
 /** How long one host may hold its place before the next is asked anyway (an agent that never answers). */
 export const REBUILD_SLOT_MS = 10_000;
 
@@ -20,47 +24,73 @@ export interface Rebuilding {
   stateIn(): Promise<void>;
 }
 
+/** One farm's hosts not yet asked, and how many of its hosts hold a place now. */
+interface Lane {
+  waiting: Array<{ host: Rebuilding; epoch: string }>;
+  head: number;
+  running: number;
+}
+
 export class RebuildQueue {
-  private waiting: Array<{ host: Rebuilding; epoch: string }> = [];
-  private head = 0;
+  /** By farm, in the order the farms were first queued (a Map keeps it). */
+  private readonly lanes = new Map<string, Lane>();
   private running = 0;
+  private stopped = false;
   /** The epoch each host was last queued under: a farm lost again while its hosts wait supersedes their place. */
   private readonly latest = new WeakMap<Rebuilding, string>();
 
   constructor(
     private readonly window = REBUILD_WINDOW,
+    private readonly perFarm = REBUILD_WINDOW_PER_FARM,
     private readonly slotMs = REBUILD_SLOT_MS,
   ) {}
 
   /** Hosts not yet asked. */
   get pending(): number {
-    return this.waiting.length - this.head;
+    let pending = 0;
+    for (const lane of this.lanes.values()) pending += lane.waiting.length - lane.head;
+    return pending;
   }
 
   /** Queues a farm's hosts behind those of farms found before it. */
-  add(hosts: readonly Rebuilding[], epoch: string): void {
+  add(farm: string, hosts: readonly Rebuilding[], epoch: string): void {
+    let lane = this.lanes.get(farm);
+    if (!lane) this.lanes.set(farm, (lane = { waiting: [], head: 0, running: 0 }));
     for (const host of hosts) {
       this.latest.set(host, epoch);
-      this.waiting.push({ host, epoch });
+      lane.waiting.push({ host, epoch });
     }
     this.pump();
   }
 
+  /** The collector is stopping: no further host is asked. */
+  stop(): void {
+    this.stopped = true;
+    this.lanes.clear();
+  }
+
   private pump(): void {
-    while (this.running < this.window && this.head < this.waiting.length) {
-      const { host, epoch } = this.waiting[this.head++]!;
-      // Queued again under a newer epoch: taken again under that one, at its own place.
-      if (this.latest.get(host) !== epoch) continue;
-      this.running += 1;
-      void this.rebuild(host, epoch).finally(() => {
-        this.running -= 1;
-        this.pump();
-      });
-    }
-    // An index into the array rather than shift(): shift is linear in what is left.
-    if (this.head === this.waiting.length) {
-      this.waiting = [];
-      this.head = 0;
+    for (const [farm, lane] of this.lanes) {
+      while (
+        !this.stopped &&
+        this.running < this.window &&
+        lane.running < this.perFarm &&
+        lane.head < lane.waiting.length
+      ) {
+        // An index into the array rather than shift(): shift is linear in what is left.
+        const { host, epoch } = lane.waiting[lane.head++]!;
+        // Queued again under a newer epoch: taken again under that one, at its own place.
+        if (this.latest.get(host) !== epoch) continue;
+        this.running += 1;
+        lane.running += 1;
+        void this.rebuild(host, epoch).finally(() => {
+          this.running -= 1;
+          lane.running -= 1;
+          this.pump();
+        });
+      }
+      if (lane.running === 0 && lane.head === lane.waiting.length) this.lanes.delete(farm);
+      if (this.stopped || this.running >= this.window) return;
     }
   }
 
