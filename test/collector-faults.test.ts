@@ -197,6 +197,50 @@ describe('Redis restarted', () => {
     return { one, two, a, b, sessionsA, sessionsB, showTruth, keys: new RedisKeys(prefixOf(raw)) };
   }
 
+  it('with two collectors, a farm one of them has not yet found lost stays rebuilding after the hosts of the other resent', async () => {
+    // `one` finds the loss at its round; `two` ticks at start only, and its agent's heartbeat, the
+    // other way it could find the loss, is not due within the test once its slot has passed (a
+    // slot every 100 ms from the start, the first connection's the second): so `two` does not mark
+    // its host before `one`'s has resent.
+    const raw = rawConfig(redis.url, [{ id: 'farm-a', seats: 10 }], { heartbeatSeconds: 300 });
+    const one = await inProcess(raw);
+    const two = await inProcess(raw, 60_000);
+    const a = await agentOn(one.url, 'rdsh-1');
+    const b = await agentOn(two.url, 'rdsh-2');
+    const sessionsA = [session('1', 'corp\\alice')];
+    const sessionsB = [session('1', 'corp\\bob'), session('2', 'corp\\carol')];
+    await a.snapshot(1, sessionsA);
+    await b.snapshot(1, sessionsB);
+    await sleep(1000);
+    await loseData(raw);
+
+    expect(await a.next('resync', 15_000)).toEqual({ type: 'resync' });
+    // A scrape meanwhile (its reader then knows the new epoch, so no later read withholds the farm
+    // for having found it replaced).
+    expect((await Scrape.from(one.url)).value('ras_farm_rebuilding', farmA())).toBe(1);
+    await snapshotAcked(a, 2, sessionsA);
+    // rdsh-1 resent; rdsh-2, not marked, holds 2 of the farm's 3 users: the farm is withheld (by
+    // its own mark, stored with the new epoch), not shown at 1 user.
+    expect(b.received.filter((frame) => frame.type === 'resync')).toEqual([]);
+    const scrape = await Scrape.from(one.url);
+    expect(scrape.value('ras_farm_rebuilding', farmA())).toBe(1);
+    expect(scrape.value('ras_license_users', farmA())).toBeUndefined();
+
+    // `two` finds the loss at its agent's next frame (not acked: the epoch is gone), its agent
+    // resends, and the farm is whole once the farm's own mark has lapsed.
+    b.send({ type: 'events', events: [upsert(2, session('3', 'corp\\dave'))] });
+    expect(await b.next('resync', 15_000)).toEqual({ type: 'resync' });
+    await snapshotAcked(b, 3, sessionsB);
+    await vi.waitFor(
+      async () => {
+        const whole = await Scrape.from(one.url);
+        expect(whole.value('ras_farm_rebuilding', farmA())).toBe(0);
+        expect(whole.value('ras_license_users', farmA())).toBe(3);
+      },
+      { timeout: 15_000 },
+    );
+  });
+
   it('an empty Redis after a restart makes every collector resync its agents, whose snapshots rebuild the farm', async () => {
     const { one, two, a, b, sessionsA, sessionsB, showTruth, keys } = await twoCollectors(redis);
     await redis.restart();
@@ -290,16 +334,16 @@ describe('Redis restarted', () => {
     a.send({ type: 'events', events: [upsert(2, session('3', 'corp\\dave'))] });
     expect(await a.next('resync', 15_000)).toEqual({ type: 'resync' });
     expect(await b.next('resync', 15_000)).toEqual({ type: 'resync' });
-    // The farm's own mark, stored with the new epoch (tick.lua), was replaced by its hosts'.
-    expect((await client.zrange(keys.rebuilding('farm-a'), '0', '-1')).sort()).toEqual(['rdsh-1', 'rdsh-2']);
+    // Its hosts' marks, beside the farm's own, stored with the new epoch (tick.lua).
+    expect((await client.zrange(keys.rebuilding('farm-a'), '0', '-1')).sort()).toEqual(['', 'rdsh-1', 'rdsh-2']);
     expect((await Scrape.from(collector.url)).value('ras_farm_rebuilding', farmA())).toBe(1);
 
     // Acked by seq: had a heartbeat met the loss just before the frame, the frame was answered too
     // (a seq gap under the new epoch, ack 0), and that ack would come first.
     await snapshotAcked(a, 3, [...sessionsA, session('3', 'corp\\dave')]);
     await snapshotAcked(b, 2, sessionsB);
-    // Each snapshot took its own host's mark away: nothing holds the farm withheld until the marks expire.
-    expect(await client.zrange(keys.rebuilding('farm-a'), '0', '-1')).toEqual([]);
+    // Each snapshot took its own host's mark away: only the farm's own is left, for its 5 s.
+    expect(await client.zrange(keys.rebuilding('farm-a'), '0', '-1')).toEqual(['']);
     await vi.waitFor(
       async () => {
         const scrape = await Scrape.from(collector.url);

@@ -84,9 +84,10 @@ export const SNAPSHOT_SLICE_ITEMS = 200;
 /** Longest a host asked for its state after a data loss holds the farm's rebuild open (ms). */
 export const REBUILD_MAX_MS = 60_000;
 /**
- * How long a farm whose data was lost reads as rebuilding before any host is marked (tick.lua): the
- * time the collectors' rounds have to see the new epoch and mark the hosts they ask to resend. The
- * first collector to mark its hosts replaces this mark with theirs (markRebuilding).
+ * How long a farm whose data was lost reads as rebuilding at least, from the round that stored its
+ * new epoch (tick.lua's mark of the farm's own): the time every collector's round (each second) has
+ * to see the new epoch and mark the hosts it asks to resend. The hosts' marks hold it longer while
+ * they owe their state.
  */
 export const UNMARKED_REBUILD_MS = 5_000;
 
@@ -181,12 +182,12 @@ export class LicenseEngine {
     if (hosts.length === 0) return;
     const until = Date.now() + REBUILD_MAX_MS;
     const key = this.parts.keys.rebuilding(farm);
-    // The farm's own mark (tick.lua) goes with the hosts' marks replacing it, in one transaction:
-    // the farm is withheld from the new epoch on, and no longer than its hosts owe their state.
+    // The farm's own mark (tick.lua) stays beside them until it lapses: another collector's hosts
+    // are marked only when that collector finds the loss, and until then they must not read as
+    // resent once this collector's have.
     await this.parts.redis
       .multi()
       .zadd(key, ...hosts.flatMap((host) => [until, normalizeHost(host)]))
-      .zrem(key, '')
       .pexpire(key, REBUILD_MAX_MS)
       .exec();
   }

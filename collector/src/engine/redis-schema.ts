@@ -146,7 +146,8 @@ export class RedisKeys {
    * Sorted set host → until when (ms) the host counts as not yet resent: the hosts asked for their
    * state after the farm's data was lost (docs/design.md §6), each until its snapshot comes or its
    * connection ends; and '' (no host), the farm's own mark, which tick.lua stores with the epoch
-   * that replaces a lost one and the collector's marks of its hosts replace. Read by no script.
+   * that replaces a lost one, for the time every collector has to mark its own hosts. Read by no
+   * script.
    */
   rebuilding(farm: string): string {
     return `${this.prefix}:{${farm}}:rebuilding`;

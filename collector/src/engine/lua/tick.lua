@@ -16,8 +16,8 @@
   A farm that had an epoch (knownEpoch) and has none lost its data: the fresh epoch is stored with a
   mark '' (no host) in rebuilding, in the same script, so that no read between the two sees the farm
   empty and not rebuilding. The collectors mark the hosts they ask to resend a Redis round trip or
-  more later (a round of every farm, under load seconds); the first to mark its hosts takes the mark
-  '' away in the same transaction, and it lapses after unmarkedMs if none does.
+  more later, each at its own round (under load seconds); the mark '' stays until it lapses after
+  unmarkedMs, so that no collector's hosts read as resent before that collector has marked them.
 
   Output:
     {epoch, hosts, forget}   epoch: the farm's epoch now; hosts: hosts due for maintainHost;
