@@ -71,9 +71,9 @@ describe('a lost farm marked rebuilding with its new epoch', () => {
     // The hosts' marks, when the collector writes them, are counted as hosts.
     await redis.zadd(rebuilding, (await redisNow()) + 60_000, 'rdsh-1');
     expect((await reader.read(farms)).farms[0]).toMatchObject({ rebuilding: true, rebuildingHosts: 1 });
-    // The marks go (the farm's own as the collector's marks replace it, then the host's as it
-    // resends): the very next read shows the farm, not withheld once more as if it had only now
-    // found the new epoch, which it first read while marks were there.
+    // The marks go (the farm's own as it lapses, the host's as it resends): the very next read
+    // shows the farm, not withheld once more as if it had only now found the new epoch, which it
+    // first read while marks were there.
     await redis.zrem(rebuilding, '', 'rdsh-1');
     expect((await reader.read(farms)).farms[0]).toMatchObject({ rebuilding: false, rebuildingHosts: 0 });
   });
