@@ -58,6 +58,18 @@ async function snapshotAcked(agent: TestAgent, seq: number, sessions: Session[])
 
 const farmA = (labels: Record<string, string> = {}) => ({ farm: 'farm-a', ...labels });
 
+/** Waits until the collector shows farm-a rebuilt (its own mark lapses 5 s after the loss) with `users`. */
+async function rebuiltWith(url: string, users: number): Promise<void> {
+  await vi.waitFor(
+    async () => {
+      const scrape = await Scrape.from(url);
+      expect(scrape.value('ras_farm_rebuilding', farmA())).toBe(0);
+      expect(scrape.value('ras_license_users', farmA())).toBe(users);
+    },
+    { timeout: 15_000 },
+  );
+}
+
 /** A deterministic pseudo-random stream of items for one host, with the truth it implies. */
 function scriptedStream(count: number, firstSeq: number, initial: Session[]) {
   let state = 0x2545f491;
@@ -231,14 +243,7 @@ describe('Redis restarted', () => {
     b.send({ type: 'events', events: [upsert(2, session('3', 'corp\\dave'))] });
     expect(await b.next('resync', 15_000)).toEqual({ type: 'resync' });
     await snapshotAcked(b, 3, sessionsB);
-    await vi.waitFor(
-      async () => {
-        const whole = await Scrape.from(one.url);
-        expect(whole.value('ras_farm_rebuilding', farmA())).toBe(0);
-        expect(whole.value('ras_license_users', farmA())).toBe(3);
-      },
-      { timeout: 15_000 },
-    );
+    await rebuiltWith(one.url, 3);
   });
 
   it('an empty Redis after a restart makes every collector resync its agents, whose snapshots rebuild the farm', async () => {
@@ -344,14 +349,7 @@ describe('Redis restarted', () => {
     await snapshotAcked(b, 2, sessionsB);
     // Each snapshot took its own host's mark away: only the farm's own is left, for its 5 s.
     expect(await client.zrange(keys.rebuilding('farm-a'), '0', '-1')).toEqual(['']);
-    await vi.waitFor(
-      async () => {
-        const scrape = await Scrape.from(collector.url);
-        expect(scrape.value('ras_farm_rebuilding', farmA())).toBe(0);
-        expect(scrape.value('ras_license_users', farmA())).toBe(4);
-      },
-      { timeout: 10_000 },
-    );
+    await rebuiltWith(collector.url, 4);
     expect(a.received.filter((frame) => frame.type === 'resync')).toHaveLength(1);
     expect(b.received.filter((frame) => frame.type === 'resync')).toHaveLength(1);
   });
