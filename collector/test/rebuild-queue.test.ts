@@ -103,7 +103,7 @@ describe('the rebuild queue', () => {
     expect(asked).toEqual(['big1', 'big2', 'small1', 'small2', 'big3']);
   });
 
-  it('asks no host once stopped (the collector drains)', async () => {
+  it('asks no host once stopped (the collector drains), nor keeps any queued after', async () => {
     const asked: string[] = [];
     const hosts = ['h1', 'h2'].map((name) => new Host(name, asked));
     const queue = new RebuildQueue(1, 1, 60_000);
@@ -111,8 +111,29 @@ describe('the rebuild queue', () => {
     await turns();
     queue.stop();
     hosts[0]!.resend();
+    queue.add('other', [new Host('o1', asked)], 'epoch');
     await turns();
     expect(asked).toEqual(['h1']);
     expect(queue.pending).toBe(0);
+  });
+
+  it('puts a farm found lost again, its hosts all asked, behind the farms found meanwhile', async () => {
+    const asked: string[] = [];
+    const a1 = new Host('a1', asked);
+    const [b1, b2] = ['b1', 'b2'].map((name) => new Host(name, asked)) as [Host, Host];
+    const queue = new RebuildQueue(1, 1, 60_000);
+    queue.add('a', [a1], 'epoch-a1');
+    queue.add('b', [b1, b2], 'epoch-b');
+    await turns();
+    expect(asked).toEqual(['a1']);
+    a1.resend();
+    await turns();
+    // Farm a is lost again while b's hosts wait.
+    queue.add('a', [a1], 'epoch-a2');
+    b1.resend();
+    await turns();
+    b2.resend();
+    await turns();
+    expect(asked).toEqual(['a1', 'b1', 'b2', 'a1']);
   });
 });

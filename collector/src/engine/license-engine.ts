@@ -200,10 +200,12 @@ export class LicenseEngine {
    */
   async rebuilt(farm: string, host: string): Promise<void> {
     const redis = this.parts.redis;
-    await Promise.all([
+    const [removed] = await Promise.allSettled([
       redis.zrem(this.parts.keys.rebuilding(farm), normalizeHost(host)),
+      // Refused only by a Redis at maxmemory: the farm document then shows the end up to a second late.
       redis.hincrby(this.parts.keys.farm(farm).meta, 'version' satisfies MetaField, 1),
     ]);
+    if (removed.status === 'rejected') throw removed.reason;
   }
 
   /**

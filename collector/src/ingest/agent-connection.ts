@@ -546,7 +546,8 @@ export class AgentConnection implements Credentials {
   /**
    * Redis answered that this connection's epoch is not the farm's (its data was lost or recreated):
    * reads the farm's epoch now and takes the host again under it. A check that finds the epoch
-   * changed has the agent server mark the farm's other connections and queue them to resend.
+   * changed has the agent server mark the farm's connections (this one too) and queue them to
+   * resend; this one does not wait for its turn.
    */
   private async epochLost(): Promise<void> {
     await this.reclaim(await this.ctx.epochs.check(this.farmId));

@@ -54,8 +54,14 @@ export class RebuildQueue {
 
   /** Queues a farm's hosts behind those of farms found before it. */
   add(farm: string, hosts: readonly Rebuilding[], epoch: string): void {
+    if (this.stopped) return;
     let lane = this.lanes.get(farm);
     if (!lane) this.lanes.set(farm, (lane = { waiting: [], head: 0, running: 0 }));
+    else if (lane.head === lane.waiting.length) {
+      // Every host of it already asked: found lost again, it goes behind the farms found meanwhile.
+      this.lanes.delete(farm);
+      this.lanes.set(farm, lane);
+    }
     for (const host of hosts) {
       this.latest.set(host, epoch);
       lane.waiting.push({ host, epoch });
