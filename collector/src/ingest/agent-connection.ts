@@ -101,9 +101,10 @@ export class AgentConnection implements Credentials {
   /** Settles when the queue is empty; replaced each time pumping starts. */
   private idle: Promise<void> = Promise.resolve();
   private closed = false;
-  /** A resync was sent; no other is sent until a snapshot arrives. */
-  private awaitingSnapshot = false;
-  /** Settles {@link stateIn}'s waiters once the snapshot asked for is in or the connection ends. */
+  /**
+   * A resync was sent and no snapshot has arrived since (no other is sent meanwhile); settled for
+   * {@link stateIn}'s waiters once one is in or the connection ends.
+   */
   private stateOwed: { promise: Promise<void>; paid: () => void } | undefined;
   /** Asked for its state after the farm's data was lost, and not yet resent (docs/design.md §6). */
   rebuilding = false;
@@ -359,10 +360,9 @@ export class AgentConnection implements Credentials {
     this.statePaid();
   }
 
-  /** Asks the agent for a snapshot, once until one arrives. */
-  resync(): void {
-    if (this.awaitingSnapshot) return;
-    this.awaitingSnapshot = true;
+  /** Asks the agent for a snapshot, once until one arrives (`again`: even if one was asked for). */
+  resync(again = false): void {
+    if (this.closed || (this.stateOwed && !again)) return;
     if (!this.stateOwed) {
       let paid = () => {};
       const promise = new Promise<void>((resolve) => (paid = resolve));
@@ -582,10 +582,7 @@ export class AgentConnection implements Credentials {
     if (taken.result.kind === 'full') return this.fail('forbidden', farmFull(taken.farm, taken.result.cap));
     // Redis lost the binding with its data, and another key bound the host first.
     if (taken.result.kind === 'bound') return this.refuseBound(taken.farm.id, claim.host);
-    if (taken.result.kind === 'ok') {
-      this.awaitingSnapshot = false;
-      this.resync();
-    }
+    if (taken.result.kind === 'ok') this.resync(true);
   }
 
   /** A frame of a farm that a reload removed (the reload closes its connections; this is the backstop). */
@@ -618,10 +615,9 @@ export class AgentConnection implements Credentials {
       (result.kind === 'ok' || result.kind === 'gap') &&
       (result.farmQuota.sessions.includes(frame.seq) || result.farmQuota.newUsers.includes(frame.seq));
     if ((result.kind === 'ok' || result.kind === 'gap') && !refusedWhole) {
-      this.awaitingSnapshot = false;
+      this.statePaid();
       this.stateEpoch = claim.epoch;
       if (this.rebuilding) await this.rebuildDone(claim);
-      this.statePaid();
     }
     await this.answer('snapshot', result, frame.rejected, frame.sessions.users.length, engine.config);
   }
