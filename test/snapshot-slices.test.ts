@@ -255,6 +255,42 @@ describe('a big snapshot in slices', () => {
     expect([...monthUsers].sort()).toEqual(['corp\\ann', 'corp\\ben']);
   });
 
+  it("sends each of its scripts only once Redis answered what was sent before it on the connection: another farm's command that came meanwhile goes first", async () => {
+    // The engine's own connection. After each of the snapshot's scripts is sent, another command
+    // comes on the same connection and holds it (a blocking pop, 100 ms): the snapshot's next
+    // script must not be sent before it was answered, or in Redis it would run first.
+    const own = server.client();
+    defineScripts(own);
+    const others: Array<{ settled: boolean }> = [];
+    const unansweredAtSend: number[] = [];
+    const client = new Proxy(own, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target) as unknown;
+        if (typeof value !== 'function') return value;
+        if (property !== 'rasmonBeginSnapshot' && property !== 'rasmonSnapshotSlice') return value.bind(target);
+        return (...args: unknown[]) => {
+          unansweredAtSend.push(others.filter((other) => !other.settled).length);
+          const sent = (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          const other = { settled: false };
+          others.push(other);
+          void target.blpop(`other-farm-${process.pid}`, 0.1).finally(() => (other.settled = true));
+          return sent;
+        };
+      },
+    });
+    try {
+      const farm = await farmWith(2, { seats: 10 }, client);
+      const one = await farm.claim('rdsh-1');
+      const result = await farm.engine.applySnapshot(one, 1, before);
+      expect(result.kind).toBe('ok');
+      // The begin and three slices of two sessions, each sent with nothing before it unanswered.
+      expect(unansweredAtSend).toEqual([0, 0, 0, 0]);
+      expect(await farm.read()).toMatchObject({ users: 4, exempt: 2 });
+    } finally {
+      own.disconnect();
+    }
+  });
+
   it("does not count as new the users a host's periodic snapshot lists that it holds in sessions that do not consume: disconnected (the farm not counting them) or exempt admins", async () => {
     const cases = [
       {
