@@ -56,7 +56,7 @@ export function defineScripts(redis: Redis | Cluster): string[] {
   });
 }
 
-type ScriptCommand = (...args: Array<string | number>) => Promise<unknown>;
+type ScriptCommand = (...args: Array<string | number | Buffer>) => Promise<unknown>;
 
 /** Runs one script call on a client that `defineScripts` prepared. */
 export function runScript(redis: Redis | Cluster, call: ScriptCall): Promise<unknown> {

@@ -44,7 +44,7 @@ import { admit, type AdmissionRefusal, type Credentials } from './admission.js';
 import { TokenBucket } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
 import type { FarmBudgets } from './farm-budget.js';
-import type { FrameParseThread } from './frame-parse-thread.js';
+import { BIG_FRAME_BYTES, type FrameParseThread } from './frame-parse-thread.js';
 import type { ReadSnapshot } from './frame-read.js';
 
 /** Hosts warned of for a missing host key that a collector remembers (about 100 bytes each). */
@@ -76,6 +76,14 @@ export interface ConnectionContext {
   claimed(connection: AgentConnection): void;
 }
 
+/**
+ * A frame as it came, with its size in bytes. A big text frame stays as its bytes, decoded where it
+ * is parsed (the parse thread, frame-parse-thread.ts): a large string made here would live on this
+ * thread's heap until a full collection, which pauses every farm's frames. A binary frame is only
+ * refused.
+ */
+type Received = { text: string | Buffer; bytes: number } | { binary: true; bytes: number };
+
 export class AgentConnection implements Credentials {
   /** Set by an accepted hello. */
   claim: HostClaim | undefined;
@@ -96,7 +104,7 @@ export class AgentConnection implements Credentials {
   /** Last time a ping or pong came from the agent, ms. */
   lastHeard = Date.now();
   readonly openedAt = Date.now();
-  private queue: Array<string | Buffer> = [];
+  private queue: Received[] = [];
   private running = false;
   /** Settles when the queue is empty; replaced each time pumping starts. */
   private idle: Promise<void> = Promise.resolve();
@@ -143,7 +151,12 @@ export class AgentConnection implements Credentials {
     // Only an answer to a ping (or a ping) counts as heard: a peer that keeps sending but never
     // reads would otherwise never look silent, while what is sent to it piles up.
     socket.on('message', (data, isBinary) => {
-      this.enqueue(isBinary ? Buffer.from(data as Buffer) : (data as Buffer).toString('utf8'));
+      const bytes = data as Buffer;
+      this.enqueue(
+        isBinary
+          ? { binary: true, bytes: bytes.length }
+          : { text: bytes.length < BIG_FRAME_BYTES ? bytes.toString('utf8') : bytes, bytes: bytes.length },
+      );
     });
     socket.on('pong', () => (this.lastHeard = Date.now()));
     socket.on('ping', () => (this.lastHeard = Date.now()));
@@ -381,9 +394,9 @@ export class AgentConnection implements Credentials {
     this.stateOwed = undefined;
   }
 
-  private enqueue(data: string | Buffer): void {
+  private enqueue(frame: Received): void {
     if (this.closed) return;
-    this.queue.push(data);
+    this.queue.push(frame);
     if (!this.running) void this.pump();
   }
 
@@ -398,10 +411,10 @@ export class AgentConnection implements Credentials {
     this.socket.pause();
     try {
       while (this.queue.length > 0 && !this.closed) {
-        const data = this.queue.shift()!;
+        const frame = this.queue.shift()!;
         // Over its rate, the connection waits (not read meanwhile), and so does every connection of
         // a farm over the farm's budgets: one farm's hosts cannot take the Redis time of another's.
-        const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.length;
+        const bytes = frame.bytes;
         const done = await this.ctx.budgets.turn(this.farmId, bytes);
         const farm = this.ctx.budgets.admit(this.farmId, bytes);
         if (farm.reason) this.ctx.metrics.farmThrottled.inc({ farm: this.farmId, reason: farm.reason });
@@ -410,7 +423,7 @@ export class AgentConnection implements Credentials {
         try {
           if (wait > 0) await sleep(wait);
           if (this.closed) break;
-          await this.handle(data);
+          await this.handle(frame);
         } finally {
           this.ctx.budgets.settle(this.farmId, farm, bytes, this.scriptMs);
           done();
@@ -470,12 +483,12 @@ export class AgentConnection implements Credentials {
     this.ctx.metrics.frames.inc({ type, result: 'refused' });
   }
 
-  private async handle(data: string | Buffer): Promise<void> {
-    if (typeof data !== 'string') {
+  private async handle(received: Received): Promise<void> {
+    if ('binary' in received) {
       this.refuse('binary');
       return this.fail('bad_frame', 'frames must be JSON text, not binary');
     }
-    const parsed = await this.ctx.frames.read(data, this.ctx.limits);
+    const parsed = await this.ctx.frames.read(received.text, this.ctx.limits);
     // A big frame was parsed in the worker meanwhile: a connection closed since applies nothing
     // more (its agent resends what was not acked).
     if (this.closed) return;

@@ -7,7 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Limits } from '@rasmon/protocol';
-import { readFrame, type ReadResult } from './frame-read.js';
+import { frameText, readFrame, type ReadResult } from './frame-read.js';
 import type { Reply, Request } from './frame-parse-worker.js';
 
 const WORKER = new URL('./frame-parse-worker.js', import.meta.url);
@@ -16,7 +16,7 @@ const WORKER = new URL('./frame-parse-worker.js', import.meta.url);
 export const BIG_FRAME_BYTES = 16 * 1024;
 
 interface Waiting {
-  text: string;
+  frame: string | Uint8Array;
   limits: Limits;
   resolve: (result: ReadResult) => void;
   reject: (err: Error) => void;
@@ -28,14 +28,17 @@ export class FrameParseThread {
   private readonly pending = new Map<number, Waiting>();
   private closed = false;
 
-  /** The frame parsed and validated, a snapshot packed (frame-read.ts). */
-  read(text: string, limits: Limits): Promise<ReadResult> | ReadResult {
-    if (this.closed || text.length < BIG_FRAME_BYTES) return readFrame(text, limits);
+  /**
+   * The frame parsed and validated, a snapshot packed (frame-read.ts). `frame`: its text, or the
+   * bytes of a text frame as received (decoded where it is parsed).
+   */
+  read(frame: string | Uint8Array, limits: Limits): Promise<ReadResult> | ReadResult {
+    if (this.closed || frame.length < BIG_FRAME_BYTES) return readFrame(frameText(frame), limits);
     const worker = this.started();
     const id = this.nextId++;
     return new Promise<ReadResult>((resolve, reject) => {
-      this.pending.set(id, { text, limits, resolve, reject });
-      worker.postMessage({ id, text, limits } satisfies Request);
+      this.pending.set(id, { frame, limits, resolve, reject });
+      worker.postMessage({ id, frame, limits } satisfies Request);
     });
   }
 
@@ -73,9 +76,9 @@ export class FrameParseThread {
   private parseHere(): void {
     const owed = [...this.pending.values()];
     this.pending.clear();
-    for (const { text, limits, resolve, reject } of owed) {
+    for (const { frame, limits, resolve, reject } of owed) {
       try {
-        resolve(readFrame(text, limits));
+        resolve(readFrame(frameText(frame), limits));
       } catch (err) {
         reject(err instanceof Error ? err : new Error(String(err)));
       }

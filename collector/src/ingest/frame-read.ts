@@ -25,3 +25,13 @@ export function readFrame(text: string, limits: Limits): ReadResult {
   if (!parsed.ok || parsed.frame.type !== 'snapshot') return parsed as ReadResult;
   return { ok: true, frame: { ...parsed.frame, sessions: packedSnapshot(parsed.frame.sessions) } };
 }
+
+/**
+ * A frame's text: as given, or decoded from the bytes of a text frame as received (ws checked
+ * that they are UTF-8).
+ */
+export function frameText(frame: string | Uint8Array): string {
+  return typeof frame === 'string'
+    ? frame
+    : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('utf8');
+}
