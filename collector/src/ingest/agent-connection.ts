@@ -44,7 +44,7 @@ import { admit, type AdmissionRefusal, type Credentials } from './admission.js';
 import { TokenBucket } from './rate-limit.js';
 import type { RefusalLog } from './refusal-log.js';
 import type { FarmBudgets } from './farm-budget.js';
-import { BIG_FRAME_BYTES, type FrameParseThread } from './frame-parse-thread.js';
+import type { FrameParseThread } from './frame-parse-thread.js';
 import type { ReadSnapshot } from './frame-read.js';
 
 /** Hosts warned of for a missing host key that a collector remembers (about 100 bytes each). */
@@ -77,12 +77,14 @@ export interface ConnectionContext {
 }
 
 /**
- * A frame as it came, with its size in bytes. A big text frame stays as its bytes, decoded where it
- * is parsed (the parse thread, frame-parse-thread.ts): a large string made here would live on this
- * thread's heap until a full collection, which pauses every farm's frames. A binary frame is only
- * refused.
+ * A frame as it came: its bytes, decoded where they are parsed (a big frame in the parse thread,
+ * frame-parse-thread.ts: a large string made here would live on this thread's heap until a full
+ * collection, which pauses every farm's frames). A binary frame is only refused.
  */
-type Received = { text: string | Buffer; bytes: number } | { binary: true; bytes: number };
+interface Received {
+  data: Buffer;
+  binary: boolean;
+}
 
 export class AgentConnection implements Credentials {
   /** Set by an accepted hello. */
@@ -151,12 +153,7 @@ export class AgentConnection implements Credentials {
     // Only an answer to a ping (or a ping) counts as heard: a peer that keeps sending but never
     // reads would otherwise never look silent, while what is sent to it piles up.
     socket.on('message', (data, isBinary) => {
-      const bytes = data as Buffer;
-      this.enqueue(
-        isBinary
-          ? { binary: true, bytes: bytes.length }
-          : { text: bytes.length < BIG_FRAME_BYTES ? bytes.toString('utf8') : bytes, bytes: bytes.length },
-      );
+      this.enqueue({ data: data as Buffer, binary: isBinary });
     });
     socket.on('pong', () => (this.lastHeard = Date.now()));
     socket.on('ping', () => (this.lastHeard = Date.now()));
@@ -414,7 +411,7 @@ export class AgentConnection implements Credentials {
         const frame = this.queue.shift()!;
         // Over its rate, the connection waits (not read meanwhile), and so does every connection of
         // a farm over the farm's budgets: one farm's hosts cannot take the Redis time of another's.
-        const bytes = frame.bytes;
+        const bytes = frame.data.length;
         const done = await this.ctx.budgets.turn(this.farmId, bytes);
         const farm = this.ctx.budgets.admit(this.farmId, bytes);
         if (farm.reason) this.ctx.metrics.farmThrottled.inc({ farm: this.farmId, reason: farm.reason });
@@ -484,11 +481,11 @@ export class AgentConnection implements Credentials {
   }
 
   private async handle(received: Received): Promise<void> {
-    if ('binary' in received) {
+    if (received.binary) {
       this.refuse('binary');
       return this.fail('bad_frame', 'frames must be JSON text, not binary');
     }
-    const parsed = await this.ctx.frames.read(received.text, this.ctx.limits);
+    const parsed = await this.ctx.frames.read(received.data, this.ctx.limits);
     // A big frame was parsed in the worker meanwhile: a connection closed since applies nothing
     // more (its agent resends what was not acked).
     if (this.closed) return;
