@@ -11,7 +11,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import type { ParsedEvent } from '@rasmon/protocol';
+import type { ParsedEvent, Session } from '@rasmon/protocol';
 import { parseConfig, RedisKeys } from '@rasmon/collector';
 import { FarmDirectory } from '../collector/dist/config/farm-directory.js';
 import { FarmReader } from '../collector/dist/engine/farm-reader.js';
@@ -288,6 +288,30 @@ describe('a big snapshot in slices', () => {
       expect(await farm.read()).toMatchObject({ users: 4, exempt: 2 });
     } finally {
       own.disconnect();
+    }
+  });
+
+  it('counts a user of several sessions once against the new-users budget, sliced as whole', async () => {
+    // Each user twice: four sessions, two users new to the farm, in a minute's room of two.
+    const twice = ['corp\\alice', 'corp\\bob'].flatMap((user, u) => [
+      session(`${2 * u + 1}`, user),
+      session(`${2 * u + 2}`, user, { kind: 'app' }),
+    ]);
+    for (const sliceItems of [2, 1000]) {
+      const farm = await farmWith(sliceItems, { seats: 10, maxNewUsersPerMinute: 2 });
+      const one = await farm.claim('rdsh-1');
+      expect(await farm.engine.applySnapshot(one, 1, twice)).toMatchObject({ kind: 'ok', farmQuota: { newUsers: [] } });
+      expect(await farm.read()).toMatchObject({ users: 2 });
+      // A third user is one more than the minute's room, whichever of its sessions lists it.
+      const two = await farm.claim('rdsh-2');
+      const third = ['desktop', 'app', 'app'].map((kind, i) =>
+        session(`${i + 1}`, 'corp\\carol', { kind: kind as Session['kind'] }),
+      );
+      expect(await farm.engine.applySnapshot(two, 1, third)).toMatchObject({
+        kind: 'ok',
+        farmQuota: { newUsers: [1] },
+      });
+      expect(await farm.read()).toMatchObject({ users: 2 });
     }
   });
 

@@ -125,9 +125,13 @@ export function packedSnapshot(sessions: readonly Session[]): PackedSnapshot {
   };
 }
 
-/** beginSnapshot.lua's listing of a snapshot: JSON, each session's id then user. */
+/**
+ * beginSnapshot.lua's listing of a snapshot: JSON, its sessions' ids, then its users, each once
+ * (the script only asks of each user whether it is new to the farm, so it is handed them ready to
+ * ask).
+ */
 export function snapshotListing(sessions: Pick<PackedSnapshot, 'ids' | 'users'>): string {
-  return JSON.stringify(sessions.ids.flatMap((id, i) => [id, sessions.users[i]]));
+  return JSON.stringify([sessions.ids, [...new Set(sessions.users)]]);
 }
 
 function listingArg(sessions: PackedSnapshot): ScriptArg {

@@ -162,7 +162,7 @@ else
     else
       prefetchItems(host, ids, users, listed)
       local over
-      fresh, over = newUsersOver(host, heldIds, listedUsers, newMax, now)
+      fresh, over = newUsersOver(host, heldIds, distinct(listedUsers), newMax, now)
       if over then
         refusedWhole = true
         newUsers[1] = seq

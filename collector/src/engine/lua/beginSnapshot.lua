@@ -12,7 +12,7 @@
     7 stream        the agent's stream
     8 leaseMs       lease length (ms)
     9 seq           the snapshot's seq
-   10 listing       JSON, one flat array: each session's id, then its user, in the order listed
+   10 listing       JSON: the sessions' ids, then their users, each user once
    11 farmMaxSessions       most connections the farm's hosts may hold together (maxSessions)
    12 maxNewUsersPerMinute  most users new to the farm in a rolling minute (includes/quotas.lua)
 
@@ -54,14 +54,12 @@ end
 local correcting = correctingSnapshot(host)
 local heldIds = rcall('HKEYS', H.conns)
 local listing = cjson.decode(ARGV[10])
-local listed, users = {}, {}
-for k = 1, #listing, 2 do
-  listed[listing[k]] = true
-  users[#users + 1] = listing[k + 1]
-end
+local ids, users = listing[1], listing[2]
+local listed = {}
+for i = 1, #ids do listed[ids[i]] = true end
 local refusal = ''
 local fresh = {}
-if overSessions(heldIds, #users, tonumber(ARGV[11])) then
+if overSessions(heldIds, #ids, tonumber(ARGV[11])) then
   refusal = 'sessions'
 else
   cprefetch(usersHash, users)

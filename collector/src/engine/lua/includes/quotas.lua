@@ -58,11 +58,12 @@ end
 local function admitNewUsers(users, now)
   if #users == 0 then return end
   openWindow(now)
+  local score = int(now)
   for first = 1, #users, CHUNK do
-    local args = {}
+    local args, n = {}, 0
     for i = first, math.min(#users, first + CHUNK - 1) do
-      args[#args + 1] = int(now)
-      args[#args + 1] = users[i]
+      args[n + 1], args[n + 2] = score, users[i]
+      n = n + 2
     end
     windowCount = windowCount + rcall('ZADD', F.newUsers, 'NX', unpack(args))
   end

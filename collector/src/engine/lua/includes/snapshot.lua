@@ -60,15 +60,29 @@ local function overSessions(heldIds, count, farmMax)
   return after > before and after > farmMax
 end
 
--- The snapshot's users new to the farm (users: its sessions' users, their consumption on the farm
--- prefetched), and whether they exceed the minute's budget.
+-- The list's values, each once, in the order they first come.
+local function distinct(list)
+  local seen, out, n = {}, {}, 0
+  for i = 1, #list do
+    local value = list[i]
+    if not seen[value] then
+      seen[value] = true
+      n = n + 1
+      out[n] = value
+    end
+  end
+  return out
+end
+
+-- The snapshot's users new to the farm (users: its sessions' users, each once, their consumption
+-- on the farm prefetched), and whether they exceed the minute's budget.
 local function newUsersOver(host, heldIds, users, newMax, now)
-  local fresh, counted = {}, {}
+  local fresh, n = {}, 0
   for i = 1, #users do
     local user = users[i]
-    if not counted[user] then
-      counted[user] = true
-      if not consumesOnFarm(user) then fresh[#fresh + 1] = user end
+    if not consumesOnFarm(user) then
+      n = n + 1
+      fresh[n] = user
     end
   end
   -- Nor is a user the host already holds a session of (one that does not consume: disconnected
