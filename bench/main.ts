@@ -6,7 +6,7 @@
  *     ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
  *     fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
  *     viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]
- *     flood:   [--view-seconds 10] (seconds per phase) [--flood-quotas raised|sized]
+ *     flood:   [--flood-seconds 30] (seconds per phase) [--flood-quotas raised|sized]
  *     restart: [--restart-agents 10000] [--restart-farms 100] [--restart-give-up 600]
  *              [--restart-variants balancer,proxy,default,raised]
  *     redis-loss: [--loss-farms 100] [--loss-hosts 100] [--loss-sessions 20] [--loss-busy 0]
@@ -28,7 +28,7 @@ const USAGE = `usage: npm run bench -- [--parts ingest,fleet,viewers,flood,resta
   ingest: [--hosts 20] [--seconds 10] [--batch 500] [--window 2] [--sessions 200]
   fleet:  [--farms 100] [--farm-hosts 100] [--farm-sessions 20] [--heartbeat 15] [--scrape-seconds 10]
   viewers: [--viewed-sessions 10000] [--view-seconds 10] [--view-limit 1000]
-  flood:   [--view-seconds 10] (seconds per phase) [--flood-quotas raised|sized]
+  flood:   [--flood-seconds 30] (seconds per phase) [--flood-quotas raised|sized]
   restart: [--restart-agents 10000] [--restart-farms 100] [--restart-give-up 600]
            [--restart-variants balancer,proxy,default,raised]
   redis-loss: [--loss-farms 100] [--loss-hosts 100] [--loss-sessions 20] [--loss-busy 0]
@@ -66,6 +66,7 @@ function parseOptions() {
       'scrape-seconds': { type: 'string', default: '10' },
       'viewed-sessions': { type: 'string', default: '10000' },
       'view-seconds': { type: 'string', default: '10' },
+      'flood-seconds': { type: 'string', default: '30' },
       'flood-quotas': { type: 'string', default: 'raised' },
       'view-limit': { type: 'string', default: '1000' },
       'restart-agents': { type: 'string', default: '10000' },
@@ -154,7 +155,7 @@ async function main(): Promise<void> {
         limit: number('view-limit'),
       });
     }
-    if (parts.has('flood')) await runFlood(redis, { seconds: number('view-seconds'), quotas: floodQuotas });
+    if (parts.has('flood')) await runFlood(redis, { seconds: number('flood-seconds'), quotas: floodQuotas });
     if (parts.has('restart')) {
       await runRestart(redis, {
         agents: number('restart-agents'),
