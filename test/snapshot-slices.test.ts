@@ -291,7 +291,7 @@ describe('a big snapshot in slices', () => {
     }
   });
 
-  it('counts a user of several sessions once against the new-users budget, sliced as whole', async () => {
+  it('counts a user of several sessions once against the new-users budget, sliced or whole', async () => {
     // Each user twice: four sessions, two users new to the farm, in a minute's room of two.
     const twice = ['corp\\alice', 'corp\\bob'].flatMap((user, u) => [
       session(`${2 * u + 1}`, user),
