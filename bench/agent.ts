@@ -35,7 +35,8 @@ import { Agent, AGENT_EXEC_ARGV, type SessionSource } from '@rasmon/agent';
 import { currentExeStamp, REPO_ROOT } from '../agent/build/exe-inputs.js';
 import { InProcessCollector, rawConfig } from '../test/support/collector-harness.js';
 import { Scrape } from '../test/support/prometheus-text.js';
-import { RedisServer, freePort } from '../test/support/redis-server.js';
+import { RedisServer } from '../test/support/redis-server.js';
+import { freePort } from '../test/support/free-port.js';
 import { ensureAgentExe, WINE_MISSING, WinePrefix, type WineProcess } from '../test/support/wine.js';
 
 const { values } = parseArgs({

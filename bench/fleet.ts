@@ -11,7 +11,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import type { Session } from '@rasmon/protocol';
 import { TestAgent, hostKeyOf } from '../test/support/agent-client.js';
-import { freePort, type RedisServer } from '../test/support/redis-server.js';
+import { type RedisServer } from '../test/support/redis-server.js';
+import { freePort } from '../test/support/free-port.js';
 import { latencySummary, rssKiB, section, sha256, startCollector, type RunningCollector } from './common.js';
 import { eachLimited } from '@rasmon/protocol/kit';
 

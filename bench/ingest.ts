@@ -8,7 +8,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Session } from '@rasmon/protocol';
 import { TestAgent, hostKeyOf } from '../test/support/agent-client.js';
-import { freePort, type RedisServer } from '../test/support/redis-server.js';
+import { type RedisServer } from '../test/support/redis-server.js';
+import { freePort } from '../test/support/free-port.js';
 import { latencySummary, random, redisBenchmark, rssKiB, section, sha256, startCollector } from './common.js';
 
 export interface IngestOptions {

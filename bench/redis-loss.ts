@@ -15,7 +15,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, type RedisServer } from '../test/support/redis-server.js';
+import { type RedisServer } from '../test/support/redis-server.js';
+import { freePort } from '../test/support/free-port.js';
 import { section, sha256, startCollector, type RunningCollector } from './common.js';
 import { eachLimited } from '@rasmon/protocol/kit';
 import { SimAgent, byKey, farmId, newTally, token } from './sim-agent.js';

@@ -18,7 +18,8 @@
  * the point); the collector that is restarted runs with the limits of the variant.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, type RedisServer } from '../test/support/redis-server.js';
+import { type RedisServer } from '../test/support/redis-server.js';
+import { freePort } from '../test/support/free-port.js';
 import type { Redis } from 'ioredis';
 import { RedisKeys } from '@rasmon/collector';
 import { section, sha256, startCollector, type RunningCollector } from './common.js';

@@ -7,7 +7,8 @@
  */
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort, type RedisServer } from '../test/support/redis-server.js';
+import { type RedisServer } from '../test/support/redis-server.js';
+import { freePort } from '../test/support/free-port.js';
 import { TestAgent } from '../test/support/agent-client.js';
 import { latencySummary, quantile, section, sha256, startCollector } from './common.js';
 import { Probe } from './fleet.js';

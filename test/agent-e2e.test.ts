@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { evaluateUsage, normalizeUser, type AgentEvent, type Session } from '@rasmon/protocol';
-import { freePort } from './support/redis-server.js';
+import { freePort } from './support/free-port.js';
 import { useRedis } from './support/use-redis.js';
 import { CollectorProcess, rawConfig } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';

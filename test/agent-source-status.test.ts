@@ -14,7 +14,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { WebSocketServer } from 'ws';
 import { DEFAULT_LIMITS, SUBPROTOCOL } from '@rasmon/protocol';
-import { freePort } from './support/redis-server.js';
+import { freePort } from './support/free-port.js';
 import { useRedis } from './support/use-redis.js';
 import { COLLECTOR_BIN, InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { AgentProcess } from './support/agent-process.js';

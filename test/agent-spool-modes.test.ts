@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';
-import { freePort } from './support/redis-server.js';
+import { freePort } from './support/free-port.js';
 import { useRedis } from './support/use-redis.js';
 
 const BIN = new URL('../agent/bin/rasmon-agent.js', import.meta.url).pathname;

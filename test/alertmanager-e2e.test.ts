@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import YAML from 'yaml';
 import { untilServing } from './support/process-start.js';
-import { freePort } from './support/redis-server.js';
+import { freePort } from './support/free-port.js';
 import { useRedis } from './support/use-redis.js';
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { TestAgent, end, session, upsert } from './support/agent-client.js';

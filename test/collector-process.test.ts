@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { Redis } from 'ioredis';
 import { RedisKeys } from '@rasmon/collector';
 import type { ErrorFrame } from '@rasmon/protocol';
-import { freePort } from './support/redis-server.js';
+import { freePort } from './support/free-port.js';
 import { useRedis } from './support/use-redis.js';
 import { COLLECTOR_BIN, CollectorProcess, rawConfig, sha256 } from './support/collector-harness.js';
 import { TestAgent, UpgradeRefused, session, upsert } from './support/agent-client.js';

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { ROOT, copies, dockerIgnores, readDockerfile, type Stage } from './support/dockerfile.js';
 import { mounted } from './support/compose.js';
 import { untilServing } from './support/process-start.js';
-import { freePort } from './support/redis-server.js';
+import { freePort } from './support/free-port.js';
 import { useRedis } from './support/use-redis.js';
 
 const run = promisify(execFile);

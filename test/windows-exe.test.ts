@@ -17,7 +17,7 @@ import { SimulatedHost } from './support/agent-simulated-host.js';
 import { readSpool } from './support/agent-process.js';
 import { CollectorProcess, rawConfig } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';
-import { freePort } from './support/redis-server.js';
+import { freePort } from './support/free-port.js';
 import { useRedis } from './support/use-redis.js';
 import { ensureAgentExe, WINE_MISSING, WinePrefix, type WineProcess } from './support/wine.js';
 

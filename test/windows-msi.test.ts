@@ -24,7 +24,8 @@ import { MSI_PUBLIC_PROPERTIES, UPGRADE_CODE, type MsiStamp } from '../agent/bui
 import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { ensureAgentMsi, MSI_PATH, MSI_TOOLS_MISSING, Msiexec, windowsPath } from './support/msi.js';
 import { Scrape } from './support/prometheus-text.js';
-import { freePort, RedisServer } from './support/redis-server.js';
+import { RedisServer } from './support/redis-server.js';
+import { freePort } from './support/free-port.js';
 import { WinePrefix } from './support/wine.js';
 
 const FARM = 'farm-m';

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Collector, parseConfig, type CollectorConfig } from '@rasmon/collector';
 import { untilServing } from './process-start.js';
-import { freePort } from './redis-server.js';
+import { freePort } from './free-port.js';
 
 export const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { untilServing } from './process-start.js';
-import { freePort } from './redis-server.js';
+import { freePort } from './free-port.js';
 
 const PROMETHEUS = 'prometheus';
 

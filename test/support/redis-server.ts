@@ -4,22 +4,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
+import { freePort } from './free-port.js';
 
 export interface RedisServerOptions {
   /** Keep data on disk across restarts (AOF). Default: nothing kept, like the machine's Redis. */
@@ -68,15 +57,21 @@ export class RedisServer {
         maxRetriesPerRequest: 0,
       });
       probe.on('error', () => undefined);
+      let info: string;
       try {
-        await Promise.race([probe.connect().then(() => probe.ping()), exited]);
-        probe.disconnect();
-        return;
+        info = await Promise.race([probe.connect().then(() => probe.info('server')), exited]);
       } catch (err) {
-        probe.disconnect();
         if (child.exitCode !== null) throw err;
         await sleep(50);
+        continue;
+      } finally {
+        probe.disconnect();
       }
+      // The one answering must be this server, not one that held the port first (this one then exits).
+      const pid = Number(/^process_id:(\d+)/m.exec(info)?.[1]);
+      if (pid === child.pid) return;
+      await this.kill();
+      throw new Error(`port ${this.port} is held by another redis-server (process ${pid})`);
     }
     throw new Error(`redis-server did not answer on port ${this.port}`);
   }
