@@ -6,36 +6,49 @@
  * other test worker's next listen on port 0 (an in-process collector) or its next `freePort()` may be
  * given it too. Whichever server binds second fails, and a test that polls the port for readiness
  * then talks to the other worker's server (its collector, with the same farm names and tokens). So the
- * ports come from below the kernel's ephemeral range (`ip_local_port_range`), which it never hands
- * out on its own, and each vitest worker (`VITEST_POOL_ID`) has its own slice of them; a port of the
+ * ports come from outside the kernel's ephemeral range (`ip_local_port_range`: below it, or above it
+ * where it leaves more room there), which it never hands out on its own, and each vitest worker (`VITEST_POOL_ID`) has its own slice of them; a port of the
  * slice that something still holds (a server a previous file left) is skipped.
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
-/** The first port handed out; the ones below are left to the machine's own services. */
-const FIRST_PORT = 20_000;
-/** Slices of the range: one per worker, vitest's worker ids being 1 to maxWorkers (0 outside vitest). */
+/** The lowest port handed out; the ones below are left to the machine's own services. */
+const LOWEST_PORT = 20_000;
+/** Slices of the ports: one per worker, vitest's worker ids being 1 to maxWorkers (0 outside vitest). */
 const SLICES = 8;
 
-/** The first port of the kernel's ephemeral range (Linux), 32768 when it cannot be read. */
-function ephemeralLow(): number {
+/** The kernel's ephemeral range (Linux), 32768-60999 (its default) when it cannot be read. */
+function ephemeralRange(): { low: number; high: number } {
+  let text = '';
   try {
-    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-    return Number.isInteger(low) && low > 0 ? low : 32_768;
+    text = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');
   } catch {
-    return 32_768;
+    // not Linux: its default
   }
+  const [low = NaN, high = NaN] = text.trim().split(/\s+/).map(Number);
+  return Number.isInteger(low) && Number.isInteger(high) && low > 0 && high >= low
+    ? { low, high }
+    : { low: 32_768, high: 60_999 };
 }
 
-const sliceSize = Math.floor((ephemeralLow() - FIRST_PORT) / SLICES);
+/** The ports below the ephemeral range, or above it where it leaves more room there. */
+function portsOutsideEphemeral(): { first: number; count: number } {
+  const { low, high } = ephemeralRange();
+  const below = { first: LOWEST_PORT, count: low - LOWEST_PORT };
+  const above = { first: high + 1, count: 65_535 - high };
+  return below.count >= above.count ? below : above;
+}
+
+const ports = portsOutsideEphemeral();
+const sliceSize = Math.floor(ports.count / SLICES);
 const slice = (Number(process.env.VITEST_POOL_ID ?? 0) || 0) % SLICES;
-const sliceStart = FIRST_PORT + slice * sliceSize;
+const sliceStart = ports.first + slice * sliceSize;
 /**
  * Where this module instance goes on from: a random place, as vitest loads the module afresh for each
  * test file of a worker, and the previous file's servers may still be stopping on the first ports.
  */
-let cursor = sliceSize > 0 ? Math.floor(Math.random() * sliceSize) : 0;
+let cursor = Math.floor(Math.random() * Math.max(sliceSize, 1));
 
 /** Whether a server can listen on the port now (nothing holds it). */
 function bindable(port: number): Promise<boolean> {
@@ -46,20 +59,11 @@ function bindable(port: number): Promise<boolean> {
   });
 }
 
-/** A port the kernel picked: where the machine's ephemeral range leaves no room below it. */
-function kernelPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
 export async function freePort(): Promise<number> {
-  if (sliceSize < 16) return kernelPort();
+  if (sliceSize < 16) {
+    const { low, high } = ephemeralRange();
+    throw new Error(`the kernel's ephemeral ports (${low}-${high}) leave too few ports outside them for the tests`);
+  }
   for (let tries = 0; tries < sliceSize; tries += 1) {
     // Taken before the check, so that concurrent calls of one worker never get the same port.
     const port = sliceStart + (cursor++ % sliceSize);
