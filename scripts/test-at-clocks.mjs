@@ -10,6 +10,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPORTER = fileURLToPath(new URL('failures-reporter.mjs', import.meta.url));
 
 /** The first of a month just after midnight, the 15th, a month's last seconds, a leap day, a year's last seconds. */
 export const CLOCKS = [
@@ -34,52 +37,27 @@ for (let i = 0; i < own.length; i += 1) {
 }
 
 /**
- * A failure's message without its stack, on one line: its cause is often past its first line (a
- * process's output given as the assertion's message).
+ * What failed in one run (scripts/failures-reporter.mjs): each clock's run prints hundreds of lines, so
+ * the last lines of a long log name what failed at every clock, not only at the last one.
  */
-function oneLine(message) {
-  return String(message ?? '')
-    .split('\n')
-    .filter((line) => line.trim() !== '' && !/^\s+at /.test(line))
-    .join(' | ')
-    .slice(0, 600);
-}
-
-/**
- * The failed tests of one run, read from vitest's JSON report: each clock's run prints hundreds of lines,
- * so the last lines of a long log name what failed at every clock, not only at the last one.
- */
-function failedTests(reportFile) {
-  let report;
+function failures(file) {
   try {
-    report = JSON.parse(readFileSync(reportFile, 'utf8'));
+    return JSON.parse(readFileSync(file, 'utf8'));
   } catch {
-    return ['(vitest wrote no report: it failed before running the tests)'];
+    return ['(vitest wrote no list of failures: it failed before running the tests)'];
   }
-  const lines = [];
-  for (const file of report.testResults ?? []) {
-    const failing = (file.assertionResults ?? []).filter((t) => t.status === 'failed');
-    for (const test of failing) {
-      lines.push(
-        `${file.name.replace(`${process.cwd()}/`, '')} > ${test.fullName}: ${oneLine(test.failureMessages?.[0])}`,
-      );
-    }
-    if (!failing.length && file.status === 'failed') lines.push(`${file.name}: ${oneLine(file.message)}`);
-  }
-  return lines;
 }
 
 const reports = mkdtempSync(join(tmpdir(), 'rasmon-clocks-'));
 const failed = [];
 for (const [i, clock] of (clocks.length ? clocks : CLOCKS).entries()) {
   console.log(`\n=== tests at ${clock} ===`);
-  const reportFile = join(reports, `${i}.json`);
-  const run = spawnSync(
-    'npx',
-    ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${reportFile}`, ...vitestArgs],
-    { stdio: 'inherit', env: { ...process.env, RASMON_TEST_CLOCK: clock } },
-  );
-  if (run.status !== 0) failed.push({ clock, tests: failedTests(reportFile) });
+  const failuresFile = join(reports, `${i}.json`);
+  const run = spawnSync('npx', ['vitest', 'run', '--reporter=default', `--reporter=${REPORTER}`, ...vitestArgs], {
+    stdio: 'inherit',
+    env: { ...process.env, RASMON_TEST_CLOCK: clock, RASMON_FAILURES_FILE: failuresFile },
+  });
+  if (run.status !== 0) failed.push({ clock, tests: failures(failuresFile) });
 }
 rmSync(reports, { recursive: true, force: true });
 if (failed.length) {

@@ -143,7 +143,7 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe under wine', () =>
         async () => {
           if (agent.child.exitCode !== null)
             throw new Error(`exe exited ${agent.child.exitCode}: ${agent.stdout}${agent.stderr}`);
-          expect((await fetch(`${metricsUrl}/metrics`)).status).toBe(200);
+          await Scrape.from(metricsUrl);
         },
         { timeout: 60_000 },
       );
@@ -156,7 +156,7 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe under wine', () =>
       expect(truth.length).toBeGreaterThan(0);
       await vi.waitFor(
         async () => {
-          const res = await fetch(`${target.url}/api/v1/farms/${FARM}`);
+          const res = await fetch(`${target.url}/api/v1/farms/${FARM}`, { signal: AbortSignal.timeout(10_000) });
           const detail = (await res.json()) as { connections: Array<{ id: string; host: string; state: string }> };
           const ids = detail.connections.filter((c) => c.host === HOST).map((c) => `${c.id}:${c.state}`);
           expect(ids.sort()).toEqual(truth.map((s) => `${s.id}:${s.state}`).sort());

@@ -27,8 +27,13 @@ export function parseMetrics(text: string): Sample[] {
 export class Scrape {
   constructor(readonly samples: Sample[]) {}
 
-  static async from(baseUrl: string): Promise<Scrape> {
-    const res = await fetch(`${baseUrl}/metrics`);
+  /** One scrape; one that gets no answer in `timeoutMs` fails (a hung server must fail a wait, not hang it). */
+  static async from(baseUrl: string, timeoutMs = 10_000): Promise<Scrape> {
+    const res = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(timeoutMs) }).catch((err: Error) => {
+      const why =
+        err.name === 'TimeoutError' ? `no answer in ${timeoutMs} ms` : ((err.cause as Error)?.message ?? err.message);
+      throw new Error(`${baseUrl}/metrics: ${why}`);
+    });
     if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
     return new Scrape(parseMetrics(await res.text()));
   }

@@ -46,34 +46,38 @@ export class RedisServer {
     args.push('--appendonly', this.options.persistent ? 'yes' : 'no');
     const child = spawn('redis-server', args, { stdio: 'ignore', env: this.options.env ?? process.env });
     this.process = child;
-    const exited = new Promise<never>((_, reject) =>
-      child.once('exit', (code) => reject(new Error(`redis-server exited with ${code} on port ${this.port}`))),
-    );
-    exited.catch(() => undefined);
     for (let attempt = 0; attempt < 100; attempt += 1) {
-      const probe = new Redis(this.port, '127.0.0.1', {
-        lazyConnect: true,
-        retryStrategy: () => null,
-        maxRetriesPerRequest: 0,
-      });
-      probe.on('error', () => undefined);
-      let info: string;
-      try {
-        info = await Promise.race([probe.connect().then(() => probe.info('server')), exited]);
-      } catch (err) {
-        if (child.exitCode !== null) throw err;
-        await sleep(50);
-        continue;
-      } finally {
-        probe.disconnect();
-      }
-      // The one answering must be this server, not one that held the port first (this one then exits).
-      const pid = Number(/^process_id:(\d+)/m.exec(info)?.[1]);
+      // The one answering must be this server, not one that held the port first: this one then
+      // exits, and whether its exit or the other's answer is seen first must not change the error.
+      const pid = await this.answeringPid();
       if (pid === child.pid) return;
-      await this.kill();
-      throw new Error(`port ${this.port} is held by another redis-server (process ${pid})`);
+      if (pid !== undefined) {
+        await this.kill();
+        throw new Error(`port ${this.port} is held by another redis-server (process ${pid})`);
+      }
+      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode} on port ${this.port}`);
+      await sleep(50);
     }
     throw new Error(`redis-server did not answer on port ${this.port}`);
+  }
+
+  /** The process id of the redis-server answering on this port, if one answers. */
+  private async answeringPid(): Promise<number | undefined> {
+    const probe = new Redis(this.port, '127.0.0.1', {
+      lazyConnect: true,
+      retryStrategy: () => null,
+      maxRetriesPerRequest: 0,
+    });
+    probe.on('error', () => undefined);
+    try {
+      await probe.connect();
+      const info = await probe.info('server');
+      return Number(/^process_id:(\d+)/m.exec(info)?.[1]);
+    } catch {
+      return undefined;
+    } finally {
+      probe.disconnect();
+    }
   }
 
   /** Kills the server at once (SIGKILL): what it did not persist is gone. */
