@@ -157,10 +157,12 @@ class RedisClusterNode {
   ) {}
 
   static async start(): Promise<RedisClusterNode> {
-    const port = await freePort();
+    // The cluster bus gets a port of its own too: by default it is the node's port + 10000, which
+    // may be another worker's or one the kernel hands out (test/support/free-port.ts).
+    const [port, busPort] = [await freePort(), await freePort()];
     const dir = mkdtempSync(join(tmpdir(), 'rasmon-cluster-'));
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'];
-    args.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf');
+    args.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(busPort));
     const node = new RedisClusterNode(port, dir, spawn('redis-server', args, { stdio: 'ignore' }));
     for (let attempt = 0; attempt < 100; attempt += 1) {
       const probe = new Redis(port, '127.0.0.1', {
