@@ -17,7 +17,7 @@ import type { Redis } from 'ioredis';
 import { COLLECTOR_BIN, CollectorProcess, rawConfig } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';
 import { useRedis } from './support/use-redis.js';
-import { ensureAgentExe, WINE_MISSING, WinePrefix, type WineProcess } from './support/wine.js';
+import { DISPOSE_TIMEOUT_MS, ensureAgentExe, type WineProcess, WINE_MISSING, WinePrefix } from './support/wine.js';
 
 const FARM = 'farm-e';
 const HOST = 'rdsh-e1';
@@ -55,7 +55,7 @@ describe.skipIf(WINE_MISSING !== undefined)('enrollment with rasmon-agent.exe (w
     await collector?.stop();
     await wine?.dispose();
     if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  }, DISPOSE_TIMEOUT_MS);
 
   /** One install of the agent: its configuration and its own state folder. */
   function install(name: string): { config: string; keyFile: string } {

@@ -19,7 +19,7 @@ import { CollectorProcess, rawConfig } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';
 import { freePort } from './support/free-port.js';
 import { useRedis } from './support/use-redis.js';
-import { ensureAgentExe, WINE_MISSING, WinePrefix, type WineProcess } from './support/wine.js';
+import { DISPOSE_TIMEOUT_MS, ensureAgentExe, type WineProcess, WINE_MISSING, WinePrefix } from './support/wine.js';
 
 const AGENT_BIN = new URL('../agent/bin/rasmon-agent.js', import.meta.url).pathname;
 const FIXTURES = new URL('../agent/test/fixtures/', import.meta.url).pathname;
@@ -42,7 +42,7 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe under wine', () =>
   }, 600_000);
   afterAll(async () => {
     await wine?.dispose();
-  });
+  }, DISPOSE_TIMEOUT_MS);
 
   it('prints its version', async () => {
     const run = await wine.exe(['--version']);

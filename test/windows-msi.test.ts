@@ -26,7 +26,7 @@ import { ensureAgentMsi, MSI_PATH, MSI_TOOLS_MISSING, Msiexec, windowsPath } fro
 import { Scrape } from './support/prometheus-text.js';
 import { RedisServer } from './support/redis-server.js';
 import { freePort } from './support/free-port.js';
-import { WinePrefix } from './support/wine.js';
+import { DISPOSE_TIMEOUT_MS, WinePrefix } from './support/wine.js';
 
 const FARM = 'farm-m';
 const HOST = 'rdsh-m1';
@@ -136,7 +136,7 @@ describe.skipIf(MSI_TOOLS_MISSING !== undefined)('rasmon-agent.msi under wine (m
     await prefix?.dispose();
     await collector?.stop();
     await redis?.stop();
-  });
+  }, DISPOSE_TIMEOUT_MS);
 
   it('the package: a 64-bit per-machine service package, its upgrade code, its secrets kept out of the log', () => {
     expect(current.upgradeCode).toBe(UPGRADE_CODE);

@@ -19,7 +19,7 @@ import { InProcessCollector, rawConfig } from './support/collector-harness.js';
 import { Scrape } from './support/prometheus-text.js';
 import { freePort } from './support/free-port.js';
 import { useRedis } from './support/use-redis.js';
-import { ensureAgentExe, WINE_MISSING, WinePrefix } from './support/wine.js';
+import { DISPOSE_TIMEOUT_MS, ensureAgentExe, WINE_MISSING, WinePrefix } from './support/wine.js';
 
 const FARM = 'farm-w';
 const HOST = 'rdsh-w1';
@@ -127,7 +127,7 @@ describe.skipIf(WINE_MISSING !== undefined)('rasmon-agent.exe as a Windows servi
   afterAll(async () => {
     await prefix?.dispose();
     await collector?.stop();
-  });
+  }, DISPOSE_TIMEOUT_MS);
 
   it('check: the collector accepts the good token and refuses the bad one, one line each', async () => {
     const good = await prefix.exe(['check', '--config', writeConfig('check.json', {})]);

@@ -17,6 +17,9 @@ import { withBuildLock } from './build-lock.js';
 
 export { EXE_PATH };
 
+/** The timeout of an afterAll that disposes of a prefix ({@link WinePrefix.dispose}) and stops servers. */
+export const DISPOSE_TIMEOUT_MS = 180_000;
+
 /** Why the wine tests are skipped here, or undefined when they run. */
 export const WINE_MISSING: string | undefined =
   spawnSync('sh', ['-c', 'command -v wine'], { encoding: 'utf8' }).status === 0
@@ -177,7 +180,10 @@ export class WinePrefix {
     return spawnSync('wineserver', [flag], { env: this.env, stdio: 'ignore', timeout: 30_000 });
   }
 
-  /** Stops every program of the prefix (wineserver -k) and removes it. */
+  /**
+   * Stops every program of the prefix (wineserver -k) and removes it: up to a minute on a loaded
+   * machine, longer than vitest's hook timeout leaves the rest of an afterAll (DISPOSE_TIMEOUT_MS).
+   */
   async dispose(): Promise<void> {
     this.wineserver('-k');
     this.wineserver('-w');
