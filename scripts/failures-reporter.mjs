@@ -1,7 +1,8 @@
-// A vitest reporter that writes what failed, one line each, to the JSON file named by
-// RASMON_FAILURES_FILE: failed tests, and the suites and files whose own hooks failed (a failed
-// beforeAll leaves its tests skipped, so a list of failed tests alone would name nothing). Used by
-// scripts/test-at-clocks.mjs to repeat every clock's failures at the end of a long log.
+// A vitest reporter that writes what failed to the JSON file named by RASMON_FAILURES_FILE: `lines`,
+// one per failed test and per suite or file whose own hooks failed (a failed beforeAll leaves its
+// tests skipped, so a list of failed tests alone would name nothing), `files`, the test files they
+// are in, and `unhandled`, errors outside any test. Used by scripts/test-at-clocks.mjs to repeat
+// every clock's failures at the end of a long log and to run a failed file again.
 
 /**
  * An error's message without its stack, on one line: its cause is often past its first line (a
@@ -20,8 +21,10 @@ export default class FailuresReporter {
     const file = process.env.RASMON_FAILURES_FILE;
     if (!file) return;
     const lines = [];
+    const files = [];
     for (const module of testModules) {
       const where = module.relativeModuleId;
+      if (module.state() === 'failed') files.push(where);
       for (const error of module.errors()) lines.push(`${where}: ${oneLine(error)}`);
       for (const suite of module.children.allSuites()) {
         for (const error of suite.errors()) lines.push(`${where} > ${suite.fullName} (a hook): ${oneLine(error)}`);
@@ -31,6 +34,7 @@ export default class FailuresReporter {
       }
     }
     for (const error of unhandledErrors) lines.push(`unhandled: ${oneLine(error)}`);
-    return import('node:fs').then(({ writeFileSync }) => writeFileSync(file, JSON.stringify(lines)));
+    const report = { lines, files, unhandled: unhandledErrors.length };
+    return import('node:fs').then(({ writeFileSync }) => writeFileSync(file, JSON.stringify(report)));
   }
 }
