@@ -1,7 +1,8 @@
 // A vitest reporter that writes what failed to the JSON file named by RASMON_FAILURES_FILE: `lines`,
 // one per failed test and per suite or file whose own hooks failed (a failed beforeAll leaves its
 // tests skipped, so a list of failed tests alone would name nothing), `files`, the test files they
-// are in, and `unhandled`, errors outside any test. Used by scripts/test-at-clocks.mjs to repeat
+// are in, `unhandled`, errors outside any test, and `complete`, whether the run ended of itself
+// (not interrupted, not bailed) with every file run to its end. Used by scripts/test-at-clocks.mjs to repeat
 // every clock's failures at the end of a long log and to run a failed file again.
 
 /**
@@ -17,7 +18,7 @@ function oneLine(error) {
 }
 
 export default class FailuresReporter {
-  onTestRunEnd(testModules, unhandledErrors) {
+  onTestRunEnd(testModules, unhandledErrors, reason) {
     const file = process.env.RASMON_FAILURES_FILE;
     if (!file) return;
     const lines = [];
@@ -34,7 +35,10 @@ export default class FailuresReporter {
       }
     }
     for (const error of unhandledErrors) lines.push(`unhandled: ${oneLine(error)}`);
-    const report = { lines, files, unhandled: unhandledErrors.length };
+    const complete =
+      reason !== 'interrupted' &&
+      testModules.every((module) => ['passed', 'failed', 'skipped'].includes(module.state()));
+    const report = { lines, files, unhandled: unhandledErrors.length, complete };
     return import('node:fs').then(({ writeFileSync }) => writeFileSync(file, JSON.stringify(report)));
   }
 }

@@ -27,8 +27,11 @@ export function parseMetrics(text: string): Sample[] {
 export class Scrape {
   constructor(readonly samples: Sample[]) {}
 
-  /** One scrape; one that gets no answer in `timeoutMs` fails (a hung server must fail a wait, not hang it). */
-  static async from(baseUrl: string, timeoutMs = 10_000): Promise<Scrape> {
+  /**
+   * One scrape; one that gets no answer in `timeoutMs` fails: a hung server must fail a wait with what
+   * hung, not hang it (shorter than the waits it is used in, 10 s and more).
+   */
+  static async from(baseUrl: string, timeoutMs = 5_000): Promise<Scrape> {
     const res = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(timeoutMs) }).catch((err: Error) => {
       const why =
         err.name === 'TimeoutError' ? `no answer in ${timeoutMs} ms` : ((err.cause as Error)?.message ?? err.message);

@@ -63,16 +63,20 @@ export class RedisServer {
 
   /** The process id of the redis-server answering on this port, if one answers. */
   private async answeringPid(): Promise<number | undefined> {
+    // Bounded: a server that accepts but does not answer (frozen with SIGSTOP) counts as none.
     const probe = new Redis(this.port, '127.0.0.1', {
       lazyConnect: true,
       retryStrategy: () => null,
       maxRetriesPerRequest: 0,
+      connectTimeout: 1000,
+      commandTimeout: 2000,
     });
     probe.on('error', () => undefined);
     try {
       await probe.connect();
       const info = await probe.info('server');
-      return Number(/^process_id:(\d+)/m.exec(info)?.[1]);
+      const pid = Number(/^process_id:(\d+)/m.exec(info)?.[1]);
+      return Number.isInteger(pid) ? pid : -1;
     } catch {
       return undefined;
     } finally {
