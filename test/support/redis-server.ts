@@ -114,8 +114,22 @@ export class RedisServer {
 export class RedisCluster {
   private constructor(readonly nodes: RedisClusterNode[]) {}
 
+  /** Its nodes started and joined; a cluster that cannot be made leaves no node running. */
   static async start(masters = 3): Promise<RedisCluster> {
-    const nodes = await Promise.all(Array.from({ length: masters }, () => RedisClusterNode.start()));
+    const started = await Promise.allSettled(Array.from({ length: masters }, () => RedisClusterNode.start()));
+    const nodes = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+    try {
+      const failed = started.find((result) => result.status === 'rejected');
+      if (failed) throw failed.reason;
+      await RedisCluster.join(nodes);
+    } catch (err) {
+      await Promise.all(nodes.map((node) => node.stop()));
+      throw err;
+    }
+    return new RedisCluster(nodes);
+  }
+
+  private static async join(nodes: RedisClusterNode[]): Promise<void> {
     const addresses = nodes.map((node) => `127.0.0.1:${node.port}`);
     await new Promise<void>((resolve, reject) => {
       const child = spawn(
@@ -141,7 +155,6 @@ export class RedisCluster {
     } finally {
       probe.disconnect();
     }
-    return new RedisCluster(nodes);
   }
 
   get addresses(): string[] {
@@ -185,6 +198,7 @@ class RedisClusterNode {
         await sleep(50);
       }
     }
+    await node.stop();
     throw new Error(`cluster node on ${port} did not answer`);
   }
 
