@@ -17,6 +17,45 @@ export interface RedisServerOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/**
+ * Resolves once the redis-server `child` answers on `port`. The one answering must be this server,
+ * not one that held the port first: this one then exits, and whether its exit or the other's answer
+ * is seen first must not change the error.
+ */
+async function untilOwnServerAnswers(child: ChildProcess, port: number): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    const pid = await answeringPid(port);
+    if (pid === child.pid) return;
+    if (pid !== undefined) throw new Error(`port ${port} is held by another redis-server (process ${pid})`);
+    if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode} on port ${port}`);
+    await sleep(50);
+  }
+  throw new Error(`redis-server did not answer on port ${port}`);
+}
+
+/** The process id of the redis-server answering on `port`, if one answers. */
+async function answeringPid(port: number): Promise<number | undefined> {
+  // Bounded: a server that accepts but does not answer (frozen with SIGSTOP) counts as none.
+  const probe = new Redis(port, '127.0.0.1', {
+    lazyConnect: true,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 1000,
+    commandTimeout: 2000,
+  });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    const info = await probe.info('server');
+    const pid = Number(/^process_id:(\d+)/m.exec(info)?.[1]);
+    return Number.isInteger(pid) ? pid : -1;
+  } catch {
+    return undefined;
+  } finally {
+    probe.disconnect();
+  }
+}
+
 export class RedisServer {
   private process: ChildProcess | undefined;
   readonly dir = mkdtempSync(join(tmpdir(), 'rasmon-redis-'));
@@ -46,41 +85,11 @@ export class RedisServer {
     args.push('--appendonly', this.options.persistent ? 'yes' : 'no');
     const child = spawn('redis-server', args, { stdio: 'ignore', env: this.options.env ?? process.env });
     this.process = child;
-    for (let attempt = 0; attempt < 100; attempt += 1) {
-      // The one answering must be this server, not one that held the port first: this one then
-      // exits, and whether its exit or the other's answer is seen first must not change the error.
-      const pid = await this.answeringPid();
-      if (pid === child.pid) return;
-      if (pid !== undefined) {
-        await this.kill();
-        throw new Error(`port ${this.port} is held by another redis-server (process ${pid})`);
-      }
-      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode} on port ${this.port}`);
-      await sleep(50);
-    }
-    throw new Error(`redis-server did not answer on port ${this.port}`);
-  }
-
-  /** The process id of the redis-server answering on this port, if one answers. */
-  private async answeringPid(): Promise<number | undefined> {
-    // Bounded: a server that accepts but does not answer (frozen with SIGSTOP) counts as none.
-    const probe = new Redis(this.port, '127.0.0.1', {
-      lazyConnect: true,
-      retryStrategy: () => null,
-      maxRetriesPerRequest: 0,
-      connectTimeout: 1000,
-      commandTimeout: 2000,
-    });
-    probe.on('error', () => undefined);
     try {
-      await probe.connect();
-      const info = await probe.info('server');
-      const pid = Number(/^process_id:(\d+)/m.exec(info)?.[1]);
-      return Number.isInteger(pid) ? pid : -1;
-    } catch {
-      return undefined;
-    } finally {
-      probe.disconnect();
+      await untilOwnServerAnswers(child, this.port);
+    } catch (err) {
+      await this.kill();
+      throw err;
     }
   }
 
@@ -180,26 +189,15 @@ class RedisClusterNode {
     const dir = mkdtempSync(join(tmpdir(), 'rasmon-cluster-'));
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'];
     args.push('--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-port', String(busPort));
-    const node = new RedisClusterNode(port, dir, spawn('redis-server', args, { stdio: 'ignore' }));
-    for (let attempt = 0; attempt < 100; attempt += 1) {
-      const probe = new Redis(port, '127.0.0.1', {
-        lazyConnect: true,
-        retryStrategy: () => null,
-        maxRetriesPerRequest: 0,
-      });
-      probe.on('error', () => undefined);
-      try {
-        await probe.connect();
-        await probe.ping();
-        probe.disconnect();
-        return node;
-      } catch {
-        probe.disconnect();
-        await sleep(50);
-      }
+    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    const node = new RedisClusterNode(port, dir, child);
+    try {
+      await untilOwnServerAnswers(child, port);
+    } catch (err) {
+      await node.stop();
+      throw err;
     }
-    await node.stop();
-    throw new Error(`cluster node on ${port} did not answer`);
+    return node;
   }
 
   async stop(): Promise<void> {
