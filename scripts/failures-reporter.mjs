@@ -2,8 +2,8 @@
 // one per failed test and per suite or file whose own hooks failed (a failed beforeAll leaves its
 // tests skipped, so a list of failed tests alone would name nothing), `files`, the test files they
 // are in, `unhandled`, errors outside any test, and `complete`, whether the run ended of itself
-// (not interrupted, not bailed) with every file run to its end. Used by scripts/test-at-clocks.mjs to repeat
-// every clock's failures at the end of a long log and to run a failed file again.
+// (not interrupted, not bailed) with every file run to its end. Used by scripts/test-at-clocks.mjs
+// to repeat every clock's failures at the end of a long log and to run a failed file again.
 
 /**
  * An error's message without its stack, on one line: its cause is often past its first line (a

@@ -50,6 +50,7 @@ function failures(file) {
       lines: ['(vitest wrote no list of failures: it failed before running the tests)'],
       files: [],
       unhandled: 0,
+      complete: false,
     };
   }
 }

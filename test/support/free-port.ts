@@ -7,8 +7,9 @@
  * given it too. Whichever server binds second fails, and a test that polls the port for readiness
  * then talks to the other worker's server (its collector, with the same farm names and tokens). So the
  * ports come from outside the kernel's ephemeral range (`ip_local_port_range`: below it, or above it
- * where it leaves more room there), which it never hands out on its own, and each vitest worker (`VITEST_POOL_ID`) has its own slice of them; a port of the
- * slice that something still holds (a server a previous file left) is skipped.
+ * where it leaves more room there), which it never hands out on its own, and each vitest worker
+ * (`VITEST_POOL_ID`) has its own slice of them; a port of the slice that something still holds (a
+ * server a previous file left) is skipped.
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
